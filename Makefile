@@ -1,0 +1,36 @@
+# Two commands for a fresh machine with only Python 3 and make:
+#   make demo   run the daemon on ./demo against the built-in emulator (no key, fake answers)
+#   make test   run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo
+
+.PHONY: demo test lint typecheck check clean
+
+$(BIN)/batchd: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/batchd
+	mkdir -p $(DEMO)/pending_upload
+	for f in config/examples/*.jsonl; do \
+	  [ -e "$(DEMO)/pending_upload/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/"; done
+	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
+
+test: $(BIN)/batchd
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/batchd
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/batchd
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,72 @@
+"""Sort what the SDK and its transport raise into the three kinds batchd acts on.
+
+- TransientError: try again later (network, timeouts, 408/409/429/5xx, a dropped download).
+- AccountError: nothing will work until a person fixes the account (401, 403, no quota).
+- PermanentError: this one input or call can never succeed as it is (other 4xx).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import httpx2
+import openai
+
+from daemon.errors import AccountError, CredentialError, DaemonError, PermanentError, TransientError
+from daemon.logs import redact
+
+ACCOUNT_CODES = frozenset(
+    {"insufficient_quota", "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"}
+)
+
+
+def classify(exc: BaseException) -> DaemonError:
+    """Return the batchd error for ``exc`` (its message is safe to log: secrets are masked)."""
+    if isinstance(exc, DaemonError) and not isinstance(exc, CredentialError):
+        return exc
+    if isinstance(exc, CredentialError):
+        return AccountError(str(exc))
+    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
+        return TransientError(f"{type(exc).__name__}: {redact(str(exc)) or 'connection failed'}")
+    if isinstance(exc, openai.APIStatusError):
+        return _classify_status(exc)
+    return TransientError(f"{type(exc).__name__}: {redact(str(exc))}")
+
+
+def _classify_status(exc: openai.APIStatusError) -> DaemonError:
+    status, code = exc.status_code, str(exc.code or "")
+    message = f"HTTP {status}{f' {code}' if code else ''}: {redact(_message(exc))}"
+    if status in (401, 403) or code in ACCOUNT_CODES:
+        return AccountError(message)
+    if status in (408, 409, 429) or status >= 500:
+        # A 429 was refused before any work was done; anything else may have been carried out.
+        return TransientError(message, retry_after=retry_after(exc.response.headers), ambiguous=status != 429)
+    return PermanentError(message)
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return str(exc.message)
+
+
+def retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date).
+
+    Unlike the SDK, which gives up on values over 120 s, any value is honoured here.
+    """
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())

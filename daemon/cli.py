@@ -1,0 +1,213 @@
+"""The ``batchd`` command line: run, validate, status, cancel, healthcheck, emulator.
+
+Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__
+from daemon.config import Settings, load_settings
+from daemon.errors import ConfigError, DaemonError
+from daemon.folders import DB_NAME
+from daemon.logs import configure, get_logger
+
+log = get_logger("daemon.cli")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchd",
+        description="Turn a folder into a queue for the OpenAI Batch API: drop *.jsonl request files into "
+        "pending_upload/, get results in input order in batch_results/.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_validate(sub)
+    _add_status(sub)
+    _add_cancel(sub)
+    _add_healthcheck(sub)
+    _add_emulator(sub)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML settings file (see config/batchd.toml); env BATCHD_CONFIG")
+    p.add_argument("--root", type=Path, help="folder holding pending_upload/, batch_results/ ... (default: .)")
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description="Watch the drop zone and run every input "
+        "through the Batch API until stopped (SIGTERM or Ctrl-C; a second one forces).",
+    )
+    _common(p)
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use a built-in local emulator of the Batch API instead of OpenAI (fake answers, no key)",
+    )
+    p.add_argument("--poll-interval", type=float, help="longest wait between status checks, seconds (default 60)")
+    p.add_argument("--min-file-age", type=float, help="quiet seconds before an event-less file is claimed")
+    p.add_argument("--watch-mode", choices=("auto", "inotify", "polling"), help="polling for NFS/SMB mounts")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", choices=("auto", "json", "console"))
+
+
+def _add_validate(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check request files without uploading anything",
+        description="Run the checks batchd runs before an upload; exit 1 on any problem.",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def _add_status(sub: Any) -> None:
+    p = sub.add_parser("status", help="show every job: file, state, batches, progress, age")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+
+
+def _add_cancel(sub: Any) -> None:
+    p = sub.add_parser("cancel", help="cancel a job's batches; what finished is still collected")
+    _common(p)
+    p.add_argument("name", help="the input's file name (as dropped) or the job id")
+    p.add_argument("--emulator-url", help=argparse.SUPPRESS)
+
+
+def _add_healthcheck(sub: Any) -> None:
+    p = sub.add_parser("healthcheck", help="exit 0 if the daemon on this root is alive and looping")
+    _common(p)
+    p.add_argument("--max-age", type=float, default=30.0, help="oldest acceptable heartbeat, seconds (default 30)")
+
+
+def _add_emulator(sub: Any) -> None:
+    from daemon.emulator.cli import add_emulator_arguments  # noqa: PLC0415 - only this command needs it
+
+    p = sub.add_parser("emulator", help="serve a local emulator of the Files and Batches API (for tests and demos)")
+    add_emulator_arguments(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "status": _cmd_status,
+        "cancel": _cmd_cancel,
+        "healthcheck": _cmd_healthcheck,
+        "emulator": _cmd_emulator,
+    }[args.command]
+    try:
+        return int(handler(args))
+    except ConfigError as exc:
+        print(f"batchd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DaemonError as exc:
+        print(f"batchd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    config = args.config or (Path(os.environ["BATCHD_CONFIG"]) if os.environ.get("BATCHD_CONFIG") else None)
+    overrides = {
+        "root": args.root,
+        "poll_interval": getattr(args, "poll_interval", None),
+        "min_file_age": getattr(args, "min_file_age", None),
+        "watch_mode": getattr(args, "watch_mode", None),
+        "log_level": getattr(args, "log_level", None),
+        "log_format": getattr(args, "log_format", None),
+    }
+    return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from daemon.runner import run_daemon  # noqa: PLC0415 - keeps `batchd validate` light
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    return run_daemon(settings, emulator=args.emulator)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from daemon.reports import validation_lines  # noqa: PLC0415
+    from daemon.validation import validate_file  # noqa: PLC0415
+
+    bad = 0
+    for path in args.files:
+        try:
+            findings = validate_file(path)
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror}")
+            bad += 1
+            continue
+        if findings.ok:
+            print(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})")
+        else:
+            bad += 1
+            print(f"{path}: {findings.problem_count} problem(s)")
+            for line in validation_lines(findings):
+                print(f"  {line}")
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _open_store_readonly(settings: Settings) -> Any:
+    from daemon.store import Store  # noqa: PLC0415
+
+    db = settings.state / DB_NAME
+    if not db.exists():
+        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+    return Store(db, readonly=True)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from daemon.status_view import job_rows, render_table  # noqa: PLC0415
+
+    store = _open_store_readonly(settings_from(args))
+    try:
+        rows = job_rows(store)
+    finally:
+        store.close()
+    print(json.dumps({"jobs": rows}, indent=2) if args.json else render_table(rows))
+    return EXIT_OK
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from daemon.canceller import cancel_job  # noqa: PLC0415
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    return cancel_job(settings, args.name)
+
+
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from daemon.health import check_health  # noqa: PLC0415
+
+    store = _open_store_readonly(settings_from(args))
+    try:
+        healthy, message = check_health(store, args.max_age)
+    finally:
+        store.close()
+    print(message)
+    return EXIT_OK if healthy else EXIT_FAILURE
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from daemon.emulator.cli import run_emulator_command  # noqa: PLC0415
+    from daemon.signals import StopFlags, captured_signals  # noqa: PLC0415
+
+    flags = StopFlags()
+    with captured_signals(flags):
+        return int(run_emulator_command(args, flags.stop))

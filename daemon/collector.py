@@ -1,0 +1,230 @@
+"""Collection: download what finished batches produced, resubmit what never ran, write results.
+
+A part's outputs are downloaded into the job's results folder once its batch is terminal. An
+expired (or, if configured, cancelled) batch's unfinished requests become a new part of the same
+segment; nothing that succeeded is ever sent again. When every part is done, the results are
+merged in input order, the summary is written and the input is archived.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import orjson
+from openai.types import Batch
+
+from daemon.archive import move_input
+from daemon.config import CANCEL_NOTE, Settings
+from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.fileops import atomic_writer, write_atomic
+from daemon.folders import PARTS
+from daemon.holds import Holds
+from daemon.logs import get_logger
+from daemon.merger import RESULTS_NAME, Segment, merge
+from daemon.outcome import FAILED, rank
+from daemon.remote import Remote
+from daemon.reports import write_report
+from daemon.retrying import in_call, scheduled_delay
+from daemon.states import JobState, PartState
+from daemon.store import Job, Part, Store
+from daemon.summary import build_summary, part_batch
+from daemon.validation import iter_lines
+
+log = get_logger(__name__)
+SUMMARY_NAME = "summary.json"
+_DONE_PARTS = frozenset({PartState.DOWNLOADED, PartState.SUPERSEDED})
+
+
+def download_names(batch_id: str) -> tuple[str, str]:
+    return f"{batch_id}_output.jsonl", f"{batch_id}_errors.jsonl"
+
+
+class Collector:
+    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+        self.settings = settings
+        self.store = store
+        self.remote = remote
+        self.holds = holds
+        self.stop = stop
+
+    def collect_part(self, part_id: int) -> None:
+        """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
+        part = self.store.part(part_id)
+        job = self.store.job(part.job_id)
+        try:
+            for attempt in in_call(self.stop):
+                with attempt:
+                    self._collect(self.store.part(part_id), job)
+        except (TransientError, AccountError) as exc:
+            if isinstance(exc, AccountError):
+                self.holds.block_account(str(exc))
+            delay = scheduled_delay(part.tries, getattr(exc, "retry_after", None))
+            self.store.update_part(
+                part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=time.time() + delay
+            )
+            log.warning(
+                "download_retry_scheduled",
+                job_id=job.id,
+                part=part.label,
+                error=str(exc),
+                retry_in=round(delay, 1),
+            )
+            return
+        except PermanentError as exc:  # e.g. the output file expired on the service: keep what we have
+            log.error("download_failed", job_id=job.id, part=part.label, error=str(exc))
+            self.store.update_part(part_id, state=PartState.DOWNLOADED, last_error=str(exc))
+        self.finish_job(job.id)
+
+    def _collect(self, part: Part, job: Job) -> None:
+        if part.state != PartState.FINISHED:
+            return
+        batch = part_batch(part)
+        if batch is not None and part.batch_status == "failed" and _token_limited(batch):
+            self._requeue(part, job, batch)
+            return
+        folder = Path(job.result_dir or "")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if batch is not None:
+            self._download(batch, folder, job)
+        if part.batch_status in self.settings.resubmit_unfinished and job.note != CANCEL_NOTE:
+            self._resubmit_unfinished(part, folder)
+        else:
+            self.store.update_part(part.id, state=PartState.DOWNLOADED)
+
+    def _download(self, batch: Batch, folder: Path, job: Job) -> None:
+        for file_id, name in zip((batch.output_file_id, batch.error_file_id), download_names(batch.id), strict=True):
+            dest = folder / name
+            if file_id and not dest.exists():  # Azure sends "" for "no file"
+                size = self.remote.download(file_id, dest)
+                log.info("results_downloaded", job_id=job.id, batch_id=batch.id, file=name, bytes=size)
+
+    def _requeue(self, part: Part, job: Job, batch: Batch) -> None:
+        """The model's queue was full: not the input's fault. Submit the same file again later."""
+        message = " ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
+        self.holds.note_token_limit(job.model or "", message)
+        old = ",".join(filter(None, [part.old_batch_ids, part.batch_id]))
+        self.store.update_part(
+            part.id,
+            state=PartState.UPLOADED,
+            batch_id=None,
+            batch_status=None,
+            batch_json=None,
+            old_batch_ids=old,
+            next_action_at=0,
+        )
+        log.warning("batch_requeued", job_id=job.id, part=part.label, batch_id=batch.id, reason="token_limit_exceeded")
+
+    def _resubmit_unfinished(self, part: Part, folder: Path) -> None:
+        """Put the requests that never ran into a new part; the ones that ran are never sent again."""
+        assert part.batch_id is not None
+        ran = _ran_ids([folder / n for n in download_names(part.batch_id)])
+        new_path = Path(part.path).with_name(f"{part.segment}.{part.attempt + 1}.jsonl")
+        count, size = _write_unfinished(Path(part.path), new_path, ran)
+        now = time.time()
+        with self.store.transaction():
+            if count:
+                self.store.add_part(
+                    Part(
+                        part.job_id,
+                        part.segment,
+                        part.attempt + 1,
+                        str(new_path),
+                        part.first_line,
+                        count,
+                        size,
+                        max(1, size // 4),
+                        PartState.READY,
+                        now,
+                        now,
+                    )
+                )
+            self.store.update_part(part.id, state=PartState.SUPERSEDED if count else PartState.DOWNLOADED)
+        log.info(
+            "unfinished_resubmitted",
+            job_id=part.job_id,
+            part=part.label,
+            batch_id=part.batch_id,
+            requests=count,
+            status=part.batch_status,
+        )
+
+    def finish_job(self, job_id: str) -> None:
+        """Merge, summarise and archive once every part of the job is done (idempotent)."""
+        job = self.store.job(job_id)
+        parts = self.store.parts(job_id)
+        if job.state not in (JobState.ACTIVE, JobState.COLLECTING) or any(p.state not in _DONE_PARTS for p in parts):
+            return
+        self.store.update_job(job_id, state=JobState.COLLECTING)
+        folder = Path(job.result_dir or "")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        counts = merge(_segments(parts, folder), folder / RESULTS_NAME)
+        now = time.time()
+        summary = build_summary(job, parts, counts, now)
+        write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
+        self._archive(job, parts, now)
+        shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
+
+    def _archive(self, job: Job, parts: list[Part], now: float) -> None:
+        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
+        if not refused:
+            dest = move_input(self.store, job, self.settings.uploaded)
+            self.store.update_job(job.id, state=JobState.DONE, finished_at=now)
+            log.info("job_done", job_id=job.id, file=job.source_name, archived=str(dest))
+            return
+        dest = move_input(self.store, job, self.settings.failed)
+        lines = [line for p in refused for line in _refusal_lines(p)]
+        reason = "the service refused part of this input; results that finished are in " + (job.result_dir or "")
+        write_report(dest, job.source_name, job.id, reason, lines)
+        self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
+        log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
+
+
+def _token_limited(batch: Batch) -> bool:
+    return bool(batch.errors and any(e.code == "token_limit_exceeded" for e in (batch.errors.data or [])))
+
+
+def _ran_ids(downloads: list[Path]) -> set[str]:
+    ran: set[str] = set()
+    for path in downloads:
+        if path.exists():
+            with open(path, "rb") as fh:
+                for raw in fh:
+                    if raw.strip():
+                        line = orjson.loads(raw)
+                        if rank(line) >= FAILED:
+                            ran.add(line["custom_id"])
+    return ran
+
+
+def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int]:
+    count = size = 0
+    with open(source, "rb") as src, atomic_writer(dest) as out:
+        for _, raw in iter_lines(src):
+            if orjson.loads(raw)["custom_id"] not in ran:
+                out.write(raw)
+                count, size = count + 1, size + len(raw)
+    if count == 0:
+        dest.unlink()
+    return count, size
+
+
+def _segments(parts: list[Part], folder: Path) -> list[Segment]:
+    segments: dict[int, Segment] = {}
+    for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
+        seg = segments.setdefault(part.segment, Segment(Path(part.path)))
+        seg.last_status = part.batch_status
+        if part.batch_id:
+            seg.downloads += [p for p in (folder / n for n in download_names(part.batch_id)) if p.exists()]
+    return [segments[k] for k in sorted(segments)]
+
+
+def _refusal_lines(part: Part) -> list[str]:
+    batch = part_batch(part)
+    head = f"part {part.label} (input lines from {part.first_line}, {part.request_count} requests)"
+    if batch is None or not batch.errors:
+        return [f"{head}: {part.last_error or part.batch_status}"]
+    return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in (batch.errors.data or [])]

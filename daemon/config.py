@@ -1,0 +1,280 @@
+"""Settings: one frozen, validated object built at start-up.
+
+Precedence, lowest to highest: defaults, the TOML file (``--config``), environment variables
+``BATCHD_<KEY>``, then command-line flags. Every key is documented in ``config/batchd.toml``.
+The API key is never a setting: see ``credentials.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from daemon import limits
+from daemon.errors import ConfigError
+
+WatchMode = Literal["auto", "inotify", "polling"]
+LogFormat = Literal["auto", "json", "console"]
+ENV_PREFIX = "BATCHD_"
+# batchd uses four metadata pairs itself (job, part, source, sha256); the API allows 16.
+RESERVED_METADATA_PAIRS = 4
+RESUBMITTABLE = frozenset({"expired", "cancelled"})
+CANCEL_NOTE = "cancel requested"  # a job's note once `batchd cancel` ran: submit and resubmit nothing more
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything batchd reads at start-up. Paths are resolved against ``root``."""
+
+    root: Path = field(default_factory=Path.cwd)
+    pending_dir: str = "pending_upload"  # the drop zone, as in the seed script
+    uploaded_dir: str = "uploaded_files"  # archive of accepted inputs, as in the seed script
+    results_dir: str = "batch_results"  # one folder of results per input
+    failed_dir: str = "failed"  # inputs that cannot succeed as they are, each with a report
+    state_dir: str = "state"  # the state database, the lock and in-flight copies
+    poll_interval: float = 60.0  # longest wait between two status checks of a batch
+    first_poll_after: float = 5.0  # first status check after a submission; doubles up to poll_interval
+    scan_interval: float = 5.0  # full rescan of the drop zone (watchdog can lose events)
+    min_file_age: float = 5.0  # quiet time before a file without a close/rename event is claimed
+    watch_mode: WatchMode = "auto"  # inotify on Linux, polling for NFS/SMB/Docker Desktop mounts
+    completion_window: str = "24h"  # the only window the Batch API accepts today
+    metadata: Mapping[str, str] = field(default_factory=dict)  # added to every batch
+    max_requests_per_batch: int = limits.MAX_REQUESTS_PER_BATCH
+    max_bytes_per_batch: int = limits.MAX_BYTES_PER_BATCH
+    max_embedding_inputs_per_batch: int = limits.MAX_EMBEDDING_INPUTS_PER_BATCH
+    resubmit_unfinished: frozenset[str] = frozenset({"expired"})  # statuses whose unrun requests go again
+    output_expires_after: int | None = None  # seconds the service keeps output files; None = its default
+    workers: int = 4  # parallel uploads and downloads
+    request_timeout: float = 300.0  # seconds per API call (read/write); connect is 10 s
+    base_url: str | None = None  # API base URL; default OPENAI_BASE_URL, else the SDK's default
+    log_level: str = "info"
+    log_format: LogFormat = "auto"  # auto: console on a terminal, JSON lines otherwise
+    heartbeat_interval: float = 5.0  # how often the main loop records that it is alive
+
+    def path(self, name: str) -> Path:
+        """Return the absolute path of one of the folders (e.g. ``"pending_dir"``)."""
+        return self.root / str(getattr(self, name))
+
+    @property
+    def pending(self) -> Path:
+        return self.path("pending_dir")
+
+    @property
+    def uploaded(self) -> Path:
+        return self.path("uploaded_dir")
+
+    @property
+    def results(self) -> Path:
+        return self.path("results_dir")
+
+    @property
+    def failed(self) -> Path:
+        return self.path("failed_dir")
+
+    @property
+    def state(self) -> Path:
+        return self.path("state_dir")
+
+
+FOLDER_KEYS = ("pending_dir", "uploaded_dir", "results_dir", "failed_dir", "state_dir")
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment and CLI overrides."""
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        raw.update(_read_toml(config_file))
+    raw.update(_read_environ(os.environ if environ is None else environ))
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "base_url" not in raw and (environ or os.environ).get("OPENAI_BASE_URL"):
+        raw["base_url"] = (environ or os.environ)["OPENAI_BASE_URL"]
+    settings = Settings(**{key: _convert(key, value) for key, value in raw.items()})
+    validate(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; fix the --config path") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for key in data:
+        _check_known(key, f"config file {path}")
+    if "api_key" in data:
+        raise ConfigError("api_key must not be in the config file; use a key file or OPENAI_API_KEY")
+    return data
+
+
+def _read_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in {"BATCHD_CONFIG"}:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        _check_known(key, f"environment variable {name}")
+        found[key] = value
+    return found
+
+
+def _check_known(key: str, where: str) -> None:
+    if key not in _FIELDS:
+        known = ", ".join(sorted(_FIELDS))
+        raise ConfigError(f"unknown setting {key!r} in {where}; known settings: {known}")
+
+
+def _convert(key: str, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or say what is wrong."""
+    kind = _FIELDS[key].type
+    try:
+        return _CONVERTERS.get(str(kind), _as_is)(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {key!r}: {exc}") from None
+
+
+def _as_is(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number of seconds, got {value!r}")
+    return float(value)
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise TypeError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
+def _as_optional_int(value: Any) -> int | None:
+    if value in ("", "none", "None"):
+        return None
+    return _as_int(value)
+
+
+def _as_optional_str(value: Any) -> str | None:
+    return None if value == "" else _as_is(value)
+
+
+def _as_path(value: Any) -> Path:
+    return Path(value if isinstance(value, os.PathLike) else _as_is(value)).expanduser().absolute()
+
+
+def _as_metadata(value: Any) -> dict[str, str]:
+    if isinstance(value, str):  # from the environment: "key=value,key2=value2"
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("write metadata as key=value pairs separated by commas")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise TypeError("metadata must be a table of text values")
+    return dict(value)
+
+
+def _as_status_set(value: Any) -> frozenset[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | frozenset | set):
+        raise TypeError("expected a list of batch statuses")
+    return frozenset(str(item).strip() for item in items if str(item).strip())
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "Path": _as_path,
+    "float": _as_float,
+    "int": _as_int,
+    "int | None": _as_optional_int,
+    "str | None": _as_optional_str,
+    "Mapping[str, str]": _as_metadata,
+    "frozenset[str]": _as_status_set,
+}
+
+
+def validate(settings: Settings) -> None:
+    """Raise ConfigError naming the setting and what to change, for the first problem found."""
+    for check in (_check_intervals, _check_choices, _check_folders, _check_batch_limits, _check_metadata):
+        check(settings)
+
+
+def _check_intervals(s: Settings) -> None:
+    for key in (
+        "poll_interval",
+        "first_poll_after",
+        "scan_interval",
+        "request_timeout",
+        "heartbeat_interval",
+    ):
+        if getattr(s, key) <= 0:
+            raise ConfigError(f"{key} must be greater than 0 seconds (got {getattr(s, key)})")
+    if s.min_file_age < 0:
+        raise ConfigError(f"min_file_age must be 0 or more seconds (got {s.min_file_age})")
+    if not 1 <= s.workers <= 64:
+        raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
+
+
+def _check_choices(s: Settings) -> None:
+    _check_choice("watch_mode", s.watch_mode, get_args(WatchMode))
+    _check_choice("log_format", s.log_format, get_args(LogFormat))
+    _check_choice("log_level", s.log_level, ("debug", "info", "warning", "error"))
+    _check_choice("completion_window", s.completion_window, tuple(sorted(limits.COMPLETION_WINDOWS)))
+    unknown = s.resubmit_unfinished - RESUBMITTABLE
+    if unknown:
+        raise ConfigError(f"resubmit_unfinished may hold only expired and cancelled (got {sorted(unknown)})")
+    if s.output_expires_after is not None and not (
+        limits.EXPIRY_MIN_SECONDS <= s.output_expires_after <= limits.EXPIRY_MAX_SECONDS
+    ):
+        raise ConfigError("output_expires_after must be between 3600 and 2592000 seconds, or empty")
+
+
+def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)} (got {value!r})")
+
+
+def _check_folders(s: Settings) -> None:
+    names = [getattr(s, key) for key in FOLDER_KEYS]
+    for key, name in zip(FOLDER_KEYS, names, strict=True):
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts or "/" in name:
+            raise ConfigError(f"{key} must be a plain folder name inside root (got {name!r})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"the folder names must all differ (got {', '.join(names)})")
+
+
+def _check_batch_limits(s: Settings) -> None:
+    bounds = (
+        ("max_requests_per_batch", s.max_requests_per_batch, limits.MAX_REQUESTS_PER_BATCH),
+        ("max_bytes_per_batch", s.max_bytes_per_batch, limits.MAX_BYTES_PER_BATCH),
+        (
+            "max_embedding_inputs_per_batch",
+            s.max_embedding_inputs_per_batch,
+            limits.MAX_EMBEDDING_INPUTS_PER_BATCH,
+        ),
+    )
+    for key, value, ceiling in bounds:
+        if not 1 <= value <= ceiling:
+            raise ConfigError(f"{key} must be between 1 and the API's limit {ceiling} (got {value})")
+
+
+def _check_metadata(s: Settings) -> None:
+    room = limits.METADATA_MAX_PAIRS - RESERVED_METADATA_PAIRS
+    if len(s.metadata) > room:
+        raise ConfigError(f"metadata may hold at most {room} pairs (batchd uses the other four)")
+    for key, value in s.metadata.items():
+        if not key or len(key) > limits.METADATA_MAX_KEY or key.startswith("batchd_"):
+            raise ConfigError(f"metadata key {key!r} must be 1-64 characters and not start with batchd_")
+        if len(value) > limits.METADATA_MAX_VALUE:
+            raise ConfigError(f"metadata value for {key!r} is longer than 512 characters")

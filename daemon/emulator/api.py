@@ -1,0 +1,137 @@
+"""The Files and Batches routes: parameter checks, then the store."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.emulator.errors import ApiError, bad_request
+from daemon.emulator.messages import ApiRequest, FileReply, JsonReply, Reply, error_reply
+from daemon.emulator.multipart import MultipartError, parse_multipart
+from daemon.emulator.params import parse_batch_params, parse_limit, parse_order, parse_upload_params
+from daemon.emulator.store import Store
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[ApiRequest, dict[str, str]], Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    template: str
+    handler: Handler
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
+
+
+def check_auth(request: ApiRequest) -> None:
+    scheme, _, key = (request.header("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an Authorization "
+            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+        raise ApiError(401, message, code="invalid_api_key")
+
+
+class Api:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        routes = [
+            Route("POST", "/v1/files", self.create_file),
+            Route("GET", "/v1/files", self.list_files),
+            Route("GET", "/v1/files/{file_id}", self.retrieve_file),
+            Route("DELETE", "/v1/files/{file_id}", self.delete_file),
+            Route("GET", "/v1/files/{file_id}/content", self.file_content),
+            Route("POST", "/v1/batches", self.create_batch),
+            Route("GET", "/v1/batches", self.list_batches),
+            Route("GET", "/v1/batches/{batch_id}", self.retrieve_batch),
+            Route("POST", "/v1/batches/{batch_id}/cancel", self.cancel_batch),
+        ]
+        self._routes = [(route, route.pattern) for route in routes]
+
+    def route_of(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
+        """(template for the call log, handler or None, path parameters)."""
+        template = path
+        for route, pattern in self._routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            template = route.template
+            if route.method == method:
+                return template, route.handler, match.groupdict()
+        return template, None, {}
+
+    def handle(self, request: ApiRequest) -> tuple[str, Reply]:
+        template, handler, params = self.route_of(request.method, request.path)
+        try:
+            check_auth(request)
+            if handler is None:
+                raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
+            return template, handler(request, params)
+        except ApiError as error:
+            return template, error_reply(error)
+        except Exception:
+            logger.exception("emulator route %s %s failed", request.method, request.path)
+            return template, error_reply(ApiError(500, "The emulator failed to process the request."))
+
+    # Files
+
+    def create_file(self, request: ApiRequest, _: dict[str, str]) -> Reply:
+        staged = self._store.staging_path()
+        try:
+            return JsonReply(200, self._receive_upload(request, staged))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()  # only still there when the upload was rejected
+
+    def _receive_upload(self, request: ApiRequest, staged: Path) -> dict[str, Any]:
+        if request.body.remaining > MAX_UPLOAD_BYTES:
+            raise bad_request("File is too large. The maximum file size is 512 MB.", param="file")
+        try:
+            form = parse_multipart(request.body.read, request.header("Content-Type") or "", staged)
+        except MultipartError as error:
+            raise bad_request(str(error)) from error
+        params = parse_upload_params(form.fields, form.filename)
+        assert form.filename is not None  # parse_upload_params insists on the file part
+        return self._store.add_upload(staged, form.filename, params)
+
+    def list_files(self, request: ApiRequest, _: dict[str, str]) -> Reply:
+        query = request.query
+        descending = parse_order(query)
+        limit = parse_limit(query, 1, 10_000, 10_000)
+        return JsonReply(200, self._store.list_files(query.get("purpose"), descending, query.get("after"), limit))
+
+    def retrieve_file(self, _: ApiRequest, params: dict[str, str]) -> Reply:
+        return JsonReply(200, self._store.file(params["file_id"]))
+
+    def delete_file(self, _: ApiRequest, params: dict[str, str]) -> Reply:
+        return JsonReply(200, self._store.delete_file(params["file_id"]))
+
+    def file_content(self, _: ApiRequest, params: dict[str, str]) -> Reply:
+        handle, size = self._store.open_content(params["file_id"])
+        return FileReply(handle, size)
+
+    # Batches
+
+    def create_batch(self, request: ApiRequest, _: dict[str, str]) -> Reply:
+        return JsonReply(200, self._store.create_batch(parse_batch_params(request.json())))
+
+    def list_batches(self, request: ApiRequest, _: dict[str, str]) -> Reply:
+        limit = parse_limit(request.query, 1, 100, 20)
+        return JsonReply(200, self._store.list_batches(request.query.get("after"), limit))
+
+    def retrieve_batch(self, _: ApiRequest, params: dict[str, str]) -> Reply:
+        return JsonReply(200, self._store.batch(params["batch_id"]))
+
+    def cancel_batch(self, _: ApiRequest, params: dict[str, str]) -> Reply:
+        return JsonReply(200, self._store.cancel_batch(params["batch_id"]))

@@ -1,0 +1,208 @@
+"""Injected transport faults, changeable at runtime from Python (`server.faults`) or over HTTP.
+
+Two kinds, both bounded:
+  * a random error rate: that fraction of API requests (seeded RNG) answers `error_status`
+    without being processed, at most `error_count` times (None = no cap);
+  * rules, each matching method + path prefix and firing `count` times, then spent:
+      - "status": answer `status` (with Retry-After when given);
+      - "drop": close the connection without any response;
+      - "slow": wait `delay` seconds (cut short when the server stops), then answer normally;
+      - "drop_midway": send the headers with the full Content-Length and half the body, then close.
+    With `after_processing` the request is executed first (a batch or file IS created) and only
+    then the response is replaced: the lost-response case behind duplicate batches. "slow" with
+    `after_processing` executes first and then waits; "drop_midway" always executes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ACTIONS = ("status", "drop", "slow", "drop_midway")
+
+
+def api_path(path: str) -> str:
+    """Paths are matched and logged with the /v1 prefix, whichever form the client used."""
+    if path.startswith(("/v1/", "/_emulator")) or path == "/v1":
+        return path
+    return "/v1" + path
+
+
+def format_seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(slots=True)
+class FaultRule:
+    action: str
+    method: str | None = None
+    path_prefix: str = ""
+    status: int = 500
+    retry_after: float | None = None
+    retry_after_ms: int | None = None
+    after_processing: bool = False
+    delay: float = 0.0
+    count: int = 1
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}; expected one of {', '.join(ACTIONS)}")
+        if not isinstance(self.count, int) or self.count < 1:
+            raise ValueError("count must be an integer >= 1")
+        if not 100 <= self.status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        if self.delay < 0:
+            raise ValueError("delay must be >= 0")
+        self.method = self.method.upper() if self.method else None
+        self.path_prefix = api_path(self.path_prefix) if self.path_prefix else ""
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = format_seconds(self.retry_after)
+        if self.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(self.retry_after_ms)
+        return headers
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FaultRule:
+        if not isinstance(data, Mapping):
+            raise ValueError("a fault rule must be a JSON object")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown fault rule field {unknown[0]!r}")
+        if "action" not in data:
+            raise ValueError("a fault rule needs an 'action'")
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise ValueError(str(error)) from error
+
+
+def check_error_rate(rate: float, status: int, count: int | None) -> None:
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError("error_rate must be between 0 and 1")
+    if not 400 <= status <= 599:
+        raise ValueError("error_status must be a 4xx or 5xx status")
+    if count is not None and (not isinstance(count, int) or count < 0):
+        raise ValueError("error_count must be an integer >= 0 or null")
+
+
+class FaultPlan:
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._rules: list[FaultRule] = []
+        self._error_rate = 0.0
+        self._error_status = 500
+        self._error_count: int | None = None
+        self._fired = 0
+
+    def set_error_rate(self, rate: float, status: int = 500, count: int | None = None) -> None:
+        """Fail `rate` of all API requests with `status`, at most `count` times (None = no cap)."""
+        check_error_rate(rate, status, count)
+        with self._lock:
+            self._error_rate, self._error_status, self._error_count = rate, status, count
+
+    def add_rule(self, rule: FaultRule | None = None, /, **fields: Any) -> FaultRule:
+        """Append a rule, given as a FaultRule or as its fields: add_rule(action="drop", path_prefix="/files")."""
+        new_rule = rule if rule is not None else FaultRule(**fields)
+        with self._lock:
+            self._rules.append(new_rule)
+        return new_rule
+
+    def clear(self) -> None:
+        """Remove all rules and switch the error rate off."""
+        with self._lock:
+            self._rules.clear()
+            self._error_rate, self._error_status, self._error_count = 0.0, 500, None
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return [dataclasses.replace(rule) for rule in self._rules]
+
+    @property
+    def fired(self) -> int:
+        """How many faults have been injected so far."""
+        with self._lock:
+            return self._fired
+
+    def decide(self, method: str, path: str) -> FaultRule | None:
+        """The fault for this request, if any; consumes one use of it."""
+        with self._lock:
+            fault = self._take_rule(method, api_path(path)) or self._roll_error()
+            if fault is not None:
+                self._fired += 1
+            return fault
+
+    def _take_rule(self, method: str, path: str) -> FaultRule | None:
+        for rule in self._rules:
+            if rule.matches(method, path):
+                rule.count -= 1
+                if rule.count == 0:
+                    self._rules.remove(rule)
+                return dataclasses.replace(rule, count=1)
+        return None
+
+    def _roll_error(self) -> FaultRule | None:
+        if self._error_rate <= 0 or self._error_count == 0 or self._rng.random() >= self._error_rate:
+            return None
+        if self._error_count is not None:
+            self._error_count -= 1
+        return FaultRule(action="status", status=self._error_status, message="Emulated random server error.")
+
+    def apply(self, config: Mapping[str, Any]) -> None:
+        """Apply a control payload; everything is validated before anything changes.
+
+        `{"clear": true}` first removes all rules and the error rate; `error_rate`, `error_status`
+        and `error_count` replace the random-error settings; `rules` (FaultRule fields) are appended.
+        """
+        unknown = sorted(set(config) - {"clear", "error_rate", "error_status", "error_count", "rules"})
+        if unknown:
+            raise ValueError(f"unknown fault setting {unknown[0]!r}")
+        raw_rules = config.get("rules", [])
+        if not isinstance(raw_rules, list):
+            raise ValueError("'rules' must be a list")
+        rules = [FaultRule.from_json(raw) for raw in raw_rules]
+        errors = self._error_settings(config)
+        with self._lock:
+            if config.get("clear"):
+                self._rules.clear()
+            self._error_rate, self._error_status, self._error_count = errors
+            self._rules.extend(rules)
+
+    def _error_settings(self, config: Mapping[str, Any]) -> tuple[float, int, int | None]:
+        with self._lock:
+            current = (self._error_rate, self._error_status, self._error_count)
+        if config.get("clear"):
+            current = (0.0, 500, None)
+        try:
+            rate = float(config.get("error_rate", current[0]))
+            status = int(config.get("error_status", current[1]))
+        except (TypeError, ValueError) as error:
+            raise ValueError("error_rate and error_status must be numbers") from error
+        count = config.get("error_count", current[2])
+        check_error_rate(rate, status, count)
+        return rate, status, count
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "error_rate": self._error_rate,
+                "error_status": self._error_status,
+                "error_count": self._error_count,
+                "fired": self._fired,
+                "rules": [rule.to_json() for rule in self._rules],
+            }

@@ -1,0 +1,174 @@
+"""The HTTP request handler: parses requests, applies injected faults, writes replies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Protocol, cast
+from urllib.parse import parse_qs, urlsplit
+
+from daemon.emulator.api import Api
+from daemon.emulator.calls import DROPPED, CallLog
+from daemon.emulator.control import CONTROL_PREFIX, ControlApi
+from daemon.emulator.errors import ApiError
+from daemon.emulator.faults import FaultPlan, FaultRule, api_path
+from daemon.emulator.ids import new_id
+from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply, error_reply
+
+STREAM_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """Everything a request handler needs; shared by all connections of one server."""
+
+    api: Api
+    control: ControlApi
+    faults: FaultPlan
+    calls: CallLog
+    # Set when the server stops: interrupts injected delays.
+    stopping: threading.Event
+
+
+class _AppServer(Protocol):
+    app: Application
+
+
+def fault_reply(fault: FaultRule) -> JsonReply:
+    message = fault.message or f"Emulated fault: HTTP {fault.status}."
+    code = "rate_limit_exceeded" if fault.status == 429 else None
+    return error_reply(ApiError(fault.status, message, code=code, headers=fault.headers()))
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
+
+    @property
+    def app(self) -> Application:
+        # socketserver types `server` as BaseServer; ours is always an _AppServer.
+        return cast(_AppServer, self.server).app
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request access log."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        try:
+            request = self._parse_request()
+            if request is None:
+                return
+            if request.path.startswith(CONTROL_PREFIX):
+                template, status = request.path, self._answer(request, self.app.control.handle(request))
+            else:
+                template, status = self._serve_api(request)
+            self.app.calls.record(request.method, urlsplit(self.path).path, template, status)
+        except OSError:
+            self.close_connection = True  # the client went away mid-request; nothing to answer
+
+    def _parse_request(self) -> ApiRequest | None:
+        url = urlsplit(self.path)
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or (length is not None and not length.isdigit()):
+            # Chunked uploads are not supported; the SDK always sends Content-Length.
+            self.close_connection = True
+            self._send_json(error_reply(ApiError(411, "A Content-Length header is required.")))
+            return None
+        query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
+        body = BodyReader(self.rfile, int(length or 0))
+        headers = dict(self.headers.items())
+        return ApiRequest(self.command, api_path(url.path.rstrip("/") or "/"), query, headers, body)
+
+    def _answer(self, request: ApiRequest, reply: Reply) -> int:
+        request.body.drain()
+        return self._send(reply)
+
+    def _serve_api(self, request: ApiRequest) -> tuple[str, int]:
+        fault = self.app.faults.decide(request.method, request.path)
+        if fault is None:
+            template, reply = self.app.api.handle(request)
+            return template, self._answer(request, reply)
+        template, _, _ = self.app.api.route_of(request.method, request.path)
+        if not fault.after_processing and fault.action != "drop_midway":
+            return template, self._fault_before_processing(request, fault)
+        _, reply = self.app.api.handle(request)
+        request.body.drain()
+        return template, self._fault_after_processing(reply, fault)
+
+    def _fault_before_processing(self, request: ApiRequest, fault: FaultRule) -> int:
+        if fault.action == "slow":
+            if self.app.stopping.wait(fault.delay):
+                return self._drop()
+            _, reply = self.app.api.handle(request)
+            return self._answer(request, reply)
+        request.body.drain()
+        return self._drop() if fault.action == "drop" else self._send(fault_reply(fault))
+
+    def _fault_after_processing(self, reply: Reply, fault: FaultRule) -> int:
+        if fault.action == "drop_midway":
+            return self._send_partial(reply)
+        if fault.action == "slow" and not self.app.stopping.wait(fault.delay):
+            return self._send(reply)
+        close_reply(reply)
+        return self._send(fault_reply(fault)) if fault.action == "status" else self._drop()
+
+    def _drop(self) -> int:
+        """Close without answering: the handler loop ends and socketserver closes the socket."""
+        self.close_connection = True
+        return DROPPED
+
+    def _send(self, reply: Reply) -> int:
+        if isinstance(reply, JsonReply):
+            return self._send_json(reply)
+        with reply.handle:
+            self._send_head(reply.status, "application/octet-stream", reply.size, {})
+            while chunk := reply.handle.read(STREAM_CHUNK):
+                self.wfile.write(chunk)
+        return reply.status
+
+    def _send_json(self, reply: JsonReply) -> int:
+        payload = reply.payload()
+        self._send_head(reply.status, "application/json", len(payload), reply.headers)
+        self.wfile.write(payload)
+        return reply.status
+
+    def _send_partial(self, reply: Reply) -> int:
+        """Full Content-Length, half the body, then close: a download cut off mid-stream."""
+        if isinstance(reply, JsonReply):
+            payload = reply.payload()
+            self._send_head(reply.status, "application/json", len(payload), reply.headers)
+            self.wfile.write(payload[: len(payload) // 2])
+            return self._drop()
+        with reply.handle:
+            self._send_head(reply.status, "application/octet-stream", reply.size, {})
+            left = reply.size // 2
+            while left > 0 and (chunk := reply.handle.read(min(STREAM_CHUNK, left))):
+                self.wfile.write(chunk)
+                left -= len(chunk)
+        return self._drop()
+
+    def _send_head(self, status: int, content_type: str, length: int, extra: Mapping[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.send_header("x-request-id", new_id("req_"))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()

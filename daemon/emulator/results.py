@@ -1,0 +1,134 @@
+"""Output and error files of a finished batch.
+
+Lines are written in the plan's shuffled order, because the real API does not keep input order.
+Bodies are re-read from the input at their offsets one at a time, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import orjson
+
+from daemon.emulator.answers import answer
+from daemon.emulator.errors import error_body
+from daemon.emulator.ids import stable_hex
+from daemon.emulator.records import InputPlan, RequestRef
+
+EXPIRED_CUTOFF = ("batch_expired", "This request could not be executed before the completion window expired.")
+CANCELLED_CUTOFF = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultJob:
+    batch_id: str
+    endpoint: str
+    plan: InputPlan
+    input_path: Path
+    # Requests at output positions below this ran; the rest are written with `cutoff`.
+    finished: int
+    cutoff: tuple[str, str] | None
+    seed: int
+    created: int
+    output_path: Path
+    error_path: Path
+
+
+@dataclass(slots=True)
+class ResultTally:
+    output_path: Path | None = None
+    error_path: Path | None = None
+    completed: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class _LazyFile:
+    """A file that is only created by its first line: no successes means no output file at all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: BinaryIO | None = None
+
+    def write_line(self, line: dict[str, Any]) -> None:
+        if self.handle is None:
+            self.handle = self.path.open("wb")
+        self.handle.write(orjson.dumps(line) + b"\n")
+
+    def __enter__(self) -> _LazyFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        if kind is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    @property
+    def written(self) -> Path | None:
+        return self.path if self.handle is not None else None
+
+
+def _line_ids(job: ResultJob, ref: RequestRef) -> tuple[str, str]:
+    return (
+        f"batch_req_{stable_hex(job.batch_id, ref.custom_id)}",
+        f"req_{stable_hex('req', job.batch_id, ref.custom_id)}",
+    )
+
+
+def success_line(job: ResultJob, ref: RequestRef, body: dict[str, Any], tally: ResultTally) -> dict[str, Any]:
+    result = answer(
+        job.endpoint, body, model=job.plan.model, seed=job.seed, custom_id=ref.custom_id, created=job.created
+    )
+    tally.completed += 1
+    tally.input_tokens += result.input_tokens
+    tally.output_tokens += result.output_tokens
+    line_id, request_id = _line_ids(job, ref)
+    response = {"status_code": 200, "request_id": request_id, "body": result.body}
+    return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
+
+
+def http_error_line(job: ResultJob, ref: RequestRef, tally: ResultTally) -> dict[str, Any]:
+    """A request the endpoint rejected: the error is inside the response, top-level `error` is null."""
+    tally.failed += 1
+    line_id, request_id = _line_ids(job, ref)
+    message = f"Emulated request failure for custom_id '{ref.custom_id}' (model {job.plan.model})."
+    body = error_body(message, "invalid_request_error", code="emulated_request_error")
+    response = {"status_code": 400, "request_id": request_id, "body": body}
+    return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
+
+
+def cutoff_line(job: ResultJob, ref: RequestRef, cutoff: tuple[str, str]) -> dict[str, Any]:
+    """A request that never ran (expiry, cancel): no response, only a top-level error."""
+    line_id, _ = _line_ids(job, ref)
+    error = {"code": cutoff[0], "message": cutoff[1]}
+    return {"id": line_id, "custom_id": ref.custom_id, "response": None, "error": error}
+
+
+def read_body(source: BinaryIO, ref: RequestRef) -> dict[str, Any]:
+    source.seek(ref.offset)
+    body: dict[str, Any] = orjson.loads(source.read(ref.length))["body"]
+    return body
+
+
+def write_results(job: ResultJob) -> ResultTally:
+    tally = ResultTally()
+    plan = job.plan
+    with job.input_path.open("rb") as source, _LazyFile(job.output_path) as out, _LazyFile(job.error_path) as err:
+        for position, index in enumerate(plan.order):
+            ref = plan.requests[index]
+            if position >= job.finished:
+                err.write_line(cutoff_line(job, ref, job.cutoff or EXPIRED_CUTOFF))
+            elif plan.failing[position]:
+                err.write_line(http_error_line(job, ref, tally))
+            else:
+                out.write_line(success_line(job, ref, read_body(source, ref), tally))
+    tally.output_path = out.written
+    tally.error_path = err.written
+    return tally

@@ -1,0 +1,42 @@
+"""Tunable behaviour of the emulator: lifecycle timing, storage location and simulated failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSettings:
+    """How a batch moves through its lifecycle and where files live.
+
+    The durations are wall-clock seconds spent in each non-terminal status; tests use tiny values
+    (0.05 s) so a whole batch finishes in well under a second.
+    """
+
+    validating_seconds: float = 1.0
+    in_progress_seconds: float = 2.0
+    finalizing_seconds: float = 0.5
+    cancelling_seconds: float = 0.5
+    # None: a private temporary directory that is removed when the server stops.
+    data_dir: Path | None = None
+    # Makes fake answers, output order and the requests picked by request_error_rate reproducible.
+    seed: int = 0
+    # Fraction of requests (picked by a hash of seed + custom_id) answered with an HTTP error line.
+    request_error_rate: float = 0.0
+    # Enqueued-token limit per model; None means unlimited. See lifecycle.py for the estimate.
+    token_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        durations = (
+            self.validating_seconds,
+            self.in_progress_seconds,
+            self.finalizing_seconds,
+            self.cancelling_seconds,
+        )
+        if any(value < 0 for value in durations):
+            raise ValueError("lifecycle durations must be >= 0")
+        if not 0.0 <= self.request_error_rate <= 1.0:
+            raise ValueError("request_error_rate must be between 0 and 1")
+        if self.token_limit is not None and self.token_limit < 1:
+            raise ValueError("token_limit must be >= 1 or None")

@@ -1,0 +1,145 @@
+"""The engine: the main loop that claims files and hands every due step to a worker.
+
+The main thread owns intake (hints from the watcher, a periodic full rescan), dispatch, the
+heartbeat and shutdown. Workers run the slow steps (validate and split, upload and create,
+download and merge); one poller thread refreshes batch statuses. Each step starts from what the
+state says, so the loop can be stopped at any point and started again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from functools import partial
+
+from daemon.collector import Collector
+from daemon.config import Settings
+from daemon.holds import Holds
+from daemon.intake import Intake, recover_claims
+from daemon.logs import get_logger
+from daemon.poller import Poller
+from daemon.preparer import prepare_job
+from daemon.remote import Remote
+from daemon.signals import StopFlags
+from daemon.states import JobState, PartState
+from daemon.store import Store
+from daemon.submitter import Submitter
+from daemon.watcher import Hint, start_observer
+from daemon.workers import Workers
+
+log = get_logger(__name__)
+TICK = 0.25  # the longest the loop sleeps between looks at its queue and the stop flag
+SUBMIT_STATES = (PartState.READY, PartState.UPLOAD_INTENT, PartState.UPLOADED, PartState.BATCH_INTENT)
+SHUTDOWN_GRACE = 6.0  # of the 10 s a stop may take, how long running steps may go on
+
+
+class Engine:
+    def __init__(self, settings: Settings, store: Store, remote: Remote, flags: StopFlags) -> None:
+        self.settings = settings
+        self.store = store
+        self.flags = flags
+        self.hints: queue.Queue[Hint | None] = queue.Queue()
+        self.holds = Holds(store)
+        self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age)
+        self.submitter = Submitter(settings, store, remote, self.holds, flags.stop)
+        self.collector = Collector(settings, store, remote, self.holds, flags.stop)
+        self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake)
+        self.workers = Workers(settings.workers, self.wake)
+        self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
+        self._next_scan = 0.0
+        self._next_heartbeat = 0.0
+
+    def wake(self) -> None:
+        self.hints.put(None)
+
+    def start(self) -> None:
+        """Recover what a crash interrupted, scan once, and start polling."""
+        recover_claims(self.store)
+        self.run_once(time.time())
+        self.poller.start()
+        log.info(
+            "daemon_started",
+            root=str(self.settings.root),
+            pid=os.getpid(),
+            open_jobs=len(self.store.jobs([JobState.CLAIMED, JobState.ACTIVE, JobState.COLLECTING])),
+        )
+
+    def run(self) -> None:
+        while not self.flags.stop.is_set():
+            self._wait_for_hint()
+            if not self.flags.stop.is_set():
+                self.run_once(time.time())
+
+    def _wait_for_hint(self) -> None:
+        try:
+            hint = self.hints.get(timeout=TICK)
+        except queue.Empty:
+            return
+        if hint is not None:
+            self.hints.put(hint)  # leave it for run_once to read with the others
+
+    def run_once(self, now: float) -> None:
+        """One pass: claim complete files, then dispatch every step that is due."""
+        self._claim_ready(now)
+        for job in self.store.jobs([JobState.CLAIMED]):
+            self.workers.submit(("job", job.id), partial(prepare_job, self.settings, self.store, job))
+        for state in SUBMIT_STATES:
+            for part in self.store.due_parts(state, now):
+                self.workers.submit(("part", part.id), partial(self.submitter.advance, part.id))
+        for part in self.store.due_parts(PartState.FINISHED, now):
+            self.workers.submit(("part", part.id), partial(self.collector.collect_part, part.id))
+        for job in self.store.jobs([JobState.COLLECTING]):
+            self.workers.submit(("job", job.id), partial(self.collector.finish_job, job.id))
+        self._keep_watcher_alive()
+        if now >= self._next_heartbeat:
+            self._beat(now)
+
+    def _claim_ready(self, now: float) -> None:
+        names: set[str] = set()
+        while True:
+            try:
+                hint = self.hints.get_nowait()
+            except queue.Empty:
+                break
+            if hint is not None:
+                self.intake.note(hint.path, complete=hint.complete)
+                names.add(hint.path.name)
+        if now >= self._next_scan:
+            self._next_scan = now + self.settings.scan_interval
+            ready = self.intake.ready_files()
+        else:
+            ready = self.intake.ready_files(sorted(names)) if names else []
+        for path in ready:
+            self.intake.claim(path)
+
+    def _keep_watcher_alive(self) -> None:
+        # watchdog's thread dies on some errors (e.g. the folder vanished); the rescan covers
+        # the gap, and a fresh observer brings fast intake back.
+        if not self.observer.is_alive() and not self.flags.stop.is_set():
+            log.error("watcher_died", folder=str(self.settings.pending), action="restarting")
+            self.observer = start_observer(self.settings.pending, self.hints, self.settings.watch_mode)
+
+    def _beat(self, now: float) -> None:
+        self._next_heartbeat = now + self.settings.heartbeat_interval
+        beat = {
+            "at": now,
+            "pid": os.getpid(),
+            "watcher_alive": self.observer.is_alive(),
+            "poller_alive": self.poller.is_alive(),
+            "last_poll": self.poller.last_success,
+            "account_blocked": self.holds.account_reason or None,
+        }
+        self.store.set_fact("heartbeat", json.dumps(beat))
+
+    def shutdown(self) -> None:
+        """Stop intake, give running steps a moment, and leave the rest to the next start."""
+        self.flags.stop.set()
+        self.observer.stop()
+        self.workers.stop(SHUTDOWN_GRACE, self.flags.force)
+        self.poller.wake.set()
+        self.poller.join(timeout=1.0)
+        self.observer.join(timeout=1.0)
+        self.store.set_fact("heartbeat", json.dumps({"at": 0, "pid": os.getpid(), "stopped": True}))
+        log.info("daemon_stopped", idle=self.workers.idle())

@@ -1,0 +1,44 @@
+"""The daemon's exceptions: a small semantic hierarchy so callers can decide by kind."""
+
+
+class DaemonError(Exception):
+    """Base for every error batchd raises on purpose."""
+
+
+class ConfigError(DaemonError):
+    """A setting is wrong; the message says which one and what to change."""
+
+
+class FolderError(DaemonError):
+    """The folder layout cannot be used (missing, unwritable, or split across filesystems)."""
+
+
+class AlreadyRunningError(DaemonError):
+    """Another batchd instance holds the lock on this root."""
+
+
+class StateCorruptError(DaemonError):
+    """The state database cannot be read; batchd refuses to start rather than start empty."""
+
+
+class CredentialError(DaemonError):
+    """No usable API key was found."""
+
+
+class TransientError(DaemonError):
+    """A call may succeed if tried again later (network, 5xx, 429, dropped streams)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, *, ambiguous: bool = True) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        # Ambiguous: the request may have been carried out although no answer arrived (timeout,
+        # dropped connection, 5xx), so a POST must be reconciled before it is sent again.
+        self.ambiguous = ambiguous
+
+
+class AccountError(DaemonError):
+    """The account cannot work right now (bad key, no permission, no quota): hold every input."""
+
+
+class PermanentError(DaemonError):
+    """This input can never succeed as it is; it goes to failed/ with the message."""

@@ -1,0 +1,88 @@
+"""Durable file operations: atomic writes, no-clobber moves, directory fsync.
+
+A rename is atomic on one filesystem but only durable once its directory is fsynced; and
+``os.replace`` silently overwrites, so moves that must never destroy a user's file use
+``os.link`` + ``os.unlink``, which fail with EEXIST instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+OWNER_ONLY_FILE = 0o600
+OWNER_ONLY_DIR = 0o700
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(dest: Path, mode: int = OWNER_ONLY_FILE) -> Iterator[IO[bytes]]:
+    """Yield a binary file that appears at ``dest`` only once fully written and synced."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(dest.parent)
+
+
+def write_atomic(dest: Path, data: bytes, mode: int = OWNER_ONLY_FILE) -> None:
+    with atomic_writer(dest, mode) as fh:
+        fh.write(data)
+
+
+def free_name(folder: Path, name: str, tag: str) -> Path:
+    """Return ``folder/name`` if unused, else a name carrying ``tag`` so nothing is overwritten."""
+    candidate = folder / name
+    if not candidate.exists():
+        return candidate
+    stem, dot, ext = name.partition(".")
+    for n in range(1, 1000):
+        suffix = tag if n == 1 else f"{tag}-{n}"
+        candidate = folder / (f"{stem}.{suffix}{dot}{ext}" if dot else f"{name}.{suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"no free name for {name} in {folder}")
+
+
+def move_no_clobber(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest`` on the same filesystem; never overwrite an existing ``dest``."""
+    try:
+        os.link(src, dest)
+    except FileExistsError:
+        raise
+    except OSError:
+        # Some filesystems (SMB, some FUSE mounts) cannot hard-link; fall back to a checked rename.
+        if dest.exists():
+            raise FileExistsError(dest) from None
+        os.rename(src, dest)
+    else:
+        os.unlink(src)
+    fsync_dir(dest.parent)
+    if src.parent != dest.parent:
+        fsync_dir(src.parent)
+
+
+def safe_component(name: str) -> str:
+    """A file name taken from a user's file, made safe to use as one path component."""
+    cleaned = "".join("_" if (ord(ch) < 32 or ch in "/\\\x7f") else ch for ch in name).strip()
+    if cleaned in {"", ".", ".."} or cleaned.startswith("."):
+        cleaned = "_" + cleaned
+    return cleaned[:200]

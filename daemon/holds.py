@@ -1,0 +1,84 @@
+"""Reasons to hold submissions back: an account problem, or a model's enqueued-token limit.
+
+An account error (bad key, no quota) must not fail every file: inputs stay where they are, the
+problem is reported loudly and periodically, and work resumes by itself once a call succeeds.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+from daemon.logs import get_logger
+from daemon.store import Store
+
+log = get_logger(__name__)
+ACCOUNT_RETRY = 60.0  # how often a blocked account is tried again (and reported)
+TOKEN_LIMIT_RETRY = 120.0  # how long a model waits after the service said its queue was full
+_LIMIT = re.compile(r"Limit:\s*([\d,]+)\s*enqueued tokens", re.IGNORECASE)
+
+
+def learned_limit(message: str) -> int | None:
+    """The limit from "... Limit: 90,000 enqueued tokens ..." in a token_limit_exceeded message."""
+    match = _LIMIT.search(message)
+    return int(match.group(1).replace(",", "")) if match else None
+
+
+class Holds:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._account_until = 0.0
+        self._account_reason = ""
+        self._model_until: dict[str, float] = {}
+
+    def block_account(self, reason: str) -> None:
+        with self._lock:
+            first = not self._account_reason
+            self._account_until = time.time() + ACCOUNT_RETRY
+            self._account_reason = reason
+        log.error(
+            "account_blocked",
+            reason=reason,
+            retry_in=ACCOUNT_RETRY,
+            first=first,
+            hint="inputs are kept; fix the key or the account and batchd resumes by itself",
+        )
+
+    def clear_account(self) -> None:
+        with self._lock:
+            if not self._account_reason:
+                return
+            self._account_reason = ""
+            self._account_until = 0.0
+        log.info("account_unblocked")
+
+    def account_wait(self, now: float) -> float:
+        """Seconds until the account may be tried again (0: go ahead)."""
+        with self._lock:
+            return max(0.0, self._account_until - now) if self._account_reason else 0.0
+
+    @property
+    def account_reason(self) -> str:
+        return self._account_reason
+
+    def note_token_limit(self, model: str, message: str) -> None:
+        limit = learned_limit(message)
+        if limit is not None:
+            self._store.set_fact(f"token_limit:{model}", str(limit))
+        with self._lock:
+            self._model_until[model] = time.time() + TOKEN_LIMIT_RETRY
+        log.warning("token_limit_reached", model=model, limit=limit, retry_in=TOKEN_LIMIT_RETRY)
+
+    def model_wait(self, model: str, est_tokens: int, enqueued: int, now: float) -> float:
+        """Seconds to hold a batch of ``est_tokens`` for ``model`` back (0: submit now)."""
+        with self._lock:
+            until = self._model_until.get(model, 0.0)
+        if until > now:
+            return until - now
+        limit = self._store.fact(f"token_limit:{model}")
+        # With nothing enqueued, submit even an over-estimate: only the service knows for sure.
+        if limit is not None and enqueued > 0 and enqueued + est_tokens > int(limit):
+            return TOKEN_LIMIT_RETRY / 4
+        return 0.0

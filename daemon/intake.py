@@ -1,0 +1,129 @@
+"""Intake: decide when a file in the drop zone is complete, and claim it atomically.
+
+A file is complete when an event proves it (renamed into place, or closed after writing) and it
+has not changed since, or when it has not changed for ``min_file_age``. Claiming is one rename
+out of the drop zone into state/inflight/<job id>.jsonl, recorded in the state before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.fileops import fsync_dir
+from daemon.folders import INFLIGHT
+from daemon.logs import get_logger
+from daemon.states import JobState
+from daemon.store import Job, Store
+
+log = get_logger(__name__)
+IGNORED_SUFFIXES = (".tmp", ".part", "~", ".swp")
+# With a recent mtime but an event-less history, re-check at least this long before claiming.
+SETTLE_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class Candidate:
+    signature: tuple[int, int, int]  # (inode, size, mtime_ns)
+    stable_since: float  # monotonic time the signature was first seen unchanged
+    proven: tuple[int, int, int] | None = None  # signature at the last completion event
+
+
+def is_request_file(name: str) -> bool:
+    return name.endswith(".jsonl") and not name.startswith(".") and not name.endswith(IGNORED_SUFFIXES)
+
+
+def new_job_id() -> str:
+    """Sortable by time, unique across restarts and machines: 20261121T141500Z-1a2b3c4d."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+class Intake:
+    def __init__(self, pending: Path, state_dir: Path, store: Store, min_file_age: float) -> None:
+        self.pending = pending
+        self.inflight = state_dir / INFLIGHT
+        self.store = store
+        self.min_file_age = min_file_age
+        self._candidates: dict[str, Candidate] = {}
+        self._proofs: set[str] = set()
+
+    def note(self, path: Path, *, complete: bool) -> None:
+        """Record a watcher hint; a completion proof is checked against the file at the next look."""
+        if path.parent == self.pending and is_request_file(path.name) and complete:
+            self._proofs.add(path.name)
+
+    def ready_files(self, names: list[str] | None = None) -> list[Path]:
+        """Look at the drop zone (or just ``names`` in it) and return the files complete now."""
+        now_mono, now_wall = time.monotonic(), time.time()
+        seen = self._list() if names is None else [n for n in names if is_request_file(n)]
+        ready = [self.pending / n for n in seen if self._is_ready(n, now_mono, now_wall)]
+        if names is None:  # forget files that went away
+            for gone in set(self._candidates) - set(seen):
+                del self._candidates[gone]
+        return ready
+
+    def _list(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.pending) if is_request_file(e.name))
+        except OSError as exc:
+            log.error("scan_failed", folder=str(self.pending), error=exc.strerror)
+            return []
+
+    def _is_ready(self, name: str, now_mono: float, now_wall: float) -> bool:
+        try:
+            st = os.lstat(self.pending / name)
+        except OSError:
+            self._candidates.pop(name, None)
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return True  # directories and symlinks are claimed only to be rejected with a report
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cand = self._candidates.get(name)
+        if cand is None or cand.signature != signature:
+            cand = self._candidates[name] = Candidate(signature, now_mono)
+        if name in self._proofs:
+            self._proofs.discard(name)
+            cand.proven = signature
+        quiet = now_mono - cand.stable_since
+        old = now_wall - st.st_mtime_ns / 1e9
+        return (
+            cand.proven == signature
+            or quiet >= self.min_file_age
+            or (old >= self.min_file_age and quiet >= min(SETTLE_SECONDS, self.min_file_age))
+        )
+
+    def claim(self, path: Path) -> Job | None:
+        """Move ``path`` out of the drop zone into our custody; None if it vanished first."""
+        job_id = new_job_id()
+        target = self.inflight / f"{job_id}.jsonl"
+        now = time.time()
+        job = Job(job_id, path.name, str(path), str(target), JobState.CLAIMING, now, now)
+        self.store.add_job(job)  # intent first: a crash after the rename still finds the file
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            self.store.delete_job(job_id)
+            log.warning("file_vanished", file=path.name, job_id=job_id)
+            return None
+        fsync_dir(self.pending)
+        fsync_dir(self.inflight)
+        self._candidates.pop(path.name, None)
+        self.store.update_job(job_id, state=JobState.CLAIMED)
+        job.state = JobState.CLAIMED
+        log.info("file_claimed", file=path.name, job_id=job_id)
+        return job
+
+
+def recover_claims(store: Store) -> None:
+    """Finish claims a crash interrupted: the file is either still in the drop zone or ours."""
+    for job in store.jobs([JobState.CLAIMING]):
+        if os.path.lexists(job.inflight_path):
+            store.update_job(job.id, state=JobState.CLAIMED)
+            log.info("claim_recovered", file=job.source_name, job_id=job.id)
+        else:
+            # The rename never happened; the file is still in the drop zone and will be claimed again.
+            store.delete_job(job.id)

@@ -1,0 +1,99 @@
+"""Merge the results of a job's batches into one results.jsonl, in input order.
+
+Output files come back in any order. Per segment (a run of input lines uploaded as one part, plus
+any resubmissions of its unfinished requests), the downloaded lines are indexed by custom_id, by
+byte offset only, and the segment's original part file gives the order. Memory stays bounded by
+one segment's index (at most 50,000 entries), however big the input.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from daemon.fileops import atomic_writer
+from daemon.outcome import SUCCEEDED, not_run_line, outcome_name, rank
+from daemon.validation import iter_lines
+
+RESULTS_NAME = "results.jsonl"
+
+
+@dataclass(slots=True)
+class Segment:
+    """One segment: its original part file and, oldest first, each attempt's downloads."""
+
+    part_file: Path
+    downloads: list[Path] = field(default_factory=list)
+    last_status: str | None = None
+
+
+@dataclass(slots=True)
+class _Entry:
+    rank: int
+    file_no: int
+    offset: int
+
+
+def merge(segments: list[Segment], dest: Path) -> Counter[str]:
+    """Write ``dest`` with one line per input request, in input order; return counts by outcome."""
+    counts: Counter[str] = Counter()
+    with atomic_writer(dest) as out:
+        for segment in segments:
+            _merge_segment(segment, out, counts)
+    return counts
+
+
+def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> None:
+    index = _index(segment.downloads)
+    handles = [open(p, "rb") for p in segment.downloads]  # noqa: SIM115 - closed below
+    try:
+        with open(segment.part_file, "rb") as requests:
+            for _, raw in iter_lines(requests):
+                custom_id = orjson.loads(raw)["custom_id"]
+                entry = index.get(custom_id)
+                if entry is None:
+                    line = orjson.dumps(not_run_line(custom_id, segment.last_status)) + b"\n"
+                    counts["not_run"] += 1
+                else:
+                    line = _read_line(handles[entry.file_no], entry.offset)
+                    counts[outcome_name(entry.rank)] += 1
+                out.write(line)
+    finally:
+        for fh in handles:
+            fh.close()
+
+
+def _index(downloads: list[Path]) -> dict[str, _Entry]:
+    """custom_id -> best line; later attempts win ties, so the newest outcome is kept."""
+    index: dict[str, _Entry] = {}
+    for file_no, path in enumerate(downloads):
+        with open(path, "rb") as fh:
+            offset = 0
+            for raw in fh:
+                _add(index, raw, file_no, offset)
+                offset += len(raw)
+    return index
+
+
+def _add(index: dict[str, _Entry], raw: bytes, file_no: int, offset: int) -> None:
+    if not raw.strip():
+        return
+    try:
+        line: Any = orjson.loads(raw)
+        custom_id = line["custom_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return  # a line the service mangled cannot be matched to a request; it stays in the raw file
+    line_rank = rank(line)
+    known = index.get(custom_id)
+    if known is None or (line_rank >= known.rank and known.rank != SUCCEEDED):
+        index[custom_id] = _Entry(line_rank, file_no, offset)
+
+
+def _read_line(fh: IO[bytes], offset: int) -> bytes:
+    fh.seek(offset)
+    line = fh.readline()
+    return line if line.endswith(b"\n") else line + b"\n"

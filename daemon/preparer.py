@@ -1,0 +1,121 @@
+"""Turn a claimed input into parts ready to upload, or reject it with a report in failed/."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+
+from daemon.archive import move_input
+from daemon.config import Settings
+from daemon.fileops import safe_component
+from daemon.folders import PARTS
+from daemon.logs import get_logger
+from daemon.reports import validation_lines, write_report
+from daemon.splitter import split_file
+from daemon.states import JobState, PartState
+from daemon.store import Job, Part, Store
+from daemon.validation import BatchLimits
+
+log = get_logger(__name__)
+
+
+def batch_limits(settings: Settings) -> BatchLimits:
+    return BatchLimits(
+        settings.max_requests_per_batch, settings.max_bytes_per_batch, settings.max_embedding_inputs_per_batch
+    )
+
+
+def prepare_job(settings: Settings, store: Store, job: Job) -> None:
+    """Validate and split a CLAIMED job into READY parts, or reject it."""
+    path = Path(job.inflight_path)
+    problem = _unreadable(path)
+    if problem:
+        reject(settings, store, job, problem, [])
+        return
+    split = split_file(path, settings.state / PARTS / job.id, batch_limits(settings))
+    if not split.findings.ok:
+        reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
+        reject(settings, store, job, reason, validation_lines(split.findings))
+        return
+    now = time.time()
+    with store.transaction():  # all parts and the job's new state land together, or none do
+        for n, pf in enumerate(split.parts):
+            store.add_part(
+                Part(
+                    job.id,
+                    n,
+                    0,
+                    str(pf.path),
+                    pf.first_line,
+                    pf.request_count,
+                    pf.byte_size,
+                    pf.est_tokens,
+                    PartState.READY,
+                    now,
+                    now,
+                )
+            )
+        store.update_job(
+            job.id,
+            state=JobState.ACTIVE,
+            sha256=_sha256(path),
+            size=path.stat().st_size,
+            endpoint=split.findings.endpoint,
+            model=split.findings.model,
+            request_count=split.findings.requests,
+            result_dir=str(_result_dir(settings, store, job)),
+        )
+    log.info(
+        "file_validated",
+        file=job.source_name,
+        job_id=job.id,
+        requests=split.findings.requests,
+        parts=len(split.parts),
+        endpoint=split.findings.endpoint,
+        model=split.findings.model,
+    )
+
+
+def _unreadable(path: Path) -> str | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "the file disappeared after it was claimed"
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link; batchd does not follow links, copy the file in instead"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file (a directory or device); drop JSONL files only"
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror}); give batchd's user read permission"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _result_dir(settings: Settings, store: Store, job: Job) -> Path:
+    """batch_results/<name>/, or a job-tagged name so a later input never overwrites earlier results."""
+    stem = safe_component(job.source_name.removesuffix(".jsonl"))
+    candidate = settings.results / stem
+    if candidate.exists() or store.result_dir_taken(str(candidate), job.id):
+        candidate = settings.results / f"{stem}.{job.id}"
+    return candidate
+
+
+def reject(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> None:
+    """Move the input to failed/ with a report; the job ends as REJECTED."""
+    dest = move_input(store, job, settings.failed)
+    report = write_report(dest, job.source_name, job.id, reason, lines)
+    store.update_job(job.id, state=JobState.REJECTED, note=reason, finished_at=time.time())
+    log.warning("file_rejected", file=job.source_name, job_id=job.id, reason=reason, report=str(report))

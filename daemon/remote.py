@@ -1,0 +1,151 @@
+"""The service side: a thin wrapper over the SDK for the calls batchd makes.
+
+Every method raises only batchd errors (see ``api_errors``). The client is built with
+``max_retries=0``: the SDK would blindly retry POSTs that may already have succeeded, which can
+create a second paid batch; batchd retries itself, after reconciling.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import httpx2
+import openai
+from openai.types import Batch
+
+from daemon.api_errors import classify
+from daemon.credentials import KeySource
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# Clocks differ between us and the service; search this far before an intent for its result.
+CLOCK_SKEW = 600.0
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def build_client(key: KeySource, base_url: str | None, timeout: float) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key=key.read,  # a callable: read before each request, so a fixed key file just works
+        base_url=base_url,
+        max_retries=0,
+        timeout=httpx2.Timeout(timeout, connect=10.0),
+    )
+
+
+def translated(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none is swallowed
+            raise classify(exc) from None
+
+    return wrapper
+
+
+class Remote:
+    def __init__(self, client: openai.OpenAI) -> None:
+        self.client = client
+
+    @translated
+    def upload(self, path: Path, name: str) -> str:
+        """Stream ``path`` up (an open handle, never the whole file in memory) as ``name``."""
+        with open(path, "rb") as fh:
+            created = self.client.files.create(file=(name, fh, "application/jsonl"), purpose="batch")
+        return created.id
+
+    @translated
+    def find_file(self, name: str, not_before: float) -> str | None:
+        """The id of an uploaded batch file called ``name`` created since ``not_before``."""
+        for item in self.client.files.list(purpose="batch", order="desc", limit=1000):
+            if item.filename == name:
+                return item.id
+            if item.created_at < not_before - CLOCK_SKEW:
+                return None
+        return None
+
+    @translated
+    def create_batch(
+        self, file_id: str, endpoint: str, window: str, metadata: dict[str, str], expiry: int | None
+    ) -> Batch:
+        extra: dict[str, Any] = {}
+        if expiry is not None:
+            extra["output_expires_after"] = {"anchor": "created_at", "seconds": expiry}
+        return self.client.batches.create(
+            input_file_id=file_id,
+            endpoint=endpoint,  # type: ignore[arg-type] # checked against limits.ENDPOINTS
+            completion_window=window,  # type: ignore[arg-type] # checked by config validation
+            metadata=metadata,
+            **extra,
+        )
+
+    @translated
+    def find_batches(self, match: dict[str, str], not_before: float) -> list[Batch]:
+        """Batches whose metadata holds every pair of ``match``, oldest first."""
+        found = [b for b in self._recent_batches(not_before) if _matches(b, match)]
+        return sorted(found, key=lambda b: (b.created_at, b.id))
+
+    @translated
+    def list_batches(self, not_before: float, wanted: set[str]) -> dict[str, Batch]:
+        """Page through ``batches.list`` (100 per call) until every wanted id is seen."""
+        seen: dict[str, Batch] = {}
+        for batch in self._recent_batches(not_before):
+            if batch.id in wanted:
+                seen[batch.id] = batch
+                if len(seen) == len(wanted):
+                    break
+        return seen
+
+    def _recent_batches(self, not_before: float) -> Iterator[Batch]:
+        """Newest first, stopping once past ``not_before`` if the service lists newest first.
+
+        The order of GET /batches is not documented, so stopping early is only done while the
+        listing has been seen to go backwards in time; otherwise every page is read.
+        """
+        descending = True
+        last: int | None = None
+        for batch in self.client.batches.list(limit=100):
+            if last is not None and batch.created_at > last:
+                descending = False
+            last = batch.created_at
+            if descending and batch.created_at < not_before - CLOCK_SKEW:
+                return
+            yield batch
+
+    @translated
+    def retrieve(self, batch_id: str) -> Batch:
+        return self.client.batches.retrieve(batch_id)
+
+    @translated
+    def cancel(self, batch_id: str) -> Batch:
+        return self.client.batches.cancel(batch_id)
+
+    @translated
+    def delete_file(self, file_id: str) -> None:
+        self.client.files.delete(file_id)
+
+    @translated
+    def download(self, file_id: str, dest: Path) -> int:
+        """Stream a file's content to ``dest`` via a temp file; ``dest`` appears only when whole."""
+        tmp = dest.with_name(f".{dest.name}.part")
+        size = 0
+        try:
+            with self.client.files.with_streaming_response.content(file_id) as resp, open(tmp, "wb") as fh:
+                for chunk in resp.iter_bytes(DOWNLOAD_CHUNK):
+                    fh.write(chunk)
+                    size += len(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
+
+
+def _matches(batch: Batch, match: dict[str, str]) -> bool:
+    meta = batch.metadata or {}
+    return all(meta.get(k) == v for k, v in match.items())

@@ -1,0 +1,315 @@
+"""The crash-safe state: one SQLite database (WAL, synchronous=FULL) under state/.
+
+Every external call is bracketed by a write here: the intent before it, the result after it.
+The database is shared between the daemon's threads (one connection behind a lock) and read
+by ``batchd status`` from another process while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import StateCorruptError
+from daemon.states import JobState, PartState
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    source_name TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    inflight_path TEXT NOT NULL,
+    result_dir TEXT,
+    state TEXT NOT NULL,
+    sha256 TEXT,
+    size INTEGER,
+    endpoint TEXT,
+    model TEXT,
+    request_count INTEGER,
+    final_path TEXT,
+    note TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS parts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    segment INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    first_line INTEGER NOT NULL,
+    request_count INTEGER NOT NULL,
+    byte_size INTEGER NOT NULL,
+    est_tokens INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    intent_at REAL,
+    file_id TEXT,
+    batch_id TEXT,
+    batch_status TEXT,
+    batch_json TEXT,
+    old_batch_ids TEXT NOT NULL DEFAULT '',
+    next_action_at REAL NOT NULL DEFAULT 0,
+    poll_wait REAL NOT NULL DEFAULT 0,
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    submitted_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (job_id, segment, attempt)
+);
+CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, next_action_at);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_by_result_dir ON jobs(result_dir);
+CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    source_name: str
+    source_path: str
+    inflight_path: str
+    state: JobState
+    created_at: float
+    updated_at: float
+    result_dir: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    request_count: int | None = None
+    final_path: str | None = None
+    note: str | None = None
+    finished_at: float | None = None
+
+
+@dataclass(slots=True)
+class Part:
+    job_id: str
+    segment: int
+    attempt: int
+    path: str
+    first_line: int
+    request_count: int
+    byte_size: int
+    est_tokens: int
+    state: PartState
+    created_at: float
+    updated_at: float
+    id: int = 0  # 0 until stored
+    intent_at: float | None = None
+    file_id: str | None = None
+    batch_id: str | None = None
+    batch_status: str | None = None
+    batch_json: str | None = None
+    old_batch_ids: str = ""
+    next_action_at: float = 0.0
+    poll_wait: float = 0.0
+    tries: int = 0
+    last_error: str | None = None
+    submitted_at: float | None = None
+
+    @property
+    def upload_name(self) -> str:
+        """The remote file name: it carries the job and part, so a lost upload can be found again."""
+        return f"batchd-{self.job_id}-{self.segment}-{self.attempt}.jsonl"
+
+    @property
+    def label(self) -> str:
+        return f"{self.segment}.{self.attempt}"
+
+
+class Store:
+    """Typed access to the state database. Thread-safe: one connection behind a lock."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = _connect(path, readonly=readonly)
+        self._depth = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Commit once, at the outermost level, so nested writes land together or not at all."""
+        with self._lock:
+            self._depth += 1
+            try:
+                yield self._conn
+                if self._depth == 1:
+                    self._conn.commit()
+            except BaseException:
+                if self._depth == 1:
+                    self._conn.rollback()
+                raise
+            finally:
+                self._depth -= 1
+
+    # jobs -------------------------------------------------------------------------------
+    def add_job(self, job: Job) -> None:
+        self._insert("jobs", dataclasses.asdict(job))
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        self._update("jobs", "id", job_id, fields)
+
+    def delete_job(self, job_id: str) -> None:
+        """Only for a claim that never happened: the file is still the user's, in the drop zone."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def job(self, job_id: str) -> Job:
+        rows = self._select("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise KeyError(job_id)
+        return _job(rows[0])
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> list[Job]:
+        if states is None:
+            return [_job(r) for r in self._select("SELECT * FROM jobs ORDER BY created_at, id", ())]
+        wanted = [str(s) for s in states]
+        marks = ",".join("?" * len(wanted))
+        query = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608
+        return [_job(r) for r in self._select(query, wanted)]
+
+    def result_dir_taken(self, path: str, other_than: str) -> bool:
+        rows = self._select("SELECT 1 FROM jobs WHERE result_dir = ? AND id != ?", (path, other_than))
+        return bool(rows)
+
+    # parts ------------------------------------------------------------------------------
+    def add_part(self, part: Part) -> Part:
+        values = dataclasses.asdict(part)
+        values.pop("id")
+        part.id = self._insert("parts", values)
+        return part
+
+    def update_part(self, part_id: int, **fields: Any) -> None:
+        self._update("parts", "id", part_id, fields)
+
+    def part(self, part_id: int) -> Part:
+        rows = self._select("SELECT * FROM parts WHERE id = ?", (part_id,))
+        if not rows:
+            raise KeyError(part_id)
+        return _part(rows[0])
+
+    def parts(self, job_id: str) -> list[Part]:
+        rows = self._select("SELECT * FROM parts WHERE job_id = ? ORDER BY segment, attempt", (job_id,))
+        return [_part(r) for r in rows]
+
+    def parts_in(self, states: Iterable[PartState]) -> list[Part]:
+        wanted = [str(s) for s in states]
+        marks = ",".join("?" * len(wanted))
+        query = f"SELECT * FROM parts WHERE state IN ({marks}) ORDER BY id"  # noqa: S608
+        return [_part(r) for r in self._select(query, wanted)]
+
+    def due_parts(self, state: PartState, now: float, limit: int = 1000) -> list[Part]:
+        rows = self._select(
+            "SELECT * FROM parts WHERE state = ? AND next_action_at <= ? ORDER BY next_action_at LIMIT ?",
+            (str(state), now, limit),
+        )
+        return [_part(r) for r in rows]
+
+    def next_due(self, state: PartState) -> float | None:
+        rows = self._select("SELECT MIN(next_action_at) AS due FROM parts WHERE state = ?", (str(state),))
+        due = rows[0]["due"]
+        return None if due is None else float(due)
+
+    def enqueued_tokens(self, model: str) -> int:
+        """Estimated input tokens of this model's batches the service has not finished."""
+        rows = self._select(
+            "SELECT COALESCE(SUM(p.est_tokens), 0) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
+            "WHERE p.state = ? AND j.model = ?",
+            (str(PartState.SUBMITTED), model),
+        )
+        return int(rows[0]["n"])
+
+    # facts (heartbeat, imports, learned limits) -------------------------------------------
+    def set_fact(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO facts(key, value) VALUES (?, ?)", (key, value))
+
+    def fact(self, key: str) -> str | None:
+        rows = self._select("SELECT value FROM facts WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    # plumbing ---------------------------------------------------------------------------
+    def _insert(self, table: str, values: dict[str, Any]) -> int:
+        cols = ",".join(values)
+        marks = ",".join("?" * len(values))
+        with self.transaction() as conn:
+            # Table and column names come from our own dataclasses, never from input.
+            query = f"INSERT INTO {table} ({cols}) VALUES ({marks})"  # noqa: S608
+            cur = conn.execute(query, [_db(v) for v in values.values()])
+            return int(cur.lastrowid or 0)
+
+    def _update(self, table: str, key: str, ident: object, fields: dict[str, Any]) -> None:
+        fields.setdefault("updated_at", time.time())
+        sets = ",".join(f"{name} = ?" for name in fields)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*map(_db, fields.values()), ident])  # noqa: S608
+
+    def _select(self, query: str, args: Iterable[object]) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return list(self._conn.execute(query, tuple(args)))
+            except sqlite3.DatabaseError as exc:
+                raise StateCorruptError(f"state database {self.path} cannot be read: {exc}") from exc
+
+
+def _db(value: object) -> object:
+    return str(value) if isinstance(value, JobState | PartState) else value
+
+
+def _job(row: sqlite3.Row) -> Job:
+    values = dict(row)
+    values["state"] = JobState(values["state"])
+    return Job(**values)
+
+
+def _part(row: sqlite3.Row) -> Part:
+    values = dict(row)
+    values["state"] = PartState(values["state"])
+    return Part(**values)
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """Open the database and prove it is sound; never start on a damaged one."""
+    try:
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(check)
+        _migrate(conn, readonly=readonly)
+    except sqlite3.DatabaseError as exc:
+        raise StateCorruptError(
+            f"state database {path} is damaged ({exc}); batchd will not start on it. "
+            "Move it aside (keep it for recovery) and start again, or restore a backup."
+        ) from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, *, readonly: bool) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"schema version {version} is newer than this batchd ({SCHEMA_VERSION})")
+    if version < SCHEMA_VERSION and not readonly:
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

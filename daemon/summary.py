@@ -1,0 +1,71 @@
+"""summary.json: what happened to one input, for people and scripts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from openai.types import Batch
+
+from daemon.store import Job, Part
+
+
+def part_batch(part: Part) -> Batch | None:
+    return Batch.model_validate_json(part.batch_json) if part.batch_json else None
+
+
+def build_summary(job: Job, parts: list[Part], counts: Counter[str], collected_at: float) -> dict[str, Any]:
+    batches = [_batch_entry(p) for p in parts]
+    first_submit = min((p.submitted_at for p in parts if p.submitted_at), default=None)
+    return {
+        "job_id": job.id,
+        "input": job.source_name,
+        "sha256": job.sha256,
+        "endpoint": job.endpoint,
+        "model": job.model,
+        "requests": job.request_count,
+        "outcomes": {
+            "succeeded": counts["succeeded"],
+            "failed": counts["failed"],
+            "not_run": counts["not_run"],
+        },
+        "batches": batches,
+        "usage": _usage(parts),
+        "timings": {
+            "claimed_at": job.created_at,
+            "first_submitted_at": first_submit,
+            "collected_at": collected_at,
+            "seconds_total": round(collected_at - job.created_at, 3),
+        },
+    }
+
+
+def _batch_entry(part: Part) -> dict[str, Any]:
+    batch = part_batch(part)
+    entry: dict[str, Any] = {
+        "part": part.label,
+        "first_line": part.first_line,
+        "requests": part.request_count,
+        "batch_id": part.batch_id,
+        "status": part.batch_status,
+        "earlier_batch_ids": [b for b in part.old_batch_ids.split(",") if b],
+    }
+    if part.last_error:
+        entry["error"] = part.last_error
+    if batch is not None:
+        entry["request_counts"] = batch.request_counts.model_dump() if batch.request_counts else None
+        entry["errors"] = [e.model_dump() for e in (batch.errors.data or [])] if batch.errors else []
+        entry["output_file_id"] = batch.output_file_id or None
+        entry["error_file_id"] = batch.error_file_id or None
+    return entry
+
+
+def _usage(parts: list[Part]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for part in parts:
+        batch = part_batch(part)
+        if batch is not None and batch.usage is not None:
+            total["input_tokens"] += batch.usage.input_tokens or 0
+            total["output_tokens"] += batch.usage.output_tokens or 0
+            total["total_tokens"] += batch.usage.total_tokens or 0
+    return {k: total[k] for k in ("input_tokens", "output_tokens", "total_tokens")}

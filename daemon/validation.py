@@ -1,0 +1,243 @@
+"""Streaming validation of a request file, line by line, with line numbers.
+
+Nothing is uploaded before a file passes. Each line must be a JSON object with a unique string
+``custom_id``, ``method`` POST, a Batch API ``url`` (the same on every line) and a ``body``
+object naming one ``model`` (the same on every line). The endpoint is taken from the lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from daemon import limits
+
+MAX_LISTED_PROBLEMS = 100
+BOM = b"\xef\xbb\xbf"
+_READ_LIMIT = limits.MAX_BYTES_PER_BATCH + 1
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    max_requests: int = limits.MAX_REQUESTS_PER_BATCH
+    max_bytes: int = limits.MAX_BYTES_PER_BATCH
+    max_embedding_inputs: int = limits.MAX_EMBEDDING_INPUTS_PER_BATCH
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What splitting needs to know about one valid line."""
+
+    line_no: int
+    data: bytes  # the line, normalised: no CR, ending in one LF
+    custom_id: str
+    embedding_inputs: int
+    est_tokens: int
+
+
+@dataclass(slots=True)
+class Findings:
+    """What a pass over a file found: the problems (first 100 kept) and the file's shape."""
+
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    problem_count: int = 0
+    requests: int = 0
+    endpoint: str | None = None
+    model: str | None = None
+    bytes_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def add(self, line_no: int, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append((line_no, message))
+
+
+class LineChecker:
+    """Checks lines one at a time; remembers what must agree across lines."""
+
+    def __init__(self, batch_limits: BatchLimits) -> None:
+        self.limits = batch_limits
+        self.findings = Findings()
+        self._seen_ids: dict[str, int] = {}
+        self._endpoint_line = 0
+        self._model_line = 0
+
+    def check(self, line_no: int, raw: bytes) -> Request | None:
+        """Return the request on this line, or None (blank line, or a problem was recorded)."""
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            return None
+        if line_no == 1 and line.startswith(BOM):
+            self.findings.add(1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
+            return None
+        data = line + b"\n"
+        if len(data) > self.limits.max_bytes:
+            self.findings.add(
+                line_no, f"line is {len(data):,} bytes, over the {self.limits.max_bytes:,}-byte batch limit"
+            )
+            return None
+        obj = self._parse(line_no, line)
+        if obj is None:
+            return None
+        return self._check_object(line_no, data, obj)
+
+    def _parse(self, line_no: int, line: bytes) -> dict[str, Any] | None:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            self.findings.add(line_no, _json_problem(line, exc))
+            return None
+        if not isinstance(obj, dict):
+            self.findings.add(line_no, f"line must be a JSON object, got {_kind(obj)}")
+            return None
+        return obj
+
+    def _check_object(self, line_no: int, data: bytes, obj: dict[str, Any]) -> Request | None:
+        before = self.findings.problem_count
+        custom_id = self._check_custom_id(line_no, obj.get("custom_id", _MISSING))
+        self._check_method(line_no, obj.get("method", _MISSING))
+        self._check_url(line_no, obj.get("url", _MISSING))
+        body = self._check_body(line_no, obj.get("body", _MISSING))
+        if self.findings.problem_count != before or custom_id is None or body is None:
+            return None
+        self.findings.requests += 1
+        inputs = _embedding_inputs(body) if obj["url"] == limits.EMBEDDINGS_ENDPOINT else 0
+        if inputs > self.limits.max_embedding_inputs:
+            self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
+            return None
+        return Request(line_no, data, custom_id, inputs, max(1, len(data) // 4))
+
+    def _check_custom_id(self, line_no: int, value: object) -> str | None:
+        if value is _MISSING:
+            self.findings.add(line_no, "custom_id is missing; every line needs a unique string custom_id")
+        elif not isinstance(value, str):
+            self.findings.add(line_no, f"custom_id must be a string, got {_kind(value)}")
+        elif not value:
+            self.findings.add(line_no, "custom_id is empty")
+        elif value in self._seen_ids:
+            self.findings.add(line_no, f"custom_id {value!r} is already used on line {self._seen_ids[value]}")
+        else:
+            self._seen_ids[value] = line_no
+            return value
+        return None
+
+    def _check_method(self, line_no: int, value: object) -> None:
+        if value != "POST":
+            got = "missing" if value is _MISSING else repr(value)
+            self.findings.add(line_no, f'method must be "POST" (got {got})')
+
+    def _check_url(self, line_no: int, value: object) -> None:
+        f = self.findings
+        if value is _MISSING or not isinstance(value, str):
+            f.add(line_no, "url is missing or not a string; use the endpoint path, e.g. /v1/chat/completions")
+        elif value not in limits.ENDPOINTS:
+            f.add(
+                line_no,
+                f"url {value!r} is not a Batch API endpoint; use one of {', '.join(sorted(limits.ENDPOINTS))}",
+            )
+        elif f.endpoint is None:
+            f.endpoint, self._endpoint_line = value, line_no
+        elif value != f.endpoint:
+            f.add(
+                line_no,
+                f"url {value!r} differs from {f.endpoint!r} on line {self._endpoint_line}; one file, one endpoint",
+            )
+
+    def _check_body(self, line_no: int, body: object) -> dict[str, Any] | None:
+        f = self.findings
+        if not isinstance(body, dict):
+            f.add(
+                line_no,
+                "body is missing" if body is _MISSING else f"body must be a JSON object, got {_kind(body)}",
+            )
+            return None
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            f.add(line_no, "body.model is missing or not a string; every request must name its model")
+            return None
+        if f.model is None:
+            f.model, self._model_line = model, line_no
+        elif model != f.model:
+            f.add(
+                line_no,
+                f"model {model!r} differs from {f.model!r} on line {self._model_line}; one file, one model",
+            )
+            return None
+        return body
+
+    def finish(self) -> Findings:
+        if self.findings.requests == 0 and self.findings.problem_count == 0:
+            what = (
+                "the file is empty" if self.findings.bytes_read == 0 else "the file holds no requests, only blank lines"
+            )
+            self.findings.add(0, what)
+        return self.findings
+
+
+_MISSING: Any = object()
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _json_problem(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8 (byte 0x{line[bad.start]:02x} at column {bad.start + 1}); save the file as UTF-8"
+    return f"not valid JSON ({exc}); was the line cut short or joined with another?"
+
+
+def _embedding_inputs(body: dict[str, Any]) -> int:
+    value = body.get("input")
+    if isinstance(value, list) and value and not isinstance(value[0], int):
+        return len(value)  # a list of strings, or a list of token lists
+    return 1
+
+
+def iter_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, raw line) without ever reading more than one line's worth at once."""
+    line_no = 0
+    while True:
+        raw = fh.readline(_READ_LIMIT)
+        if not raw:
+            return
+        line_no += 1
+        if len(raw) == _READ_LIMIT and not raw.endswith(b"\n"):
+            _skip_to_newline(fh)  # an over-long line is reported by its size; don't hold it all
+        yield line_no, raw
+
+
+def _skip_to_newline(fh: IO[bytes]) -> None:
+    while True:
+        chunk = fh.readline(1 << 20)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def iter_requests(fh: IO[bytes], checker: LineChecker) -> Iterator[Request]:
+    """Yield each valid request in order; problems accumulate in ``checker.findings``."""
+    for line_no, raw in iter_lines(fh):
+        checker.findings.bytes_read += len(raw)
+        request = checker.check(line_no, raw)
+        if request is not None:
+            yield request
+
+
+def validate_file(path: Path, batch_limits: BatchLimits | None = None) -> Findings:
+    """Run every check over ``path`` without writing anything (``batchd validate``)."""
+    checker = LineChecker(batch_limits or BatchLimits())
+    with open(path, "rb") as fh:
+        for _ in iter_requests(fh, checker):
+            pass
+    return checker.finish()
