@@ -21,8 +21,11 @@ def cancel_job(settings: Settings, name: str) -> int:
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
         remote = Remote(build_client(find_key_source(), settings.base_url, settings.request_timeout))
-        for job in jobs:
-            _cancel(store, remote, job)
+        try:
+            for job in jobs:
+                _cancel(store, remote, job)
+        finally:
+            remote.close()
     finally:
         store.close()
     return 0

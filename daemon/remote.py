@@ -51,6 +51,9 @@ class Remote:
     def __init__(self, client: openai.OpenAI) -> None:
         self.client = client
 
+    def close(self) -> None:
+        self.client.close()
+
     @translated
     def upload(self, path: Path, name: str) -> str:
         """Stream ``path`` up (an open handle, never the whole file in memory) as ``name``."""

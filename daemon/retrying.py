@@ -24,7 +24,7 @@ class _WaitRetryAfter(wait_base):
     """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
 
     def __init__(self) -> None:
-        self._backoff = wait_exponential_jitter(initial=0.5, max=IN_CALL_MAX_WAIT, jitter=0.5)
+        self._backoff = wait_exponential_jitter(multiplier=0.5, max=IN_CALL_MAX_WAIT, jitter=0.5)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None

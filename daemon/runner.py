@@ -38,6 +38,7 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
     remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+    stack.callback(remote.close)
     log.info(
         "daemon_starting",
         root=str(settings.root),

@@ -36,7 +36,11 @@ def test_good_file_reports_shape(tmp_path: Path) -> None:
     [
         ("{not json}\n", 1, "not valid JSON"),
         (line("a") + "\n[1, 2]\n", 2, "must be a JSON object, got an array"),
-        (json.dumps({"method": "POST", "url": "/v1/embeddings", "body": {"model": "m"}}) + "\n", 1, "custom_id is missing"),
+        (
+            json.dumps({"method": "POST", "url": "/v1/embeddings", "body": {"model": "m"}}) + "\n",
+            1,
+            "custom_id is missing",
+        ),
         (line(5) + "\n", 1, "custom_id must be a string"),
         (line("") + "\n", 1, "custom_id is empty"),
         (line("a") + "\n" + line("a") + "\n", 2, "already used on line 1"),
@@ -44,10 +48,16 @@ def test_good_file_reports_shape(tmp_path: Path) -> None:
         (line("a") + "\n" + line("b", url="/v1/embeddings") + "\n", 2, "differs from '/v1/chat/completions' on line 1"),
         (line("a", url="/v1/audio/speech") + "\n", 1, "not a Batch API endpoint"),
         (json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings"}) + "\n", 1, "body is missing"),
-        (json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": [1]}) + "\n", 1,
-         "body must be a JSON object"),
-        (json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}) + "\n", 1,
-         "body.model is missing"),
+        (
+            json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": [1]}) + "\n",
+            1,
+            "body must be a JSON object",
+        ),
+        (
+            json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}) + "\n",
+            1,
+            "body.model is missing",
+        ),
         (line("a") + "\n" + line("b", model="other") + "\n", 2, "one file, one model"),
         ("", 0, "the file is empty"),
         ("\n  \n\n", 0, "only blank lines"),

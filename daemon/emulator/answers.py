@@ -113,7 +113,7 @@ def _choice_count(body: dict[str, Any]) -> int:
 
 
 def _chat_choice(index: int, text: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
     return {"index": index, "message": message, "logprobs": None, "finish_reason": "stop"}
 
 

@@ -91,7 +91,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return None
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
         body = BodyReader(self.rfile, int(length or 0))
-        headers = dict(self.headers.items())
+        headers = {name.lower(): value for name, value in self.headers.items()}
         return ApiRequest(self.command, api_path(url.path.rstrip("/") or "/"), query, headers, body)
 
     def _answer(self, request: ApiRequest, reply: Reply) -> int:

@@ -178,7 +178,8 @@ class Lifecycle:
         elapsed = now - batch.times["in_progress_at"]
         if duration <= 0 or elapsed >= duration:
             return target
-        return min(target, int(target * elapsed / duration))
+        # The epsilon absorbs float noise in large unix timestamps (0.3 s must not read as 0.2999).
+        return min(target, int(target * elapsed / duration + 1e-6))
 
     def _set_progress(self, batch: BatchRecord, processed: int) -> None:
         assert batch.plan is not None

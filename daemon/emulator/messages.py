@@ -55,11 +55,12 @@ class ApiRequest:
     # Always with the /v1 prefix (see faults.api_path), without the query string.
     path: str
     query: Mapping[str, str]
+    # Names in lower case.
     headers: Mapping[str, str]
     body: BodyReader
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name)
+        return self.headers.get(name.lower())
 
     def json(self, limit: int = 1024 * 1024) -> Any:
         raw = self.body.read_all(limit)

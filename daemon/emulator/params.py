@@ -104,9 +104,8 @@ def parse_expires_after(value: Any, param: str) -> int | None:
     if isinstance(seconds, str) and seconds.isdigit():
         seconds = int(seconds)  # multipart form fields arrive as text
     if not isinstance(seconds, int) or not MIN_EXPIRY_SECONDS <= seconds <= MAX_EXPIRY_SECONDS:
-        message = (
-            f"Invalid '{param}.seconds': expected an integer between {MIN_EXPIRY_SECONDS} and {MAX_EXPIRY_SECONDS}."
-        )
+        bounds = f"{MIN_EXPIRY_SECONDS} and {MAX_EXPIRY_SECONDS}"
+        message = f"Invalid '{param}.seconds': expected an integer between {bounds}."
         raise bad_request(message, param=f"{param}.seconds")
     return seconds
 
