@@ -35,6 +35,8 @@ from daemon.validation import iter_lines
 
 log = get_logger(__name__)
 SUMMARY_NAME = "summary.json"
+# A segment that keeps expiring is resubmitted this many times at most, then reported as not run.
+MAX_RESUBMISSIONS = 3
 _DONE_PARTS = frozenset({PartState.DOWNLOADED, PartState.SUPERSEDED})
 
 
@@ -89,7 +91,11 @@ class Collector:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if batch is not None:
             self._download(batch, folder, job)
-        if part.batch_status in self.settings.resubmit_unfinished and job.note != CANCEL_NOTE:
+        if (
+            part.batch_status in self.settings.resubmit_unfinished
+            and job.note != CANCEL_NOTE
+            and part.attempt < MAX_RESUBMISSIONS
+        ):
             self._resubmit_unfinished(part, folder)
         else:
             self.store.update_part(part.id, state=PartState.DOWNLOADED)

@@ -199,7 +199,7 @@ def daemon_env(base_url: str, **extra: str) -> dict[str, str]:
 
 def spawn_daemon(root: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """The real daemon, as a user runs it, in its own process."""
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed when the test's tmp dir goes
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run", "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )

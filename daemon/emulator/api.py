@@ -71,18 +71,18 @@ class Api:
                 return template, route.handler, match.groupdict()
         return template, None, {}
 
-    def handle(self, request: ApiRequest) -> tuple[str, Reply]:
-        template, handler, params = self.route_of(request.method, request.path)
+    def handle(self, request: ApiRequest) -> Reply:
+        _, handler, params = self.route_of(request.method, request.path)
         try:
             check_auth(request)
             if handler is None:
                 raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
-            return template, handler(request, params)
+            return handler(request, params)
         except ApiError as error:
-            return template, error_reply(error)
+            return error_reply(error)
         except Exception:
             logger.exception("emulator route %s %s failed", request.method, request.path)
-            return template, error_reply(ApiError(500, "The emulator failed to process the request."))
+            return error_reply(ApiError(500, "The emulator failed to process the request."))
 
     # Files
 

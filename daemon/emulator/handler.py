@@ -44,6 +44,8 @@ def fault_reply(fault: FaultRule) -> JsonReply:
 
 class EmulatorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
+    # Headers and body go out in separate writes; with Nagle on, each reply waits ~40 ms for an ACK.
+    disable_nagle_algorithm = True
 
     @property
     def app(self) -> Application:
@@ -69,17 +71,29 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        self._call: tuple[str, str, str] | None = None
         try:
             request = self._parse_request()
             if request is None:
                 return
             if request.path.startswith(CONTROL_PREFIX):
-                template, status = request.path, self._answer(request, self.app.control.handle(request))
+                self._call = (request.method, urlsplit(self.path).path, request.path)
+                self._answer(request, self.app.control.handle(request))
             else:
-                template, status = self._serve_api(request)
-            self.app.calls.record(request.method, urlsplit(self.path).path, template, status)
+                template, _, _ = self.app.api.route_of(request.method, request.path)
+                self._call = (request.method, urlsplit(self.path).path, template)
+                self._serve_api(request)
         except OSError:
             self.close_connection = True  # the client went away mid-request; nothing to answer
+        finally:
+            self._log(DROPPED)  # no-op when a status was already logged
+
+    def _log(self, status: int) -> None:
+        """Record the call once, before its response goes out, so a client never sees it unlogged."""
+        if self._call is not None:
+            method, path, template = self._call
+            self._call = None
+            self.app.calls.record(method, path, template, status)
 
     def _parse_request(self) -> ApiRequest | None:
         url = urlsplit(self.path)
@@ -94,75 +108,83 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         return ApiRequest(self.command, api_path(url.path.rstrip("/") or "/"), query, headers, body)
 
-    def _answer(self, request: ApiRequest, reply: Reply) -> int:
+    def _answer(self, request: ApiRequest, reply: Reply) -> None:
         request.body.drain()
-        return self._send(reply)
+        self._send(reply)
 
-    def _serve_api(self, request: ApiRequest) -> tuple[str, int]:
+    def _serve_api(self, request: ApiRequest) -> None:
         fault = self.app.faults.decide(request.method, request.path)
         if fault is None:
-            template, reply = self.app.api.handle(request)
-            return template, self._answer(request, reply)
-        template, _, _ = self.app.api.route_of(request.method, request.path)
-        if not fault.after_processing and fault.action != "drop_midway":
-            return template, self._fault_before_processing(request, fault)
-        _, reply = self.app.api.handle(request)
-        request.body.drain()
-        return template, self._fault_after_processing(reply, fault)
+            self._answer(request, self.app.api.handle(request))
+        elif not fault.after_processing and fault.action != "drop_midway":
+            self._fault_before_processing(request, fault)
+        else:
+            reply = self.app.api.handle(request)
+            request.body.drain()
+            self._fault_after_processing(reply, fault)
 
-    def _fault_before_processing(self, request: ApiRequest, fault: FaultRule) -> int:
+    def _fault_before_processing(self, request: ApiRequest, fault: FaultRule) -> None:
         if fault.action == "slow":
             if self.app.stopping.wait(fault.delay):
-                return self._drop()
-            _, reply = self.app.api.handle(request)
-            return self._answer(request, reply)
+                self._drop()
+            else:
+                self._answer(request, self.app.api.handle(request))
+            return
         request.body.drain()
-        return self._drop() if fault.action == "drop" else self._send(fault_reply(fault))
+        if fault.action == "drop":
+            self._drop()
+        else:
+            self._send(fault_reply(fault))
 
-    def _fault_after_processing(self, reply: Reply, fault: FaultRule) -> int:
+    def _fault_after_processing(self, reply: Reply, fault: FaultRule) -> None:
         if fault.action == "drop_midway":
-            return self._send_partial(reply)
-        if fault.action == "slow" and not self.app.stopping.wait(fault.delay):
-            return self._send(reply)
-        close_reply(reply)
-        return self._send(fault_reply(fault)) if fault.action == "status" else self._drop()
+            self._send_partial(reply)
+        elif fault.action == "slow" and not self.app.stopping.wait(fault.delay):
+            self._send(reply)
+        else:
+            close_reply(reply)
+            if fault.action == "status":
+                self._send(fault_reply(fault))
+            else:
+                self._drop()
 
-    def _drop(self) -> int:
+    def _drop(self) -> None:
         """Close without answering: the handler loop ends and socketserver closes the socket."""
+        self._log(DROPPED)
         self.close_connection = True
-        return DROPPED
 
-    def _send(self, reply: Reply) -> int:
+    def _send(self, reply: Reply) -> None:
         if isinstance(reply, JsonReply):
-            return self._send_json(reply)
+            self._send_json(reply)
+            return
         with reply.handle:
             self._send_head(reply.status, "application/octet-stream", reply.size, {})
             while chunk := reply.handle.read(STREAM_CHUNK):
                 self.wfile.write(chunk)
-        return reply.status
 
-    def _send_json(self, reply: JsonReply) -> int:
+    def _send_json(self, reply: JsonReply) -> None:
         payload = reply.payload()
         self._send_head(reply.status, "application/json", len(payload), reply.headers)
         self.wfile.write(payload)
-        return reply.status
 
-    def _send_partial(self, reply: Reply) -> int:
+    def _send_partial(self, reply: Reply) -> None:
         """Full Content-Length, half the body, then close: a download cut off mid-stream."""
+        self._log(DROPPED)
         if isinstance(reply, JsonReply):
             payload = reply.payload()
             self._send_head(reply.status, "application/json", len(payload), reply.headers)
             self.wfile.write(payload[: len(payload) // 2])
-            return self._drop()
-        with reply.handle:
-            self._send_head(reply.status, "application/octet-stream", reply.size, {})
-            left = reply.size // 2
-            while left > 0 and (chunk := reply.handle.read(min(STREAM_CHUNK, left))):
-                self.wfile.write(chunk)
-                left -= len(chunk)
-        return self._drop()
+        else:
+            with reply.handle:
+                self._send_head(reply.status, "application/octet-stream", reply.size, {})
+                left = reply.size // 2
+                while left > 0 and (chunk := reply.handle.read(min(STREAM_CHUNK, left))):
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+        self.close_connection = True
 
     def _send_head(self, status: int, content_type: str, length: int, extra: Mapping[str, str]) -> None:
+        self._log(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
 
     def factory(clock: Callable[[], float] | None = None, **overrides: Any) -> EmulatorServer:
         values = {**FAST, "data_dir": tmp_path / f"data{len(servers)}", **overrides}
-        server = EmulatorServer(EmulatorSettings(**values), clock=clock) if clock else EmulatorServer(EmulatorSettings(**values))
+        server = EmulatorServer(EmulatorSettings(**values), clock=clock or time.time)
         servers.append(server)
         return server.start()
 

@@ -25,7 +25,8 @@ def test_upload_create_poll_and_download(client: openai.OpenAI, server: Emulator
     lines = request_lines(20)
     batch = submit(client, tmp_path, lines)
     assert batch.status == "validating"
-    assert batch.id.startswith("batch_") and len(batch.id) == len("batch_") + 24
+    assert batch.id.startswith("batch_")
+    assert len(batch.id) == len("batch_") + 24
     assert batch.expires_at == batch.created_at + 86_400
 
     done = wait_terminal(client, batch.id)
@@ -33,10 +34,14 @@ def test_upload_create_poll_and_download(client: openai.OpenAI, server: Emulator
     assert done.status == "completed"
     assert done.request_counts is not None
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (20, 20, 0)
-    assert done.in_progress_at is not None and done.finalizing_at is not None and done.completed_at is not None
+    assert done.in_progress_at is not None
+    assert done.finalizing_at is not None
+    assert done.completed_at is not None
     assert done.model == "gpt-test"
     assert done.error_file_id is None
-    assert done.usage is not None and done.usage.input_tokens > 0 and done.usage.output_tokens > 0
+    assert done.usage is not None
+    assert done.usage.input_tokens > 0
+    assert done.usage.output_tokens > 0
     assert done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens
     assert done.output_file_id is not None
     output_file = client.files.retrieve(done.output_file_id)
@@ -46,19 +51,21 @@ def test_upload_create_poll_and_download(client: openai.OpenAI, server: Emulator
     assert [line["custom_id"] for line in output] != [line["custom_id"] for line in lines]
     assert sorted(line["custom_id"] for line in output) == sorted(line["custom_id"] for line in lines)
     first = output[0]
-    assert first["id"].startswith("batch_req_") and first["error"] is None
-    assert first["response"]["status_code"] == 200 and first["response"]["request_id"].startswith("req_")
+    assert first["id"].startswith("batch_req_")
+    assert first["error"] is None
+    assert first["response"]["status_code"] == 200
+    assert first["response"]["request_id"].startswith("req_")
     assert server.calls.count("POST", "/v1/batches") == 1
     assert server.calls.count("GET", "/v1/batches/{batch_id}") >= 1
 
 
-def test_output_is_deterministic_for_a_seed(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
-) -> None:
+def test_output_is_deterministic_for_a_seed(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
     lines = request_lines(12)
     first = submit(manual_client, tmp_path, lines)
     second = submit(manual_client, tmp_path, lines)
-    outputs = [download_lines(manual_client, run_to_end(manual_client, clock, b.id).output_file_id) for b in (first, second)]
+    outputs = [
+        download_lines(manual_client, run_to_end(manual_client, clock, b.id).output_file_id) for b in (first, second)
+    ]
     bodies = [[(line["custom_id"], line["response"]["body"]) for line in output] for output in outputs]
     assert bodies[0] == bodies[1]
 
@@ -78,16 +85,19 @@ def test_answer_shapes(manual_client: openai.OpenAI, clock: ManualClock, tmp_pat
         assert "question 1" in body["choices"][0]["message"]["content"]
         assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
     elif endpoint == "/v1/embeddings":
-        assert body["object"] == "list" and len(body["data"]) == 1
+        assert body["object"] == "list"
+        assert len(body["data"]) == 1
         assert len(body["data"][0]["embedding"]) == 8
     elif endpoint == "/v1/responses":
         assert body["object"] == "response"
         assert "question 1" in body["output"][0]["content"][0]["text"]
         assert body["usage"]["input_tokens"] > 0
     elif endpoint == "/v1/completions":
-        assert body["object"] == "text_completion" and "prompt 1" in body["choices"][0]["text"]
+        assert body["object"] == "text_completion"
+        assert "prompt 1" in body["choices"][0]["text"]
     else:
-        assert len(body["results"]) == 1 and body["results"][0]["flagged"] is False
+        assert len(body["results"]) == 1
+        assert body["results"][0]["flagged"] is False
 
 
 def test_embedding_inputs_of_every_form(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
@@ -99,8 +109,7 @@ def test_embedding_inputs_of_every_form(manual_client: openai.OpenAI, clock: Man
     ]
     done = run_to_end(client, clock, submit(client, tmp_path, lines, endpoint="/v1/embeddings").id)
     counts = {
-        line["custom_id"]: len(line["response"]["body"]["data"])
-        for line in download_lines(client, done.output_file_id)
+        line["custom_id"]: len(line["response"]["body"]["data"]) for line in download_lines(client, done.output_file_id)
     }
     assert counts == {"e0": 1, "e1": 3, "e2": 1, "e3": 2}
 
@@ -120,5 +129,6 @@ def test_input_file_deleted_mid_batch_still_completes(
     batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
     assert client.files.delete(uploaded.id).deleted is True
     done = run_to_end(client, clock, batch.id)
-    assert done.status == "completed" and done.request_counts is not None
+    assert done.status == "completed"
+    assert done.request_counts is not None
     assert done.request_counts.completed == 3

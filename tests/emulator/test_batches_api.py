@@ -98,7 +98,8 @@ def test_unknown_argument_and_bad_json_are_rejected(server: EmulatorServer, inpu
             json={"input_file_id": input_file_id, "endpoint": "/v1/embeddings", "completion_window": "24h", "x": 1},
         )
         broken = http.post(f"{server.base_url}/batches", content=b"{nope", headers={"Content-Type": "application/json"})
-    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "x"
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["param"] == "x"
     assert broken.status_code == 400
 
 
@@ -108,11 +109,14 @@ def test_list_is_newest_first_with_cursor_pagination(client: openai.OpenAI, inpu
     first_page = client.batches.list(limit=2)
     assert [b.id for b in first_page.data] == newest_first[:2]
     assert first_page.has_more is True
-    assert first_page.first_id == newest_first[0] and first_page.last_id == newest_first[1]
+    extra = first_page.model_extra or {}
+    assert extra["first_id"] == newest_first[0]
+    assert extra["last_id"] == newest_first[1]
     second_page = client.batches.list(limit=2, after=newest_first[1])
     assert [b.id for b in second_page.data] == newest_first[2:4]
     last_page = client.batches.list(limit=2, after=newest_first[3])
-    assert [b.id for b in last_page.data] == newest_first[4:] and last_page.has_more is False
+    assert [b.id for b in last_page.data] == newest_first[4:]
+    assert last_page.has_more is False
     assert [b.id for b in client.batches.list(limit=2)] == newest_first  # SDK auto-paging
     assert len(client.batches.list().data) == 5  # default limit 20
     for limit in (0, 101):

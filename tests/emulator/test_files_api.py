@@ -15,7 +15,8 @@ from tests.emulator.helpers import download, jsonl, request_lines, upload
 def test_upload_returns_a_file_object(client: openai.OpenAI, tmp_path: Path) -> None:
     content = jsonl(request_lines(3))
     uploaded = upload(client, tmp_path / "a.jsonl", content, name="job-1.jsonl")
-    assert uploaded.id.startswith("file-") and len(uploaded.id) == len("file-") + 24
+    assert uploaded.id.startswith("file-")
+    assert len(uploaded.id) == len("file-") + 24
     assert (uploaded.object, uploaded.purpose, uploaded.status) == ("file", "batch", "processed")
     assert uploaded.filename == "job-1.jsonl"
     assert uploaded.bytes == len(content)
@@ -66,7 +67,8 @@ def test_list_files_order_purpose_and_pagination(client: openai.OpenAI, tmp_path
     assert newest_first == [other.id, *reversed(ids)]
     assert [f.id for f in client.files.list(order="asc", purpose="batch")] == ids
     page = client.files.list(order="asc", purpose="batch", limit=2)
-    assert [f.id for f in page.data] == ids[:2] and page.has_more is True
+    assert [f.id for f in page.data] == ids[:2]
+    assert page.has_more is True
     assert [f.id for f in client.files.list(order="asc", purpose="batch", limit=2, after=ids[1]).data] == ids[2:4]
     assert [f.id for f in client.files.list(order="asc", purpose="batch", limit=2)] == ids  # auto-paging
     with pytest.raises(openai.BadRequestError):
@@ -91,7 +93,8 @@ def test_missing_api_key_is_401(server: EmulatorServer) -> None:
         bad_scheme = http.get(f"{server.base_url}/files", headers={"Authorization": "Basic abc"})
     assert response.status_code == 401
     error = response.json()["error"]
-    assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+    assert error["code"] == "invalid_api_key"
+    assert error["type"] == "invalid_request_error"
     assert set(error) == {"message", "type", "param", "code"}
     assert bad_scheme.status_code == 401
 
@@ -103,7 +106,8 @@ def test_unknown_route_is_404_and_routes_work_without_v1(server: EmulatorServer)
         listing = http.get(f"{server.url}/files")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["message"] == "Invalid URL (GET /v1/nothing)"
-    assert listing.status_code == 200 and listing.json()["object"] == "list"
+    assert listing.status_code == 200
+    assert listing.json()["object"] == "list"
     assert server.calls.count("GET", "/v1/files") == 1
 
 

@@ -46,10 +46,12 @@ def test_expire_model_gives_partial_output(manual_client: openai.OpenAI, clock: 
     batch = submit(manual_client, tmp_path, request_lines(10, model="gpt-expire-test"))
     done = run_to_end(manual_client, clock, batch.id)
     assert done.status == "expired"
-    assert done.expired_at is not None and done.finalizing_at is None
+    assert done.expired_at is not None
+    assert done.finalizing_at is None
     output = download_lines(manual_client, done.output_file_id)
     errors = download_lines(manual_client, done.error_file_id)
-    assert len(output) == 5 and len(errors) == 5
+    assert len(output) == 5
+    assert len(errors) == 5
     assert counts(done) == (10, 5, 0)
     for line in errors:
         assert line["response"] is None
@@ -66,27 +68,29 @@ def test_cancel_mid_progress_keeps_finished_requests(
     cancelling = manual_client.batches.cancel(batch.id)
     assert cancelling.status == "cancelling"
     assert cancelling.cancelling_at is not None
-    assert cancelling.output_file_id is None and cancelling.error_file_id is None
+    assert cancelling.output_file_id is None
+    assert cancelling.error_file_id is None
     assert manual_client.batches.cancel(batch.id).status == "cancelling"  # repeated cancel is harmless
     clock.advance(1.0)
     done = manual_client.batches.retrieve(batch.id)
-    assert done.status == "cancelled" and done.cancelled_at is not None
+    assert done.status == "cancelled"
+    assert done.cancelled_at is not None
     assert counts(done) == (10, 3, 0)
     output = download_lines(manual_client, done.output_file_id)
     errors = download_lines(manual_client, done.error_file_id)
-    assert len(output) == 3 and len(errors) == 7
+    assert len(output) == 3
+    assert len(errors) == 7
     assert {line["error"]["code"] for line in errors} == {"batch_cancelled"}
     assert all(line["response"] is None for line in errors)
 
 
-def test_cancel_while_validating_has_no_files(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
-) -> None:
+def test_cancel_while_validating_has_no_files(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
     batch = submit(manual_client, tmp_path, request_lines(4))
     assert manual_client.batches.cancel(batch.id).status == "cancelling"
     done = run_to_end(manual_client, clock, batch.id)
     assert done.status == "cancelled"
-    assert done.output_file_id is None and done.error_file_id is None
+    assert done.output_file_id is None
+    assert done.error_file_id is None
     assert counts(done) == (0, 0, 0)
 
 
@@ -104,11 +108,14 @@ def test_fail_validation_model(manual_client: openai.OpenAI, clock: ManualClock,
     batch = submit(manual_client, tmp_path, request_lines(3, model="fail-validation"))
     clock.advance(1.0)
     failed = manual_client.batches.retrieve(batch.id)
-    assert failed.status == "failed" and failed.failed_at is not None
-    assert failed.errors is not None and failed.errors.data
+    assert failed.status == "failed"
+    assert failed.failed_at is not None
+    assert failed.errors is not None
+    assert failed.errors.data
     assert failed.errors.object == "list"
     assert failed.errors.data[0].line == 1
-    assert failed.output_file_id is None and failed.error_file_id is None
+    assert failed.output_file_id is None
+    assert failed.error_file_id is None
 
 
 def test_invalid_lines_are_reported_with_line_numbers(
@@ -121,7 +128,9 @@ def test_invalid_lines_are_reported_with_line_numbers(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
     failed = run_to_end(manual_client, clock, batch.id)
-    assert failed.status == "failed" and failed.errors is not None and failed.errors.data is not None
+    assert failed.status == "failed"
+    assert failed.errors is not None
+    assert failed.errors.data is not None
     found = [(error.code, error.line) for error in failed.errors.data]
     assert found == [("invalid_json_line", 2), ("url_mismatch", 3), ("duplicate_custom_id", 4)]
     assert failed.errors.data[0].message == "This line is not parseable as valid JSON."
@@ -149,7 +158,8 @@ def test_request_error_rate_writes_http_error_lines(
         output = download_lines(client, done.output_file_id)
         errors = download_lines(client, done.error_file_id)
     assert done.status == "completed"
-    assert 0 < len(errors) < 40 and len(output) + len(errors) == 40
+    assert 0 < len(errors) < 40
+    assert len(output) + len(errors) == 40
     assert counts(done) == (40, len(output), len(errors))
     for line in errors:
         assert line["error"] is None
@@ -171,9 +181,13 @@ def test_token_limit_fails_the_batch_that_overflows(
     assert states[first.id].status == "in_progress"
     assert states[other_model.id].status == "in_progress"
     rejected = states[second.id]
-    assert rejected.status == "failed" and rejected.errors is not None and rejected.errors.data
+    assert rejected.status == "failed"
+    assert rejected.errors is not None
+    assert rejected.errors.data
     error = rejected.errors.data[0]
-    assert error.code == "token_limit_exceeded" and error.line is None and error.param is None
+    assert error.code == "token_limit_exceeded"
+    assert error.line is None
+    assert error.param is None
     assert error.message == (
         "Enqueued token limit reached for gpt-queue in organization org-emulator. Limit: 1,000 enqueued tokens. "
         "Please try again once some in_progress batches have been completed."

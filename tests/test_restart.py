@@ -1,0 +1,102 @@
+"""Restarts and the process as users run it: in-flight batches survive, SIGTERM stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.folders import DB_NAME
+from daemon.states import JobState, PartState
+from tests.conftest import TEST_KEY, Harness, daemon_env, fast_settings, request_file, spawn_daemon, wait_until
+
+
+def _states(root: Path) -> list[tuple[str, str]]:
+    db = root / "state" / DB_NAME
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.execute("SELECT source_name, state FROM jobs"))
+    except sqlite3.OperationalError:  # the daemon has not created its tables yet
+        return []
+    finally:
+        conn.close()
+
+
+def test_restart_while_in_flight_adopts_and_finishes(tmp_path: Path) -> None:
+    slow = EmulatorSettings(validating_seconds=0.05, in_progress_seconds=1.5, finalizing_seconds=0.05,
+                            data_dir=tmp_path / "emu")
+    with EmulatorServer(slow) as emulator:
+        root = tmp_path / "root"
+        root.mkdir()
+        first = Harness(fast_settings(root, emulator.base_url), emulator).start()
+        first.drop("a.jsonl", request_file(5))
+        job = wait_until(lambda: (j := first.job("a.jsonl")) and j.state == JobState.ACTIVE and j)
+        assert first.store is not None
+        wait_until(lambda: all(p.state == PartState.SUBMITTED for p in first.store.parts(job.id)))
+        first.stop()
+        second = Harness(fast_settings(root, emulator.base_url), emulator).start()
+        try:
+            second.wait_job("a.jsonl")
+            assert len(emulator.batches()) == 1
+            assert [r["custom_id"] for r in second.results("a.jsonl")] == [f"r{i}" for i in range(5)]
+        finally:
+            second.stop()
+
+
+def test_sigterm_stops_within_ten_seconds(tmp_path: Path, emulator: EmulatorServer) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = spawn_daemon(root, daemon_env(emulator.base_url), tmp_path / "daemon.log")
+    try:
+        wait_until(lambda: (root / "state" / DB_NAME).exists(), what="the daemon to start")
+        (root / "pending_upload" / "x.jsonl").write_text(request_file(3))
+        wait_until(lambda: ("x.jsonl", "done") in _states(root), what="the file to be done")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    log = (tmp_path / "daemon.log").read_text()
+    events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
+    assert "daemon_stopped" in events
+    assert TEST_KEY not in log
+
+
+def test_second_instance_is_refused(tmp_path: Path, emulator: EmulatorServer) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    first = spawn_daemon(root, daemon_env(emulator.base_url), tmp_path / "first.log")
+    try:
+        wait_until(lambda: "daemon_started" in (tmp_path / "first.log").read_text(), what="the first daemon")
+        second = subprocess.run([sys.executable, "-m", "daemon", "run", "--root", str(root)],
+                                env=daemon_env(emulator.base_url), capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=10)
+
+
+def test_run_without_key_fails_loudly(tmp_path: Path) -> None:
+    env = daemon_env("http://127.0.0.1:9/v1")
+    del env["OPENAI_API_KEY"]
+    out = subprocess.run([sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "no OpenAI API key" in out.stderr
+    assert "--emulator" in out.stderr
+    assert not (tmp_path / "pending_upload").exists()  # nothing was started
+
+
+def test_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    env = daemon_env("http://127.0.0.1:9/v1", BATCHD_WATCH_MODE="sometimes")
+    out = subprocess.run([sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "watch_mode must be one of" in out.stderr
