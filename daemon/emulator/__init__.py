@@ -1,4 +1,14 @@
-"""A local emulator of the OpenAI Files + Batches HTTP API for tests, benchmarks and demo mode."""
+"""A local emulator of the OpenAI Files + Batches HTTP API for tests, benchmarks and demo mode.
+
+    with EmulatorServer(EmulatorSettings(validating_seconds=0.05, in_progress_seconds=0.1)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="any", max_retries=0)
+        server.faults.add_rule(action="status", method="POST", path_prefix="/batches", status=429, retry_after=7)
+        ...
+        assert server.calls.count("POST", "/v1/batches") == 1
+
+Trigger words in an input's `body.model`: `fail-validation`, `expire`, `fail-all` (see lifecycle.py).
+Faults: faults.py. HTTP control endpoints for a separately run emulator: control.py.
+"""
 
 from daemon.emulator.faults import FaultPlan, FaultRule
 from daemon.emulator.server import EmulatorServer

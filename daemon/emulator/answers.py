@@ -180,16 +180,20 @@ def _response(context: _Context) -> Answer:
         "tool_choice": "auto",
         "tools": [],
         "top_p": context.body.get("top_p", 1.0),
-        "usage": {
-            "input_tokens": context.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": context.input_tokens + output_tokens,
-        },
+        "usage": _response_usage(context.input_tokens, output_tokens),
         "metadata": context.body.get("metadata") or {},
     }
     return Answer(body, context.input_tokens, output_tokens)
+
+
+def _response_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
 
 
 def embedding_inputs(value: Any) -> list[Any]:

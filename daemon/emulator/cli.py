@@ -12,60 +12,56 @@ from daemon.emulator.settings import EmulatorSettings
 DEFAULT_PORT = 8089
 
 
-def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = EmulatorSettings()
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port to listen on; 0 picks a free one (default: %(default)s)"
-    )
-    parser.add_argument(
+_DEFAULTS = EmulatorSettings()
+# (flag, type, default, help); argparse derives the Namespace attribute from the flag.
+_OPTIONS: tuple[tuple[str, type, object, str], ...] = (
+    ("--host", str, "127.0.0.1", "address to listen on (default: %(default)s)"),
+    ("--port", int, DEFAULT_PORT, "port to listen on; 0 picks a free one (default: %(default)s)"),
+    (
         "--validating-seconds",
-        type=float,
-        default=defaults.validating_seconds,
-        help="seconds a batch stays validating (default: %(default)s)",
-    )
-    parser.add_argument(
+        float,
+        _DEFAULTS.validating_seconds,
+        "seconds a batch stays validating (default: %(default)s)",
+    ),
+    (
         "--in-progress-seconds",
-        type=float,
-        default=defaults.in_progress_seconds,
-        help="seconds a batch stays in_progress (default: %(default)s)",
-    )
-    parser.add_argument(
+        float,
+        _DEFAULTS.in_progress_seconds,
+        "seconds a batch stays in_progress (default: %(default)s)",
+    ),
+    (
         "--finalizing-seconds",
-        type=float,
-        default=defaults.finalizing_seconds,
-        help="seconds a batch stays finalizing (default: %(default)s)",
-    )
-    parser.add_argument(
+        float,
+        _DEFAULTS.finalizing_seconds,
+        "seconds a batch stays finalizing (default: %(default)s)",
+    ),
+    (
         "--cancelling-seconds",
-        type=float,
-        default=defaults.cancelling_seconds,
-        help="seconds a batch stays cancelling (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-dir", type=Path, default=None, help="where to store files (default: a temporary directory)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="seed for fake answers and output order (default: %(default)s)"
-    )
-    parser.add_argument(
+        float,
+        _DEFAULTS.cancelling_seconds,
+        "seconds a batch stays cancelling (default: %(default)s)",
+    ),
+    ("--data-dir", Path, None, "where to store uploaded and generated files (default: a temporary directory)"),
+    ("--seed", int, _DEFAULTS.seed, "seed for fake answers, output order and failing requests (default: %(default)s)"),
+    (
         "--request-error-rate",
-        type=float,
-        default=defaults.request_error_rate,
-        help="fraction of batch requests that fail with a per-request HTTP error (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--token-limit",
-        type=int,
-        default=None,
-        help="enqueued-token limit per model; over it a batch fails with token_limit_exceeded (default: none)",
-    )
-    parser.add_argument(
+        float,
+        _DEFAULTS.request_error_rate,
+        "fraction of batch requests that fail with a per-request HTTP error line (default: %(default)s)",
+    ),
+    ("--token-limit", int, None, "enqueued-token limit per model; over it batches fail (default: unlimited)"),
+    (
         "--error-rate",
-        type=float,
-        default=0.0,
-        help="fraction of all API requests answered with HTTP 500 without processing (default: %(default)s)",
-    )
+        float,
+        0.0,
+        "fraction of all API requests answered with HTTP 500 without processing (default: %(default)s)",
+    ),
+)
+
+
+def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, kind, default, help_text in _OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=help_text)
 
 
 def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:

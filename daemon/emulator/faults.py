@@ -32,6 +32,14 @@ def api_path(path: str) -> str:
     return "/v1" + path
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def format_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -50,14 +58,21 @@ class FaultRule:
     message: str | None = None
 
     def __post_init__(self) -> None:
+        # Rules also arrive as JSON over HTTP, so the types are checked, not trusted.
         if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action!r}; expected one of {', '.join(ACTIONS)}")
-        if not isinstance(self.count, int) or self.count < 1:
+        if not _is_int(self.count) or self.count < 1:
             raise ValueError("count must be an integer >= 1")
-        if not 100 <= self.status <= 599:
+        if not _is_int(self.status) or not 100 <= self.status <= 599:
             raise ValueError("status must be an HTTP status code")
-        if self.delay < 0:
-            raise ValueError("delay must be >= 0")
+        if not _is_number(self.delay) or self.delay < 0:
+            raise ValueError("delay must be a number >= 0")
+        if not (self.retry_after is None or (_is_number(self.retry_after) and self.retry_after >= 0)):
+            raise ValueError("retry_after must be a number of seconds >= 0")
+        if not (self.retry_after_ms is None or (_is_int(self.retry_after_ms) and self.retry_after_ms >= 0)):
+            raise ValueError("retry_after_ms must be an integer >= 0")
+        if not isinstance(self.after_processing, bool):
+            raise ValueError("after_processing must be true or false")
         self.method = self.method.upper() if self.method else None
         self.path_prefix = api_path(self.path_prefix) if self.path_prefix else ""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +24,7 @@ from daemon.emulator.handler import Application, EmulatorHandler
 from daemon.emulator.settings import EmulatorSettings
 from daemon.emulator.store import Store
 
+logger = logging.getLogger(__name__)
 POLL_INTERVAL = 0.05  # how quickly serve_forever notices stop()
 JOIN_TIMEOUT = 5.0
 
@@ -54,7 +57,9 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._connections.pop(threading.current_thread(), None)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet: errors here are clients that disconnected, which faults do on purpose."""
+        """Stay quiet about disconnected clients (faults cause them on purpose); log real bugs."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            logger.exception("emulator connection from %s failed", client_address)
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -94,12 +99,14 @@ class EmulatorServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._private_dir: Path | None = None
+        self._data_dir: Path | None = None
 
     def start(self) -> EmulatorServer:
         with self._state_lock:
             if self._httpd is not None or self._stopping.is_set():
                 raise RuntimeError("an EmulatorServer can be started only once")
-            store = Store(self.settings, self._prepare_data_dir(), self._clock)
+            self._data_dir = self._prepare_data_dir()
+            store = Store(self.settings, self._data_dir, self._clock)
             app = Application(Api(store), ControlApi(self.faults, self.calls), self.faults, self.calls, self._stopping)
             self._httpd = _HTTPServer((self._host, self._requested_port), app)
             self._store = store
@@ -156,6 +163,13 @@ class EmulatorServer:
     def base_url(self) -> str:
         """What to pass as `OpenAI(base_url=...)`."""
         return f"{self.url}/v1"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where file bytes live (the private temporary directory when settings.data_dir is None)."""
+        if self._data_dir is None:
+            raise RuntimeError("the emulator is not started")
+        return self._data_dir
 
     @property
     def store(self) -> Store:

@@ -135,7 +135,8 @@ class Store:
     def list_batches(self, after: str | None, limit: int) -> dict[str, Any]:
         with self._lock:
             self._advance()
-            rows = sorted(((batch.seq, batch) for batch in self._batches.values()), reverse=True, key=_first)
+            # Insertion order is creation order, so reversing gives newest first.
+            rows = [(batch.seq, batch) for batch in reversed(self._batches.values())]
             after_seq = self._cursor(after, self._batch_cursor)
             return cursor_page(rows, after_seq, limit, True, BatchRecord.to_json)
 
@@ -176,7 +177,3 @@ class Store:
         handle, _ = self.open_content(file_id)
         with handle:
             return handle.read()
-
-
-def _first(row: tuple[int, BatchRecord]) -> int:
-    return row[0]

@@ -16,7 +16,7 @@ from tests.emulator.helpers import wait_for
 
 def test_private_data_dir_is_removed_on_stop() -> None:
     server = EmulatorServer(EmulatorSettings()).start()
-    root = server.store.staging_path().parent
+    root = server.data_dir
     assert root.is_dir()
     server.stop()
     server.stop()  # idempotent
