@@ -15,8 +15,6 @@ from daemon.signals import StopFlags, captured_signals
 from daemon.store import Store
 
 log = get_logger(__name__)
-# Demo timings: long enough to watch a batch move through its statuses, short enough to wait for.
-DEMO_TIMINGS = {"validating_seconds": 2.0, "in_progress_seconds": 5.0, "finalizing_seconds": 1.0}
 
 
 def run_daemon(settings: Settings, *, emulator: bool) -> int:
@@ -62,7 +60,9 @@ class _emulated:  # noqa: N801 - used like a function, as a context manager
         from daemon.emulator import EmulatorServer, EmulatorSettings  # noqa: PLC0415 - emulator mode only
 
         self._settings = settings
-        self._server = EmulatorServer(EmulatorSettings(**DEMO_TIMINGS))
+        # Demo timings: long enough to watch a batch move through its statuses, short enough to wait for.
+        demo = EmulatorSettings(validating_seconds=2.0, in_progress_seconds=5.0, finalizing_seconds=1.0)
+        self._server = EmulatorServer(demo)
 
     def __enter__(self) -> Settings:
         self._server.start()

@@ -46,7 +46,9 @@ def test_same_name_twice_never_overwrites_results(harness: Harness) -> None:
     harness.drop("again.jsonl", request_file(2))
     first = harness.wait_job("again.jsonl")
     harness.drop("again.jsonl", request_file(3))
-    second = wait_until(lambda: (j := harness.job("again.jsonl")) and j.id != first.id and j.state == JobState.DONE and j)
+    second = wait_until(
+        lambda: (j := harness.job("again.jsonl")) and j.id != first.id and j.state == JobState.DONE and j
+    )
     assert first.result_dir != second.result_dir
     assert len((Path(first.result_dir or "") / "results.jsonl").read_text().splitlines()) == 2
     assert len((Path(second.result_dir or "") / "results.jsonl").read_text().splitlines()) == 3

@@ -79,8 +79,13 @@ def test_completed_with_every_request_failed(harness: Harness) -> None:
 
 
 def test_cancel_collects_what_finished(tmp_path) -> None:
-    slow = EmulatorSettings(validating_seconds=0.05, in_progress_seconds=30, finalizing_seconds=0.05,
-                            cancelling_seconds=0.1, data_dir=tmp_path / "slow-emulator")
+    slow = EmulatorSettings(
+        validating_seconds=0.05,
+        in_progress_seconds=30,
+        finalizing_seconds=0.05,
+        cancelling_seconds=0.1,
+        data_dir=tmp_path / "slow-emulator",
+    )
     with EmulatorServer(slow) as emulator:
         root = tmp_path / "root"
         root.mkdir()
@@ -88,9 +93,11 @@ def test_cancel_collects_what_finished(tmp_path) -> None:
         try:
             harness.drop("slow.jsonl", request_file(6))
             job = wait_until(lambda: (j := harness.job("slow.jsonl")) and j.state == JobState.ACTIVE and j)
-            assert harness.store is not None and harness.remote is not None
-            wait_until(lambda: any(p.state == PartState.SUBMITTED for p in harness.store.parts(job.id)))
-            _cancel(harness.store, harness.remote, harness.store.job(job.id))
+            store, remote = harness.store, harness.remote
+            assert store is not None
+            assert remote is not None
+            wait_until(lambda: any(p.state == PartState.SUBMITTED for p in store.parts(job.id)))
+            _cancel(store, remote, store.job(job.id))
             done = harness.wait_job("slow.jsonl")
             assert done.note == CANCEL_NOTE
             assert len(harness.results("slow.jsonl")) == 6

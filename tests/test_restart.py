@@ -29,16 +29,18 @@ def _states(root: Path) -> list[tuple[str, str]]:
 
 
 def test_restart_while_in_flight_adopts_and_finishes(tmp_path: Path) -> None:
-    slow = EmulatorSettings(validating_seconds=0.05, in_progress_seconds=1.5, finalizing_seconds=0.05,
-                            data_dir=tmp_path / "emu")
+    slow = EmulatorSettings(
+        validating_seconds=0.05, in_progress_seconds=1.5, finalizing_seconds=0.05, data_dir=tmp_path / "emu"
+    )
     with EmulatorServer(slow) as emulator:
         root = tmp_path / "root"
         root.mkdir()
         first = Harness(fast_settings(root, emulator.base_url), emulator).start()
         first.drop("a.jsonl", request_file(5))
         job = wait_until(lambda: (j := first.job("a.jsonl")) and j.state == JobState.ACTIVE and j)
-        assert first.store is not None
-        wait_until(lambda: all(p.state == PartState.SUBMITTED for p in first.store.parts(job.id)))
+        store = first.store
+        assert store is not None
+        wait_until(lambda: all(p.state == PartState.SUBMITTED for p in store.parts(job.id)))
         first.stop()
         second = Harness(fast_settings(root, emulator.base_url), emulator).start()
         try:
@@ -74,8 +76,13 @@ def test_second_instance_is_refused(tmp_path: Path, emulator: EmulatorServer) ->
     first = spawn_daemon(root, daemon_env(emulator.base_url), tmp_path / "first.log")
     try:
         wait_until(lambda: "daemon_started" in (tmp_path / "first.log").read_text(), what="the first daemon")
-        second = subprocess.run([sys.executable, "-m", "daemon", "run", "--root", str(root)],
-                                env=daemon_env(emulator.base_url), capture_output=True, text=True, timeout=30)
+        second = subprocess.run(
+            [sys.executable, "-m", "daemon", "run", "--root", str(root)],
+            env=daemon_env(emulator.base_url),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert second.returncode == 1
         assert "already running" in second.stderr
     finally:
@@ -86,8 +93,13 @@ def test_second_instance_is_refused(tmp_path: Path, emulator: EmulatorServer) ->
 def test_run_without_key_fails_loudly(tmp_path: Path) -> None:
     env = daemon_env("http://127.0.0.1:9/v1")
     del env["OPENAI_API_KEY"]
-    out = subprocess.run([sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)], env=env,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 1
     assert "no OpenAI API key" in out.stderr
     assert "--emulator" in out.stderr
@@ -96,7 +108,12 @@ def test_run_without_key_fails_loudly(tmp_path: Path) -> None:
 
 def test_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     env = daemon_env("http://127.0.0.1:9/v1", BATCHD_WATCH_MODE="sometimes")
-    out = subprocess.run([sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)], env=env,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2
     assert "watch_mode must be one of" in out.stderr
