@@ -34,7 +34,7 @@ def measure(files: int, emulator: EmulatorServer) -> tuple[list[float], float]:
     flags = StopFlags()
     engine = Engine(dataclasses.replace(settings), store, remote, flags)
     engine.start()
-    import threading  # noqa: PLC0415
+    import threading
 
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
