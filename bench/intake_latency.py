@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import os
 import shutil
+import threading
 import time
 
 from bench.common import percentile, scratch, wait_for, write_requests
@@ -34,8 +35,6 @@ def measure(files: int, emulator: EmulatorServer) -> tuple[list[float], float]:
     flags = StopFlags()
     engine = Engine(dataclasses.replace(settings), store, remote, flags)
     engine.start()
-    import threading
-
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
     try:
