@@ -57,8 +57,8 @@ class Engine:
     def start(self) -> None:
         """Recover what a crash interrupted, scan once, and start polling."""
         recover_claims(self.store)
-        self.run_once(time.time())
         self.poller.start()
+        self.run_once(time.time())
         log.info(
             "daemon_started",
             root=str(self.settings.root),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -116,6 +117,7 @@ def _result_dir(settings: Settings, store: Store, job: Job) -> Path:
 def reject(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> None:
     """Move the input to failed/ with a report; the job ends as REJECTED."""
     dest = move_input(store, job, settings.failed)
+    shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)
     report = write_report(dest, job.source_name, job.id, reason, lines)
     store.update_job(job.id, state=JobState.REJECTED, note=reason, finished_at=time.time())
     log.warning("file_rejected", file=job.source_name, job_id=job.id, reason=reason, report=str(report))

@@ -101,6 +101,9 @@ class LineChecker:
         return obj
 
     def _check_object(self, line_no: int, data: bytes, obj: dict[str, Any]) -> Request | None:
+        if "model" in obj and not obj.keys() & {"custom_id", "method", "url", "body"}:
+            self.findings.add(line_no, BARE_BODY_HINT)  # the seed script's example format
+            return None
         before = self.findings.problem_count
         custom_id = self._check_custom_id(line_no, obj.get("custom_id", _MISSING))
         self._check_method(line_no, obj.get("method", _MISSING))
@@ -154,10 +157,7 @@ class LineChecker:
     def _check_body(self, line_no: int, body: object) -> dict[str, Any] | None:
         f = self.findings
         if not isinstance(body, dict):
-            f.add(
-                line_no,
-                "body is missing" if body is _MISSING else f"body must be a JSON object, got {_kind(body)}",
-            )
+            f.add(line_no, _body_problem(body))
             return None
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -183,6 +183,14 @@ class LineChecker:
 
 
 _MISSING: Any = object()
+BARE_BODY_HINT = (
+    "this line is a bare request body, not a Batch API request; wrap it as "
+    '{"custom_id": "...", "method": "POST", "url": "/v1/...", "body": {...}}'
+)
+
+
+def _body_problem(body: object) -> str:
+    return "body is missing" if body is _MISSING else f"body must be a JSON object, got {_kind(body)}"
 
 
 def _kind(value: object) -> str:

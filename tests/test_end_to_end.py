@@ -36,7 +36,7 @@ def test_bad_file_is_reported_and_good_file_still_completes(harness: Harness, em
     harness.wait_job("good.jsonl")
     harness.wait_job("bad.jsonl", JobState.REJECTED)
     report = (harness.settings.failed / "bad.jsonl.report.txt").read_text()
-    assert "line 1: custom_id is missing" in report
+    assert "line 1: this line is a bare request body" in report
     assert "line 2: not valid JSON" in report
     assert (harness.settings.failed / "bad.jsonl").exists()
     assert len([f for f in emulator.files() if f["purpose"] == "batch"]) == 1  # only the good one went up

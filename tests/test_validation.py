@@ -35,6 +35,7 @@ def test_good_file_reports_shape(tmp_path: Path) -> None:
     ("content", "expected_line", "fragment"),
     [
         ("{not json}\n", 1, "not valid JSON"),
+        ('{"model": "gpt-4-turbo", "messages": []}\n', 1, "bare request body"),
         (line("a") + "\n[1, 2]\n", 2, "must be a JSON object, got an array"),
         (
             json.dumps({"method": "POST", "url": "/v1/embeddings", "body": {"model": "m"}}) + "\n",
