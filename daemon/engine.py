@@ -22,6 +22,7 @@ from daemon.logs import get_logger
 from daemon.poller import Poller
 from daemon.preparer import prepare_job
 from daemon.remote import Remote
+from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags
 from daemon.states import JobState, PartState
 from daemon.store import Store
@@ -36,7 +37,9 @@ SHUTDOWN_GRACE = 6.0  # of the 10 s a stop may take, how long running steps may 
 
 
 class Engine:
-    def __init__(self, settings: Settings, store: Store, remote: Remote, flags: StopFlags) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, remote: Remote, flags: StopFlags, notifier: Notifier | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.flags = flags
@@ -50,6 +53,11 @@ class Engine:
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
         self._next_heartbeat = 0.0
+        self.notifier = notifier or Notifier({})  # an empty environment: silent outside systemd
+        interval = self.notifier.watchdog_interval()
+        # Ping at half systemd's WatchdogSec, so one slow pass does not get the daemon killed.
+        self._watchdog_every = interval / 2 if interval else None
+        self._next_watchdog = 0.0
 
     def wake(self) -> None:
         self.hints.put(None)
@@ -63,8 +71,26 @@ class Engine:
             "daemon_started",
             root=str(self.settings.root),
             pid=os.getpid(),
-            open_jobs=len(self.store.jobs([JobState.CLAIMED, JobState.ACTIVE, JobState.COLLECTING])),
+            open_jobs=self._open_jobs(),
         )
+        self.notifier.ready()
+        self.notifier.status(self._status_line())
+
+    def _open_jobs(self) -> int:
+        return len(self.store.jobs([JobState.CLAIMED, JobState.ACTIVE, JobState.COLLECTING]))
+
+    def _status_line(self) -> str:
+        """What `systemctl status` shows."""
+        line = f"{self._open_jobs()} open job(s); watching {self.settings.pending}"
+        reason = self.holds.account_reason
+        return f"{line}; paused: {reason}" if reason else line
+
+    def _ping_watchdog(self, now: float) -> None:
+        # No ping while the poller is dead: systemd then restarts us, as a container health check would.
+        if self._watchdog_every is None or now < self._next_watchdog or not self.poller.is_alive():
+            return
+        self._next_watchdog = now + self._watchdog_every
+        self.notifier.watchdog()
 
     def run(self) -> None:
         while not self.flags.stop.is_set():
@@ -95,6 +121,7 @@ class Engine:
         self._keep_watcher_alive()
         if now >= self._next_heartbeat:
             self._beat(now)
+        self._ping_watchdog(now)
 
     def _claim_ready(self, now: float) -> None:
         names: set[str] = set()
@@ -132,10 +159,12 @@ class Engine:
             "account_blocked": self.holds.account_reason or None,
         }
         self.store.set_fact("heartbeat", json.dumps(beat))
+        self.notifier.status(self._status_line())
 
     def shutdown(self) -> None:
         """Stop intake, give running steps a moment, and leave the rest to the next start."""
         self.flags.stop.set()
+        self.notifier.stopping()
         self.observer.stop()
         self.workers.stop(SHUTDOWN_GRACE, self.flags.force)
         self.poller.wake.set()

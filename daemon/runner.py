@@ -11,6 +11,7 @@ from daemon.credentials import KeySource, emulator_key_source, find_key_source
 from daemon.engine import Engine
 from daemon.logs import get_logger
 from daemon.remote import Remote, build_client
+from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags, captured_signals
 from daemon.store import Store
 
@@ -44,7 +45,7 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
         key_from=key.description,
     )
     flags = stack.enter_context(captured_signals(StopFlags()))
-    engine = Engine(settings, store, remote, flags)
+    engine = Engine(settings, store, remote, flags, Notifier())
     try:
         engine.start()
         engine.run()

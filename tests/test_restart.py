@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -54,16 +55,30 @@ def test_restart_while_in_flight_adopts_and_finishes(tmp_path: Path) -> None:
 def test_sigterm_stops_within_ten_seconds(tmp_path: Path, emulator: EmulatorServer) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    proc = spawn_daemon(root, daemon_env(emulator.base_url), tmp_path / "daemon.log")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(10)
+    env = daemon_env(emulator.base_url, NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
+    proc = spawn_daemon(root, env, tmp_path / "daemon.log")
     try:
-        wait_until(lambda: (root / "state" / DB_NAME).exists(), what="the daemon to start")
+        wait_until(lambda: notify.recv(4096) == b"READY=1", what="READY=1 after the start-up scan")
         (root / "pending_upload" / "x.jsonl").write_text(request_file(3))
         wait_until(lambda: ("x.jsonl", "done") in _states(root), what="the file to be done")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+        notify.settimeout(0)
+        messages = []
+        while True:
+            try:
+                messages.append(notify.recv(4096))
+            except BlockingIOError:
+                break
+        assert b"STOPPING=1" in messages
+        assert any(m.startswith(b"STATUS=") for m in messages)
     finally:
         proc.kill()
         proc.wait()
+        notify.close()
     log = (tmp_path / "daemon.log").read_text()
     events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
     assert "daemon_stopped" in events
