@@ -20,10 +20,15 @@ def _job(job_id: str) -> Job:
 
 def test_nested_writes_land_together_or_not_at_all(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite3")
-    with pytest.raises(RuntimeError), store.transaction():
-        store.add_job(_job("one"))
-        store.update_job("one", state=JobState.ACTIVE)
-        raise RuntimeError("crash in the middle")
+
+    def interrupted() -> None:
+        with store.transaction():
+            store.add_job(_job("one"))
+            store.update_job("one", state=JobState.ACTIVE)
+            raise RuntimeError("crash in the middle")
+
+    with pytest.raises(RuntimeError):
+        interrupted()
     assert store.jobs() == []
     store.close()
 
