@@ -51,6 +51,8 @@ class Collector:
         self.remote = remote
         self.holds = holds
         self.stop = stop
+        self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
+        self._finishing_guard = threading.Lock()
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -158,11 +160,23 @@ class Collector:
         )
 
     def finish_job(self, job_id: str) -> None:
-        """Merge, summarise and archive once every part of the job is done (idempotent)."""
+        """Merge, summarise and archive once every part of the job is done (idempotent).
+
+        Both a part's download and the engine (for COLLECTING jobs) call this, on different
+        workers: two merges into the same temp file and two moves of the input would race.
+        """
+        with self._finishing_guard:
+            lock = self._finishing.setdefault(job_id, threading.Lock())
+        with lock:
+            if self._finish_job(job_id):
+                with self._finishing_guard:
+                    self._finishing.pop(job_id, None)
+
+    def _finish_job(self, job_id: str) -> bool:
         job = self.store.job(job_id)
         parts = self.store.parts(job_id)
         if job.state not in (JobState.ACTIVE, JobState.COLLECTING) or any(p.state not in _DONE_PARTS for p in parts):
-            return
+            return False
         self.store.update_job(job_id, state=JobState.COLLECTING)
         folder = Path(job.result_dir or "")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -173,6 +187,7 @@ class Collector:
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         self._archive(job, parts, now)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
+        return True
 
     def _archive(self, job: Job, parts: list[Part], now: float) -> None:
         refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]

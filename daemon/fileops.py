@@ -65,7 +65,7 @@ def free_name(folder: Path, name: str, tag: str) -> Path:
 def move_no_clobber(src: Path, dest: Path) -> None:
     """Move ``src`` to ``dest`` on the same filesystem; never overwrite an existing ``dest``."""
     try:
-        os.link(src, dest)
+        os.link(src, dest, follow_symlinks=False)  # move a symlink itself, never its target
     except FileExistsError:
         raise
     except OSError:
@@ -85,4 +85,5 @@ def safe_component(name: str) -> str:
     cleaned = "".join("_" if (ord(ch) < 32 or ch in "/\\\x7f") else ch for ch in name).strip()
     if cleaned in {"", ".", ".."} or cleaned.startswith("."):
         cleaned = "_" + cleaned
-    return cleaned[:200]
+    # NAME_MAX (255) counts bytes: 200 leaves room for a job-id tag and ".report.txt". Cut whole characters.
+    return cleaned.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")

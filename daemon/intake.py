@@ -50,6 +50,7 @@ class Intake:
         self.min_file_age = min_file_age
         self._candidates: dict[str, Candidate] = {}
         self._proofs: set[str] = set()
+        self._unrecordable: set[str] = set()  # names already reported as not UTF-8
 
     def note(self, path: Path, *, complete: bool) -> None:
         """Record a watcher hint; a completion proof is checked against the file at the next look."""
@@ -74,6 +75,9 @@ class Intake:
             return []
 
     def _is_ready(self, name: str, now_mono: float, now_wall: float) -> bool:
+        if not _is_utf8(name):
+            self._report_unrecordable(name)
+            return False
         try:
             st = os.lstat(self.pending / name)
         except OSError:
@@ -96,6 +100,13 @@ class Intake:
             or (old >= self.min_file_age and quiet >= min(SETTLE_SECONDS, self.min_file_age))
         )
 
+    def _report_unrecordable(self, name: str) -> None:
+        # The state stores names as UTF-8 text; claiming such a file would fail on every pass.
+        if name not in self._unrecordable:
+            self._unrecordable.add(name)
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+            log.error("file_name_not_utf8", file=shown, hint="rename it to a UTF-8 name; batchd leaves it in place")
+
     def claim(self, path: Path) -> Job | None:
         """Move ``path`` out of the drop zone into our custody; None if it vanished first."""
         job_id = new_job_id()
@@ -116,6 +127,15 @@ class Intake:
         job.state = JobState.CLAIMED
         log.info("file_claimed", file=path.name, job_id=job_id)
         return job
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def recover_claims(store: Store) -> None:
