@@ -27,8 +27,9 @@ from daemon.merger import RESULTS_NAME, Segment, merge
 from daemon.outcome import FAILED, rank
 from daemon.remote import Remote
 from daemon.reports import write_report
-from daemon.retrying import in_call, scheduled_delay
+from daemon.retrying import scheduled_delay
 from daemon.states import JobState, PartState
+from daemon.steps import PartSteps
 from daemon.store import Job, Part, Store
 from daemon.summary import build_summary, part_batch
 from daemon.validation import iter_lines
@@ -44,13 +45,9 @@ def download_names(batch_id: str) -> tuple[str, str]:
     return f"{batch_id}_output.jsonl", f"{batch_id}_errors.jsonl"
 
 
-class Collector:
+class Collector(PartSteps):
     def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
-        self.settings = settings
-        self.store = store
-        self.remote = remote
-        self.holds = holds
-        self.stop = stop
+        super().__init__(settings, store, remote, holds, stop)
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
 
@@ -59,9 +56,7 @@ class Collector:
         part = self.store.part(part_id)
         job = self.store.job(part.job_id)
         try:
-            for attempt in in_call(self.stop):
-                with attempt:
-                    self._collect(self.store.part(part_id), job)
+            self.retried(part_id, job, self._collect)
         except (TransientError, AccountError) as exc:
             if isinstance(exc, AccountError):
                 self.holds.block_account(str(exc))

@@ -8,7 +8,6 @@ adopted instead of creating another. Only then is the call made again.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -16,12 +15,11 @@ from openai.types import Batch
 
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.errors import AccountError, PermanentError, TransientError
-from daemon.holds import Holds
 from daemon.logs import get_logger
-from daemon.remote import Remote
-from daemon.retrying import in_call, scheduled_delay
+from daemon.retrying import scheduled_delay
 from daemon.states import PartState
-from daemon.store import Job, Part, Store
+from daemon.steps import PartSteps
+from daemon.store import Job, Part
 
 log = get_logger(__name__)
 _BEFORE_INTENT = {PartState.UPLOAD_INTENT: PartState.READY, PartState.BATCH_INTENT: PartState.UPLOADED}
@@ -38,22 +36,13 @@ def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
     return {**settings.metadata, **ours}
 
 
-class Submitter:
-    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
-        self.settings = settings
-        self.store = store
-        self.remote = remote
-        self.holds = holds
-        self.stop = stop
-
+class Submitter(PartSteps):
     def advance(self, part_id: int) -> None:
         """Take one part as far as it can go now (up to SUBMITTED); schedule it again on failure."""
         part = self.store.part(part_id)
         job = self.store.job(part.job_id)
         try:
-            for attempt in in_call(self.stop):
-                with attempt:
-                    self._run(self.store.part(part_id), job)
+            self.retried(part_id, job, self._run)
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
