@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test lint typecheck check bench clean
 
 $(BIN)/batchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ typecheck: $(BIN)/batchd
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+bench: $(BIN)/batchd
+	$(BIN)/python -m bench.validation_speed
+	$(BIN)/python -m bench.intake_latency
 
 clean:
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
