@@ -8,7 +8,6 @@ create a second paid batch; batchd retries itself, after reconciling.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -19,6 +18,7 @@ from openai.types import Batch
 
 from daemon.api_errors import classify
 from daemon.credentials import KeySource
+from daemon.fileops import atomic_writer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -134,18 +134,11 @@ class Remote:
     @translated
     def download(self, file_id: str, dest: Path) -> int:
         """Stream a file's content to ``dest`` via a temp file; ``dest`` appears only when whole."""
-        tmp = dest.with_name(f".{dest.name}.part")
         size = 0
-        try:
-            with self.client.files.with_streaming_response.content(file_id) as resp, open(tmp, "wb") as fh:
-                for chunk in resp.iter_bytes(DOWNLOAD_CHUNK):
-                    fh.write(chunk)
-                    size += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with self.client.files.with_streaming_response.content(file_id) as resp, atomic_writer(dest) as fh:
+            for chunk in resp.iter_bytes(DOWNLOAD_CHUNK):
+                fh.write(chunk)
+                size += len(chunk)
         return size
 
 
