@@ -23,8 +23,8 @@ from daemon.fileops import atomic_writer, write_atomic
 from daemon.folders import PARTS
 from daemon.holds import Holds
 from daemon.logs import get_logger
-from daemon.merger import RESULTS_NAME, Segment, merge
-from daemon.outcome import FAILED, rank
+from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
+from daemon.outcome import FAILED
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
@@ -204,16 +204,8 @@ def _token_limited(batch: Batch) -> bool:
 
 
 def _ran_ids(downloads: list[Path]) -> set[str]:
-    ran: set[str] = set()
-    for path in downloads:
-        if path.exists():
-            with open(path, "rb") as fh:
-                for raw in fh:
-                    if raw.strip():
-                        line = orjson.loads(raw)
-                        if rank(line) >= FAILED:
-                            ran.add(line["custom_id"])
-    return ran
+    index = index_outputs([p for p in downloads if p.exists()])
+    return {custom_id for custom_id, entry in index.items() if entry.rank >= FAILED}
 
 
 def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int]:

@@ -32,7 +32,7 @@ class Segment:
 
 
 @dataclass(slots=True)
-class _Entry:
+class Entry:
     rank: int
     file_no: int
     offset: int
@@ -48,7 +48,7 @@ def merge(segments: list[Segment], dest: Path) -> Counter[str]:
 
 
 def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> None:
-    index = _index(segment.downloads)
+    index = index_outputs(segment.downloads)
     handles = [open(p, "rb") for p in segment.downloads]  # noqa: SIM115 - closed below
     try:
         with open(segment.part_file, "rb") as requests:
@@ -67,9 +67,9 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
             fh.close()
 
 
-def _index(downloads: list[Path]) -> dict[str, _Entry]:
+def index_outputs(downloads: list[Path]) -> dict[str, Entry]:
     """custom_id -> best line; later attempts win ties, so the newest outcome is kept."""
-    index: dict[str, _Entry] = {}
+    index: dict[str, Entry] = {}
     for file_no, path in enumerate(downloads):
         with open(path, "rb") as fh:
             offset = 0
@@ -79,7 +79,7 @@ def _index(downloads: list[Path]) -> dict[str, _Entry]:
     return index
 
 
-def _add(index: dict[str, _Entry], raw: bytes, file_no: int, offset: int) -> None:
+def _add(index: dict[str, Entry], raw: bytes, file_no: int, offset: int) -> None:
     if not raw.strip():
         return
     try:
@@ -90,7 +90,7 @@ def _add(index: dict[str, _Entry], raw: bytes, file_no: int, offset: int) -> Non
     line_rank = rank(line)
     known = index.get(custom_id)
     if known is None or (line_rank >= known.rank and known.rank != SUCCEEDED):
-        index[custom_id] = _Entry(line_rank, file_no, offset)
+        index[custom_id] = Entry(line_rank, file_no, offset)
 
 
 def _read_line(fh: IO[bytes], offset: int) -> bytes:
