@@ -91,13 +91,7 @@ def test_second_instance_is_refused(tmp_path: Path, emulator: EmulatorServer) ->
     first = spawn_daemon(root, daemon_env(emulator.base_url), tmp_path / "first.log")
     try:
         wait_until(lambda: "daemon_started" in (tmp_path / "first.log").read_text(), what="the first daemon")
-        second = subprocess.run(
-            [sys.executable, "-m", "daemon", "run", "--root", str(root)],
-            env=daemon_env(emulator.base_url),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        second = run_batchd(root, daemon_env(emulator.base_url))
         assert second.returncode == 1
         assert "already running" in second.stderr
     finally:
@@ -105,16 +99,21 @@ def test_second_instance_is_refused(tmp_path: Path, emulator: EmulatorServer) ->
         first.wait(timeout=10)
 
 
-def test_run_without_key_fails_loudly(tmp_path: Path) -> None:
-    env = daemon_env("http://127.0.0.1:9/v1")
-    del env["OPENAI_API_KEY"]
-    out = subprocess.run(
-        [sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)],
+def run_batchd(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`batchd run` in a child process, for start-up failures that end it at once."""
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", "run", "--root", str(root)],
         env=env,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_run_without_key_fails_loudly(tmp_path: Path) -> None:
+    env = daemon_env("http://127.0.0.1:9/v1")
+    del env["OPENAI_API_KEY"]
+    out = run_batchd(tmp_path, env)
     assert out.returncode == 1
     assert "no OpenAI API key" in out.stderr
     assert "--emulator" in out.stderr
@@ -123,12 +122,6 @@ def test_run_without_key_fails_loudly(tmp_path: Path) -> None:
 
 def test_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     env = daemon_env("http://127.0.0.1:9/v1", BATCHD_WATCH_MODE="sometimes")
-    out = subprocess.run(
-        [sys.executable, "-m", "daemon", "run", "--root", str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_batchd(tmp_path, env)
     assert out.returncode == 2
     assert "watch_mode must be one of" in out.stderr
