@@ -5,16 +5,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from daemon.fileops import free_name, move_no_clobber, safe_component
+from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component
 from daemon.store import Job, Store
 
 
 def move_input(store: Store, job: Job, folder: Path) -> Path:
     """Move the job's input into ``folder``; idempotent across crashes (recorded before moving)."""
-    if job.final_path and os.path.lexists(job.final_path) and not os.path.lexists(job.inflight_path):
-        return Path(job.final_path)  # moved before a crash; only the state update was lost
+    if job.final_path and os.path.lexists(job.final_path):
+        final, inflight = Path(job.final_path), Path(job.inflight_path)
+        if not os.path.lexists(inflight):
+            return final  # moved before a crash; only the state update was lost
+        if _same_file(final, inflight):
+            # A crash fell between the link and the unlink of the move: finish it, do not copy again.
+            inflight.unlink()
+            fsync_dir(inflight.parent)
+            return final
     dest = free_name(folder, safe_component(job.source_name), job.id)
     store.update_job(job.id, final_path=str(dest))
     job.final_path = str(dest)
     move_no_clobber(Path(job.inflight_path), dest)
     return dest
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    first, second = os.lstat(a), os.lstat(b)  # lstat: an input that is a symlink is moved as itself
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from daemon import limits
+from daemon import crashpoints, limits
 from daemon.errors import ConfigError
 
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 ENV_PREFIX = "BATCHD_"
+NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME})  # BATCHD_* variables that are not settings
 # batchd uses four metadata pairs itself (job, part, source, sha256); the API allows 16.
 RESERVED_METADATA_PAIRS = 4
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
@@ -120,7 +121,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _read_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in {"BATCHD_CONFIG"}:
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         key = name[len(ENV_PREFIX) :].lower()
         _check_known(key, f"environment variable {name}")

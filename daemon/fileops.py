@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from daemon import crashpoints
+
 OWNER_ONLY_FILE = 0o600
 OWNER_ONLY_DIR = 0o700
 
@@ -74,6 +76,7 @@ def move_no_clobber(src: Path, dest: Path) -> None:
             raise FileExistsError(dest) from None
         os.rename(src, dest)
     else:
+        crashpoints.reach("input_linked")
         os.unlink(src)
     fsync_dir(dest.parent)
     if src.parent != dest.parent:

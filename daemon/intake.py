@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon import crashpoints
 from daemon.fileops import fsync_dir
 from daemon.folders import INFLIGHT
 from daemon.logs import get_logger
@@ -122,6 +123,7 @@ class Intake:
             return None
         fsync_dir(self.pending)
         fsync_dir(self.inflight)
+        crashpoints.reach("claimed")
         self._candidates.pop(path.name, None)
         self.store.update_job(job_id, state=JobState.CLAIMED)
         job.state = JobState.CLAIMED

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import orjson
 
+from daemon import crashpoints
 from daemon.fileops import atomic_writer
 from daemon.outcome import SUCCEEDED, not_run_line, outcome_name, rank
 from daemon.validation import iter_lines
@@ -62,6 +63,7 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                     line = _read_line(handles[entry.file_no], entry.offset)
                     counts[outcome_name(entry.rank)] += 1
                 out.write(line)
+                crashpoints.reach("merging")
     finally:
         for fh in handles:
             fh.close()

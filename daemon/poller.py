@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from openai.types import Batch
 
+from daemon import crashpoints
 from daemon.config import Settings
 from daemon.errors import AccountError, DaemonError
 from daemon.holds import Holds
@@ -83,6 +84,7 @@ class Poller:
         if not due:
             return 0
         fresh = self._fetch(due)
+        crashpoints.reach("polled")
         self.holds.clear_account()
         self.last_success = time.time()
         finished = sum(self._record(part, fresh[part.batch_id], now) for part in due if part.batch_id in fresh)

@@ -16,6 +16,7 @@ import httpx2
 import openai
 from openai.types import Batch
 
+from daemon import crashpoints
 from daemon.api_errors import classify
 from daemon.credentials import KeySource
 from daemon.fileops import atomic_writer
@@ -139,6 +140,8 @@ class Remote:
             for chunk in resp.iter_bytes(DOWNLOAD_CHUNK):
                 fh.write(chunk)
                 size += len(chunk)
+                crashpoints.reach("downloading")
+            crashpoints.reach("downloaded")
         return size
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from openai.types import Batch
 
+from daemon import crashpoints
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.logs import get_logger
@@ -89,6 +90,7 @@ class Submitter(PartSteps):
 
     def _upload(self, part: Part) -> None:
         file_id = self.remote.upload(_path(part), part.upload_name)
+        crashpoints.reach("uploaded")
         self._record_upload(part, file_id, adopted=False)
 
     def _reconcile_upload(self, part: Part) -> None:
@@ -119,6 +121,7 @@ class Submitter(PartSteps):
             batch_metadata(self.settings, job, part),
             self.settings.output_expires_after,
         )
+        crashpoints.reach("batch_created")
         self._record_batch(part, batch, adopted=False)
 
     def _reconcile_batch(self, part: Part, job: Job) -> None:

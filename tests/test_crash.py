@@ -1,0 +1,186 @@
+"""The crash matrix: the real daemon, SIGKILLed at every step, then restarted.
+
+Each case proves the three promises that save users money: the input is never lost, exactly one
+batch per part exists on the service, and results.jsonl has every request exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon import crashpoints
+from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.folders import DB_NAME
+from tests.conftest import FAST, daemon_env, request_file, spawn_daemon, wait_until
+
+REQUESTS = 7
+PER_BATCH = 3  # seven requests in parts of three: three batches per input
+PARTS = -(-REQUESTS // PER_BATCH)
+KILLED = -signal.SIGKILL
+
+
+@pytest.fixture(name="crash_emulator")
+def crash_emulator_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    with EmulatorServer(EmulatorSettings(**FAST, data_dir=tmp_path / "emulator-data")) as server:  # type: ignore[arg-type]
+        yield server
+
+
+class CrashRun:
+    """A root folder with inputs dropped, and the daemon started, killed and restarted on it."""
+
+    def __init__(self, tmp_path: Path, server: EmulatorServer) -> None:
+        self.root = tmp_path / "root"
+        self.server = server
+        self.log = tmp_path / "daemon.log"
+        self.inputs: dict[str, bytes] = {}
+        (self.root / "pending_upload").mkdir(parents=True)
+
+    def drop(self, name: str, prefix: str) -> None:
+        data = request_file(REQUESTS, prefix=prefix).encode()
+        staged = self.root / f".{name}"
+        staged.write_bytes(data)
+        staged.rename(self.root / "pending_upload" / name)
+        self.inputs[name] = data
+
+    def start(self, **extra: str) -> subprocess.Popen[bytes]:
+        env = daemon_env(self.server.base_url, BATCHD_MAX_REQUESTS_PER_BATCH=str(PER_BATCH), **extra)
+        return spawn_daemon(self.root, env, self.log)
+
+    def crash_at(self, point: str) -> None:
+        proc = self.start(BATCHD_CRASH_AT=point)
+        try:
+            assert proc.wait(timeout=30) == KILLED, f"the daemon never reached {point}: {self.log.read_text()}"
+        finally:
+            _end(proc)
+
+    def kill_when(self, ready: Callable[[], bool], what: str) -> None:
+        proc = self.start()
+        try:
+            wait_until(lambda: ready() or proc.poll() is not None, 30, what)
+            assert proc.poll() is None, f"the daemon exited before {what}: {self.log.read_text()}"
+            proc.kill()
+            assert proc.wait(timeout=10) == KILLED
+        finally:
+            _end(proc)
+
+    def finish(self) -> None:
+        """Restart without faults and wait until every input is done."""
+        self.server.faults.clear()
+        proc = self.start()
+        try:
+            wait_until(lambda: self.done() == len(self.inputs), 60, "every job to be done after the restart")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            _end(proc)
+
+    def done(self) -> int:
+        db = self.root / "state" / DB_NAME
+        if not db.exists():
+            return 0
+        conn = sqlite3.connect(db)
+        try:
+            return int(conn.execute("SELECT count(*) FROM jobs WHERE state = 'done'").fetchone()[0])
+        except sqlite3.OperationalError:  # the daemon has not created its tables yet
+            return 0
+        finally:
+            conn.close()
+
+    def assert_promises_kept(self) -> None:
+        self.assert_inputs_kept()
+        self.assert_one_batch_per_part()
+        self.assert_results_exactly_once()
+
+    def assert_inputs_kept(self) -> None:
+        archived = sorted(p.name for p in (self.root / "uploaded_files").iterdir())
+        assert archived == sorted(self.inputs), "each input archived exactly once, under its own name"
+        for name, data in self.inputs.items():
+            assert (self.root / "uploaded_files" / name).read_bytes() == data
+        assert list((self.root / "pending_upload").iterdir()) == []
+        assert list((self.root / "state" / "inflight").iterdir()) == []
+
+    def assert_one_batch_per_part(self) -> None:
+        per_part = Counter(
+            (b["metadata"]["batchd_source"], b["metadata"]["batchd_part"]) for b in self.server.batches()
+        )
+        assert len(per_part) == PARTS * len(self.inputs), per_part
+        duplicates = {key: n for key, n in per_part.items() if n != 1}
+        assert duplicates == {}, f"parts with more than one batch on the service: {duplicates}"
+
+    def assert_results_exactly_once(self) -> None:
+        for name, data in self.inputs.items():
+            wanted = [json.loads(line)["custom_id"] for line in data.decode().splitlines()]
+            lines = (self.root / "batch_results" / name.removesuffix(".jsonl") / "results.jsonl").read_text()
+            results = [json.loads(line) for line in lines.splitlines()]
+            assert [r["custom_id"] for r in results] == wanted, "each request once, in input order"
+            assert all(r["response"]["status_code"] == 200 for r in results)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("point", sorted(crashpoints.POINTS))
+def test_kill_at_each_step_then_restart_keeps_every_promise(
+    point: str, tmp_path: Path, crash_emulator: EmulatorServer
+) -> None:
+    run = CrashRun(tmp_path, crash_emulator)
+    run.drop("a.jsonl", "a")
+    run.drop("b.jsonl", "b")
+    run.crash_at(point)
+    run.finish()
+    run.assert_promises_kept()
+
+
+# Kills from outside while a request is in flight: the service may or may not have acted on it.
+IN_FLIGHT = {
+    "during_upload": {"action": "slow", "method": "POST", "path_prefix": "/v1/files", "delay": 5.0},
+    "during_create": {
+        "action": "slow",
+        "method": "POST",
+        "path_prefix": "/v1/batches",
+        "delay": 5.0,
+        "after_processing": True,
+    },
+    "during_poll": {"action": "slow", "method": "GET", "path_prefix": "/v1/batches", "delay": 5.0},
+    "during_download": {"action": "slow", "method": "GET", "path_prefix": "/v1/files/", "delay": 5.0},
+}
+
+
+@pytest.mark.parametrize("case", sorted(IN_FLIGHT))
+def test_kill_with_a_request_in_flight_then_restart_keeps_every_promise(
+    case: str, tmp_path: Path, crash_emulator: EmulatorServer
+) -> None:
+    run = CrashRun(tmp_path, crash_emulator)
+    run.drop("a.jsonl", "a")
+    crash_emulator.faults.add_rule(**IN_FLIGHT[case])
+    run.kill_when(lambda: crash_emulator.faults.fired >= 1, f"a request to be held {case}")
+    run.finish()
+    run.assert_promises_kept()
+
+
+def test_repeated_kills_at_random_moments_under_load(tmp_path: Path, crash_emulator: EmulatorServer) -> None:
+    run = CrashRun(tmp_path, crash_emulator)
+    for i in range(8):
+        run.drop(f"f{i}.jsonl", f"f{i}-")
+    moments = random.Random(7)
+    for _ in range(4):
+        limit = len(crash_emulator.calls) + moments.randint(1, 12)
+
+        def moment_came(limit: int = limit) -> bool:
+            return len(crash_emulator.calls) >= limit or run.done() == len(run.inputs)
+
+        run.kill_when(moment_came, "more API calls")
+    run.finish()
+    run.assert_promises_kept()
