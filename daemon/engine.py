@@ -28,12 +28,13 @@ from daemon.states import JobState, PartState
 from daemon.store import Store
 from daemon.submitter import Submitter
 from daemon.watcher import Hint, start_observer
-from daemon.workers import Workers
+from daemon.workers import STORAGE_ERRORS, Workers, storage_reason
 
 log = get_logger(__name__)
 TICK = 0.25  # the longest the loop sleeps between looks at its queue and the stop flag
 SUBMIT_STATES = (PartState.READY, PartState.UPLOAD_INTENT, PartState.UPLOADED, PartState.BATCH_INTENT)
 SHUTDOWN_GRACE = 6.0  # of the 10 s a stop may take, how long running steps may go on
+PASS_RETRY = 5.0  # after a pass failed on local storage
 
 
 class Engine:
@@ -52,6 +53,7 @@ class Engine:
         self.workers = Workers(settings.workers, self.wake)
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
+        self._pass_failed = False
         self._next_heartbeat = 0.0
         self.notifier = notifier or Notifier({})  # an empty environment: silent outside systemd
         interval = self.notifier.watchdog_interval()
@@ -96,7 +98,19 @@ class Engine:
         while not self.flags.stop.is_set():
             self._wait_for_hint()
             if not self.flags.stop.is_set():
-                self.run_once(time.time())
+                self._run_pass()
+
+    def _run_pass(self) -> None:
+        """One pass that survives a full disk or an unwritable state: report, wait, try again."""
+        try:
+            if self._pass_failed:
+                recover_claims(self.store)  # a failed pass may have left a claim half recorded
+            self.run_once(time.time())
+            self._pass_failed = False
+        except STORAGE_ERRORS as exc:
+            self._pass_failed = True
+            log.error("loop_pass_failed", error=storage_reason(exc), retry_in=PASS_RETRY)
+            self.flags.stop.wait(PASS_RETRY)
 
     def _wait_for_hint(self) -> None:
         try:
@@ -170,5 +184,8 @@ class Engine:
         self.poller.wake.set()
         self.poller.join(timeout=1.0)
         self.observer.join(timeout=1.0)
-        self.store.set_fact("heartbeat", json.dumps({"at": 0, "pid": os.getpid(), "stopped": True}))
+        try:
+            self.store.set_fact("heartbeat", json.dumps({"at": 0, "pid": os.getpid(), "stopped": True}))
+        except STORAGE_ERRORS as exc:  # a full disk must not turn a clean stop into a crash
+            log.error("heartbeat_not_cleared", error=storage_reason(exc))
         log.info("daemon_stopped", idle=self.workers.idle())

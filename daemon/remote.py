@@ -28,12 +28,16 @@ CLOCK_SKEW = 600.0
 DOWNLOAD_CHUNK = 1 << 20
 
 
-def build_client(key: KeySource, base_url: str | None, timeout: float) -> openai.OpenAI:
+def build_client(
+    key: KeySource, base_url: str | None, timeout: float, http_client: httpx2.Client | None = None
+) -> openai.OpenAI:
+    """``http_client`` lets the conformance test watch every response; the SDK's default otherwise."""
     return openai.OpenAI(
         api_key=key.read,  # a callable: read before each request, so a fixed key file just works
         base_url=base_url,
         max_retries=0,
         timeout=httpx2.Timeout(timeout, connect=10.0),
+        http_client=http_client,
     )
 
 
@@ -42,6 +46,10 @@ def translated(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except OSError:
+            # The SDK wraps every network failure in its own types, so a bare OSError is local
+            # storage (a full disk, an unwritable folder): not the service's fault, not retried here.
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none is swallowed
             raise classify(exc) from None
 
