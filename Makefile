@@ -35,6 +35,10 @@ check: lint typecheck test
 bench: $(BIN)/batchd
 	$(BIN)/python -m bench.validation_speed
 	$(BIN)/python -m bench.intake_latency
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.poll_calls
+	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.seed_compare
 
 clean:
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

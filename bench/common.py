@@ -24,13 +24,13 @@ def write_requests(path: Path, count: int, pad: int = 0, prefix: str = "r") -> i
     return path.stat().st_size
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float) -> None:
+def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.005) -> None:
     pause = threading.Event()
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark condition not reached")
-        pause.wait(0.005)
+        pause.wait(every)
 
 
 def scratch() -> Path:
@@ -40,3 +40,8 @@ def scratch() -> Path:
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def verdict(ok: bool, target: str) -> str:
+    """The line each benchmark prints per target."""
+    return f"{'PASS' if ok else 'MISS'}: {target}"
