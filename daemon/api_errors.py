@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
+from collections import Counter
 
 import httpx2
 import openai
@@ -21,10 +23,28 @@ ACCOUNT_CODES = frozenset(
 )
 
 
+# Failed API calls by class since start, for the metrics endpoint: the one count not in the state.
+_counts: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+_KINDS = {TransientError: "transient", AccountError: "account", PermanentError: "permanent"}
+
+
+def error_counts() -> dict[str, int]:
+    with _counts_lock:
+        return dict(_counts)
+
+
 def classify(exc: BaseException) -> DaemonError:
     """Return the batchd error for ``exc`` (its message is safe to log: secrets are masked)."""
     if isinstance(exc, DaemonError) and not isinstance(exc, CredentialError):
-        return exc
+        return exc  # classified (and counted) already, by an inner call
+    error = _classify_new(exc)
+    with _counts_lock:
+        _counts[_KINDS.get(type(error), "other")] += 1
+    return error
+
+
+def _classify_new(exc: BaseException) -> DaemonError:
     if isinstance(exc, CredentialError):
         return AccountError(str(exc))
     if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):

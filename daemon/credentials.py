@@ -14,6 +14,7 @@ from pathlib import Path
 from daemon.errors import CredentialError
 
 CREDENTIAL_NAME = "openai-api-key"
+WEBHOOK_CREDENTIAL_NAME = "openai-webhook-secret"
 EMULATOR_KEY = "emulator-key"  # a placeholder the emulator accepts; it unlocks nothing real
 
 
@@ -25,6 +26,7 @@ class KeySource:
     file: Path | None = None
     # repr=False keeps the key out of every log line and traceback that prints this object.
     value: str | None = None
+    what: str = "API key"  # named in error messages: the same reader serves the webhook secret
 
     def __repr__(self) -> str:
         return f"KeySource({self.description})"
@@ -35,9 +37,9 @@ class KeySource:
         try:
             key = self.file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise CredentialError(f"cannot read the API key from {self.description}: {exc.strerror}") from None
+            raise CredentialError(f"cannot read the {self.what} from {self.description}: {exc.strerror}") from None
         if not key:
-            raise CredentialError(f"the API key file ({self.description}) is empty")
+            raise CredentialError(f"the {self.what} file ({self.description}) is empty")
         return key
 
 
@@ -63,6 +65,22 @@ def find_key_source(environ: Mapping[str, str] | None = None) -> KeySource:
 def _checked(source: KeySource) -> KeySource:
     source.read()  # fail at start-up, loudly, rather than on the first upload
     return source
+
+
+def find_webhook_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
+    """The webhook signing secret's source, looked up like the API key; None when none is set."""
+    env = os.environ if environ is None else environ
+    what = "webhook signing secret"
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / WEBHOOK_CREDENTIAL_NAME).is_file():
+        path = Path(cred_dir) / WEBHOOK_CREDENTIAL_NAME
+        return _checked(KeySource(f"systemd credential {WEBHOOK_CREDENTIAL_NAME}", file=path, what=what))
+    if env.get("OPENAI_WEBHOOK_SECRET_FILE"):
+        path = Path(env["OPENAI_WEBHOOK_SECRET_FILE"])
+        return _checked(KeySource(f"OPENAI_WEBHOOK_SECRET_FILE={path}", file=path, what=what))
+    if env.get("OPENAI_WEBHOOK_SECRET", "").strip():
+        return KeySource("OPENAI_WEBHOOK_SECRET", value=env["OPENAI_WEBHOOK_SECRET"].strip(), what=what)
+    return None
 
 
 def emulator_key_source() -> KeySource:
