@@ -1,4 +1,4 @@
-"""The ``batchd`` command line: run, validate, status, cancel, healthcheck, emulator.
+"""The ``batchd`` command line: run, validate, status, cancel, retry, healthcheck, emulator.
 
 Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
 """
@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or confi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_status(sub)
     _add_cancel(sub)
+    _add_retry(sub)
     _add_healthcheck(sub)
     _add_emulator(sub)
     return parser
@@ -75,9 +75,33 @@ def _add_validate(sub: Any) -> None:
 
 
 def _add_status(sub: Any) -> None:
-    p = sub.add_parser("status", help="show every job: file, state, batches, progress, age")
+    p = sub.add_parser("status", help="show every job: file, state, batches, progress, tokens, estimated cost, age")
     _common(p)
-    p.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    p.add_argument("--json", action="store_true", help="one JSON document, for scripts (one per line with --watch)")
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument("--interval", type=_positive_seconds, default=2.0, help="seconds between refreshes (default 2)")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, got {text}")
+    return value
+
+
+def _add_retry(sub: Any) -> None:
+    p = sub.add_parser(
+        "retry",
+        help="send a fixed input in failed/ back to the drop zone",
+        description="Move NAME from failed/ back into pending_upload/ (under the name it was dropped with) "
+        "once you fixed it; its old report moves to failed/retried/. Safe while the daemon runs.",
+    )
+    _common(p)
+    p.add_argument("name", help="the input's name in failed/, the name it was dropped with, or its job id")
+    p.add_argument("--force", action="store_true", help="send it even if it still fails validation")
 
 
 def _add_cancel(sub: Any) -> None:
@@ -107,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _cmd_validate,
         "status": _cmd_status,
         "cancel": _cmd_cancel,
+        "retry": _cmd_retry,
         "healthcheck": _cmd_healthcheck,
         "emulator": _cmd_emulator,
     }[args.command]
@@ -173,14 +198,24 @@ def _open_store_readonly(settings: Settings) -> Any:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from daemon.status_view import job_rows, render_table  # noqa: PLC0415
+    from daemon.signals import StopFlags, captured_signals  # noqa: PLC0415
+    from daemon.status_view import status_text, watch  # noqa: PLC0415
 
-    store = _open_store_readonly(settings_from(args))
-    try:
-        rows = job_rows(store)
-    finally:
-        store.close()
-    print(json.dumps({"jobs": rows}, indent=2) if args.json else render_table(rows))
+    settings = settings_from(args)
+    if not args.watch:
+        print(status_text(settings, as_json=args.json))
+        return EXIT_OK
+    flags = StopFlags()
+    with captured_signals(flags):  # Ctrl-C (or SIGTERM) ends the watch cleanly, exit 0
+        tty = sys.stdout.isatty()
+        watch(
+            lambda: status_text(settings, as_json=args.json, indent=None),
+            flags.stop,
+            args.interval,
+            sys.stdout,
+            clear=tty and not args.json,
+            header=not args.json,
+        )
     return EXIT_OK
 
 
@@ -190,6 +225,17 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
     return cancel_job(settings, args.name)
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    from daemon.requeue import requeue  # noqa: PLC0415
+
+    settings = settings_from(args)
+    done = requeue(settings, args.name, force=args.force)
+    print(f"moved {done.source} to {done.dest}; batchd picks it up as a new job")
+    if done.report is not None:
+        print(f"the old report is kept as {done.report}")
+    return EXIT_OK
 
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:

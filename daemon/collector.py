@@ -16,14 +16,17 @@ from pathlib import Path
 import orjson
 from openai.types import Batch
 
+from daemon import crashpoints
 from daemon.archive import move_input
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.errors import AccountError, PermanentError, TransientError
-from daemon.fileops import atomic_writer, write_atomic
+from daemon.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.folders import PARTS
 from daemon.holds import Holds
+from daemon.hygiene import schedule_deletions
 from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
+from daemon.migration import write_output_order
 from daemon.outcome import FAILED
 from daemon.remote import Remote
 from daemon.reports import write_report
@@ -75,6 +78,7 @@ class Collector(PartSteps):
         except PermanentError as exc:  # e.g. the output file expired on the service: keep what we have
             log.error("download_failed", job_id=job.id, part=part.label, error=str(exc))
             self.store.update_part(part_id, state=PartState.DOWNLOADED, last_error=str(exc))
+        crashpoints.reach("collected")
         self.finish_job(job.id)
 
     def _collect(self, part: Part, job: Job) -> None:
@@ -92,6 +96,7 @@ class Collector(PartSteps):
             part.batch_status in self.settings.resubmit_unfinished
             and job.note != CANCEL_NOTE
             and part.attempt < MAX_RESUBMISSIONS
+            and part.path  # an imported batch without its input: its requests are not here to resend
         ):
             self._resubmit_unfinished(part, folder)
         else:
@@ -175,11 +180,12 @@ class Collector(PartSteps):
         self.store.update_job(job_id, state=JobState.COLLECTING)
         folder = Path(job.result_dir or "")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        counts = merge(_segments(parts, folder), folder / RESULTS_NAME)
+        counts = merge(_segments(parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
         now = time.time()
-        summary = build_summary(job, parts, counts, now)
+        summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
+        schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
         self._archive(job, parts, now)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
@@ -187,16 +193,24 @@ class Collector(PartSteps):
     def _archive(self, job: Job, parts: list[Part], now: float) -> None:
         refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
         if not refused:
-            dest = move_input(self.store, job, self.settings.uploaded)
+            dest = self._place_input(job, self.settings.uploaded)
             self.store.update_job(job.id, state=JobState.DONE, finished_at=now)
             log.info("job_done", job_id=job.id, file=job.source_name, archived=str(dest))
             return
-        dest = move_input(self.store, job, self.settings.failed)
+        dest = self._place_input(job, self.settings.failed)
         lines = [line for p in refused for line in _refusal_lines(p)]
         reason = "the service refused part of this input; results that finished are in " + (job.result_dir or "")
         write_report(dest, job.source_name, job.id, reason, lines)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
+
+    def _place_input(self, job: Job, folder: Path) -> Path:
+        """Archive the input; a job imported from the seed script may have it archived, or not at all."""
+        if not job.inflight_path:  # imported without its input: a report still needs a name
+            return free_name(folder, safe_component(job.source_name), job.id)
+        if Path(job.inflight_path).parent == folder:  # imported: the script put it in uploaded_files/
+            return Path(job.inflight_path)
+        return move_input(self.store, job, folder)
 
 
 def _token_limited(batch: Batch) -> bool:
@@ -220,13 +234,19 @@ def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int
     return count, size
 
 
-def _segments(parts: list[Part], folder: Path) -> list[Segment]:
+def _segments(parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
     segments: dict[int, Segment] = {}
+    in_output_order: list[Segment] = []
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
+        if part.segment not in segments and not part.path:  # imported without its input
+            in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         seg = segments.setdefault(part.segment, Segment(Path(part.path)))
         seg.last_status = part.batch_status
         if part.batch_id:
             seg.downloads += [p for p in (folder / n for n in download_names(part.batch_id)) if p.exists()]
+    for seg in in_output_order:
+        seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_output_order(seg.downloads, seg.part_file)
     return [segments[k] for k in sorted(segments)]
 
 

@@ -8,6 +8,7 @@ The API key is never a setting: see ``credentials.py``.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from daemon import crashpoints, limits
 from daemon.errors import ConfigError
+from daemon.pricing import DEFAULT_PRICES, ModelPrice, parse_prices
 
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
@@ -49,13 +51,23 @@ class Settings:
     max_bytes_per_batch: int = limits.MAX_BYTES_PER_BATCH
     max_embedding_inputs_per_batch: int = limits.MAX_EMBEDDING_INPUTS_PER_BATCH
     resubmit_unfinished: frozenset[str] = frozenset({"expired"})  # statuses whose unrun requests go again
-    output_expires_after: int | None = None  # seconds the service keeps output files; None = its default
+    # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
+    output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
+    delete_remote_files: bool = True  # delete the uploaded input and the outputs once results are written
+    prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # USD per 1M tokens
     workers: int = 4  # parallel uploads and downloads
     request_timeout: float = 300.0  # seconds per API call (read/write); connect is 10 s
     base_url: str | None = None  # API base URL; default OPENAI_BASE_URL, else the SDK's default
     log_level: str = "info"
     log_format: LogFormat = "auto"  # auto: console on a terminal, JSON lines otherwise
     heartbeat_interval: float = 5.0  # how often the main loop records that it is alive
+    metrics_port: int | None = None  # Prometheus endpoint; None = off
+    metrics_address: str = "127.0.0.1"  # loopback by default: metrics are for a local scraper or proxy
+    webhook_port: int | None = None  # OpenAI batch webhook receiver; None = off (polling alone)
+    webhook_address: str = "127.0.0.1"  # a reverse proxy terminates TLS and forwards here
+    stuck_validating_after: float = 3600.0  # warn (batch_stuck) when a batch validates longer than this
+    stuck_finalizing_after: float = 3600.0  # ... finalizes longer than this
+    stuck_cancelling_after: float = 3600.0  # ... is cancelling longer than this
 
     def path(self, name: str) -> Path:
         """Return the absolute path of one of the folders (e.g. ``"pending_dir"``)."""
@@ -187,6 +199,17 @@ def _as_metadata(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 def _as_status_set(value: Any) -> frozenset[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple | frozenset | set):
@@ -202,12 +225,21 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "str | None": _as_optional_str,
     "Mapping[str, str]": _as_metadata,
     "frozenset[str]": _as_status_set,
+    "bool": _as_bool,
+    "Mapping[str, ModelPrice]": parse_prices,
 }
 
 
 def validate(settings: Settings) -> None:
     """Raise ConfigError naming the setting and what to change, for the first problem found."""
-    for check in (_check_intervals, _check_choices, _check_folders, _check_batch_limits, _check_metadata):
+    for check in (
+        _check_intervals,
+        _check_choices,
+        _check_folders,
+        _check_batch_limits,
+        _check_metadata,
+        _check_listeners,
+    ):
         check(settings)
 
 
@@ -218,6 +250,9 @@ def _check_intervals(s: Settings) -> None:
         "scan_interval",
         "request_timeout",
         "heartbeat_interval",
+        "stuck_validating_after",
+        "stuck_finalizing_after",
+        "stuck_cancelling_after",
     ):
         if getattr(s, key) <= 0:
             raise ConfigError(f"{key} must be greater than 0 seconds (got {getattr(s, key)})")
@@ -279,3 +314,18 @@ def _check_metadata(s: Settings) -> None:
             raise ConfigError(f"metadata key {key!r} must be 1-64 characters and not start with batchd_")
         if len(value) > limits.METADATA_MAX_VALUE:
             raise ConfigError(f"metadata value for {key!r} is longer than 512 characters")
+
+
+def _check_listeners(s: Settings) -> None:
+    for kind in ("metrics", "webhook"):
+        port, address = getattr(s, f"{kind}_port"), getattr(s, f"{kind}_address")
+        if port is not None and not 1 <= port <= 65535:
+            raise ConfigError(f"{kind}_port must be between 1 and 65535, or unset to turn it off (got {port})")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(
+                f"{kind}_address must be an IP address such as 127.0.0.1 or :: (got {address!r})"
+            ) from None
+    if s.metrics_port is not None and s.metrics_port == s.webhook_port:
+        raise ConfigError(f"metrics_port and webhook_port must differ (both {s.metrics_port})")

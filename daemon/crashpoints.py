@@ -19,6 +19,7 @@ POINTS = frozenset(
         "polled",  # fresh statuses fetched; not yet recorded
         "downloading",  # part of an output file written to its temp file
         "downloaded",  # an output file complete in its temp file, not yet renamed into place
+        "collected",  # a part's outputs recorded as downloaded; its job's merge not yet begun
         "merging",  # results.jsonl half written in its temp file
         "input_linked",  # the input linked into uploaded_files/ (or failed/), the in-flight name not yet removed
     }

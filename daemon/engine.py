@@ -17,8 +17,11 @@ from functools import partial
 from daemon.collector import Collector
 from daemon.config import Settings
 from daemon.holds import Holds
+from daemon.hygiene import Hygiene
 from daemon.intake import Intake, recover_claims
 from daemon.logs import get_logger
+from daemon.metrics import MetricsServer, metrics_server
+from daemon.migration import SeedImport
 from daemon.poller import Poller
 from daemon.preparer import prepare_job
 from daemon.remote import Remote
@@ -28,10 +31,12 @@ from daemon.states import JobState, PartState
 from daemon.store import Store
 from daemon.submitter import Submitter
 from daemon.watcher import Hint, start_observer
+from daemon.webhooks import WebhookServer, webhook_server
 from daemon.workers import STORAGE_ERRORS, Workers, storage_reason
 
 log = get_logger(__name__)
 TICK = 0.25  # the longest the loop sleeps between looks at its queue and the stop flag
+MIN_PASS_GAP = 0.05
 SUBMIT_STATES = (PartState.READY, PartState.UPLOAD_INTENT, PartState.UPLOADED, PartState.BATCH_INTENT)
 SHUTDOWN_GRACE = 6.0  # of the 10 s a stop may take, how long running steps may go on
 PASS_RETRY = 5.0  # after a pass failed on local storage
@@ -49,7 +54,13 @@ class Engine:
         self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age)
         self.submitter = Submitter(settings, store, remote, self.holds, flags.stop)
         self.collector = Collector(settings, store, remote, self.holds, flags.stop)
+        self.hygiene = Hygiene(store, remote, self.holds, flags.stop)
+        self.seed_import = SeedImport(settings, store, remote, flags.stop)
         self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake)
+        # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
+        self.metrics = metrics_server(settings, store, self.holds)
+        self.webhooks = webhook_server(settings, remote.client, self.poller.refresh_now)
+        self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
         self.workers = Workers(settings.workers, self.wake)
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
@@ -68,6 +79,8 @@ class Engine:
         """Recover what a crash interrupted, scan once, and start polling."""
         recover_claims(self.store)
         self.poller.start()
+        for endpoint in self.endpoints:
+            endpoint.start()
         self.run_once(time.time())
         log.info(
             "daemon_started",
@@ -99,6 +112,9 @@ class Engine:
             self._wait_for_hint()
             if not self.flags.stop.is_set():
                 self._run_pass()
+                # Every finished step wakes the loop; with hundreds running, passes back to back
+                # would only re-read the state. A short gap lets wake-ups pile into one pass.
+                self.flags.stop.wait(MIN_PASS_GAP)
 
     def _run_pass(self) -> None:
         """One pass that survives a full disk or an unwritable state: report, wait, try again."""
@@ -125,13 +141,18 @@ class Engine:
         self._claim_ready(now)
         for job in self.store.jobs([JobState.CLAIMED]):
             self.workers.submit(("job", job.id), partial(prepare_job, self.settings, self.store, job))
-        for state in SUBMIT_STATES:
-            for part in self.store.due_parts(state, now):
-                self.workers.submit(("part", part.id), partial(self.submitter.advance, part.id))
-        for part in self.store.due_parts(PartState.FINISHED, now):
-            self.workers.submit(("part", part.id), partial(self.collector.collect_part, part.id))
+        for part_id in self.store.due_part_ids(SUBMIT_STATES, now):
+            self.workers.submit(("part", part_id), partial(self.submitter.advance, part_id))
+        for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
+            self.workers.submit(("part", part_id), partial(self.collector.collect_part, part_id))
         for job in self.store.jobs([JobState.COLLECTING]):
             self.workers.submit(("job", job.id), partial(self.collector.finish_job, job.id))
+        for job_id in self.store.settled_job_ids():
+            self.workers.submit(("job", job_id), partial(self.collector.finish_job, job_id))
+        if self.settings.delete_remote_files and self.hygiene.due(now):
+            self.workers.submit(("hygiene",), self.hygiene.run_due)
+        if self.seed_import.due(now):  # the seed script's batch_ids.txt, imported once
+            self.workers.submit(("seed-import",), self.seed_import.run)
         self._keep_watcher_alive()
         if now >= self._next_heartbeat:
             self._beat(now)
@@ -179,6 +200,8 @@ class Engine:
         """Stop intake, give running steps a moment, and leave the rest to the next start."""
         self.flags.stop.set()
         self.notifier.stopping()
+        for endpoint in self.endpoints:
+            endpoint.stop()
         self.observer.stop()
         self.workers.stop(SHUTDOWN_GRACE, self.flags.force)
         self.poller.wake.set()

@@ -68,7 +68,8 @@ class InstanceLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the process's life
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # owner-only, like all state
+        fh = open(fd, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the process's life
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,6 +3,9 @@
 Due batches are fetched with ``batches.list`` (100 per call) when there are several, otherwise
 with ``batches.retrieve``. Each batch is next checked after a wait that starts short after
 submission and doubles up to ``poll_interval``. Unknown statuses are kept and polled again.
+A webhook can ask for one batch to be checked at once (``refresh_now``); polling stays the
+fallback. A batch that stays too long in validating, finalizing or cancelling is reported once
+per status (``batch_stuck``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from openai.types import Batch
 
@@ -23,9 +27,19 @@ from daemon.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, PartSt
 from daemon.store import Part, Store
 
 log = get_logger(__name__)
+# All due batches in one pass: list pages come newest first, so splitting a pass into slices of
+# the oldest would page through the newest batches again for every slice.
+MAX_PER_PASS = 100_000
 LIST_WHEN_AT_LEAST = 3  # below this, one retrieve per batch is no more calls than a list page
 MAX_IDLE_WAIT = 1.0  # re-check the state for new submissions at least this often
 ERROR_BACKOFF = 15.0
+# Statuses a batch should pass through, each with the setting that says how long is too long.
+STUCK_AFTER = {
+    "validating": "stuck_validating_after",
+    "finalizing": "stuck_finalizing_after",
+    "cancelling": "stuck_cancelling_after",
+}
+RefreshOutcome = Literal["queued", "unknown", "finished"]
 
 
 class Poller:
@@ -46,6 +60,9 @@ class Poller:
         self.on_finished = on_finished
         self.wake = threading.Event()
         self.last_success: float | None = None
+        self._lock = threading.Lock()
+        self._urgent: set[str] = set()  # batch ids a webhook asked to check now
+        self.stuck = StuckWatch(settings)
         self._thread = threading.Thread(target=self._loop, name="batchd-poller", daemon=True)
 
     def start(self) -> None:
@@ -60,6 +77,7 @@ class Poller:
     def _loop(self) -> None:
         while not self.stop.is_set():
             wait = MAX_IDLE_WAIT
+            self.wake.clear()  # before polling, so a wake-up that arrives during the poll is kept
             try:
                 self.poll_once(time.time())
             except AccountError as exc:
@@ -72,7 +90,18 @@ class Poller:
                 log.exception("poll_crashed", retry_in=ERROR_BACKOFF)
                 wait = ERROR_BACKOFF
             self.wake.wait(self._until_due(wait))
-            self.wake.clear()
+
+    def refresh_now(self, batch_id: str) -> RefreshOutcome:
+        """Check ``batch_id`` at the next pass instead of when due (a webhook said it ended)."""
+        part = self.store.part_by_batch(batch_id)
+        if part is None:
+            return "unknown"
+        if part.state != PartState.SUBMITTED:
+            return "finished"  # already seen ending: nothing left to refresh
+        with self._lock:
+            self._urgent.add(batch_id)
+        self.wake.set()
+        return "queued"
 
     def _until_due(self, cap: float) -> float:
         due = self.store.next_due(PartState.SUBMITTED)
@@ -80,17 +109,35 @@ class Poller:
 
     def poll_once(self, now: float) -> int:
         """Refresh every due batch; return how many were refreshed."""
-        due = self.store.due_parts(PartState.SUBMITTED, now)
+        with self._lock:
+            urgent, self._urgent = self._urgent, set()
+        due = self._due(now, urgent)
         if not due:
             return 0
-        fresh = self._fetch(due)
+        try:
+            fresh = self._fetch(due)
+        except Exception:
+            with self._lock:
+                self._urgent |= urgent  # still wanted: try them again with the next pass
+            raise
         crashpoints.reach("polled")
         self.holds.clear_account()
         self.last_success = time.time()
-        finished = sum(self._record(part, fresh[part.batch_id], now) for part in due if part.batch_id in fresh)
+        self.store.set_fact("last_poll", repr(self.last_success))  # read by the metrics endpoint
+        with self.store.transaction():  # one commit per pass, not one per batch
+            finished = sum(self._record(part, fresh[part.batch_id], now) for part in due if part.batch_id in fresh)
         if finished:
             self.on_finished()
         return len(due)
+
+    def _due(self, now: float, urgent: set[str]) -> list[Part]:
+        due = self.store.due_parts(PartState.SUBMITTED, now, limit=MAX_PER_PASS)
+        for batch_id in urgent - {p.batch_id for p in due}:
+            part = self.store.part_by_batch(batch_id)
+            if part is not None and part.state == PartState.SUBMITTED:
+                log.info("batch_refresh_requested", job_id=part.job_id, part=part.label, batch_id=batch_id)
+                due.append(part)
+        return due
 
     def _fetch(self, due: list[Part]) -> dict[str, Batch]:
         wanted = {p.batch_id for p in due if p.batch_id}
@@ -118,6 +165,7 @@ class Poller:
             )
         if batch.status not in TERMINAL_BATCH_STATUSES and batch.status not in ACTIVE_BATCH_STATUSES:
             log.warning("batch_status_unknown", batch_id=batch.id, status=batch.status)
+        self.stuck.check(part, batch, now)
         if batch.status in TERMINAL_BATCH_STATUSES:
             self.store.update_part(
                 part.id,
@@ -143,3 +191,47 @@ def _progress(batch: Batch) -> tuple[int, int]:
     if counts is None:
         return 0, 0
     return (counts.completed or 0) + (counts.failed or 0), counts.total or 0
+
+
+def status_since(batch: Batch) -> float | None:
+    """When the service says ``batch`` entered its current status (validating starts at creation)."""
+    stamp = batch.created_at if batch.status == "validating" else getattr(batch, f"{batch.status}_at", None)
+    return None if stamp is None else float(stamp)
+
+
+def stuck_limit(settings: Settings, status: str) -> float | None:
+    """How long a batch may stay in ``status`` before it counts as stuck; None: no limit."""
+    key = STUCK_AFTER.get(status)
+    return None if key is None else float(getattr(settings, key))
+
+
+class StuckWatch:
+    """Warns once per batch and status (not on every poll) when a batch stays too long in a status
+    it should pass through. In memory: after a restart a still-stuck batch is reported once more."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._seen: dict[str, tuple[str, float, bool]] = {}  # batch id -> (status, first seen, warned)
+
+    def check(self, part: Part, batch: Batch, now: float) -> None:
+        limit = stuck_limit(self.settings, batch.status)
+        if limit is None:
+            self._seen.pop(batch.id, None)  # left the status: forget it, so the map stays small
+            return
+        status, first_seen, warned = self._seen.get(batch.id, (batch.status, now, False))
+        if status != batch.status:
+            first_seen, warned = now, False
+        # The service's own timestamp when it has one: it survives our restarts.
+        seconds = now - (status_since(batch) or first_seen)
+        if seconds > limit and not warned:
+            warned = True
+            log.warning(
+                "batch_stuck",
+                job_id=part.job_id,
+                part=part.label,
+                batch_id=batch.id,
+                status=batch.status,
+                seconds=round(seconds, 1),
+                limit=limit,
+            )
+        self._seen[batch.id] = (batch.status, first_seen, warned)

@@ -1,30 +1,43 @@
-"""``batchd status``: one row per job, read from the state while the daemon runs."""
+"""``batchd status``: one row per job, read from the state while the daemon runs.
+
+Progress counts, per segment of the input, the requests that ran in superseded attempts (an
+expired batch whose unfinished requests went again) plus what the newest attempt's batch has
+done, so a resubmitted job does not appear to go backwards.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
+import threading
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
 
-from daemon.states import PartState
+from daemon.config import Settings
+from daemon.errors import DaemonError
+from daemon.folders import DB_NAME
+from daemon.pricing import ModelPrice
+from daemon.states import TERMINAL_JOB_STATES
 from daemon.store import Job, Part, Store
 from daemon.summary import part_batch
+from daemon.usage import TokenUsage, batches_usage
+
+SUMMARY_NAME = "summary.json"
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
-def job_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
+def job_rows(
+    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None
+) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
-    return [_row(job, store.parts(job.id), now) for job in store.jobs()]
+    return [_row(job, store.parts(job.id), now, prices or {}) for job in store.jobs()]
 
 
-def _row(job: Job, parts: list[Part], now: float) -> dict[str, Any]:
-    done = total = 0
-    live = [p for p in parts if p.state != PartState.SUPERSEDED]
-    for part in live:
-        batch = part_batch(part)
-        counts = batch.request_counts if batch else None
-        total += part.request_count
-        if counts is not None:
-            done += (counts.completed or 0) + (counts.failed or 0)
-    finished = sum(1 for p in parts if p.state == PartState.SUPERSEDED)
+def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
+    done, total = progress(parts)
+    usage, cost = _usage(job, parts, prices)
     return {
         "job_id": job.id,
         "file": job.source_name,
@@ -32,23 +45,67 @@ def _row(job: Job, parts: list[Part], now: float) -> dict[str, Any]:
         "batches": [{"id": p.batch_id, "status": p.batch_status} for p in parts if p.batch_id],
         "requests_done": done,
         "requests_total": job.request_count or total,
-        "resubmissions": finished,
+        "resubmissions": sum(1 for p in parts if p.attempt > 0),
+        "usage": usage,
+        "estimated_cost_usd": cost,
         "age_seconds": round(now - job.created_at, 1),
         "results": job.result_dir,
         "note": job.note,
     }
 
 
+def progress(parts: list[Part]) -> tuple[int, int]:
+    """(requests done, requests in the input) over every segment and every attempt."""
+    segments: dict[int, list[Part]] = {}
+    for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
+        segments.setdefault(part.segment, []).append(part)
+    done = total = 0
+    for attempts in segments.values():
+        total += attempts[0].request_count
+        # A newer attempt holds exactly the requests the older one did not run.
+        done += sum(max(0, old.request_count - new.request_count) for old, new in itertools.pairwise(attempts))
+        done += _batch_done(attempts[-1])
+    return done, total
+
+
+def _batch_done(part: Part) -> int:
+    batch = part_batch(part)
+    counts = batch.request_counts if batch else None
+    if counts is None:
+        return 0
+    return min(part.request_count, (counts.completed or 0) + (counts.failed or 0))
+
+
+def _usage(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> tuple[dict[str, int], float | None]:
+    """A finished job's figures from its summary.json; a running job's from its batches so far."""
+    if job.state in TERMINAL_JOB_STATES and job.result_dir:
+        summary = _read_summary(Path(job.result_dir) / SUMMARY_NAME)
+        if summary is not None and isinstance(summary.get("usage"), dict):
+            return summary["usage"], summary.get("estimated_cost_usd")
+    usage: TokenUsage = batches_usage(part_batch(p) for p in parts)
+    return usage.as_dict(), usage.cost(job.model, prices)
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no jobs yet"
-    header = ("FILE", "STATE", "BATCHES", "PROGRESS", "AGE")
+    header = ("FILE", "STATE", "BATCHES", "PROGRESS", "TOKENS", "COST", "AGE")
     table = [header] + [
         (
             row["file"].replace("\n", "\\n"),
             row["state"],
             ",".join(f"{b['id']}({b['status']})" for b in row["batches"]) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
+            _tokens(row["usage"]),
+            _cost(row["estimated_cost_usd"]),
             _age(row["age_seconds"]),
         )
         for row in rows
@@ -57,9 +114,64 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
 
 
+def _tokens(usage: dict[str, int]) -> str:
+    total = int(usage.get("total_tokens") or 0)
+    if total == 0:
+        return "-"
+    if total < 10_000:
+        return str(total)
+    return f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M"
+
+
+def _cost(cost: float | None) -> str:
+    if cost is None:
+        return "-"  # unknown model: usage only
+    if cost < 0.01:
+        return f"${cost:.6f}"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
 def _age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def status_text(settings: Settings, *, as_json: bool, indent: int | None = 2) -> str:
+    """The status view of ``settings.root``, read through a read-only connection."""
+    db = settings.state / DB_NAME
+    if not db.exists():
+        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+    store = Store(db, readonly=True)
+    try:
+        rows = job_rows(store, prices=settings.prices)
+    finally:
+        store.close()
+    return json.dumps({"jobs": rows}, indent=indent) if as_json else render_table(rows)
+
+
+def watch(
+    frame: Callable[[], str], stop: threading.Event, interval: float, out: TextIO, *, clear: bool, header: bool
+) -> int:
+    """Show ``frame()`` every ``interval`` seconds until ``stop`` is set; return the frames shown.
+
+    A frame that cannot be read (no database yet, a locked or damaged one) shows its error and
+    the next look tries again: a watch survives a daemon restart. Without ``header`` each frame
+    is written bare (one JSON document per line for scripts).
+    """
+    shown = 0
+    while True:
+        try:
+            text = frame()
+        except DaemonError as exc:
+            text = f"batchd: {exc}" if header else json.dumps({"error": str(exc)})
+        if header:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+            text = f"batchd status at {stamp} (every {interval:g}s; Ctrl-C to stop)\n{text}"
+        out.write(f"{CLEAR_SCREEN if clear else ''}{text}\n")
+        out.flush()
+        shown += 1
+        if stop.wait(interval):
+            return shown

@@ -8,6 +8,7 @@ by ``batchd status`` from another process while the daemon writes.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import threading
 import time
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import StateCorruptError
-from daemon.states import JobState, PartState
+from daemon.states import TERMINAL_JOB_STATES, JobState, PartState
 
-SCHEMA_VERSION = 1
+# 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -70,6 +72,17 @@ CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, next_action_at);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_by_result_dir ON jobs(result_dir);
 CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remote_files (
+    file_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    role TEXT NOT NULL,
+    state TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_action_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remote_files_by_state ON remote_files(state, next_action_at);
 """
 
 
@@ -127,6 +140,20 @@ class Part:
     @property
     def label(self) -> str:
         return f"{self.segment}.{self.attempt}"
+
+
+@dataclass(slots=True)
+class RemoteFile:
+    """A file on the service to delete once its job's results are written (remote hygiene)."""
+
+    file_id: str
+    job_id: str
+    role: str  # input, output or errors
+    state: str  # pending, deleted (or found gone), abandoned (gave up; the service's expiry removes it)
+    updated_at: float
+    tries: int = 0
+    next_action_at: float = 0.0
+    last_error: str | None = None
 
 
 class Store:
@@ -221,6 +248,24 @@ class Store:
         )
         return [_part(r) for r in rows]
 
+    def settled_job_ids(self) -> list[str]:
+        """ACTIVE jobs whose parts are all done: a crash came between the last download and the merge."""
+        rows = self._select(
+            "SELECT id FROM jobs j WHERE state = ? AND EXISTS (SELECT 1 FROM parts p WHERE p.job_id = j.id)"
+            " AND NOT EXISTS (SELECT 1 FROM parts p WHERE p.job_id = j.id AND p.state NOT IN (?, ?))",
+            (str(JobState.ACTIVE), str(PartState.DOWNLOADED), str(PartState.SUPERSEDED)),
+        )
+        return [str(r["id"]) for r in rows]
+
+    def due_part_ids(self, states: tuple[PartState, ...], now: float) -> list[int]:
+        """Ids only: the main loop dispatches by id on every pass, so whole rows would be waste."""
+        marks = ",".join("?" * len(states))
+        rows = self._select(
+            f"SELECT id FROM parts WHERE state IN ({marks}) AND next_action_at <= ? ORDER BY next_action_at",  # noqa: S608 - marks only
+            (*map(str, states), now),
+        )
+        return [int(r["id"]) for r in rows]
+
     def next_due(self, state: PartState) -> float | None:
         rows = self._select("SELECT MIN(next_action_at) AS due FROM parts WHERE state = ?", (str(state),))
         due = rows[0]["due"]
@@ -234,6 +279,78 @@ class Store:
             (str(PartState.SUBMITTED), model),
         )
         return int(rows[0]["n"])
+
+    def part_by_batch(self, batch_id: str) -> Part | None:
+        """The part tracking ``batch_id`` now (a webhook names only the batch)."""
+        rows = self._select("SELECT * FROM parts WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
+        return _part(rows[0]) if rows else None
+
+    # tallies for the metrics endpoint, read at scrape time ---------------------------------
+    def state_counts(self, table: str) -> dict[str, int]:
+        """Rows of ``jobs`` or ``parts`` by state."""
+        if table not in ("jobs", "parts"):
+            raise ValueError(table)
+        rows = self._select(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state", ())  # noqa: S608
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
+    def batch_status_counts(self) -> dict[str, int]:
+        rows = self._select(
+            "SELECT batch_status, COUNT(*) AS n FROM parts "
+            "WHERE batch_id IS NOT NULL AND batch_status IS NOT NULL GROUP BY batch_status",
+            (),
+        )
+        return {str(r["batch_status"]): int(r["n"]) for r in rows}
+
+    def request_totals(self) -> tuple[int, int]:
+        """Requests the service counted as completed and as failed, over every batch seen."""
+        rows = self._select(
+            "SELECT COALESCE(SUM(json_extract(batch_json, '$.request_counts.completed')), 0) AS ok, "
+            "COALESCE(SUM(json_extract(batch_json, '$.request_counts.failed')), 0) AS bad "
+            "FROM parts WHERE batch_json IS NOT NULL",
+            (),
+        )
+        return int(rows[0]["ok"]), int(rows[0]["bad"])
+
+    def oldest_submitted_at(self) -> float | None:
+        rows = self._select("SELECT MIN(submitted_at) AS t FROM parts WHERE state = ?", (str(PartState.SUBMITTED),))
+        return None if rows[0]["t"] is None else float(rows[0]["t"])
+
+    def enqueued_tokens_by_model(self) -> dict[str, int]:
+        """``enqueued_tokens`` for every model at once."""
+        rows = self._select(
+            "SELECT j.model AS model, SUM(p.est_tokens) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
+            "WHERE p.state = ? GROUP BY j.model",
+            (str(PartState.SUBMITTED),),
+        )
+        return {str(r["model"]): int(r["n"]) for r in rows}
+
+    # remote files to delete (hygiene) ----------------------------------------------------
+    def add_remote_files(self, job_id: str, files: Iterable[tuple[str, str]], now: float) -> None:
+        """Record (file id, role) pairs as pending; ids already recorded are left as they are."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO remote_files (file_id, job_id, role, state, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?)",
+                [(file_id, job_id, role, now) for file_id, role in files],
+            )
+
+    def due_remote_files(self, now: float, limit: int = 100) -> list[RemoteFile]:
+        """Pending deletions whose job has ended (its results are written), oldest due first."""
+        ended = sorted(str(s) for s in TERMINAL_JOB_STATES)
+        marks = ",".join("?" * len(ended))
+        query = (
+            "SELECT r.* FROM remote_files r JOIN jobs j ON j.id = r.job_id WHERE r.state = 'pending' "  # noqa: S608
+            f"AND r.next_action_at <= ? AND j.state IN ({marks}) ORDER BY r.next_action_at LIMIT ?"
+        )
+        rows = self._select(query, (now, *ended, limit))
+        return [RemoteFile(**dict(r)) for r in rows]
+
+    def remote_files(self, job_id: str) -> list[RemoteFile]:
+        rows = self._select("SELECT * FROM remote_files WHERE job_id = ? ORDER BY file_id", (job_id,))
+        return [RemoteFile(**dict(r)) for r in rows]
+
+    def update_remote_file(self, file_id: str, **fields: Any) -> None:
+        self._update("remote_files", "file_id", file_id, fields)
 
     # facts (heartbeat, imports, learned limits) -------------------------------------------
     def set_fact(self, key: str, value: str) -> None:
@@ -286,6 +403,9 @@ def _part(row: sqlite3.Row) -> Part:
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     """Open the database and prove it is sound; never start on a damaged one."""
+    if not readonly:
+        # Created owner-only before SQLite opens it: its -wal and -shm files copy this mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     try:
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)

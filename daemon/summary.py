@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from openai.types import Batch
 
+from daemon.pricing import ModelPrice, price_for
 from daemon.store import Job, Part
+from daemon.usage import results_usage
 
 
 def part_batch(part: Part) -> Batch | None:
     return Batch.model_validate_json(part.batch_json) if part.batch_json else None
 
 
-def build_summary(job: Job, parts: list[Part], counts: Counter[str], collected_at: float) -> dict[str, Any]:
+def build_summary(
+    job: Job,
+    parts: list[Part],
+    counts: Counter[str],
+    collected_at: float,
+    results: Path,
+    prices: Mapping[str, ModelPrice],
+) -> dict[str, Any]:
     batches = [_batch_entry(p) for p in parts]
+    usage = results_usage(results)
+    price = price_for(job.model, prices)
     first_submit = min((p.submitted_at for p in parts if p.submitted_at), default=None)
     return {
         "job_id": job.id,
@@ -30,7 +43,10 @@ def build_summary(job: Job, parts: list[Part], counts: Counter[str], collected_a
             "not_run": counts["not_run"],
         },
         "batches": batches,
-        "usage": _usage(parts),
+        "usage": usage.as_dict(),
+        # Absent price (unknown model): usage only, never a guessed figure.
+        "estimated_cost_usd": usage.cost(job.model, prices),
+        "price_usd_per_1m_tokens": price._asdict() if price else None,
         "timings": {
             "claimed_at": job.created_at,
             "first_submitted_at": first_submit,
@@ -56,16 +72,6 @@ def _batch_entry(part: Part) -> dict[str, Any]:
         entry["request_counts"] = batch.request_counts.model_dump() if batch.request_counts else None
         entry["errors"] = [e.model_dump() for e in (batch.errors.data or [])] if batch.errors else []
         entry["output_file_id"] = batch.output_file_id or None
+        entry["usage"] = batch.usage.model_dump() if batch.usage else None
         entry["error_file_id"] = batch.error_file_id or None
     return entry
-
-
-def _usage(parts: list[Part]) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for part in parts:
-        batch = part_batch(part)
-        if batch is not None and batch.usage is not None:
-            total["input_tokens"] += batch.usage.input_tokens or 0
-            total["output_tokens"] += batch.usage.output_tokens or 0
-            total["total_tokens"] += batch.usage.total_tokens or 0
-    return {k: total[k] for k in ("input_tokens", "output_tokens", "total_tokens")}

@@ -79,6 +79,8 @@ def fast_settings(root: Path, base_url: str, **changes: Any) -> Settings:
         min_file_age=0.3,
         heartbeat_interval=0.2,
         request_timeout=5.0,
+        # Tests look at the emulator's files after a job ends; test_hygiene turns deletion back on.
+        delete_remote_files=False,
     )
     return dataclasses.replace(base, **changes)
 

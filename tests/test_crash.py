@@ -24,7 +24,6 @@ from tests.conftest import FAST, daemon_env, request_file, spawn_daemon, wait_un
 
 REQUESTS = 7
 PER_BATCH = 3  # seven requests in parts of three: three batches per input
-PARTS = -(-REQUESTS // PER_BATCH)
 KILLED = -signal.SIGKILL
 
 
@@ -44,8 +43,8 @@ class CrashRun:
         self.inputs: dict[str, bytes] = {}
         (self.root / "pending_upload").mkdir(parents=True)
 
-    def drop(self, name: str, prefix: str) -> None:
-        data = request_file(REQUESTS, prefix=prefix).encode()
+    def drop(self, name: str, prefix: str, requests: int = REQUESTS) -> None:
+        data = request_file(requests, prefix=prefix).encode()
         staged = self.root / f".{name}"
         staged.write_bytes(data)
         staged.rename(self.root / "pending_upload" / name)
@@ -77,7 +76,10 @@ class CrashRun:
         self.server.faults.clear()
         proc = self.start()
         try:
-            wait_until(lambda: self.done() == len(self.inputs), 60, "every job to be done after the restart")
+            try:
+                wait_until(lambda: self.done() == len(self.inputs), 40, "every job to be done after the restart")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the daemon's log:\n{self.log.read_text()[-6000:]}") from None
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
         finally:
@@ -112,7 +114,8 @@ class CrashRun:
         per_part = Counter(
             (b["metadata"]["batchd_source"], b["metadata"]["batchd_part"]) for b in self.server.batches()
         )
-        assert len(per_part) == PARTS * len(self.inputs), per_part
+        parts = sum(-(-data.count(b"\n") // PER_BATCH) for data in self.inputs.values())
+        assert len(per_part) == parts, per_part
         duplicates = {key: n for key, n in per_part.items() if n != 1}
         assert duplicates == {}, f"parts with more than one batch on the service: {duplicates}"
 
@@ -139,6 +142,16 @@ def test_kill_at_each_step_then_restart_keeps_every_promise(
     run.drop("a.jsonl", "a")
     run.drop("b.jsonl", "b")
     run.crash_at(point)
+    run.finish()
+    run.assert_promises_kept()
+
+
+def test_kill_after_the_last_download_before_the_merge_still_finishes(
+    tmp_path: Path, crash_emulator: EmulatorServer
+) -> None:
+    run = CrashRun(tmp_path, crash_emulator)
+    run.drop("one-part.jsonl", "a", requests=2)  # its only part is also its last
+    run.crash_at("collected")
     run.finish()
     run.assert_promises_kept()
 

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def disk_harness_fixture(tmp_path: Path, emulator: EmulatorServer) -> Iterator[t
             disk.unmount()
 
 
-def _storage_complaints(captured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _storage_complaints(captured: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [e for e in captured if e["event"] in ("storage_failed", "loop_pass_failed", "poll_crashed")]
 
 

@@ -1,0 +1,84 @@
+"""Token usage: summed from the output lines' ``usage``, or from the Batch objects while running.
+
+Endpoints name their counts differently: chat and completions say prompt/completion tokens, the
+Responses API says input/output tokens, embeddings have prompt tokens only. All are read as
+prompt (input) and completion (output) tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from openai.types import Batch
+
+from daemon.pricing import ModelPrice, estimate_cost, price_for
+from daemon.validation import iter_lines
+
+
+@dataclass(slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def add(self, prompt: int, completion: int, total: int | None = None) -> None:
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.total_tokens += total if total is not None else prompt + completion
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    def cost(self, model: str | None, prices: Mapping[str, ModelPrice]) -> float | None:
+        """Estimated USD at ``model``'s batch price; None when the model has no known price."""
+        return estimate_cost(self.prompt_tokens, self.completion_tokens, price_for(model, prices))
+
+
+def results_usage(path: Path) -> TokenUsage:
+    """Sum the usage of every response in a results (or raw output) file; unreadable lines count 0."""
+    usage = TokenUsage()
+    if not path.exists():
+        return usage
+    with open(path, "rb") as fh:
+        for _, raw in iter_lines(fh):
+            add_line(usage, raw)
+    return usage
+
+
+def add_line(usage: TokenUsage, raw: bytes) -> None:
+    try:
+        line: Any = orjson.loads(raw)
+        counts = line["response"]["body"]["usage"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return  # a line without a response (not run, failed before the endpoint) used no tokens
+    if not isinstance(counts, dict):
+        return
+    prompt = _count(counts, "prompt_tokens", "input_tokens")
+    completion = _count(counts, "completion_tokens", "output_tokens")
+    total = counts.get("total_tokens")
+    usage.add(prompt, completion, total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+def batches_usage(batches: Iterable[Batch | None]) -> TokenUsage:
+    """What the service reports on the Batch objects so far (batches created since 2025-09)."""
+    usage = TokenUsage()
+    for batch in batches:
+        if batch is not None and batch.usage is not None:
+            usage.add(batch.usage.input_tokens or 0, batch.usage.output_tokens or 0, batch.usage.total_tokens)
+    return usage
+
+
+def _count(counts: dict[str, Any], *names: str) -> int:
+    for name in names:
+        value = counts.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
