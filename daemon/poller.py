@@ -19,7 +19,7 @@ from openai.types import Batch
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.errors import AccountError, DaemonError
+from daemon.errors import AccountError, DaemonError, PermanentError
 from daemon.holds import Holds
 from daemon.logs import get_logger
 from daemon.remote import Remote
@@ -146,8 +146,16 @@ class Poller:
             oldest = min(p.submitted_at or 0.0 for p in due)
             fresh = self.remote.list_batches(oldest, wanted)
         for batch_id in wanted - fresh.keys():
-            fresh[batch_id] = self.remote.retrieve(batch_id)
+            try:
+                fresh[batch_id] = self.remote.retrieve(batch_id)
+            except PermanentError as exc:  # one batch the service refuses must not stall all the others
+                self._set_aside(next(p for p in due if p.batch_id == batch_id), exc)
         return fresh
+
+    def _set_aside(self, part: Part, exc: PermanentError) -> None:
+        wait = self.settings.poll_interval
+        self.store.update_part(part.id, last_error=str(exc), next_action_at=time.time() + wait)
+        log.error("batch_poll_refused", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
     def _record(self, part: Part, batch: Batch, now: float) -> bool:
         """Store the batch's new state; True when it reached a terminal status."""

@@ -219,3 +219,31 @@ def test_api_key_is_never_written_anywhere(
     assert any(p.name == "results.jsonl" for p in files)
     for path in files:
         assert TEST_KEY.encode() not in path.read_bytes(), f"the API key is in {path}"
+
+
+def test_one_batch_the_service_refuses_does_not_stall_the_others(tmp_path: Path) -> None:
+    # Batches stay in progress for 2 s, so batch a is surely still being polled when it turns 404.
+    slow = EmulatorSettings(**{**FAST, "in_progress_seconds": 2.0}, data_dir=tmp_path / "emu")  # type: ignore[arg-type]
+    with EmulatorServer(slow) as emulator:
+        harness = Harness(fast_settings(tmp_path / "root", emulator.base_url), emulator)
+        (tmp_path / "root").mkdir()
+        harness.start()
+        try:
+            _poll_around_a_refused_batch(harness, emulator)
+        finally:
+            harness.stop()
+
+
+def _poll_around_a_refused_batch(harness: Harness, emulator: EmulatorServer) -> None:
+    harness.drop("a.jsonl", request_file(2, prefix="a"))
+    job_a = wait_until(lambda: (j := harness.job("a.jsonl")) and j.state == JobState.ACTIVE and j)
+    store = harness.store
+    assert store is not None
+    part_a = wait_until(lambda: [p for p in store.parts(job_a.id) if p.batch_id])[0]
+    emulator.faults.add_rule(action="status", status=404, path_prefix=f"/v1/batches/{part_a.batch_id}", count=10_000)
+    with capture_logs() as captured:
+        harness.drop("b.jsonl", request_file(2, prefix="b"))
+        harness.wait_job("b.jsonl")
+        assert any(e["event"] == "batch_poll_refused" and e["batch_id"] == part_a.batch_id for e in captured)
+    job = harness.job("a.jsonl")
+    assert job is not None and job.state == JobState.ACTIVE, "the refused batch stays tracked, nothing is dropped"
