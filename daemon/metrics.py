@@ -22,8 +22,8 @@ from prometheus_client.registry import Collector
 
 from daemon.api_errors import error_counts
 from daemon.config import Settings
-from daemon.errors import ConfigError
 from daemon.holds import Holds
+from daemon.listener import port_error, stop_serving
 from daemon.logs import get_logger
 from daemon.poller import STUCK_AFTER, status_since, stuck_limit
 from daemon.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, JobState, PartState
@@ -182,19 +182,11 @@ class MetricsServer:
         try:
             self._server, self._thread = start_http_server(port, address, registry=self.registry)
         except OSError as exc:
-            raise ConfigError(
-                f"metrics_port {port} on {address} cannot be opened ({exc.strerror}); "
-                "pick a free port or unset metrics_port"
-            ) from None
+            raise port_error("metrics_port", port, address, exc) from None
         log.info("metrics_serving", address=address, port=self.port)
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
+        stop_serving(self._server, self._thread)
         self._server = None
 
 

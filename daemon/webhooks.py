@@ -30,7 +30,8 @@ import openai
 
 from daemon.config import Settings
 from daemon.credentials import WEBHOOK_CREDENTIAL_NAME, KeySource, find_webhook_secret
-from daemon.errors import ConfigError, CredentialError
+from daemon.errors import CredentialError
+from daemon.listener import port_error, stop_serving
 from daemon.logs import get_logger
 
 log = get_logger(__name__)
@@ -171,21 +172,13 @@ class WebhookServer:
         try:
             self._server = _Server((address, port), self.receiver)
         except OSError as exc:
-            raise ConfigError(
-                f"webhook_port {port} on {address} cannot be opened ({exc.strerror}); "
-                "pick a free port or unset webhook_port"
-            ) from None
+            raise port_error("webhook_port", port, address, exc) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="batchd-webhooks", daemon=True)
         self._thread.start()
         log.info("webhooks_serving", address=address, port=self.port, secret_from=self.receiver.secret.description)
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
+        stop_serving(self._server, self._thread)
         self._server = None
 
 
