@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.folders import DB_NAME
 from daemon.pricing import ModelPrice
 from daemon.states import TERMINAL_JOB_STATES
 from daemon.store import Job, Part, Store
-from daemon.summary import part_batch
 from daemon.usage import TokenUsage, batches_usage
 
 SUMMARY_NAME = "summary.json"
@@ -32,7 +33,8 @@ def job_rows(
     store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None
 ) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
-    return [_row(job, store.parts(job.id), now, prices or {}) for job in store.jobs()]
+    parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
+    return [_row(job, parts.get(job.id, []), now, prices or {}) for job in store.jobs()]
 
 
 def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
@@ -69,11 +71,18 @@ def progress(parts: list[Part]) -> tuple[int, int]:
 
 
 def _batch_done(part: Part) -> int:
-    batch = part_batch(part)
-    counts = batch.request_counts if batch else None
-    if counts is None:
+    counts = _stored_batch(part).get("request_counts")
+    if not isinstance(counts, dict):
         return 0
-    return min(part.request_count, (counts.completed or 0) + (counts.failed or 0))
+    return min(part.request_count, (counts.get("completed") or 0) + (counts.get("failed") or 0))
+
+
+def _stored_batch(part: Part) -> dict[str, Any]:
+    """The part's last Batch object as a plain dict (see usage.batches_usage for why not pydantic)."""
+    if not part.batch_json:
+        return {}
+    batch = orjson.loads(part.batch_json)
+    return batch if isinstance(batch, dict) else {}
 
 
 def _usage(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> tuple[dict[str, int], float | None]:
@@ -82,7 +91,7 @@ def _usage(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> tup
         summary = _read_summary(Path(job.result_dir) / SUMMARY_NAME)
         if summary is not None and isinstance(summary.get("usage"), dict):
             return summary["usage"], summary.get("estimated_cost_usd")
-    usage: TokenUsage = batches_usage(part_batch(p) for p in parts)
+    usage: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
     return usage.as_dict(), usage.cost(job.model, prices)
 
 

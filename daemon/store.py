@@ -235,6 +235,14 @@ class Store:
         rows = self._select("SELECT * FROM parts WHERE job_id = ? ORDER BY segment, attempt", (job_id,))
         return [_part(r) for r in rows]
 
+    def parts_by_job(self) -> dict[str, list[Part]]:
+        """Every part, grouped by job, each job's in segment and attempt order."""
+        grouped: dict[str, list[Part]] = {}
+        for row in self._select("SELECT * FROM parts ORDER BY job_id, segment, attempt", ()):
+            part = _part(row)
+            grouped.setdefault(part.job_id, []).append(part)
+        return grouped
+
     def parts_in(self, states: Iterable[PartState]) -> list[Part]:
         wanted = [str(s) for s in states]
         marks = ",".join("?" * len(wanted))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from openai.types import Batch
 
 from daemon.pricing import ModelPrice, estimate_cost, price_for
 from daemon.validation import iter_lines
@@ -67,12 +66,22 @@ def add_line(usage: TokenUsage, raw: bytes) -> None:
     usage.add(prompt, completion, total if isinstance(total, int) and not isinstance(total, bool) else None)
 
 
-def batches_usage(batches: Iterable[Batch | None]) -> TokenUsage:
-    """What the service reports on the Batch objects so far (batches created since 2025-09)."""
+def batches_usage(batches: Iterable[Mapping[str, Any]]) -> TokenUsage:
+    """What the service reports on the Batch objects so far (batches created since 2025-09).
+
+    Takes the stored Batch JSON as plain dicts: `batchd status` reads thousands of them, and a
+    pydantic model per batch (plus importing the SDK's types) would cost it most of a second.
+    """
     usage = TokenUsage()
     for batch in batches:
-        if batch is not None and batch.usage is not None:
-            usage.add(batch.usage.input_tokens or 0, batch.usage.output_tokens or 0, batch.usage.total_tokens)
+        counts = batch.get("usage")
+        if isinstance(counts, dict):
+            total = counts.get("total_tokens")
+            usage.add(
+                _count(counts, "input_tokens"),
+                _count(counts, "output_tokens"),
+                total if isinstance(total, int) and not isinstance(total, bool) else None,
+            )
     return usage
 
 
