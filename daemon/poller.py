@@ -32,7 +32,9 @@ log = get_logger(__name__)
 MAX_PER_PASS = 100_000
 LIST_WHEN_AT_LEAST = 3  # below this, one retrieve per batch is no more calls than a list page
 MAX_IDLE_WAIT = 1.0  # re-check the state for new submissions at least this often
-ERROR_BACKOFF = 15.0
+# After a failed pass: 1 s, doubling, at most a minute (capped backoff, never a give-up).
+FIRST_ERROR_BACKOFF = 1.0
+ERROR_BACKOFF = 60.0
 # Statuses a batch should pass through, each with the setting that says how long is too long.
 STUCK_AFTER = {
     "validating": "stuck_validating_after",
@@ -75,21 +77,30 @@ class Poller:
         return self._thread.is_alive()
 
     def _loop(self) -> None:
+        failures = 0
         while not self.stop.is_set():
-            wait = MAX_IDLE_WAIT
             self.wake.clear()  # before polling, so a wake-up that arrives during the poll is kept
             try:
                 self.poll_once(time.time())
-            except AccountError as exc:
-                self.holds.block_account(str(exc))
-                wait = ERROR_BACKOFF
-            except DaemonError as exc:
-                log.warning("poll_failed", error=str(exc), retry_in=ERROR_BACKOFF)
-                wait = ERROR_BACKOFF
-            except Exception:
-                log.exception("poll_crashed", retry_in=ERROR_BACKOFF)
-                wait = ERROR_BACKOFF
-            self.wake.wait(self._until_due(wait))
+            except Exception as exc:  # noqa: BLE001 - every failure is reported and waited out
+                failures += 1
+                wait = self._after_failure(exc, failures)
+            else:
+                failures = 0
+                wait = self._until_due(MAX_IDLE_WAIT)
+            self.wake.wait(wait)
+
+    def _after_failure(self, exc: Exception, failures: int) -> float:
+        """Report a failed pass; return how long to wait. The failed batches are still due, so
+        without this wait the poller would ask again at once, all through an outage."""
+        wait = min(ERROR_BACKOFF, FIRST_ERROR_BACKOFF * 2.0 ** min(failures - 1, 16))
+        if isinstance(exc, AccountError):
+            self.holds.block_account(str(exc))
+        elif isinstance(exc, DaemonError):
+            log.warning("poll_failed", error=str(exc), retry_in=wait, failures=failures)
+        else:
+            log.error("poll_crashed", exc_info=exc, retry_in=wait, failures=failures)
+        return wait
 
     def refresh_now(self, batch_id: str) -> RefreshOutcome:
         """Check ``batch_id`` at the next pass instead of when due (a webhook said it ended)."""

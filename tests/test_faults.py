@@ -53,7 +53,8 @@ def _timed_calls(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> l
 
 @pytest.fixture(name="quick_poll_retry")
 def quick_poll_retry_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
-    # After a failed poll the poller waits ERROR_BACKOFF (15 s) before trying any batch again.
+    # After failed polls the poller waits 1 s, doubling up to ERROR_BACKOFF, before asking again.
+    monkeypatch.setattr(poller, "FIRST_ERROR_BACKOFF", 0.1)
     monkeypatch.setattr(poller, "ERROR_BACKOFF", 0.2)
 
 
@@ -247,3 +248,21 @@ def _poll_around_a_refused_batch(harness: Harness, emulator: EmulatorServer) -> 
         assert any(e["event"] == "batch_poll_refused" and e["batch_id"] == part_a.batch_id for e in captured)
     job = harness.job("a.jsonl")
     assert job is not None and job.state == JobState.ACTIVE, "the refused batch stays tracked, nothing is dropped"
+
+
+def test_a_failing_poll_backs_off_instead_of_asking_again_at_once(harness: Harness, emulator: EmulatorServer) -> None:
+    harness.drop("a.jsonl", request_file(2))
+    job = wait_until(lambda: (j := harness.job("a.jsonl")) and j.state == JobState.ACTIVE and j)
+    store = harness.store
+    assert store is not None
+    wait_until(lambda: any(p.batch_id for p in store.parts(job.id)))
+    emulator.faults.add_rule(action="status", status=503, method="GET", path_prefix="/v1/batches", count=10_000)
+    failing_since = len(emulator.calls)
+    with capture_logs() as captured:
+        wait_until(lambda: sum(e["event"] == "poll_failed" for e in captured) >= 2, 10, "two failed polls")
+        polls = [c for c in emulator.calls.entries()[failing_since:] if c.status == 503]
+        waits = [e["retry_in"] for e in captured if e["event"] == "poll_failed"]
+    assert len(polls) <= 3, f"the poller hammered a failing service: {len(polls)} calls"
+    assert waits[:2] == [1.0, 2.0], "the wait doubles after each failed pass"
+    emulator.faults.clear()
+    harness.wait_job("a.jsonl", timeout=20)
