@@ -145,9 +145,7 @@ class Engine:
             self.workers.submit(("part", part_id), partial(self.submitter.advance, part_id))
         for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
             self.workers.submit(("part", part_id), partial(self.collector.collect_part, part_id))
-        for job in self.store.jobs([JobState.COLLECTING]):
-            self.workers.submit(("job", job.id), partial(self.collector.finish_job, job.id))
-        for job_id in self.store.settled_job_ids():
+        for job_id in self.store.finishable_job_ids():
             self.workers.submit(("job", job_id), partial(self.collector.finish_job, job_id))
         if self.settings.delete_remote_files and self.hygiene.due(now):
             self.workers.submit(("hygiene",), self.hygiene.run_due)

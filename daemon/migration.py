@@ -33,6 +33,7 @@ from daemon.fileops import atomic_writer, move_no_clobber, safe_component
 from daemon.folders import PARTS
 from daemon.intake import new_job_id
 from daemon.logs import get_logger
+from daemon.preparer import result_dir_for
 from daemon.remote import Remote
 from daemon.retrying import in_call
 from daemon.states import TERMINAL_BATCH_STATUSES, JobState, PartState
@@ -196,7 +197,7 @@ class SeedImport:
             JobState.ACTIVE,
             now,
             now,
-            result_dir=str(self._result_dir(source_name, job_id)),
+            result_dir=str(result_dir_for(self.settings, self.store, source_name, job_id)),
             endpoint=batch.endpoint,
             model=batch.model,
             request_count=total or None,
@@ -228,13 +229,6 @@ class SeedImport:
             submitted_at=float(batch.created_at),
             poll_wait=self.settings.first_poll_after,
         )
-
-    def _result_dir(self, source_name: str, job_id: str) -> Path:
-        stem = safe_component(source_name.removesuffix(".jsonl"))
-        candidate = self.settings.results / stem
-        if candidate.exists() or self.store.result_dir_taken(str(candidate), job_id):
-            candidate = self.settings.results / f"{stem}.{job_id}"
-        return candidate
 
     def _rename(self, imported_at: float) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(imported_at))

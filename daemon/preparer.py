@@ -67,7 +67,7 @@ def prepare_job(settings: Settings, store: Store, job: Job) -> None:
             endpoint=split.findings.endpoint,
             model=split.findings.model,
             request_count=split.findings.requests,
-            result_dir=str(_result_dir(settings, store, job)),
+            result_dir=str(result_dir_for(settings, store, job.source_name, job.id)),
         )
     log.info(
         "file_validated",
@@ -105,12 +105,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _result_dir(settings: Settings, store: Store, job: Job) -> Path:
+def result_dir_for(settings: Settings, store: Store, source_name: str, job_id: str) -> Path:
     """batch_results/<name>/, or a job-tagged name so a later input never overwrites earlier results."""
-    stem = safe_component(job.source_name.removesuffix(".jsonl"))
+    stem = safe_component(source_name.removesuffix(".jsonl"))
     candidate = settings.results / stem
-    if candidate.exists() or store.result_dir_taken(str(candidate), job.id):
-        candidate = settings.results / f"{stem}.{job.id}"
+    if candidate.exists() or store.result_dir_taken(str(candidate), job_id):
+        candidate = settings.results / f"{stem}.{job_id}"
     return candidate
 
 

@@ -256,12 +256,15 @@ class Store:
         )
         return [_part(r) for r in rows]
 
-    def settled_job_ids(self) -> list[str]:
-        """ACTIVE jobs whose parts are all done: a crash came between the last download and the merge."""
+    def finishable_job_ids(self) -> list[str]:
+        """Jobs to merge: COLLECTING ones, and ACTIVE ones whose parts are all done (a crash came
+        between the last download and the merge, which would otherwise leave them ACTIVE for ever)."""
         rows = self._select(
-            "SELECT id FROM jobs j WHERE state = ? AND EXISTS (SELECT 1 FROM parts p WHERE p.job_id = j.id)"
-            " AND NOT EXISTS (SELECT 1 FROM parts p WHERE p.job_id = j.id AND p.state NOT IN (?, ?))",
-            (str(JobState.ACTIVE), str(PartState.DOWNLOADED), str(PartState.SUPERSEDED)),
+            "SELECT id FROM jobs j WHERE state = ? OR (state = ?"
+            " AND EXISTS (SELECT 1 FROM parts p WHERE p.job_id = j.id)"
+            " AND NOT EXISTS (SELECT 1 FROM parts p WHERE p.job_id = j.id AND p.state NOT IN (?, ?)))"
+            " ORDER BY created_at, id",
+            (str(JobState.COLLECTING), str(JobState.ACTIVE), str(PartState.DOWNLOADED), str(PartState.SUPERSEDED)),
         )
         return [str(r["id"]) for r in rows]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -197,6 +198,20 @@ def daemon_env(base_url: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def job_states(root: Path) -> list[tuple[str, str]]:
+    """(input name, job state) of every job, read from outside a daemon running on ``root``."""
+    db = root / "state" / folders.DB_NAME
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.execute("SELECT source_name, state FROM jobs"))
+    except sqlite3.OperationalError:  # the daemon has not created its tables yet
+        return []
+    finally:
+        conn.close()
 
 
 def spawn_daemon(root: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

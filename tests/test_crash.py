@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,8 +18,7 @@ import pytest
 
 from daemon import crashpoints
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.folders import DB_NAME
-from tests.conftest import FAST, daemon_env, request_file, spawn_daemon, wait_until
+from tests.conftest import FAST, daemon_env, job_states, request_file, spawn_daemon, wait_until
 
 REQUESTS = 7
 PER_BATCH = 3  # seven requests in parts of three: three batches per input
@@ -86,16 +84,7 @@ class CrashRun:
             _end(proc)
 
     def done(self) -> int:
-        db = self.root / "state" / DB_NAME
-        if not db.exists():
-            return 0
-        conn = sqlite3.connect(db)
-        try:
-            return int(conn.execute("SELECT count(*) FROM jobs WHERE state = 'done'").fetchone()[0])
-        except sqlite3.OperationalError:  # the daemon has not created its tables yet
-            return 0
-        finally:
-            conn.close()
+        return sum(state == "done" for _, state in job_states(self.root))
 
     def assert_promises_kept(self) -> None:
         self.assert_inputs_kept()

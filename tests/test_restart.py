@@ -5,28 +5,22 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.folders import DB_NAME
 from daemon.states import JobState, PartState
-from tests.conftest import TEST_KEY, Harness, daemon_env, fast_settings, request_file, spawn_daemon, wait_until
-
-
-def _states(root: Path) -> list[tuple[str, str]]:
-    db = root / "state" / DB_NAME
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db)
-    try:
-        return list(conn.execute("SELECT source_name, state FROM jobs"))
-    except sqlite3.OperationalError:  # the daemon has not created its tables yet
-        return []
-    finally:
-        conn.close()
+from tests.conftest import (
+    TEST_KEY,
+    Harness,
+    daemon_env,
+    fast_settings,
+    job_states,
+    request_file,
+    spawn_daemon,
+    wait_until,
+)
 
 
 def test_restart_while_in_flight_adopts_and_finishes(tmp_path: Path) -> None:
@@ -63,7 +57,7 @@ def test_sigterm_stops_within_ten_seconds(tmp_path: Path, emulator: EmulatorServ
     try:
         wait_until(lambda: notify.recv(4096) == b"READY=1", what="READY=1 after the start-up scan")
         (root / "pending_upload" / "x.jsonl").write_text(request_file(3))
-        wait_until(lambda: ("x.jsonl", "done") in _states(root), what="the file to be done")
+        wait_until(lambda: ("x.jsonl", "done") in job_states(root), what="the file to be done")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         notify.settimeout(0)
