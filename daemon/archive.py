@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component
+from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
 from daemon.store import Job, Store
 
 
@@ -15,7 +15,7 @@ def move_input(store: Store, job: Job, folder: Path) -> Path:
         final, inflight = Path(job.final_path), Path(job.inflight_path)
         if not os.path.lexists(inflight):
             return final  # moved before a crash; only the state update was lost
-        if _same_file(final, inflight):
+        if same_file(final, inflight):
             # A crash fell between the link and the unlink of the move: finish it, do not copy again.
             inflight.unlink()
             fsync_dir(inflight.parent)
@@ -25,8 +25,3 @@ def move_input(store: Store, job: Job, folder: Path) -> Path:
     job.final_path = str(dest)
     move_no_clobber(Path(job.inflight_path), dest)
     return dest
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    first, second = os.lstat(a), os.lstat(b)  # lstat: an input that is a symlink is moved as itself
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)

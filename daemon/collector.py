@@ -31,10 +31,11 @@ from daemon.outcome import FAILED
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
-from daemon.states import JobState, PartState
+from daemon.states import PACK_KIND, JobState, PartState
 from daemon.steps import PartSteps
 from daemon.store import Job, Part, Store
 from daemon.summary import build_summary, part_batch
+from daemon.unpacker import unpack
 from daemon.validation import iter_lines
 
 log = get_logger(__name__)
@@ -179,13 +180,17 @@ class Collector(PartSteps):
             return False
         self.store.update_job(job_id, state=JobState.COLLECTING)
         folder = Path(job.result_dir or "")
+        if job.kind == PACK_KIND:  # its results belong to its members: hand them back
+            unpack(self.settings, self.store, job, parts, _downloads(parts, folder))
+            return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         counts = merge(_segments(parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
-        schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
+        own = [p for p in parts if not p.pack_id]  # a pack's remote files are its own to delete
+        schedule_deletions(self.settings, self.store, job, own)  # results are durable; due once the job ends
         self._archive(job, parts, now)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
@@ -242,12 +247,22 @@ def _segments(parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         seg = segments.setdefault(part.segment, Segment(Path(part.path)))
         seg.last_status = part.batch_status
-        if part.batch_id:
-            seg.downloads += [p for p in (folder / n for n in download_names(part.batch_id)) if p.exists()]
+        seg.downloads += _downloads([part], folder)
     for seg in in_output_order:
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_output_order(seg.downloads, seg.part_file)
     return [segments[k] for k in sorted(segments)]
+
+
+def _downloads(parts: list[Part], folder: Path) -> list[Path]:
+    """The parts' downloaded files in ``folder``, oldest batch first (a packed input's earlier
+    batches are its pack's, whose unfinished requests went again in a later batch)."""
+    found: list[Path] = []
+    for part in sorted(parts, key=lambda p: p.attempt):
+        for batch_id in [*filter(None, part.old_batch_ids.split(",")), part.batch_id]:
+            if batch_id:
+                found += [p for p in (folder / n for n in download_names(batch_id)) if p.exists()]
+    return found
 
 
 def _refusal_lines(part: Part) -> list[str]:

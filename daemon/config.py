@@ -50,6 +50,14 @@ class Settings:
     max_requests_per_batch: int = limits.MAX_REQUESTS_PER_BATCH
     max_bytes_per_batch: int = limits.MAX_BYTES_PER_BATCH
     max_embedding_inputs_per_batch: int = limits.MAX_EMBEDDING_INPUTS_PER_BATCH
+    # Estimated input tokens per batch; None = no budget. The service queues at most so many input
+    # tokens per model (e.g. 2M on a low tier) and fails a bigger batch every time, so stay under it.
+    max_tokens_per_batch: int | None = None
+    # Inputs of at most this many requests (and one part) may share a batch with other small inputs
+    # of the same endpoint and model: fewer uploads and creates, under the 2,000 batches/hour limit.
+    # 0 = every input gets batches of its own.
+    pack_inputs_up_to: int = 1000
+    pack_wait: float = 0.5  # while more inputs are arriving, how long a small one may wait for company
     resubmit_unfinished: frozenset[str] = frozenset({"expired"})  # statuses whose unrun requests go again
     # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
     output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
@@ -258,6 +266,8 @@ def _check_intervals(s: Settings) -> None:
             raise ConfigError(f"{key} must be greater than 0 seconds (got {getattr(s, key)})")
     if s.min_file_age < 0:
         raise ConfigError(f"min_file_age must be 0 or more seconds (got {s.min_file_age})")
+    if s.pack_wait < 0:
+        raise ConfigError(f"pack_wait must be 0 or more seconds (got {s.pack_wait})")
     if not 1 <= s.workers <= 64:
         raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
 
@@ -303,6 +313,15 @@ def _check_batch_limits(s: Settings) -> None:
     for key, value, ceiling in bounds:
         if not 1 <= value <= ceiling:
             raise ConfigError(f"{key} must be between 1 and the API's limit {ceiling} (got {value})")
+    if s.pack_inputs_up_to < 0:
+        raise ConfigError(
+            f"pack_inputs_up_to must be 0 (never share a batch) or more requests (got {s.pack_inputs_up_to})"
+        )
+    if s.max_tokens_per_batch is not None and s.max_tokens_per_batch < 1:
+        raise ConfigError(
+            "max_tokens_per_batch must be 1 or more estimated input tokens (e.g. your model's enqueued-token "
+            f"limit), or unset for no budget (got {s.max_tokens_per_batch})"
+        )
 
 
 def _check_metadata(s: Settings) -> None:

@@ -13,7 +13,10 @@ import signal
 ENV_NAME = "BATCHD_CRASH_AT"
 POINTS = frozenset(
     {
-        "claimed",  # the input was renamed into state/inflight/, the claim not yet recorded
+        "claim_linked",  # the input linked into state/inflight/, not yet removed from the drop zone
+        "claimed",  # the input moved into state/inflight/, the claim not yet recorded
+        "packed",  # a pack's part file written and synced, the pack not yet recorded
+        "unpacked",  # a pack's results copied to its members' folders, not yet handed over
         "uploaded",  # files.create returned; the file id not yet recorded
         "batch_created",  # batches.create returned; the batch id not yet recorded
         "polled",  # fresh statuses fetched; not yet recorded

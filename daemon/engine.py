@@ -22,8 +22,9 @@ from daemon.intake import Intake, recover_claims
 from daemon.logs import get_logger
 from daemon.metrics import MetricsServer, metrics_server
 from daemon.migration import SeedImport
+from daemon.packer import Packer
 from daemon.poller import Poller
-from daemon.preparer import prepare_job
+from daemon.preparer import batch_limits, prepare_job
 from daemon.remote import Remote
 from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags
@@ -56,6 +57,7 @@ class Engine:
         self.collector = Collector(settings, store, remote, self.holds, flags.stop)
         self.hygiene = Hygiene(store, remote, self.holds, flags.stop)
         self.seed_import = SeedImport(settings, store, remote, flags.stop)
+        self.packer = Packer(settings, store, batch_limits(settings), self.wake)
         self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake)
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
@@ -78,6 +80,7 @@ class Engine:
     def start(self) -> None:
         """Recover what a crash interrupted, scan once, and start polling."""
         recover_claims(self.store)
+        self.packer.sweep()
         self.poller.start()
         for endpoint in self.endpoints:
             endpoint.start()
@@ -141,6 +144,8 @@ class Engine:
         self._claim_ready(now)
         for job in self.store.jobs([JobState.CLAIMED]):
             self.workers.submit(("job", job.id), partial(prepare_job, self.settings, self.store, job))
+        if self.packer.due():
+            self.workers.submit(("packer",), self.packer.run)
         for part_id in self.store.due_part_ids(SUBMIT_STATES, now):
             self.workers.submit(("part", part_id), partial(self.submitter.advance, part_id))
         for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
@@ -171,8 +176,7 @@ class Engine:
             ready = self.intake.ready_files()
         else:
             ready = self.intake.ready_files(sorted(names)) if names else []
-        for path in ready:
-            self.intake.claim(path)
+        self.intake.claim_all(ready)
 
     def _keep_watcher_alive(self) -> None:
         # watchdog's thread dies on some errors (e.g. the folder vanished); the rescan covers

@@ -83,6 +83,12 @@ def move_no_clobber(src: Path, dest: Path) -> None:
         fsync_dir(src.parent)
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two names are links to one file (a move half done: linked, not yet unlinked)."""
+    first, second = os.lstat(a), os.lstat(b)  # lstat: an input that is a symlink is moved as itself
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
 def safe_component(name: str) -> str:
     """A file name taken from a user's file, made safe to use as one path component."""
     cleaned = "".join("_" if (ord(ch) < 32 or ch in "/\\\x7f") else ch for ch in name).strip()

@@ -17,6 +17,7 @@ LOCK_NAME = "batchd.lock"
 DB_NAME = "batchd.sqlite3"
 INFLIGHT = "inflight"  # claimed inputs, under state/, until their results are written
 PARTS = "parts"  # the normalised part files that are uploaded, under state/
+PACKS = "packs"  # per pack, under state/: its shared part file and its downloads until handed back
 
 
 def prepare(settings: Settings) -> None:
@@ -25,7 +26,7 @@ def prepare(settings: Settings) -> None:
         raise FolderError(f"root folder {settings.root} does not exist; create it or fix `root`")
     for key in FOLDER_KEYS:
         _make(settings.path(key), private=key in {"state_dir", "results_dir"})
-    for sub in (INFLIGHT, PARTS):
+    for sub in (INFLIGHT, PARTS, PACKS):
         _make(settings.state / sub, private=True)
     for key in FOLDER_KEYS:
         _check_writable(settings.path(key))

@@ -14,9 +14,10 @@ from daemon.config import Settings
 from daemon.fileops import safe_component
 from daemon.folders import PARTS
 from daemon.logs import get_logger
+from daemon.packer import first_state
 from daemon.reports import validation_lines, write_report
 from daemon.splitter import split_file
-from daemon.states import JobState, PartState
+from daemon.states import JobState
 from daemon.store import Job, Part, Store
 from daemon.validation import BatchLimits
 
@@ -25,7 +26,10 @@ log = get_logger(__name__)
 
 def batch_limits(settings: Settings) -> BatchLimits:
     return BatchLimits(
-        settings.max_requests_per_batch, settings.max_bytes_per_batch, settings.max_embedding_inputs_per_batch
+        settings.max_requests_per_batch,
+        settings.max_bytes_per_batch,
+        settings.max_embedding_inputs_per_batch,
+        settings.max_tokens_per_batch,
     )
 
 
@@ -42,6 +46,8 @@ def prepare_job(settings: Settings, store: Store, job: Job) -> None:
         reject(settings, store, job, reason, validation_lines(split.findings))
         return
     now = time.time()
+    # A small input waits a moment to share a batch with others (see packer); any other goes now.
+    first = first_state(settings, store, len(split.parts), split.findings.requests)
     with store.transaction():  # all parts and the job's new state land together, or none do
         for n, pf in enumerate(split.parts):
             store.add_part(
@@ -54,7 +60,7 @@ def prepare_job(settings: Settings, store: Store, job: Job) -> None:
                     pf.request_count,
                     pf.byte_size,
                     pf.est_tokens,
-                    PartState.READY,
+                    first,
                     now,
                     now,
                 )

@@ -30,7 +30,16 @@ class PartFile:
             self.request_count + 1 <= batch_limits.max_requests
             and self.byte_size + len(request.data) <= batch_limits.max_bytes
             and self.embedding_inputs + request.embedding_inputs <= batch_limits.max_embedding_inputs
+            and self._tokens_fit(request, batch_limits.max_tokens)
         )
+
+    def _tokens_fit(self, request: Request, budget: int | None) -> bool:
+        # A request whose estimate alone is over the budget is not a problem with the file: it goes
+        # alone into a part of its own (it starts a new part, and the next request starts another), so
+        # it is never dropped or split around, and the rest of the split is unaffected. The estimate is
+        # a rule of thumb (a quarter of the line's bytes), so refusing the whole file on it could refuse
+        # work the service accepts; as with holds.model_wait, only the service knows for sure.
+        return budget is None or self.request_count == 0 or self.est_tokens + request.est_tokens <= budget
 
     def add(self, request: Request) -> None:
         self.request_count += 1

@@ -14,6 +14,8 @@ class JobState(StrEnum):
 
 
 class PartState(StrEnum):
+    WAITING = "waiting"  # a small input's only part, waiting a moment to share a batch with others
+    PACKED = "packed"  # its requests travel in a pack's shared batch; the pack hands back its results
     READY = "ready"  # part file written, nothing sent yet
     UPLOAD_INTENT = "upload_intent"  # files.create may have been sent; reconcile before retrying
     UPLOADED = "uploaded"  # file_id known
@@ -23,6 +25,10 @@ class PartState(StrEnum):
     DOWNLOADED = "downloaded"  # outputs (if any) are on disk in the job's results folder
     SUPERSEDED = "superseded"  # its unfinished requests went into a newer part of the same segment
 
+
+# jobs.kind: an input the user dropped, or a pack carrying several small inputs in one batch.
+INPUT_KIND = "input"
+PACK_KIND = "pack"
 
 TERMINAL_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.REJECTED})
 OPEN_JOB_STATES = frozenset(JobState) - TERMINAL_JOB_STATES

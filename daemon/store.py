@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import StateCorruptError
-from daemon.states import TERMINAL_JOB_STATES, JobState, PartState
+from daemon.states import INPUT_KIND, TERMINAL_JOB_STATES, JobState, PartState
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
-SCHEMA_VERSION = 2
+# 3: jobs.kind, parts.pack_id and parts.pack_slot (small inputs packed into one batch), added by ALTER.
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     note TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    kind TEXT NOT NULL DEFAULT 'input'
 );
 CREATE TABLE IF NOT EXISTS parts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,11 +68,14 @@ CREATE TABLE IF NOT EXISTS parts (
     submitted_at REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    pack_id TEXT,
+    pack_slot INTEGER,
     UNIQUE (job_id, segment, attempt)
 );
 CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, next_action_at);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_by_result_dir ON jobs(result_dir);
+CREATE INDEX IF NOT EXISTS parts_by_batch ON parts(batch_id);
 CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remote_files (
     file_id TEXT PRIMARY KEY,
@@ -104,6 +109,7 @@ class Job:
     final_path: str | None = None
     note: str | None = None
     finished_at: float | None = None
+    kind: str = INPUT_KIND
 
 
 @dataclass(slots=True)
@@ -131,6 +137,8 @@ class Part:
     tries: int = 0
     last_error: str | None = None
     submitted_at: float | None = None
+    pack_id: str | None = None  # the pack whose batch carries this part's requests
+    pack_slot: int | None = None  # its number in that pack: the prefix of its custom_ids there
 
     @property
     def upload_name(self) -> str:
@@ -211,6 +219,12 @@ class Store:
         query = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608
         return [_job(r) for r in self._select(query, wanted)]
 
+    def count_jobs(self, states: Iterable[JobState]) -> int:
+        wanted = [str(s) for s in states]
+        marks = ",".join("?" * len(wanted))
+        rows = self._select(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN ({marks})", wanted)  # noqa: S608
+        return int(rows[0]["n"])
+
     def result_dir_taken(self, path: str, other_than: str) -> bool:
         rows = self._select("SELECT 1 FROM jobs WHERE result_dir = ? AND id != ?", (path, other_than))
         return bool(rows)
@@ -233,6 +247,11 @@ class Store:
 
     def parts(self, job_id: str) -> list[Part]:
         rows = self._select("SELECT * FROM parts WHERE job_id = ? ORDER BY segment, attempt", (job_id,))
+        return [_part(r) for r in rows]
+
+    def pack_members(self, pack_id: str) -> list[Part]:
+        """The parts a pack carries, by slot."""
+        rows = self._select("SELECT * FROM parts WHERE pack_id = ? ORDER BY pack_slot", (pack_id,))
         return [_part(r) for r in rows]
 
     def parts_by_job(self) -> dict[str, list[Part]]:
@@ -443,4 +462,20 @@ def _migrate(conn: sqlite3.Connection, *, readonly: bool) -> None:
     if version < SCHEMA_VERSION and not readonly:
         with conn:
             conn.executescript(_SCHEMA)
+            _add_columns(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+# Columns added after a table first shipped: CREATE TABLE IF NOT EXISTS leaves an old table as it is.
+_ADDED_COLUMNS = {
+    "jobs": {"kind": "TEXT NOT NULL DEFAULT 'input'"},
+    "parts": {"pack_id": "TEXT", "pack_slot": "INTEGER"},
+}
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")

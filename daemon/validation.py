@@ -26,6 +26,9 @@ class BatchLimits:
     max_requests: int = limits.MAX_REQUESTS_PER_BATCH
     max_bytes: int = limits.MAX_BYTES_PER_BATCH
     max_embedding_inputs: int = limits.MAX_EMBEDDING_INPUTS_PER_BATCH
+    # Estimated input tokens (Request.est_tokens); None = no budget. Not an API limit of a batch: it
+    # keeps each batch under the model's enqueued-token queue limit, which a bigger batch never fits.
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +252,8 @@ def validate_file(path: Path, batch_limits: BatchLimits | None = None) -> Findin
         for _ in iter_requests(fh, checker):
             pass
     return checker.finish()
+
+
+def embedding_inputs(line: dict[str, Any]) -> int:
+    """What one valid request line counts against the batch's embedding-input limit."""
+    return _embedding_inputs(line["body"]) if line.get("url") == limits.EMBEDDINGS_ENDPOINT else 0

@@ -207,7 +207,7 @@ def job_states(root: Path) -> list[tuple[str, str]]:
         return []
     conn = sqlite3.connect(db)
     try:
-        return list(conn.execute("SELECT source_name, state FROM jobs"))
+        return list(conn.execute("SELECT source_name, state FROM jobs WHERE kind = 'input'"))  # not packs
     except sqlite3.OperationalError:  # the daemon has not created its tables yet
         return []
     finally:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
-from daemon.config import load_settings
+from daemon.config import Settings, load_settings
 from daemon.errors import ConfigError
 
 
@@ -44,6 +46,9 @@ def test_openai_base_url_is_honoured(tmp_path: Path) -> None:
         ({"BATCHD_RESULTS_DIR": "pending_upload"}, "must all differ"),
         ({"BATCHD_NO_SUCH": "1"}, "unknown setting 'no_such'"),
         ({"BATCHD_MAX_REQUESTS_PER_BATCH": "60000"}, "max_requests_per_batch must be between 1 and"),
+        ({"BATCHD_MAX_TOKENS_PER_BATCH": "0"}, "max_tokens_per_batch must be 1 or more .* or unset"),
+        ({"BATCHD_MAX_TOKENS_PER_BATCH": "-5"}, r"max_tokens_per_batch must be 1 or more .*\(got -5\)"),
+        ({"BATCHD_MAX_TOKENS_PER_BATCH": "2M"}, "setting 'max_tokens_per_batch'"),
         ({"BATCHD_METADATA": "batchd_job=x"}, "must be 1-64 characters and not start with batchd_"),
     ],
 )
@@ -62,3 +67,28 @@ def test_api_key_in_config_file_is_refused(tmp_path: Path) -> None:
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_token_budget_is_off_by_default_and_read_from_file_and_env(tmp_path: Path) -> None:
+    assert load_settings(environ={}, overrides={"root": tmp_path}).max_tokens_per_batch is None
+    toml = tmp_path / "b.toml"
+    toml.write_text("max_tokens_per_batch = 2000000\n")
+    assert load_settings(toml, environ={}).max_tokens_per_batch == 2_000_000
+    env = {"BATCHD_MAX_TOKENS_PER_BATCH": "90000"}
+    assert load_settings(toml, environ=env).max_tokens_per_batch == 90_000  # env beats file
+    assert load_settings(toml, environ={"BATCHD_MAX_TOKENS_PER_BATCH": ""}).max_tokens_per_batch is None
+
+
+def test_bad_token_budget_in_the_file_is_refused(tmp_path: Path) -> None:
+    toml = tmp_path / "b.toml"
+    toml.write_text("max_tokens_per_batch = 0\n")
+    with pytest.raises(ConfigError, match="max_tokens_per_batch must be 1 or more"):
+        load_settings(toml, environ={})
+
+
+def test_example_config_documents_every_setting() -> None:
+    text = (Path(__file__).parent.parent / "config" / "batchd.toml").read_text()
+    missing = [
+        f.name for f in dataclasses.fields(Settings) if not re.search(rf"^(# )?\[?{f.name}\b", text, re.MULTILINE)
+    ]
+    assert missing == []

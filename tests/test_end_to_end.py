@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,25 @@ def test_split_into_parts_and_merged_in_order(harness_factory, emulator: Emulato
     assert [r["custom_id"] for r in results] == [f"r{i}" for i in range(10)]
     assert len(emulator.batches()) == 3
     assert [b["part"] for b in harness.summary("big.jsonl")["batches"]] == ["0.0", "1.0", "2.0"]
+
+
+def test_file_over_the_token_budget_becomes_several_batches_in_order(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    content = request_file(10)
+    estimates = [len(text) // 4 for text in content.splitlines(keepends=True)]  # the splitter's estimate
+    budget = 3 * max(estimates)
+    assert sum(estimates) > 3 * budget  # over three budgets' worth: at least four batches
+    harness = harness_factory(max_tokens_per_batch=budget).start()
+    harness.drop("tokens.jsonl", content)
+    harness.wait_job("tokens.jsonl")
+    assert [r["custom_id"] for r in harness.results("tokens.jsonl")] == [f"r{i}" for i in range(10)]
+    batches = emulator.batches()
+    assert len(batches) == 4
+    for batch in batches:
+        lines = emulator.file_bytes(batch["input_file_id"]).splitlines(keepends=True)
+        assert sum(len(line) // 4 for line in lines) <= budget
+    assert harness.summary("tokens.jsonl")["outcomes"] == {"succeeded": 10, "failed": 0, "not_run": 0}
 
 
 def test_file_copied_in_without_rename_is_claimed_once_quiet(harness: Harness) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from daemon import store as store_module
 from daemon.errors import AlreadyRunningError, StateCorruptError
 from daemon.folders import InstanceLock
 from daemon.states import JobState
@@ -62,3 +64,26 @@ def test_second_lock_holder_is_refused(tmp_path: Path) -> None:
     again = InstanceLock(tmp_path)
     again.acquire()  # released locks can be taken again
     again.release()
+
+
+def test_a_version_2_database_gains_the_packing_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(db)
+    # The version 2 schema: today's, without the columns version 3 added.
+    old = store_module._SCHEMA.replace(",\n    kind TEXT NOT NULL DEFAULT 'input'", "")
+    old = old.replace("    pack_id TEXT,\n    pack_slot INTEGER,\n", "")
+    assert old != store_module._SCHEMA
+    conn.executescript(old + "PRAGMA user_version = 2;")
+    conn.execute(
+        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, created_at, updated_at)"
+        " VALUES ('j1', 'a.jsonl', '', '', 'active', 0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(db)
+    try:
+        assert store.job("j1").kind == "input"
+        assert store.pack_members("nothing") == []
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+    finally:
+        store.close()

@@ -1,0 +1,208 @@
+"""Packing: small inputs share one batch instead of each paying for its own.
+
+The Batch API allows 2,000 batch creations an hour, and every batch costs an upload and a create:
+a thousand small files dropped at once would use half an hour's allowance and take minutes to
+submit. So a small input (one part, at most ``pack_inputs_up_to`` requests) waits a moment
+(WAITING) while more inputs are still being claimed or prepared, at most ``pack_wait`` seconds;
+then the waiting inputs of one endpoint and model are packed together, up to the batch limits.
+An input that finds no company goes alone, as before.
+
+A pack is a job of kind "pack". Its part file holds its members' lines, each custom_id prefixed
+with the member's slot ("<slot>:<custom_id>"), so equal custom_ids in different inputs never
+collide. It is submitted, polled, requeued and collected like any other job; when it ends,
+``unpacker`` hands each member its own lines back under their own custom_ids. The pack's part
+file is written and synced before the one transaction that records the pack and its members, so
+a crash leaves either the inputs still waiting (and an orphan folder, swept at start) or the pack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from daemon import crashpoints
+from daemon.config import CANCEL_NOTE, Settings
+from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
+from daemon.folders import PACKS
+from daemon.intake import new_job_id
+from daemon.logs import get_logger
+from daemon.states import PACK_KIND, JobState, PartState
+from daemon.store import Job, Part, Store
+from daemon.validation import BatchLimits, embedding_inputs, iter_lines
+
+log = get_logger(__name__)
+SLOT_SEP = ":"
+PACK_FILE = "0.jsonl"
+ARRIVING = (JobState.CLAIMING, JobState.CLAIMED)  # inputs claimed but not yet split into parts
+
+
+def first_state(settings: Settings, store: Store, part_count: int, request_count: int) -> PartState:
+    """WAITING for a small input that may find company; READY for any other, and for one alone
+    in the queue (nothing claimed but itself, nothing waiting): it has nothing to wait for."""
+    if not (part_count == 1 and 0 < request_count <= settings.pack_inputs_up_to):
+        return PartState.READY
+    if store.count_jobs(ARRIVING) <= 1 and store.next_due(PartState.WAITING) is None:
+        return PartState.READY
+    return PartState.WAITING
+
+
+def slot_prefix(slot: int) -> str:
+    return f"{slot}{SLOT_SEP}"
+
+
+@dataclass(slots=True)
+class PackFile:
+    """One pack being written: members' lines, custom_ids prefixed, within the batch limits."""
+
+    pack_id: str
+    path: Path
+    fh: IO[bytes]
+    limits: BatchLimits
+    members: list[Part] = field(default_factory=list)
+    requests: int = 0
+    size: int = 0
+    inputs: int = 0  # embedding inputs
+    est_tokens: int = 0
+
+    def try_add(self, part: Part) -> bool:
+        """Append ``part``'s lines; if the pack would go over a limit, take them out again."""
+        mark = self.fh.tell()
+        requests, size, inputs = _copy_prefixed(Path(part.path), self.fh, slot_prefix(len(self.members)))
+        if not self._fits(requests, size, inputs, part.est_tokens):
+            self.fh.seek(mark)
+            self.fh.truncate()
+            return False
+        self.members.append(part)
+        self.requests, self.size = self.requests + requests, self.size + size
+        self.inputs, self.est_tokens = self.inputs + inputs, self.est_tokens + part.est_tokens
+        return True
+
+    def _fits(self, requests: int, size: int, inputs: int, tokens: int) -> bool:
+        budget = self.limits.max_tokens
+        return (
+            self.requests + requests <= self.limits.max_requests
+            and self.size + size <= self.limits.max_bytes
+            and self.inputs + inputs <= self.limits.max_embedding_inputs
+            and (budget is None or not self.members or self.est_tokens + tokens <= budget)
+        )
+
+    def seal(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        fsync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        self.fh.close()
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def _copy_prefixed(source: Path, out: IO[bytes], prefix: str) -> tuple[int, int, int]:
+    """Write ``source``'s lines with prefixed custom_ids; return (requests, bytes, embedding inputs)."""
+    requests = size = inputs = 0
+    with open(source, "rb") as fh:
+        for _, raw in iter_lines(fh):
+            line = orjson.loads(raw)
+            line["custom_id"] = prefix + line["custom_id"]
+            data = orjson.dumps(line) + b"\n"
+            out.write(data)
+            requests, size, inputs = requests + 1, size + len(data), inputs + embedding_inputs(line)
+    return requests, size, inputs
+
+
+class Packer:
+    def __init__(self, settings: Settings, store: Store, batch_limits: BatchLimits, wake: Callable[[], None]) -> None:
+        self.settings = settings
+        self.store = store
+        self.limits = batch_limits
+        self.wake = wake
+        self.folder = settings.state / PACKS
+
+    def due(self) -> bool:
+        return self.store.next_due(PartState.WAITING) is not None
+
+    def sweep(self) -> None:
+        """At start: remove pack folders a crash left before their pack was recorded, or after it ended."""
+        open_packs = {j.id for j in self.store.jobs([JobState.ACTIVE, JobState.COLLECTING]) if j.kind == PACK_KIND}
+        for entry in os.scandir(self.folder):
+            if entry.is_dir(follow_symlinks=False) and entry.name not in open_packs:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def run(self) -> None:
+        """Pack what is waiting, unless more inputs are on their way and the wait is still short."""
+        waiting = self.store.parts_in([PartState.WAITING])
+        if not waiting or self._linger(waiting):
+            return
+        jobs = {p.job_id: self.store.job(p.job_id) for p in waiting}
+        groups: dict[tuple[str | None, str | None], list[Part]] = {}
+        for part in sorted(waiting, key=lambda p: (jobs[p.job_id].created_at, p.id)):
+            job = jobs[part.job_id]
+            groups.setdefault((job.endpoint, job.model), []).append(part)
+        for group in groups.values():
+            self._pack_group(group, jobs)
+        self.wake()
+
+    def _linger(self, waiting: list[Part]) -> bool:
+        oldest = min(p.created_at for p in waiting)
+        if time.time() - oldest >= self.settings.pack_wait:
+            return False
+        return self.store.count_jobs(ARRIVING) > 0
+
+    def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
+        # A cancelled input goes alone: the submitter then ends it without sending anything.
+        alone = [p for p in group if jobs[p.job_id].note == CANCEL_NOTE]
+        riders = [p for p in group if jobs[p.job_id].note != CANCEL_NOTE]
+        packs: list[PackFile] = []
+        for part in riders:
+            if packs and packs[-1].try_add(part):
+                continue
+            packs.append(self._open_pack())
+            if not packs[-1].try_add(part):  # too big to carry even alone, with its prefixes
+                alone.append(part)
+        for pack in packs:
+            if len(pack.members) > 1:
+                self._record(pack, jobs[pack.members[0].job_id])
+            else:
+                alone.extend(pack.members)
+                pack.discard()
+        self._send_alone(alone)
+
+    def _open_pack(self) -> PackFile:
+        pack_id = new_job_id()
+        folder = self.folder / pack_id
+        folder.mkdir(mode=OWNER_ONLY_DIR)
+        path = folder / PACK_FILE
+        return PackFile(pack_id, path, open(path, "wb"), self.limits)
+
+    def _record(self, pack: PackFile, first: Job) -> None:
+        pack.seal()
+        crashpoints.reach("packed")
+        now = time.time()
+        folder = str(pack.path.parent)
+        job = Job(pack.pack_id, f"pack of {len(pack.members)} inputs", "", "", JobState.ACTIVE, now, now)
+        job.kind, job.result_dir, job.endpoint, job.model = PACK_KIND, folder, first.endpoint, first.model
+        job.request_count, job.size = pack.requests, pack.size
+        part = Part(
+            pack.pack_id, 0, 0, str(pack.path), 1, pack.requests, pack.size, pack.est_tokens, PartState.READY, now, now
+        )
+        with self.store.transaction():  # the pack and its members' new state land together
+            self.store.add_job(job)
+            self.store.add_part(part)
+            for slot, member in enumerate(pack.members):
+                self.store.update_part(member.id, state=PartState.PACKED, pack_id=pack.pack_id, pack_slot=slot)
+        log.info(
+            "inputs_packed", pack_id=pack.pack_id, inputs=len(pack.members), requests=pack.requests, bytes=pack.size
+        )
+
+    def _send_alone(self, parts: list[Part]) -> None:
+        if parts:
+            with self.store.transaction():
+                for part in parts:
+                    self.store.update_part(part.id, state=PartState.READY, next_action_at=0)
