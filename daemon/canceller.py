@@ -23,7 +23,7 @@ def cancel_job(settings: Settings, name: str) -> int:
         remote = Remote(build_client(find_key_source(), settings.base_url, settings.request_timeout))
         try:
             for job in jobs:
-                _cancel(store, remote, job)
+                cancel_one(store, remote, job)
         finally:
             remote.close()
     finally:
@@ -31,7 +31,13 @@ def cancel_job(settings: Settings, name: str) -> int:
     return 0
 
 
-def _cancel(store: Store, remote: Remote, job: Job) -> None:
+def cancel_one(store: Store, remote: Remote, job: Job) -> None:
+    packs = {p.pack_id for p in store.parts(job.id) if p.state == PartState.PACKED and p.pack_id}
+    if packs:
+        # Its requests share a batch with other inputs: cancelling that batch would cancel theirs too.
+        ids = ", ".join(sorted(packs))
+        print(f"{job.source_name}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
+        return
     # The note stops the daemon from resubmitting what the cancel left unfinished.
     store.update_job(job.id, note=CANCEL_NOTE)
     for part in store.parts(job.id):

@@ -24,7 +24,7 @@ from daemon.metrics import MetricsServer, metrics_server
 from daemon.migration import SeedImport
 from daemon.packer import Packer
 from daemon.poller import Poller
-from daemon.preparer import batch_limits, prepare_job
+from daemon.preparer import batch_limits, prepare_jobs
 from daemon.remote import Remote
 from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags
@@ -41,6 +41,7 @@ MIN_PASS_GAP = 0.05
 SUBMIT_STATES = (PartState.READY, PartState.UPLOAD_INTENT, PartState.UPLOADED, PartState.BATCH_INTENT)
 SHUTDOWN_GRACE = 6.0  # of the 10 s a stop may take, how long running steps may go on
 PASS_RETRY = 5.0  # after a pass failed on local storage
+PREPARE_CHUNK = 50  # claimed jobs per preparation task
 
 
 class Engine:
@@ -66,6 +67,7 @@ class Engine:
         self.workers = Workers(settings.workers, self.wake)
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
+        self._preparing: set[str] = set()  # claimed jobs handed to a worker, not yet prepared
         self._pass_failed = False
         self._next_heartbeat = 0.0
         self.notifier = notifier or Notifier({})  # an empty environment: silent outside systemd
@@ -142,8 +144,7 @@ class Engine:
     def run_once(self, now: float) -> None:
         """One pass: claim complete files, then dispatch every step that is due."""
         self._claim_ready(now)
-        for job in self.store.jobs([JobState.CLAIMED]):
-            self.workers.submit(("job", job.id), partial(prepare_job, self.settings, self.store, job))
+        self._dispatch_preparation()
         if self.packer.due():
             self.workers.submit(("packer",), self.packer.run)
         for part_id in self.store.due_part_ids(SUBMIT_STATES, now):
@@ -160,6 +161,22 @@ class Engine:
         if now >= self._next_heartbeat:
             self._beat(now)
         self._ping_watchdog(now)
+
+    def _dispatch_preparation(self) -> None:
+        """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file.
+        Ids only here: this runs on every pass, and a burst can leave a thousand jobs claimed."""
+        waiting = [i for i in self.store.job_ids(JobState.CLAIMED) if i not in self._preparing]
+        for start in range(0, len(waiting), PREPARE_CHUNK):
+            ids = waiting[start : start + PREPARE_CHUNK]
+            self._preparing.update(ids)
+            if not self.workers.submit(("prepare", ids[0]), partial(self._prepare, ids)):
+                self._preparing.difference_update(ids)  # cooling down after a storage error: offered later
+
+    def _prepare(self, ids: list[str]) -> None:
+        try:
+            prepare_jobs(self.settings, self.store, [self.store.job(i) for i in ids])
+        finally:
+            self._preparing.difference_update(ids)
 
     def _claim_ready(self, now: float) -> None:
         names: set[str] = set()

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.archive import move_input
@@ -16,7 +17,7 @@ from daemon.folders import PARTS
 from daemon.logs import get_logger
 from daemon.packer import first_state
 from daemon.reports import validation_lines, write_report
-from daemon.splitter import split_file
+from daemon.splitter import Split, split_file
 from daemon.states import JobState
 from daemon.store import Job, Part, Store
 from daemon.validation import BatchLimits
@@ -33,56 +34,71 @@ def batch_limits(settings: Settings) -> BatchLimits:
     )
 
 
-def prepare_job(settings: Settings, store: Store, job: Job) -> None:
-    """Validate and split a CLAIMED job into READY parts, or reject it."""
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A job whose input passed, split into part files, not yet recorded."""
+
+    job: Job
+    split: Split
+    sha256: str
+    size: int
+
+
+def prepare_jobs(settings: Settings, store: Store, jobs: list[Job]) -> None:
+    """Validate and split CLAIMED jobs into parts, or reject them; record those that passed in one
+    transaction (a burst of small files would otherwise pay one durable commit each)."""
+    checked = [c for c in (_check(settings, store, job) for job in jobs) if c is not None]
+    if not checked:
+        return
+    with store.transaction():  # each job's parts and its new state land together, or none do
+        for item in checked:
+            _record(settings, store, item)
+    for item in checked:
+        findings = item.split.findings
+        log.info(
+            "file_validated",
+            file=item.job.source_name,
+            job_id=item.job.id,
+            requests=findings.requests,
+            parts=len(item.split.parts),
+            endpoint=findings.endpoint,
+            model=findings.model,
+        )
+
+
+def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
+    """Split the input into part files, or reject it (its own commits, before anything else)."""
     path = Path(job.inflight_path)
     problem = _unreadable(path)
     if problem:
         reject(settings, store, job, problem, [])
-        return
+        return None
     split = split_file(path, settings.state / PARTS / job.id, batch_limits(settings))
     if not split.findings.ok:
         reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
         reject(settings, store, job, reason, validation_lines(split.findings))
-        return
-    now = time.time()
+        return None
+    return Checked(job, split, _sha256(path), path.stat().st_size)
+
+
+def _record(settings: Settings, store: Store, item: Checked) -> None:
+    job, findings, now = item.job, item.split.findings, time.time()
     # A small input waits a moment to share a batch with others (see packer); any other goes now.
-    first = first_state(settings, store, len(split.parts), split.findings.requests)
-    with store.transaction():  # all parts and the job's new state land together, or none do
-        for n, pf in enumerate(split.parts):
-            store.add_part(
-                Part(
-                    job.id,
-                    n,
-                    0,
-                    str(pf.path),
-                    pf.first_line,
-                    pf.request_count,
-                    pf.byte_size,
-                    pf.est_tokens,
-                    first,
-                    now,
-                    now,
-                )
-            )
-        store.update_job(
-            job.id,
-            state=JobState.ACTIVE,
-            sha256=_sha256(path),
-            size=path.stat().st_size,
-            endpoint=split.findings.endpoint,
-            model=split.findings.model,
-            request_count=split.findings.requests,
-            result_dir=str(result_dir_for(settings, store, job.source_name, job.id)),
+    first = first_state(settings, store, len(item.split.parts), findings.requests)
+    for n, pf in enumerate(item.split.parts):
+        part = Part(
+            job.id, n, 0, str(pf.path), pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, first, now, now
         )
-    log.info(
-        "file_validated",
-        file=job.source_name,
-        job_id=job.id,
-        requests=split.findings.requests,
-        parts=len(split.parts),
-        endpoint=split.findings.endpoint,
-        model=split.findings.model,
+        store.add_part(part)
+    store.update_job(
+        job.id,
+        state=JobState.ACTIVE,
+        sha256=item.sha256,
+        size=item.size,
+        endpoint=findings.endpoint,
+        model=findings.model,
+        request_count=findings.requests,
+        result_dir=str(result_dir_for(settings, store, job.source_name, job.id)),
     )
 
 

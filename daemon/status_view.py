@@ -21,7 +21,7 @@ from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.folders import DB_NAME
 from daemon.pricing import ModelPrice
-from daemon.states import TERMINAL_JOB_STATES
+from daemon.states import PACK_KIND, TERMINAL_JOB_STATES
 from daemon.store import Job, Part, Store
 from daemon.usage import TokenUsage, batches_usage
 
@@ -40,6 +40,8 @@ def job_rows(
 def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
     done, total = progress(parts)
     usage, cost = _usage(job, parts, prices)
+    if job.kind == PACK_KIND and job.state in TERMINAL_JOB_STATES:
+        usage, cost = {}, None  # handed to its members, whose own rows count it
     return {
         "job_id": job.id,
         "file": job.source_name,
@@ -53,6 +55,7 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "age_seconds": round(now - job.created_at, 1),
         "results": job.result_dir,
         "note": job.note,
+        "pack": next((p.pack_id for p in parts if p.pack_id), None),  # the pack carrying this input, if any
     }
 
 
@@ -110,7 +113,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     table = [header] + [
         (
             row["file"].replace("\n", "\\n"),
-            row["state"],
+            f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
             ",".join(f"{b['id']}({b['status']})" for b in row["batches"]) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
             _tokens(row["usage"]),

@@ -195,7 +195,7 @@ class Store:
 
     # jobs -------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
-        self._insert("jobs", dataclasses.asdict(job))
+        self._insert("jobs", _fields(job))
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         self._update("jobs", "id", job_id, fields)
@@ -219,6 +219,10 @@ class Store:
         query = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608
         return [_job(r) for r in self._select(query, wanted)]
 
+    def job_ids(self, state: JobState) -> list[str]:
+        rows = self._select("SELECT id FROM jobs WHERE state = ? ORDER BY created_at, id", (str(state),))
+        return [str(r["id"]) for r in rows]
+
     def count_jobs(self, states: Iterable[JobState]) -> int:
         wanted = [str(s) for s in states]
         marks = ",".join("?" * len(wanted))
@@ -231,7 +235,7 @@ class Store:
 
     # parts ------------------------------------------------------------------------------
     def add_part(self, part: Part) -> Part:
-        values = dataclasses.asdict(part)
+        values = _fields(part)
         values.pop("id")
         part.id = self._insert("parts", values)
         return part
@@ -413,6 +417,11 @@ class Store:
                 return list(self._conn.execute(query, tuple(args)))
             except sqlite3.DatabaseError as exc:
                 raise StateCorruptError(f"state database {self.path} cannot be read: {exc}") from exc
+
+
+def _fields(row: Job | Part) -> dict[str, Any]:
+    """A row's columns; dataclasses.asdict deep-copies every value, which costs a burst of claims dearly."""
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
 
 
 def _db(value: object) -> object:

@@ -10,9 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from daemon.canceller import cancel_one
 from daemon.emulator import EmulatorServer
 from daemon.reports import report_path
-from daemon.states import JobState
+from daemon.states import PACK_KIND, JobState, PartState
+from daemon.status_view import job_rows, render_table
+from daemon.store import Job, Part, Store
 from tests.conftest import Harness
 
 OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together
@@ -136,3 +141,40 @@ def test_an_expired_shared_batch_resends_only_what_did_not_run(
         for i, result in enumerate(results):
             if result.get("response"):
                 assert f"{name} question {i}" in answer_text(result)
+
+
+def packed_input(store: Store) -> tuple[Job, Job]:
+    """A pack carrying one input, as the state holds them while the shared batch runs."""
+    now = time.time()
+    pack = Job("pack-1", "pack of 2 inputs", "", "", JobState.ACTIVE, now, now, kind=PACK_KIND, request_count=4)
+    member = Job("in-1", "a.jsonl", "", "", JobState.ACTIVE, now, now, request_count=2)
+    store.add_job(pack)
+    store.add_job(member)
+    store.add_part(Part(pack.id, 0, 0, "p", 1, 4, 10, 3, PartState.SUBMITTED, now, now, batch_id="batch_x"))
+    store.add_part(Part(member.id, 0, 0, "m", 1, 2, 5, 1, PartState.PACKED, now, now, pack_id=pack.id, pack_slot=0))
+    return pack, member
+
+
+def test_status_shows_which_pack_carries_an_input(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    try:
+        packed_input(store)
+        rows = {row["file"]: row for row in job_rows(store)}
+    finally:
+        store.close()
+    assert rows["a.jsonl"]["pack"] == "pack-1"
+    assert rows["pack of 2 inputs"]["batches"] == [{"id": "batch_x", "status": None}]
+    assert "active (in pack-1)" in render_table(list(rows.values()))
+
+
+def test_cancelling_one_packed_input_leaves_the_shared_batch_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    try:
+        _, member = packed_input(store)
+        cancel_one(store, None, member)  # type: ignore[arg-type] # never reaches the service
+        assert store.job(member.id).note is None
+    finally:
+        store.close()
+    assert "cancel the pack by its id" in capsys.readouterr().out
