@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from daemon.canceller import _cancel
+from daemon.canceller import cancel_one
 from daemon.config import CANCEL_NOTE
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.states import JobState, PartState
@@ -97,7 +97,7 @@ def test_cancel_collects_what_finished(tmp_path) -> None:
             assert store is not None
             assert remote is not None
             wait_until(lambda: any(p.state == PartState.SUBMITTED for p in store.parts(job.id)))
-            _cancel(store, remote, store.job(job.id))
+            cancel_one(store, remote, store.job(job.id))
             done = harness.wait_job("slow.jsonl")
             assert done.note == CANCEL_NOTE
             assert len(harness.results("slow.jsonl")) == 6
