@@ -129,10 +129,9 @@ class Packer:
         return self.store.next_due(PartState.WAITING) is not None
 
     def sweep(self) -> None:
-        """At start: remove pack folders a crash left before their pack was recorded, or after it ended."""
-        open_packs = {j.id for j in self.store.jobs([JobState.ACTIVE, JobState.COLLECTING]) if j.kind == PACK_KIND}
+        """At start: remove pack folders a crash left behind before their pack was recorded."""
         for entry in os.scandir(self.folder):
-            if entry.is_dir(follow_symlinks=False) and entry.name not in open_packs:
+            if entry.is_dir(follow_symlinks=False) and not self.store.has_job(entry.name):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def run(self) -> None:

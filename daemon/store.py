@@ -219,6 +219,9 @@ class Store:
         query = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608
         return [_job(r) for r in self._select(query, wanted)]
 
+    def has_job(self, job_id: str) -> bool:
+        return bool(self._select("SELECT 1 FROM jobs WHERE id = ?", (job_id,)))
+
     def job_ids(self, state: JobState) -> list[str]:
         rows = self._select("SELECT id FROM jobs WHERE state = ? ORDER BY created_at, id", (str(state),))
         return [str(r["id"]) for r in rows]

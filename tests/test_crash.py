@@ -141,6 +141,7 @@ def test_kill_at_each_step_with_inputs_sharing_a_batch(
     batches = crash_emulator.batches()
     assert sum(b["request_counts"]["total"] for b in batches) == 6, [b["request_counts"] for b in batches]
     assert len(batches) <= 2
+    assert list((run.root / "state" / "packs").iterdir()) == [], "no pack folder left, orphaned or finished"
 
 
 @pytest.mark.parametrize("point", sorted(crashpoints.POINTS - {"packed", "unpacked"}))
