@@ -32,7 +32,8 @@ def cancel_job(settings: Settings, name: str) -> int:
 
 
 def cancel_one(store: Store, remote: Remote, job: Job) -> None:
-    packs = {p.pack_id for p in store.parts(job.id) if p.state == PartState.PACKED and p.pack_id}
+    parts = store.parts(job.id)
+    packs = {p.pack_id for p in parts if p.state == PartState.PACKED and p.pack_id}
     if packs:
         # Its requests share a batch with other inputs: cancelling that batch would cancel theirs too.
         ids = ", ".join(sorted(packs))
@@ -40,7 +41,7 @@ def cancel_one(store: Store, remote: Remote, job: Job) -> None:
         return
     # The note stops the daemon from resubmitting what the cancel left unfinished.
     store.update_job(job.id, note=CANCEL_NOTE)
-    for part in store.parts(job.id):
+    for part in parts:
         if part.state == PartState.SUBMITTED and part.batch_id:
             batch = remote.cancel(part.batch_id)
             log.info("batch_cancel_requested", job_id=job.id, batch_id=part.batch_id, status=batch.status)

@@ -189,8 +189,7 @@ class Collector(PartSteps):
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
-        own = [p for p in parts if not p.pack_id]  # a pack's remote files are its own to delete
-        schedule_deletions(self.settings, self.store, job, own)  # results are durable; due once the job ends
+        schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
         self._archive(job, parts, now)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True

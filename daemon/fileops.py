@@ -64,20 +64,30 @@ def free_name(folder: Path, name: str, tag: str) -> Path:
     raise FileExistsError(f"no free name for {name} in {folder}")
 
 
-def move_no_clobber(src: Path, dest: Path) -> None:
-    """Move ``src`` to ``dest`` on the same filesystem; never overwrite an existing ``dest``."""
+def relink(src: Path, dest: Path, linked_point: str) -> None:
+    """Move ``src`` to ``dest`` by a link and an unlink, never overwriting ``dest`` (not synced).
+
+    Also never a rename out of a watched folder where it can be avoided: watchdog holds every later
+    event for half a second after one. ``linked_point`` names the crash point between the two steps.
+    """
     try:
         os.link(src, dest, follow_symlinks=False)  # move a symlink itself, never its target
     except FileExistsError:
         raise
     except OSError:
-        # Some filesystems (SMB, some FUSE mounts) cannot hard-link; fall back to a checked rename.
+        # Some filesystems (SMB, some FUSE mounts) cannot hard-link, nor can a directory be linked;
+        # fall back to a checked rename. A vanished src raises FileNotFoundError from the rename.
         if dest.exists():
             raise FileExistsError(dest) from None
         os.rename(src, dest)
     else:
-        crashpoints.reach("input_linked")
+        crashpoints.reach(linked_point)
         os.unlink(src)
+
+
+def move_no_clobber(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest`` on the same filesystem, durably; never overwrite an existing ``dest``."""
+    relink(src, dest, "input_linked")
     fsync_dir(dest.parent)
     if src.parent != dest.parent:
         fsync_dir(src.parent)

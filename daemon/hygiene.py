@@ -45,6 +45,8 @@ def remote_files_of(parts: list[Part]) -> list[tuple[str, str]]:
     """(file id, role) for every file the job's parts put on or got from the service."""
     found: dict[str, str] = {}
     for part in parts:
+        if part.pack_id:
+            continue  # its batch is its pack's: the pack records those files for deletion
         if part.file_id:
             found.setdefault(part.file_id, "input")
         batch = part_batch(part)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import crashpoints
-from daemon.fileops import fsync_dir, same_file
+from daemon.fileops import fsync_dir, relink, same_file
 from daemon.folders import INFLIGHT
 from daemon.logs import get_logger
 from daemon.states import JobState
@@ -108,11 +108,6 @@ class Intake:
             shown = os.fsencode(name).decode("utf-8", "backslashreplace")
             log.error("file_name_not_utf8", file=shown, hint="rename it to a UTF-8 name; batchd leaves it in place")
 
-    def claim(self, path: Path) -> Job | None:
-        """Move ``path`` out of the drop zone into our custody; None if it vanished first."""
-        claimed = self.claim_all([path])
-        return claimed[0] if claimed else None
-
     def claim_all(self, paths: list[Path]) -> list[Job]:
         """Claim many files with two commits and one fsync per folder, not two of each per file:
         a thousand files dropped at once are in our custody in a fraction of a second."""
@@ -144,27 +139,9 @@ class Intake:
         return moved
 
     def _move(self, job: Job) -> bool:
-        """Move the input into our custody; False if it vanished first.
-
-        A link and an unlink, not a rename: a rename out of the watched folder makes watchdog hold
-        every later event for half a second (it waits to pair IN_MOVED_FROM with an IN_MOVED_TO),
-        so the next file dropped would wait that long to be claimed.
-        """
-        src, dest = Path(job.source_path), Path(job.inflight_path)
+        """Move the input into our custody (a link and an unlink: see fileops.relink); False if it vanished."""
         try:
-            os.link(src, dest, follow_symlinks=False)  # a symlink is claimed as itself, to be rejected
-        except FileNotFoundError:
-            log.warning("file_vanished", file=job.source_name, job_id=job.id)
-            return False
-        except OSError:  # no hard links here (some SMB and FUSE mounts), or a directory: rename
-            return self._rename(job, src, dest)
-        crashpoints.reach("claim_linked")
-        os.unlink(src)
-        return True
-
-    def _rename(self, job: Job, src: Path, dest: Path) -> bool:
-        try:
-            os.rename(src, dest)
+            relink(Path(job.source_path), Path(job.inflight_path), "claim_linked")
         except FileNotFoundError:
             log.warning("file_vanished", file=job.source_name, job_id=job.id)
             return False

@@ -57,6 +57,12 @@ def slot_prefix(slot: int) -> str:
     return f"{slot}{SLOT_SEP}"
 
 
+def split_slot(custom_id: str) -> tuple[int, str] | None:
+    """(slot, the input's own custom_id) from an id inside a pack; None if it carries no slot."""
+    slot, sep, own = custom_id.partition(SLOT_SEP)
+    return (int(slot), own) if sep and slot.isdigit() else None
+
+
 @dataclass(slots=True)
 class PackFile:
     """One pack being written: members' lines, custom_ids prefixed, within the batch limits."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import orjson
 
@@ -25,7 +25,7 @@ from daemon.config import Settings
 from daemon.fileops import OWNER_ONLY_DIR, atomic_writer
 from daemon.hygiene import schedule_deletions
 from daemon.logs import get_logger
-from daemon.packer import SLOT_SEP
+from daemon.packer import split_slot
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 
@@ -53,19 +53,20 @@ def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downl
 
 def _split(path: Path, members: list[Part], store: Store) -> int:
     """Copy each member's lines of ``path`` into its results folder; return the lines matching none."""
+    by_slot = {m.pack_slot: m for m in members}
     offsets: dict[int, list[int]] = {}
     unmatched = 0
     with open(path, "rb") as fh:
         offset = 0
         for raw in fh:
             slot = _slot(raw)
-            if slot is None or not 0 <= slot < len(members):
-                unmatched += bool(raw.strip())
-            else:
+            if slot is not None and slot in by_slot:
                 offsets.setdefault(slot, []).append(offset)
+            else:
+                unmatched += bool(raw.strip())
             offset += len(raw)
         for slot, starts in offsets.items():
-            folder = Path(store.job(members[slot].job_id).result_dir or "")
+            folder = Path(store.job(by_slot[slot].job_id).result_dir or "")
             folder.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
             _copy_lines(fh, starts, folder / path.name)
     return unmatched
@@ -73,19 +74,20 @@ def _split(path: Path, members: list[Part], store: Store) -> int:
 
 def _slot(raw: bytes) -> int | None:
     try:
-        custom_id = orjson.loads(raw)["custom_id"]
-        slot, sep, _ = custom_id.partition(SLOT_SEP)
-        return int(slot) if sep else None
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        found = split_slot(orjson.loads(raw)["custom_id"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
+    return found[0] if found else None
 
 
-def _copy_lines(fh: Any, starts: list[int], dest: Path) -> None:
+def _copy_lines(fh: IO[bytes], starts: list[int], dest: Path) -> None:
     with atomic_writer(dest) as out:
         for start in starts:
             fh.seek(start)
             line = orjson.loads(fh.readline())
-            line["custom_id"] = line["custom_id"].partition(SLOT_SEP)[2]
+            slotted = split_slot(line["custom_id"])
+            assert slotted is not None  # only lines with a member's slot were indexed
+            line["custom_id"] = slotted[1]
             out.write(orjson.dumps(line) + b"\n")
 
 

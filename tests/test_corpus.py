@@ -169,7 +169,7 @@ def test_whole_corpus_at_once(
         wait_until(lambda: seen_as_is("vanish.jsonl"), 5, "the daemon to see vanish.jsonl")
         os.unlink(pending / "vanish.jsonl")
     # The same race one step later: gone between the readiness check and the claim's rename.
-    assert intake.claim(pending / "vanish.jsonl") is None
+    assert intake.claim_all([pending / "vanish.jsonl"]) == []
 
     # A file still being written: a partial last line that keeps growing, with a fresh mtime.
     last = request_line("g1")
