@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from daemon import crashpoints
 from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
 from daemon.store import Job, Store
 
@@ -24,4 +25,5 @@ def move_input(store: Store, job: Job, folder: Path) -> Path:
     store.update_job(job.id, final_path=str(dest))
     job.final_path = str(dest)
     move_no_clobber(Path(job.inflight_path), dest)
+    crashpoints.reach("archived")
     return dest

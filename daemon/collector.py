@@ -8,6 +8,7 @@ merged in input order, the summary is written and the input is archived.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -184,7 +185,7 @@ class Collector(PartSteps):
             unpack(self.settings, self.store, job, parts, _downloads(parts, folder))
             return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        counts = merge(_segments(parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
+        counts = merge(_segments(job, parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
@@ -238,19 +239,27 @@ def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int
     return count, size
 
 
-def _segments(parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
+def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
     segments: dict[int, Segment] = {}
     in_output_order: list[Segment] = []
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
         if part.segment not in segments and not part.path:  # imported without its input
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
-        seg = segments.setdefault(part.segment, Segment(Path(part.path)))
+        seg = segments.setdefault(part.segment, Segment(_order_file(job, part)))
         seg.last_status = part.batch_status
         seg.downloads += _downloads([part], folder)
     for seg in in_output_order:
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_output_order(seg.downloads, seg.part_file)
     return [segments[k] for k in sorted(segments)]
+
+
+def _order_file(job: Job, part: Part) -> Path:
+    """The file giving the part's request order: its part file or, for a small input that shared
+    a batch without one, the input itself, which a crash may have left archived before the job ended."""
+    if part.path == job.inflight_path and job.final_path and not os.path.lexists(part.path):
+        return Path(job.final_path)
+    return Path(part.path)
 
 
 def _downloads(parts: list[Part], folder: Path) -> list[Path]:

@@ -25,6 +25,7 @@ POINTS = frozenset(
         "collected",  # a part's outputs recorded as downloaded; its job's merge not yet begun
         "merging",  # results.jsonl half written in its temp file
         "input_linked",  # the input linked into uploaded_files/ (or failed/), the in-flight name not yet removed
+        "archived",  # the input moved into uploaded_files/ (or failed/), its job not yet marked ended
     }
 )
 _armed = os.environ.get(ENV_NAME, "")

@@ -123,12 +123,13 @@ class Intake:
             for job in jobs:
                 self.store.add_job(job)
         moved = [job for job in jobs if self._move(job)]
+        kept = {job.id for job in moved}  # ids, not jobs: comparing dataclasses made this quadratic
         fsync_dir(self.pending)
         fsync_dir(self.inflight)
         crashpoints.reach("claimed")
         with self.store.transaction():
             for job in jobs:
-                if job in moved:
+                if job.id in kept:
                     self.store.update_job(job.id, state=JobState.CLAIMED)
                 else:
                     self.store.delete_job(job.id)

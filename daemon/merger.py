@@ -18,7 +18,7 @@ import orjson
 from daemon import crashpoints
 from daemon.fileops import atomic_writer
 from daemon.outcome import SUCCEEDED, not_run_line, outcome_name, rank
-from daemon.validation import iter_lines
+from daemon.validation import iter_normalised
 
 RESULTS_NAME = "results.jsonl"
 
@@ -53,7 +53,7 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
     handles = [open(p, "rb") for p in segment.downloads]  # noqa: SIM115 - closed below
     try:
         with open(segment.part_file, "rb") as requests:
-            for _, raw in iter_lines(requests):
+            for raw in iter_normalised(requests):
                 custom_id = orjson.loads(raw)["custom_id"]
                 entry = index.get(custom_id)
                 if entry is None:

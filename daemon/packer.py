@@ -30,12 +30,13 @@ import orjson
 from daemon import crashpoints
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
-from daemon.folders import PACKS
+from daemon.folders import PACKS, PARTS
 from daemon.intake import new_job_id
 from daemon.logs import get_logger
+from daemon.splitter import write_normalised
 from daemon.states import PACK_KIND, JobState, PartState
 from daemon.store import Job, Part, Store
-from daemon.validation import BatchLimits, embedding_inputs, iter_lines
+from daemon.validation import BatchLimits, embedding_inputs, iter_normalised
 
 log = get_logger(__name__)
 SLOT_SEP = ":"
@@ -43,14 +44,16 @@ PACK_FILE = "0.jsonl"
 ARRIVING = (JobState.CLAIMING, JobState.CLAIMED)  # inputs claimed but not yet split into parts
 
 
-def first_state(settings: Settings, store: Store, part_count: int, request_count: int) -> PartState:
-    """WAITING for a small input that may find company; READY for any other, and for one alone
-    in the queue (nothing claimed but itself, nothing waiting): it has nothing to wait for."""
-    if not (part_count == 1 and 0 < request_count <= settings.pack_inputs_up_to):
-        return PartState.READY
-    if store.count_jobs(ARRIVING) <= 1 and store.next_due(PartState.WAITING) is None:
-        return PartState.READY
-    return PartState.WAITING
+def packable(settings: Settings, part_count: int, request_count: int) -> bool:
+    """A small input: one part, at most ``pack_inputs_up_to`` requests. It may wait to share a batch."""
+    return part_count == 1 and 0 < request_count <= settings.pack_inputs_up_to
+
+
+def has_company(store: Store) -> bool:
+    """Whether an input being prepared now may find others to share a batch with: more than one
+    input claimed and not yet prepared (itself and another), or some already waiting. One alone in
+    the queue has nothing to wait for and goes at once."""
+    return store.count_jobs(ARRIVING) > 1 or store.next_due(PartState.WAITING) is not None
 
 
 def slot_prefix(slot: int) -> str:
@@ -111,10 +114,11 @@ class PackFile:
 
 
 def _copy_prefixed(source: Path, out: IO[bytes], prefix: str) -> tuple[int, int, int]:
-    """Write ``source``'s lines with prefixed custom_ids; return (requests, bytes, embedding inputs)."""
+    """Write ``source``'s lines (a part file, or a small input itself) with prefixed custom_ids;
+    return (requests, bytes, embedding inputs)."""
     requests = size = inputs = 0
     with open(source, "rb") as fh:
-        for _, raw in iter_lines(fh):
+        for raw in iter_normalised(fh):
             line = orjson.loads(raw)
             line["custom_id"] = prefix + line["custom_id"]
             data = orjson.dumps(line) + b"\n"
@@ -177,7 +181,7 @@ class Packer:
             else:
                 alone.extend(pack.members)
                 pack.discard()
-        self._send_alone(alone)
+        self._send_alone(alone, jobs)
 
     def _open_pack(self) -> PackFile:
         pack_id = new_job_id()
@@ -206,8 +210,19 @@ class Packer:
             "inputs_packed", pack_id=pack.pack_id, inputs=len(pack.members), requests=pack.requests, bytes=pack.size
         )
 
-    def _send_alone(self, parts: list[Part]) -> None:
+    def _send_alone(self, parts: list[Part], jobs: dict[str, Job]) -> None:
+        paths = [own_part_file(self.settings, jobs[part.job_id], part) for part in parts]
         if parts:
             with self.store.transaction():
-                for part in parts:
-                    self.store.update_part(part.id, state=PartState.READY, next_action_at=0)
+                for part, path in zip(parts, paths, strict=True):
+                    self.store.update_part(part.id, state=PartState.READY, path=path, next_action_at=0)
+
+
+def own_part_file(settings: Settings, job: Job, part: Part) -> str:
+    """The part file of a small input that goes in a batch of its own after all. One that waited
+    without a part file (preparer._place) gets it now, written from the input."""
+    if part.path != job.inflight_path:
+        return part.path
+    dest = settings.state / PARTS / job.id / f"{part.segment}.jsonl"
+    write_normalised(Path(job.inflight_path), dest)
+    return str(dest)

@@ -15,10 +15,10 @@ from daemon.config import Settings
 from daemon.fileops import safe_component
 from daemon.folders import PARTS
 from daemon.logs import get_logger
-from daemon.packer import first_state
+from daemon.packer import has_company, packable
 from daemon.reports import validation_lines, write_report
-from daemon.splitter import Split, split_file
-from daemon.states import JobState
+from daemon.splitter import Split, split_file, write_part
+from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 from daemon.validation import BatchLimits
 
@@ -50,9 +50,11 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job]) -> None:
     checked = [c for c in (_check(settings, store, job) for job in jobs) if c is not None]
     if not checked:
         return
+    company = has_company(store)  # once per chunk: the same answer for every input in it
+    placed = [_place(settings, item, company) for item in checked]
     with store.transaction():  # each job's parts and its new state land together, or none do
-        for item in checked:
-            _record(settings, store, item)
+        for item, (first, paths) in zip(checked, placed, strict=True):
+            _record(settings, store, item, first, paths)
     for item in checked:
         findings = item.split.findings
         log.info(
@@ -73,7 +75,8 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     if problem:
         reject(settings, store, job, problem, [])
         return None
-    split = split_file(path, settings.state / PARTS / job.id, batch_limits(settings))
+    hold = settings.pack_inputs_up_to
+    split = split_file(path, settings.state / PARTS / job.id, batch_limits(settings), hold)
     if not split.findings.ok:
         reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
         reject(settings, store, job, reason, validation_lines(split.findings))
@@ -81,14 +84,22 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     return Checked(job, split, _sha256(path), path.stat().st_size)
 
 
-def _record(settings: Settings, store: Store, item: Checked) -> None:
+def _place(settings: Settings, item: Checked, company: bool) -> tuple[PartState, list[str]]:
+    """The parts' first state and files. A small input with company waits to share a batch (see
+    packer); one held in memory then needs no part file: the pack is written from the input."""
+    split = item.split
+    waits = company and packable(settings, len(split.parts), split.findings.requests)
+    if waits and split.held is not None:
+        return PartState.WAITING, [item.job.inflight_path]
+    if split.held is not None:
+        write_part(split.held, split.parts[0].path)
+    return (PartState.WAITING if waits else PartState.READY), [str(pf.path) for pf in split.parts]
+
+
+def _record(settings: Settings, store: Store, item: Checked, first: PartState, paths: list[str]) -> None:
     job, findings, now = item.job, item.split.findings, time.time()
-    # A small input waits a moment to share a batch with others (see packer); any other goes now.
-    first = first_state(settings, store, len(item.split.parts), findings.requests)
-    for n, pf in enumerate(item.split.parts):
-        part = Part(
-            job.id, n, 0, str(pf.path), pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, first, now, now
-        )
+    for n, (pf, path) in enumerate(zip(item.split.parts, paths, strict=True)):
+        part = Part(job.id, n, 0, path, pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, first, now, now)
         store.add_part(part)
     store.update_job(
         job.id,

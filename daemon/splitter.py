@@ -8,12 +8,16 @@ file holds normalised lines (LF endings, no blank lines): exactly what was valid
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from daemon.validation import BatchLimits, Findings, LineChecker, Request, iter_requests
+from daemon.fileops import atomic_writer, write_atomic
+from daemon.validation import BatchLimits, Findings, LineChecker, Request, iter_normalised, iter_requests
+
+HOLD_BYTES = 4 << 20  # the most a held part may take in memory; a bigger input gets its part file
 
 
 @dataclass(slots=True)
@@ -52,11 +56,17 @@ class PartFile:
 class Split:
     findings: Findings
     parts: list[PartFile] = field(default_factory=list)
+    # The one part of a small input, kept in memory instead of written (see split_file's ``hold``).
+    held: bytes | None = None
 
 
-def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits) -> Split:
-    """Validate ``source`` and write its parts as ``dest_dir/<n>.jsonl``; no parts if invalid."""
-    dest_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits, hold: int = 0) -> Split:
+    """Validate ``source`` and write its parts as ``dest_dir/<n>.jsonl``; no parts if invalid.
+
+    An input of at most ``hold`` requests and HOLD_BYTES that fits one part is not written at all:
+    its normalised lines come back in ``Split.held``. A small input packed with others needs no
+    part file (the pack reads the input itself), which spares a burst of them a synced write each.
+    """
     checker = LineChecker(batch_limits)
     split = Split(checker.findings)
     writer: IO[bytes] | None = None
@@ -66,11 +76,15 @@ def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits) -> Split
                 if checker.findings.problem_count:
                     continue  # keep checking to report every problem, but stop writing
                 if not split.parts or not split.parts[-1].fits(request, batch_limits):
-                    writer = _next_part(split, dest_dir, request.line_no, writer)
+                    writer = _next_part(split, dest_dir, request.line_no, writer, hold > 0)
+                elif isinstance(writer, io.BytesIO) and not _holds(split.parts[-1], request, hold):
+                    writer = _spill(writer, split.parts[-1].path)
                 assert writer is not None
                 writer.write(request.data)
                 split.parts[-1].add(request)
         checker.finish()
+        if isinstance(writer, io.BytesIO):
+            split.held = writer.getvalue()
     finally:
         _close(writer)
     if not split.findings.ok:
@@ -78,21 +92,55 @@ def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits) -> Split
     return split
 
 
-def _next_part(split: Split, dest_dir: Path, first_line: int, writer: IO[bytes] | None) -> IO[bytes]:
-    _close(writer)
+def _holds(part: PartFile, request: Request, hold: int) -> bool:
+    return part.request_count + 1 <= hold and part.byte_size + len(request.data) <= HOLD_BYTES
+
+
+def _next_part(split: Split, dest_dir: Path, first_line: int, writer: IO[bytes] | None, may_hold: bool) -> IO[bytes]:
     path = dest_dir / f"{len(split.parts)}.jsonl"
+    if isinstance(writer, io.BytesIO):  # a second part: the first is not small after all
+        writer = _spill(writer, split.parts[-1].path)
+    _close(writer)
     split.parts.append(PartFile(path, first_line))
+    return io.BytesIO() if may_hold and len(split.parts) == 1 else _open_part(path)
+
+
+def _open_part(path: Path) -> IO[bytes]:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return open(path, "wb")
 
 
+def _spill(held: io.BytesIO, path: Path) -> IO[bytes]:
+    """Write what was held to the part's file and go on writing there."""
+    writer = _open_part(path)
+    writer.write(held.getbuffer())
+    return writer
+
+
+def write_part(data: bytes, path: Path) -> None:
+    """Write a held part to its file, synced, before any record points to it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(path, data)
+
+
+def write_normalised(source: Path, dest: Path) -> None:
+    """Write ``source``'s request lines, normalised as validation wrote them, to ``dest`` (synced):
+    the part file of a small input that was held, made when it has to go in a batch of its own."""
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(source, "rb") as fh, atomic_writer(dest) as out:
+        for data in iter_normalised(fh):
+            out.write(data)
+
+
 def _close(writer: IO[bytes] | None) -> None:
-    if writer is not None and not writer.closed:
+    if writer is not None and not writer.closed and not isinstance(writer, io.BytesIO):
         writer.flush()
         os.fsync(writer.fileno())
         writer.close()
 
 
 def _remove(split: Split) -> None:
+    split.held = None
     for part in split.parts:
         with contextlib.suppress(FileNotFoundError):
             part.path.unlink()

@@ -25,7 +25,7 @@ from daemon.config import Settings
 from daemon.fileops import OWNER_ONLY_DIR, atomic_writer
 from daemon.hygiene import schedule_deletions
 from daemon.logs import get_logger
-from daemon.packer import split_slot
+from daemon.packer import own_part_file, split_slot
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 
@@ -39,7 +39,7 @@ def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downl
     schedule_deletions(settings, store, pack, parts)  # due once the pack has ended, below
     sent = [p for p in sorted(parts, key=lambda p: p.attempt) if p.batch_id or p.batch_status]
     if sent and all(p.batch_status in REFUSED for p in sent):
-        _send_alone(store, pack, members, sent)
+        _send_alone(settings, store, pack, members, sent)
         return
     unmatched = sum(_split(path, members, store) for path in downloads)
     crashpoints.reach("unpacked")
@@ -111,15 +111,17 @@ def _hand_over(store: Store, pack: Job, members: list[Part], sent: list[Part]) -
         store.update_job(pack.id, state=JobState.DONE, finished_at=time.time())
 
 
-def _send_alone(store: Store, pack: Job, members: list[Part], sent: list[Part]) -> None:
+def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part], sent: list[Part]) -> None:
     """Nothing in the pack ran: each member goes again in a batch of its own, never packed again."""
     refused = ",".join(p.batch_id for p in sent if p.batch_id)
     reason = f"the service refused pack {pack.id}: {sent[-1].last_error or sent[-1].batch_status}"
+    paths = [own_part_file(settings, store.job(m.job_id), m) for m in members]
     with store.transaction():
-        for member in members:
+        for member, path in zip(members, paths, strict=True):
             store.update_part(
                 member.id,
                 state=PartState.READY,
+                path=path,
                 pack_id=None,
                 pack_slot=None,
                 old_batch_ids=",".join(filter(None, [member.old_batch_ids, refused])),

@@ -75,8 +75,8 @@ class LineChecker:
 
     def check(self, line_no: int, raw: bytes) -> Request | None:
         """Return the request on this line, or None (blank line, or a problem was recorded)."""
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
+        line = _content(raw)
+        if line is None:
             return None
         if line_no == 1 and line.startswith(BOM):
             self.findings.add(1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
@@ -214,6 +214,27 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     if isinstance(value, list) and value and not isinstance(value[0], int):
         return len(value)  # a list of strings, or a list of token lists
     return 1
+
+
+def _content(raw: bytes) -> bytes | None:
+    """A line without its line ending, or None for a blank line, which is skipped."""
+    line = raw.rstrip(b"\r\n")
+    return line if line.strip() else None
+
+
+def normalise(raw: bytes) -> bytes | None:
+    """A line as it is uploaded (no CR, ending in one LF), or None for a blank line."""
+    line = _content(raw)
+    return None if line is None else line + b"\n"
+
+
+def iter_normalised(fh: IO[bytes]) -> Iterator[bytes]:
+    """The request lines of a file that passed validation, normalised: the same lines whether it is
+    the input itself or a part file written from it."""
+    for _, raw in iter_lines(fh):
+        data = normalise(raw)
+        if data is not None:
+            yield data
 
 
 def iter_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:

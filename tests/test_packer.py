@@ -42,6 +42,18 @@ def small_inputs(names: str, requests: int, model: str = "gpt-4o-mini") -> dict[
     return {f"{n}.jsonl": "".join(line(n, i, model) for i in range(requests)) for n in names}
 
 
+def windows_style(files: dict[str, str]) -> dict[str, str]:
+    """The same inputs as saved by some Windows tools: CRLF endings and a blank line between requests."""
+    return {name: text.replace("\n", "\r\n\r\n") for name, text in files.items()}
+
+
+def assert_uploads_normalised(emulator: EmulatorServer) -> None:
+    """What was validated is what went: LF endings, no blank lines, in every batch's input file."""
+    for batch in emulator.batches():
+        data = emulator.file_bytes(batch["input_file_id"])
+        assert b"\r" not in data and b"\n\n" not in data and data.endswith(b"}\n"), data[:200]
+
+
 def answer_text(result: dict[str, Any]) -> str:
     return str(result["response"]["body"]["choices"][0]["message"]["content"])
 
@@ -78,7 +90,7 @@ def test_only_small_inputs_of_one_endpoint_and_model_share(
 ) -> None:
     harness = harness_factory(pack_wait=10, pack_inputs_up_to=4)
     files = {**small_inputs("ab", 2), **small_inputs("c", 2, model="gpt-4.1-mini"), **small_inputs("d", 5)}
-    drop_before_start(harness, files)
+    drop_before_start(harness, windows_style(files))
     harness.start()
     for name in "abcd":
         harness.wait_job(f"{name}.jsonl")
@@ -86,6 +98,8 @@ def test_only_small_inputs_of_one_endpoint_and_model_share(
     assert sorted(b["request_counts"]["total"] for b in emulator.batches()) == [2, 4, 5]
     for name, count in (("a", 2), ("b", 2), ("c", 2), ("d", 5)):
         assert [r["custom_id"] for r in harness.results(f"{name}.jsonl")] == [f"r{i}" for i in range(count)]
+    # c waited for company, found none and went alone: its part file was written from the input then.
+    assert_uploads_normalised(emulator)
 
 
 def test_packing_off_gives_every_input_its_own_batch(
@@ -103,13 +117,14 @@ def test_a_refused_shared_batch_sends_each_input_alone_once(
     harness_factory: Callable[..., Harness], emulator: EmulatorServer
 ) -> None:
     harness = harness_factory(pack_wait=10)
-    drop_before_start(harness, small_inputs("ab", 2, model="fail-validation-model"))
+    drop_before_start(harness, windows_style(small_inputs("ab", 2, model="fail-validation-model")))
     harness.start()
     for name in "ab":
         harness.wait_job(f"{name}.jsonl", JobState.FAILED)
     # The shared batch, then each input alone: never packed again, never sent a third time.
     sizes = sorted(emulator.file_bytes(b["input_file_id"]).count(b"\n") for b in emulator.batches())
     assert sizes == [2, 2, 4]
+    assert_uploads_normalised(emulator)
     for name in "ab":
         assert (harness.settings.failed / f"{name}.jsonl").exists()
         assert report_path(harness.settings.failed / f"{name}.jsonl").exists()

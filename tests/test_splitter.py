@@ -7,7 +7,7 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.preparer import batch_limits
-from daemon.splitter import PartFile, Split, split_file
+from daemon.splitter import HOLD_BYTES, PartFile, Split, split_file, write_normalised
 from daemon.validation import BatchLimits, Request
 
 
@@ -21,11 +21,11 @@ def est_tokens(text: str) -> int:
     return max(1, (len(text.encode()) + 1) // 4)
 
 
-def split(tmp_path: Path, lines: list[str], batch_limits: BatchLimits) -> Split:
+def split(tmp_path: Path, lines: list[str], batch_limits: BatchLimits, hold: int = 0, end: str = "\n") -> Split:
     tmp_path.mkdir(exist_ok=True)
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(text + "\n" for text in lines))
-    result = split_file(source, tmp_path / "parts", batch_limits)
+    source.write_bytes("".join(text + end for text in lines).encode())
+    result = split_file(source, tmp_path / "parts", batch_limits, hold)
     assert result.findings.ok, result.findings.problems
     return result
 
@@ -89,3 +89,41 @@ def test_no_budget_by_default_and_the_tighter_limit_wins(tmp_path: Path) -> None
 def test_preparer_passes_the_setting_through() -> None:
     assert batch_limits(Settings()).max_tokens is None
     assert batch_limits(Settings(max_tokens_per_batch=2_000_000)).max_tokens == 2_000_000
+
+
+CRLF_AND_BLANK = "\r\n\r\n"  # as some Windows tools save files: CRLF endings, blank lines between
+
+
+def test_a_small_input_is_held_normalised_and_no_file_is_written(tmp_path: Path) -> None:
+    lines = [line(f"r{i}") for i in range(3)]
+    result = split(tmp_path, lines, BatchLimits(), hold=3, end=CRLF_AND_BLANK)
+    assert result.held == "".join(text + "\n" for text in lines).encode()
+    assert [p.request_count for p in result.parts] == [3]
+    assert not (tmp_path / "parts").exists()
+
+
+def test_the_same_input_normalised_later_is_byte_for_byte_what_was_held(tmp_path: Path) -> None:
+    result = split(tmp_path, [line(f"r{i}") for i in range(3)], BatchLimits(), hold=3, end=CRLF_AND_BLANK)
+    write_normalised(tmp_path / "in.jsonl", tmp_path / "own" / "0.jsonl")
+    assert (tmp_path / "own" / "0.jsonl").read_bytes() == result.held
+
+
+def test_an_input_over_the_hold_is_written_as_usual(tmp_path: Path) -> None:
+    lines = [line(f"r{i}") for i in range(4)]
+    result = split(tmp_path, lines, BatchLimits(), hold=3, end=CRLF_AND_BLANK)
+    assert result.held is None
+    assert ids_by_part(result) == [[f"r{i}" for i in range(4)]]
+    assert result.parts[0].path.read_bytes() == "".join(text + "\n" for text in lines).encode()
+
+
+def test_an_input_over_the_hold_bytes_is_written_as_usual(tmp_path: Path) -> None:
+    lines = [line(f"r{i}", padding=HOLD_BYTES // 3) for i in range(4)]
+    result = split(tmp_path, lines, BatchLimits(), hold=1000)
+    assert result.held is None
+    assert ids_by_part(result) == [[f"r{i}" for i in range(4)]]
+
+
+def test_an_input_of_two_parts_is_never_held(tmp_path: Path) -> None:
+    result = split(tmp_path, [line(f"r{i}") for i in range(5)], BatchLimits(max_requests=3), hold=1000)
+    assert result.held is None
+    assert ids_by_part(result) == [["r0", "r1", "r2"], ["r3", "r4"]]
