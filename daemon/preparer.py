@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -17,10 +16,10 @@ from daemon.folders import PARTS
 from daemon.logs import get_logger
 from daemon.packer import has_company, packable
 from daemon.reports import validation_lines, write_report
-from daemon.splitter import Split, split_file, write_part
+from daemon.splitter import Split, split_lines, write_part
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
-from daemon.validation import BatchLimits
+from daemon.validation import BatchLimits, HashingReader
 
 log = get_logger(__name__)
 
@@ -71,17 +70,23 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job]) -> None:
 def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     """Split the input into part files, or reject it (its own commits, before anything else)."""
     path = Path(job.inflight_path)
-    problem = _unreadable(path)
+    problem = _unusable(path)
     if problem:
         reject(settings, store, job, problem, [])
         return None
-    hold = settings.pack_inputs_up_to
-    split = split_file(path, settings.state / PARTS / job.id, batch_limits(settings), hold)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; only a failure to open means a bad input
+    except OSError as exc:
+        reject(settings, store, job, f"it cannot be read ({exc.strerror}); give batchd's user read permission", [])
+        return None
+    with fh:
+        reader = HashingReader(fh)  # checked and fingerprinted in one read
+        split = split_lines(reader, settings.state / PARTS / job.id, batch_limits(settings), settings.pack_inputs_up_to)
     if not split.findings.ok:
         reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
         reject(settings, store, job, reason, validation_lines(split.findings))
         return None
-    return Checked(job, split, _sha256(path), path.stat().st_size)
+    return Checked(job, split, reader.hexdigest(), reader.size)
 
 
 def _place(settings: Settings, item: Checked, company: bool) -> tuple[PartState, list[str]]:
@@ -113,7 +118,7 @@ def _record(settings: Settings, store: Store, item: Checked, first: PartState, p
     )
 
 
-def _unreadable(path: Path) -> str | None:
+def _unusable(path: Path) -> str | None:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -122,20 +127,7 @@ def _unreadable(path: Path) -> str | None:
         return "it is a symbolic link; batchd does not follow links, copy the file in instead"
     if not stat.S_ISREG(st.st_mode):
         return "it is not a regular file (a directory or device); drop JSONL files only"
-    try:
-        with open(path, "rb") as fh:
-            fh.read(1)
-    except OSError as exc:
-        return f"it cannot be read ({exc.strerror}); give batchd's user read permission"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def result_dir_for(settings: Settings, store: Store, source_name: str, job_id: str) -> Path:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import IO
 
 from daemon.fileops import atomic_writer, write_atomic
-from daemon.validation import BatchLimits, Findings, LineChecker, Request, iter_normalised, iter_requests
+from daemon.validation import (
+    BatchLimits,
+    Findings,
+    LineChecker,
+    LineSource,
+    Request,
+    iter_normalised,
+    iter_requests,
+)
 
 HOLD_BYTES = 4 << 20  # the most a held part may take in memory; a bigger input gets its part file
 
@@ -61,7 +69,13 @@ class Split:
 
 
 def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits, hold: int = 0) -> Split:
-    """Validate ``source`` and write its parts as ``dest_dir/<n>.jsonl``; no parts if invalid.
+    """split_lines on the file at ``source``."""
+    with open(source, "rb") as fh:
+        return split_lines(fh, dest_dir, batch_limits, hold)
+
+
+def split_lines(source: LineSource, dest_dir: Path, batch_limits: BatchLimits, hold: int = 0) -> Split:
+    """Validate ``source``'s lines and write its parts as ``dest_dir/<n>.jsonl``; no parts if invalid.
 
     An input of at most ``hold`` requests and HOLD_BYTES that fits one part is not written at all:
     its normalised lines come back in ``Split.held``. A small input packed with others needs no
@@ -71,17 +85,16 @@ def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits, hold: in
     split = Split(checker.findings)
     writer: IO[bytes] | None = None
     try:
-        with open(source, "rb") as fh:
-            for request in iter_requests(fh, checker):
-                if checker.findings.problem_count:
-                    continue  # keep checking to report every problem, but stop writing
-                if not split.parts or not split.parts[-1].fits(request, batch_limits):
-                    writer = _next_part(split, dest_dir, request.line_no, writer, hold > 0)
-                elif isinstance(writer, io.BytesIO) and not _holds(split.parts[-1], request, hold):
-                    writer = _spill(writer, split.parts[-1].path)
-                assert writer is not None
-                writer.write(request.data)
-                split.parts[-1].add(request)
+        for request in iter_requests(source, checker):
+            if checker.findings.problem_count:
+                continue  # keep checking to report every problem, but stop writing
+            if not split.parts or not split.parts[-1].fits(request, batch_limits):
+                writer = _next_part(split, dest_dir, request.line_no, writer, hold > 0)
+            elif isinstance(writer, io.BytesIO) and not _holds(split.parts[-1], request, hold):
+                writer = _spill(writer, split.parts[-1].path)
+            assert writer is not None
+            writer.write(request.data)
+            split.parts[-1].add(request)
         checker.finish()
         if isinstance(writer, io.BytesIO):
             split.held = writer.getvalue()

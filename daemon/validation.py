@@ -7,10 +7,11 @@ object naming one ``model`` (the same on every line). The endpoint is taken from
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -216,6 +217,31 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     return 1
 
 
+class LineSource(Protocol):
+    """What line reading needs of a file: a binary file, or a reader wrapped around one."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class HashingReader:
+    """Reads lines from a binary file while hashing every byte read, so an input is checked and
+    fingerprinted in one pass instead of two (a second read of a 2 GB file is not free)."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def readline(self, size: int = -1, /) -> bytes:
+        data = self._fh.readline(size)
+        self._digest.update(data)
+        self.size += len(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def _content(raw: bytes) -> bytes | None:
     """A line without its line ending, or None for a blank line, which is skipped."""
     line = raw.rstrip(b"\r\n")
@@ -228,7 +254,7 @@ def normalise(raw: bytes) -> bytes | None:
     return None if line is None else line + b"\n"
 
 
-def iter_normalised(fh: IO[bytes]) -> Iterator[bytes]:
+def iter_normalised(fh: LineSource) -> Iterator[bytes]:
     """The request lines of a file that passed validation, normalised: the same lines whether it is
     the input itself or a part file written from it."""
     for _, raw in iter_lines(fh):
@@ -237,7 +263,7 @@ def iter_normalised(fh: IO[bytes]) -> Iterator[bytes]:
             yield data
 
 
-def iter_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def iter_lines(fh: LineSource) -> Iterator[tuple[int, bytes]]:
     """Yield (line number, raw line) without ever reading more than one line's worth at once."""
     line_no = 0
     while True:
@@ -250,14 +276,14 @@ def iter_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         yield line_no, raw
 
 
-def _skip_to_newline(fh: IO[bytes]) -> None:
+def _skip_to_newline(fh: LineSource) -> None:
     while True:
         chunk = fh.readline(1 << 20)
         if not chunk or chunk.endswith(b"\n"):
             return
 
 
-def iter_requests(fh: IO[bytes], checker: LineChecker) -> Iterator[Request]:
+def iter_requests(fh: LineSource, checker: LineChecker) -> Iterator[Request]:
     """Yield each valid request in order; problems accumulate in ``checker.findings``."""
     for line_no, raw in iter_lines(fh):
         checker.findings.bytes_read += len(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,12 +76,16 @@ def test_ignored_names_are_left_alone(harness: Harness) -> None:
 
 def test_split_into_parts_and_merged_in_order(harness_factory, emulator: EmulatorServer) -> None:
     harness = harness_factory(max_requests_per_batch=4).start()
-    harness.drop("big.jsonl", request_file(10))
-    harness.wait_job("big.jsonl")
+    data = request_file(10).replace("\n", "\r\n").encode()  # CRLF: what is fingerprinted is the file as dropped
+    harness.drop("big.jsonl", data)
+    job = harness.wait_job("big.jsonl")
     results = harness.results("big.jsonl")
     assert [r["custom_id"] for r in results] == [f"r{i}" for i in range(10)]
     assert len(emulator.batches()) == 3
-    assert [b["part"] for b in harness.summary("big.jsonl")["batches"]] == ["0.0", "1.0", "2.0"]
+    summary = harness.summary("big.jsonl")
+    assert [b["part"] for b in summary["batches"]] == ["0.0", "1.0", "2.0"]
+    assert summary["sha256"] == hashlib.sha256(data).hexdigest() and job.size == len(data)
+    assert {b["metadata"]["batchd_sha256"] for b in emulator.batches()} == {summary["sha256"]}
 
 
 def test_file_over_the_token_budget_becomes_several_batches_in_order(
