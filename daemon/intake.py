@@ -1,8 +1,9 @@
 """Intake: decide when a file in the drop zone is complete, and claim it atomically.
 
 A file is complete when an event proves it (renamed into place, or closed after writing) and it
-has not changed since, or when it has not changed for ``min_file_age``. Claiming is one rename
-out of the drop zone into state/inflight/<job id>.jsonl, recorded in the state before and after.
+has not changed since, or when it has not changed for ``min_file_age``. Claiming moves it out of
+the drop zone into state/inflight/<job id>.jsonl (a link and an unlink), recorded in the state
+before and after.
 """
 
 from __future__ import annotations

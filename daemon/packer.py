@@ -13,6 +13,8 @@ collide. It is submitted, polled, requeued and collected like any other job; whe
 ``unpacker`` hands each member its own lines back under their own custom_ids. The pack's part
 file is written and synced before the one transaction that records the pack and its members, so
 a crash leaves either the inputs still waiting (and an orphan folder, swept at start) or the pack.
+A waiting input held in memory when it was checked has no part file: its part points at the input
+itself (kept in state/inflight/ until its results are written), which the pack is written from.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Split a validated input into part files, each within the per-batch limits, in one pass.
 
 Parts are written as the lines are checked, so even a multi-gigabyte input is read once and never
-held in memory. If the input turns out to be invalid the part files are removed again. Each part
-file holds normalised lines (LF endings, no blank lines): exactly what was validated is uploaded.
+held in memory (only a small input's one part may be held, up to HOLD_BYTES, see split_lines). If the
+input turns out to be invalid the part files are removed again. Each part file holds normalised lines
+(LF endings, no blank lines): exactly what was validated is uploaded.
 """
 
 from __future__ import annotations
