@@ -1,7 +1,7 @@
 """The poller: one thread that refreshes the status of submitted batches.
 
 Due batches are fetched with ``batches.list`` (100 per call) when there are several, otherwise
-with ``batches.retrieve``. Each batch is next checked after a wait that starts short after
+with ``batches.retrieve`` (see ``Remote.list_batches`` for an account another client fills faster). Each batch is next checked after a wait that starts short after
 submission and doubles up to ``poll_interval``. Unknown statuses are kept and polled again.
 A webhook can ask for one batch to be checked at once (``refresh_now``); polling stays the
 fallback. A batch that stays too long in validating, finalizing or cancelling is reported once
@@ -155,7 +155,8 @@ class Poller:
         fresh: dict[str, Batch] = {}
         if len(wanted) >= LIST_WHEN_AT_LEAST:
             oldest = min(p.submitted_at or 0.0 for p in due)
-            fresh = self.remote.list_batches(oldest, wanted)
+            newest = max((p for p in due if p.batch_id), key=lambda p: p.submitted_at or 0.0).batch_id
+            fresh = self.remote.list_batches(oldest, wanted, newest)
         for batch_id in wanted - fresh.keys():
             try:
                 fresh[batch_id] = self.remote.retrieve(batch_id)

@@ -103,31 +103,52 @@ class Remote:
         return sorted(found, key=lambda b: (b.created_at, b.id))
 
     @translated
-    def list_batches(self, not_before: float, wanted: set[str]) -> dict[str, Batch]:
-        """Page through ``batches.list`` (100 per call) until every wanted id is seen.
+    def list_batches(self, not_before: float, wanted: set[str], newest: str | None = None) -> dict[str, Batch]:
+        """Page through ``batches.list`` (100 per call, newest first) until every wanted id is seen.
 
-        Stops early once the next page would cost more than retrieving each missing batch (an
-        account shared with other clients buries ours among theirs); the caller retrieves the rest.
+        If a whole first page holds none of them, another client of the account has buried ours
+        under newer batches: the listing starts again right after ``newest`` (our newest wanted
+        batch, which the caller then retrieves), skipping theirs. Paging stops early once the next
+        page would cost more than retrieving each missing batch; the caller retrieves the rest.
         """
         seen: dict[str, Batch] = {}
-        for listed, batch in enumerate(self._recent_batches(not_before), start=1):
+        buried = not self._collect(self._recent_batches(not_before), wanted, seen, give_up_on_empty_page=bool(newest))
+        if buried and newest:
+            self._collect(self._recent_batches(not_before, after=newest), wanted, seen, give_up_on_empty_page=False)
+        return seen
+
+    @staticmethod
+    def _collect(
+        batches: Iterator[Batch], wanted: set[str], seen: dict[str, Batch], give_up_on_empty_page: bool
+    ) -> bool:
+        """Add the wanted ones of ``batches`` to ``seen``; False if a full first page held none."""
+        for listed, batch in enumerate(batches, start=1):
             if batch.id in wanted:
                 seen[batch.id] = batch
                 if len(seen) == len(wanted):
                     break
-            if listed % LIST_PAGE == 0 and listed // LIST_PAGE >= len(wanted) - len(seen):
-                break
-        return seen
+            if listed % LIST_PAGE == 0:
+                if give_up_on_empty_page and listed == LIST_PAGE and not seen:
+                    return False
+                if listed // LIST_PAGE >= len(wanted) - len(seen):
+                    break
+        return True
 
-    def _recent_batches(self, not_before: float) -> Iterator[Batch]:
-        """Newest first, stopping once past ``not_before`` if the service lists newest first.
+    def _recent_batches(self, not_before: float, after: str | None = None) -> Iterator[Batch]:
+        """Newest first (from just after batch ``after``, if given), stopping once past
+        ``not_before`` if the service lists newest first.
 
         The order of GET /batches is not documented, so stopping early is only done while the
         listing has been seen to go backwards in time; otherwise every page is read.
         """
         descending = True
         last: int | None = None
-        for batch in self.client.batches.list(limit=LIST_PAGE):
+        pages = (
+            self.client.batches.list(limit=LIST_PAGE, after=after)
+            if after
+            else self.client.batches.list(limit=LIST_PAGE)
+        )
+        for batch in pages:
             if last is not None and batch.created_at > last:
                 descending = False
             last = batch.created_at
