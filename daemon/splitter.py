@@ -26,7 +26,9 @@ from daemon.validation import (
     iter_requests,
 )
 
-HOLD_BYTES = 4 << 20  # the most a held part may take in memory; a bigger input gets its part file
+# The most a held part may take in memory; a bigger input gets its part file. Small on purpose: a
+# chunk of 50 inputs on each of the workers may be held at once (50 x 4 x 64 KiB = 12.5 MiB at most).
+HOLD_BYTES = 64 << 10
 
 
 @dataclass(slots=True)
