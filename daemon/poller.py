@@ -1,8 +1,9 @@
 """The poller: one thread that refreshes the status of submitted batches.
 
 Due batches are fetched with ``batches.list`` (100 per call) when there are several, otherwise
-with ``batches.retrieve`` (see ``Remote.list_batches`` for an account another client fills faster). Each batch is next checked after a wait that starts short after
-submission and doubles up to ``poll_interval``. Unknown statuses are kept and polled again.
+with ``batches.retrieve`` (``Remote.list_batches`` also copes with an account another client fills
+faster). Each batch is next checked after a wait that starts short after submission and doubles
+up to ``poll_interval``. Unknown statuses are kept and polled again.
 A webhook can ask for one batch to be checked at once (``refresh_now``); polling stays the
 fallback. A batch that stays too long in validating, finalizing or cancelling is reported once
 per status (``batch_stuck``).
