@@ -17,6 +17,7 @@ POINTS = frozenset(
         "claimed",  # the input moved into state/inflight/, the claim not yet recorded
         "packed",  # a pack's part file written and synced, the pack not yet recorded
         "unpacked",  # a pack's results copied to its members' folders, not yet handed over
+        "handed_over",  # a pack's results handed over to its members, its folder not yet removed
         "uploaded",  # files.create returned; the file id not yet recorded
         "batch_created",  # batches.create returned; the batch id not yet recorded
         "polled",  # fresh statuses fetched; not yet recorded

@@ -43,6 +43,8 @@ from daemon.validation import BatchLimits, embedding_inputs, iter_normalised
 log = get_logger(__name__)
 SLOT_SEP = ":"
 PACK_FILE = "0.jsonl"
+# Left in a pack's folder whose outputs held lines of no input: the folder is kept for a person to look at.
+UNMATCHED_NOTE = "UNMATCHED-LINES.txt"
 ARRIVING = (JobState.CLAIMING, JobState.CLAIMED)  # inputs claimed but not yet split into parts
 
 
@@ -141,10 +143,17 @@ class Packer:
         return self.store.next_due(PartState.WAITING) is not None
 
     def sweep(self) -> None:
-        """At start: remove pack folders a crash left behind before their pack was recorded."""
+        """At start: remove the pack folders a crash left behind, before their pack was recorded or
+        after it ended (unless it kept lines that matched no input: see unpacker.UNMATCHED_NOTE)."""
         for entry in os.scandir(self.folder):
-            if entry.is_dir(follow_symlinks=False) and not self.store.has_job(entry.name):
+            if entry.is_dir(follow_symlinks=False) and self._left_behind(Path(entry.path)):
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _left_behind(self, folder: Path) -> bool:
+        if not self.store.has_job(folder.name):
+            return True
+        ended = self.store.job(folder.name).state in (JobState.DONE, JobState.FAILED)
+        return ended and not (folder / UNMATCHED_NOTE).exists()
 
     def run(self) -> None:
         """Pack what is waiting, unless more inputs are on their way and the wait is still short."""

@@ -22,10 +22,10 @@ import orjson
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.fileops import OWNER_ONLY_DIR, atomic_writer
+from daemon.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
 from daemon.hygiene import schedule_deletions
 from daemon.logs import get_logger
-from daemon.packer import own_part_file, split_slot
+from daemon.packer import UNMATCHED_NOTE, own_part_file, split_slot
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 
@@ -42,9 +42,12 @@ def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downl
         _send_alone(settings, store, pack, members, sent)
         return
     unmatched = sum(_split(path, members, store) for path in downloads)
+    if unmatched:  # keep the pack's own files: those lines belong to no member
+        _note_unmatched(Path(pack.result_dir or ""), unmatched)
     crashpoints.reach("unpacked")
     _hand_over(store, pack, members, sent)
-    if unmatched:  # keep the pack's own files: those lines belong to no member
+    crashpoints.reach("handed_over")
+    if unmatched:
         log.warning("pack_lines_unmatched", pack_id=pack.id, lines=unmatched, folder=pack.result_dir)
     else:
         shutil.rmtree(pack.result_dir or "", ignore_errors=True)
@@ -70,6 +73,15 @@ def _split(path: Path, members: list[Part], store: Store) -> int:
             folder.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
             _copy_lines(fh, starts, folder / path.name)
     return unmatched
+
+
+def _note_unmatched(folder: Path, lines: int) -> None:
+    """Say why the folder stays (the start-up sweep keeps a folder with this note)."""
+    text = (
+        f"{lines} line(s) of this shared batch's output or error files named no input's slot, so they\n"
+        "were not copied to any input's results. They are kept here; delete the folder when done.\n"
+    )
+    write_atomic(folder / UNMATCHED_NOTE, text.encode())
 
 
 def _slot(raw: bytes) -> int | None:

@@ -144,7 +144,7 @@ def test_kill_at_each_step_with_inputs_sharing_a_batch(
     assert list((run.root / "state" / "packs").iterdir()) == [], "no pack folder left, orphaned or finished"
 
 
-@pytest.mark.parametrize("point", sorted(crashpoints.POINTS - {"packed", "unpacked"}))
+@pytest.mark.parametrize("point", sorted(crashpoints.POINTS - {"packed", "unpacked", "handed_over"}))
 def test_kill_at_each_step_then_restart_keeps_every_promise(
     point: str, tmp_path: Path, crash_emulator: EmulatorServer
 ) -> None:

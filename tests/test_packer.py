@@ -12,12 +12,17 @@ from typing import Any
 
 import pytest
 
+from daemon import folders
 from daemon.canceller import cancel_one
+from daemon.config import Settings
 from daemon.emulator import EmulatorServer
+from daemon.packer import UNMATCHED_NOTE, Packer
+from daemon.preparer import batch_limits
 from daemon.reports import report_path
 from daemon.states import PACK_KIND, JobState, PartState
 from daemon.status_view import job_rows, render_table
 from daemon.store import Job, Part, Store
+from daemon.unpacker import unpack
 from tests.conftest import Harness
 
 OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together
@@ -193,3 +198,33 @@ def test_cancelling_one_packed_input_leaves_the_shared_batch_alone(
     finally:
         store.close()
     assert "cancel the pack by its id" in capsys.readouterr().out
+
+
+def test_output_lines_of_no_input_keep_the_pack_folder_with_a_note_and_the_sweep_keeps_it(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    folders.prepare(settings)
+    store = Store(settings.state / folders.DB_NAME)
+    try:
+        pack, member = packed_input(store)
+        folder = settings.state / "packs" / pack.id
+        folder.mkdir()
+        store.update_job(pack.id, result_dir=str(folder))
+        store.update_job(member.id, result_dir=str(settings.results / "a"))
+        pack = store.job(pack.id)
+        store.update_part(store.parts(pack.id)[0].id, state=PartState.DOWNLOADED, batch_status="completed")
+        output = folder / "batch_x_output.jsonl"
+        output.write_text(json.dumps({"custom_id": "0:r0", "error": None}) + "\n" + '{"custom_id": "mangled"}\n')
+        unpack(settings, store, pack, store.parts(pack.id), [output])
+
+        mine = (settings.results / "a" / "batch_x_output.jsonl").read_text().splitlines()
+        assert [json.loads(text)["custom_id"] for text in mine] == ["r0"]
+        assert store.job(pack.id).state == JobState.DONE
+        assert "1 line(s)" in (folder / UNMATCHED_NOTE).read_text()
+        packer = Packer(settings, store, batch_limits(settings), lambda: None)
+        packer.sweep()
+        assert output.exists(), "kept for a person to look at"
+        (folder / UNMATCHED_NOTE).unlink()
+        packer.sweep()
+        assert not folder.exists(), "an ended pack's folder without the note is what a crash left behind"
+    finally:
+        store.close()
