@@ -26,8 +26,8 @@ from daemon.validation import (
     iter_requests,
 )
 
-# The most a held part may take in memory; a bigger input gets its part file. Small on purpose: a
-# chunk of 50 inputs on each of the workers may be held at once (50 x 4 x 64 KiB = 12.5 MiB at most).
+# The most a held part may take in memory; a bigger input gets its part file. Small on purpose: each
+# worker may hold a whole chunk of inputs at once (50 x 64 KiB = 3.2 MiB at most, see engine).
 HOLD_BYTES = 64 << 10
 
 
@@ -67,14 +67,8 @@ class PartFile:
 class Split:
     findings: Findings
     parts: list[PartFile] = field(default_factory=list)
-    # The one part of a small input, kept in memory instead of written (see split_file's ``hold``).
+    # The one part of a small input, kept in memory instead of written (see split_lines's ``hold``).
     held: bytes | None = None
-
-
-def split_file(source: Path, dest_dir: Path, batch_limits: BatchLimits, hold: int = 0) -> Split:
-    """split_lines on the file at ``source``."""
-    with open(source, "rb") as fh:
-        return split_lines(fh, dest_dir, batch_limits, hold)
 
 
 def split_lines(source: LineSource, dest_dir: Path, batch_limits: BatchLimits, hold: int = 0) -> Split:

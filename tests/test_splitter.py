@@ -7,7 +7,7 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.preparer import batch_limits
-from daemon.splitter import HOLD_BYTES, PartFile, Split, split_file, write_normalised
+from daemon.splitter import HOLD_BYTES, PartFile, Split, split_lines, write_normalised
 from daemon.validation import BatchLimits, Request
 
 
@@ -25,7 +25,8 @@ def split(tmp_path: Path, lines: list[str], batch_limits: BatchLimits, hold: int
     tmp_path.mkdir(exist_ok=True)
     source = tmp_path / "in.jsonl"
     source.write_bytes("".join(text + end for text in lines).encode())
-    result = split_file(source, tmp_path / "parts", batch_limits, hold)
+    with open(source, "rb") as fh:
+        result = split_lines(fh, tmp_path / "parts", batch_limits, hold)
     assert result.findings.ok, result.findings.problems
     return result
 
