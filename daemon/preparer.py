@@ -8,6 +8,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from daemon.archive import move_input
 from daemon.config import Settings
@@ -81,12 +82,19 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
         return None
     with fh:
         reader = HashingReader(fh)  # checked and fingerprinted in one read
-        split = split_lines(reader, settings.state / PARTS / job.id, batch_limits(settings), settings.pack_inputs_up_to)
+        split = split_lines(reader, settings.state / PARTS / job.id, batch_limits(settings), _hold(settings, fh))
     if not split.findings.ok:
         reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
         reject(settings, store, job, reason, validation_lines(split.findings))
         return None
     return Checked(job, split, reader.hexdigest(), reader.size)
+
+
+def _hold(settings: Settings, fh: IO[bytes]) -> int:
+    """How many requests of this input may be held in memory rather than copied to a part file
+    (split_lines). A held input is read again later, so only one nobody else can still reach: an
+    input with another name (a hard link the user kept) could change after it was checked."""
+    return settings.pack_inputs_up_to if os.fstat(fh.fileno()).st_nlink == 1 else 0
 
 
 def _place(settings: Settings, item: Checked, company: bool) -> tuple[PartState, list[str]]:
