@@ -55,12 +55,17 @@ def test_a_file_written_in_many_writes_gives_one_hint_for_creation_and_one_for_t
     assert hints_until(hints, folder) == [("big.jsonl", False), ("big.jsonl", True)]
 
 
+def rename_in(staging: Path, folder: Path) -> None:
+    """Drop in.jsonl the way a careful producer does: written elsewhere, then renamed into place."""
+    (staging / "staged.jsonl").write_bytes(b"{}\n")
+    os.rename(staging / "staged.jsonl", folder / "in.jsonl")
+
+
 def test_a_file_renamed_in_gives_one_complete_hint(
     watched: tuple[Path, queue.Queue[Hint | None]], tmp_path: Path
 ) -> None:
     folder, hints = watched
-    (tmp_path / "staged.jsonl").write_bytes(b"{}\n")
-    os.rename(tmp_path / "staged.jsonl", folder / "in.jsonl")
+    rename_in(tmp_path, folder)
     assert hints_until(hints, folder) == [("in.jsonl", True)]
 
 
@@ -68,8 +73,7 @@ def test_a_claim_by_link_and_unlink_gives_no_hint(
     watched: tuple[Path, queue.Queue[Hint | None]], tmp_path: Path
 ) -> None:
     folder, hints = watched
-    (tmp_path / "staged.jsonl").write_bytes(b"{}\n")
-    os.rename(tmp_path / "staged.jsonl", folder / "in.jsonl")
+    rename_in(tmp_path, folder)
     assert hints_until(hints, folder) == [("in.jsonl", True)]
     os.link(folder / "in.jsonl", tmp_path / "claimed.jsonl")  # what intake does to take a file
     os.unlink(folder / "in.jsonl")
