@@ -16,7 +16,7 @@ import httpx2
 import openai
 
 from daemon.errors import AccountError, CredentialError, DaemonError, PermanentError, TransientError
-from daemon.logs import redact
+from daemon.redaction import redact
 
 ACCOUNT_CODES = frozenset(
     {"insufficient_quota", "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from daemon import folders
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.credentials import find_key_source
+from daemon.display import printable
 from daemon.errors import DaemonError
 from daemon.logs import get_logger
 from daemon.remote import Remote, build_client
@@ -37,7 +38,7 @@ def cancel_one(store: Store, remote: Remote, job: Job) -> None:
     if packs:
         # Its requests share a batch with other inputs: cancelling that batch would cancel theirs too.
         ids = ", ".join(sorted(packs))
-        print(f"{job.source_name}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
+        print(f"{printable(job.source_name)}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
         return
     # The note stops the daemon from resubmitting what the cancel left unfinished.
     store.update_job(job.id, note=CANCEL_NOTE)
@@ -45,4 +46,4 @@ def cancel_one(store: Store, remote: Remote, job: Job) -> None:
         if part.state == PartState.SUBMITTED and part.batch_id:
             batch = remote.cancel(part.batch_id)
             log.info("batch_cancel_requested", job_id=job.id, batch_id=part.batch_id, status=batch.status)
-            print(f"{job.source_name}: batch {part.batch_id} is {batch.status}")
+            print(f"{printable(job.source_name)}: batch {part.batch_id} is {batch.status}")

@@ -14,9 +14,11 @@ from typing import Any
 
 from daemon import __version__
 from daemon.config import Settings, load_settings
+from daemon.display import printable
 from daemon.errors import ConfigError, DaemonError
 from daemon.folders import DB_NAME
 from daemon.logs import configure, get_logger
+from daemon.redaction import redact
 
 log = get_logger("daemon.cli")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -138,10 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except ConfigError as exc:
-        print(f"batchd: configuration error: {exc}", file=sys.stderr)
+        print(printable(f"batchd: configuration error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except DaemonError as exc:
-        print(f"batchd: {exc}", file=sys.stderr)
+        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -175,16 +177,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         try:
             findings = validate_file(path)
         except OSError as exc:
-            print(f"{path}: cannot read: {exc.strerror}")
+            print(printable(f"{path}: cannot read: {exc.strerror}"))
             bad += 1
             continue
         if findings.ok:
-            print(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})")
+            print(printable(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})"))
         else:
             bad += 1
-            print(f"{path}: {findings.problem_count} problem(s)")
+            print(printable(f"{path}: {findings.problem_count} problem(s)"))
             for line in validation_lines(findings):
-                print(f"  {line}")
+                print(f"  {printable(line)}")
     return EXIT_FAILURE if bad else EXIT_OK
 
 
@@ -232,9 +234,9 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     done = requeue(settings, args.name, force=args.force)
-    print(f"moved {done.source} to {done.dest}; batchd picks it up as a new job")
+    print(printable(f"moved {done.source} to {done.dest}; batchd picks it up as a new job"))
     if done.report is not None:
-        print(f"the old report is kept as {done.report}")
+        print(printable(f"the old report is kept as {done.report}"))
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.errors import CredentialError
+from daemon.redaction import remember_secret
 
 CREDENTIAL_NAME = "openai-api-key"
 WEBHOOK_CREDENTIAL_NAME = "openai-webhook-secret"
@@ -32,6 +33,12 @@ class KeySource:
         return f"KeySource({self.description})"
 
     def read(self) -> str:
+        """The secret, remembered for redaction each time (a key file may be changed at any time)."""
+        key = self._read()
+        remember_secret(key)
+        return key
+
+    def _read(self) -> str:
         if self.file is None:
             return self.value or ""
         try:

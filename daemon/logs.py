@@ -4,26 +4,35 @@ through the same renderer. JSON lines when not on a terminal, readable console o
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-# Anything shaped like an OpenAI key or a bearer token is masked before rendering, as a last line
-# of defence: our own code never logs the key, but an exception text from a library might.
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{6,})")
+from daemon.display import printable
+from daemon.redaction import redact_value
 
-
-def redact(text: str) -> str:
-    return _SECRET.sub("[redacted]", text)
+# Tracebacks as data for JSON logs, without the values of local variables: those carry request
+# content (a line being validated, a body being sent), and logs are kept, shipped and shared.
+_JSON_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
 def _redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask secrets in every value, nested ones and rendered tracebacks included, as a last line of
+    defence: our own code never logs a key, but an exception text from a library might."""
     for key, value in event.items():
-        if isinstance(value, str):
-            event[key] = redact(value)
+        event[key] = redact_value(value)
+    return event
+
+
+def _printable_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """On a terminal, escape control characters (a file name may hold an ESC); JSON escapes its own."""
+    for key, value in event.items():
+        if isinstance(value, str):  # a traceback keeps its line breaks
+            event[key] = "\n".join(map(printable, value.split("\n"))) if key == "exception" else printable(value)
     return event
 
 
@@ -37,8 +46,14 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    tail: list[Any] = [structlog.processors.dict_tracebacks] if as_json else []
+    renderer: Any
+    tail: list[Any]
+    if as_json:
+        renderer, tail = structlog.processors.JSONRenderer(), [_JSON_TRACEBACKS]
+    else:
+        # Plain text tracebacks (the default would use rich, if installed, which shows locals).
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        tail = [structlog.processors.format_exc_info, _printable_processor]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[

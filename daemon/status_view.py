@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from daemon.config import Settings
+from daemon.display import printable
 from daemon.errors import DaemonError
 from daemon.folders import DB_NAME
 from daemon.pricing import ModelPrice
@@ -112,9 +113,9 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     header = ("FILE", "STATE", "BATCHES", "PROGRESS", "TOKENS", "COST", "AGE")
     table = [header] + [
         (
-            row["file"].replace("\n", "\\n"),
+            printable(row["file"]),
             f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
-            ",".join(f"{b['id']}({b['status']})" for b in row["batches"]) or "-",
+            printable(",".join(f"{b['id']}({b['status']})" for b in row["batches"])) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
             _tokens(row["usage"]),
             _cost(row["estimated_cost_usd"]),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import StateCorruptError
+from daemon.redaction import redact_value
 from daemon.states import INPUT_KIND, TERMINAL_JOB_STATES, JobState, PartState
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
@@ -410,6 +411,8 @@ class Store:
 
     def _update(self, table: str, key: str, ident: object, fields: dict[str, Any]) -> None:
         fields.setdefault("updated_at", time.time())
+        for name in _FREE_TEXT.intersection(fields):  # error texts may quote what a service echoed
+            fields[name] = redact_value(fields[name])
         sets = ",".join(f"{name} = ?" for name in fields)
         with self.transaction() as conn:
             conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*map(_db, fields.values()), ident])  # noqa: S608
@@ -425,6 +428,9 @@ class Store:
 def _fields(row: Job | Part) -> dict[str, Any]:
     """A row's columns; dataclasses.asdict deep-copies every value, which costs a burst of claims dearly."""
     return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+
+
+_FREE_TEXT = frozenset({"last_error", "note"})
 
 
 def _db(value: object) -> object:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from daemon.errors import DaemonError
-from daemon.status_view import job_rows, watch
+from daemon.status_view import job_rows, render_table, watch
 from tests.conftest import Harness, daemon_env, request_file, wait_until
 
 
@@ -101,3 +101,12 @@ def test_bad_interval_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "--interval" in out.stderr
+
+
+def test_table_escapes_control_characters_in_file_names(harness: Harness) -> None:
+    harness.drop("evil\x1b]0;owned\x07.jsonl", request_file(2))
+    harness.wait_job("evil\x1b]0;owned\x07.jsonl")
+    assert harness.store is not None
+    table = render_table(job_rows(harness.store))
+    assert "\x1b" not in table and "\x07" not in table
+    assert "evil\\x1b]0;owned\\x07.jsonl" in table

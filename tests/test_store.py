@@ -11,6 +11,7 @@ import pytest
 from daemon import store as store_module
 from daemon.errors import AlreadyRunningError, StateCorruptError
 from daemon.folders import InstanceLock
+from daemon.redaction import remember_secret
 from daemon.states import JobState
 from daemon.store import Job, Store
 
@@ -87,3 +88,12 @@ def test_a_version_2_database_gains_the_packing_columns_and_keeps_its_rows(tmp_p
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
     finally:
         store.close()
+
+
+def test_error_texts_are_stored_with_secrets_masked(tmp_path: Path) -> None:
+    remember_secret("stored-secret-0123456789")
+    store = Store(tmp_path / "db.sqlite3")
+    store.add_job(_job("one"))
+    store.update_job("one", note="the proxy said: bad token stored-secret-0123456789")
+    assert store.job("one").note == "the proxy said: bad token [redacted]"
+    store.close()
