@@ -17,7 +17,7 @@ import orjson
 
 from daemon import crashpoints
 from daemon.fileops import atomic_writer
-from daemon.outcome import SUCCEEDED, not_run_line, outcome_name, rank
+from daemon.outcome import FAILED, SUCCEEDED, not_run_line, outcome_name, rank
 from daemon.validation import iter_normalised
 
 RESULTS_NAME = "results.jsonl"
@@ -30,6 +30,8 @@ class Segment:
     part_file: Path
     downloads: list[Path] = field(default_factory=list)
     last_status: str | None = None
+    # Requests the batches' request_counts say ran (completed + failed); None when not known.
+    ran_reported: int | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +52,7 @@ def merge(segments: list[Segment], dest: Path) -> Counter[str]:
 
 def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> None:
     index = index_outputs(segment.downloads)
+    never_ran = _all_ran_have_lines(segment, index)
     handles = [open(p, "rb") for p in segment.downloads]  # noqa: SIM115 - closed below
     try:
         with open(segment.part_file, "rb") as requests:
@@ -57,7 +60,7 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                 custom_id = orjson.loads(raw)["custom_id"]
                 entry = index.get(custom_id)
                 if entry is None:
-                    line = orjson.dumps(not_run_line(custom_id, segment.last_status)) + b"\n"
+                    line = orjson.dumps(not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
                     counts["not_run"] += 1
                 else:
                     line = _read_line(handles[entry.file_no], entry.offset)
@@ -67,6 +70,13 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
     finally:
         for fh in handles:
             fh.close()
+
+
+def _all_ran_have_lines(segment: Segment, index: dict[str, Entry]) -> bool:
+    """Whether a request without a line provably never ran: as many ran as have lines."""
+    if segment.ran_reported is None:
+        return False
+    return segment.ran_reported <= sum(1 for entry in index.values() if entry.rank >= FAILED)
 
 
 def index_outputs(downloads: list[Path]) -> dict[str, Entry]:

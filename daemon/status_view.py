@@ -39,7 +39,8 @@ def job_rows(
 
 def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
     done, total = progress(parts)
-    usage, cost = _usage(job, parts, prices)
+    summary = _finished_summary(job)
+    usage, cost = _usage(job, parts, prices, summary)
     if job.kind == PACK_KIND and job.state in TERMINAL_JOB_STATES:
         usage, cost = {}, None  # handed to its members, whose own rows count it
     return {
@@ -49,6 +50,8 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "batches": [{"id": p.batch_id, "status": p.batch_status} for p in parts if p.batch_id],
         "requests_done": done,
         "requests_total": job.request_count or total,
+        # succeeded / failed / not_run, known once the job's results are written; else None.
+        "outcomes": _outcomes(summary),
         "resubmissions": sum(1 for p in parts if p.attempt > 0),
         "usage": usage,
         "estimated_cost_usd": cost,
@@ -88,14 +91,36 @@ def _stored_batch(part: Part) -> dict[str, Any]:
     return batch if isinstance(batch, dict) else {}
 
 
-def _usage(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> tuple[dict[str, int], float | None]:
-    """A finished job's figures from its summary.json; a running job's from its batches so far."""
-    if job.state in TERMINAL_JOB_STATES and job.result_dir:
-        summary = _read_summary(Path(job.result_dir) / SUMMARY_NAME)
-        if summary is not None and isinstance(summary.get("usage"), dict):
-            return summary["usage"], summary.get("estimated_cost_usd")
-    usage: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
-    return usage.as_dict(), usage.cost(job.model, prices)
+def _usage(
+    job: Job, parts: list[Part], prices: Mapping[str, ModelPrice], summary: dict[str, Any] | None
+) -> tuple[dict[str, int] | None, float | None]:
+    """A finished job's figures from its summary.json; a running job's from its batches so far.
+    Usage None: unknown (no line or batch carried any)."""
+    if summary is not None and "usage" in summary:
+        usage = summary["usage"]
+        return (usage if isinstance(usage, dict) else None), summary.get("estimated_cost_usd")
+    found: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
+    return (found.as_dict() if found.known else None), found.cost(job.model, prices)
+
+
+def _finished_summary(job: Job) -> dict[str, Any] | None:
+    """The summary.json of a finished job (one small read per finished job, no schema change)."""
+    if job.state not in TERMINAL_JOB_STATES or not job.result_dir:
+        return None
+    return _read_summary(Path(job.result_dir) / SUMMARY_NAME)
+
+
+def _outcomes(summary: dict[str, Any] | None) -> dict[str, int] | None:
+    found = summary.get("outcomes") if summary is not None else None
+    if not isinstance(found, dict):
+        return None
+    counts: dict[str, int] = {}
+    for name in ("succeeded", "failed", "not_run"):
+        value = found.get(name)
+        if type(value) is not int:
+            return None
+        counts[name] = value
+    return counts
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
@@ -109,13 +134,14 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no jobs yet"
-    header = ("FILE", "STATE", "BATCHES", "PROGRESS", "TOKENS", "COST", "AGE")
+    header = ("FILE", "STATE", "BATCHES", "PROGRESS", "RESULTS", "TOKENS", "COST", "AGE")
     table = [header] + [
         (
             row["file"].replace("\n", "\\n"),
             f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
             ",".join(f"{b['id']}({b['status']})" for b in row["batches"]) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
+            _results(row["outcomes"]),
             _tokens(row["usage"]),
             _cost(row["estimated_cost_usd"]),
             _age(row["age_seconds"]),
@@ -126,7 +152,17 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
 
 
-def _tokens(usage: dict[str, int]) -> str:
+def _results(outcomes: dict[str, int] | None) -> str:
+    """E.g. "4 ok, 2 failed"; "-" until the job's results are written."""
+    if outcomes is None:
+        return "-"
+    names = (("succeeded", "ok"), ("failed", "failed"), ("not_run", "not run"))
+    return ", ".join(f"{outcomes[key]} {label}" for key, label in names if outcomes[key]) or "0"
+
+
+def _tokens(usage: dict[str, int] | None) -> str:
+    if usage is None:
+        return "?"  # no usage could be read: unknown, not 0
     total = int(usage.get("total_tokens") or 0)
     if total == 0:
         return "-"
