@@ -69,7 +69,7 @@ def test_results_file_without_usage_reports_null(tmp_path: Path) -> None:
 def test_batches_without_usage_are_unknown() -> None:
     usage = batches_usage([{"id": "batch_1", "status": "in_progress"}])
     assert not usage.known and usage.cost("gpt-4o-mini", DEFAULT_PRICES) is None
-    row = {
+    row: dict[str, Any] = {
         "file": "a.jsonl",
         "state": "active",
         "pack": None,
