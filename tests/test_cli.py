@@ -41,7 +41,7 @@ def test_status_and_healthcheck_while_running(harness: Harness, capsys: pytest.C
     ]
     assert main(["status", "--root", root]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].split() == ["FILE", "STATE", "BATCHES", "PROGRESS", "TOKENS", "COST", "AGE"]
+    assert table.splitlines()[0].split() == ["FILE", "STATE", "BATCHES", "PROGRESS", "RESULTS", "TOKENS", "COST", "AGE"]
     assert "4/4" in table
     assert main(["healthcheck", "--root", root]) == 0
     assert capsys.readouterr().out.startswith("ok")
