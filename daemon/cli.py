@@ -95,9 +95,10 @@ def _positive_seconds(text: str) -> float:
 def _add_retry(sub: Any) -> None:
     p = sub.add_parser(
         "retry",
-        help="send a fixed input in failed/ back to the drop zone",
+        help="send a fixed input in failed/ back to the drop zone, or a job's failed requests (--failed)",
         description="Move NAME from failed/ back into pending_upload/ (under the name it was dropped with) "
-        "once you fixed it; its old report moves to failed/retried/. Safe while the daemon runs.",
+        "once you fixed it; its old report moves to failed/retried/. With --failed: send again only the "
+        "requests of a finished job that failed or did not run. Safe while the daemon runs.",
     )
     _common(p)
     p.add_argument("name", help="the input's name in failed/, the name it was dropped with, or its job id")
