@@ -21,6 +21,7 @@ from daemon.outcome import FAILED, SUCCEEDED, not_run_line, outcome_name, rank
 from daemon.validation import iter_normalised
 
 RESULTS_NAME = "results.jsonl"
+_CUT_OFF = frozenset({"expired", "cancelled"})  # batch statuses that leave requests unrun
 
 
 @dataclass(slots=True)
@@ -73,10 +74,16 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
 
 
 def _all_ran_have_lines(segment: Segment, index: dict[str, Entry]) -> bool:
-    """Whether a request without a line provably never ran: as many ran as have lines."""
+    """Whether a request without a line provably never ran: as many of the segment's requests
+    have a line that ran as the batches say ran. Only a cutoff (expiry, cancel) needs the proof."""
     if segment.ran_reported is None:
         return False
-    return segment.ran_reported <= sum(1 for entry in index.values() if entry.rank >= FAILED)
+    if segment.last_status not in _CUT_OFF:
+        return True
+    with open(segment.part_file, "rb") as requests:
+        ids = (orjson.loads(raw)["custom_id"] for raw in iter_normalised(requests))
+        seen = sum(1 for custom_id in ids if (entry := index.get(custom_id)) and entry.rank >= FAILED)
+    return segment.ran_reported <= seen
 
 
 def index_outputs(downloads: list[Path]) -> dict[str, Entry]:

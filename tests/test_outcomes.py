@@ -197,6 +197,14 @@ def _segment(tmp_path: Path, ran_lines: int, ran_reported: int | None) -> Segmen
     return Segment(part, [output], "cancelled", ran_reported)
 
 
+def test_a_line_of_another_request_proves_nothing(tmp_path: Path) -> None:
+    segment = _segment(tmp_path, 1, 1)
+    segment.downloads[0].write_text(segment.downloads[0].read_text().replace('"r0"', '"not-in-input"'))
+    dest = tmp_path / "results.jsonl"
+    assert merge([segment], dest) == {"not_run": 3}
+    assert {json.loads(x)["error"]["code"] for x in dest.read_text().splitlines()} == {"result_missing"}
+
+
 @pytest.mark.parametrize(
     ("ran_reported", "code", "message"),
     [
