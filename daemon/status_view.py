@@ -27,6 +27,7 @@ from daemon.usage import TokenUsage, batches_usage
 
 SUMMARY_NAME = "summary.json"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+RESULTS_HEADER = "OK/FAILED/NOT-RUN"
 
 
 def job_rows(
@@ -134,7 +135,7 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no jobs yet"
-    header = ("FILE", "STATE", "BATCHES", "PROGRESS", "RESULTS", "TOKENS", "COST", "AGE")
+    header = ("FILE", "STATE", "BATCHES", "PROGRESS", RESULTS_HEADER, "TOKENS", "COST", "AGE")
     table = [header] + [
         (
             row["file"].replace("\n", "\\n"),
@@ -153,11 +154,10 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _results(outcomes: dict[str, int] | None) -> str:
-    """E.g. "4 ok, 2 failed"; "-" until the job's results are written."""
+    """Succeeded/failed/not-run as one word (the table splits on spaces); "-" until the job ends."""
     if outcomes is None:
         return "-"
-    names = (("succeeded", "ok"), ("failed", "failed"), ("not_run", "not run"))
-    return ", ".join(f"{outcomes[key]} {label}" for key, label in names if outcomes[key]) or "0"
+    return f"{outcomes['succeeded']}/{outcomes['failed']}/{outcomes['not_run']}"
 
 
 def _tokens(usage: dict[str, int] | None) -> str:
