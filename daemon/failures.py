@@ -49,6 +49,8 @@ def describe(line: dict[str, Any]) -> tuple[str, str]:
     error = line.get("error")
     if isinstance(error, dict):
         return _code(error, "error"), _text(error.get("message"))
+    if isinstance(error, str) and error:
+        return "error", error
     response = line.get("response")
     if not isinstance(response, dict):
         return "no_response", "The line has neither a response nor an error."

@@ -78,7 +78,7 @@ def _finished_job(settings: Settings, name: str) -> tuple[Job, set[str]]:
     if job.state not in TERMINAL_JOB_STATES:
         raise RequeueError(
             f"{job.source_name} (job {job.id}) is still {job.state}; retry its failed requests once "
-            "`batchd status` shows it finished"
+            "`batchd status` shows it finished (or give the job id of an earlier finished run)"
         )
     if job.state == JobState.REJECTED or not job.result_dir:
         raise RequeueError(

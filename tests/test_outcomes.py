@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from daemon.canceller import cancel_one
 from daemon.config import CANCEL_NOTE
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.failures import MAX_CODES, results_failures
 from daemon.merger import Segment, merge
 from daemon.states import JobState, PartState
 from tests.conftest import FAST, Harness, fast_settings, request_file, wait_until
@@ -222,3 +223,37 @@ def test_missing_lines_claim_never_ran_only_when_the_counts_prove_it(
     lines = [json.loads(x) for x in dest.read_text().splitlines()]
     assert [x["custom_id"] for x in lines] == ["r0", "r1", "r2"]
     assert [x["error"] for x in lines[1:]] == [{"code": code, "message": message}] * 2
+
+
+def test_failures_read_codes_and_samples_from_every_line_shape(tmp_path: Path) -> None:
+    def line(response: Any = None, error: Any = None) -> str:
+        return json.dumps({"custom_id": "x", "response": response, "error": error}) + "\n"
+
+    limited = {"error": {"code": "rate_limit_exceeded", "message": "Slow down.", "type": "requests"}}
+    results = tmp_path / "results.jsonl"
+    results.write_text(
+        line({"status_code": 429, "body": limited})
+        + line({"status_code": 429, "body": json.dumps(limited)})  # a JSON-string body
+        + line({"status_code": 500, "body": {"error": {"type": "server_error", "message": "Oops."}}})
+        + line({"status_code": 502, "body": "<html>bad gateway</html>"})
+        + line(error={"code": "batch_expired", "message": "Expired."})
+        + line(error="boom")
+        + line({"status_code": 200, "body": {}})  # succeeded: not a failure
+    )
+    assert results_failures(results) == {
+        "rate_limit_exceeded": {"count": 2, "sample": "Slow down."},
+        "server_error": {"count": 1, "sample": "Oops."},
+        "http_502": {"count": 1, "sample": "The endpoint answered HTTP 502 without an error object."},
+        "batch_expired": {"count": 1, "sample": "Expired."},
+        "error": {"count": 1, "sample": "boom"},
+    }
+
+
+def test_failure_codes_are_bounded(tmp_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    with results.open("w") as fh:
+        for i in range(MAX_CODES + 20):
+            fh.write(json.dumps({"custom_id": f"c{i}", "response": None, "error": {"code": f"code-{i}"}}) + "\n")
+    failures = results_failures(results)
+    assert len(failures) == MAX_CODES + 1
+    assert failures["other"]["count"] == 20
