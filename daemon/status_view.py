@@ -164,11 +164,13 @@ def _tokens(usage: dict[str, int] | None) -> str:
     if usage is None:
         return "?"  # no usage could be read: unknown, not 0
     total = int(usage.get("total_tokens") or 0)
+    # "+": a lower bound, some succeeded lines carried no usage.
+    more = "+" if usage.get("lines_with_usage", 0) < usage.get("lines_succeeded", 0) else ""
     if total == 0:
-        return "-"
+        return "-" + more
     if total < 10_000:
-        return str(total)
-    return f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M"
+        return f"{total}{more}"
+    return (f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M") + more
 
 
 def _cost(cost: float | None) -> str:

@@ -122,6 +122,8 @@ def batches_usage(batches: Iterable[Mapping[str, Any]]) -> TokenUsage:
     """
     usage = TokenUsage()
     for batch in batches:
+        if not batch:
+            continue  # a part not submitted yet has used nothing
         counts = batch.get("usage")
         usage.expected += 1
         if isinstance(counts, dict):

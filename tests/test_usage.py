@@ -82,6 +82,17 @@ def test_batches_without_usage_are_unknown() -> None:
         "age_seconds": 1.0,
     }
     assert "?" in render_table([row]).splitlines()[1].split()  # unknown tokens, not a blank 0
+    partial = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "lines_with_usage": 1}
+    row["usage"] = {**partial, "lines_succeeded": 2}
+    assert "7+" in render_table([row]).splitlines()[1].split()  # a lower bound
+    row["usage"] = {**partial, "lines_succeeded": 1}
+    assert "7" in render_table([row]).splitlines()[1].split()
+
+
+def test_parts_not_yet_submitted_leave_usage_known() -> None:
+    counted = {"input_tokens": 4, "output_tokens": 3, "total_tokens": 7}
+    usage = batches_usage([{"id": "batch_1", "usage": counted}, {}])
+    assert usage.known and usage.complete and usage.as_dict()["total_tokens"] == 7
 
 
 @pytest.fixture(name="string_emulator")
