@@ -97,13 +97,20 @@ def _positive_seconds(text: str) -> float:
 def _add_retry(sub: Any) -> None:
     p = sub.add_parser(
         "retry",
-        help="send a fixed input in failed/ back to the drop zone",
+        help="send a fixed input in failed/ back to the drop zone, or a job's failed requests (--failed)",
         description="Move NAME from failed/ back into pending_upload/ (under the name it was dropped with) "
-        "once you fixed it; its old report moves to failed/retried/. Safe while the daemon runs.",
+        "once you fixed it; its old report moves to failed/retried/. With --failed: send again only the "
+        "requests of a finished job that failed or did not run. Safe while the daemon runs.",
     )
     _common(p)
     p.add_argument("name", help="the input's name in failed/, the name it was dropped with, or its job id")
     p.add_argument("--force", action="store_true", help="send it even if it still fails validation")
+    p.add_argument(
+        "--failed",
+        action="store_true",
+        help="instead: drop a new input NAME.retry-failed.jsonl of only the failed and not-run requests "
+        "of the finished job NAME (same custom_ids, the original lines)",
+    )
 
 
 def _add_cancel(sub: Any) -> None:
@@ -233,10 +240,20 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     from daemon.requeue import requeue  # noqa: PLC0415
 
     settings = settings_from(args)
+    if args.failed:
+        return _retry_failed(settings, args.name)
     done = requeue(settings, args.name, force=args.force)
     print(printable(f"moved {done.source} to {done.dest}; batchd picks it up as a new job"))
     if done.report is not None:
         print(printable(f"the old report is kept as {done.report}"))
+    return EXIT_OK
+
+
+def _retry_failed(settings: Settings, name: str) -> int:
+    from daemon.rerun import rerun_failed  # noqa: PLC0415
+
+    done = rerun_failed(settings, name)
+    print(f"dropped {done.requests} failed or not-run request(s) of job {done.job_id} as {done.dest}")
     return EXIT_OK
 
 

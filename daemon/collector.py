@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 from openai.types import Batch
@@ -190,6 +191,7 @@ class Collector(PartSteps):
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
+        _warn_unsuccessful(job, summary)
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
         self._archive(job, parts, now)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
@@ -216,6 +218,14 @@ class Collector(PartSteps):
         if Path(job.inflight_path).parent == folder:  # imported: the script put it in uploaded_files/
             return Path(job.inflight_path)
         return move_input(self.store, job, folder)
+
+
+def _warn_unsuccessful(job: Job, summary: dict[str, Any]) -> None:
+    """A job whose requests did not all succeed is worth a person's look, whatever its state."""
+    outcomes = summary["outcomes"]
+    if outcomes["failed"] or outcomes["not_run"]:
+        codes = {code: entry["count"] for code, entry in summary["failures"].items()}
+        log.warning("requests_unsuccessful", job_id=job.id, file=job.source_name, **outcomes, codes=codes)
 
 
 def _token_limited(batch: Batch) -> bool:
@@ -247,11 +257,28 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         seg = segments.setdefault(part.segment, Segment(_order_file(job, part)))
         seg.last_status = part.batch_status
+        seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)
         seg.downloads += _downloads([part], folder)
     for seg in in_output_order:
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_output_order(seg.downloads, seg.part_file)
     return [segments[k] for k in sorted(segments)]
+
+
+def _ran_reported(part: Part, earlier: int | None) -> int | None:
+    """``earlier`` plus what the part's batch says ran; None once any count is unknown (a shared
+    batch counts every input's requests, not this part's)."""
+    counts = _stored_counts(part)
+    if earlier is None or part.pack_id or counts is None:
+        return None
+    ran = [counts.get("completed") or 0, counts.get("failed") or 0]
+    return earlier + sum(ran) if all(type(n) is int for n in ran) else None
+
+
+def _stored_counts(part: Part) -> dict[str, Any] | None:
+    batch = orjson.loads(part.batch_json) if part.batch_json else None
+    counts = batch.get("request_counts") if isinstance(batch, dict) else None
+    return counts if isinstance(counts, dict) else None
 
 
 def _order_file(job: Job, part: Part) -> Path:

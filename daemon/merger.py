@@ -17,10 +17,11 @@ import orjson
 
 from daemon import crashpoints
 from daemon.fileops import atomic_writer
-from daemon.outcome import SUCCEEDED, not_run_line, outcome_name, rank
+from daemon.outcome import FAILED, SUCCEEDED, not_run_line, outcome_name, rank
 from daemon.validation import iter_normalised
 
 RESULTS_NAME = "results.jsonl"
+_CUT_OFF = frozenset({"expired", "cancelled"})  # batch statuses that leave requests unrun
 
 
 @dataclass(slots=True)
@@ -30,6 +31,8 @@ class Segment:
     part_file: Path
     downloads: list[Path] = field(default_factory=list)
     last_status: str | None = None
+    # Requests the batches' request_counts say ran (completed + failed); None when not known.
+    ran_reported: int | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +53,7 @@ def merge(segments: list[Segment], dest: Path) -> Counter[str]:
 
 def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> None:
     index = index_outputs(segment.downloads)
+    never_ran = _all_ran_have_lines(segment, index)
     handles = [open(p, "rb") for p in segment.downloads]  # noqa: SIM115 - closed below
     try:
         with open(segment.part_file, "rb") as requests:
@@ -57,7 +61,7 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                 custom_id = orjson.loads(raw)["custom_id"]
                 entry = index.get(custom_id)
                 if entry is None:
-                    line = orjson.dumps(not_run_line(custom_id, segment.last_status)) + b"\n"
+                    line = orjson.dumps(not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
                     counts["not_run"] += 1
                 else:
                     line = _read_line(handles[entry.file_no], entry.offset)
@@ -67,6 +71,19 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
     finally:
         for fh in handles:
             fh.close()
+
+
+def _all_ran_have_lines(segment: Segment, index: dict[str, Entry]) -> bool:
+    """Whether a request without a line provably never ran: as many of the segment's requests
+    have a line that ran as the batches say ran. Only a cutoff (expiry, cancel) needs the proof."""
+    if segment.ran_reported is None:
+        return False
+    if segment.last_status not in _CUT_OFF:
+        return True
+    with open(segment.part_file, "rb") as requests:
+        ids = (orjson.loads(raw)["custom_id"] for raw in iter_normalised(requests))
+        seen = sum(1 for custom_id in ids if (entry := index.get(custom_id)) and entry.rank >= FAILED)
+    return segment.ran_reported <= seen
 
 
 def index_outputs(downloads: list[Path]) -> dict[str, Entry]:

@@ -35,7 +35,19 @@ _NOT_RUN_TEXT = {
 }
 
 
-def not_run_line(custom_id: str, batch_status: str | None) -> dict[str, Any]:
-    """The line written for a request that has no result, in the API's own output-line shape."""
-    code, message = _NOT_RUN_TEXT.get(batch_status or "", ("not_run", "No result was returned for this request."))
+# When the batch's request_counts say more ran than have lines, a missing line may be a result
+# the service dropped: say only what is known, with a code that does not claim it never ran.
+_UNPROVEN_TEXT = {
+    "expired": ("result_missing", "No result was returned; the batch expired."),
+    "cancelled": ("result_missing", "No result was returned; the batch was cancelled."),
+}
+
+
+def not_run_line(custom_id: str, batch_status: str | None, never_ran: bool = True) -> dict[str, Any]:
+    """The line written for a request that has no result, in the API's own output-line shape.
+
+    ``never_ran``: the batch's counts prove every request that ran has a line (see merger).
+    """
+    texts = _NOT_RUN_TEXT if never_ran else {**_NOT_RUN_TEXT, **_UNPROVEN_TEXT}
+    code, message = texts.get(batch_status or "", ("not_run", "No result was returned for this request."))
     return {"id": None, "custom_id": custom_id, "response": None, "error": {"code": code, "message": message}}

@@ -28,6 +28,7 @@ from daemon.usage import TokenUsage, batches_usage
 
 SUMMARY_NAME = "summary.json"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+RESULTS_HEADER = "OK/FAILED/NOT-RUN"
 
 
 def job_rows(
@@ -40,7 +41,8 @@ def job_rows(
 
 def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
     done, total = progress(parts)
-    usage, cost = _usage(job, parts, prices)
+    summary = _finished_summary(job)
+    usage, cost = _usage(job, parts, prices, summary)
     if job.kind == PACK_KIND and job.state in TERMINAL_JOB_STATES:
         usage, cost = {}, None  # handed to its members, whose own rows count it
     return {
@@ -50,6 +52,8 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "batches": [{"id": p.batch_id, "status": p.batch_status} for p in parts if p.batch_id],
         "requests_done": done,
         "requests_total": job.request_count or total,
+        # succeeded / failed / not_run, known once the job's results are written; else None.
+        "outcomes": _outcomes(summary),
         "resubmissions": sum(1 for p in parts if p.attempt > 0),
         "usage": usage,
         "estimated_cost_usd": cost,
@@ -89,14 +93,36 @@ def _stored_batch(part: Part) -> dict[str, Any]:
     return batch if isinstance(batch, dict) else {}
 
 
-def _usage(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> tuple[dict[str, int], float | None]:
-    """A finished job's figures from its summary.json; a running job's from its batches so far."""
-    if job.state in TERMINAL_JOB_STATES and job.result_dir:
-        summary = _read_summary(Path(job.result_dir) / SUMMARY_NAME)
-        if summary is not None and isinstance(summary.get("usage"), dict):
-            return summary["usage"], summary.get("estimated_cost_usd")
-    usage: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
-    return usage.as_dict(), usage.cost(job.model, prices)
+def _usage(
+    job: Job, parts: list[Part], prices: Mapping[str, ModelPrice], summary: dict[str, Any] | None
+) -> tuple[dict[str, int] | None, float | None]:
+    """A finished job's figures from its summary.json; a running job's from its batches so far.
+    Usage None: unknown (no line or batch carried any)."""
+    if summary is not None and "usage" in summary:
+        usage = summary["usage"]
+        return (usage if isinstance(usage, dict) else None), summary.get("estimated_cost_usd")
+    found: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
+    return (found.as_dict() if found.known else None), found.cost(job.model, prices)
+
+
+def _finished_summary(job: Job) -> dict[str, Any] | None:
+    """The summary.json of a finished job (one small read per finished job, no schema change)."""
+    if job.state not in TERMINAL_JOB_STATES or not job.result_dir:
+        return None
+    return _read_summary(Path(job.result_dir) / SUMMARY_NAME)
+
+
+def _outcomes(summary: dict[str, Any] | None) -> dict[str, int] | None:
+    found = summary.get("outcomes") if summary is not None else None
+    if not isinstance(found, dict):
+        return None
+    counts: dict[str, int] = {}
+    for name in ("succeeded", "failed", "not_run"):
+        value = found.get(name)
+        if type(value) is not int:
+            return None
+        counts[name] = value
+    return counts
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
@@ -110,13 +136,14 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no jobs yet"
-    header = ("FILE", "STATE", "BATCHES", "PROGRESS", "TOKENS", "COST", "AGE")
+    header = ("FILE", "STATE", "BATCHES", "PROGRESS", RESULTS_HEADER, "TOKENS", "COST", "AGE")
     table = [header] + [
         (
             printable(row["file"]),
             f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
             printable(",".join(f"{b['id']}({b['status']})" for b in row["batches"])) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
+            _results(row["outcomes"]),
             _tokens(row["usage"]),
             _cost(row["estimated_cost_usd"]),
             _age(row["age_seconds"]),
@@ -127,13 +154,24 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
 
 
-def _tokens(usage: dict[str, int]) -> str:
-    total = int(usage.get("total_tokens") or 0)
-    if total == 0:
+def _results(outcomes: dict[str, int] | None) -> str:
+    """Succeeded/failed/not-run as one word (the table splits on spaces); "-" until the job ends."""
+    if outcomes is None:
         return "-"
+    return f"{outcomes['succeeded']}/{outcomes['failed']}/{outcomes['not_run']}"
+
+
+def _tokens(usage: dict[str, int] | None) -> str:
+    if usage is None:
+        return "?"  # no usage could be read: unknown, not 0
+    total = int(usage.get("total_tokens") or 0)
+    # "+": a lower bound, some succeeded lines carried no usage.
+    more = "+" if usage.get("lines_with_usage", 0) < usage.get("lines_succeeded", 0) else ""
+    if total == 0:
+        return "-" + more
     if total < 10_000:
-        return str(total)
-    return f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M"
+        return f"{total}{more}"
+    return (f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M") + more
 
 
 def _cost(cost: float | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from openai.types import Batch
 
+from daemon.failures import results_failures
 from daemon.pricing import ModelPrice, price_for
 from daemon.store import Job, Part
 from daemon.usage import results_usage
@@ -42,9 +43,12 @@ def build_summary(
             "failed": counts["failed"],
             "not_run": counts["not_run"],
         },
+        # Failed and not-run requests by error code: a count and one sample message each.
+        "failures": results_failures(results),
         "batches": batches,
-        "usage": usage.as_dict(),
-        # Absent price (unknown model): usage only, never a guessed figure.
+        # None when no line's usage could be read; lines_with_usage < lines_succeeded: partial.
+        "usage": usage.report(),
+        # Absent price (unknown model) or partial usage: None, never a guessed or short figure.
         "estimated_cost_usd": usage.cost(job.model, prices),
         "price_usd_per_1m_tokens": price._asdict() if price else None,
         "timings": {

@@ -41,7 +41,9 @@ def test_status_and_healthcheck_while_running(harness: Harness, capsys: pytest.C
     ]
     assert main(["status", "--root", root]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].split() == ["FILE", "STATE", "BATCHES", "PROGRESS", "TOKENS", "COST", "AGE"]
+    header = ["FILE", "STATE", "BATCHES", "PROGRESS", "OK/FAILED/NOT-RUN", "TOKENS", "COST", "AGE"]
+    assert table.splitlines()[0].split() == header
+    assert table.splitlines()[1].split()[4] == "4/0/0"
     assert "4/4" in table
     assert main(["healthcheck", "--root", root]) == 0
     assert capsys.readouterr().out.startswith("ok")

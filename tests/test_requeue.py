@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
+from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.states import JobState
-from tests.conftest import Harness, request_file, wait_until
+from tests.conftest import FAST, Harness, fast_settings, request_file, request_line, wait_until
 
 BAD = '{"model": "gpt-4o-mini", "messages": []}\n'
 
@@ -104,3 +106,77 @@ def test_name_is_required() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["retry"])
     assert exc.value.code == 2
+
+
+def _mixed_input() -> bytes:
+    """Requests written the way a person might: odd spacing, a CRLF line, a blank line."""
+    lines = [request_line(f"m{i}", model="gpt-expire").encode() + b"\n" for i in range(12)]
+    lines[3] = lines[3].replace(b'", "', b'",  "').replace(b"\n", b"\r\n")
+    lines[6] = b" " + lines[6]
+    return b"".join(lines[:7]) + b"\n" + b"".join(lines[7:])
+
+
+def test_retry_failed_drops_exactly_the_failed_and_unrun_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    data = _mixed_input()
+    with EmulatorServer(EmulatorSettings(**FAST, data_dir=tmp_path / "em", request_error_rate=0.4)) as emulator:  # type: ignore[arg-type]
+        harness = Harness(fast_settings(root, emulator.base_url, resubmit_unfinished=frozenset()), emulator).start()
+        try:
+            harness.drop("mix.jsonl", data)
+            harness.wait_job("mix.jsonl")
+            results = harness.results("mix.jsonl")
+        finally:
+            harness.stop()
+        capsys.readouterr()
+        kinds = {("ok" if r["error"] is None and r["response"]["status_code"] == 200 else "bad") for r in results}
+        assert kinds == {"ok", "bad"}
+        assert {r["error"]["code"] for r in results if r["error"]} == {"batch_expired"}
+        assert any(r["response"] and r["response"]["status_code"] == 400 for r in results)  # failed, not only unrun
+        unsuccessful = {r["custom_id"] for r in results if r["error"] or r["response"]["status_code"] != 200}
+        wanted = b"".join(x for x in data.splitlines(keepends=True) if x.strip() and _cid(x) in unsuccessful)
+
+        assert _retry(harness, "mix.jsonl", "--failed") == 0
+        assert f"dropped {len(unsuccessful)} failed or not-run request(s)" in capsys.readouterr().out
+        dropped = harness.settings.pending / "mix.retry-failed.jsonl"
+        assert dropped.read_bytes() == wanted  # the original lines, byte for byte, in input order
+        assert {"m3", "m6"} <= unsuccessful  # seed 0 picks them; their odd bytes must survive
+        assert b'",  "' in wanted and b"\r\n" in wanted and b"\n {" in wanted
+        assert not [p for p in harness.settings.pending.iterdir() if p.name.startswith(".")]
+
+        assert _retry(harness, "mix.jsonl", "--failed") == 0  # the first is still waiting: a free name
+        assert (harness.settings.pending / "mix.retry-failed-2.jsonl").read_bytes() == wanted
+        (harness.settings.pending / "mix.retry-failed-2.jsonl").unlink()
+
+        harness = Harness(harness.settings, emulator).start()  # the daemon takes it like any input
+        try:
+            harness.wait_job("mix.retry-failed.jsonl")
+            again = harness.results("mix.retry-failed.jsonl")
+        finally:
+            harness.stop()
+    assert [r["custom_id"] for r in again] == [_cid(x) for x in wanted.splitlines()]
+
+
+def _cid(raw: bytes) -> str:
+    return str(json.loads(raw)["custom_id"])
+
+
+def test_retry_failed_refuses_when_nothing_failed(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    harness.drop("fine.jsonl", request_file(3))
+    harness.wait_job("fine.jsonl")
+    assert _retry(harness, "fine.jsonl", "--failed") == 1
+    assert "every request of fine.jsonl" in capsys.readouterr().err
+    assert [p.name for p in harness.settings.pending.iterdir()] == []
+
+
+def test_retry_failed_refuses_a_job_that_has_not_finished(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    harness.server.faults.add_rule(action="status", method="POST", path_prefix="/v1/files", status=500)
+    harness.drop("busy.jsonl", request_file(3))
+    harness.wait_job("busy.jsonl", JobState.ACTIVE)
+    assert _retry(harness, "busy.jsonl", "--failed") == 1
+    err = capsys.readouterr().err
+    assert "is still active" in err and "batchd status" in err
+    assert _retry(harness, "nothing.jsonl", "--failed") == 1
+    assert "no job for an input called 'nothing.jsonl'" in capsys.readouterr().err

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+from daemon.cli import main
+from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import DaemonError
+from daemon.states import JobState
 from daemon.status_view import job_rows, render_table, watch
-from tests.conftest import Harness, daemon_env, request_file, wait_until
+from tests.conftest import FAST, Harness, daemon_env, fast_settings, request_file, wait_until
 
 
 def test_progress_counts_requests_that_ran_in_superseded_attempts(harness: Harness) -> None:
@@ -110,3 +116,42 @@ def test_table_escapes_control_characters_in_file_names(harness: Harness) -> Non
     table = render_table(job_rows(harness.store))
     assert "\x1b" not in table and "\x07" not in table
     assert "evil\\x1b]0;owned\\x07.jsonl" in table
+
+
+def test_finished_jobs_show_succeeded_failed_and_not_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = EmulatorSettings(**FAST, data_dir=tmp_path / "emulator-data", request_error_rate=0.5)  # type: ignore[arg-type]
+    root = tmp_path / "root"
+    root.mkdir()
+    with EmulatorServer(settings) as emulator:
+        harness = Harness(fast_settings(root, emulator.base_url, resubmit_unfinished=frozenset()), emulator).start()
+        try:
+            harness.drop("mixed.jsonl", request_file(10, model="gpt-expire"))
+            harness.drop("bad.jsonl", request_file(6, model="gpt-fail-all"))
+            harness.wait_job("mixed.jsonl")
+            harness.wait_job("bad.jsonl")
+            outcomes = harness.summary("mixed.jsonl")["outcomes"]
+        finally:
+            harness.stop()
+    assert all(outcomes.values()), "the input must have succeeded, failed and unrun requests"
+    capsys.readouterr()  # the engine's own log lines
+    assert main(["status", "--root", str(root), "--json"]) == 0
+    rows = {r["file"]: r for r in json.loads(capsys.readouterr().out)["jobs"]}
+    assert rows["mixed.jsonl"]["outcomes"] == outcomes
+    assert rows["bad.jsonl"]["outcomes"] == {"succeeded": 0, "failed": 6, "not_run": 0}
+    assert main(["status", "--root", str(root)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[4] == "OK/FAILED/NOT-RUN"
+    bad = next(line.split() for line in table if line.startswith("bad.jsonl"))
+    mixed = next(line.split() for line in table if line.startswith("mixed.jsonl"))
+    assert bad[3:5] == ["6/6", "0/6/0"]
+    assert mixed[4] == f"{outcomes['succeeded']}/{outcomes['failed']}/{outcomes['not_run']}"
+
+
+def test_outcomes_are_unknown_until_the_job_ends(harness: Harness) -> None:
+    harness.server.faults.add_rule(action="status", method="POST", path_prefix="/v1/files", status=500)
+    harness.drop("wait.jsonl", request_file(2))
+    harness.wait_job("wait.jsonl", JobState.ACTIVE)
+    assert harness.store is not None
+    [row] = job_rows(harness.store)
+    assert row["outcomes"] is None
+    assert "wait.jsonl" in render_table([row]) and render_table([row]).splitlines()[1].split()[4] == "-"

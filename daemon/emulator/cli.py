@@ -62,6 +62,14 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, kind, default, help_text in _OPTIONS:
         parser.add_argument(flag, type=kind, default=default, help=help_text)
+    parser.add_argument(
+        "--string-bodies", action="store_true", help="write response.body as a JSON-encoded string (llama-stack)"
+    )
+    parser.add_argument(
+        "--drop-cancelled-results",
+        action="store_true",
+        help="a cancelled batch counts its finished requests but returns no lines for them",
+    )
 
 
 def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
@@ -74,6 +82,8 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         seed=args.seed,
         request_error_rate=args.request_error_rate,
         token_limit=args.token_limit,
+        string_bodies=args.string_bodies,
+        drop_cancelled_results=args.drop_cancelled_results,
     )
 
 

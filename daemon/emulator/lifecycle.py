@@ -206,6 +206,8 @@ class Lifecycle:
             created=int(moment),
             output_path=self._files.staging_path(),
             error_path=self._files.staging_path(),
+            string_bodies=self._settings.string_bodies,
+            drop_finished=self._settings.drop_cancelled_results and cutoff == CANCELLED_CUTOFF,
         )
         tally = write_results(job)
         batch.completed, batch.failed = tally.completed, tally.failed

@@ -36,6 +36,8 @@ class ResultJob:
     created: int
     output_path: Path
     error_path: Path
+    string_bodies: bool = False  # response.body as a JSON-encoded string
+    drop_finished: bool = False  # count the finished requests but write no line for them
 
 
 @dataclass(slots=True)
@@ -90,7 +92,7 @@ def success_line(job: ResultJob, ref: RequestRef, body: dict[str, Any], tally: R
     tally.input_tokens += result.input_tokens
     tally.output_tokens += result.output_tokens
     line_id, request_id = _line_ids(job, ref)
-    response = {"status_code": 200, "request_id": request_id, "body": result.body}
+    response = {"status_code": 200, "request_id": request_id, "body": _body(job, result.body)}
     return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
 
 
@@ -100,8 +102,12 @@ def http_error_line(job: ResultJob, ref: RequestRef, tally: ResultTally) -> dict
     line_id, request_id = _line_ids(job, ref)
     message = f"Emulated request failure for custom_id '{ref.custom_id}' (model {job.plan.model})."
     body = error_body(message, "invalid_request_error", code="emulated_request_error")
-    response = {"status_code": 400, "request_id": request_id, "body": body}
+    response = {"status_code": 400, "request_id": request_id, "body": _body(job, body)}
     return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
+
+
+def _body(job: ResultJob, body: dict[str, Any]) -> dict[str, Any] | str:
+    return orjson.dumps(body).decode() if job.string_bodies else body
 
 
 def cutoff_line(job: ResultJob, ref: RequestRef, cutoff: tuple[str, str]) -> dict[str, Any]:
@@ -126,9 +132,13 @@ def write_results(job: ResultJob) -> ResultTally:
             if position >= job.finished:
                 err.write_line(cutoff_line(job, ref, job.cutoff or EXPIRED_CUTOFF))
             elif plan.failing[position]:
-                err.write_line(http_error_line(job, ref, tally))
+                line = http_error_line(job, ref, tally)
+                if not job.drop_finished:
+                    err.write_line(line)
             else:
-                out.write_line(success_line(job, ref, read_body(source, ref), tally))
+                line = success_line(job, ref, read_body(source, ref), tally)
+                if not job.drop_finished:
+                    out.write_line(line)
     tally.output_path = out.written
     tally.error_path = err.written
     return tally

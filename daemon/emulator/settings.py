@@ -26,6 +26,11 @@ class EmulatorSettings:
     request_error_rate: float = 0.0
     # Enqueued-token limit per model; None means unlimited. See lifecycle.py for the estimate.
     token_limit: int | None = None
+    # Output lines carry `response.body` as a JSON-encoded string, as llama-stack sends them.
+    string_bodies: bool = False
+    # A cancelled batch counts the requests that finished in request_counts but leaves their
+    # lines out of its output and error files (a server that dropped finished results).
+    drop_cancelled_results: bool = False
 
     def __post_init__(self) -> None:
         durations = (

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.emulator.cli import add_emulator_arguments, run_emulator_command
+from daemon.emulator.cli import add_emulator_arguments, run_emulator_command, settings_from_arguments
 from tests.emulator.helpers import wait_for
 
 
@@ -74,3 +74,12 @@ def test_cli_serves_until_stop(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     stop.set()
     runner.join(5)
     assert result == [0]
+
+
+def test_result_faults_can_be_switched_on_from_the_command_line() -> None:
+    parser = argparse.ArgumentParser()
+    add_emulator_arguments(parser)
+    plain = settings_from_arguments(parser.parse_args([]))
+    assert not plain.string_bodies and not plain.drop_cancelled_results
+    settings = settings_from_arguments(parser.parse_args(["--string-bodies", "--drop-cancelled-results"]))
+    assert settings.string_bodies and settings.drop_cancelled_results
