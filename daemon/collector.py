@@ -220,7 +220,8 @@ class Collector(PartSteps):
         write_report(dest, job.source_name, job.id, ending.reason, ending.lines, ending.advice)
         note = job.note if ending.event == "job_abandoned" else ending.reason  # keeps the operator's record
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=note)
-        log.error(ending.event, job_id=job.id, file=job.source_name, moved_to=str(dest), reason=ending.reason)
+        level = log.warning if ending.event == "job_abandoned" else log.error  # an abandon is on purpose
+        level(ending.event, job_id=job.id, file=job.source_name, moved_to=str(dest), reason=ending.reason)
 
     def _place_input(self, job: Job, folder: Path) -> Path:
         """Archive the input; a job imported from the seed script may have it archived, or not at all."""
