@@ -221,10 +221,10 @@ class Store:
 
     def open_job_ids_noted(self, prefix: str) -> list[str]:
         """Open jobs whose note starts with ``prefix`` (e.g. an operator's request to abandon them)."""
-        ended = [str(s) for s in TERMINAL_JOB_STATES]
-        marks = ",".join("?" * len(ended))
-        query = f"SELECT id FROM jobs WHERE substr(note, 1, ?) = ? AND state NOT IN ({marks}) ORDER BY created_at, id"  # noqa: S608
-        return [str(r["id"]) for r in self._select(query, (len(prefix), prefix, *ended))]
+        running = [str(s) for s in JobState if s not in TERMINAL_JOB_STATES]  # IN: the state index serves it
+        marks = ",".join("?" * len(running))
+        query = f"SELECT id FROM jobs WHERE state IN ({marks}) AND substr(note, 1, ?) = ? ORDER BY created_at, id"  # noqa: S608
+        return [str(r["id"]) for r in self._select(query, (*running, len(prefix), prefix))]
 
     def has_job(self, job_id: str) -> bool:
         return bool(self._select("SELECT 1 FROM jobs WHERE id = ?", (job_id,)))

@@ -96,3 +96,17 @@ def test_the_first_404_survives_a_restart(tracked: tuple[Store, Part, Settings])
     assert not restarted.missing(part, GONE, now=2000.0)
     LostBatches(settings, store).seen("batch_x")
     assert not LostBatches(settings, store).missing(part, GONE, now=2011.0)
+
+
+def test_a_lost_shared_batch_ends_every_input_it_carried(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(lost_batch_grace=0.5, pack_wait=5.0).start()
+    emulator.mishaps.vanish_next(1)
+    harness.drop("a.jsonl", request_file(2, prefix="a"))
+    harness.drop("b.jsonl", request_file(3, prefix="b"))
+    for name, count in (("a.jsonl", 2), ("b.jsonl", 3)):
+        harness.wait_job(name, JobState.FAILED)
+        assert [(r["error"] or {}).get("code") for r in harness.results(name)] == ["batch_lost"] * count
+        assert "batchd retry" in (harness.settings.failed / f"{name}.report.txt").read_text()
+    assert len(emulator.batches()) == 1, "both travelled in the one shared batch"
