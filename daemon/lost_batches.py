@@ -28,14 +28,15 @@ class LostBatches:
         self.store = store
         self._clear: set[str] = set()  # batch ids known to have no 404 on record: no read needed
 
-    def seen(self, batch_id: str) -> None:
-        """The service showed the batch: forget any 404s before."""
-        if batch_id in self._clear:
-            return
-        if self.store.fact(_SINCE + batch_id) is not None:
+    def seen(self, batch_id: str, *, ended: bool = False) -> None:
+        """The service showed the batch: forget any 404s before (and the batch itself once it ended)."""
+        if batch_id not in self._clear and self.store.fact(_SINCE + batch_id) is not None:
             self.store.delete_fact(_SINCE + batch_id)
             log.info("batch_found_again", batch_id=batch_id)
-        self._clear.add(batch_id)
+        if ended:
+            self._clear.discard(batch_id)  # polled no more: keeps the set as small as the running batches
+        else:
+            self._clear.add(batch_id)
 
     def missing(self, part: Part, exc: NotFoundError, now: float) -> bool:
         """The service answered 404 for the part's batch; True if that ended the part."""

@@ -184,7 +184,7 @@ class Poller:
 
     def _record(self, part: Part, batch: Batch, now: float) -> bool:
         """Store the batch's new state; True when it reached a terminal status."""
-        self.lost.seen(batch.id)
+        self.lost.seen(batch.id, ended=batch.status in TERMINAL_BATCH_STATUSES)
         if batch.status != part.batch_status:
             done, total = _progress(batch)
             log.info(
