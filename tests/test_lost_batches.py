@@ -15,6 +15,7 @@ from daemon.config import Settings
 from daemon.emulator import EmulatorServer
 from daemon.errors import NotFoundError
 from daemon.lost_batches import LOST_STATUS, LostBatches
+from daemon.requeue import requeue
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 from tests.conftest import Harness, request_file, wait_until
@@ -42,6 +43,9 @@ def test_a_vanished_batch_ends_its_part_and_the_job_keeps_what_finished(
     assert (harness.settings.failed / "gone.jsonl").exists() and job.note and lost in job.note
     events = [e for e in captured if e["event"] == "batch_lost"]
     assert [(e["job_id"], e["batch_id"], e["log_level"]) for e in events] == [(job.id, lost, "error")]
+    requeue(harness.settings, "gone.jsonl")  # what the report advises
+    wait_until(lambda: len([j for j in harness.store.jobs() if j.source_name == "gone.jsonl"]) == 2)  # type: ignore[union-attr]
+    assert harness.wait_job("gone.jsonl", JobState.DONE).id != job.id
 
 
 def test_a_batch_seen_again_within_the_grace_is_collected(
