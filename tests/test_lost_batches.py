@@ -44,7 +44,9 @@ def test_a_vanished_batch_ends_its_part_and_the_job_keeps_what_finished(
     events = [e for e in captured if e["event"] == "batch_lost"]
     assert [(e["job_id"], e["batch_id"], e["log_level"]) for e in events] == [(job.id, lost, "error")]
     requeue(harness.settings, "gone.jsonl")  # what the report advises
-    wait_until(lambda: len([j for j in harness.store.jobs() if j.source_name == "gone.jsonl"]) == 2)  # type: ignore[union-attr]
+    store = harness.store
+    assert store is not None
+    wait_until(lambda: len([j for j in store.jobs() if j.source_name == "gone.jsonl"]) == 2, what="the retry claimed")
     assert harness.wait_job("gone.jsonl", JobState.DONE).id != job.id
 
 
