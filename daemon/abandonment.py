@@ -79,6 +79,11 @@ def _left(part: Part) -> str:
         return f"abandoned while batch {part.batch_id} was {part.batch_status}; it was not cancelled by batchd"
     if part.state == PartState.PACKED:
         return f"abandoned while its requests were in shared batch(es) of pack {part.pack_id}, which run on"
+    if part.state in (PartState.UPLOAD_INTENT, PartState.BATCH_INTENT):
+        return (
+            f"abandoned while it was being submitted ({part.state}): a file or batch may exist on the service "
+            f"with metadata batchd_job={part.job_id}, batchd_part={part.label}"
+        )
     return f"abandoned before it was submitted (it was {part.state})"
 
 
