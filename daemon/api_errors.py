@@ -15,7 +15,7 @@ from collections import Counter
 import httpx2
 import openai
 
-from daemon.errors import AccountError, CredentialError, DaemonError, PermanentError, TransientError
+from daemon.errors import AccountError, CredentialError, DaemonError, NotFoundError, PermanentError, TransientError
 from daemon.redaction import redact
 
 ACCOUNT_CODES = frozenset(
@@ -26,7 +26,7 @@ ACCOUNT_CODES = frozenset(
 # Failed API calls by class since start, for the metrics endpoint: the one count not in the state.
 _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
-_KINDS = {TransientError: "transient", AccountError: "account", PermanentError: "permanent"}
+_KINDS = {TransientError: "transient", AccountError: "account", PermanentError: "permanent", NotFoundError: "permanent"}
 
 
 def error_counts() -> dict[str, int]:
@@ -62,6 +62,8 @@ def _classify_status(exc: openai.APIStatusError) -> DaemonError:
     if status in (408, 409, 429) or status >= 500:
         # A 429 was refused before any work was done; anything else may have been carried out.
         return TransientError(message, retry_after=retry_after(exc.response.headers), ambiguous=status != 429)
+    if status == 404:
+        return NotFoundError(message)
     return PermanentError(message)
 
 

@@ -1,4 +1,4 @@
-"""The ``batchd`` command line: run, validate, status, cancel, retry, healthcheck, emulator.
+"""The ``batchd`` command line: run, validate, status, cancel, abandon, retry, healthcheck, emulator.
 
 Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
 """
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_status(sub)
     _add_cancel(sub)
+    _add_abandon(sub)
     _add_retry(sub)
     _add_healthcheck(sub)
     _add_emulator(sub)
@@ -120,6 +121,29 @@ def _add_cancel(sub: Any) -> None:
     p.add_argument("--emulator-url", help=argparse.SUPPRESS)
 
 
+def _add_abandon(sub: Any) -> None:
+    p = sub.add_parser(
+        "abandon",
+        help="end a job now: keep what was collected, report the rest as not run",
+        description="End the job of NAME on purpose. Results already collected are kept; every other request "
+        "gets an 'abandoned' line in results.jsonl; the input goes to failed/ with a report saying it was "
+        "abandoned and when. Without --cancel its batches run on at the service (and are paid for) and their "
+        "results are not collected. Safe while the daemon runs: it ends the job at its next pass and never "
+        "takes it up again; with no daemon running, this command ends it.",
+    )
+    _common(p)
+    p.add_argument("name", help="the input's file name (as dropped) or the job id")
+    p.add_argument(
+        "--cancel",
+        action="store_true",
+        help="cancel the job's running batches first; the job then ends once they have ended and what they "
+        "finished is collected",
+    )
+    p.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for a running daemon to end it (default 30)"
+    )
+
+
 def _add_healthcheck(sub: Any) -> None:
     p = sub.add_parser("healthcheck", help="exit 0 if the daemon on this root is alive and looping")
     _common(p)
@@ -140,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _cmd_validate,
         "status": _cmd_status,
         "cancel": _cmd_cancel,
+        "abandon": _cmd_abandon,
         "retry": _cmd_retry,
         "healthcheck": _cmd_healthcheck,
         "emulator": _cmd_emulator,
@@ -234,6 +259,14 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
     return cancel_job(settings, args.name)
+
+
+def _cmd_abandon(args: argparse.Namespace) -> int:
+    from daemon.abandonment import abandon_job  # noqa: PLC0415
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    return abandon_job(settings, args.name, cancel=args.cancel, wait=max(0.0, args.wait))
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:

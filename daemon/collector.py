@@ -20,16 +20,18 @@ from openai.types import Batch
 
 from daemon import crashpoints
 from daemon.archive import move_input
-from daemon.config import CANCEL_NOTE, Settings
+from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.folders import PARTS
 from daemon.holds import Holds
 from daemon.hygiene import schedule_deletions
+from daemon.job_endings import Ending, early_ending, sends_nothing_more
 from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
 from daemon.migration import write_output_order
 from daemon.outcome import FAILED
+from daemon.overdue_batches import resubmission_status
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
@@ -96,8 +98,8 @@ class Collector(PartSteps):
         if batch is not None:
             self._download(batch, folder, job)
         if (
-            part.batch_status in self.settings.resubmit_unfinished
-            and job.note != CANCEL_NOTE
+            resubmission_status(self.store, part) in self.settings.resubmit_unfinished
+            and not sends_nothing_more(self.store.job(job.id).note)  # re-read: a cancel may have come since
             and part.attempt < MAX_RESUBMISSIONS
             and part.path  # an imported batch without its input: its requests are not here to resend
         ):
@@ -198,6 +200,10 @@ class Collector(PartSteps):
         return True
 
     def _archive(self, job: Job, parts: list[Part], now: float) -> None:
+        ending = early_ending(job, parts)
+        if ending is not None:
+            self._end_early(job, now, ending)
+            return
         refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
         if not refused:
             dest = self._place_input(job, self.settings.uploaded)
@@ -210,6 +216,14 @@ class Collector(PartSteps):
         write_report(dest, job.source_name, job.id, reason, lines)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
+
+    def _end_early(self, job: Job, now: float, ending: Ending) -> None:
+        dest = self._place_input(job, self.settings.failed)
+        write_report(dest, job.source_name, job.id, ending.reason, ending.lines, ending.advice)
+        note = job.note if ending.event == "job_abandoned" else ending.reason  # keeps the operator's record
+        self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=note)
+        level = log.warning if ending.event == "job_abandoned" else log.error  # an abandon is on purpose
+        level(ending.event, job_id=job.id, file=job.source_name, moved_to=str(dest), reason=ending.reason)
 
     def _place_input(self, job: Job, folder: Path) -> Path:
         """Archive the input; a job imported from the seed script may have it archived, or not at all."""

@@ -28,6 +28,7 @@ NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME})  # BATCHD_* va
 RESERVED_METADATA_PAIRS = 4
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
 CANCEL_NOTE = "cancel requested"  # a job's note once `batchd cancel` ran: submit and resubmit nothing more
+OVERDUE_MARGIN = 6 * 3600.0  # max_batch_age by default: the completion window plus this
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,12 @@ class Settings:
     stuck_validating_after: float = 3600.0  # warn (batch_stuck) when a batch validates longer than this
     stuck_finalizing_after: float = 3600.0  # ... finalizes longer than this
     stuck_cancelling_after: float = 3600.0  # ... is cancelling longer than this
+    # A batch the service answers 404 for, and does not list, this long (reset by any sighting)
+    # ends its part: what was collected is kept, the rest is reported as batch_lost.
+    lost_batch_grace: float = 3600.0
+    # A batch still running this long after it was submitted is cancelled and treated like an
+    # expired one. None: the completion window plus 6 h (a service that never expires batches).
+    max_batch_age: float | None = None
 
     def path(self, name: str) -> Path:
         """Return the absolute path of one of the folders (e.g. ``"pending_dir"``)."""
@@ -100,6 +107,13 @@ class Settings:
     @property
     def state(self) -> Path:
         return self.path("state_dir")
+
+    @property
+    def batch_age_limit(self) -> float:
+        """Seconds a batch may run before batchd cancels it (``max_batch_age``)."""
+        if self.max_batch_age is not None:
+            return self.max_batch_age
+        return float(self.completion_window.removesuffix("h")) * 3600.0 + OVERDUE_MARGIN
 
 
 FOLDER_KEYS = ("pending_dir", "uploaded_dir", "results_dir", "failed_dir", "state_dir")
@@ -188,6 +202,12 @@ def _as_optional_int(value: Any) -> int | None:
     return _as_int(value)
 
 
+def _as_optional_float(value: Any) -> float | None:
+    if value in ("", "none", "None"):
+        return None
+    return _as_float(value)
+
+
 def _as_optional_str(value: Any) -> str | None:
     return None if value == "" else _as_is(value)
 
@@ -230,6 +250,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "float": _as_float,
     "int": _as_int,
     "int | None": _as_optional_int,
+    "float | None": _as_optional_float,
     "str | None": _as_optional_str,
     "Mapping[str, str]": _as_metadata,
     "frozenset[str]": _as_status_set,
@@ -261,6 +282,7 @@ def _check_intervals(s: Settings) -> None:
         "stuck_validating_after",
         "stuck_finalizing_after",
         "stuck_cancelling_after",
+        "lost_batch_grace",
     ):
         if getattr(s, key) <= 0:
             raise ConfigError(f"{key} must be greater than 0 seconds (got {getattr(s, key)})")
@@ -268,6 +290,11 @@ def _check_intervals(s: Settings) -> None:
         raise ConfigError(f"min_file_age must be 0 or more seconds (got {s.min_file_age})")
     if s.pack_wait < 0:
         raise ConfigError(f"pack_wait must be 0 or more seconds (got {s.pack_wait})")
+    if s.max_batch_age is not None and s.max_batch_age <= 0:
+        raise ConfigError(
+            f"max_batch_age must be greater than 0 seconds, or unset for the completion window plus 6 h "
+            f"(got {s.max_batch_age})"
+        )
     if not 1 <= s.workers <= 64:
         raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
 

@@ -14,6 +14,7 @@ import queue
 import time
 from functools import partial
 
+from daemon.abandonment import Abandonment
 from daemon.collector import Collector
 from daemon.config import Settings
 from daemon.holds import Holds
@@ -65,6 +66,7 @@ class Engine:
         self.webhooks = webhook_server(settings, remote.client, self.poller.refresh_now)
         self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
         self.workers = Workers(settings.workers, self.wake)
+        self.abandonment = Abandonment(store, self.collector, self.workers.busy)
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
         self._preparing: set[str] = set()  # claimed jobs handed to a worker, not yet prepared
@@ -153,6 +155,8 @@ class Engine:
             self.workers.submit(("part", part_id), partial(self.collector.collect_part, part_id))
         for job_id in self.store.finishable_job_ids():
             self.workers.submit(("job", job_id), partial(self.collector.finish_job, job_id))
+        for job_id in self.abandonment.due():  # `batchd abandon` asked; same key: never beside finish_job
+            self.workers.submit(("job", job_id), partial(self.abandonment.end, job_id))
         if self.settings.delete_remote_files and self.hygiene.due(now):
             self.workers.submit(("hygiene",), self.hygiene.run_due)
         if self.seed_import.due(now):  # the seed script's batch_ids.txt, imported once

@@ -42,3 +42,7 @@ class AccountError(DaemonError):
 
 class PermanentError(DaemonError):
     """This input can never succeed as it is; it goes to failed/ with the message."""
+
+
+class NotFoundError(PermanentError):
+    """The service says the object does not exist (HTTP 404): a batch it lost, a file it deleted."""

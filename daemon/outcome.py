@@ -32,6 +32,8 @@ _NOT_RUN_TEXT = {
         "batch_rejected",
         "The service refused the upload or batch; see summary.json and the report.",
     ),
+    "lost": ("batch_lost", "The service no longer knows this batch; no result was returned."),
+    "abandoned": ("abandoned", "The job was abandoned by the operator; no result was returned for this request."),
 }
 
 

@@ -30,10 +30,11 @@ from typing import IO
 import orjson
 
 from daemon import crashpoints
-from daemon.config import CANCEL_NOTE, Settings
+from daemon.config import Settings
 from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
 from daemon.folders import PACKS, PARTS
 from daemon.intake import new_job_id
+from daemon.job_endings import sends_nothing_more
 from daemon.logs import get_logger
 from daemon.splitter import write_normalised
 from daemon.states import PACK_KIND, JobState, PartState
@@ -176,9 +177,9 @@ class Packer:
         return self.store.count_jobs(ARRIVING) > 0
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
-        # A cancelled input goes alone: the submitter then ends it without sending anything.
-        alone = [p for p in group if jobs[p.job_id].note == CANCEL_NOTE]
-        riders = [p for p in group if jobs[p.job_id].note != CANCEL_NOTE]
+        # A cancelled or abandoned input goes alone: it is then ended without sending anything.
+        alone = [p for p in group if sends_nothing_more(jobs[p.job_id].note)]
+        riders = [p for p in group if not sends_nothing_more(jobs[p.job_id].note)]
         packs: list[PackFile] = []
         for part in riders:
             if packs and packs[-1].try_add(part):

@@ -6,7 +6,8 @@ faster). Each batch is next checked after a wait that starts short after submiss
 up to ``poll_interval``. Unknown statuses are kept and polled again.
 A webhook can ask for one batch to be checked at once (``refresh_now``); polling stays the
 fallback. A batch that stays too long in validating, finalizing or cancelling is reported once
-per status (``batch_stuck``).
+per status (``batch_stuck``). A batch the service no longer knows ends its part after a grace
+(lost_batches.py); one still running past ``max_batch_age`` is cancelled (overdue_batches.py).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from openai.types import Batch
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.errors import AccountError, DaemonError, PermanentError
+from daemon.errors import AccountError, DaemonError, NotFoundError, PermanentError
 from daemon.holds import Holds
 from daemon.logs import get_logger
+from daemon.lost_batches import LostBatches
+from daemon.overdue_batches import OverdueBatches
 from daemon.remote import Remote
 from daemon.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, PartState
 from daemon.store import Part, Store
@@ -66,6 +69,9 @@ class Poller:
         self._lock = threading.Lock()
         self._urgent: set[str] = set()  # batch ids a webhook asked to check now
         self.stuck = StuckWatch(settings)
+        self.lost = LostBatches(settings, store)
+        self.overdue = OverdueBatches(settings, store, remote)
+        self._ended = 0  # parts the last fetch ended (their batch was lost)
         self._thread = threading.Thread(target=self._loop, name="batchd-poller", daemon=True)
 
     def start(self) -> None:
@@ -126,8 +132,9 @@ class Poller:
         due = self._due(now, urgent)
         if not due:
             return 0
+        self._ended = 0
         try:
-            fresh = self._fetch(due)
+            fresh = self._fetch(due, now)
         except Exception:
             with self._lock:
                 self._urgent |= urgent  # still wanted: try them again with the next pass
@@ -136,9 +143,12 @@ class Poller:
         self.holds.clear_account()
         self.last_success = time.time()
         self.store.set_fact("last_poll", repr(self.last_success))  # read by the metrics endpoint
+        for part in due:
+            if part.batch_id in fresh:
+                fresh[part.batch_id] = self.overdue.enforce(part, fresh[part.batch_id], now)
         with self.store.transaction():  # one commit per pass, not one per batch
             finished = sum(self._record(part, fresh[part.batch_id], now) for part in due if part.batch_id in fresh)
-        if finished:
+        if finished or self._ended:
             self.on_finished()
         return len(due)
 
@@ -151,7 +161,7 @@ class Poller:
                 due.append(part)
         return due
 
-    def _fetch(self, due: list[Part]) -> dict[str, Batch]:
+    def _fetch(self, due: list[Part], now: float) -> dict[str, Batch]:
         wanted = {p.batch_id for p in due if p.batch_id}
         fresh: dict[str, Batch] = {}
         if len(wanted) >= LIST_WHEN_AT_LEAST:
@@ -161,6 +171,8 @@ class Poller:
         for batch_id in wanted - fresh.keys():
             try:
                 fresh[batch_id] = self.remote.retrieve(batch_id)
+            except NotFoundError as exc:  # not listed either: the service may have lost it
+                self._ended += self.lost.missing(next(p for p in due if p.batch_id == batch_id), exc, now)
             except PermanentError as exc:  # one batch the service refuses must not stall all the others
                 self._set_aside(next(p for p in due if p.batch_id == batch_id), exc)
         return fresh
@@ -172,6 +184,7 @@ class Poller:
 
     def _record(self, part: Part, batch: Batch, now: float) -> bool:
         """Store the batch's new state; True when it reached a terminal status."""
+        self.lost.seen(batch.id, ended=batch.status in TERMINAL_BATCH_STATUSES)
         if batch.status != part.batch_status:
             done, total = _progress(batch)
             log.info(

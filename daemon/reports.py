@@ -14,7 +14,12 @@ def report_path(failed_input: Path) -> Path:
     return failed_input.with_name(failed_input.name + ".report.txt")
 
 
-def write_report(failed_input: Path, source_name: str, job_id: str, reason: str, lines: Iterable[str]) -> Path:
+FIX_ADVICE = "Fix the input and drop it into the drop zone again; batchd treats it as a new job."
+
+
+def write_report(
+    failed_input: Path, source_name: str, job_id: str, reason: str, lines: Iterable[str], advice: str = FIX_ADVICE
+) -> Path:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     text = [
         f"batchd could not process {source_name!r} (job {job_id}, {when}).",
@@ -22,7 +27,7 @@ def write_report(failed_input: Path, source_name: str, job_id: str, reason: str,
         "",
         *lines,
         "",
-        "Fix the input and drop it into the drop zone again; batchd treats it as a new job.",
+        advice,
     ]
     dest = report_path(failed_input)
     write_atomic(dest, ("\n".join(text) + "\n").encode("utf-8"), mode=0o644)

@@ -220,6 +220,13 @@ class Store:
         query = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608
         return [_job(r) for r in self._select(query, wanted)]
 
+    def open_job_ids_noted(self, prefix: str) -> list[str]:
+        """Open jobs whose note starts with ``prefix`` (e.g. an operator's request to abandon them)."""
+        running = [str(s) for s in JobState if s not in TERMINAL_JOB_STATES]  # IN: the state index serves it
+        marks = ",".join("?" * len(running))
+        query = f"SELECT id FROM jobs WHERE state IN ({marks}) AND substr(note, 1, ?) = ? ORDER BY created_at, id"  # noqa: S608
+        return [str(r["id"]) for r in self._select(query, (*running, len(prefix), prefix))]
+
     def has_job(self, job_id: str) -> bool:
         return bool(self._select("SELECT 1 FROM jobs WHERE id = ?", (job_id,)))
 
@@ -398,6 +405,10 @@ class Store:
     def fact(self, key: str) -> str | None:
         rows = self._select("SELECT value FROM facts WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
+
+    def delete_fact(self, key: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM facts WHERE key = ?", (key,))
 
     # plumbing ---------------------------------------------------------------------------
     def _insert(self, table: str, values: dict[str, Any]) -> int:

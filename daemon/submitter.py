@@ -16,6 +16,7 @@ from openai.types import Batch
 from daemon import crashpoints
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.job_endings import is_abandoned
 from daemon.logs import get_logger
 from daemon.retrying import scheduled_delay
 from daemon.states import PartState
@@ -23,6 +24,7 @@ from daemon.steps import PartSteps
 from daemon.store import Job, Part
 
 log = get_logger(__name__)
+ABANDONED_PART_HOLD = 3600.0  # the abandonment ends such a part within a pass or two; this only keeps it off the queue
 _BEFORE_INTENT = {PartState.UPLOAD_INTENT: PartState.READY, PartState.BATCH_INTENT: PartState.UPLOADED}
 
 
@@ -59,12 +61,15 @@ class Submitter(PartSteps):
             self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
             return
         while not self.stop.is_set() and part.state != PartState.SUBMITTED:
+            if is_abandoned(job.note):  # the abandonment ends the part; offer it to no step meanwhile
+                self.store.update_part(part.id, next_action_at=time.time() + ABANDONED_PART_HOLD)
+                return
             wait = self._hold(part, job)
             if wait > 0:
                 self.store.update_part(part.id, next_action_at=time.time() + wait)
                 return
             self._step(part, job)
-            part = self.store.part(part.id)
+            part, job = self.store.part(part.id), self.store.job(job.id)
 
     def _hold(self, part: Part, job: Job) -> float:
         now = time.time()

@@ -48,6 +48,11 @@ class Workers:
         self._tasks.put((key, task))
         return True
 
+    def busy(self, key: Hashable) -> bool:
+        """Whether a task with this key is queued or running."""
+        with self._lock:
+            return key in self._busy
+
     def idle(self) -> bool:
         with self._lock:
             return not self._busy

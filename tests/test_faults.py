@@ -246,7 +246,7 @@ def _poll_around_a_refused_batch(harness: Harness, emulator: EmulatorServer) -> 
     with capture_logs() as captured:
         harness.drop("b.jsonl", request_file(2, prefix="b"))
         harness.wait_job("b.jsonl")
-        assert any(e["event"] == "batch_poll_refused" and e["batch_id"] == part_a.batch_id for e in captured)
+        assert any(e["event"] == "batch_not_found" and e["batch_id"] == part_a.batch_id for e in captured)
     job = harness.job("a.jsonl")
     assert job is not None and job.state == JobState.ACTIVE, "the refused batch stays tracked, nothing is dropped"
 

@@ -9,10 +9,14 @@ Trigger words in the input's `body.model`:
   * `fail-validation` -> `failed` with a batch-level error at the end of validating;
   * `expire`          -> `expired` at the end of in_progress with about half the requests done;
   * `fail-all`        -> `completed`, every request in the error file, output_file_id null.
+
+A batch the mishaps call endless (see mishaps.py) stops at half its requests and stays
+in_progress until it is cancelled.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from itertools import accumulate
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 from daemon.emulator.errors import ApiError
 from daemon.emulator.files import FileTable
 from daemon.emulator.ids import stable_fraction, stable_hex
+from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.records import BatchRecord, InputPlan
 from daemon.emulator.results import CANCELLED_CUTOFF, EXPIRED_CUTOFF, ResultJob, write_results
 from daemon.emulator.settings import EmulatorSettings
@@ -60,9 +65,10 @@ def token_limit_error(model: str, limit: int) -> dict[str, Any]:
 
 
 class Lifecycle:
-    def __init__(self, settings: EmulatorSettings, files: FileTable) -> None:
+    def __init__(self, settings: EmulatorSettings, files: FileTable, mishaps: Mishaps | None = None) -> None:
         self._settings = settings
         self._files = files
+        self._mishaps = mishaps or Mishaps()
 
     def advance(self, active: dict[str, BatchRecord], now: float) -> None:
         """Apply every transition due by `now`, earliest first, then refresh progress counts."""
@@ -100,6 +106,8 @@ class Lifecycle:
             "finalizing": settings.finalizing_seconds,
             "cancelling": settings.cancelling_seconds,
         }
+        if batch.status == "in_progress" and self._mishaps.endless(batch.id):
+            return None  # runs until cancelled
         if batch.status in durations:
             return batch.times[f"{batch.status}_at"] + durations[batch.status]
         return None
@@ -133,6 +141,8 @@ class Lifecycle:
         if problem is not None:
             self._fail(batch, moment, [problem])
             return
+        if self._mishaps.endless(batch.id):  # stalls half-way, so a cancel leaves work undone
+            plan = dataclasses.replace(plan, target=len(plan.requests) // 2)
         batch.plan = plan
         batch.status = "in_progress"
         batch.times["in_progress_at"] = moment

@@ -21,6 +21,7 @@ from daemon.emulator.calls import CallLog
 from daemon.emulator.control import ControlApi
 from daemon.emulator.faults import FaultPlan
 from daemon.emulator.handler import Application, EmulatorHandler
+from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.settings import EmulatorSettings
 from daemon.emulator.store import Store
 
@@ -107,7 +108,9 @@ class EmulatorServer:
                 raise RuntimeError("an EmulatorServer can be started only once")
             self._data_dir = self._prepare_data_dir()
             store = Store(self.settings, self._data_dir, self._clock)
-            app = Application(Api(store), ControlApi(self.faults, self.calls), self.faults, self.calls, self._stopping)
+            app = Application(
+                Api(store), ControlApi(self.faults, self.calls, store.mishaps), self.faults, self.calls, self._stopping
+            )
             self._httpd = _HTTPServer((self._host, self._requested_port), app)
             self._store = store
             self._thread = threading.Thread(
@@ -176,6 +179,11 @@ class EmulatorServer:
         if self._store is None:
             raise RuntimeError("the emulator is not started")
         return self._store
+
+    @property
+    def mishaps(self) -> Mishaps:
+        """Batches the service forgets or never ends (see mishaps.py)."""
+        return self.store.mishaps
 
     def batches(self) -> list[dict[str, Any]]:
         """Copies of all Batch objects as the API would return them now, oldest first."""

@@ -18,6 +18,7 @@ from daemon.emulator.files import FileTable
 from daemon.emulator.ids import new_id
 from daemon.emulator.lifecycle import Lifecycle
 from daemon.emulator.listing import cursor_page
+from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.params import BatchParams, UploadParams
 from daemon.emulator.records import BatchRecord, FileRecord
 from daemon.emulator.settings import EmulatorSettings
@@ -31,7 +32,8 @@ class Store:
         self._lock = threading.RLock()
         self._clock = clock
         self._files = FileTable(root)
-        self._lifecycle = Lifecycle(settings, self._files)
+        self.mishaps = Mishaps()
+        self._lifecycle = Lifecycle(settings, self._files, self.mishaps)
         self._batches: dict[str, BatchRecord] = {}
         # Batches not yet terminal: the only ones the lifecycle has to look at.
         self._active: dict[str, BatchRecord] = {}
@@ -107,6 +109,7 @@ class Store:
             )
             self._batches[batch.id] = batch
             self._active[batch.id] = batch
+            self.mishaps.created(batch.id)
             self._advance()  # a zero validating time moves on at once
             return batch.to_json()
 
@@ -128,7 +131,7 @@ class Store:
 
     def _batch(self, batch_id: str) -> BatchRecord:
         batch = self._batches.get(batch_id)
-        if batch is None:
+        if batch is None or self.mishaps.vanished(batch_id):
             raise not_found(f"No batch found with id '{batch_id}'.", param="batch_id")
         return batch
 
@@ -136,7 +139,7 @@ class Store:
         with self._lock:
             self._advance()
             # Insertion order is creation order, so reversing gives newest first.
-            rows = [(batch.seq, batch) for batch in reversed(self._batches.values())]
+            rows = [(b.seq, b) for b in reversed(self._batches.values()) if not self.mishaps.vanished(b.id)]
             after_seq = self._cursor(after, self._batch_cursor)
             return cursor_page(rows, after_seq, limit, True, BatchRecord.to_json)
 
