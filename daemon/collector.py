@@ -29,6 +29,7 @@ from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
 from daemon.migration import write_output_order
 from daemon.outcome import FAILED
+from daemon.recheck import InputChangedError, read_checked
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
@@ -61,7 +62,7 @@ class Collector(PartSteps):
         part = self.store.part(part_id)
         job = self.store.job(part.job_id)
         try:
-            self.retried(part_id, job, self._collect)
+            self.retried(part_id, job, self._collect, "download")
         except (TransientError, AccountError) as exc:
             if isinstance(exc, AccountError):
                 self.holds.block_account(str(exc))
@@ -185,18 +186,26 @@ class Collector(PartSteps):
             unpack(self.settings, self.store, job, parts, _downloads(parts, folder))
             return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        counts = merge(_segments(job, parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
+        scratch = self.settings.state / PARTS / job_id
+        try:
+            segments, changed = _segments(job, parts, folder, scratch), None
+        except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
+            segments, changed = _segments_in_output_order(parts, folder, scratch), exc
+        counts = merge(segments, folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
-        self._archive(job, parts, now)
+        self._archive(job, parts, now, changed)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
 
-    def _archive(self, job: Job, parts: list[Part], now: float) -> None:
+    def _archive(self, job: Job, parts: list[Part], now: float, changed: InputChangedError | None = None) -> None:
         refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
+        if changed is not None:
+            self._fail_changed(job, now, changed)
+            return
         if not refused:
             dest = self._place_input(job, self.settings.uploaded)
             self.store.update_job(job.id, state=JobState.DONE, finished_at=now)
@@ -208,6 +217,19 @@ class Collector(PartSteps):
         write_report(dest, job.source_name, job.id, reason, lines)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
+
+    def _fail_changed(self, job: Job, now: float, changed: InputChangedError) -> None:
+        """The input changed after it was checked and sent: its results are kept, the input fails."""
+        dest = self._place_input(job, self.settings.failed)
+        lines = [
+            f"Changed: {changed.detail}.",
+            "The requests sent were the ones checked when the file was handed over. Their results are",
+            f"in {job.result_dir}, in the order the service returned them (the input's order is unknown",
+            "now); a request without any result line is not listed there.",
+        ]
+        write_report(dest, job.source_name, job.id, str(changed), lines)
+        self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=str(changed))
+        log.error("input_changed", job_id=job.id, file=job.source_name, detail=changed.detail, moved_to=str(dest))
 
     def _place_input(self, job: Job, folder: Path) -> Path:
         """Archive the input; a job imported from the seed script may have it archived, or not at all."""
@@ -245,7 +267,9 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
         if part.segment not in segments and not part.path:  # imported without its input
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
-        seg = segments.setdefault(part.segment, Segment(_order_file(job, part)))
+        if part.segment not in segments:
+            segments[part.segment] = Segment(_order_file(job, part, scratch))
+        seg = segments[part.segment]
         seg.last_status = part.batch_status
         seg.downloads += _downloads([part], folder)
     for seg in in_output_order:
@@ -254,12 +278,32 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
     return [segments[k] for k in sorted(segments)]
 
 
-def _order_file(job: Job, part: Part) -> Path:
+def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
+    """Segments ordered as the service returned their results: for an input whose order is lost."""
+    segments: dict[int, Segment] = {}
+    for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
+        seg = segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl"))
+        seg.last_status = part.batch_status
+        seg.downloads += _downloads([part], folder)
+    for seg in segments.values():
+        seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_output_order(seg.downloads, seg.part_file)
+    return [segments[k] for k in sorted(segments)]
+
+
+def _order_file(job: Job, part: Part, scratch: Path) -> Path:
     """The file giving the part's request order: its part file or, for a small input that shared
-    a batch without one, the input itself, which a crash may have left archived before the job ended."""
-    if part.path == job.inflight_path and job.final_path and not os.path.lexists(part.path):
-        return Path(job.final_path)
-    return Path(part.path)
+    a batch without one, the input itself (which a crash may have left archived before the job
+    ended), copied from the bytes that were checked (recheck.InputChangedError if it changed)."""
+    if part.path != job.inflight_path:
+        return Path(part.path)
+    source = Path(part.path)
+    if job.final_path and not os.path.lexists(source):
+        source = Path(job.final_path)
+    order = scratch / f"{part.segment}.order.jsonl"
+    order.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    order.write_bytes(read_checked(job, source))  # scratch only: rebuilt if a crash cuts it short
+    return order
 
 
 def _downloads(parts: list[Part], folder: Path) -> list[Path]:

@@ -174,7 +174,7 @@ class Engine:
 
     def _prepare(self, ids: list[str]) -> None:
         try:
-            prepare_jobs(self.settings, self.store, [self.store.job(i) for i in ids])
+            prepare_jobs(self.settings, self.store, [self.store.job(i) for i in ids], self.packer.quarantine)
         finally:
             self._preparing.difference_update(ids)
 
