@@ -207,11 +207,12 @@ class Packer:
         riders = [p for p in group if jobs[p.job_id].note != CANCEL_NOTE]
         packs: list[PackFile] = []
         for part in riders:
-            if packs and self._add(packs[-1], part, jobs[part.job_id]):
-                continue
-            packs.append(self._open_pack())
-            if not self._add(packs[-1], part, jobs[part.job_id]):  # too big even alone, or it changed
-                alone.append(part)
+            added = self._add(packs[-1], part, jobs[part.job_id]) if packs else False
+            if added is False:
+                packs.append(self._open_pack())
+                added = self._add(packs[-1], part, jobs[part.job_id])
+                if added is False:  # too big to carry even alone, with its prefixes
+                    alone.append(part)
         for pack in packs:
             if len(pack.members) > 1:
                 self._record(pack, jobs[pack.members[0].job_id])
@@ -220,10 +221,10 @@ class Packer:
                 pack.discard()
         self._send_alone(alone, jobs)
 
-    def _add(self, pack: PackFile, part: Part, job: Job) -> bool:
-        """Add ``part`` to ``pack``; one input that changed or cannot be packed never stops the rest."""
-        added = self.quarantine.guard(job.id, "pack", lambda: pack.try_add(part, part_lines(job, part)), contain=True)
-        return bool(added)
+    def _add(self, pack: PackFile, part: Part, job: Job) -> bool | None:
+        """Add ``part`` to ``pack``: whether it fitted, or None if it could not be read as checked
+        (it then waits for the next round, or has ended): one input never stops the rest."""
+        return self.quarantine.guard(job.id, "pack", lambda: pack.try_add(part, part_lines(job, part)), contain=True)
 
     def _open_pack(self) -> PackFile:
         pack_id = new_job_id()

@@ -15,6 +15,7 @@ are not the job's: they are left to the callers' own retries, never counted.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from typing import TypeVar
 from daemon.archive import move_input
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.fileops import free_name, safe_component
 from daemon.folders import PARTS
 from daemon.logs import get_logger
 from daemon.recheck import InputChangedError
@@ -137,7 +139,7 @@ class Quarantine:
 
 def end_job(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> Path:
     """End a job nothing of which was submitted: input to failed/ with a report, job FAILED."""
-    dest = move_input(store, job, settings.failed)
+    dest = _failed_place(settings, store, job)
     report = write_report(dest, job.source_name, job.id, reason, lines)
     with store.transaction():
         for part in store.parts(job.id):
@@ -145,6 +147,15 @@ def end_job(settings: Settings, store: Store, job: Job, reason: str, lines: list
         store.update_job(job.id, state=JobState.FAILED, note=reason, finished_at=time.time())
     shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)
     return report
+
+
+def _failed_place(settings: Settings, store: Store, job: Job) -> Path:
+    """Move the input to failed/; if it is gone (someone cleaned state/inflight/), a report still
+    needs a name there."""
+    moved = job.final_path and os.path.lexists(job.final_path)
+    if moved or os.path.lexists(job.inflight_path):
+        return move_input(store, job, settings.failed)
+    return free_name(settings.failed, safe_component(job.source_name), job.id)
 
 
 def _not_the_jobs(exc: Exception) -> bool:
