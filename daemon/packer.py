@@ -183,7 +183,7 @@ class Packer:
 
     def run(self) -> None:
         """Pack what is waiting, unless more inputs are on their way and the wait is still short."""
-        waiting = self.store.parts_in([PartState.WAITING])
+        waiting = [p for p in self.store.parts_in([PartState.WAITING]) if not self.quarantine.cooling(p.job_id)]
         if not waiting or self._linger(waiting):
             return
         jobs = {p.job_id: self.store.job(p.job_id) for p in waiting}

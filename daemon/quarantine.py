@@ -34,6 +34,7 @@ from daemon.recheck import InputChangedError
 from daemon.reports import write_report
 from daemon.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
 from daemon.store import Job, Part, Store
+from daemon.workers import MAX_COOLDOWN
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -52,7 +53,14 @@ class Quarantine:
         self.settings = settings
         self.store = store
         self._failures: dict[str, tuple[str, int]] = {}  # job id -> (error, failures in a row)
+        self._cooling: dict[str, float] = {}  # job id -> monotonic time before which it is not tried again
         self._lock = threading.Lock()
+
+    def cooling(self, job_id: str) -> bool:
+        """Whether a contained failure of this job was so recent that it should wait: a step that
+        serves many jobs (packing, checking) runs again at once for the others, not for this one."""
+        with self._lock:
+            return time.monotonic() < self._cooling.get(job_id, 0.0)
 
     def guard(self, job_id: str, step: str, work: Callable[[], T], *, contain: bool = False) -> T | None:
         """Run ``work`` for ``job_id``. A failure is counted and raised again (the caller's retry
@@ -70,11 +78,19 @@ class Quarantine:
                 return None  # set aside (or ended meanwhile): nothing to retry
             if not contain:
                 raise
-            log.exception("step_failed", job_id=job_id, step=step, error=_describe(exc))
+            log.exception("step_failed", job_id=job_id, step=step, error=_describe(exc), retry_in=self._cool(job_id))
             return None
         with self._lock:
             self._failures.pop(job_id, None)
+            self._cooling.pop(job_id, None)
         return result
+
+    def _cool(self, job_id: str) -> float:
+        """Hold the job back like workers.Workers holds a failed step: 1 s, doubling up to a minute."""
+        with self._lock:
+            wait = min(MAX_COOLDOWN, 2.0 ** (self._failures.get(job_id, ("", 1))[1] - 1))
+            self._cooling[job_id] = time.monotonic() + wait
+        return wait
 
     def _counted(self, job_id: str, step: str, exc: Exception) -> bool:
         """Count the failure; True if the job goes on (it was not set aside now)."""

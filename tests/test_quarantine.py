@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from daemon import folders
-from daemon.config import ConfigError, Settings, validate
+from daemon.config import Settings, validate
 from daemon.emulator import EmulatorServer
+from daemon.errors import ConfigError
 from daemon.packer import Packer
 from daemon.preparer import batch_limits, prepare_jobs
 from daemon.quarantine import Quarantine
