@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -29,6 +30,7 @@ from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
 from daemon.migration import write_output_order
 from daemon.outcome import FAILED
+from daemon.quarantine import failed_place
 from daemon.recheck import InputChangedError, read_checked
 from daemon.remote import Remote
 from daemon.reports import write_report
@@ -171,7 +173,7 @@ class Collector(PartSteps):
         with self._finishing_guard:
             lock = self._finishing.setdefault(job_id, threading.Lock())
         with lock:
-            if self._finish_job(job_id):
+            if self.quarantine.guard(job_id, "finish", partial(self._finish_job, job_id)):
                 with self._finishing_guard:
                     self._finishing.pop(job_id, None)
 
@@ -220,7 +222,7 @@ class Collector(PartSteps):
 
     def _fail_changed(self, job: Job, now: float, changed: InputChangedError) -> None:
         """The input changed after it was checked and sent: its results are kept, the input fails."""
-        dest = self._place_input(job, self.settings.failed)
+        dest = failed_place(self.settings, self.store, job)
         lines = [
             f"Changed: {changed.detail}.",
             "The requests sent were the ones checked when the file was handed over. Their results are",

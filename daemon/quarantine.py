@@ -145,9 +145,9 @@ class Quarantine:
         """A held input that changed since it was checked ends alone in failed/, nothing of it sent."""
         lines = [
             f"Changed: {exc.detail}.",
-            "Nothing of this input was sent: batchd sends only the bytes it checked, and a writer",
-            "still had the file open after it was handed over. Finish writing a file before it is",
-            "dropped in (or write it elsewhere and move it in).",
+            "Nothing of this input was sent: batchd sends only the bytes it checked. If a writer still",
+            "had the file open when it was handed over, finish writing a file before it is dropped in",
+            "(or write it elsewhere and move it in), then drop it in again.",
         ]
         report = end_job(self.settings, self.store, job, str(exc), lines)
         log.error("input_changed", job_id=job.id, file=job.source_name, detail=exc.detail, report=str(report))
@@ -155,7 +155,7 @@ class Quarantine:
 
 def end_job(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> Path:
     """End a job nothing of which was submitted: input to failed/ with a report, job FAILED."""
-    dest = _failed_place(settings, store, job)
+    dest = failed_place(settings, store, job)
     report = write_report(dest, job.source_name, job.id, reason, lines)
     with store.transaction():
         for part in store.parts(job.id):
@@ -165,9 +165,9 @@ def end_job(settings: Settings, store: Store, job: Job, reason: str, lines: list
     return report
 
 
-def _failed_place(settings: Settings, store: Store, job: Job) -> Path:
-    """Move the input to failed/; if it is gone (someone cleaned state/inflight/), a report still
-    needs a name there."""
+def failed_place(settings: Settings, store: Store, job: Job) -> Path:
+    """Move the input to failed/ and return where; if it is gone (someone cleaned state/inflight/),
+    the name its report goes beside."""
     moved = job.final_path and os.path.lexists(job.final_path)
     if moved or os.path.lexists(job.inflight_path):
         return move_input(store, job, settings.failed)

@@ -34,7 +34,11 @@ def read_checked(job: Job, path: Path | None = None) -> bytes:
     """The input's bytes, provided they have the size and sha256 recorded when it was checked."""
     digest, kept, size = hashlib.sha256(), bytearray(), 0
     limit = job.size if job.size is not None else -1
-    with open(path or job.inflight_path, "rb") as fh:
+    try:
+        fh = open(path or job.inflight_path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InputChangedError(job, "it is gone from state/inflight/") from None
+    with fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)

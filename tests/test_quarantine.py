@@ -41,8 +41,18 @@ def test_an_input_the_packer_always_fails_on_is_set_aside_and_the_others_share_a
     harness_factory: Callable[..., Harness], emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     harness = harness_factory(pack_wait=10, quarantine_after=3)
-    jobs = held_and_waiting(harness, small_inputs("abc", 2))
-    os.unlink(jobs["b.jsonl"].inflight_path)  # someone cleaned state/inflight/: every packing of b fails
+    settings = harness.settings
+    folders.prepare(settings)
+    store = Store(settings.state / folders.DB_NAME)
+    try:
+        jobs = [claimed(settings, store, name, text) for name, text in small_inputs("abc", 2).items()]
+        os.link(jobs[1].inflight_path, settings.root / "b-kept-by-the-user.jsonl")  # b is copied, not held
+        prepare_jobs(settings, store, jobs)
+        (part,) = store.parts(jobs[1].id)
+        assert part.state == PartState.WAITING and part.path != jobs[1].inflight_path
+        Path(part.path).unlink()  # every packing of b fails the same way
+    finally:
+        store.close()
     harness.start()
 
     for name in ("a.jsonl", "c.jsonl"):

@@ -3,6 +3,7 @@ nothing unchecked is sent, and the other inputs go on. Through the real daemon a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,8 +58,9 @@ def test_a_held_input_changed_before_it_is_packed_fails_alone_and_the_others_go_
     harness_factory: Callable[..., Harness], emulator: EmulatorServer
 ) -> None:
     harness = harness_factory(pack_wait=10)
-    files = {**small_inputs("abcd", 2), **small_inputs("x", 2, model="gpt-4.1-mini")}
+    files = {**small_inputs("abcde", 2), **small_inputs("x", 2, model="gpt-4.1-mini")}
     jobs = held_and_waiting(harness, files)
+    os.unlink(jobs["e.jsonl"].inflight_path)  # someone cleaned state/inflight/
     append(jobs["b.jsonl"], "[1,2]\n")  # a writer that still had the file open
     append(jobs["c.jsonl"], VALID_EXTRA)  # valid, but never checked
     append(jobs["x.jsonl"], VALID_EXTRA)  # waits alone: its own part file is written from the input
@@ -69,6 +71,8 @@ def test_a_held_input_changed_before_it_is_packed_fails_alone_and_the_others_go_
         assert [r["custom_id"] for r in harness.results(name)] == ["r0", "r1"]
     for name in ("b.jsonl", "c.jsonl", "x.jsonl"):
         assert "Nothing of this input was sent" in assert_failed_as_changed(harness, name)
+    harness.wait_job("e.jsonl", JobState.FAILED)
+    assert "it is gone from state/inflight/" in report_path(harness.settings.failed / "e.jsonl").read_text()
     assert b"sneaked-in" not in uploaded(emulator), "an unchecked line is never sent"
     (batch,) = emulator.batches()
     assert batch["request_counts"]["total"] == 4, "a and d still shared a batch"
