@@ -193,20 +193,24 @@ class Collector(PartSteps):
             segments, changed = _segments(job, parts, folder, scratch), None
         except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
+        in_order = changed is None
+        changed = changed or _resized(job)
         counts = merge(segments, folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
-        self._archive(job, parts, now, changed)
+        self._archive(job, parts, now, changed, in_order)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
 
-    def _archive(self, job: Job, parts: list[Part], now: float, changed: InputChangedError | None = None) -> None:
+    def _archive(
+        self, job: Job, parts: list[Part], now: float, changed: InputChangedError | None = None, in_order: bool = True
+    ) -> None:
         refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
         if changed is not None:
-            self._fail_changed(job, now, changed)
+            self._fail_changed(job, now, changed, in_order)
             return
         if not refused:
             dest = self._place_input(job, self.settings.uploaded)
@@ -220,14 +224,19 @@ class Collector(PartSteps):
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
 
-    def _fail_changed(self, job: Job, now: float, changed: InputChangedError) -> None:
+    def _fail_changed(self, job: Job, now: float, changed: InputChangedError, in_order: bool) -> None:
         """The input changed after it was checked and sent: its results are kept, the input fails."""
         dest = failed_place(self.settings, self.store, job)
         lines = [
             f"Changed: {changed.detail}.",
-            "The requests sent were the ones checked when the file was handed over. Their results are",
-            f"in {job.result_dir}, in the order the service returned them (the input's order is unknown",
-            "now); a request without any result line is not listed there.",
+            "The requests sent were the ones checked when the file was handed over; nothing added or",
+            f"changed since was sent. Their results are in {job.result_dir}, "
+            + (
+                "in input order."
+                if in_order
+                else "in the order the service returned them (the input's order is unknown now); a request "
+                "without any result line is not listed there."
+            ),
         ]
         write_report(dest, job.source_name, job.id, str(changed), lines)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=str(changed))
@@ -278,6 +287,17 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_output_order(seg.downloads, seg.part_file)
     return [segments[k] for k in sorted(segments)]
+
+
+def _resized(job: Job) -> InputChangedError | None:
+    """A cheap look at an input that is not read again (its part files were written as it was
+    checked): a size other than the one checked means it changed. Its sha256 is not recomputed:
+    that would read a file of up to gigabytes once more, only to say what the size says."""
+    source = job.inflight_path if os.path.lexists(job.inflight_path) else job.final_path
+    if job.size is None or not source or not os.path.lexists(source):
+        return None
+    size = os.lstat(source).st_size
+    return None if size == job.size else InputChangedError(job, f"size was {job.size:,} bytes, now {size:,}")
 
 
 def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:

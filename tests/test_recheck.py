@@ -4,8 +4,10 @@ nothing unchecked is sent, and the other inputs go on. Through the real daemon a
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from daemon import folders
 from daemon.emulator import EmulatorServer, EmulatorSettings
@@ -80,30 +82,50 @@ def test_a_held_input_changed_before_it_is_packed_fails_alone_and_the_others_go_
     harness.wait_job("later.jsonl")
 
 
-def test_a_held_input_changed_while_its_shared_batch_runs_keeps_its_results_and_fails(tmp_path: Path) -> None:
+@contextmanager
+def slow_batches(tmp_path: Path, **changes: Any) -> Iterator[Harness]:
+    """A daemon whose batches run for two seconds: time to change an input while its batch runs."""
     slow = EmulatorSettings(**{**FAST, "in_progress_seconds": 2.0}, data_dir=tmp_path / "emulator-data")  # type: ignore[arg-type]
     with EmulatorServer(slow) as server:
         root = tmp_path / "root"
         root.mkdir()
-        harness = Harness(fast_settings(root, server.base_url, pack_wait=10), server)
-        drop_before_start(harness, small_inputs("ab", 2))
-        harness.start()
+        harness = Harness(fast_settings(root, server.base_url, **changes), server)
         try:
-            job = wait_until(lambda: _packed(harness, "b.jsonl"), what="b to travel in a shared batch")
-            append(job, VALID_EXTRA)
-            harness.wait_job("a.jsonl")
-            report = assert_failed_as_changed(harness, "b.jsonl")
-            assert "results are" in report
-            results = harness.results("b.jsonl")
-            assert sorted(r["custom_id"] for r in results) == ["r0", "r1"], "the paid results are kept"
-            assert [r["custom_id"] for r in harness.results("a.jsonl")] == ["r0", "r1"]
+            yield harness
         finally:
             harness.stop()
 
 
-def _packed(harness: Harness, name: str) -> Job | None:
+def test_a_held_input_changed_while_its_shared_batch_runs_keeps_its_results_and_fails(tmp_path: Path) -> None:
+    with slow_batches(tmp_path, pack_wait=10) as harness:
+        drop_before_start(harness, small_inputs("ab", 2))
+        harness.start()
+        job = wait_until(lambda: _in_state(harness, "b.jsonl", PartState.PACKED), what="b in a shared batch")
+        assert harness.store is not None and harness.store.parts(job.id)[0].path == job.inflight_path, "held"
+        append(job, VALID_EXTRA)
+        harness.wait_job("a.jsonl")
+        report = assert_failed_as_changed(harness, "b.jsonl")
+        assert "in the order the service returned them" in report
+        results = harness.results("b.jsonl")
+        assert sorted(r["custom_id"] for r in results) == ["r0", "r1"], "the paid results are kept"
+        assert [r["custom_id"] for r in harness.results("a.jsonl")] == ["r0", "r1"]
+
+
+def test_a_large_input_that_grew_while_its_batch_ran_keeps_its_results_and_fails(tmp_path: Path) -> None:
+    with slow_batches(tmp_path, pack_inputs_up_to=0) as harness:
+        harness.start()
+        harness.drop("big.jsonl", small_inputs("a", 3)["a.jsonl"])
+        job = wait_until(lambda: _in_state(harness, "big.jsonl", PartState.SUBMITTED), what="big's batch")
+        append(job, VALID_EXTRA)
+        harness.wait_job("big.jsonl", JobState.FAILED)
+        report = report_path(harness.settings.failed / "big.jsonl").read_text()
+        assert CHANGED in report and "size was" in report and "in input order" in report, report
+        assert [r["custom_id"] for r in harness.results("big.jsonl")] == ["r0", "r1", "r2"], "results kept"
+
+
+def _in_state(harness: Harness, name: str, state: PartState) -> Job | None:
     job = harness.job(name)
     if job is None or harness.store is None:
         return None
     parts = harness.store.parts(job.id)
-    return job if parts and parts[0].state == PartState.PACKED and parts[0].path == job.inflight_path else None
+    return job if parts and parts[0].state == state else None
