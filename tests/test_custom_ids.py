@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from daemon.custom_ids import NotEditableError, with_prefix, without_prefix
+from daemon.unpacker import own_line
 
 BODY = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
 # (text before the custom_id's value, the value as written, text after it): the expected edit is
@@ -64,3 +65,10 @@ def test_what_cannot_be_edited_in_place_says_so(line: bytes) -> None:
 def test_a_line_without_a_top_level_custom_id_cannot_be_prefixed() -> None:
     with pytest.raises(NotEditableError):
         with_prefix(b'{"body": {"custom_id": "nested only"}}', "0:")
+
+
+def test_an_output_line_escaped_otherwise_by_the_service_still_gets_its_own_id() -> None:
+    raw = b'{"custom_id": "\\u0030:caf\\u00e9", "response": {"body": {"n": 1.0}}}\n'
+    own = own_line(raw)
+    assert orjson.loads(own) == {"custom_id": "caf\u00e9", "response": {"body": {"n": 1.0}}}
+    assert own_line(b'{"custom_id":  "0:r1" ,"x":1.0}\n') == b'{"custom_id":  "r1" ,"x":1.0}\n'

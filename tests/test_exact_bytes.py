@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from daemon.emulator import EmulatorServer
 from daemon.states import JobState
@@ -94,4 +95,11 @@ def test_an_input_sends_the_same_bytes_alone_and_in_company(
         assert [r["custom_id"] for r in harness.results(name)] == own_ids(odd), "its own ids, in order"
         assert harness.summary(name)["outcomes"]["succeeded"] == 3
     job = harness.job("odd.jsonl")
-    assert job is not None and job.state == JobState.DONE
+    assert job is not None and job.state == JobState.DONE and job.result_dir
+    # Back from the shared batch: the service's own lines, only the slot prefix taken out of the ids.
+    slot = slot_of(harness, "odd.jsonl")
+    (batch,) = [b for b in emulator.batches() if emulator.file_bytes(b["input_file_id"]) == shared]
+    service = emulator.file_bytes(batch["output_file_id"]).splitlines(keepends=True)
+    theirs = [raw for raw in service if json.loads(raw)["custom_id"].startswith(f"{slot}:")]
+    mine = (Path(job.result_dir) / f"{batch['id']}_output.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(mine) == 3 and mine == [raw.replace(f'"{slot}:'.encode(), b'"', 1) for raw in theirs]
