@@ -9,12 +9,15 @@ An input that finds no company goes alone, as before.
 
 A pack is a job of kind "pack". Its part file holds its members' lines, each custom_id prefixed
 with the member's slot ("<slot>:<custom_id>"), so equal custom_ids in different inputs never
-collide. It is submitted, polled, requeued and collected like any other job; when it ends,
+collide; only those bytes change (custom_ids), so an input sends the same requests in company as
+alone. It is submitted, polled, requeued and collected like any other job; when it ends,
 ``unpacker`` hands each member its own lines back under their own custom_ids. The pack's part
 file is written and synced before the one transaction that records the pack and its members, so
 a crash leaves either the inputs still waiting (and an orphan folder, swept at start) or the pack.
 A waiting input held in memory when it was checked has no part file: its part points at the input
-itself (kept in state/inflight/ until its results are written), which the pack is written from.
+itself (kept in state/inflight/ until its results are written), which the pack is written from
+once recheck has found it still the bytes that were checked. An input that cannot be packed (it
+changed, or a step keeps failing on it) never stops the others: see quarantine.
 """
 
 from __future__ import annotations
