@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
 from daemon.migration import write_output_order
 from daemon.outcome import FAILED
 from daemon.overdue_batches import resubmission_status
+from daemon.quarantine import failed_place
+from daemon.recheck import InputChangedError, read_checked
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
@@ -64,7 +67,7 @@ class Collector(PartSteps):
         part = self.store.part(part_id)
         job = self.store.job(part.job_id)
         try:
-            self.retried(part_id, job, self._collect)
+            self.retried(part_id, job, self._collect, "download")
         except (TransientError, AccountError) as exc:
             if isinstance(exc, AccountError):
                 self.holds.block_account(str(exc))
@@ -173,7 +176,7 @@ class Collector(PartSteps):
         with self._finishing_guard:
             lock = self._finishing.setdefault(job_id, threading.Lock())
         with lock:
-            if self._finish_job(job_id):
+            if self.quarantine.guard(job_id, "finish", partial(self._finish_job, job_id)):
                 with self._finishing_guard:
                     self._finishing.pop(job_id, None)
 
@@ -188,23 +191,35 @@ class Collector(PartSteps):
             unpack(self.settings, self.store, job, parts, _downloads(parts, folder))
             return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        counts = merge(_segments(job, parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
+        scratch = self.settings.state / PARTS / job_id
+        try:
+            segments, changed = _segments(job, parts, folder, scratch), None
+        except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
+            segments, changed = _segments_in_output_order(parts, folder, scratch), exc
+        in_order = changed is None
+        changed = changed or _resized(job)
+        counts = merge(segments, folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         _warn_unsuccessful(job, summary)
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
-        self._archive(job, parts, now)
+        self._archive(job, parts, now, changed, in_order)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
 
-    def _archive(self, job: Job, parts: list[Part], now: float) -> None:
+    def _archive(
+        self, job: Job, parts: list[Part], now: float, changed: InputChangedError | None = None, in_order: bool = True
+    ) -> None:
         ending = early_ending(job, parts)
         if ending is not None:
             self._end_early(job, now, ending)
             return
         refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
+        if changed is not None:
+            self._fail_changed(job, now, changed, in_order)
+            return
         if not refused:
             dest = self._place_input(job, self.settings.uploaded)
             self.store.update_job(job.id, state=JobState.DONE, finished_at=now)
@@ -224,6 +239,24 @@ class Collector(PartSteps):
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=note)
         level = log.warning if ending.event == "job_abandoned" else log.error  # an abandon is on purpose
         level(ending.event, job_id=job.id, file=job.source_name, moved_to=str(dest), reason=ending.reason)
+
+    def _fail_changed(self, job: Job, now: float, changed: InputChangedError, in_order: bool) -> None:
+        """The input changed after it was checked and sent: its results are kept, the input fails."""
+        dest = failed_place(self.settings, self.store, job)
+        lines = [
+            f"Changed: {changed.detail}.",
+            "The requests sent were the ones checked when the file was handed over; nothing added or",
+            f"changed since was sent. Their results are in {job.result_dir}, "
+            + (
+                "in input order."
+                if in_order
+                else "in the order the service returned them (the input's order is unknown now); a request "
+                "without any result line is not listed there."
+            ),
+        ]
+        write_report(dest, job.source_name, job.id, str(changed), lines)
+        self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=str(changed))
+        log.error("input_changed", job_id=job.id, file=job.source_name, detail=changed.detail, moved_to=str(dest))
 
     def _place_input(self, job: Job, folder: Path) -> Path:
         """Archive the input; a job imported from the seed script may have it archived, or not at all."""
@@ -269,7 +302,9 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
         if part.segment not in segments and not part.path:  # imported without its input
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
-        seg = segments.setdefault(part.segment, Segment(_order_file(job, part)))
+        if part.segment not in segments:
+            segments[part.segment] = Segment(_order_file(job, part, scratch))
+        seg = segments[part.segment]
         seg.last_status = part.batch_status
         seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)
         seg.downloads += _downloads([part], folder)
@@ -295,12 +330,43 @@ def _stored_counts(part: Part) -> dict[str, Any] | None:
     return counts if isinstance(counts, dict) else None
 
 
-def _order_file(job: Job, part: Part) -> Path:
+def _resized(job: Job) -> InputChangedError | None:
+    """A cheap look at an input that is not read again (its part files were written as it was
+    checked): a size other than the one checked means it changed. Its sha256 is not recomputed:
+    that would read a file of up to gigabytes once more, only to say what the size says."""
+    source = job.inflight_path if os.path.lexists(job.inflight_path) else job.final_path
+    if job.size is None or not source or not os.path.lexists(source):
+        return None
+    size = os.lstat(source).st_size
+    return None if size == job.size else InputChangedError(job, f"size was {job.size:,} bytes, now {size:,}")
+
+
+def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
+    """Segments ordered as the service returned their results: for an input whose order is lost."""
+    segments: dict[int, Segment] = {}
+    for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
+        seg = segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl"))
+        seg.last_status = part.batch_status
+        seg.downloads += _downloads([part], folder)
+    for seg in segments.values():
+        seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_output_order(seg.downloads, seg.part_file)
+    return [segments[k] for k in sorted(segments)]
+
+
+def _order_file(job: Job, part: Part, scratch: Path) -> Path:
     """The file giving the part's request order: its part file or, for a small input that shared
-    a batch without one, the input itself, which a crash may have left archived before the job ended."""
-    if part.path == job.inflight_path and job.final_path and not os.path.lexists(part.path):
-        return Path(job.final_path)
-    return Path(part.path)
+    a batch without one, the input itself (which a crash may have left archived before the job
+    ended), copied from the bytes that were checked (recheck.InputChangedError if it changed)."""
+    if part.path != job.inflight_path:
+        return Path(part.path)
+    source = Path(part.path)
+    if job.final_path and not os.path.lexists(source):
+        source = Path(job.final_path)
+    order = scratch / f"{part.segment}.order.jsonl"
+    order.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    order.write_bytes(read_checked(job, source))  # scratch only: rebuilt if a crash cuts it short
+    return order
 
 
 def _downloads(parts: list[Part], folder: Path) -> list[Path]:

@@ -59,6 +59,9 @@ class Settings:
     # 0 = every input gets batches of its own.
     pack_inputs_up_to: int = 1000
     pack_wait: float = 0.5  # while more inputs are arriving, how long a small one may wait for company
+    # A step that fails this many times in a row with the same error on one job, before anything of
+    # it was submitted, sets that job aside in failed/ with a report instead of retrying it for ever.
+    quarantine_after: int = 5
     resubmit_unfinished: frozenset[str] = frozenset({"expired"})  # statuses whose unrun requests go again
     # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
     output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
@@ -295,6 +298,9 @@ def _check_intervals(s: Settings) -> None:
             f"max_batch_age must be greater than 0 seconds, or unset for the completion window plus 6 h "
             f"(got {s.max_batch_age})"
         )
+
+    if s.quarantine_after < 1:
+        raise ConfigError(f"quarantine_after must be 1 or more failures in a row (got {s.quarantine_after})")
     if not 1 <= s.workers <= 64:
         raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
 

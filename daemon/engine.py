@@ -169,7 +169,8 @@ class Engine:
     def _dispatch_preparation(self) -> None:
         """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file.
         Ids only here: this runs on every pass, and a burst can leave a thousand jobs claimed."""
-        waiting = [i for i in self.store.job_ids(JobState.CLAIMED) if i not in self._preparing]
+        cooling = self.packer.quarantine.cooling  # a check that failed on a job waits a little
+        waiting = [i for i in self.store.job_ids(JobState.CLAIMED) if i not in self._preparing and not cooling(i)]
         for start in range(0, len(waiting), PREPARE_CHUNK):
             ids = waiting[start : start + PREPARE_CHUNK]
             self._preparing.update(ids)
@@ -178,7 +179,7 @@ class Engine:
 
     def _prepare(self, ids: list[str]) -> None:
         try:
-            prepare_jobs(self.settings, self.store, [self.store.job(i) for i in ids])
+            prepare_jobs(self.settings, self.store, [self.store.job(i) for i in ids], self.packer.quarantine)
         finally:
             self._preparing.difference_update(ids)
 

@@ -9,12 +9,15 @@ An input that finds no company goes alone, as before.
 
 A pack is a job of kind "pack". Its part file holds its members' lines, each custom_id prefixed
 with the member's slot ("<slot>:<custom_id>"), so equal custom_ids in different inputs never
-collide. It is submitted, polled, requeued and collected like any other job; when it ends,
+collide; only those bytes change (custom_ids), so an input sends the same requests in company as
+alone. It is submitted, polled, requeued and collected like any other job; when it ends,
 ``unpacker`` hands each member its own lines back under their own custom_ids. The pack's part
 file is written and synced before the one transaction that records the pack and its members, so
 a crash leaves either the inputs still waiting (and an orphan folder, swept at start) or the pack.
 A waiting input held in memory when it was checked has no part file: its part points at the input
-itself (kept in state/inflight/ until its results are written), which the pack is written from.
+itself (kept in state/inflight/ until its results are written), which the pack is written from
+once recheck has found it still the bytes that were checked. An input that cannot be packed (it
+changed, or a step keeps failing on it) never stops the others: see quarantine.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -31,13 +35,16 @@ import orjson
 
 from daemon import crashpoints
 from daemon.config import Settings
+from daemon.custom_ids import NotEditableError, with_prefix
 from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
 from daemon.folders import PACKS, PARTS
 from daemon.intake import new_job_id
 from daemon.job_endings import sends_nothing_more
 from daemon.logs import get_logger
-from daemon.splitter import write_normalised
-from daemon.states import PACK_KIND, JobState, PartState
+from daemon.quarantine import Quarantine
+from daemon.recheck import checked_lines
+from daemon.splitter import write_lines
+from daemon.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
 from daemon.store import Job, Part, Store
 from daemon.validation import BatchLimits, embedding_inputs, iter_normalised
 
@@ -85,18 +92,26 @@ class PackFile:
     inputs: int = 0  # embedding inputs
     est_tokens: int = 0
 
-    def try_add(self, part: Part) -> bool:
-        """Append ``part``'s lines; if the pack would go over a limit, take them out again."""
+    def try_add(self, part: Part, lines: Iterator[bytes]) -> bool:
+        """Append ``part``'s ``lines``; if the pack would go over a limit (or they cannot be read
+        as checked), take them out again."""
         mark = self.fh.tell()
-        requests, size, inputs = _copy_prefixed(Path(part.path), self.fh, slot_prefix(len(self.members)))
+        try:
+            requests, size, inputs = _copy_prefixed(lines, self.fh, slot_prefix(len(self.members)))
+        except BaseException:
+            self._cut(mark)
+            raise
         if not self._fits(requests, size, inputs, part.est_tokens):
-            self.fh.seek(mark)
-            self.fh.truncate()
+            self._cut(mark)
             return False
         self.members.append(part)
         self.requests, self.size = self.requests + requests, self.size + size
         self.inputs, self.est_tokens = self.inputs + inputs, self.est_tokens + part.est_tokens
         return True
+
+    def _cut(self, mark: int) -> None:
+        self.fh.seek(mark)
+        self.fh.truncate()
 
     def _fits(self, requests: int, size: int, inputs: int, tokens: int) -> bool:
         budget = self.limits.max_tokens
@@ -118,24 +133,38 @@ class PackFile:
         shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
-def _copy_prefixed(source: Path, out: IO[bytes], prefix: str) -> tuple[int, int, int]:
-    """Write ``source``'s lines (a part file, or a small input itself) with prefixed custom_ids;
+def _copy_prefixed(lines: Iterator[bytes], out: IO[bytes], prefix: str) -> tuple[int, int, int]:
+    """Write ``lines`` with prefixed custom_ids, every other byte as it was checked (custom_ids);
     return (requests, bytes, embedding inputs)."""
     requests = size = inputs = 0
-    with open(source, "rb") as fh:
-        for raw in iter_normalised(fh):
-            line = orjson.loads(raw)
-            line["custom_id"] = prefix + line["custom_id"]
-            data = orjson.dumps(line) + b"\n"
-            out.write(data)
-            requests, size, inputs = requests + 1, size + len(data), inputs + embedding_inputs(line)
+    for raw in lines:
+        data = with_prefix(raw, prefix)
+        line, sent = orjson.loads(raw), orjson.loads(data)
+        if sent["custom_id"] != prefix + line["custom_id"]:  # the scanner missed: never send a wrong id
+            raise NotEditableError(f"custom_id {line['custom_id']!r} could not be prefixed in place")
+        out.write(data)
+        requests, size, inputs = requests + 1, size + len(data), inputs + embedding_inputs(line)
     return requests, size, inputs
+
+
+def part_lines(job: Job, part: Part) -> Iterator[bytes]:
+    """A waiting part's request lines: from its part file, or from the held input itself as long
+    as it is still what was checked (recheck.InputChangedError otherwise)."""
+    if part.path == job.inflight_path:
+        return checked_lines(job)
+    return _file_lines(Path(part.path))
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from iter_normalised(fh)
 
 
 class Packer:
     def __init__(self, settings: Settings, store: Store, batch_limits: BatchLimits, wake: Callable[[], None]) -> None:
         self.settings = settings
         self.store = store
+        self.quarantine = Quarantine(settings, store)
         self.limits = batch_limits
         self.wake = wake
         self.folder = settings.state / PACKS
@@ -158,7 +187,7 @@ class Packer:
 
     def run(self) -> None:
         """Pack what is waiting, unless more inputs are on their way and the wait is still short."""
-        waiting = self.store.parts_in([PartState.WAITING])
+        waiting = [p for p in self.store.parts_in([PartState.WAITING]) if not self.quarantine.cooling(p.job_id)]
         if not waiting or self._linger(waiting):
             return
         jobs = {p.job_id: self.store.job(p.job_id) for p in waiting}
@@ -182,11 +211,12 @@ class Packer:
         riders = [p for p in group if not sends_nothing_more(jobs[p.job_id].note)]
         packs: list[PackFile] = []
         for part in riders:
-            if packs and packs[-1].try_add(part):
-                continue
-            packs.append(self._open_pack())
-            if not packs[-1].try_add(part):  # too big to carry even alone, with its prefixes
-                alone.append(part)
+            added = self._add(packs[-1], part, jobs[part.job_id]) if packs else False
+            if added is False:
+                packs.append(self._open_pack())
+                added = self._add(packs[-1], part, jobs[part.job_id])
+                if added is False:  # too big to carry even alone, with its prefixes
+                    alone.append(part)
         for pack in packs:
             if len(pack.members) > 1:
                 self._record(pack, jobs[pack.members[0].job_id])
@@ -194,6 +224,11 @@ class Packer:
                 alone.extend(pack.members)
                 pack.discard()
         self._send_alone(alone, jobs)
+
+    def _add(self, pack: PackFile, part: Part, job: Job) -> bool | None:
+        """Add ``part`` to ``pack``: whether it fitted, or None if it could not be read as checked
+        (it then waits for the next round, or has ended): one input never stops the rest."""
+        return self.quarantine.guard(job.id, "pack", lambda: pack.try_add(part, part_lines(job, part)), contain=True)
 
     def _open_pack(self) -> PackFile:
         pack_id = new_job_id()
@@ -223,18 +258,26 @@ class Packer:
         )
 
     def _send_alone(self, parts: list[Part], jobs: dict[str, Job]) -> None:
-        paths = [own_part_file(self.settings, jobs[part.job_id], part) for part in parts]
-        if parts:
+        placed: list[tuple[Part, str]] = []
+        for part in parts:
+            job = jobs[part.job_id]
+            if self.store.job(job.id).state in TERMINAL_JOB_STATES:
+                continue  # it changed after it was checked, or was set aside, while being packed
+            path = self.quarantine.guard(job.id, "pack", partial(own_part_file, self.settings, job, part), contain=True)
+            if path is not None:
+                placed.append((part, path))
+        if placed:
             with self.store.transaction():
-                for part, path in zip(parts, paths, strict=True):
+                for part, path in placed:
                     self.store.update_part(part.id, state=PartState.READY, path=path, next_action_at=0)
 
 
 def own_part_file(settings: Settings, job: Job, part: Part) -> str:
     """The part file of a small input that goes in a batch of its own after all. One that waited
-    without a part file (preparer._place) gets it now, written from the input."""
+    without a part file (preparer._place) gets it now, written from the input as it was checked
+    (recheck.InputChangedError if it is not)."""
     if part.path != job.inflight_path:
         return part.path
     dest = settings.state / PARTS / job.id / f"{part.segment}.jsonl"
-    write_normalised(Path(job.inflight_path), dest)
+    write_lines(checked_lines(job), dest)
     return str(dest)

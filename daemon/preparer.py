@@ -7,6 +7,7 @@ import shutil
 import stat
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -16,6 +17,7 @@ from daemon.fileops import safe_component
 from daemon.folders import PARTS
 from daemon.logs import get_logger
 from daemon.packer import has_company, packable
+from daemon.quarantine import Quarantine
 from daemon.reports import validation_lines, write_report
 from daemon.splitter import Split, split_lines, write_part
 from daemon.states import JobState, PartState
@@ -44,10 +46,13 @@ class Checked:
     size: int
 
 
-def prepare_jobs(settings: Settings, store: Store, jobs: list[Job]) -> None:
+def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: Quarantine | None = None) -> None:
     """Validate and split CLAIMED jobs into parts, or reject them; record those that passed in one
-    transaction (a burst of small files would otherwise pay one durable commit each)."""
-    checked = [c for c in (_check(settings, store, job) for job in jobs) if c is not None]
+    transaction (a burst of small files would otherwise pay one durable commit each). A check that
+    fails on one job is counted against it (quarantine), not against the others of the chunk."""
+    guard = quarantine or Quarantine(settings, store)
+    found = (guard.guard(job.id, "check", partial(_check, settings, store, job), contain=True) for job in jobs)
+    checked = [c for c in found if c is not None]
     if not checked:
         return
     company = has_company(store)  # once per chunk: the same answer for every input in it

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -134,11 +135,17 @@ def write_part(data: bytes, path: Path) -> None:
 
 
 def write_normalised(source: Path, dest: Path) -> None:
-    """Write ``source``'s request lines, normalised as validation wrote them, to ``dest`` (synced):
-    the part file of a small input that was held, made when it has to go in a batch of its own."""
+    """Write ``source``'s request lines, normalised as validation wrote them, to ``dest`` (synced)."""
+    with open(source, "rb") as fh:
+        write_lines(iter_normalised(fh), dest)
+
+
+def write_lines(lines: Iterable[bytes], dest: Path) -> None:
+    """Write request lines, normalised as validation wrote them, to ``dest`` (synced): the part
+    file of a small input that was held, made when it has to go in a batch of its own."""
     dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(source, "rb") as fh, atomic_writer(dest) as out:
-        for data in iter_normalised(fh):
+    with atomic_writer(dest) as out:
+        for data in lines:
             out.write(data)
 
 

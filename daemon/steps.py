@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from daemon.config import Settings
 from daemon.holds import Holds
+from daemon.quarantine import Quarantine
 from daemon.remote import Remote
 from daemon.retrying import in_call
 from daemon.store import Job, Part, Store
@@ -21,10 +23,15 @@ class PartSteps:
         self.remote = remote
         self.holds = holds
         self.stop = stop
+        self.quarantine = Quarantine(settings, store)
 
-    def retried(self, part_id: int, job: Job, step: Callable[[Part, Job], None]) -> None:
+    def retried(self, part_id: int, job: Job, step: Callable[[Part, Job], None], what: str = "part") -> None:
         """Run ``step`` with quick in-call retries; each try starts from the part's persisted state,
-        so a try after an ambiguous failure reconciles instead of repeating a POST blindly."""
+        so a try after an ambiguous failure reconciles instead of repeating a POST blindly. A step
+        that keeps failing the same way on this job sets the job aside (quarantine)."""
+        self.quarantine.guard(job.id, what, partial(self._attempts, part_id, job, step))
+
+    def _attempts(self, part_id: int, job: Job, step: Callable[[Part, Job], None]) -> None:
         for attempt in in_call(self.stop):
             with attempt:
                 step(self.store.part(part_id), job)

@@ -19,7 +19,7 @@ from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.job_endings import is_abandoned
 from daemon.logs import get_logger
 from daemon.retrying import scheduled_delay
-from daemon.states import PartState
+from daemon.states import TERMINAL_JOB_STATES, PartState
 from daemon.steps import PartSteps
 from daemon.store import Job, Part
 
@@ -45,7 +45,7 @@ class Submitter(PartSteps):
         part = self.store.part(part_id)
         job = self.store.job(part.job_id)
         try:
-            self.retried(part_id, job, self._run)
+            self.retried(part_id, job, self._run, "submit")
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
@@ -60,7 +60,7 @@ class Submitter(PartSteps):
         if job.note == CANCEL_NOTE and part.state in (PartState.READY, PartState.UPLOADED):
             self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
             return
-        while not self.stop.is_set() and part.state != PartState.SUBMITTED:
+        while not self.stop.is_set() and part.state != PartState.SUBMITTED and self._open(job):
             if is_abandoned(job.note):  # the abandonment ends the part; offer it to no step meanwhile
                 self.store.update_part(part.id, next_action_at=time.time() + ABANDONED_PART_HOLD)
                 return
@@ -70,6 +70,10 @@ class Submitter(PartSteps):
                 return
             self._step(part, job)
             part, job = self.store.part(part.id), self.store.job(job.id)
+
+    def _open(self, job: Job) -> bool:
+        """Whether the job still wants its part submitted: another step may have set it aside."""
+        return self.store.job(job.id).state not in TERMINAL_JOB_STATES
 
     def _hold(self, part: Part, job: Job) -> float:
         now = time.time()

@@ -22,10 +22,13 @@ import orjson
 
 from daemon import crashpoints
 from daemon.config import Settings
+from daemon.custom_ids import NotEditableError, without_prefix
 from daemon.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
 from daemon.hygiene import schedule_deletions
 from daemon.logs import get_logger
-from daemon.packer import UNMATCHED_NOTE, own_part_file, split_slot
+from daemon.packer import UNMATCHED_NOTE, own_part_file, slot_prefix, split_slot
+from daemon.quarantine import Quarantine
+from daemon.recheck import InputChangedError
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 
@@ -96,11 +99,23 @@ def _copy_lines(fh: IO[bytes], starts: list[int], dest: Path) -> None:
     with atomic_writer(dest) as out:
         for start in starts:
             fh.seek(start)
-            line = orjson.loads(fh.readline())
-            slotted = split_slot(line["custom_id"])
-            assert slotted is not None  # only lines with a member's slot were indexed
-            line["custom_id"] = slotted[1]
-            out.write(orjson.dumps(line) + b"\n")
+            out.write(own_line(fh.readline()))
+
+
+def own_line(raw: bytes) -> bytes:
+    """An output line of a pack with its member's own custom_id: only the slot prefix is taken out
+    of the id's bytes, so the service's line is otherwise kept as it came (custom_ids)."""
+    line = orjson.loads(raw)
+    slotted = split_slot(line["custom_id"])
+    assert slotted is not None  # only lines with a member's slot were indexed
+    try:
+        kept = without_prefix(raw.rstrip(b"\r\n"), slot_prefix(slotted[0]))
+    except (NotEditableError, orjson.JSONDecodeError):
+        kept = None
+    if kept is not None and orjson.loads(kept).get("custom_id") == slotted[1]:
+        return kept + b"\n"
+    line["custom_id"] = slotted[1]  # the service escaped the id another way: write the line anew
+    return orjson.dumps(line) + b"\n"
 
 
 def _hand_over(store: Store, pack: Job, members: list[Part], sent: list[Part]) -> None:
@@ -123,13 +138,25 @@ def _hand_over(store: Store, pack: Job, members: list[Part], sent: list[Part]) -
         store.update_job(pack.id, state=JobState.DONE, finished_at=time.time())
 
 
+def _own_part_files(settings: Settings, store: Store, members: list[Part]) -> list[tuple[Part, str]]:
+    """Each member's own part file; a held member that changed since it was checked ends instead."""
+    placed = []
+    for member in members:
+        job = store.job(member.job_id)
+        try:
+            placed.append((member, own_part_file(settings, job, member)))
+        except InputChangedError as exc:
+            Quarantine(settings, store).end_changed(job, exc)
+    return placed
+
+
 def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part], sent: list[Part]) -> None:
     """Nothing in the pack ran: each member goes again in a batch of its own, never packed again."""
     refused = ",".join(p.batch_id for p in sent if p.batch_id)
     reason = f"the service refused pack {pack.id}: {sent[-1].last_error or sent[-1].batch_status}"
-    paths = [own_part_file(settings, store.job(m.job_id), m) for m in members]
+    placed = _own_part_files(settings, store, members)
     with store.transaction():
-        for member, path in zip(members, paths, strict=True):
+        for member, path in placed:
             store.update_part(
                 member.id,
                 state=PartState.READY,
