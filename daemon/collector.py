@@ -38,6 +38,7 @@ from daemon.store import Job, Part, Store
 from daemon.summary import build_summary, part_batch
 from daemon.unpacker import unpack
 from daemon.validation import iter_lines
+from daemon.verification import Downloads, Verification, problem_entries, unmatched_name, unverified_batches
 
 log = get_logger(__name__)
 SUMMARY_NAME = "summary.json"
@@ -55,6 +56,7 @@ class Collector(PartSteps):
         super().__init__(settings, store, remote, holds, stop)
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
+        self.verification = Verification(store, settings.verify_downloads_for)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -92,10 +94,13 @@ class Collector(PartSteps):
             return
         folder = Path(job.result_dir or "")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        verified = True
         if batch is not None:
             self._download(batch, folder, job)
+            verified = self.verification.check(job, part, self._downloads_of(batch, folder, job, part))
         if (
-            part.batch_status in self.settings.resubmit_unfinished
+            verified  # requests of a batch whose downloads did not add up may have run: never sent again
+            and part.batch_status in self.settings.resubmit_unfinished
             and job.note != CANCEL_NOTE
             and part.attempt < MAX_RESUBMISSIONS
             and part.path  # an imported batch without its input: its requests are not here to resend
@@ -110,6 +115,12 @@ class Collector(PartSteps):
             if file_id and not dest.exists():  # Azure sends "" for "no file"
                 size = self.remote.download(file_id, dest)
                 log.info("results_downloaded", job_id=job.id, batch_id=batch.id, file=name, bytes=size)
+
+    @staticmethod
+    def _downloads_of(batch: Batch, folder: Path, job: Job, part: Part) -> Downloads:
+        output, errors = (folder / name for name in download_names(batch.id))
+        requests = _order_file(job, part) if part.path else None
+        return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
     def _requeue(self, part: Part, job: Job, batch: Batch) -> None:
         """The model's queue was full: not the input's fault. Submit the same file again later."""
@@ -182,12 +193,15 @@ class Collector(PartSteps):
         self.store.update_job(job_id, state=JobState.COLLECTING)
         folder = Path(job.result_dir or "")
         if job.kind == PACK_KIND:  # its results belong to its members: hand them back
-            unpack(self.settings, self.store, job, parts, _downloads(parts, folder))
+            unpack(self.settings, self.store, job, parts, _downloads(parts, folder, with_unmatched=True))
             return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        counts = merge(_segments(job, parts, folder, self.settings.state / PARTS / job_id), folder / RESULTS_NAME)
+        unverified = set(unverified_batches(self.store, parts))
+        segments = _segments(job, parts, folder, self.settings.state / PARTS / job_id, unverified)
+        counts = merge(segments, folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
+        summary["problems"] = problem_entries(self.store, parts)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
@@ -239,7 +253,7 @@ def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int
     return count, size
 
 
-def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
+def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path, unverified: set[str]) -> list[Segment]:
     segments: dict[int, Segment] = {}
     in_output_order: list[Segment] = []
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
@@ -247,6 +261,7 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         seg = segments.setdefault(part.segment, Segment(_order_file(job, part)))
         seg.last_status = part.batch_status
+        seg.results_missing = part.batch_id in unverified
         seg.downloads += _downloads([part], folder)
     for seg in in_output_order:
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -262,14 +277,16 @@ def _order_file(job: Job, part: Part) -> Path:
     return Path(part.path)
 
 
-def _downloads(parts: list[Part], folder: Path) -> list[Path]:
+def _downloads(parts: list[Part], folder: Path, with_unmatched: bool = False) -> list[Path]:
     """The parts' downloaded files in ``folder``, oldest batch first (a packed input's earlier
-    batches are its pack's, whose unfinished requests went again in a later batch)."""
+    batches are its pack's, whose unfinished requests went again in a later batch); and, for a
+    pack to hand back, the lines of its downloads that did not verify."""
     found: list[Path] = []
     for part in sorted(parts, key=lambda p: p.attempt):
         for batch_id in [*filter(None, part.old_batch_ids.split(",")), part.batch_id]:
             if batch_id:
-                found += [p for p in (folder / n for n in download_names(batch_id)) if p.exists()]
+                names = [*download_names(batch_id), *([unmatched_name(batch_id)] if with_unmatched else [])]
+                found += [p for p in (folder / n for n in names) if p.exists()]
     return found
 
 

@@ -8,6 +8,9 @@ from typing import Any
 # that never ran (e.g. a batch_expired line), which beats no line at all.
 SUCCEEDED, FAILED, NOT_RUN = 3, 2, 1
 NEVER_RAN_CODES = frozenset({"batch_expired", "batch_cancelled"})
+# A request of a batch whose downloads never added up: it may well have run (and been paid for),
+# so it is never counted as never ran, and never sent again.
+RESULT_MISSING = "result_missing"
 
 
 def rank(line: dict[str, Any]) -> int:
@@ -39,3 +42,12 @@ def not_run_line(custom_id: str, batch_status: str | None) -> dict[str, Any]:
     """The line written for a request that has no result, in the API's own output-line shape."""
     code, message = _NOT_RUN_TEXT.get(batch_status or "", ("not_run", "No result was returned for this request."))
     return {"id": None, "custom_id": custom_id, "response": None, "error": {"code": code, "message": message}}
+
+
+def missing_line(custom_id: str) -> dict[str, Any]:
+    """The line written for a request of a batch the service said finished but returned no result for."""
+    message = (
+        "The service reported the batch finished but returned no result for this request; "
+        "see problems in summary.json. Its files on the service were kept."
+    )
+    return {"id": None, "custom_id": custom_id, "response": None, "error": {"code": RESULT_MISSING, "message": message}}

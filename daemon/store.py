@@ -157,7 +157,9 @@ class RemoteFile:
     file_id: str
     job_id: str
     role: str  # input, output or errors
-    state: str  # pending, deleted (or found gone), abandoned (gave up; the service's expiry removes it)
+    # pending, deleted (or found gone), abandoned (gave up; the service's expiry removes it), or kept
+    # (its batch's downloads did not verify: left on the service for a person to look at)
+    state: str
     updated_at: float
     tries: int = 0
     next_action_at: float = 0.0
@@ -368,6 +370,15 @@ class Store:
             conn.executemany(
                 "INSERT OR IGNORE INTO remote_files (file_id, job_id, role, state, updated_at) "
                 "VALUES (?, ?, ?, 'pending', ?)",
+                [(file_id, job_id, role, now) for file_id, role in files],
+            )
+
+    def keep_remote_files(self, job_id: str, files: Iterable[tuple[str, str]], now: float) -> None:
+        """Record (file id, role) pairs as kept: a person may need them, so hygiene never deletes them."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO remote_files (file_id, job_id, role, state, updated_at) VALUES (?, ?, ?, 'kept', ?) "
+                "ON CONFLICT(file_id) DO UPDATE SET state = 'kept', updated_at = excluded.updated_at",
                 [(file_id, job_id, role, now) for file_id, role in files],
             )
 
