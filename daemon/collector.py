@@ -80,7 +80,10 @@ class Collector(PartSteps):
             )
             return
         except PermanentError as exc:  # e.g. the output file expired on the service: keep what we have
-            log.error("download_failed", job_id=job.id, part=part.label, error=str(exc))
+            log.error("download_failed", job_id=job.id, part=part.label, batch_id=part.batch_id, error=str(exc))
+            batch = part_batch(part)
+            if batch is not None:
+                self.verification.record_unfetched(job, part, batch, str(exc))
             self.store.update_part(part_id, state=PartState.DOWNLOADED, last_error=str(exc))
         crashpoints.reach("collected")
         self.finish_job(job.id)

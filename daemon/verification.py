@@ -176,24 +176,30 @@ class Verification:
         )
         raise TransientError(f"the downloads of batch {downloads.batch.id} did not add up: " + "; ".join(problems))
 
+    def record_unfetched(self, job: Job, part: Part, batch: Batch, error: str) -> None:
+        """The service refused the download for good (e.g. the file expired): whatever is missing
+        is reported like downloads that never added up, never as requests that did not run."""
+        self._record(job, part, batch, [f"its files could not be downloaded: {error}"])
+
     def _accept(self, job: Job, part: Part, downloads: Downloads, problems: list[str]) -> None:
-        batch = downloads.batch
+        self._record(job, part, downloads.batch, problems)
+        _settle(downloads)
+        log.error(
+            "download_accepted_unverified",
+            job_id=job.id,
+            part=part.label,
+            batch_id=downloads.batch.id,
+            problems=problems,
+            hint="requests without a line are written as result_missing; see problems in summary.json",
+        )
+
+    def _record(self, job: Job, part: Part, batch: Batch, problems: list[str]) -> None:
         roles = ((part.file_id, "input"), (batch.output_file_id, "output"), (batch.error_file_id, "errors"))
         files = [(file_id, role) for file_id, role in roles if file_id]  # Azure sends "" for "no file"
         kept = [file_id for file_id, _ in files]
         with self.store.transaction():
             self.store.set_fact(_PROBLEMS + batch.id, orjson.dumps({"problems": problems, "kept": kept}).decode())
             self.store.keep_remote_files(job.id, files, time.time())
-        _settle(downloads)
-        log.error(
-            "download_accepted_unverified",
-            job_id=job.id,
-            part=part.label,
-            batch_id=batch.id,
-            problems=problems,
-            service_files_kept=kept,
-            hint="requests without a line are written as result_missing; see problems in summary.json",
-        )
 
 
 def _settle(downloads: Downloads) -> None:

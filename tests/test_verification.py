@@ -207,3 +207,18 @@ def test_zero_window_accepts_at_once(harness_factory: Callable[..., Harness], em
     harness.wait_job("z.jsonl")
     assert emulator.calls.count(*CONTENT) == 1, "no second download"
     assert codes(harness.results("z.jsonl")) == {None: 2, "result_missing": 1}
+
+
+def test_an_output_file_the_service_no_longer_has_is_reported_as_result_missing(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(verify_downloads_for=60).start()
+    emulator.faults.add_rule(action="status", status=404, method="GET", path_prefix="/v1/files/", count=FOR_GOOD)
+    harness.drop("gone.jsonl", request_file(3))
+    harness.wait_job("gone.jsonl")
+    (batch,) = emulator.batches()
+    assert codes(harness.results("gone.jsonl")) == {"result_missing": 3}, "they ran: never 'not run'"
+    (problem,) = harness.summary("gone.jsonl")["problems"]
+    assert problem["batch_id"] == batch["id"] and "could not be downloaded" in problem["problem"]
+    assert problem["service_files_kept"] == [batch["input_file_id"], batch["output_file_id"]]
+    assert len(emulator.batches()) == 1
