@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from daemon.validation import iter_normalised
 log = get_logger(__name__)
 _SINCE = "verify_failed_since:"  # fact key prefix: when the batch's downloads first failed to verify
 _PROBLEMS = "verify_problems:"  # fact key prefix: the batch was accepted unverified; its problems
+SHOWN_PLACES = 3  # places named per kind of bad line
 
 
 def unmatched_name(batch_id: str) -> str:
@@ -48,7 +50,8 @@ class Tally:
     seen: set[str] = field(default_factory=set)
     lines: dict[str, int] = field(default_factory=dict)  # per file ("output", "errors"): non-blank lines
     ran: int = 0  # accepted lines of requests that ran (not batch_expired / batch_cancelled lines)
-    rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> up to 3 places
+    rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> the first few places
+    rejections: Counter[str] = field(default_factory=Counter)  # reason -> lines
 
     def judge(self, role: str, line_no: int, raw: bytes) -> bool:
         """Count one non-blank line; True if it is accepted (first of its custom_id, of this batch)."""
@@ -66,12 +69,15 @@ class Tally:
         return True
 
     def _reject(self, reason: str, role: str, line_no: int) -> bool:
-        self.rejected.setdefault(reason, []).append(f"{role} line {line_no}")
+        places = self.rejected.setdefault(reason, [])
+        if len(places) < SHOWN_PLACES:  # a garbage file has a line for every line: count, don't list
+            places.append(f"{role} line {line_no}")
+        self.rejections[reason] += 1
         return False
 
     def problems(self, batch: Batch) -> list[str]:
         """What did not add up, in words; empty if the downloads verify."""
-        found = [_rejection(reason, places) for reason, places in self.rejected.items()]
+        found = [_rejection(reason, places, self.rejections[reason]) for reason, places in self.rejected.items()]
         out, err = self.lines.get("output", 0), self.lines.get("errors", 0)
         counts = batch.request_counts
         if counts is not None and self.ran < (counts.completed or 0) + (counts.failed or 0):
@@ -93,9 +99,9 @@ def _parsed(raw: bytes) -> dict[str, Any] | None:
     return line if isinstance(line, dict) else None
 
 
-def _rejection(reason: str, places: list[str]) -> str:
-    shown = ", ".join(places[:3]) + (", ..." if len(places) > 3 else "")
-    return f"{len(places)} line(s) with {reason}: {shown}"
+def _rejection(reason: str, places: list[str], lines: int) -> str:
+    shown = ", ".join(places) + (", ..." if lines > len(places) else "")
+    return f"{lines} line(s) with {reason}: {shown}"
 
 
 @dataclass(frozen=True, slots=True)
