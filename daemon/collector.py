@@ -83,7 +83,8 @@ class Collector(PartSteps):
             log.error("download_failed", job_id=job.id, part=part.label, batch_id=part.batch_id, error=str(exc))
             batch = part_batch(part)
             if batch is not None:
-                self.verification.record_unfetched(job, part, batch, str(exc))
+                downloads = self._downloads_of(batch, Path(job.result_dir or ""), job, part)
+                self.verification.record_unfetched(job, part, downloads, str(exc))
             self.store.update_part(part_id, state=PartState.DOWNLOADED, last_error=str(exc))
         crashpoints.reach("collected")
         self.finish_job(job.id)

@@ -405,6 +405,10 @@ class Store:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO facts(key, value) VALUES (?, ?)", (key, value))
 
+    def delete_fact(self, key: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM facts WHERE key = ?", (key,))
+
     def fact(self, key: str) -> str | None:
         rows = self._select("SELECT value FROM facts WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None

@@ -153,6 +153,7 @@ class Verification:
             return False
         problems = downloads.tally().problems(batch)
         if not problems:
+            self.store.delete_fact(_SINCE + batch.id)  # verified after all: nothing left to time
             return True
         since = self._failed_since(batch.id)
         if time.time() - since < self.window:
@@ -182,10 +183,12 @@ class Verification:
         )
         raise TransientError(f"the downloads of batch {downloads.batch.id} did not add up: " + "; ".join(problems))
 
-    def record_unfetched(self, job: Job, part: Part, batch: Batch, error: str) -> None:
-        """The service refused the download for good (e.g. the file expired): whatever is missing
-        is reported like downloads that never added up, never as requests that did not run."""
-        self._record(job, part, batch, [f"its files could not be downloaded: {error}"])
+    def record_unfetched(self, job: Job, part: Part, downloads: Downloads, error: str) -> None:
+        """The service refused a download for good (e.g. the file expired): whatever is missing
+        is reported like downloads that never added up, never as requests that did not run; a file
+        that did arrive is kept to its lines that verify."""
+        self._record(job, part, downloads.batch, [f"its files could not be downloaded: {error}"])
+        _settle(downloads)
 
     def _accept(self, job: Job, part: Part, downloads: Downloads, problems: list[str]) -> None:
         self._record(job, part, downloads.batch, problems)
