@@ -100,6 +100,7 @@ class Collector(PartSteps):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         verified = True
         if batch is not None:
+            batch = self._refreshed(part, batch) if self.verification.failing(batch.id) else batch
             self._download(batch, folder, job)
             verified = self.verification.check(job, part, self._downloads_of(batch, folder, job, part))
         if (
@@ -119,6 +120,15 @@ class Collector(PartSteps):
             if file_id and not dest.exists():  # Azure sends "" for "no file"
                 size = self.remote.download(file_id, dest)
                 log.info("results_downloaded", job_id=job.id, batch_id=batch.id, file=name, bytes=size)
+
+    def _refreshed(self, part: Part, batch: Batch) -> Batch:
+        """Downloads that did not add up may come from a stale or mangled batch object (no output
+        file yet, counts of another moment): ask the service again before the next download."""
+        fresh = self.remote.retrieve(batch.id)
+        if fresh.status != part.batch_status:  # a terminal batch does not change status: not to be trusted
+            return batch
+        self.store.update_part(part.id, batch_json=fresh.model_dump_json())
+        return fresh
 
     @staticmethod
     def _downloads_of(batch: Batch, folder: Path, job: Job, part: Part) -> Downloads:

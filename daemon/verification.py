@@ -161,6 +161,10 @@ class Verification:
         self._accept(job, part, downloads, problems)
         return False
 
+    def failing(self, batch_id: str) -> bool:
+        """Whether the batch's downloads failed to verify and are not yet accepted as they are."""
+        return self.store.fact(_SINCE + batch_id) is not None and self.store.fact(_PROBLEMS + batch_id) is None
+
     def _failed_since(self, batch_id: str) -> float:
         recorded = self.store.fact(_SINCE + batch_id)
         if recorded is not None:

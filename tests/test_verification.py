@@ -12,6 +12,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ import pytest
 from openai.types import Batch
 from structlog.testing import capture_logs
 
-from daemon.emulator import EmulatorServer
+from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.folders import DB_NAME
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 from daemon.verification import Downloads, Verification, problem_entries
-from tests.conftest import Harness, request_file, wait_until
+from tests.conftest import Harness, fast_settings, request_file, wait_until
 from tests.test_packer import drop_before_start, small_inputs
 
 CONTENT = ("GET", "/v1/files/{file_id}/content")
@@ -293,3 +295,36 @@ def test_an_accepted_download_is_settled_the_same_after_a_crash(tmp_path: Path) 
         assert first["batch_id"] == "batch_t" and len(rest) == 2
     finally:
         store.close()
+
+
+def test_a_stale_batch_object_is_asked_for_again(tmp_path: Path) -> None:
+    """The terminal reply said completed but named no output file yet: the next try asks again."""
+    slow = EmulatorSettings(
+        validating_seconds=0.05, in_progress_seconds=1.0, finalizing_seconds=0.05, data_dir=tmp_path / "emu"
+    )
+    with EmulatorServer(slow) as emulator:
+        root = tmp_path / "root"
+        root.mkdir()
+        settings = fast_settings(root, emulator.base_url, verify_downloads_for=60)
+        first = Harness(settings, emulator).start()
+        first.drop("s.jsonl", request_file(3))
+        job = wait_until(lambda: (j := first.job("s.jsonl")) and j.state == JobState.ACTIVE and j)
+        store = first.store
+        assert store is not None
+        (part,) = wait_until(lambda: [p for p in store.parts(job.id) if p.state == PartState.SUBMITTED])
+        first.stop()
+        (batch,) = wait_until(lambda: [b for b in emulator.batches() if b["status"] == "completed"])
+        stale = Batch.model_validate({**batch, "output_file_id": None})
+        with closing(Store(settings.state / DB_NAME)) as db:
+            assert db.part(part.id).state == PartState.SUBMITTED, "not collected before the stop"
+            db.update_part(
+                part.id, state=PartState.FINISHED, batch_status="completed", batch_json=stale.model_dump_json()
+            )
+        second = Harness(settings, emulator).start()
+        try:
+            second.wait_job("s.jsonl")
+            assert codes(second.results("s.jsonl")) == {None: 3}
+            assert second.summary("s.jsonl")["problems"] == []
+            assert emulator.calls.count(*CONTENT) == 1
+        finally:
+            second.stop()
