@@ -81,9 +81,11 @@ class Tally:
         out, err = self.lines.get("output", 0), self.lines.get("errors", 0)
         counts = batch.request_counts
         if counts is not None and self.ran < (counts.completed or 0) + (counts.failed or 0):
+            never_ran = len(self.seen) - self.ran
             found.append(
-                f"output had {out} lines and errors {err} ({self.ran} of requests that ran), "
-                f"request_counts says {counts.completed or 0} completed and {counts.failed or 0} failed"
+                f"output had {out} lines and errors {err}"
+                + (f" ({never_ran} of them for requests that never ran)" if never_ran else "")
+                + f", request_counts says {counts.completed or 0} completed and {counts.failed or 0} failed"
             )
         if batch.status == "completed" and self.expected is not None and len(self.seen) < len(self.expected):
             missing = len(self.expected) - len(self.seen)

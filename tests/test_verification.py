@@ -269,7 +269,8 @@ def test_never_ran_lines_of_an_expired_batch_are_not_counted_as_results(tmp_path
     assert found.tally().problems(found.batch) == []
     short = _downloads(tmp_path, "expired", 3, [_out("r0"), _out("r1")], [expired, expired.replace("r3", "r2")])
     assert short.tally().problems(short.batch) == [
-        "output had 2 lines and errors 2 (2 of requests that ran), request_counts says 3 completed and 0 failed"
+        "output had 2 lines and errors 2 (2 of them for requests that never ran), "
+        "request_counts says 3 completed and 0 failed"
     ]
 
 
