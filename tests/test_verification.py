@@ -329,3 +329,17 @@ def test_a_stale_batch_object_is_asked_for_again(tmp_path: Path) -> None:
             assert emulator.calls.count(*CONTENT) == 1
         finally:
             second.stop()
+
+
+def test_a_tamper_outlasting_the_quick_retries_is_fetched_again_later(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(verify_downloads_for=60).start()
+    tamper(emulator, "truncate", count=5)  # more than the quick in-call tries: a scheduled retry follows
+    harness.drop("long.jsonl", request_file(3))
+    job = harness.wait_job("long.jsonl")
+    assert codes(harness.results("long.jsonl")) == {None: 3}
+    assert emulator.calls.count(*CONTENT) == 6
+    assert harness.store is not None
+    (part,) = harness.store.parts(job.id)
+    assert part.tries >= 1 and "did not add up" in (part.last_error or "")
