@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.folders import DB_NAME
+from daemon.outcome import NEVER_RAN_CODES, NOT_RUN, RESULT_MISSING, missing_line, rank
 from daemon.states import JobState, PartState
 from daemon.store import Job, Part, Store
 from daemon.verification import Downloads, Verification, problem_entries
@@ -343,3 +344,9 @@ def test_a_tamper_outlasting_the_quick_retries_is_fetched_again_later(
     assert harness.store is not None
     (part,) = harness.store.parts(job.id)
     assert part.tries >= 1 and "did not add up" in (part.last_error or "")
+
+
+def test_result_missing_is_never_counted_as_never_ran() -> None:
+    line = missing_line("r0")
+    assert line["error"]["code"] == RESULT_MISSING not in NEVER_RAN_CODES
+    assert rank(line) != NOT_RUN, "a request whose result is missing may have run: never resubmitted"
