@@ -125,8 +125,8 @@ class Collector(PartSteps):
         """Downloads that did not add up may come from a stale or mangled batch object (no output
         file yet, counts of another moment): ask the service again before the next download."""
         fresh = self.remote.retrieve(batch.id)
-        if fresh.status != part.batch_status:  # a terminal batch does not change status: not to be trusted
-            return batch
+        if fresh.status != part.batch_status or _counted(fresh) < _counted(batch):
+            return batch  # a terminal batch changes neither its status nor its counts: not to be trusted
         self.store.update_part(part.id, batch_json=fresh.model_dump_json())
         return fresh
 
@@ -244,6 +244,11 @@ class Collector(PartSteps):
         if Path(job.inflight_path).parent == folder:  # imported: the script put it in uploaded_files/
             return Path(job.inflight_path)
         return move_input(self.store, job, folder)
+
+
+def _counted(batch: Batch) -> int:
+    counts = batch.request_counts
+    return (counts.completed or 0) + (counts.failed or 0) if counts else 0
 
 
 def _token_limited(batch: Batch) -> bool:
