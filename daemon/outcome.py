@@ -47,7 +47,6 @@ def not_run_line(custom_id: str, batch_status: str | None) -> dict[str, Any]:
 def missing_line(custom_id: str) -> dict[str, Any]:
     """The line written for a request of a batch the service said finished but returned no result for."""
     message = (
-        "The service reported the batch finished but returned no result for this request; "
-        "see problems in summary.json. Its files on the service were kept."
+        "The service reported the batch finished but returned no result for this request; see problems in summary.json."
     )
     return {"id": None, "custom_id": custom_id, "response": None, "error": {"code": RESULT_MISSING, "message": message}}

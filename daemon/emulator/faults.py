@@ -60,7 +60,7 @@ class FaultRule:
     delay: float = 0.0
     count: int = 1
     message: str | None = None
-    mode: str = "empty"  # "tamper" only: how the downloaded file is changed
+    mode: str | None = None  # "tamper" only, and required there: how the downloaded file is changed
     lines: int = 1  # "tamper" only: lines dropped, added or repeated
 
     def __post_init__(self) -> None:
@@ -79,7 +79,7 @@ class FaultRule:
             raise ValueError("retry_after_ms must be an integer >= 0")
         if not isinstance(self.after_processing, bool):
             raise ValueError("after_processing must be true or false")
-        if self.mode not in TAMPER_MODES:
+        if (self.action == "tamper" or self.mode is not None) and self.mode not in TAMPER_MODES:
             raise ValueError(f"unknown tamper mode {self.mode!r}; expected one of {', '.join(TAMPER_MODES)}")
         if not _is_int(self.lines) or self.lines < 1:
             raise ValueError("lines must be an integer >= 1")

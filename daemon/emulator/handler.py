@@ -141,7 +141,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if fault.action == "drop_midway":
             self._send_partial(reply)
         elif fault.action == "tamper":
-            self._send(tampered(reply, fault.mode, fault.lines))
+            self._send(tampered(reply, fault.mode or "empty", fault.lines))
         elif fault.action == "slow" and not self.app.stopping.wait(fault.delay):
             self._send(reply)
         else:

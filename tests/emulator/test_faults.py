@@ -232,3 +232,5 @@ def test_tamper_over_http(server: EmulatorServer, client: openai.OpenAI, tmp_pat
         assert bad.status_code == 400 and "tamper mode" in bad.text
     with pytest.raises(ValueError, match="lines"):
         FaultRule(action="tamper", mode="drop_lines", lines=0)
+    with pytest.raises(ValueError, match="unknown tamper mode None"):
+        FaultRule(action="tamper")
