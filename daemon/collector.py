@@ -38,7 +38,14 @@ from daemon.store import Job, Part, Store
 from daemon.summary import build_summary, part_batch
 from daemon.unpacker import unpack
 from daemon.validation import iter_lines
-from daemon.verification import Downloads, Verification, problem_entries, unmatched_name, unverified_batches
+from daemon.verification import (
+    Downloads,
+    UnverifiedDownloadError,
+    Verification,
+    problem_entries,
+    unmatched_name,
+    unverified_batches,
+)
 
 log = get_logger(__name__)
 SUMMARY_NAME = "summary.json"
@@ -64,7 +71,7 @@ class Collector(PartSteps):
         job = self.store.job(part.job_id)
         try:
             self.retried(part_id, job, self._collect)
-        except (TransientError, AccountError) as exc:
+        except (TransientError, AccountError, UnverifiedDownloadError) as exc:
             if isinstance(exc, AccountError):
                 self.holds.block_account(str(exc))
             delay = scheduled_delay(part.tries, getattr(exc, "retry_after", None))

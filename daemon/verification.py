@@ -25,7 +25,7 @@ from typing import IO, Any, NoReturn
 import orjson
 from openai.types import Batch
 
-from daemon.errors import TransientError
+from daemon.errors import DaemonError
 from daemon.fileops import atomic_writer
 from daemon.logs import get_logger
 from daemon.outcome import NOT_RUN, rank
@@ -36,6 +36,11 @@ log = get_logger(__name__)
 _SINCE = "verify_failed_since:"  # fact key prefix: when the batch's downloads first failed to verify
 _PROBLEMS = "verify_problems:"  # fact key prefix: the batch was accepted unverified; its problems
 SHOWN_PLACES = 3  # places named per kind of bad line
+
+
+class UnverifiedDownloadError(DaemonError):
+    """A batch's downloads did not add up: a transient fault, fetched again on the scheduled back-off
+    (not at once in the call: a broken file tends to come back the same for a while)."""
 
 
 def unmatched_name(batch_id: str) -> str:
@@ -148,7 +153,7 @@ class Verification:
         self.window = window
 
     def check(self, job: Job, part: Part, downloads: Downloads) -> bool:
-        """True: verified. False: accepted with problems (recorded). Raises TransientError: try again."""
+        """True: verified. False: accepted with problems (recorded). Raises UnverifiedDownloadError: try again."""
         batch = downloads.batch
         if self.store.fact(_PROBLEMS + batch.id) is not None:  # accepted before a crash: finish that
             _settle(downloads)
@@ -187,7 +192,9 @@ class Verification:
             problems=problems,
             accepted_in=round(since + self.window - time.time(), 1),
         )
-        raise TransientError(f"the downloads of batch {downloads.batch.id} did not add up: " + "; ".join(problems))
+        raise UnverifiedDownloadError(
+            f"the downloads of batch {downloads.batch.id} did not add up: " + "; ".join(problems)
+        )
 
     def record_unfetched(self, job: Job, part: Part, downloads: Downloads, error: str) -> None:
         """The service refused a download for good (e.g. the file expired): whatever is missing
