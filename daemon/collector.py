@@ -44,6 +44,14 @@ from daemon.store import Job, Part, Store
 from daemon.summary import build_summary, part_batch
 from daemon.unpacker import unpack
 from daemon.validation import iter_lines
+from daemon.verification import (
+    Downloads,
+    UnverifiedDownloadError,
+    Verification,
+    problem_entries,
+    unmatched_name,
+    unverified_batches,
+)
 
 log = get_logger(__name__)
 SUMMARY_NAME = "summary.json"
@@ -61,6 +69,7 @@ class Collector(PartSteps):
         super().__init__(settings, store, remote, holds, stop)
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
+        self.verification = Verification(store, settings.verify_downloads_for)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -68,7 +77,7 @@ class Collector(PartSteps):
         job = self.store.job(part.job_id)
         try:
             self.retried(part_id, job, self._collect, "download")
-        except (TransientError, AccountError) as exc:
+        except (TransientError, AccountError, UnverifiedDownloadError) as exc:
             if isinstance(exc, AccountError):
                 self.holds.block_account(str(exc))
             delay = scheduled_delay(part.tries, getattr(exc, "retry_after", None))
@@ -84,7 +93,11 @@ class Collector(PartSteps):
             )
             return
         except PermanentError as exc:  # e.g. the output file expired on the service: keep what we have
-            log.error("download_failed", job_id=job.id, part=part.label, error=str(exc))
+            log.error("download_failed", job_id=job.id, part=part.label, batch_id=part.batch_id, error=str(exc))
+            batch = part_batch(part)
+            if batch is not None:
+                downloads = self._downloads_of(batch, Path(job.result_dir or ""), job, part)
+                self.verification.record_unfetched(job, part, downloads, str(exc))
             self.store.update_part(part_id, state=PartState.DOWNLOADED, last_error=str(exc))
         crashpoints.reach("collected")
         self.finish_job(job.id)
@@ -98,10 +111,14 @@ class Collector(PartSteps):
             return
         folder = Path(job.result_dir or "")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        verified = True
         if batch is not None:
+            batch = self._refreshed(part, batch) if self.verification.failing(batch.id) else batch
             self._download(batch, folder, job)
+            verified = self.verification.check(job, part, self._downloads_of(batch, folder, job, part))
         if (
-            resubmission_status(self.store, part) in self.settings.resubmit_unfinished
+            verified  # requests of a batch whose downloads did not add up may have run: never sent again
+            and resubmission_status(self.store, part) in self.settings.resubmit_unfinished
             and not sends_nothing_more(self.store.job(job.id).note)  # re-read: a cancel may have come since
             and part.attempt < MAX_RESUBMISSIONS
             and part.path  # an imported batch without its input: its requests are not here to resend
@@ -116,6 +133,21 @@ class Collector(PartSteps):
             if file_id and not dest.exists():  # Azure sends "" for "no file"
                 size = self.remote.download(file_id, dest)
                 log.info("results_downloaded", job_id=job.id, batch_id=batch.id, file=name, bytes=size)
+
+    def _refreshed(self, part: Part, batch: Batch) -> Batch:
+        """Downloads that did not add up may come from a stale or mangled batch object (no output
+        file yet, counts of another moment): ask the service again before the next download."""
+        fresh = self.remote.retrieve(batch.id)
+        if fresh.status != part.batch_status or _counted(fresh) < _counted(batch):
+            return batch  # a terminal batch changes neither its status nor its counts: not to be trusted
+        self.store.update_part(part.id, batch_json=fresh.model_dump_json())
+        return fresh
+
+    @staticmethod
+    def _downloads_of(batch: Batch, folder: Path, job: Job, part: Part) -> Downloads:
+        output, errors = (folder / name for name in download_names(batch.id))
+        requests = _request_file(job, part) if part.path else None
+        return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
     def _requeue(self, part: Part, job: Job, batch: Batch) -> None:
         """The model's queue was full: not the input's fault. Submit the same file again later."""
@@ -188,12 +220,13 @@ class Collector(PartSteps):
         self.store.update_job(job_id, state=JobState.COLLECTING)
         folder = Path(job.result_dir or "")
         if job.kind == PACK_KIND:  # its results belong to its members: hand them back
-            unpack(self.settings, self.store, job, parts, _downloads(parts, folder))
+            unpack(self.settings, self.store, job, parts, _downloads(parts, folder, with_unmatched=True))
             return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         scratch = self.settings.state / PARTS / job_id
+        unverified = set(unverified_batches(self.store, parts))
         try:
-            segments, changed = _segments(job, parts, folder, scratch), None
+            segments, changed = _segments(job, parts, folder, scratch, unverified), None
         except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
         in_order = changed is None
@@ -201,6 +234,7 @@ class Collector(PartSteps):
         counts = merge(segments, folder / RESULTS_NAME)
         now = time.time()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
+        summary["problems"] = problem_entries(self.store, parts)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         _warn_unsuccessful(job, summary)
@@ -275,6 +309,11 @@ def _warn_unsuccessful(job: Job, summary: dict[str, Any]) -> None:
         log.warning("requests_unsuccessful", job_id=job.id, file=job.source_name, **outcomes, codes=codes)
 
 
+def _counted(batch: Batch) -> int:
+    counts = batch.request_counts
+    return (counts.completed or 0) + (counts.failed or 0) if counts else 0
+
+
 def _token_limited(batch: Batch) -> bool:
     return bool(batch.errors and any(e.code == "token_limit_exceeded" for e in (batch.errors.data or [])))
 
@@ -296,7 +335,7 @@ def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int
     return count, size
 
 
-def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[Segment]:
+def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path, unverified: set[str]) -> list[Segment]:
     segments: dict[int, Segment] = {}
     in_output_order: list[Segment] = []
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
@@ -307,6 +346,7 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path) -> list[
         seg = segments[part.segment]
         seg.last_status = part.batch_status
         seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)
+        seg.results_missing = part.batch_id in unverified
         seg.downloads += _downloads([part], folder)
     for seg in in_output_order:
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -354,6 +394,14 @@ def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) ->
     return [segments[k] for k in sorted(segments)]
 
 
+def _request_file(job: Job, part: Part) -> Path:
+    """Where the part's custom_ids can be read, for checking downloads against them: its part file
+    or, for a small input that shared a batch, the input (in flight, or archived by a crash)."""
+    if part.path == job.inflight_path and job.final_path and not os.path.lexists(part.path):
+        return Path(job.final_path)
+    return Path(part.path)
+
+
 def _order_file(job: Job, part: Part, scratch: Path) -> Path:
     """The file giving the part's request order: its part file or, for a small input that shared
     a batch without one, the input itself (which a crash may have left archived before the job
@@ -369,14 +417,16 @@ def _order_file(job: Job, part: Part, scratch: Path) -> Path:
     return order
 
 
-def _downloads(parts: list[Part], folder: Path) -> list[Path]:
+def _downloads(parts: list[Part], folder: Path, with_unmatched: bool = False) -> list[Path]:
     """The parts' downloaded files in ``folder``, oldest batch first (a packed input's earlier
-    batches are its pack's, whose unfinished requests went again in a later batch)."""
+    batches are its pack's, whose unfinished requests went again in a later batch); and, for a
+    pack to hand back, the lines of its downloads that did not verify."""
     found: list[Path] = []
     for part in sorted(parts, key=lambda p: p.attempt):
         for batch_id in [*filter(None, part.old_batch_ids.split(",")), part.batch_id]:
             if batch_id:
-                found += [p for p in (folder / n for n in download_names(batch_id)) if p.exists()]
+                names = [*download_names(batch_id), *([unmatched_name(batch_id)] if with_unmatched else [])]
+                found += [p for p in (folder / n for n in names) if p.exists()]
     return found
 
 

@@ -66,6 +66,9 @@ class Settings:
     # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
     output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
     delete_remote_files: bool = True  # delete the uploaded input and the outputs once results are written
+    # Seconds a batch's downloads may keep failing verification (downloaded again with back-off)
+    # before what verifies is accepted and the rest reported; 0 = accept at once.
+    verify_downloads_for: float = 3600.0
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # USD per 1M tokens
     workers: int = 4  # parallel uploads and downloads
     request_timeout: float = 300.0  # seconds per API call (read/write); connect is 10 s
@@ -301,6 +304,12 @@ def _check_intervals(s: Settings) -> None:
 
     if s.quarantine_after < 1:
         raise ConfigError(f"quarantine_after must be 1 or more failures in a row (got {s.quarantine_after})")
+
+    if s.verify_downloads_for < 0:
+        raise ConfigError(
+            "verify_downloads_for must be 0 (accept downloads that do not add up at once) or more seconds "
+            f"(got {s.verify_downloads_for})"
+        )
     if not 1 <= s.workers <= 64:
         raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
 

@@ -17,7 +17,7 @@ import orjson
 
 from daemon import crashpoints
 from daemon.fileops import atomic_writer
-from daemon.outcome import FAILED, SUCCEEDED, not_run_line, outcome_name, rank
+from daemon.outcome import FAILED, SUCCEEDED, missing_line, not_run_line, outcome_name, rank
 from daemon.validation import iter_normalised
 
 RESULTS_NAME = "results.jsonl"
@@ -33,6 +33,7 @@ class Segment:
     last_status: str | None = None
     # Requests the batches' request_counts say ran (completed + failed); None when not known.
     ran_reported: int | None = None
+    results_missing: bool = False  # its last batch's downloads were accepted without adding up
 
 
 @dataclass(slots=True)
@@ -61,7 +62,8 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                 custom_id = orjson.loads(raw)["custom_id"]
                 entry = index.get(custom_id)
                 if entry is None:
-                    line = orjson.dumps(not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
+                    missing = missing_line(custom_id, segment.last_status) if segment.results_missing else None
+                    line = orjson.dumps(missing or not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
                     counts["not_run"] += 1
                 else:
                     line = _read_line(handles[entry.file_no], entry.offset)

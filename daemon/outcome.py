@@ -8,6 +8,9 @@ from typing import Any
 # that never ran (e.g. a batch_expired line), which beats no line at all.
 SUCCEEDED, FAILED, NOT_RUN = 3, 2, 1
 NEVER_RAN_CODES = frozenset({"batch_expired", "batch_cancelled"})
+# A request of a batch whose downloads never added up: it may well have run (and been paid for),
+# so it is never counted as never ran, and never sent again.
+RESULT_MISSING = "result_missing"
 
 
 def rank(line: dict[str, Any]) -> int:
@@ -37,19 +40,25 @@ _NOT_RUN_TEXT = {
 }
 
 
-# When the batch's request_counts say more ran than have lines, a missing line may be a result
-# the service dropped: say only what is known, with a code that does not claim it never ran.
-_UNPROVEN_TEXT = {
-    "expired": ("result_missing", "No result was returned; the batch expired."),
-    "cancelled": ("result_missing", "No result was returned; the batch was cancelled."),
-}
+# How a batch ended, for a request that may have run but whose result did not come back.
+_ENDED = {"expired": "the batch expired", "cancelled": "the batch was cancelled", "completed": "the batch completed"}
 
 
 def not_run_line(custom_id: str, batch_status: str | None, never_ran: bool = True) -> dict[str, Any]:
     """The line written for a request that has no result, in the API's own output-line shape.
 
-    ``never_ran``: the batch's counts prove every request that ran has a line (see merger).
+    ``never_ran``: the batch's counts prove every request that ran has a line (see merger). When
+    they say more ran than have lines, a missing line may be a result the service dropped.
     """
-    texts = _NOT_RUN_TEXT if never_ran else {**_NOT_RUN_TEXT, **_UNPROVEN_TEXT}
-    code, message = texts.get(batch_status or "", ("not_run", "No result was returned for this request."))
+    if not never_ran and batch_status in ("expired", "cancelled"):
+        return missing_line(custom_id, batch_status)
+    code, message = _NOT_RUN_TEXT.get(batch_status or "", ("not_run", "No result was returned for this request."))
     return {"id": None, "custom_id": custom_id, "response": None, "error": {"code": code, "message": message}}
+
+
+def missing_line(custom_id: str, batch_status: str | None) -> dict[str, Any]:
+    """The line for a request that may have run (and been paid for) but has no result: it is never
+    claimed not to have run, and never sent again by batchd on its own."""
+    ended = _ENDED.get(batch_status or "", "the service said the batch finished")
+    message = f"No result was returned; {ended}. It may have run: see problems in summary.json."
+    return {"id": None, "custom_id": custom_id, "response": None, "error": {"code": RESULT_MISSING, "message": message}}

@@ -158,7 +158,9 @@ class RemoteFile:
     file_id: str
     job_id: str
     role: str  # input, output or errors
-    state: str  # pending, deleted (or found gone), abandoned (gave up; the service's expiry removes it)
+    # pending, deleted (or found gone), abandoned (gave up; the service's expiry removes it), or kept
+    # (its batch's downloads did not verify: left on the service for a person to look at)
+    state: str
     updated_at: float
     tries: int = 0
     next_action_at: float = 0.0
@@ -379,6 +381,15 @@ class Store:
                 [(file_id, job_id, role, now) for file_id, role in files],
             )
 
+    def keep_remote_files(self, job_id: str, files: Iterable[tuple[str, str]], now: float) -> None:
+        """Record (file id, role) pairs as kept: a person may need them, so hygiene never deletes them."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO remote_files (file_id, job_id, role, state, updated_at) VALUES (?, ?, ?, 'kept', ?) "
+                "ON CONFLICT(file_id) DO UPDATE SET state = 'kept', updated_at = excluded.updated_at",
+                [(file_id, job_id, role, now) for file_id, role in files],
+            )
+
     def due_remote_files(self, now: float, limit: int = 100) -> list[RemoteFile]:
         """Pending deletions whose job has ended (its results are written), oldest due first."""
         ended = sorted(str(s) for s in TERMINAL_JOB_STATES)
@@ -402,13 +413,13 @@ class Store:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO facts(key, value) VALUES (?, ?)", (key, value))
 
-    def fact(self, key: str) -> str | None:
-        rows = self._select("SELECT value FROM facts WHERE key = ?", (key,))
-        return str(rows[0]["value"]) if rows else None
-
     def delete_fact(self, key: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM facts WHERE key = ?", (key,))
+
+    def fact(self, key: str) -> str | None:
+        rows = self._select("SELECT value FROM facts WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
 
     # plumbing ---------------------------------------------------------------------------
     def _insert(self, table: str, values: dict[str, Any]) -> int:

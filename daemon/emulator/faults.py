@@ -7,7 +7,9 @@ Two kinds, both bounded:
       - "status": answer `status` (with Retry-After when given);
       - "drop": close the connection without any response;
       - "slow": wait `delay` seconds (cut short when the server stops), then answer normally;
-      - "drop_midway": send the headers with the full Content-Length and half the body, then close.
+      - "drop_midway": send the headers with the full Content-Length and half the body, then close;
+      - "tamper": answer a file download (GET .../content only) with a 200 whose body is changed
+        as `mode` says (see tampering.py), `lines` lines at a time where that applies.
     With `after_processing` the request is executed first (a batch or file IS created) and only
     then the response is replaced: the lost-response case behind duplicate batches. "slow" with
     `after_processing` executes first and then waits; "drop_midway" always executes.
@@ -22,7 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ACTIONS = ("status", "drop", "slow", "drop_midway")
+from daemon.emulator.tampering import TAMPER_MODES
+
+ACTIONS = ("status", "drop", "slow", "drop_midway", "tamper")
 
 
 def api_path(path: str) -> str:
@@ -56,6 +60,8 @@ class FaultRule:
     delay: float = 0.0
     count: int = 1
     message: str | None = None
+    mode: str | None = None  # "tamper" only, and required there: how the downloaded file is changed
+    lines: int = 1  # "tamper" only: lines dropped, added or repeated
 
     def __post_init__(self) -> None:
         # Rules also arrive as JSON over HTTP, so the types are checked, not trusted.
@@ -73,10 +79,16 @@ class FaultRule:
             raise ValueError("retry_after_ms must be an integer >= 0")
         if not isinstance(self.after_processing, bool):
             raise ValueError("after_processing must be true or false")
+        if (self.action == "tamper" or self.mode is not None) and self.mode not in TAMPER_MODES:
+            raise ValueError(f"unknown tamper mode {self.mode!r}; expected one of {', '.join(TAMPER_MODES)}")
+        if not _is_int(self.lines) or self.lines < 1:
+            raise ValueError("lines must be an integer >= 1")
         self.method = self.method.upper() if self.method else None
         self.path_prefix = api_path(self.path_prefix) if self.path_prefix else ""
 
     def matches(self, method: str, path: str) -> bool:
+        if self.action == "tamper" and not path.endswith("/content"):
+            return False  # only file downloads are tampered with, never listings or metadata
         return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
 
     def headers(self) -> dict[str, str]:

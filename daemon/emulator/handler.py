@@ -16,6 +16,7 @@ from daemon.emulator.errors import ApiError
 from daemon.emulator.faults import FaultPlan, FaultRule, api_path
 from daemon.emulator.ids import new_id
 from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply, error_reply
+from daemon.emulator.tampering import tampered
 
 STREAM_CHUNK = 64 * 1024
 
@@ -116,7 +117,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         fault = self.app.faults.decide(request.method, request.path)
         if fault is None:
             self._answer(request, self.app.api.handle(request))
-        elif not fault.after_processing and fault.action != "drop_midway":
+        elif not fault.after_processing and fault.action not in ("drop_midway", "tamper"):
             self._fault_before_processing(request, fault)
         else:
             reply = self.app.api.handle(request)
@@ -139,6 +140,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _fault_after_processing(self, reply: Reply, fault: FaultRule) -> None:
         if fault.action == "drop_midway":
             self._send_partial(reply)
+        elif fault.action == "tamper":
+            self._send(tampered(reply, fault.mode or "empty", fault.lines))
         elif fault.action == "slow" and not self.app.stopping.wait(fault.delay):
             self._send(reply)
         else:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx2
 import openai
+import orjson
 import pytest
 
 from daemon.emulator import EmulatorServer, FaultRule
@@ -180,3 +181,56 @@ def test_faults_do_not_touch_a_second_server(make_server: object, server: Emulat
     server.faults.set_error_rate(1.0)
     with make_client(other) as client:
         assert client.batches.list().data == []
+
+
+def download(client: openai.OpenAI, file_id: str) -> bytes:
+    with client.files.with_streaming_response.content(file_id) as response:
+        assert response.status_code == 200
+        return b"".join(response.iter_bytes())
+
+
+@pytest.mark.parametrize(
+    "mode", ["empty", "garbage", "bogus_json", "truncate", "drop_lines", "extra_ids", "duplicate_ids"]
+)
+def test_tamper_changes_a_download(client: openai.OpenAI, server: EmulatorServer, tmp_path: Path, mode: str) -> None:
+    content = jsonl(request_lines(5))
+    lines = content.splitlines(keepends=True)
+    uploaded = upload(client, tmp_path / "in.jsonl", content)
+    server.faults.add_rule(action="tamper", mode=mode, lines=2)
+    assert [f.id for f in client.files.list()] == [uploaded.id], "listings are never tampered with"
+    body = download(client, uploaded.id)
+    parsed = [orjson.loads(x) for x in body.splitlines()] if mode not in ("garbage", "truncate") else []
+    if mode == "empty":
+        assert body == b""
+    elif mode == "garbage":
+        assert body.startswith(b"<!DOCTYPE html>") and b"custom_id" not in body
+    elif mode == "bogus_json":
+        assert len(parsed) == 1 and "custom_id" not in parsed[0] and len(body) > 1 << 20
+    elif mode == "truncate":
+        assert body == content[: len(content) // 2] and not body.endswith(b"\n")
+    elif mode == "drop_lines":
+        assert body == b"".join(lines[2:])
+    elif mode == "extra_ids":
+        assert body.startswith(content) and [x["custom_id"] for x in parsed[5:]] == [
+            "emulator-extra-0",
+            "emulator-extra-1",
+        ]
+    else:
+        assert body.startswith(content) and [x["custom_id"] for x in parsed[5:]] == ["req-0", "req-1"]
+        assert [x["id"] for x in parsed[5:]] == ["batch_req_duplicate_0", "batch_req_duplicate_1"]
+    assert download(client, uploaded.id) == content, "the rule is spent"
+
+
+def test_tamper_over_http(server: EmulatorServer, client: openai.OpenAI, tmp_path: Path) -> None:
+    content = jsonl(request_lines(3))
+    uploaded = upload(client, tmp_path / "in.jsonl", content)
+    rule = {"action": "tamper", "mode": "drop_lines", "lines": 1, "count": 2}
+    with httpx2.Client() as http:
+        assert http.post(f"{server.url}/_emulator/faults", json={"rules": [rule]}).status_code == 200
+        assert [download(client, uploaded.id) for _ in range(3)] == [content.split(b"\n", 1)[1]] * 2 + [content]
+        bad = http.post(f"{server.url}/_emulator/faults", json={"rules": [{"action": "tamper", "mode": "nonsense"}]})
+        assert bad.status_code == 400 and "tamper mode" in bad.text
+    with pytest.raises(ValueError, match="lines"):
+        FaultRule(action="tamper", mode="drop_lines", lines=0)
+    with pytest.raises(ValueError, match="unknown tamper mode None"):
+        FaultRule(action="tamper")
