@@ -7,7 +7,9 @@ Two kinds, both bounded:
       - "status": answer `status` (with Retry-After when given);
       - "drop": close the connection without any response;
       - "slow": wait `delay` seconds (cut short when the server stops), then answer normally;
-      - "drop_midway": send the headers with the full Content-Length and half the body, then close.
+      - "drop_midway": send the headers with the full Content-Length and half the body, then close;
+      - "reply": answer `status` (200 unless given) with the raw `body` as `content_type`: a
+        malformed reply (`{"id": 5}`, an HTML page) that a client must not take for an answer.
     With `after_processing` the request is executed first (a batch or file IS created) and only
     then the response is replaced: the lost-response case behind duplicate batches. "slow" with
     `after_processing` executes first and then waits; "drop_midway" always executes.
@@ -22,7 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ACTIONS = ("status", "drop", "slow", "drop_midway")
+ACTIONS = ("status", "drop", "slow", "drop_midway", "reply")
+# An omitted status (0) means 200 for "reply" and 500 for every other action.
+DEFAULT_STATUS = {"reply": 200}
 
 
 def api_path(path: str) -> str:
@@ -49,18 +53,23 @@ class FaultRule:
     action: str
     method: str | None = None
     path_prefix: str = ""
-    status: int = 500
+    status: int = 0
     retry_after: float | None = None
     retry_after_ms: int | None = None
     after_processing: bool = False
     delay: float = 0.0
     count: int = 1
     message: str | None = None
+    body: str = ""
+    content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         # Rules also arrive as JSON over HTTP, so the types are checked, not trusted.
         if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action!r}; expected one of {', '.join(ACTIONS)}")
+        if self.status == 0:
+            self.status = DEFAULT_STATUS.get(self.action, 500)
+        check_raw_reply(self.body, self.content_type)
         if not _is_int(self.count) or self.count < 1:
             raise ValueError("count must be an integer >= 1")
         if not _is_int(self.status) or not 100 <= self.status <= 599:
@@ -104,6 +113,14 @@ class FaultRule:
             return cls(**data)
         except TypeError as error:
             raise ValueError(str(error)) from error
+
+
+def check_raw_reply(body: object, content_type: object) -> None:
+    if not isinstance(body, str):
+        raise ValueError("body must be a string")
+    # The content type becomes a header line: no control characters may split it.
+    if not isinstance(content_type, str) or not content_type or not content_type.isprintable():
+        raise ValueError("content_type must be a non-empty printable string")
 
 
 def check_error_rate(rate: float, status: int, count: int | None) -> None:
