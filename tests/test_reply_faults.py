@@ -1,0 +1,96 @@
+"""Malformed 200 replies through the real engine: reconciled and retried, never a verdict on the input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon import poller
+from daemon.emulator import EmulatorServer
+from tests.conftest import Harness, request_file
+
+IDS = [f"r{i}" for i in range(4)]
+
+
+@pytest.fixture(autouse=True)
+def _quick_poll_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(poller, "FIRST_ERROR_BACKOFF", 0.1)
+    monkeypatch.setattr(poller, "ERROR_BACKOFF", 0.2)
+
+
+def _batches_per_job(emulator: EmulatorServer) -> Counter[str]:
+    return Counter(b["metadata"]["batchd_job"] for b in emulator.batches())
+
+
+def _assert_done_once(harness: Harness, emulator: EmulatorServer, name: str) -> None:
+    """Every request answered, exactly one batch paid for the input, nothing in failed/."""
+    job = harness.wait_job(name)
+    results = harness.results(name)
+    assert [r["custom_id"] for r in results] == IDS
+    assert all(r["error"] is None and r["response"]["status_code"] == 200 for r in results)
+    assert _batches_per_job(emulator) == {job.id: 1}
+    assert not list(harness.settings.failed.iterdir())
+
+
+@pytest.mark.parametrize("after_processing", [False, True])
+def test_upload_answered_with_a_numeric_id_is_reconciled(
+    harness: Harness, emulator: EmulatorServer, after_processing: bool
+) -> None:
+    emulator.faults.add_rule(
+        action="reply", method="POST", path_prefix="/files", body='{"id": 5}', after_processing=after_processing
+    )
+    with capture_logs() as logs:
+        harness.drop("five.jsonl", request_file(len(IDS)))
+        _assert_done_once(harness, emulator, "five.jsonl")
+    assert emulator.faults.fired == 1
+    uploads = [e for e in logs if e["event"] == "file_uploaded"]
+    assert [e["adopted"] for e in uploads] == [after_processing], "a file that was created is adopted"
+    assert all(e["file_id"] != "5" for e in uploads)
+    retries = [e for e in logs if e["event"] == "submission_retry_scheduled"]
+    assert all("files.create" in e["error"] for e in retries)
+
+
+def test_html_page_for_batch_create_after_processing_is_reconciled(harness: Harness, emulator: EmulatorServer) -> None:
+    emulator.faults.add_rule(
+        action="reply",
+        method="POST",
+        path_prefix="/batches",
+        body="<html><body>Bad gateway</body></html>",
+        content_type="text/html",
+        after_processing=True,
+    )
+    with capture_logs() as logs:
+        harness.drop("html.jsonl", request_file(len(IDS)))
+        _assert_done_once(harness, emulator, "html.jsonl")
+    assert emulator.faults.fired == 1
+    assert [e["adopted"] for e in logs if e["event"] == "batch_submitted"] == [True]
+
+
+def test_malformed_retrieve_replies_are_retried_until_the_job_completes(
+    harness: Harness, emulator: EmulatorServer
+) -> None:
+    garbage = json.dumps({"id": "batch_x", "status": ["completed"], "created_at": "now"})
+    emulator.faults.add_rule(action="reply", method="GET", path_prefix="/batches/", body=garbage, count=3)
+    with capture_logs() as logs:
+        harness.drop("poll.jsonl", request_file(len(IDS)))
+        _assert_done_once(harness, emulator, "poll.jsonl")
+    assert emulator.faults.fired == 3
+    warned = [e for e in logs if e["event"] == "batch_poll_malformed"]
+    assert len(warned) == 3 and all("batches.retrieve" in e["error"] for e in warned)
+
+
+def test_a_malformed_listing_does_not_stop_polling_the_other_batches(
+    harness: Harness, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(poller, "LIST_WHEN_AT_LEAST", 1)  # poll through batches.list
+    emulator.faults.add_rule(action="reply", method="GET", path_prefix="/batches", body="<html></html>", count=2)
+
+    with capture_logs() as logs:
+        harness.drop("list.jsonl", request_file(len(IDS)))
+        _assert_done_once(harness, emulator, "list.jsonl")
+    assert emulator.faults.fired == 2
+    assert sum(e["event"] == "poll_failed" and "batches.list" in e["error"] for e in logs) >= 1
+    assert not [e for e in logs if e["event"] == "poll_crashed"]
