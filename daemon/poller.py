@@ -171,7 +171,7 @@ class Poller:
         """A transient fault of this one batch: asked again with the usual growing poll wait."""
         wait = min(max(part.poll_wait, self.settings.first_poll_after) * 2, self.settings.poll_interval)
         self.store.update_part(part.id, last_error=str(exc), poll_wait=wait, next_action_at=time.time() + wait)
-        log.warning("batch_poll_malformed", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
+        log.info("batch_poll_deferred", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
     def _set_aside(self, part: Part, exc: PermanentError) -> None:
         wait = self.settings.poll_interval

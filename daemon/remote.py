@@ -62,13 +62,23 @@ def translated(call: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise
             except (ValueError, TypeError, AttributeError) as exc:
                 # What the SDK raises on a 200 reply it cannot parse (not JSON, a page that is no list).
-                raise MalformedReplyError(call, f"the reply could not be read ({type(exc).__name__})") from None
+                raise _reported(
+                    MalformedReplyError(call, f"the reply could not be read ({type(exc).__name__})")
+                ) from None
+            except MalformedReplyError as exc:
+                raise _reported(exc) from None
             except Exception as exc:  # noqa: BLE001 - every failure is classified, none is swallowed
                 raise classify(exc) from None
 
         return wrapper
 
     return decorate
+
+
+def _reported(exc: MalformedReplyError) -> MalformedReplyError:
+    # Callers retry (or reconcile) quietly; this is where a quirky service shows in the log.
+    log.warning("reply_malformed", call=exc.call, error=str(exc))
+    return exc
 
 
 class Remote:

@@ -49,8 +49,7 @@ def test_upload_answered_with_a_numeric_id_is_reconciled(
     uploads = [e for e in logs if e["event"] == "file_uploaded"]
     assert [e["adopted"] for e in uploads] == [after_processing], "a file that was created is adopted"
     assert all(e["file_id"] != "5" for e in uploads)
-    retries = [e for e in logs if e["event"] == "submission_retry_scheduled"]
-    assert all("files.create" in e["error"] for e in retries)
+    assert [e["call"] for e in logs if e["event"] == "reply_malformed"] == ["files.create"]
 
 
 def test_html_page_for_batch_create_after_processing_is_reconciled(harness: Harness, emulator: EmulatorServer) -> None:
@@ -67,6 +66,8 @@ def test_html_page_for_batch_create_after_processing_is_reconciled(harness: Harn
         _assert_done_once(harness, emulator, "html.jsonl")
     assert emulator.faults.fired == 1
     assert [e["adopted"] for e in logs if e["event"] == "batch_submitted"] == [True]
+    assert [e["event"] for e in logs if e["log_level"] in ("error", "critical")] == [], "a fault, not a crash"
+    assert [e["call"] for e in logs if e["event"] == "reply_malformed"] == ["batches.create"]
 
 
 def test_malformed_retrieve_replies_are_retried_until_the_job_completes(
@@ -78,8 +79,8 @@ def test_malformed_retrieve_replies_are_retried_until_the_job_completes(
         harness.drop("poll.jsonl", request_file(len(IDS)))
         _assert_done_once(harness, emulator, "poll.jsonl")
     assert emulator.faults.fired == 3
-    warned = [e for e in logs if e["event"] == "batch_poll_malformed"]
-    assert len(warned) == 3 and all("batches.retrieve" in e["error"] for e in warned)
+    assert [e["call"] for e in logs if e["event"] == "reply_malformed"] == ["batches.retrieve"] * 3
+    assert sum(e["event"] == "batch_poll_deferred" for e in logs) == 3
 
 
 def test_a_malformed_listing_does_not_stop_polling_the_other_batches(
@@ -92,5 +93,5 @@ def test_a_malformed_listing_does_not_stop_polling_the_other_batches(
         harness.drop("list.jsonl", request_file(len(IDS)))
         _assert_done_once(harness, emulator, "list.jsonl")
     assert emulator.faults.fired == 2
-    assert sum(e["event"] == "poll_failed" and "batches.list" in e["error"] for e in logs) >= 1
+    assert [e["call"] for e in logs if e["event"] == "reply_malformed"] == ["batches.list"] * 2
     assert not [e for e in logs if e["event"] == "poll_crashed"]
