@@ -19,7 +19,7 @@ import openai
 from openai.types import Batch
 
 from daemon import crashpoints
-from daemon.api_errors import classify
+from daemon.api_errors import classify, counted
 from daemon.credentials import KeySource
 from daemon.errors import MalformedReplyError
 from daemon.fileops import atomic_writer
@@ -78,6 +78,7 @@ def translated(call: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def _reported(exc: MalformedReplyError) -> MalformedReplyError:
     # Callers retry (or reconcile) quietly; this is where a quirky service shows in the log.
     log.warning("reply_malformed", call=exc.call, error=str(exc))
+    counted(exc)
     return exc
 
 

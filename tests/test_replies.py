@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from daemon.api_errors import error_counts
 from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer
 from daemon.emulator.faults import FaultRule
@@ -137,9 +138,11 @@ def test_azure_empty_file_ids_are_not_malformed(emulator: EmulatorServer, remote
 def test_html_reply_to_batch_create_is_malformed(emulator: EmulatorServer, remote: Remote) -> None:
     batch = _batch(emulator)
     _reply(emulator, "POST", "/batches", f"<html>{SECRET}</html>", content_type="text/html", after_processing=True)
+    before = error_counts().get("transient", 0)
     with _raises("batches.create", "not a Batch object") as caught:
         remote.create_batch(batch["input_file_id"], ENDPOINT, "24h", {"owner": "us"}, None)
     assert SECRET not in str(caught.value)
+    assert error_counts().get("transient", 0) == before + 1, "counted once as a failed call"
     assert len(emulator.batches()) == 2, "after_processing: the batch was created, only its reply replaced"
 
 
