@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -95,3 +96,21 @@ def test_a_malformed_listing_does_not_stop_polling_the_other_batches(
     assert emulator.faults.fired == 2
     assert [e["call"] for e in logs if e["event"] == "reply_malformed"] == ["batches.list"] * 2
     assert not [e for e in logs if e["event"] == "poll_crashed"]
+
+
+def test_random_malformed_replies_lose_nothing_and_pay_nothing_twice(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(pack_inputs_up_to=0).start()  # a batch each: more calls to garble
+    names = [f"chaos{i}.jsonl" for i in range(4)]
+    emulator.faults.set_reply_rate(0.4, count=12)
+    with capture_logs() as logs:
+        for name in names:
+            harness.drop(name, request_file(len(IDS)))
+        jobs = [harness.wait_job(name, timeout=60.0) for name in names]
+    assert emulator.faults.fired >= 3, "the chaos did happen"
+    for name in names:
+        assert [r["custom_id"] for r in harness.results(name) if r["error"] is None] == IDS
+    assert _batches_per_job(emulator) == {job.id: 1 for job in jobs}
+    assert not list(harness.settings.failed.iterdir())
+    assert not [e["event"] for e in logs if e["log_level"] in ("error", "critical")]
