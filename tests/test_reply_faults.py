@@ -107,7 +107,7 @@ def test_random_malformed_replies_lose_nothing_and_pay_nothing_twice(
     with capture_logs() as logs:
         for name in names:
             harness.drop(name, request_file(len(IDS)))
-        jobs = [harness.wait_job(name, timeout=60.0) for name in names]
+        jobs = [harness.wait_job(name, timeout=30.0) for name in names]
     assert emulator.faults.fired >= 3, "the chaos did happen"
     for name in names:
         assert [r["custom_id"] for r in harness.results(name) if r["error"] is None] == IDS
