@@ -169,7 +169,7 @@ class Remote:
         """
         for listed, batch in enumerate(batches, start=1):
             batch_id = getattr(batch, "id", None)
-            if batch_id in wanted and (checked := _listed_batch(batch)) is not None:
+            if isinstance(batch_id, str) and batch_id in wanted and (checked := _listed_batch(batch)) is not None:
                 seen[checked.id] = checked
                 if len(seen) == len(wanted):
                     break

@@ -45,14 +45,13 @@ def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_id(value: object) -> bool:
+def is_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and ID_FORM.fullmatch(value) is not None
 
 
 def checked_id(value: object, call: str, field: str) -> str:
     if not is_id(value):
         raise MalformedReplyError(call, f"{field} is not a valid id ({_kind(value)})")
-    assert isinstance(value, str)
     return value
 
 
@@ -147,7 +146,6 @@ def page_items(pages: object, call: str) -> Iterator[object]:
         _require(isinstance(data, list), call, "data", data, "a list")
         last = getattr(data[-1], "id", None) if data else None
         if is_id(last):
-            assert isinstance(last, str)
             if last in seen:
                 raise MalformedReplyError(call, "the listing repeats a page")
             seen.add(last)

@@ -173,7 +173,8 @@ def test_a_listing_that_repeats_its_page_ends(emulator: EmulatorServer, remote: 
 
 def test_a_malformed_listed_batch_is_skipped_and_the_others_listed(emulator: EmulatorServer, remote: Remote) -> None:
     good, bad = _batch(emulator), _batch(emulator)
-    page = {"object": "list", "data": [{**bad, "status": 9}, good, 5, "x"], "has_more": False}
+    garbled = [{**bad, "status": 9}, {**bad, "id": [bad["id"]]}, 5, "x", None]
+    page = {"object": "list", "data": [*garbled, good], "has_more": False}
     _reply(emulator, "GET", "/batches", json.dumps(page))
     seen = remote.list_batches(0.0, {good["id"], bad["id"]})
     assert set(seen) == {good["id"]}, "the malformed one is left for the caller to retrieve"
