@@ -207,3 +207,22 @@ def test_reply_rule_is_settable_over_http_and_validated(emulator: EmulatorServer
         FaultRule(action="reply", content_type="text/html\r\nX-Evil: 1")
     assert FaultRule(action="reply", status=503).status == 503
     assert FaultRule(action="status").status == 500
+
+
+def test_random_malformed_replies_are_bounded_and_spare_downloads(emulator: EmulatorServer, remote: Remote) -> None:
+    batch = _batch(emulator)
+    with httpx2.Client() as http:
+        for bad in ({"reply_rate": 1.5}, {"reply_rate": "all"}, {"reply_count": -1}, {"reply_count": True}):
+            assert http.post(f"{emulator.url}/_emulator/faults", json=bad).status_code == 400
+        applied = http.post(f"{emulator.url}/_emulator/faults", json={"reply_rate": 1.0, "reply_count": 2}).json()
+    assert (applied["reply_rate"], applied["reply_count"]) == (1.0, 2)
+    with remote.client.files.with_streaming_response.content(batch["input_file_id"]) as download:
+        assert b"custom_id" in download.read(), "a download is never garbled by the rate"
+    for _ in range(2):
+        with _raises("batches.retrieve", ""):
+            remote.retrieve(batch["id"])
+    assert remote.retrieve(batch["id"]).id == batch["id"], "spent after reply_count garbled replies"
+    assert emulator.faults.fired == 2
+    emulator.faults.set_reply_rate(1.0)
+    emulator.faults.clear()
+    assert emulator.faults.snapshot()["reply_rate"] == 0.0
