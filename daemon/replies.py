@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar, get_args
 
+import pydantic
 from openai import BaseModel
 from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
@@ -24,6 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 # whitespace, nothing a URL or a shell treats specially, no leading dot, and of bounded length.
 ID_FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+~-]{0,255}")
 STATUS_FORM = re.compile(r"[a-z][a-z_]{0,63}")
+KNOWN_STATUSES = frozenset(get_args(Batch.model_fields["status"].annotation))
 BATCH_TIMES = (
     "created_at",
     "in_progress_at",
@@ -95,6 +97,7 @@ def checked_batch(value: object, call: str, what: str = "the reply") -> Batch:
     _check_counts(batch, call)
     _check_metadata(batch.metadata, call)
     _check_errors(batch, call)
+    _check_readable_back(batch, call)
     return batch
 
 
@@ -105,8 +108,7 @@ def _check_counts(batch: Batch, call: str) -> None:
     _require(isinstance(counts, BaseModel), call, "request_counts", counts, "an object")
     for name in ("total", "completed", "failed"):
         count = getattr(counts, name, None)
-        ok = count is None or (is_int(count) and count >= 0)
-        _require(ok, call, f"request_counts.{name}", count, "a count")
+        _require(is_int(count) and count >= 0, call, f"request_counts.{name}", count, "a count")
 
 
 def metadata_readable(meta: object) -> bool:
@@ -133,6 +135,20 @@ def _check_errors(batch: Batch, call: str) -> None:
             _require(text is None or isinstance(text, str), call, f"errors.data[].{name}", text, "a string or null")
         line = getattr(error, "line", None)
         _require(line is None or is_int(line), call, "errors.data[].line", line, "an integer or null")
+
+
+def _check_readable_back(batch: Batch, call: str) -> None:
+    """The batch is stored as JSON and read back with the SDK's strict model (``summary.part_batch``),
+    so every other field must pass that model too. An unknown status is the one exception: it is
+    polled on with a warning, and the statuses that end a batch are all known ones."""
+    data = batch.model_dump(mode="json", warnings=False)
+    if data.get("status") not in KNOWN_STATUSES:
+        data["status"] = "in_progress"
+    try:
+        Batch.model_validate(data)
+    except pydantic.ValidationError as exc:
+        where = ".".join(str(step) for step in exc.errors()[0]["loc"]) or "the batch"
+        raise MalformedReplyError(call, f"{where} is not what a batch holds") from None
 
 
 def page_items(pages: object, call: str) -> Iterator[object]:

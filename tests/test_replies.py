@@ -109,6 +109,9 @@ def test_a_well_formed_upload_reply_passes(emulator: EmulatorServer, remote: Rem
         ({"errors": {"data": [{"code": 1, "message": "m"}]}}, r"errors.data\[\].code"),
         ({"errors": {"data": [{"code": "c", "line": "seven"}]}}, r"errors.data\[\].line"),
         ({"errors": ["x"]}, "errors"),
+        ({"request_counts": {"total": 1}}, "request_counts.completed"),
+        ({"completion_window": None}, "completion_window is not what a batch holds"),
+        ({"usage": {"input_tokens": "many"}}, "usage"),
     ],
 )
 def test_malformed_batch_reply_names_the_field(
@@ -126,6 +129,12 @@ def test_a_reply_for_another_batch_is_malformed(emulator: EmulatorServer, remote
     _reply(emulator, "GET", f"/batches/{ours['id']}", json.dumps(other))
     with _raises("batches.retrieve", "not the batch asked for"):
         remote.retrieve(ours["id"])
+
+
+def test_an_unknown_status_is_not_malformed(emulator: EmulatorServer, remote: Remote) -> None:
+    batch = _batch(emulator)
+    _reply(emulator, "GET", f"/batches/{batch['id']}", json.dumps({**batch, "status": "queued"}))
+    assert str(remote.retrieve(batch["id"]).status) == "queued"  # the poller warns about it and polls on
 
 
 def test_azure_empty_file_ids_are_not_malformed(emulator: EmulatorServer, remote: Remote) -> None:
