@@ -100,16 +100,18 @@ class Remote:
     def find_file(self, name: str, not_before: float) -> str | None:
         """The id of an uploaded batch file called ``name`` created since ``not_before``.
 
-        A listed file whose name cannot be read is skipped: if it was ours, the part is uploaded
-        again, which costs nothing (a second batch would; see ``find_batches``).
+        A listed file that is malformed is skipped, even one of this name: the part is then
+        uploaded again, which costs nothing (a second batch would; see ``find_batches``).
         """
         for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
-            filename, created_at = getattr(item, "filename", None), getattr(item, "created_at", None)
-            if filename == name:
-                return checked_file(item, "files.list", "the listed file").id
-            if not isinstance(filename, str):
-                log.warning("listed_file_skipped", call="files.list", reason="filename is not a string")
-            elif is_int(created_at) and created_at < not_before - CLOCK_SKEW:
+            try:
+                file = checked_file(item, "files.list", "a listed file")
+            except MalformedReplyError as exc:
+                log.warning("listed_file_skipped", error=str(exc))
+                continue
+            if file.filename == name:
+                return file.id
+            if file.created_at < not_before - CLOCK_SKEW:
                 return None
         return None
 

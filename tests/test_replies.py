@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.api_errors import error_counts
 from daemon.credentials import KeySource
@@ -235,3 +236,15 @@ def test_random_malformed_replies_are_bounded_and_spare_downloads(emulator: Emul
     emulator.faults.set_reply_rate(1.0)
     emulator.faults.clear()
     assert emulator.faults.snapshot()["reply_rate"] == 0.0
+
+
+def test_a_malformed_listed_file_is_skipped_even_under_our_name(emulator: EmulatorServer, remote: Remote) -> None:
+    ours = {**FILE_OK, "id": "file-ours", "filename": "ours.jsonl"}
+    page = {"object": "list", "data": [{**ours, "id": 5}, 7, {**FILE_OK, "filename": None}, ours], "has_more": False}
+    _reply(emulator, "GET", "/files", json.dumps(page))
+    with capture_logs() as logs:
+        assert remote.find_file("ours.jsonl", 0.0) == "file-ours"
+    assert [e["event"] for e in logs] == ["listed_file_skipped"] * 3
+    assert "files.list: id is not a valid id" in logs[0]["error"]
+    _reply(emulator, "GET", "/files", json.dumps({**page, "data": [{**ours, "id": "file-ours/.."}]}))
+    assert remote.find_file("ours.jsonl", 0.0) is None, "uploaded again: a second file costs nothing"
