@@ -15,7 +15,15 @@ from collections import Counter
 import httpx2
 import openai
 
-from daemon.errors import AccountError, CredentialError, DaemonError, NotFoundError, PermanentError, TransientError
+from daemon.errors import (
+    AccountError,
+    CredentialError,
+    DaemonError,
+    MalformedReplyError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
 from daemon.redaction import redact
 
 ACCOUNT_CODES = frozenset(
@@ -26,7 +34,13 @@ ACCOUNT_CODES = frozenset(
 # Failed API calls by class since start, for the metrics endpoint: the one count not in the state.
 _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
-_KINDS = {TransientError: "transient", AccountError: "account", PermanentError: "permanent", NotFoundError: "permanent"}
+_KINDS = {
+    TransientError: "transient",
+    MalformedReplyError: "transient",
+    AccountError: "account",
+    PermanentError: "permanent",
+    NotFoundError: "permanent",
+}
 
 
 def error_counts() -> dict[str, int]:
@@ -38,7 +52,11 @@ def classify(exc: BaseException) -> DaemonError:
     """Return the batchd error for ``exc`` (its message is safe to log: secrets are masked)."""
     if isinstance(exc, DaemonError) and not isinstance(exc, CredentialError):
         return exc  # classified (and counted) already, by an inner call
-    error = _classify_new(exc)
+    return counted(_classify_new(exc))
+
+
+def counted(error: DaemonError) -> DaemonError:
+    """Count ``error`` as one failed call (a malformed reply is raised by batchd, not classified)."""
     with _counts_lock:
         _counts[_KINDS.get(type(error), "other")] += 1
     return error

@@ -46,3 +46,16 @@ class PermanentError(DaemonError):
 
 class NotFoundError(PermanentError):
     """The service says the object does not exist (HTTP 404): a batch it lost, a file it deleted."""
+
+
+class MalformedReplyError(TransientError):
+    """The service answered, but not with the object asked for (a file id of 5, an HTML page).
+
+    A fault, never a verdict on the input. Ambiguous like a lost answer: a POST may have been
+    carried out, so it is reconciled before it is sent again. The message names the call and the
+    field, never the reply's content.
+    """
+
+    def __init__(self, call: str, problem: str) -> None:
+        super().__init__(f"malformed reply to {call}: {problem}")
+        self.call = call

@@ -57,7 +57,7 @@ def remote_files_of(parts: list[Part]) -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
-@translated
+@translated("files.delete")
 def delete_remote_file(remote: Remote, file_id: str) -> bool:
     """Delete ``file_id``; False if the service no longer has it (deleted before, or expired)."""
     try:

@@ -21,7 +21,7 @@ from openai.types import Batch
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.errors import AccountError, DaemonError, NotFoundError, PermanentError
+from daemon.errors import AccountError, DaemonError, MalformedReplyError, NotFoundError, PermanentError
 from daemon.holds import Holds
 from daemon.logs import get_logger
 from daemon.lost_batches import LostBatches
@@ -175,7 +175,15 @@ class Poller:
                 self._ended += self.lost.missing(next(p for p in due if p.batch_id == batch_id), exc, now)
             except PermanentError as exc:  # one batch the service refuses must not stall all the others
                 self._set_aside(next(p for p in due if p.batch_id == batch_id), exc)
+            except MalformedReplyError as exc:  # nor one the service answers with garbage for
+                self._ask_later(next(p for p in due if p.batch_id == batch_id), exc)
         return fresh
+
+    def _ask_later(self, part: Part, exc: MalformedReplyError) -> None:
+        """A transient fault of this one batch: asked again with the usual growing poll wait."""
+        wait = min(max(part.poll_wait, self.settings.first_poll_after) * 2, self.settings.poll_interval)
+        self.store.update_part(part.id, last_error=str(exc), poll_wait=wait, next_action_at=time.time() + wait)
+        log.info("batch_poll_deferred", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
     def _set_aside(self, part: Part, exc: PermanentError) -> None:
         wait = self.settings.poll_interval

@@ -33,6 +33,7 @@ from daemon.credentials import WEBHOOK_CREDENTIAL_NAME, KeySource, find_webhook_
 from daemon.errors import CredentialError
 from daemon.listener import port_error, stop_serving
 from daemon.logs import get_logger
+from daemon.replies import is_id
 
 log = get_logger(__name__)
 BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"})
@@ -102,7 +103,7 @@ class WebhookReceiver:
     def _act(self, webhook_id: str, event: Any) -> str:
         kind = getattr(event, "type", None)
         batch_id = getattr(getattr(event, "data", None), "id", None)
-        if kind not in BATCH_EVENTS or not isinstance(batch_id, str):
+        if kind not in BATCH_EVENTS or not is_id(batch_id):
             log.info("webhook_ignored", webhook_id=webhook_id, type=kind)
             return "ignored"
         outcome = self.refresh(batch_id)

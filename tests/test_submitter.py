@@ -177,3 +177,40 @@ def test_upload_intent_adopts_the_file_that_already_exists(rig: Rig) -> None:
     (batch,) = rig.emulator.batches()
     assert batch["input_file_id"] == uploaded
     assert batch["metadata"]["batchd_job"] == job.id and batch["metadata"]["batchd_part"] == "0.0"
+
+
+def test_garbage_reply_to_a_create_that_went_through_is_reconciled(rig: Rig) -> None:
+    job = rig.job()
+    part = rig.part(job, PartState.UPLOADED, rig.upload("batchd-upload.jsonl"))
+    rig.emulator.faults.add_rule(
+        action="reply", method="POST", path_prefix="/batches", body="<html>", content_type="text/html", count=5,
+        after_processing=True,
+    )  # fmt: skip
+
+    rig.submitter.advance(part.id)
+
+    after = rig.store.part(part.id)
+    assert after.state == PartState.SUBMITTED
+    assert [after.batch_id] == list(rig.statuses()), "the batch the garbage answered for is adopted"
+    assert rig.emulator.calls.count("POST", "/v1/batches") == 1
+
+
+def test_garbage_replies_to_a_create_keep_the_intent_and_never_reject(rig: Rig) -> None:
+    job = rig.job()
+    part = rig.part(job, PartState.UPLOADED, rig.upload("batchd-upload.jsonl"))
+    rig.emulator.faults.add_rule(action="reply", method="POST", path_prefix="/batches", body='{"id": 5}', count=100)
+
+    rig.submitter.advance(part.id)  # every quick retry is answered with garbage
+
+    held = rig.store.part(part.id)
+    assert held.state == PartState.BATCH_INTENT, "kept: the next try searches for the batch first"
+    assert held.last_error is not None and "malformed reply to batches.create: id" in held.last_error
+    assert held.tries == 1 and held.next_action_at > time.time()
+    assert rig.statuses() == {}
+    rig.emulator.faults.clear()
+
+    rig.submitter.advance(part.id)
+
+    after = rig.store.part(part.id)
+    assert after.state == PartState.SUBMITTED and after.batch_id in rig.statuses()
+    assert len(rig.statuses()) == 1

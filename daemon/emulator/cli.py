@@ -56,6 +56,13 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         0.0,
         "fraction of all API requests answered with HTTP 500 without processing (default: %(default)s)",
     ),
+    (
+        "--reply-rate",
+        float,
+        0.0,
+        "fraction of API requests (downloads excepted) carried out, then answered with a malformed 200"
+        " (default: %(default)s)",
+    ),
 )
 
 
@@ -92,6 +99,8 @@ def run_emulator_command(args: argparse.Namespace, stop: threading.Event) -> int
     server = EmulatorServer(settings_from_arguments(args), host=args.host, port=args.port)
     if args.error_rate:
         server.faults.set_error_rate(args.error_rate)
+    if args.reply_rate:
+        server.faults.set_reply_rate(args.reply_rate)
     with server:
         print(f"emulator listening on {server.base_url}", flush=True)
         stop.wait()

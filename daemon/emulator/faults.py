@@ -1,8 +1,10 @@
 """Injected transport faults, changeable at runtime from Python (`server.faults`) or over HTTP.
 
-Two kinds, both bounded:
+Three kinds, all bounded:
   * a random error rate: that fraction of API requests (seeded RNG) answers `error_status`
     without being processed, at most `error_count` times (None = no cap);
+  * a random malformed-reply rate: that fraction of API requests other than file downloads is
+    carried out and then answered 200 with one of MALFORMED_REPLIES, at most `reply_count` times;
   * rules, each matching method + path prefix and firing `count` times, then spent:
       - "status": answer `status` (with Retry-After when given);
       - "drop": close the connection without any response;
@@ -10,6 +12,8 @@ Two kinds, both bounded:
       - "drop_midway": send the headers with the full Content-Length and half the body, then close;
       - "tamper": answer a file download (GET .../content only) with a 200 whose body is changed
         as `mode` says (see tampering.py), `lines` lines at a time where that applies.
+      - "reply": answer `status` (200 unless given) with the raw `body` as `content_type`: a
+        malformed reply (`{"id": 5}`, an HTML page) that a client must not take for an answer.
     With `after_processing` the request is executed first (a batch or file IS created) and only
     then the response is replaced: the lost-response case behind duplicate batches. "slow" with
     `after_processing` executes first and then waits; "drop_midway" always executes.
@@ -26,7 +30,20 @@ from typing import Any
 
 from daemon.emulator.tampering import TAMPER_MODES
 
-ACTIONS = ("status", "drop", "slow", "drop_midway", "tamper")
+ACTIONS = ("status", "drop", "slow", "drop_midway", "tamper", "reply")
+# An omitted status (0) means 200 for "reply" and 500 for every other action.
+DEFAULT_STATUS = {"reply": 200}
+
+
+# What a quirky or broken server has been seen to send with a 200: (content type, body).
+MALFORMED_REPLIES = (
+    ("application/json", '{"id": 5}'),
+    ("text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    ("application/json", "<html><body>upstream error</body></html>"),
+    ("application/json", ""),
+    ("application/json", '{"object": "list", "data": 5}'),
+    ("application/json", '{"id": "batch_x", "status": ["completed"], "created_at": "now"}'),
+)
 
 
 def api_path(path: str) -> str:
@@ -53,7 +70,7 @@ class FaultRule:
     action: str
     method: str | None = None
     path_prefix: str = ""
-    status: int = 500
+    status: int = 0
     retry_after: float | None = None
     retry_after_ms: int | None = None
     after_processing: bool = False
@@ -62,11 +79,16 @@ class FaultRule:
     message: str | None = None
     mode: str | None = None  # "tamper" only, and required there: how the downloaded file is changed
     lines: int = 1  # "tamper" only: lines dropped, added or repeated
+    body: str = ""
+    content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         # Rules also arrive as JSON over HTTP, so the types are checked, not trusted.
         if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action!r}; expected one of {', '.join(ACTIONS)}")
+        if self.status == 0:
+            self.status = DEFAULT_STATUS.get(self.action, 500)
+        check_raw_reply(self.body, self.content_type)
         if not _is_int(self.count) or self.count < 1:
             raise ValueError("count must be an integer >= 1")
         if not _is_int(self.status) or not 100 <= self.status <= 599:
@@ -118,6 +140,22 @@ class FaultRule:
             raise ValueError(str(error)) from error
 
 
+def check_raw_reply(body: object, content_type: object) -> None:
+    if not isinstance(body, str):
+        raise ValueError("body must be a string")
+    # The content type becomes a header line: no control characters may split it.
+    if not isinstance(content_type, str) or not content_type or not content_type.isprintable():
+        raise ValueError("content_type must be a non-empty printable string")
+
+
+def check_reply_rate(rate: object, count: object) -> None:
+    # Also reached with JSON from the control endpoint: any type may arrive.
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+        raise ValueError("reply_rate must be between 0 and 1")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise ValueError("reply_count must be an integer >= 0 or null")
+
+
 def check_error_rate(rate: float, status: int, count: int | None) -> None:
     if not 0.0 <= rate <= 1.0:
         raise ValueError("error_rate must be between 0 and 1")
@@ -135,6 +173,8 @@ class FaultPlan:
         self._error_rate = 0.0
         self._error_status = 500
         self._error_count: int | None = None
+        self._reply_rate = 0.0
+        self._reply_count: int | None = None
         self._fired = 0
 
     def set_error_rate(self, rate: float, status: int = 500, count: int | None = None) -> None:
@@ -142,6 +182,13 @@ class FaultPlan:
         check_error_rate(rate, status, count)
         with self._lock:
             self._error_rate, self._error_status, self._error_count = rate, status, count
+
+    def set_reply_rate(self, rate: float, count: int | None = None) -> None:
+        """Answer `rate` of the API requests (downloads excepted) with a malformed 200, after
+        carrying them out; at most `count` times (None = no cap)."""
+        check_reply_rate(rate, count)
+        with self._lock:
+            self._reply_rate, self._reply_count = rate, count
 
     def add_rule(self, rule: FaultRule | None = None, /, **fields: Any) -> FaultRule:
         """Append a rule, given as a FaultRule or as its fields: add_rule(action="drop", path_prefix="/files")."""
@@ -155,6 +202,7 @@ class FaultPlan:
         with self._lock:
             self._rules.clear()
             self._error_rate, self._error_status, self._error_count = 0.0, 500, None
+            self._reply_rate, self._reply_count = 0.0, None
 
     def rules(self) -> list[FaultRule]:
         with self._lock:
@@ -169,7 +217,7 @@ class FaultPlan:
     def decide(self, method: str, path: str) -> FaultRule | None:
         """The fault for this request, if any; consumes one use of it."""
         with self._lock:
-            fault = self._take_rule(method, api_path(path)) or self._roll_error()
+            fault = self._take_rule(method, api_path(path)) or self._roll_error() or self._roll_reply(path)
             if fault is not None:
                 self._fired += 1
             return fault
@@ -190,13 +238,26 @@ class FaultPlan:
             self._error_count -= 1
         return FaultRule(action="status", status=self._error_status, message="Emulated random server error.")
 
+    def _roll_reply(self, path: str) -> FaultRule | None:
+        # Downloads are left alone: tampered output files are a fault of their own.
+        if self._reply_rate <= 0 or self._reply_count == 0 or path.endswith("/content"):
+            return None
+        if self._rng.random() >= self._reply_rate:
+            return None
+        if self._reply_count is not None:
+            self._reply_count -= 1
+        content_type, body = self._rng.choice(MALFORMED_REPLIES)
+        return FaultRule(action="reply", body=body, content_type=content_type, after_processing=True)
+
     def apply(self, config: Mapping[str, Any]) -> None:
         """Apply a control payload; everything is validated before anything changes.
 
-        `{"clear": true}` first removes all rules and the error rate; `error_rate`, `error_status`
-        and `error_count` replace the random-error settings; `rules` (FaultRule fields) are appended.
+        `{"clear": true}` first removes all rules and the random rates; `error_rate`, `error_status`
+        and `error_count` replace the random-error settings, `reply_rate` and `reply_count` the
+        random malformed replies; `rules` (FaultRule fields) are appended.
         """
-        unknown = sorted(set(config) - {"clear", "error_rate", "error_status", "error_count", "rules"})
+        known = {"clear", "error_rate", "error_status", "error_count", "rules", "reply_rate", "reply_count"}
+        unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(f"unknown fault setting {unknown[0]!r}")
         raw_rules = config.get("rules", [])
@@ -204,10 +265,12 @@ class FaultPlan:
             raise ValueError("'rules' must be a list")
         rules = [FaultRule.from_json(raw) for raw in raw_rules]
         errors = self._error_settings(config)
+        replies = self._reply_settings(config)
         with self._lock:
             if config.get("clear"):
                 self._rules.clear()
             self._error_rate, self._error_status, self._error_count = errors
+            self._reply_rate, self._reply_count = replies
             self._rules.extend(rules)
 
     def _error_settings(self, config: Mapping[str, Any]) -> tuple[float, int, int | None]:
@@ -224,12 +287,21 @@ class FaultPlan:
         check_error_rate(rate, status, count)
         return rate, status, count
 
+    def _reply_settings(self, config: Mapping[str, Any]) -> tuple[float, int | None]:
+        with self._lock:
+            current = (0.0, None) if config.get("clear") else (self._reply_rate, self._reply_count)
+        rate, count = config.get("reply_rate", current[0]), config.get("reply_count", current[1])
+        check_reply_rate(rate, count)
+        return float(rate), count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "error_rate": self._error_rate,
                 "error_status": self._error_status,
                 "error_count": self._error_count,
+                "reply_rate": self._reply_rate,
+                "reply_count": self._reply_count,
                 "fired": self._fired,
                 "rules": [rule.to_json() for rule in self._rules],
             }

@@ -134,6 +134,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         request.body.drain()
         if fault.action == "drop":
             self._drop()
+        elif fault.action == "reply":
+            self._send_raw(fault)
         else:
             self._send(fault_reply(fault))
 
@@ -148,6 +150,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             close_reply(reply)
             if fault.action == "status":
                 self._send(fault_reply(fault))
+            elif fault.action == "reply":
+                self._send_raw(fault)
             else:
                 self._drop()
 
@@ -168,6 +172,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _send_json(self, reply: JsonReply) -> None:
         payload = reply.payload()
         self._send_head(reply.status, "application/json", len(payload), reply.headers)
+        self.wfile.write(payload)
+
+    def _send_raw(self, fault: FaultRule) -> None:
+        """The rule's body as it is: a reply no client should mistake for a valid one."""
+        payload = fault.body.encode()
+        self._send_head(fault.status, fault.content_type, len(payload), fault.headers())
         self.wfile.write(payload)
 
     def _send_partial(self, reply: Reply) -> None:
