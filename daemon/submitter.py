@@ -8,6 +8,7 @@ adopted instead of creating another. Only then is the call made again.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -16,14 +17,18 @@ from openai.types import Batch
 from daemon import crashpoints
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.holds import Holds, known_limit
 from daemon.logs import get_logger
+from daemon.refitter import Refitter, Verdict
+from daemon.remote import Remote
 from daemon.retrying import scheduled_delay
 from daemon.states import PartState
 from daemon.steps import PartSteps
-from daemon.store import Job, Part
+from daemon.store import Job, Part, Store
 
 log = get_logger(__name__)
 _BEFORE_INTENT = {PartState.UPLOAD_INTENT: PartState.READY, PartState.BATCH_INTENT: PartState.UPLOADED}
+_REFITTABLE = (PartState.READY, PartState.UPLOADED)  # no batch exists for them (an intent may have one)
 
 
 def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
@@ -38,6 +43,10 @@ def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
 
 
 class Submitter(PartSteps):
+    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+        super().__init__(settings, store, remote, holds, stop)
+        self.refitter = Refitter(settings, store)
+
     def advance(self, part_id: int) -> None:
         """Take one part as far as it can go now (up to SUBMITTED); schedule it again on failure."""
         part = self.store.part(part_id)
@@ -58,6 +67,8 @@ class Submitter(PartSteps):
         if job.note == CANCEL_NOTE and part.state in (PartState.READY, PartState.UPLOADED):
             self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
             return
+        if part.state in _REFITTABLE and self._refitted(part, job):
+            return
         while not self.stop.is_set() and part.state != PartState.SUBMITTED:
             wait = self._hold(part, job)
             if wait > 0:
@@ -65,6 +76,11 @@ class Submitter(PartSteps):
                 return
             self._step(part, job)
             part = self.store.part(part.id)
+
+    def _refitted(self, part: Part, job: Job) -> bool:
+        """A part the model's learned token limit cannot take is split to fit before it is sent."""
+        limit = known_limit(self.store, job.model) if job.model else None
+        return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
 
     def _hold(self, part: Part, job: Job) -> float:
         now = time.time()
