@@ -19,6 +19,7 @@ itself (kept in state/inflight/ until its results are written), which the pack i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -33,8 +34,10 @@ from daemon import crashpoints
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
 from daemon.folders import PACKS, PARTS
+from daemon.holds import known_limit
 from daemon.intake import new_job_id
 from daemon.logs import get_logger
+from daemon.refitter import token_budget
 from daemon.splitter import write_normalised
 from daemon.states import PACK_KIND, JobState, PartState
 from daemon.store import Job, Part, Store
@@ -180,10 +183,11 @@ class Packer:
         alone = [p for p in group if jobs[p.job_id].note == CANCEL_NOTE]
         riders = [p for p in group if jobs[p.job_id].note != CANCEL_NOTE]
         packs: list[PackFile] = []
+        limits = self._limits_for(jobs[group[0].job_id].model)
         for part in riders:
             if packs and packs[-1].try_add(part):
                 continue
-            packs.append(self._open_pack())
+            packs.append(self._open_pack(limits))
             if not packs[-1].try_add(part):  # too big to carry even alone, with its prefixes
                 alone.append(part)
         for pack in packs:
@@ -194,12 +198,21 @@ class Packer:
                 pack.discard()
         self._send_alone(alone, jobs)
 
-    def _open_pack(self) -> PackFile:
+    def _limits_for(self, model: str | None) -> BatchLimits:
+        """The batch limits, the token budget cut to the model's learned limit: a pack over it
+        would only be refused (see refitter)."""
+        limit = known_limit(self.store, model) if model else None
+        if limit is None:
+            return self.limits
+        budget = min(token_budget(limit), self.limits.max_tokens or limit)
+        return dataclasses.replace(self.limits, max_tokens=budget)
+
+    def _open_pack(self, limits: BatchLimits) -> PackFile:
         pack_id = new_job_id()
         folder = self.folder / pack_id
         folder.mkdir(mode=OWNER_ONLY_DIR)
         path = folder / PACK_FILE
-        return PackFile(pack_id, path, open(path, "wb"), self.limits)
+        return PackFile(pack_id, path, open(path, "wb"), limits)
 
     def _record(self, pack: PackFile, first: Job) -> None:
         pack.seal()
