@@ -33,6 +33,7 @@ class Holds:
         self._account_until = 0.0
         self._account_reason = ""
         self._model_until: dict[str, float] = {}
+        self._model_turns: dict[str, threading.Lock] = {}
 
     def block_account(self, reason: str) -> None:
         with self._lock:
@@ -79,6 +80,13 @@ class Holds:
             self._model_until[model] = until
         self._store.set_fact(f"{MODEL_HOLD_FACT}{model}", repr(until))
         log.warning("token_limit_reached", model=model, limit=limit, retry_in=TOKEN_LIMIT_RETRY)
+
+    def model_turn(self, model: str) -> threading.Lock:
+        """Held while one batch of ``model`` is weighed against the queue and created: batches
+        weighed at once would each see the queue without the others and overflow it together
+        (as a refitted part's new parts would)."""
+        with self._lock:
+            return self._model_turns.setdefault(model, threading.Lock())
 
     def model_wait(self, model: str, est_tokens: int, enqueued: int, now: float) -> float:
         """Seconds to hold a batch of ``est_tokens`` for ``model`` back (0: submit now)."""

@@ -8,8 +8,10 @@ adopted instead of creating another. Only then is the call made again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from openai.types import Batch
@@ -70,12 +72,19 @@ class Submitter(PartSteps):
         if part.state in _REFITTABLE and self._refitted(part, job):
             return
         while not self.stop.is_set() and part.state != PartState.SUBMITTED:
-            wait = self._hold(part, job)
-            if wait > 0:
-                self.store.update_part(part.id, next_action_at=time.time() + wait)
-                return
-            self._step(part, job)
+            with self._turn(part, job):
+                wait = self._hold(part, job)
+                if wait > 0:
+                    self.store.update_part(part.id, next_action_at=time.time() + wait)
+                    return
+                self._step(part, job)
             part = self.store.part(part.id)
+
+    def _turn(self, part: Part, job: Job) -> AbstractContextManager[object]:
+        """A batch about to be created waits its model's turn (see Holds.model_turn)."""
+        if part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
+            return self.holds.model_turn(job.model)
+        return contextlib.nullcontext()
 
     def _refitted(self, part: Part, job: Job) -> bool:
         """A part the model's learned token limit cannot take is split to fit before it is sent."""
