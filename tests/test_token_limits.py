@@ -15,6 +15,7 @@ import pytest
 
 from daemon import holds
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.hygiene import remote_files_of
 from daemon.reports import report_path
 from daemon.states import JobState, PartState
 from daemon.status_view import status_text
@@ -79,7 +80,7 @@ def test_an_input_over_the_limit_is_split_to_fit_and_completes_in_order(
 ) -> None:
     ids = [f"r{i}" for i in range(20)]
     daemon.start().drop("big.jsonl", "".join(request_line(i) + "\n" for i in ids))
-    daemon.wait_job("big.jsonl", timeout=60)
+    daemon.wait_job("big.jsonl", timeout=30)
 
     assert len(refused(server)) == 1, "only the first batch, the whole input, was refused"
     assert sent_ok(server) == Counter(ids), "each request ran exactly once"
@@ -93,13 +94,23 @@ def test_an_input_over_the_limit_is_split_to_fit_and_completes_in_order(
     assert len(fitted) > 1 and all(p.est_tokens <= LIMIT * 0.9 for p in fitted)
     assert sum(p.request_count for p in fitted) == 20
     assert daemon.store.fact("token_limit:gpt-4o-mini") == str(LIMIT)
+    (old,) = [p for p in parts if p.state == PartState.SUPERSEDED]
+    assert old.file_id in dict(remote_files_of(parts)), "its uploaded file is deleted with the others"
+
+    # The limit is known now: the next big input is split before it is sent, and nothing is refused.
+    again = [f"q{i}" for i in range(20)]
+    daemon.drop("again.jsonl", "".join(request_line(i) + "\n" for i in again))
+    daemon.wait_job("again.jsonl", timeout=30)
+    assert len(refused(server)) == 1
+    assert [r["custom_id"] for r in daemon.results("again.jsonl")] == again
+    assert sent_ok(server) == Counter(ids + again)
 
 
 def test_a_request_alone_over_the_limit_fails_the_input_with_a_report(daemon: Harness, server: EmulatorServer) -> None:
     # A blank line before the big request: the report names its line in the input, line 4.
     text = request_line("a") + "\n" + request_line("b") + "\n\n" + big_line("big") + "\n" + request_line("c") + "\n"
     daemon.start().drop("huge.jsonl", text)
-    job = daemon.wait_job("huge.jsonl", JobState.FAILED, JobState.DONE, timeout=60)
+    job = daemon.wait_job("huge.jsonl", JobState.FAILED, JobState.DONE, timeout=30)
 
     assert job.state == JobState.FAILED
     assert job.final_path is not None
@@ -127,7 +138,7 @@ def test_small_inputs_packed_over_the_limit_go_alone_and_complete(tmp_path: Path
     try:
         daemon.start()
         for name in names:
-            daemon.wait_job(name, timeout=60)
+            daemon.wait_job(name, timeout=30)
             assert [r["custom_id"] for r in daemon.results(name)] == [f"{name[0]}{i}" for i in range(4)]
     finally:
         daemon.stop()
