@@ -29,7 +29,7 @@ from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME, Segment, index_outputs, merge
 from daemon.migration import write_output_order
 from daemon.outcome import FAILED
-from daemon.refitter import Refitter, Verdict, next_attempt
+from daemon.refitter import NEW_PARTS, Refitter, Verdict, next_attempt
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
@@ -143,6 +143,10 @@ class Collector(PartSteps):
 
     def _resubmit_unfinished(self, part: Part, folder: Path) -> None:
         """Put the requests that never ran into a new part; the ones that ran are never sent again."""
+        with NEW_PARTS:
+            self._add_unfinished(part, folder)
+
+    def _add_unfinished(self, part: Part, folder: Path) -> None:
         assert part.batch_id is not None
         ran = _ran_ids([folder / n for n in download_names(part.batch_id)])
         attempt = next_attempt(self.store.parts(part.job_id), part.segment)  # a refitted segment has several

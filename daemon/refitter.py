@@ -19,6 +19,7 @@ given up, so its inputs go in batches of their own (see unpacker), each fitted b
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -38,6 +39,10 @@ log = get_logger(__name__)
 # Parts are cut to this share of the learned limit: the estimate (a quarter of a line's bytes) is
 # only a rule of thumb, and the service counts its own way.
 TOKEN_MARGIN = 0.9
+# New parts of a segment (refitted ones, or an expired batch's unfinished requests) take the next
+# free attempt number, and the latter name their file after it: parts of one segment that end
+# together would otherwise take the same number (and write the same file).
+NEW_PARTS = threading.Lock()
 
 
 class Verdict(Enum):
@@ -133,12 +138,12 @@ class Refitter:
 
     def _record(self, part: Part, job: Job, limit: int, pieces: list[Piece], *, reported: bool) -> None:
         lines = input_lines(job, {p.first_id for p in pieces})
-        attempt = next_attempt(self.store.parts(job.id), part.segment)
         refused = [p for p in pieces if reported and p.alone]
         # Refused requests take the last attempts: a segment's not-run lines name its last part's status.
         ordered = [p for p in pieces if p not in refused] + refused
         now = time.time()
-        with self.store.transaction():  # the new parts and the old one's end land together
+        with NEW_PARTS, self.store.transaction():  # the new parts and the old one's end land together
+            attempt = next_attempt(self.store.parts(job.id), part.segment)
             for n, piece in enumerate(ordered):
                 line = lines.get(piece.first_id, part.first_line)
                 child = Part(
@@ -162,7 +167,13 @@ class Refitter:
         for piece in refused:
             line = lines.get(piece.first_id, part.first_line)
             log.error(
-                "request_over_token_limit", job_id=job.id, file=job.source_name, line=line, model=job.model, limit=limit
+                "request_refused",
+                job_id=job.id,
+                file=job.source_name,
+                line=line,
+                reason="over_token_limit",
+                model=job.model,
+                limit=limit,
             )
 
     def _give_up_pack(self, part: Part, job: Job, limit: int, *, reported: bool) -> None:
@@ -176,7 +187,7 @@ class Refitter:
             self.store.update_part(
                 part.id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
             )
-        log.warning("pack_over_token_limit", pack_id=job.id, limit=limit, est_tokens=part.est_tokens)
+        log.warning("pack_given_up", pack_id=job.id, reason="over_token_limit", limit=limit, est_tokens=part.est_tokens)
 
 
 def input_lines(job: Job, custom_ids: set[str]) -> dict[str, int]:

@@ -106,6 +106,27 @@ def test_an_input_over_the_limit_is_split_to_fit_and_completes_in_order(
     assert sent_ok(server) == Counter(ids + again)
 
 
+def test_split_parts_that_expire_resend_only_their_unfinished_requests(daemon: Harness, server: EmulatorServer) -> None:
+    # Every batch of this model expires half done: the split parts of one segment are resubmitted
+    # side by side, each under an attempt number of its own, and nothing that ran goes again.
+    ids = [f"e{i}" for i in range(20)]
+    daemon.start().drop("exp.jsonl", "".join(request_line(i, model="gpt-expire") + "\n" for i in ids))
+    daemon.wait_job("exp.jsonl", timeout=30)
+
+    ran: Counter[str] = Counter()  # answered in any batch; the error files hold only batch_expired lines here
+    for batch in server.batches():
+        if batch["output_file_id"]:
+            ran.update(json.loads(raw)["custom_id"] for raw in server.file_bytes(batch["output_file_id"]).splitlines())
+    results = daemon.results("exp.jsonl")
+    assert [r["custom_id"] for r in results] == ids, "results in input order"
+    succeeded = [r["custom_id"] for r in results if r["response"] and r["response"]["status_code"] == 200]
+    assert len(refused(server)) == 1 and len(succeeded) > 10
+    assert ran == Counter(succeeded), "no request that ran was sent again"
+    assert daemon.store is not None
+    parts = daemon.store.parts(daemon.job("exp.jsonl").id)  # type: ignore[union-attr]
+    assert len({p.attempt for p in parts}) == len(parts) > 6
+
+
 def test_a_request_alone_over_the_limit_fails_the_input_with_a_report(daemon: Harness, server: EmulatorServer) -> None:
     # A blank line before the big request: the report names its line in the input, line 4.
     text = request_line("a") + "\n" + request_line("b") + "\n\n" + big_line("big") + "\n" + request_line("c") + "\n"
