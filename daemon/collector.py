@@ -121,6 +121,8 @@ class Collector(PartSteps):
         limit = self.holds.note_token_limit(model, message)
         reported = learned_limit(message) is not None
         verdict = Verdict.FITS if limit is None else self.refitter.refit(part, job, limit, reported=reported)
+        if verdict is Verdict.FITS and limit is not None and self.store.enqueued_tokens(model) == 0:
+            verdict = self.refitter.halve(part, job, limit)  # refused alone: bigger than its estimate
         if verdict is Verdict.FITS:  # not too big: the queue was full, so wait for room
             self.holds.hold_model(model, limit)
             self._requeue(part, job, batch, message)

@@ -14,6 +14,9 @@ rest of the input still runs, and the job then ends in failed/ with that reason 
 Where the limit is only remembered (the account's limit may have been raised since), such a
 request is sent alone and the service decides. A pack too big for the limit is not cut: it is
 given up, so its inputs go in batches of their own (see unpacker), each fitted by itself.
+
+The estimate can also be low (dense text has more tokens than a quarter of its bytes): a part
+refused while nothing else of its model was queued is halved (``halve``), again if need be.
 """
 
 from __future__ import annotations
@@ -93,18 +96,32 @@ class Refitter:
         if not part.path or part.est_tokens <= budget:  # an imported batch's part has no file to cut
             return Verdict.FITS
         if job.kind == PACK_KIND:
-            self._give_up_pack(part, job, limit, reported=reported)
+            self._give_up_pack(part, job, f"estimated at {part.est_tokens:,} tokens, over", limit, reported=reported)
             return Verdict.REFUSED
         if part.request_count == 1 and not reported:
             return Verdict.FITS
-        pieces = self._cut(part, job, budget, reported=reported)
-        if len(pieces) < 2 and not (reported and pieces[0].alone):
+        return self._split(part, job, limit, budget, refuse_alone=reported)
+
+    def halve(self, part: Part, job: Job, limit: int) -> Verdict:
+        """``part`` was refused though nothing else of its model was queued and its estimate fits: the
+        service counts it bigger (dense text has more tokens than a quarter of its bytes). Halve it;
+        if the halves are refused alone too, they are halved again."""
+        if not part.path or part.request_count < 2:
+            return Verdict.FITS
+        if job.kind == PACK_KIND:
+            self._give_up_pack(part, job, "refused alone by", limit, reported=True)
+            return Verdict.REFUSED
+        return self._split(part, job, limit, max(1, (part.est_tokens + 1) // 2), refuse_alone=False)
+
+    def _split(self, part: Part, job: Job, limit: int, budget: int, *, refuse_alone: bool) -> Verdict:
+        pieces = self._cut(part, job, budget)
+        if len(pieces) < 2 and not (refuse_alone and pieces[0].alone):
             return Verdict.FITS  # the estimate of the whole was off; its lines fit as one
         self._write(Path(part.path), pieces)
-        self._record(part, job, limit, pieces, reported=reported)
+        self._record(part, job, limit, pieces, refuse_alone=refuse_alone)
         return Verdict.SPLIT
 
-    def _cut(self, part: Part, job: Job, budget: int, *, reported: bool) -> list[Piece]:
+    def _cut(self, part: Part, job: Job, budget: int) -> list[Piece]:
         """Where the new parts begin: a greedy run of requests up to ``budget``, in order."""
         folder = self._folder(part, job)
         pieces: list[Piece] = []
@@ -136,9 +153,9 @@ class Refitter:
                     for data in itertools.islice(source_lines, piece.requests):
                         out.write(data)
 
-    def _record(self, part: Part, job: Job, limit: int, pieces: list[Piece], *, reported: bool) -> None:
+    def _record(self, part: Part, job: Job, limit: int, pieces: list[Piece], *, refuse_alone: bool) -> None:
         lines = input_lines(job, {p.first_id for p in pieces})
-        refused = [p for p in pieces if reported and p.alone]
+        refused = [p for p in pieces if refuse_alone and p.alone]
         # Refused requests take the last attempts: a segment's not-run lines name its last part's status.
         ordered = [p for p in pieces if p not in refused] + refused
         now = time.time()
@@ -176,18 +193,15 @@ class Refitter:
                 limit=limit,
             )
 
-    def _give_up_pack(self, part: Part, job: Job, limit: int, *, reported: bool) -> None:
-        reason = (
-            f"the pack is estimated at {part.est_tokens:,} tokens, over the {limit:,} enqueued-token limit "
-            f"for model {job.model}; its inputs go in batches of their own"
-        )
+    def _give_up_pack(self, part: Part, job: Job, why: str, limit: int, *, reported: bool) -> None:
+        reason = f"the pack was {why} the {limit:,} enqueued-token limit for model {job.model}; its inputs go alone"
         if reported:  # its refused batch is collected as usual, and the unpacker sends its inputs alone
             self.store.update_part(part.id, last_error=reason)
         else:  # never sent: end it as refused, and the same happens
             self.store.update_part(
                 part.id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
             )
-        log.warning("pack_given_up", pack_id=job.id, reason="over_token_limit", limit=limit, est_tokens=part.est_tokens)
+        log.warning("pack_given_up", pack_id=job.id, reason=reason, limit=limit, est_tokens=part.est_tokens)
 
 
 def input_lines(job: Job, custom_ids: set[str]) -> dict[str, int]:

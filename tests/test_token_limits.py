@@ -31,8 +31,13 @@ def _quick_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(holds, "TOKEN_LIMIT_RETRY", 0.4)
 
 
-def limited_server(tmp_path: Path, **timing: float) -> EmulatorServer:
-    settings = EmulatorSettings(**{**FAST, **timing}, token_limit=LIMIT, data_dir=tmp_path / "emulator")  # type: ignore[arg-type]
+def limited_server(tmp_path: Path, token_weight: float = 1.0, **timing: float) -> EmulatorServer:
+    settings = EmulatorSettings(
+        **{**FAST, **timing},  # type: ignore[arg-type]
+        token_limit=LIMIT,
+        token_weight=token_weight,
+        data_dir=tmp_path / "emulator",
+    )
     return EmulatorServer(settings)
 
 
@@ -78,7 +83,7 @@ def refused(server: EmulatorServer) -> list[dict[str, Any]]:
 def test_an_input_over_the_limit_is_split_to_fit_and_completes_in_order(
     daemon: Harness, server: EmulatorServer
 ) -> None:
-    ids = [f"r{i}" for i in range(20)]
+    ids = [f"r{i}" for i in range(12)]
     daemon.start().drop("big.jsonl", "".join(request_line(i) + "\n" for i in ids))
     daemon.wait_job("big.jsonl", timeout=30)
 
@@ -92,18 +97,36 @@ def test_an_input_over_the_limit_is_split_to_fit_and_completes_in_order(
     assert [p.state for p in parts].count(PartState.SUPERSEDED) == 1
     fitted = [p for p in parts if p.state == PartState.DOWNLOADED]
     assert len(fitted) > 1 and all(p.est_tokens <= LIMIT * 0.9 for p in fitted)
-    assert sum(p.request_count for p in fitted) == 20
+    assert sum(p.request_count for p in fitted) == 12
     assert daemon.store.fact("token_limit:gpt-4o-mini") == str(LIMIT)
     (old,) = [p for p in parts if p.state == PartState.SUPERSEDED]
     assert old.file_id in dict(remote_files_of(parts)), "its uploaded file is deleted with the others"
 
     # The limit is known now: the next big input is split before it is sent, and nothing is refused.
-    again = [f"q{i}" for i in range(20)]
+    again = [f"q{i}" for i in range(12)]
     daemon.drop("again.jsonl", "".join(request_line(i) + "\n" for i in again))
     daemon.wait_job("again.jsonl", timeout=30)
     assert len(refused(server)) == 1
     assert [r["custom_id"] for r in daemon.results("again.jsonl")] == again
     assert sent_ok(server) == Counter(ids + again)
+
+
+def test_a_part_refused_alone_though_its_estimate_fits_is_halved(tmp_path: Path) -> None:
+    # The service counts three times the estimate (dense text): 4 requests are estimated within the
+    # limit but refused even with nothing else queued, so they go again in halves.
+    ids = [f"d{i}" for i in range(4)]
+    with limited_server(tmp_path, token_weight=3.0) as server:
+        root = tmp_path / "root"
+        root.mkdir()
+        daemon = Harness(fast_settings(root, server.base_url), server).start()
+        try:
+            daemon.drop("dense.jsonl", "".join(request_line(i) + "\n" for i in ids))
+            daemon.wait_job("dense.jsonl", timeout=30)
+            assert [r["custom_id"] for r in daemon.results("dense.jsonl")] == ids
+            assert sent_ok(server) == Counter(ids)
+            assert server.file_bytes(refused(server)[0]["input_file_id"]).count(b"\n") == 4
+        finally:
+            daemon.stop()
 
 
 def test_split_parts_that_expire_resend_only_their_unfinished_requests(daemon: Harness, server: EmulatorServer) -> None:
