@@ -121,8 +121,11 @@ class Collector(PartSteps):
         limit = self.holds.note_token_limit(model, message)
         reported = learned_limit(message) is not None
         verdict = Verdict.FITS if limit is None else self.refitter.refit(part, job, limit, reported=reported)
-        if verdict is Verdict.FITS and limit is not None and self.store.enqueued_tokens(model) == 0:
-            verdict = self.refitter.halve(part, job, limit)  # refused alone: bigger than its estimate
+        # Refused a second time with nothing of ours queued: it is bigger than its estimate. (Once
+        # could be another client of the account filling the queue.)
+        alone = part.old_batch_ids and self.store.enqueued_tokens(model) == 0
+        if verdict is Verdict.FITS and limit is not None and alone:
+            verdict = self.refitter.halve(part, job, limit)
         if verdict is Verdict.FITS:  # not too big: the queue was full, so wait for room
             self.holds.hold_model(model, limit)
             self._requeue(part, job, batch, message)

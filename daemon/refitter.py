@@ -16,7 +16,7 @@ request is sent alone and the service decides. A pack too big for the limit is n
 given up, so its inputs go in batches of their own (see unpacker), each fitted by itself.
 
 The estimate can also be low (dense text has more tokens than a quarter of its bytes): a part
-refused while nothing else of its model was queued is halved (``halve``), again if need be.
+refused again while nothing else of its model was queued is halved (``halve``), again if need be.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class Refitter:
         return self._split(part, job, limit, budget, refuse_alone=reported)
 
     def halve(self, part: Part, job: Job, limit: int) -> Verdict:
-        """``part`` was refused though nothing else of its model was queued and its estimate fits: the
+        """``part`` was refused again though nothing else of its model was queued and its estimate fits: the
         service counts it bigger (dense text has more tokens than a quarter of its bytes). Halve it;
         if the halves are refused alone too, they are halved again."""
         if not part.path or part.request_count < 2:
