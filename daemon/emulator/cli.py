@@ -51,6 +51,12 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
     ),
     ("--token-limit", int, None, "enqueued-token limit per model; over it batches fail (default: unlimited)"),
     (
+        "--token-weight",
+        float,
+        _DEFAULTS.token_weight,
+        "times its estimate a batch weighs against --token-limit, as dense text does (default: %(default)s)",
+    ),
+    (
         "--error-rate",
         float,
         0.0,
@@ -74,6 +80,7 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         seed=args.seed,
         request_error_rate=args.request_error_rate,
         token_limit=args.token_limit,
+        token_weight=args.token_weight,
     )
 
 
