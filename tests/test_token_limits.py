@@ -18,7 +18,8 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.hygiene import remote_files_of
 from daemon.reports import report_path
 from daemon.states import JobState, PartState
-from daemon.status_view import status_text
+from daemon.status_view import job_rows, render_table, status_text
+from daemon.store import Job, Part, Store
 from tests.conftest import FAST, Harness, fast_settings, request_line, wait_until
 
 LIMIT = 200  # the emulator's enqueued-token limit; a request line is about 20 of its tokens
@@ -219,3 +220,37 @@ def test_status_says_why_a_job_waits_on_the_token_limit(tmp_path: Path, monkeypa
     assert row["next_retry_at"] > time.time() + 60
     assert "token limit" in row["why"]
     assert "WHY" in table.splitlines()[0] and "token limit of gpt-4o-mini full" in table
+
+
+def test_status_names_an_account_hold_a_full_queue_and_a_retry(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    now = time.time()
+
+    def add(name: str, state: PartState, est: int, **fields: Any) -> None:
+        job = Job(name, f"{name}.jsonl", "", "", JobState.ACTIVE, now, now, model="gpt-4o-mini", request_count=1)
+        store.add_job(job)
+        part = Part(name, 0, 0, f"{name}.part", 1, 1, 4 * est, est, state, now, now)
+        store.update_part(store.add_part(part).id, **fields)
+
+    add("running", PartState.SUBMITTED, 150, next_action_at=now + 1)
+    add("queued", PartState.UPLOADED, 100, next_action_at=now + 30)
+    add("erred", PartState.FINISHED, 10, last_error="Connection refused", next_action_at=now + 90)
+    rows = {r["job_id"]: r for r in job_rows(store, now)}
+    assert rows["running"]["why"] is None and rows["running"]["hold"] is None
+    assert rows["queued"]["hold"] is None, "no limit learned yet: nothing to hold on"
+    assert rows["erred"]["last_error"] == "Connection refused" and rows["erred"]["next_retry_at"] == now + 90
+    assert rows["erred"]["why"] == "retry in 90s after: Connection refused"
+
+    store.set_fact("token_limit:gpt-4o-mini", "200")  # 150 queued + 100 more would overflow it
+    rows = {r["job_id"]: r for r in job_rows(store, now)}
+    assert rows["queued"]["hold"] == {"kind": "token_limit", "model": "gpt-4o-mini", "limit": 200, "until": None}
+    assert rows["queued"]["why"] == "token limit of gpt-4o-mini full (limit 200 tokens); next try in 30s"
+
+    store.set_fact("heartbeat", json.dumps({"at": now, "account_blocked": "401 invalid key\x1b[31m"}))
+    rows = {r["job_id"]: r for r in job_rows(store, now)}
+    assert rows["queued"]["hold"] == {"kind": "account", "reason": "401 invalid key\x1b[31m"}
+    assert rows["running"]["hold"] is None, "a batch already sent waits on nothing"
+    table = render_table(list(rows.values()))
+    assert "account hold: 401 invalid key?[31m" in table and "\x1b" not in table
+    assert max(len(line) for line in table.splitlines()) < 160
+    store.close()
