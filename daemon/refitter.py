@@ -118,7 +118,15 @@ class Refitter:
         if len(pieces) < 2 and not (refuse_alone and pieces[0].alone):
             return Verdict.FITS  # the estimate of the whole was off; its lines fit as one
         self._write(Path(part.path), pieces)
-        self._record(part, job, limit, pieces, refuse_alone=refuse_alone)
+        lines = input_lines(job, {p.first_id for p in pieces})
+        children = self._children(part, job, limit, pieces, lines, refuse_alone=refuse_alone)
+        with NEW_PARTS, self.store.transaction():  # the new parts and the old one's end land together
+            first = next_attempt(self.store.parts(job.id), part.segment)
+            for n, child in enumerate(children):
+                child.attempt = first + n
+                self.store.add_part(child)
+            self.store.update_part(part.id, state=PartState.SUPERSEDED, next_action_at=0)
+        _log_split(part, job, limit, budget, children)
         return Verdict.SPLIT
 
     def _cut(self, part: Part, job: Job, budget: int) -> list[Piece]:
@@ -153,45 +161,25 @@ class Refitter:
                     for data in itertools.islice(source_lines, piece.requests):
                         out.write(data)
 
-    def _record(self, part: Part, job: Job, limit: int, pieces: list[Piece], *, refuse_alone: bool) -> None:
-        lines = input_lines(job, {p.first_id for p in pieces})
-        refused = [p for p in pieces if refuse_alone and p.alone]
-        # Refused requests take the last attempts: a segment's not-run lines name its last part's status.
-        ordered = [p for p in pieces if p not in refused] + refused
+    def _children(
+        self, part: Part, job: Job, limit: int, pieces: list[Piece], lines: dict[str, int], *, refuse_alone: bool
+    ) -> list[Part]:
+        """The new parts, attempts still to number. Refused requests come last: a segment's not-run
+        lines name the status of its last part."""
         now = time.time()
-        with NEW_PARTS, self.store.transaction():  # the new parts and the old one's end land together
-            attempt = next_attempt(self.store.parts(job.id), part.segment)
-            for n, piece in enumerate(ordered):
-                line = lines.get(piece.first_id, part.first_line)
-                child = Part(
-                    job.id, part.segment, attempt + n, str(piece.path), line, piece.requests, piece.size,
-                    piece.est_tokens, PartState.READY, now, now,
-                )  # fmt: skip
-                if piece in refused:
-                    child.state, child.batch_status = PartState.DOWNLOADED, "rejected"
-                    child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, job.model or "")
-                self.store.add_part(child)
-            self.store.update_part(part.id, state=PartState.SUPERSEDED, next_action_at=0)
-        log.warning(
-            "part_refitted",
-            job_id=job.id,
-            part=part.label,
-            parts=len(pieces) - len(refused),
-            limit=limit,
-            budget=token_budget(limit),
-            est_tokens=part.est_tokens,
-        )
-        for piece in refused:
+        kept: list[Part] = []
+        refused: list[Part] = []
+        for piece in pieces:
             line = lines.get(piece.first_id, part.first_line)
-            log.error(
-                "request_refused",
-                job_id=job.id,
-                file=job.source_name,
-                line=line,
-                reason="over_token_limit",
-                model=job.model,
-                limit=limit,
-            )
+            child = Part(
+                job.id, part.segment, 0, str(piece.path), line, piece.requests, piece.size, piece.est_tokens,
+                PartState.READY, now, now,
+            )  # fmt: skip
+            if refuse_alone and piece.alone:
+                child.state, child.batch_status = PartState.DOWNLOADED, "rejected"
+                child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, job.model or "")
+            (refused if child.batch_status else kept).append(child)
+        return kept + refused
 
     def _give_up_pack(self, part: Part, job: Job, why: str, limit: int, *, reported: bool) -> None:
         reason = f"the pack was {why} the {limit:,} enqueued-token limit for model {job.model}; its inputs go alone"
@@ -202,6 +190,29 @@ class Refitter:
                 part.id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
             )
         log.warning("pack_given_up", pack_id=job.id, reason=reason, limit=limit, est_tokens=part.est_tokens)
+
+
+def _log_split(part: Part, job: Job, limit: int, budget: int, children: list[Part]) -> None:
+    refused = [c for c in children if c.batch_status]
+    log.warning(
+        "part_refitted",
+        job_id=job.id,
+        part=part.label,
+        parts=len(children) - len(refused),
+        limit=limit,
+        budget=budget,
+        est_tokens=part.est_tokens,
+    )
+    for child in refused:  # one request each
+        log.error(
+            "request_refused",
+            job_id=job.id,
+            file=job.source_name,
+            line=child.first_line,
+            reason="over_token_limit",
+            model=job.model,
+            limit=limit,
+        )
 
 
 def input_lines(job: Job, custom_ids: set[str]) -> dict[str, int]:
