@@ -81,9 +81,11 @@ class Submitter(PartSteps):
             part = self.store.part(part.id)
 
     def _turn(self, part: Part, job: Job) -> AbstractContextManager[object]:
-        """A batch about to be created waits its model's turn (see Holds.model_turn)."""
-        if part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
-            return self.holds.model_turn(job.model)
+        """A batch about to be created waits its model's turn (see Holds.model_turn), once the model
+        has a known limit to weigh it against: without one, creates of a burst stay in parallel."""
+        weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model
+        if weighed and known_limit(self.store, job.model or "") is not None:
+            return self.holds.model_turn(job.model or "")
         return contextlib.nullcontext()
 
     def _refitted(self, part: Part, job: Job) -> bool:
