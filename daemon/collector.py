@@ -25,7 +25,7 @@ from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.folders import PARTS
-from daemon.holds import Holds
+from daemon.holds import Holds, learned_limit
 from daemon.hygiene import schedule_deletions
 from daemon.job_endings import Ending, early_ending, sends_nothing_more
 from daemon.logs import get_logger
@@ -35,6 +35,7 @@ from daemon.outcome import FAILED
 from daemon.overdue_batches import resubmission_status
 from daemon.quarantine import failed_place
 from daemon.recheck import InputChangedError, read_checked
+from daemon.refitter import NEW_PARTS, Refitter, Verdict, next_attempt
 from daemon.remote import Remote
 from daemon.reports import write_report
 from daemon.retrying import scheduled_delay
@@ -70,6 +71,7 @@ class Collector(PartSteps):
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
         self.verification = Verification(store, settings.verify_downloads_for)
+        self.refitter = Refitter(settings, store)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -106,8 +108,8 @@ class Collector(PartSteps):
         if part.state != PartState.FINISHED:
             return
         batch = part_batch(part)
-        if batch is not None and part.batch_status == "failed" and _token_limited(batch):
-            self._requeue(part, job, batch)
+        refused = batch is not None and part.batch_status == "failed" and _token_limited(batch)
+        if refused and batch is not None and self._token_refused(part, job, batch):
             return
         folder = Path(job.result_dir or "")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -120,7 +122,7 @@ class Collector(PartSteps):
             verified  # requests of a batch whose downloads did not add up may have run: never sent again
             and resubmission_status(self.store, part) in self.settings.resubmit_unfinished
             and not sends_nothing_more(self.store.job(job.id).note)  # re-read: a cancel may have come since
-            and part.attempt < MAX_RESUBMISSIONS
+            and _resubmissions(self.store.parts(part.job_id), part) < MAX_RESUBMISSIONS
             and part.path  # an imported batch without its input: its requests are not here to resend
         ):
             self._resubmit_unfinished(part, folder)
@@ -149,10 +151,26 @@ class Collector(PartSteps):
         requests = _request_file(job, part) if part.path else None
         return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
-    def _requeue(self, part: Part, job: Job, batch: Batch) -> None:
-        """The model's queue was full: not the input's fault. Submit the same file again later."""
+    def _token_refused(self, part: Part, job: Job, batch: Batch) -> bool:
+        """The model's enqueued-token limit refused the batch. True: handled (split to fit, or sent
+        again later); False: it can never fit as it is and is collected as refused."""
         message = " ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
-        self.holds.note_token_limit(job.model or "", message)
+        model = job.model or ""
+        limit = self.holds.note_token_limit(model, message)
+        reported = learned_limit(message) is not None
+        verdict = Verdict.FITS if limit is None else self.refitter.refit(part, job, limit, reported=reported)
+        # Refused a second time with nothing of ours queued: it is bigger than its estimate. (Once
+        # could be another client of the account filling the queue.)
+        alone = part.old_batch_ids and self.store.enqueued_tokens(model) == 0
+        if verdict is Verdict.FITS and limit is not None and alone:
+            verdict = self.refitter.halve(part, job, limit)
+        if verdict is Verdict.FITS:  # not too big: the queue was full, so wait for room
+            self.holds.hold_model(model, limit)
+            self._requeue(part, job, batch, message)
+        return verdict is not Verdict.REFUSED
+
+    def _requeue(self, part: Part, job: Job, batch: Batch, message: str) -> None:
+        """The model's queue was full: not the input's fault. Submit the same file again later."""
         old = ",".join(filter(None, [part.old_batch_ids, part.batch_id]))
         self.store.update_part(
             part.id,
@@ -161,15 +179,21 @@ class Collector(PartSteps):
             batch_status=None,
             batch_json=None,
             old_batch_ids=old,
+            last_error=f"token_limit_exceeded: {message}",
             next_action_at=0,
         )
         log.warning("batch_requeued", job_id=job.id, part=part.label, batch_id=batch.id, reason="token_limit_exceeded")
 
     def _resubmit_unfinished(self, part: Part, folder: Path) -> None:
         """Put the requests that never ran into a new part; the ones that ran are never sent again."""
+        with NEW_PARTS:
+            self._add_unfinished(part, folder)
+
+    def _add_unfinished(self, part: Part, folder: Path) -> None:
         assert part.batch_id is not None
         ran = _ran_ids([folder / n for n in download_names(part.batch_id)])
-        new_path = Path(part.path).with_name(f"{part.segment}.{part.attempt + 1}.jsonl")
+        attempt = next_attempt(self.store.parts(part.job_id), part.segment)  # a refitted segment has several
+        new_path = Path(part.path).with_name(f"{part.segment}.{attempt}.jsonl")
         count, size = _write_unfinished(Path(part.path), new_path, ran)
         now = time.time()
         with self.store.transaction():
@@ -178,7 +202,7 @@ class Collector(PartSteps):
                     Part(
                         part.job_id,
                         part.segment,
-                        part.attempt + 1,
+                        attempt,
                         str(new_path),
                         part.first_line,
                         count,
@@ -316,6 +340,20 @@ def _counted(batch: Batch) -> int:
 
 def _token_limited(batch: Batch) -> bool:
     return bool(batch.errors and any(e.code == "token_limit_exceeded" for e in (batch.errors.data or [])))
+
+
+def _resubmissions(parts: list[Part], part: Part) -> int:
+    """How often ``part``'s requests were resubmitted unfinished: its superseded forebears, which
+    share its first line (a refitted part's new parts each start a line of their own)."""
+    return sum(
+        1
+        for p in parts
+        if p.segment == part.segment
+        and p.attempt < part.attempt
+        and p.state == PartState.SUPERSEDED
+        and p.first_line == part.first_line
+        and p.batch_status not in (None, "failed")
+    )
 
 
 def _ran_ids(downloads: list[Path]) -> set[str]:

@@ -16,6 +16,7 @@ from daemon.store import Store
 log = get_logger(__name__)
 ACCOUNT_RETRY = 60.0  # how often a blocked account is tried again (and reported)
 TOKEN_LIMIT_RETRY = 120.0  # how long a model waits after the service said its queue was full
+MODEL_HOLD_FACT = "model_hold:"  # + model: until when its submissions are held (read by status)
 _LIMIT = re.compile(r"Limit:\s*([\d,]+)\s*enqueued tokens", re.IGNORECASE)
 
 
@@ -32,6 +33,7 @@ class Holds:
         self._account_until = 0.0
         self._account_reason = ""
         self._model_until: dict[str, float] = {}
+        self._model_turns: dict[str, threading.Lock] = {}
 
     def block_account(self, reason: str) -> None:
         with self._lock:
@@ -63,13 +65,28 @@ class Holds:
     def account_reason(self) -> str:
         return self._account_reason
 
-    def note_token_limit(self, model: str, message: str) -> None:
+    def note_token_limit(self, model: str, message: str) -> int | None:
+        """Remember the limit a token_limit_exceeded message names; return it, or the one learned before."""
         limit = learned_limit(message)
         if limit is not None:
             self._store.set_fact(f"token_limit:{model}", str(limit))
+            return limit
+        return known_limit(self._store, model)
+
+    def hold_model(self, model: str, limit: int | None) -> None:
+        """The model's queue was full: hold its submissions back for a while (recorded for status)."""
+        until = time.time() + TOKEN_LIMIT_RETRY
         with self._lock:
-            self._model_until[model] = time.time() + TOKEN_LIMIT_RETRY
+            self._model_until[model] = until
+        self._store.set_fact(f"{MODEL_HOLD_FACT}{model}", repr(until))
         log.warning("token_limit_reached", model=model, limit=limit, retry_in=TOKEN_LIMIT_RETRY)
+
+    def model_turn(self, model: str) -> threading.Lock:
+        """Held while one batch of ``model`` is weighed against the queue and created: batches
+        weighed at once would each see the queue without the others and overflow it together
+        (as a refitted part's new parts would)."""
+        with self._lock:
+            return self._model_turns.setdefault(model, threading.Lock())
 
     def model_wait(self, model: str, est_tokens: int, enqueued: int, now: float) -> float:
         """Seconds to hold a batch of ``est_tokens`` for ``model`` back (0: submit now)."""
@@ -77,8 +94,17 @@ class Holds:
             until = self._model_until.get(model, 0.0)
         if until > now:
             return until - now
-        limit = self._store.fact(f"token_limit:{model}")
-        # With nothing enqueued, submit even an over-estimate: only the service knows for sure.
-        if limit is not None and enqueued > 0 and enqueued + est_tokens > int(limit):
-            return TOKEN_LIMIT_RETRY / 4
-        return 0.0
+        limit = known_limit(self._store, model)
+        return TOKEN_LIMIT_RETRY / 4 if queue_full(limit, enqueued, est_tokens) else 0.0
+
+
+def known_limit(store: Store, model: str) -> int | None:
+    """The enqueued-token limit the service last reported for ``model``, if any."""
+    value = store.fact(f"token_limit:{model}")
+    return int(value) if value is not None else None
+
+
+def queue_full(limit: int | None, enqueued: int, est_tokens: int) -> bool:
+    """Whether a batch of ``est_tokens`` would overflow the model's queue now. With nothing
+    enqueued, even an over-estimate is sent: only the service knows for sure."""
+    return limit is not None and enqueued > 0 and enqueued + est_tokens > limit

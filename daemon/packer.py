@@ -22,6 +22,7 @@ changed, or a step keeps failing on it) never stops the others: see quarantine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -38,11 +39,13 @@ from daemon.config import Settings
 from daemon.custom_ids import NotEditableError, with_prefix
 from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
 from daemon.folders import PACKS, PARTS
+from daemon.holds import known_limit
 from daemon.intake import new_job_id
 from daemon.job_endings import sends_nothing_more
 from daemon.logs import get_logger
 from daemon.quarantine import Quarantine
 from daemon.recheck import checked_lines
+from daemon.refitter import token_budget
 from daemon.splitter import write_lines
 from daemon.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
 from daemon.store import Job, Part, Store
@@ -210,10 +213,11 @@ class Packer:
         alone = [p for p in group if sends_nothing_more(jobs[p.job_id].note)]
         riders = [p for p in group if not sends_nothing_more(jobs[p.job_id].note)]
         packs: list[PackFile] = []
+        limits = self._limits_for(jobs[group[0].job_id].model)
         for part in riders:
             added = self._add(packs[-1], part, jobs[part.job_id]) if packs else False
             if added is False:
-                packs.append(self._open_pack())
+                packs.append(self._open_pack(limits))
                 added = self._add(packs[-1], part, jobs[part.job_id])
                 if added is False:  # too big to carry even alone, with its prefixes
                     alone.append(part)
@@ -230,12 +234,21 @@ class Packer:
         (it then waits for the next round, or has ended): one input never stops the rest."""
         return self.quarantine.guard(job.id, "pack", lambda: pack.try_add(part, part_lines(job, part)), contain=True)
 
-    def _open_pack(self) -> PackFile:
+    def _limits_for(self, model: str | None) -> BatchLimits:
+        """The batch limits, the token budget cut to the model's learned limit: a pack over it
+        would only be refused (see refitter)."""
+        limit = known_limit(self.store, model) if model else None
+        if limit is None:
+            return self.limits
+        budget = min(token_budget(limit), self.limits.max_tokens or limit)
+        return dataclasses.replace(self.limits, max_tokens=budget)
+
+    def _open_pack(self, limits: BatchLimits) -> PackFile:
         pack_id = new_job_id()
         folder = self.folder / pack_id
         folder.mkdir(mode=OWNER_ONLY_DIR)
         path = folder / PACK_FILE
-        return PackFile(pack_id, path, open(path, "wb"), self.limits)
+        return PackFile(pack_id, path, open(path, "wb"), limits)
 
     def _record(self, pack: PackFile, first: Job) -> None:
         pack.seal()

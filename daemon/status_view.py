@@ -7,7 +7,6 @@ done, so a resubmitted job does not appear to go backwards.
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -22,9 +21,10 @@ from daemon.display import printable
 from daemon.errors import DaemonError
 from daemon.folders import DB_NAME
 from daemon.pricing import ModelPrice
-from daemon.states import PACK_KIND, TERMINAL_JOB_STATES
+from daemon.states import PACK_KIND, TERMINAL_JOB_STATES, PartState
 from daemon.store import Job, Part, Store
 from daemon.usage import TokenUsage, batches_usage
+from daemon.waits import WaitFacts, job_wait, short_why
 
 SUMMARY_NAME = "summary.json"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -36,7 +36,18 @@ def job_rows(
 ) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
     parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
-    return [_row(job, parts.get(job.id, []), now, prices or {}) for job in store.jobs()]
+    facts = WaitFacts(store)
+    return [
+        _row(job, parts.get(job.id, []), now, prices or {}) | job_wait(job, _wait_parts(job, parts), facts, now)
+        for job in store.jobs()
+    ]
+
+
+def _wait_parts(job: Job, parts: Mapping[str, list[Part]]) -> list[Part]:
+    """The job's parts and, while it rides in a pack, the pack's: it waits on its pack."""
+    own = parts.get(job.id, [])
+    packs = {p.pack_id for p in own if p.pack_id and p.state == PartState.PACKED}
+    return own + [q for pack_id in sorted(packs) for q in parts.get(pack_id, [])]
 
 
 def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
@@ -72,9 +83,10 @@ def progress(parts: list[Part]) -> tuple[int, int]:
     done = total = 0
     for attempts in segments.values():
         total += attempts[0].request_count
-        # A newer attempt holds exactly the requests the older one did not run.
-        done += sum(max(0, old.request_count - new.request_count) for old, new in itertools.pairwise(attempts))
-        done += _batch_done(attempts[-1])
+        # The parts not superseded hold exactly the requests that did not run before: an expired
+        # batch's unfinished ones, or a refitted part's cut into several (see refitter).
+        left = sum(p.request_count - _batch_done(p) for p in attempts if p.state != PartState.SUPERSEDED)
+        done += max(0, attempts[0].request_count - left)
     return done, total
 
 
@@ -150,7 +162,9 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         )
         for row in rows
     ]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    if any(row.get("why") for row in rows):  # only when something waits: the usual table stays narrow
+        table = [(*r, "WHY" if n == 0 else short_why(rows[n - 1].get("why"))) for n, r in enumerate(table)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
 
 

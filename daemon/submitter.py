@@ -8,7 +8,10 @@ adopted instead of creating another. Only then is the call made again.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from openai.types import Batch
@@ -16,16 +19,20 @@ from openai.types import Batch
 from daemon import crashpoints
 from daemon.config import CANCEL_NOTE, Settings
 from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.holds import Holds, known_limit
 from daemon.job_endings import is_abandoned
 from daemon.logs import get_logger
+from daemon.refitter import Refitter, Verdict
+from daemon.remote import Remote
 from daemon.retrying import scheduled_delay
 from daemon.states import TERMINAL_JOB_STATES, PartState
 from daemon.steps import PartSteps
-from daemon.store import Job, Part
+from daemon.store import Job, Part, Store
 
 log = get_logger(__name__)
 ABANDONED_PART_HOLD = 3600.0  # the abandonment ends such a part within a pass or two; this only keeps it off the queue
 _BEFORE_INTENT = {PartState.UPLOAD_INTENT: PartState.READY, PartState.BATCH_INTENT: PartState.UPLOADED}
+_REFITTABLE = (PartState.READY, PartState.UPLOADED)  # no batch exists for them (an intent may have one)
 
 
 def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
@@ -40,6 +47,10 @@ def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
 
 
 class Submitter(PartSteps):
+    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+        super().__init__(settings, store, remote, holds, stop)
+        self.refitter = Refitter(settings, store)
+
     def advance(self, part_id: int) -> None:
         """Take one part as far as it can go now (up to SUBMITTED); schedule it again on failure."""
         part = self.store.part(part_id)
@@ -60,20 +71,36 @@ class Submitter(PartSteps):
         if job.note == CANCEL_NOTE and part.state in (PartState.READY, PartState.UPLOADED):
             self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
             return
+        if part.state in _REFITTABLE and self._refitted(part, job):
+            return
         while not self.stop.is_set() and part.state != PartState.SUBMITTED and self._open(job):
             if is_abandoned(job.note):  # the abandonment ends the part; offer it to no step meanwhile
                 self.store.update_part(part.id, next_action_at=time.time() + ABANDONED_PART_HOLD)
                 return
-            wait = self._hold(part, job)
-            if wait > 0:
-                self.store.update_part(part.id, next_action_at=time.time() + wait)
-                return
-            self._step(part, job)
+            with self._turn(part, job):
+                wait = self._hold(part, job)
+                if wait > 0:
+                    self.store.update_part(part.id, next_action_at=time.time() + wait)
+                    return
+                self._step(part, job)
             part, job = self.store.part(part.id), self.store.job(job.id)
 
     def _open(self, job: Job) -> bool:
         """Whether the job still wants its part submitted: another step may have set it aside."""
         return self.store.job(job.id).state not in TERMINAL_JOB_STATES
+
+    def _turn(self, part: Part, job: Job) -> AbstractContextManager[object]:
+        """A batch about to be created waits its model's turn (see Holds.model_turn), once the model
+        has a known limit to weigh it against: without one, creates of a burst stay in parallel."""
+        weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model
+        if weighed and known_limit(self.store, job.model or "") is not None:
+            return self.holds.model_turn(job.model or "")
+        return contextlib.nullcontext()
+
+    def _refitted(self, part: Part, job: Job) -> bool:
+        """A part the model's learned token limit cannot take is split to fit before it is sent."""
+        limit = known_limit(self.store, job.model) if job.model else None
+        return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
 
     def _hold(self, part: Part, job: Job) -> float:
         now = time.time()

@@ -20,7 +20,7 @@ from daemon.quarantine import Quarantine
 from daemon.reports import report_path
 from daemon.states import PACK_KIND, JobState, PartState
 from daemon.store import Part, Store
-from tests.conftest import Harness
+from tests.conftest import Harness, wait_until
 from tests.test_packer import small_inputs
 from tests.test_preparer import claimed
 from tests.test_recheck import held_and_waiting
@@ -33,7 +33,14 @@ def assert_quarantined(harness: Harness, name: str, capsys: pytest.CaptureFixtur
     report = report_path(harness.settings.failed / name).read_text()
     assert SET_ASIDE in report and "FileNotFoundError" in report, report
     assert "Nothing of this input was sent to the service." in report
-    assert "job_quarantined" in capsys.readouterr().out
+    # The event is logged just after the job ends: wait for it rather than read the log at once.
+    captured: list[str] = []
+
+    def logged() -> bool:
+        captured.append(capsys.readouterr().out)
+        return "job_quarantined" in "".join(captured)
+
+    wait_until(logged, what="job_quarantined in the log")
     return report
 
 

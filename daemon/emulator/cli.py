@@ -51,6 +51,12 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
     ),
     ("--token-limit", int, None, "enqueued-token limit per model; over it batches fail (default: unlimited)"),
     (
+        "--token-weight",
+        float,
+        _DEFAULTS.token_weight,
+        "times its estimate a batch weighs against --token-limit, as dense text does (default: %(default)s)",
+    ),
+    (
         "--error-rate",
         float,
         0.0,
@@ -91,6 +97,7 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         token_limit=args.token_limit,
         string_bodies=args.string_bodies,
         drop_cancelled_results=args.drop_cancelled_results,
+        token_weight=args.token_weight,
     )
 
 

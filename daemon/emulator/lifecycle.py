@@ -51,7 +51,7 @@ def build_plan(scan: InputScan, settings: EmulatorSettings) -> InputPlan:
         for index in order
     ]
     target = len(requests) // 2 if EXPIRE_TRIGGER in scan.model else len(requests)
-    tokens = sum(request.tokens for request in requests)
+    tokens = int(sum(request.tokens for request in requests) * settings.token_weight)
     return InputPlan(scan.model, requests, order, failing, list(accumulate(failing, initial=0)), target, tokens)
 
 

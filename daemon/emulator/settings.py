@@ -32,6 +32,10 @@ class EmulatorSettings:
     # lines out of its output and error files (a server that dropped finished results).
     drop_cancelled_results: bool = False
 
+    # How many times its estimate a batch weighs against token_limit: above 1, the service counts
+    # more tokens than a quarter of the bytes (as for dense text), more than a client estimates.
+    token_weight: float = 1.0
+
     def __post_init__(self) -> None:
         durations = (
             self.validating_seconds,
@@ -43,5 +47,7 @@ class EmulatorSettings:
             raise ValueError("lifecycle durations must be >= 0")
         if not 0.0 <= self.request_error_rate <= 1.0:
             raise ValueError("request_error_rate must be between 0 and 1")
+        if self.token_weight <= 0:
+            raise ValueError("token_weight must be > 0")
         if self.token_limit is not None and self.token_limit < 1:
             raise ValueError("token_limit must be >= 1 or None")
