@@ -13,6 +13,7 @@ from daemon.logs import get_logger
 from daemon.remote import Remote, build_client
 from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags, captured_signals
+from daemon.state_guard import refuse_lost_state
 from daemon.store import Store
 
 log = get_logger(__name__)
@@ -34,6 +35,7 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
     stack.callback(lock.release)
+    refuse_lost_state(settings)
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
     remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
@@ -51,7 +53,7 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
         engine.run()
     finally:
         engine.shutdown()
-    return 0
+    return engine.exit_code
 
 
 class _emulated:  # noqa: N801 - used like a function, as a context manager

@@ -1,0 +1,400 @@
+"""``batchd recover``: rebuild lost state from the files in state/ and the batches on the service.
+
+Inputs in state/inflight/ (named JOBID_NAME), part files in state/parts/JOBID/ and packs in
+state/packs/PACKID/ (with members.json) that no job records are matched with the batches the
+service lists within a horizon, by their batchd metadata (``batchd_job``, ``batchd_part``,
+``batchd_sha256`` and ``batchd_part_sha256``). An input with batches gets its job back, its parts
+in the state their batches are in (polled and collected as usual); a pack gets its job and its
+members theirs. An input no batch carries goes back to pending_upload/ to be claimed again, and
+its stray uploads are deleted. Nothing is ever created on the service here, so no batch is paid
+for twice; what does not add up is left where it is and reported. Running it again does nothing
+more: only files and batches no job records are looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from openai.types import Batch, FileObject
+
+from daemon import folders
+from daemon.config import Settings
+from daemon.errors import DaemonError, StateCorruptError
+from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
+from daemon.logs import get_logger
+from daemon.packer import MANIFEST, UNMATCHED_NOTE
+from daemon.preparer import result_dir_for
+from daemon.reconstruction import PartRebuilder, RemoteView, UnmatchedError, fingerprint, first_lines
+from daemon.remote import CLOCK_SKEW, LIST_PAGE, Remote, translated
+from daemon.state_guard import RECOVERED_FACT
+from daemon.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
+from daemon.store import Job, Part, Store
+from daemon.validation import Findings, validate_file
+
+log = get_logger(__name__)
+DEFAULT_HORIZON_DAYS = 30.0  # the 24 h window plus output retention, with room to spare
+_INFLIGHT_NAME = re.compile(r"(\d{8}T\d{6}Z-[0-9a-f]{12})(?:_(.+)|\.jsonl)", re.DOTALL)
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What a recovery did, for the command's output and the log."""
+
+    jobs: list[str] = field(default_factory=list)
+    adopted_batches: list[str] = field(default_factory=list)
+    returned: list[tuple[str, str]] = field(default_factory=list)  # (input, where it went)
+    left: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    uploads_deleted: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"adopted {len(self.adopted_batches)} batch(es) into {len(self.jobs)} job(s)",
+            f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
+        ]
+        out += [f"  {src} -> {dest}" for src, dest in self.returned]
+        if self.uploads_deleted:
+            out.append(f"deleted {len(self.uploads_deleted)} stray upload(s) of those inputs on the service")
+        out.append(f"left {len(self.left)} thing(s) it could not match")
+        out += [f"  {what}: {why}" for what, why in self.left]
+        return out
+
+
+def recover_state(settings: Settings, remote: Remote, horizon_days: float = DEFAULT_HORIZON_DAYS) -> Recovered:
+    """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root."""
+    folders.prepare(settings)
+    lock = folders.InstanceLock(settings.state)
+    lock.acquire()
+    try:
+        store = open_store(settings.state / folders.DB_NAME)
+        try:
+            return Recovery(settings, store, remote, time.time() - horizon_days * 86400).run()
+        finally:
+            store.close()
+    finally:
+        lock.release()
+
+
+def open_store(db: Path) -> Store:
+    """The database, or a new one: a damaged one is moved aside (kept), as is a log without its database."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if not db.exists() or db.stat().st_size == 0:  # a log replayed into a new database would be half a state
+        for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            _set_aside(extra, stamp, "its database is gone")
+    try:
+        return Store(db)
+    except StateCorruptError as exc:
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            _set_aside(path, stamp, str(exc))
+        return Store(db)
+
+
+def _set_aside(path: Path, stamp: str, why: str) -> None:
+    if path.exists():
+        dest = path.with_name(f"{path.name}.damaged-{stamp}")
+        os.rename(path, dest)
+        log.warning("state_file_set_aside", file=str(path), kept_as=str(dest), reason=why)
+
+
+class Recovery:
+    def __init__(self, settings: Settings, store: Store, remote: Remote, not_before: float) -> None:
+        self.settings = settings
+        self.store = store
+        self.remote = remote
+        self.not_before = not_before
+        self.done = Recovered()
+        self.view = RemoteView()
+        self.rebuilder = PartRebuilder(settings, remote, self.view)
+
+    def run(self) -> Recovered:
+        inflight = self._orphan_inputs()
+        packs = self._orphan_packs()
+        if inflight or packs:  # nothing local to rebuild: the service is not even asked
+            self._read_service()
+            for pack_id, folder in packs.items():
+                self._recover_pack(pack_id, folder, inflight)
+            for job_id, path in sorted(inflight.items()):
+                self._recover_input(job_id, path)
+            self._report_running_orphans()
+        self.store.set_fact(RECOVERED_FACT, orjson.dumps({"at": time.time(), "jobs": len(self.done.jobs)}).decode())
+        log.info(
+            "state_recovered",
+            jobs=len(self.done.jobs),
+            adopted_batches=len(self.done.adopted_batches),
+            returned=len(self.done.returned),
+            left=len(self.done.left),
+        )
+        return self.done
+
+    # what is local ----------------------------------------------------------------------
+    def _orphan_inputs(self) -> dict[str, Path]:
+        known = {j.inflight_path for j in self.store.jobs()}
+        found: dict[str, Path] = {}
+        for path in sorted((self.settings.state / folders.INFLIGHT).iterdir()):
+            match = _INFLIGHT_NAME.fullmatch(path.name)
+            if str(path) in known:
+                continue
+            if match is None or self.store.has_job(match[1]):
+                self._leave(path, "not an input batchd claimed (its name carries no job id of a lost job)")
+            elif not self._finish_archive_move(path, match[1]):
+                found[match[1]] = path
+        return found
+
+    def _finish_archive_move(self, path: Path, job_id: str) -> bool:
+        """A crash between the link and the unlink of the archive move leaves the input in both
+        places; its results were written before the move began, so the move is only finished."""
+        name = safe_component(source_name_of(path))
+        stem, dot, ext = name.partition(".")
+        for folder in (self.settings.uploaded, self.settings.failed):
+            for candidate in (folder / name, folder / (f"{stem}.{job_id}{dot}{ext}" if dot else f"{name}.{job_id}")):
+                if candidate.exists() and same_file(candidate, path):
+                    path.unlink()
+                    fsync_dir(path.parent)
+                    log.info("archive_move_finished", job_id=job_id, archived=str(candidate))
+                    return True
+        return False
+
+    def _orphan_packs(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for folder in sorted((self.settings.state / folders.PACKS).iterdir()):
+            if self.store.has_job(folder.name) or (folder / UNMATCHED_NOTE).exists():
+                continue
+            if (folder / MANIFEST).exists():
+                found[folder.name] = folder
+            else:
+                self._leave(folder, f"a pack folder without {MANIFEST}: its members cannot be told apart")
+        return found
+
+    # what the service holds -------------------------------------------------------------
+    def _read_service(self) -> None:
+        for batch in _list_batches(self.remote, self.not_before):
+            job_id = (batch.metadata or {}).get("batchd_job")
+            if job_id:
+                self.view.batches.setdefault(job_id, []).append(batch)
+                self.view.by_id[batch.id] = batch
+        tracked = _tracked_batch_ids(self.store)
+        for job_id, batches in list(self.view.batches.items()):
+            self.view.batches[job_id] = [b for b in batches if b.id not in tracked]
+        for upload in _list_uploads(self.remote, self.not_before):
+            self.view.uploads.setdefault(upload.filename, upload)
+
+    # rebuilding -------------------------------------------------------------------------
+    def _recover_pack(self, pack_id: str, folder: Path, inflight: dict[str, Path]) -> None:
+        members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
+        batches = self.view.batches.get(pack_id, [])
+        if not batches:  # the pack was never sent: its members go back to be claimed again
+            for member in members:
+                path = inflight.pop(member["job_id"], None)
+                if path is not None and not self.view.batches.get(member["job_id"]):
+                    self._return_input(member["job_id"], path, member["source_name"])
+                elif path is not None:
+                    inflight[member["job_id"]] = path  # it went alone after all: rebuilt as an input
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        try:
+            rows = self._pack_rows(pack_id, folder, batches, members, inflight)
+        except (UnmatchedError, OSError) as exc:
+            self._leave(folder, str(exc))
+            return
+        for member in members:
+            inflight.pop(member["job_id"], None)
+        self._record(rows, batches)
+
+    def _pack_rows(
+        self, pack_id: str, folder: Path, batches: list[Batch], members: list[dict[str, str]], inflight: dict[str, Path]
+    ) -> list[tuple[Job, list[Part]]]:
+        rows: list[tuple[Job, list[Part]]] = []
+        for slot, member in enumerate(members):
+            path = inflight.get(member["job_id"])
+            if path is not None:  # one without its input has ended: its results are written
+                rows.append(self._member_rows(member, path, pack_id, slot, batches))
+        parts = self.rebuilder.parts(pack_id, folder, batches)
+        self.rebuilder.download_superseded(parts, folder)
+        now, first = time.time(), batches[0]
+        job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
+        job.kind, job.result_dir, job.endpoint = PACK_KIND, str(folder), first.endpoint
+        job.model = rows[0][0].model if rows else None
+        job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
+        return [(job, parts), *rows]
+
+    def _member_rows(
+        self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[Batch]
+    ) -> tuple[Job, list[Part]]:
+        job_id = member["job_id"]
+        job, findings = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
+        own = self.settings.state / folders.PARTS / job_id / "0.jsonl"
+        source = own if own.exists() else path
+        now, size = time.time(), job.size or 0
+        part = Part(job_id, 0, 0, str(source), first_lines(path, [findings.requests])[0], findings.requests, size,
+                    max(1, size // 4), PartState.PACKED, now, now, pack_id=pack_id, pack_slot=slot)  # fmt: skip
+        return job, [part]
+
+    def _recover_input(self, job_id: str, path: Path) -> None:
+        batches = self.view.batches.get(job_id, [])
+        name = source_name_of(path)
+        if not batches:
+            held = self._downloads_held(name, job_id)
+            if held:
+                self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
+            else:
+                self._return_input(job_id, path, name)
+            return
+        try:
+            rows = self._input_rows(job_id, path, batches)
+        except (UnmatchedError, OSError) as exc:
+            self._leave(path, str(exc))
+            return
+        self._record([rows], batches)
+
+    def _input_rows(self, job_id: str, path: Path, batches: list[Batch]) -> tuple[Job, list[Part]]:
+        meta = batches[0].metadata or {}
+        name = meta.get("batchd_source") or source_name_of(path)
+        job, findings = self._job(job_id, path, name, {(b.metadata or {}).get("batchd_sha256", "") for b in batches},
+                                  batches)  # fmt: skip
+        parts = self.rebuilder.parts(job_id, self.settings.state / folders.PARTS / job_id, batches)
+        first = [p for p in parts if p.attempt == 0]
+        counts = [p.request_count for p in first]
+        if [p.segment for p in first] != list(range(len(first))) or sum(counts) != findings.requests:
+            raise UnmatchedError(
+                f"its part files and batches hold {sum(counts)} requests in segments "
+                f"{[p.segment for p in first]}, the input {findings.requests}"
+            )
+        lines = dict(zip((p.segment for p in first), first_lines(path, counts), strict=True))
+        for part in parts:
+            part.first_line = lines[part.segment]
+        self.rebuilder.download_superseded(parts, Path(job.result_dir or ""))
+        return job, parts
+
+    def _job(self, job_id: str, path: Path, name: str, claimed: set[str], batches: list[Batch]) -> tuple[Job, Findings]:
+        sha256, size = fingerprint(path)
+        if claimed - {"", sha256}:
+            raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
+        findings = validate_file(path)
+        if not findings.ok:
+            raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
+        now = time.time()
+        job = Job(job_id, name, str(self.settings.pending / name), str(path), JobState.ACTIVE, now, now)
+        job.sha256, job.size, job.endpoint, job.model = sha256, size, findings.endpoint, findings.model
+        job.request_count, job.result_dir = findings.requests, str(self._result_dir(name, job_id, batches))
+        return job, findings
+
+    def _result_dir(self, name: str, job_id: str, batches: list[Batch]) -> Path:
+        """The job's results folder as it was (it may hold downloads already), else a free one."""
+        for candidate in _result_dirs(self.settings, name, job_id):
+            if candidate.is_dir() and any(_is_download_of(p.name, batches) for p in candidate.iterdir()):
+                return candidate
+        return result_dir_for(self.settings, self.store, name, job_id)
+
+    def _downloads_held(self, name: str, job_id: str) -> Path | None:
+        for candidate in _result_dirs(self.settings, name, job_id):
+            names = [p.name for p in candidate.iterdir()] if candidate.is_dir() else []
+            if any(n.endswith(("_output.jsonl", "_errors.jsonl")) for n in names):
+                return candidate
+        return None
+
+    def _record(self, rows: list[tuple[Job, list[Part]]], batches: list[Batch]) -> None:
+        with self.store.transaction():  # a job and its parts land together, or the next run tries again
+            for job, parts in rows:
+                self.store.add_job(job)
+                for part in parts:
+                    self.store.add_part(part)
+        for job, parts in rows:
+            self.done.jobs.append(job.id)
+            log.info("job_recovered", job_id=job.id, file=job.source_name, parts=len(parts), kind=job.kind)
+        for batch in batches:
+            self.done.adopted_batches.append(batch.id)
+            log.info("batch_adopted", job_id=rows[0][0].id, batch_id=batch.id, status=batch.status)
+
+    # returning and leaving --------------------------------------------------------------
+    def _return_input(self, job_id: str, path: Path, name: str) -> None:
+        """Never submitted: back to the drop zone under its own name (or a free one), claimed anew."""
+        pending = self.settings.pending / safe_component(name)
+        if pending.exists() and same_file(pending, path):  # the claim's link was made, not its unlink
+            path.unlink()
+            dest = pending
+        else:
+            dest = free_name(self.settings.pending, safe_component(name), job_id)
+            move_no_clobber(path, dest)
+        shutil.rmtree(self.settings.state / folders.PARTS / job_id, ignore_errors=True)
+        self._delete_uploads(job_id)
+        self.done.returned.append((str(path), str(dest)))
+        log.info("input_returned", job_id=job_id, file=name, moved_to=str(dest))
+
+    def _delete_uploads(self, job_id: str) -> None:
+        """Its files uploaded before the state was lost: no batch uses them, and it is uploaded again."""
+        prefix = f"batchd-{job_id}-"
+        for upload_name, upload in sorted(self.view.uploads.items()):
+            if upload_name.startswith(prefix):
+                try:
+                    self.remote.delete_file(upload.id)
+                except DaemonError as exc:
+                    self._leave(Path(upload_name), f"stray upload {upload.id} could not be deleted: {exc}")
+                    continue
+                self.done.uploads_deleted.append(upload.id)
+
+    def _report_running_orphans(self) -> None:
+        """A batch still running for a job with no input here: paid work nobody will collect."""
+        known = set(self.done.jobs) | {j.id for j in self.store.jobs()}
+        for job_id, batches in sorted(self.view.batches.items()):
+            for batch in batches:
+                if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
+                    self._leave(Path(f"batch {batch.id}"), f"job {job_id} is {batch.status} but its input is not here")
+
+    def _leave(self, what: Path, why: str) -> None:
+        self.done.left.append((str(what), why))
+        log.warning("recovery_left", item=str(what), reason=why)
+
+
+def source_name_of(inflight: Path) -> str:
+    """The name an input was dropped with, from its name in state/inflight/ (JOBID_NAME)."""
+    match = _INFLIGHT_NAME.fullmatch(inflight.name)
+    if match is None or match[2] is None:
+        return inflight.name if match is None else f"{match[1]}.jsonl"
+    return match[2]
+
+
+def _result_dirs(settings: Settings, name: str, job_id: str) -> list[Path]:
+    stem = safe_component(name.removesuffix(".jsonl"))
+    return [settings.results / f"{stem}.{job_id}", settings.results / stem]
+
+
+def _is_download_of(name: str, batches: list[Batch]) -> bool:
+    return any(name in (f"{b.id}_output.jsonl", f"{b.id}_errors.jsonl") for b in batches)
+
+
+def _tracked_batch_ids(store: Store) -> set[str]:
+    ids: set[str] = set()
+    for part in store.parts_in(PartState):
+        ids.update(filter(None, [part.batch_id, *part.old_batch_ids.split(",")]))
+    return ids
+
+
+@translated
+def _list_batches(remote: Remote, not_before: float) -> list[Batch]:
+    """Every batch created since ``not_before`` (stopping early only while the list runs newest first)."""
+    found: list[Batch] = []
+    last: int | None = None
+    descending = True
+    for batch in remote.client.batches.list(limit=LIST_PAGE):
+        descending = descending and (last is None or batch.created_at <= last)
+        last = batch.created_at
+        if descending and batch.created_at < not_before - CLOCK_SKEW:
+            break
+        found.append(batch)
+    return found
+
+
+@translated
+def _list_uploads(remote: Remote, not_before: float) -> list[FileObject]:
+    found: list[FileObject] = []
+    for item in remote.client.files.list(purpose="batch", order="desc", limit=1000):
+        if item.created_at < not_before - CLOCK_SKEW:
+            break
+        if item.filename.startswith("batchd-"):
+            found.append(item)
+    return found

@@ -1,0 +1,192 @@
+"""Lost state: a missing, emptied or swapped database is noticed, and `batchd recover` rebuilds the jobs.
+
+Each case runs the real daemon and the real `batchd recover` against the emulator, and counts the
+batches the emulator created: exactly one per input (or per pack), however the state was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.emulator import EmulatorServer, EmulatorSettings
+from tests.conftest import FAST, daemon_env, job_states, lose_state, request_file, run_recover, spawn_daemon, wait_until
+
+LOST_STATE_EXIT = 2
+
+
+@pytest.fixture(name="slow_emulator")
+def slow_emulator_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    # Batches stay in_progress long enough for the state to be lost while they run.
+    timings = {**FAST, "in_progress_seconds": 1.5}
+    with EmulatorServer(EmulatorSettings(**timings, data_dir=tmp_path / "emulator-data")) as server:  # type: ignore[arg-type]
+        yield server
+
+
+class Root:
+    """A root folder, the daemon started and stopped on it, and `batchd recover`."""
+
+    def __init__(self, tmp_path: Path, server: EmulatorServer, **env: str) -> None:
+        self.root = tmp_path / "root"
+        self.server = server
+        self.env = daemon_env(server.base_url, **env)
+        self.log = tmp_path / "daemon.log"
+        self.inputs: dict[str, bytes] = {}
+        (self.root / "pending_upload").mkdir(parents=True)
+
+    def drop(self, name: str, requests: int, prefix: str = "r") -> None:
+        data = request_file(requests, prefix=prefix).encode()
+        staged = self.root / f".{name}"
+        staged.write_bytes(data)
+        staged.rename(self.root / "pending_upload" / name)
+        self.inputs[name] = data
+
+    def start(self) -> subprocess.Popen[bytes]:
+        return spawn_daemon(self.root, self.env, self.log)
+
+    def kill_once(self, batches: int) -> None:
+        """Run until the service holds ``batches`` batches, then SIGKILL the daemon."""
+        proc = self.start()
+        try:
+            wait_until(lambda: len(self.server.batches()) >= batches or proc.poll() is not None, 30, "a batch")
+            assert proc.poll() is None, self.log.read_text()
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def assert_refused(self) -> None:
+        proc = self.start()
+        try:
+            assert proc.wait(timeout=30) == LOST_STATE_EXIT, self.log.read_text()
+        finally:
+            _end(proc)
+        assert "batchd recover" in self.log.read_text()
+
+    def recover(self) -> str:
+        done = run_recover(self.root, self.env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def finish(self) -> None:
+        proc = self.start()
+        try:
+            done = lambda: sum(s == "done" for _, s in job_states(self.root)) == len(self.inputs)  # noqa: E731
+            try:
+                wait_until(done, 40, "every input to be done")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; log:\n{self.log.read_text()[-6000:]}") from None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            _end(proc)
+
+    def assert_every_result_once(self) -> None:
+        assert list((self.root / "state" / "inflight").iterdir()) == []
+        assert list((self.root / "pending_upload").iterdir()) == []
+        for name, data in self.inputs.items():
+            assert (self.root / "uploaded_files" / name).read_bytes() == data, "archived under its own name"
+            wanted = [json.loads(line)["custom_id"] for line in data.decode().splitlines()]
+            text = (self.root / "batch_results" / name.removesuffix(".jsonl") / "results.jsonl").read_text()
+            results = [json.loads(line) for line in text.splitlines()]
+            assert [r["custom_id"] for r in results] == wanted
+            assert all(r["response"]["status_code"] == 200 for r in results)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def _empty_database(root: Path) -> None:
+    (root / "state" / "batchd.sqlite3").write_bytes(b"")
+
+
+@pytest.mark.parametrize("loss", ["deleted", "emptied"])
+def test_lost_database_with_a_batch_running_is_refused_then_recovered_without_a_second_batch(
+    loss: str, tmp_path: Path, slow_emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, slow_emulator, BATCHD_MAX_REQUESTS_PER_BATCH="3")
+    run.drop("a.jsonl", 7)  # three parts, three batches
+    run.kill_once(batches=3)
+    lose_state(run.root) if loss == "deleted" else _empty_database(run.root)
+    run.assert_refused()
+    said = run.recover()
+    assert "adopted 3 batch(es) into 1 job(s)" in said, said
+    again = run.recover()
+    assert "adopted 0 batch(es) into 0 job(s)" in again and "returned 0 input(s)" in again, again
+    run.finish()
+    assert len(slow_emulator.batches()) == 3, "no part was submitted twice"
+    run.assert_every_result_once()
+
+
+def test_an_input_never_submitted_goes_back_to_pending_upload_and_completes(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, emulator)
+    # Its upload reaches the service (the reply is lost), then no batch can be created.
+    emulator.faults.add_rule(action="status", method="POST", path_prefix="/v1/files", after_processing=True)
+    emulator.faults.add_rule(action="status", method="POST", path_prefix="/v1/batches", count=1000)
+    run.drop("a.jsonl", 4)
+    proc = run.start()
+    try:
+        wait_until(lambda: emulator.faults.fired >= 2, 30, "an upload and a refused create")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    emulator.faults.clear()
+    lose_state(run.root)
+    run.assert_refused()
+    said = run.recover()
+    assert "returned 1 input(s) to pending_upload/" in said and "deleted 1 stray upload(s)" in said, said
+    assert (run.root / "pending_upload" / "a.jsonl").read_bytes() == run.inputs["a.jsonl"]
+    assert [f for f in emulator.files() if f["filename"].startswith("batchd-")] == [], "the stray upload is gone"
+    run.finish()
+    assert len(emulator.batches()) == 1
+    run.assert_every_result_once()
+
+
+def test_a_shared_batch_is_adopted_and_each_member_gets_its_results(
+    tmp_path: Path, slow_emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, slow_emulator, BATCHD_PACK_WAIT="30")
+    for name in "abc":
+        run.drop(f"{name}.jsonl", 2)  # the same custom_ids in every input
+    run.kill_once(batches=1)
+    lose_state(run.root)
+    run.assert_refused()
+    said = run.recover()
+    assert "adopted 1 batch(es) into 4 job(s)" in said, said  # the pack and its three inputs
+    run.finish()
+    assert len(slow_emulator.batches()) == 1
+    run.assert_every_result_once()
+
+
+@pytest.mark.parametrize("change", ["removed", "replaced"])
+def test_a_daemon_whose_database_is_removed_or_replaced_stops_with_exit_2(
+    change: str, tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, emulator)
+    db = run.root / "state" / "batchd.sqlite3"
+    proc = run.start()
+    try:
+        wait_until(lambda: "daemon_started" in run.log.read_text() or proc.poll() is not None, 30, "the start")
+        refused = run_recover(run.root, run.env)
+        assert refused.returncode == 1 and "already running" in refused.stderr, refused.stderr
+        if change == "removed":
+            db.unlink()
+        else:
+            (run.root / "other.sqlite3").write_bytes(db.read_bytes())
+            (run.root / "other.sqlite3").replace(db)
+        assert proc.wait(timeout=15) == LOST_STATE_EXIT, run.log.read_text()
+    finally:
+        _end(proc)
+    events = [json.loads(line) for line in run.log.read_text().splitlines() if line.startswith("{")]
+    lost = [e for e in events if e.get("event") == "state_database_lost"]
+    assert lost and lost[0]["level"] == "error" and change in lost[0]["problem"], events[-5:]
+    assert "batchd recover" in lost[0]["hint"]
