@@ -284,9 +284,13 @@ class Recovery:
         return job, findings
 
     def _result_dir(self, name: str, job_id: str, batches: list[Batch]) -> Path:
-        """The job's results folder as it was (it may hold downloads already), else a free one."""
+        """The job's results folder as it was (holding its downloads, or only unfinished temp files
+        when a crash cut the first download short), else a free one."""
         for candidate in _result_dirs(self.settings, name, job_id):
-            if candidate.is_dir() and any(_is_download_of(p.name, batches) for p in candidate.iterdir()):
+            if not candidate.is_dir() or self.store.result_dir_taken(str(candidate), job_id):
+                continue
+            names = [p.name for p in candidate.iterdir()]
+            if any(_is_download_of(n, batches) for n in names) or all(n.startswith(".") for n in names):
                 return candidate
         return result_dir_for(self.settings, self.store, name, job_id)
 
