@@ -218,6 +218,7 @@ class Recovery:
         now, first = time.time(), batches[0]
         job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
         job.kind, job.result_dir, job.endpoint = PACK_KIND, str(folder), first.endpoint
+        job.size = sum(p.byte_size for p in parts if p.attempt == 0)
         job.model = rows[0][0].model if rows else None
         job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
         return [(job, parts), *rows]

@@ -473,7 +473,8 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StateCorruptError(
             f"state database {path} is damaged ({exc}); batchd will not start on it. "
-            "Move it aside (keep it), then run `batchd recover` to rebuild the jobs, or restore a backup."
+            "Run `batchd recover`: it keeps the damaged file beside as batchd.sqlite3.damaged-TIME and rebuilds "
+            "the jobs from state/ and the service."
         ) from None
     return conn
 

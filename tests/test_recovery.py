@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from daemon import folders
+from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.errors import StateLostError
+from daemon.recovery import open_store
+from daemon.state_guard import refuse_lost_state
 from tests.conftest import FAST, daemon_env, job_states, lose_state, request_file, run_recover, spawn_daemon, wait_until
 
 LOST_STATE_EXIT = 2
@@ -190,3 +195,27 @@ def test_a_daemon_whose_database_is_removed_or_replaced_stops_with_exit_2(
     lost = [e for e in events if e.get("event") == "state_database_lost"]
     assert lost and lost[0]["level"] == "error" and change in lost[0]["problem"], events[-5:]
     assert "batchd recover" in lost[0]["hint"]
+
+
+def test_a_start_is_refused_only_when_state_holds_work_the_database_does_not_know(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    folders.prepare(settings)
+    refuse_lost_state(settings)  # a fresh root starts as usual
+    (settings.state / folders.INFLIGHT / "20261121T141500Z-1a2b3c4d5e6f_a.jsonl").write_text("{}\n")
+    with pytest.raises(StateLostError, match=r"is missing.*batchd recover"):
+        refuse_lost_state(settings)
+    (settings.state / folders.DB_NAME).write_bytes(b"")
+    with pytest.raises(StateLostError, match="is empty"):
+        refuse_lost_state(settings)
+
+
+def test_recover_keeps_a_damaged_database_beside_and_starts_a_new_one(tmp_path: Path) -> None:
+    db = tmp_path / folders.DB_NAME
+    db.write_bytes(b"not a database at all, " * 100)
+    store = open_store(db)
+    try:
+        assert store.jobs() == []
+    finally:
+        store.close()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(f"{folders.DB_NAME}.damaged-")]
+    assert [p.read_bytes() for p in kept] == [b"not a database at all, " * 100]
