@@ -7,6 +7,7 @@ batches the emulator created: exactly one per input (or per pack), however the s
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -219,3 +220,36 @@ def test_recover_keeps_a_damaged_database_beside_and_starts_a_new_one(tmp_path: 
         store.close()
     kept = [p for p in tmp_path.iterdir() if p.name.startswith(f"{folders.DB_NAME}.damaged-")]
     assert [p.read_bytes() for p in kept] == [b"not a database at all, " * 100]
+
+
+def test_an_expired_batch_already_resubmitted_keeps_what_ran_and_sends_nothing_again(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, emulator)
+    run.drop("exp.jsonl", 8)
+    run.inputs["exp.jsonl"] = request_file(8, model="gpt-expire").encode()  # every batch expires half done
+    (run.root / "pending_upload" / "exp.jsonl").write_bytes(run.inputs["exp.jsonl"])
+    run.kill_once(batches=2)  # the first batch expired and its unfinished requests went again
+    lose_state(run.root)
+    shutil.rmtree(run.root / "batch_results")  # its downloads too: recover fetches the first batch's again
+    said = run.recover()
+    assert "adopted 2 batch(es) into 1 job(s)" in said, said
+    proc = run.start()
+    try:
+        wait_until(lambda: [s for _, s in job_states(run.root)] == ["done"], 40, "the job to end")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _end(proc)
+    batches = sorted(emulator.batches(), key=lambda b: int(b["metadata"]["batchd_part"].split(".")[1]))  # by attempt
+    labels = [b["metadata"]["batchd_part"] for b in batches]
+    assert len(labels) == len(set(labels)), f"a part was submitted twice: {labels}"
+    ran: set[str] = set()
+    for batch in batches:
+        sent = {json.loads(x)["custom_id"] for x in emulator.file_bytes(batch["input_file_id"]).splitlines()}
+        assert not sent & ran, "a request that ran was sent again"
+        output = emulator.file_bytes(batch["output_file_id"]).splitlines() if batch["output_file_id"] else []
+        ran |= {json.loads(x)["custom_id"] for x in output}
+    results = [json.loads(x) for x in (run.root / "batch_results" / "exp" / "results.jsonl").read_text().splitlines()]
+    assert [r["custom_id"] for r in results] == [f"r{i}" for i in range(8)]
+    succeeded = {r["custom_id"] for r in results if r["error"] is None}
+    assert succeeded == ran, "every result the service returned is kept, also the first batch's"
