@@ -22,7 +22,7 @@ from daemon.collector import download_names
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.logs import get_logger
-from daemon.remote import Remote
+from daemon.remote import CLOCK_SKEW, LIST_PAGE, Remote, translated
 from daemon.states import TERMINAL_BATCH_STATUSES, PartState
 from daemon.store import Part
 from daemon.submitter import file_sha256
@@ -45,6 +45,17 @@ class RemoteView:
     batches: dict[str, list[Batch]] = field(default_factory=dict)
     uploads: dict[str, FileObject] = field(default_factory=dict)
     by_id: dict[str, Batch] = field(default_factory=dict)
+
+    def read(self, remote: Remote, not_before: float, tracked: set[str]) -> None:
+        """List the service's batches and uploads since ``not_before``; batches in ``tracked`` are
+        recorded already and left out."""
+        for batch in _list_batches(remote, not_before):
+            job_id = (batch.metadata or {}).get("batchd_job")
+            if job_id and batch.id not in tracked:
+                self.batches.setdefault(job_id, []).append(batch)
+                self.by_id[batch.id] = batch
+        for upload in _list_uploads(remote, not_before):
+            self.uploads.setdefault(upload.filename, upload)
 
 
 def label_key(batch: Batch) -> Key | None:
@@ -178,3 +189,29 @@ def _adopt(part: Part, batches: list[Batch], first_poll: float) -> None:
     part.old_batch_ids = ",".join(b.id for b in batches[:-1])
     part.submitted_at, part.poll_wait, part.next_action_at = float(batch.created_at), first_poll, 0.0
     part.state = PartState.FINISHED if batch.status in TERMINAL_BATCH_STATUSES else PartState.SUBMITTED
+
+
+@translated
+def _list_batches(remote: Remote, not_before: float) -> list[Batch]:
+    """Every batch created since ``not_before`` (stopping early only while the list runs newest first)."""
+    found: list[Batch] = []
+    last: int | None = None
+    descending = True
+    for batch in remote.client.batches.list(limit=LIST_PAGE):
+        descending = descending and (last is None or batch.created_at <= last)
+        last = batch.created_at
+        if descending and batch.created_at < not_before - CLOCK_SKEW:
+            break
+        found.append(batch)
+    return found
+
+
+@translated
+def _list_uploads(remote: Remote, not_before: float) -> list[FileObject]:
+    found: list[FileObject] = []
+    for item in remote.client.files.list(purpose="batch", order="desc", limit=1000):
+        if item.created_at < not_before - CLOCK_SKEW:
+            break
+        if item.filename.startswith("batchd-"):
+            found.append(item)
+    return found

@@ -13,6 +13,7 @@ more: only files and batches no job records are looked at.
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from openai.types import Batch, FileObject
+from openai.types import Batch
 
 from daemon import folders
 from daemon.config import Settings
@@ -31,7 +32,7 @@ from daemon.logs import get_logger
 from daemon.packer import MANIFEST, UNMATCHED_NOTE
 from daemon.preparer import result_dir_for
 from daemon.reconstruction import PartRebuilder, RemoteView, UnmatchedError, fingerprint, first_lines
-from daemon.remote import CLOCK_SKEW, LIST_PAGE, Remote, translated
+from daemon.remote import Remote
 from daemon.state_guard import RECOVERED_FACT
 from daemon.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
 from daemon.store import Job, Part, Store
@@ -39,7 +40,8 @@ from daemon.validation import Findings, validate_file
 
 log = get_logger(__name__)
 DEFAULT_HORIZON_DAYS = 30.0  # the 24 h window plus output retention, with room to spare
-_INFLIGHT_NAME = re.compile(r"(\d{8}T\d{6}Z-[0-9a-f]{12})(?:_(.+)|\.jsonl)", re.DOTALL)
+_JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
+_INFLIGHT_NAME = re.compile(rf"({_JOB_ID})(?:_(.+)|\.jsonl)", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -164,29 +166,22 @@ class Recovery:
         for folder in sorted((self.settings.state / folders.PACKS).iterdir()):
             if self.store.has_job(folder.name) or (folder / UNMATCHED_NOTE).exists():
                 continue
-            if (folder / MANIFEST).exists():
+            if (folder / MANIFEST).exists() and re.fullmatch(_JOB_ID, folder.name):
                 found[folder.name] = folder
             else:
-                self._leave(folder, f"a pack folder without {MANIFEST}: its members cannot be told apart")
+                self._leave(folder, f"not a pack folder batchd can read (no {MANIFEST}, or not named by a pack id)")
         return found
 
     # what the service holds -------------------------------------------------------------
     def _read_service(self) -> None:
-        for batch in _list_batches(self.remote, self.not_before):
-            job_id = (batch.metadata or {}).get("batchd_job")
-            if job_id:
-                self.view.batches.setdefault(job_id, []).append(batch)
-                self.view.by_id[batch.id] = batch
-        tracked = _tracked_batch_ids(self.store)
-        for job_id, batches in list(self.view.batches.items()):
-            self.view.batches[job_id] = [b for b in batches if b.id not in tracked]
-        for upload in _list_uploads(self.remote, self.not_before):
-            self.view.uploads.setdefault(upload.filename, upload)
+        self.view.read(self.remote, self.not_before, _tracked_batch_ids(self.store))
 
     # rebuilding -------------------------------------------------------------------------
     def _recover_pack(self, pack_id: str, folder: Path, inflight: dict[str, Path]) -> None:
         members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
         batches = self.view.batches.get(pack_id, [])
+        if not batches and not self._within_horizon(pack_id, folder):
+            return
         if not batches:  # the pack was never sent: its members go back to be claimed again
             for member in members:
                 path = inflight.pop(member["job_id"], None)
@@ -240,6 +235,8 @@ class Recovery:
         name = source_name_of(path)
         if not batches:
             held = self._downloads_held(name, job_id)
+            if not self._within_horizon(job_id, path):
+                return
             if held:
                 self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
             else:
@@ -350,6 +347,16 @@ class Recovery:
                 if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
                     self._leave(Path(f"batch {batch.id}"), f"job {job_id} is {batch.status} but its input is not here")
 
+    def _within_horizon(self, job_id: str, path: Path) -> bool:
+        """Whether every batch made for this job would be in the listing: it was claimed (or packed)
+        after the horizon began. If not, "no batch found" proves nothing and it is left as it is."""
+        made = calendar.timegm(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ"))
+        if made >= self.not_before:
+            return True
+        day = time.strftime("%Y-%m-%d", time.gmtime(made))
+        self._leave(path, f"made on {day}, before the horizon: run `batchd recover --since-days N` reaching back")
+        return False
+
     def _leave(self, what: Path, why: str) -> None:
         self.done.left.append((str(what), why))
         log.warning("recovery_left", item=str(what), reason=why)
@@ -377,29 +384,3 @@ def _tracked_batch_ids(store: Store) -> set[str]:
     for part in store.parts_in(PartState):
         ids.update(filter(None, [part.batch_id, *part.old_batch_ids.split(",")]))
     return ids
-
-
-@translated
-def _list_batches(remote: Remote, not_before: float) -> list[Batch]:
-    """Every batch created since ``not_before`` (stopping early only while the list runs newest first)."""
-    found: list[Batch] = []
-    last: int | None = None
-    descending = True
-    for batch in remote.client.batches.list(limit=LIST_PAGE):
-        descending = descending and (last is None or batch.created_at <= last)
-        last = batch.created_at
-        if descending and batch.created_at < not_before - CLOCK_SKEW:
-            break
-        found.append(batch)
-    return found
-
-
-@translated
-def _list_uploads(remote: Remote, not_before: float) -> list[FileObject]:
-    found: list[FileObject] = []
-    for item in remote.client.files.list(purpose="batch", order="desc", limit=1000):
-        if item.created_at < not_before - CLOCK_SKEW:
-            break
-        if item.filename.startswith("batchd-"):
-            found.append(item)
-    return found

@@ -253,3 +253,17 @@ def test_an_expired_batch_already_resubmitted_keeps_what_ran_and_sends_nothing_a
     assert [r["custom_id"] for r in results] == [f"r{i}" for i in range(8)]
     succeeded = {r["custom_id"] for r in results if r["error"] is None}
     assert succeeded == ran, "every result the service returned is kept, also the first batch's"
+
+
+def test_an_input_claimed_before_the_horizon_is_left_in_place_not_sent_again(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, emulator)
+    inflight = run.root / "state" / "inflight"
+    inflight.mkdir(parents=True)
+    old = inflight / "20200101T000000Z-0123456789ab_old.jsonl"  # its batch, if any, is too old to be listed
+    old.write_text(request_file(2))
+    done = run_recover(run.root, run.env, "--since-days", "30")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "left 1 thing(s)" in done.stdout and "--since-days" in done.stdout, done.stdout
+    assert old.exists() and list((run.root / "pending_upload").iterdir()) == []
