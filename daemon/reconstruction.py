@@ -16,12 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from openai.types import Batch, FileObject
 
 from daemon.collector import download_names
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.logs import get_logger
+from daemon.packer import split_slot
 from daemon.remote import CLOCK_SKEW, LIST_PAGE, Remote, translated
 from daemon.states import TERMINAL_BATCH_STATUSES, PartState
 from daemon.store import Part
@@ -86,6 +88,29 @@ def count_requests(path: Path) -> tuple[int, int]:
         for data in iter_normalised(fh):
             count, size = count + 1, size + len(data)
     return count, size
+
+
+def custom_ids(path: Path) -> set[str]:
+    """The custom_ids of a file of requests (one that cannot be read as such has none)."""
+    found: set[str] = set()
+    try:
+        with open(path, "rb") as fh:
+            for data in iter_normalised(fh):
+                line = orjson.loads(data)
+                found.add(str(line["custom_id"]))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return set()
+    return found
+
+
+def slot_ids(pack_file: Path) -> list[set[str]]:
+    """Per slot of a pack's file, the members' own custom_ids."""
+    slots: dict[int, set[str]] = {}
+    for custom_id in custom_ids(pack_file):
+        found = split_slot(custom_id)
+        if found is not None:
+            slots.setdefault(found[0], set()).add(found[1])
+    return list(slots.values())
 
 
 def fingerprint(path: Path) -> tuple[str, int]:

@@ -29,9 +29,18 @@ from daemon.config import Settings
 from daemon.errors import DaemonError, StateCorruptError
 from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
 from daemon.logs import get_logger
-from daemon.packer import MANIFEST, UNMATCHED_NOTE
+from daemon.packer import MANIFEST, PACK_FILE, UNMATCHED_NOTE
 from daemon.preparer import result_dir_for
-from daemon.reconstruction import PartRebuilder, RemoteView, UnmatchedError, fingerprint, first_lines
+from daemon.reconstruction import (
+    PartRebuilder,
+    RemoteView,
+    UnmatchedError,
+    count_requests,
+    custom_ids,
+    fingerprint,
+    first_lines,
+    slot_ids,
+)
 from daemon.remote import Remote
 from daemon.state_guard import RECOVERED_FACT
 from daemon.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
@@ -112,6 +121,19 @@ class Recovery:
         self.done = Recovered()
         self.view = RemoteView()
         self.rebuilder = PartRebuilder(settings, remote, self.view)
+        self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
+        self._slots: dict[Path, list[set[str]]] = {}
+
+    def _unreadable_pack_of(self, path: Path) -> str | None:
+        """The pack among the unreadable ones whose slot holds exactly this input's custom_ids, if any:
+        such an input may well have been sent, so it is never given back."""
+        wanted = custom_ids(path) if self.unreadable_packs else set()
+        for folder in self.unreadable_packs:
+            if folder not in self._slots:
+                self._slots[folder] = slot_ids(folder / PACK_FILE)
+            if wanted in self._slots[folder]:
+                return folder.name
+        return None
 
     def run(self) -> Recovered:
         inflight = self._orphan_inputs()
@@ -169,6 +191,7 @@ class Recovery:
             if (folder / MANIFEST).exists() and re.fullmatch(_JOB_ID, folder.name):
                 found[folder.name] = folder
             else:
+                self.unreadable_packs.append(folder)
                 self._leave(folder, f"not a pack folder batchd can read (no {MANIFEST}, or not named by a pack id)")
         return found
 
@@ -180,25 +203,38 @@ class Recovery:
     def _recover_pack(self, pack_id: str, folder: Path, inflight: dict[str, Path]) -> None:
         members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
         batches = self.view.batches.get(pack_id, [])
-        if not batches and not self._within_horizon(pack_id, folder):
-            return
-        if not batches:  # the pack was never sent: its members go back to be claimed again
-            for member in members:
-                path = inflight.pop(member["job_id"], None)
-                if path is not None and not self.view.batches.get(member["job_id"]):
-                    self._return_input(member["job_id"], path, member["source_name"])
-                elif path is not None:
-                    inflight[member["job_id"]] = path  # it went alone after all: rebuilt as an input
-            shutil.rmtree(folder, ignore_errors=True)
+        if not batches:
+            if self._within_horizon(pack_id, folder):  # never sent: its members go back to be claimed again
+                self._settle_members(pack_id, members, inflight, give_back=True)
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                self._settle_members(pack_id, members, inflight, give_back=False)
             return
         try:
             rows = self._pack_rows(pack_id, folder, batches, members, inflight)
         except (UnmatchedError, OSError) as exc:
             self._leave(folder, str(exc))
+            self._settle_members(pack_id, members, inflight, give_back=False)
             return
         for member in members:
             inflight.pop(member["job_id"], None)
         self._record(rows, batches)
+
+    def _settle_members(
+        self, pack_id: str, members: list[dict[str, str]], inflight: dict[str, Path], *, give_back: bool
+    ) -> None:
+        """Members of a pack not rebuilt: back to the drop zone if the pack was surely never sent, else
+        left where they are (returning them could pay for their requests twice). One that went alone
+        after all has batches of its own and is rebuilt as an input."""
+        for member in members:
+            path = inflight.get(member["job_id"])
+            if path is None or self.view.batches.get(member["job_id"]):
+                continue
+            del inflight[member["job_id"]]
+            if give_back:
+                self._return_input(member["job_id"], path, member["source_name"])
+            else:
+                self._leave(path, f"its requests may travel in the batch of pack {pack_id}, which was not rebuilt")
 
     def _pack_rows(
         self, pack_id: str, folder: Path, batches: list[Batch], members: list[dict[str, str]], inflight: dict[str, Path]
@@ -222,12 +258,12 @@ class Recovery:
         self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[Batch]
     ) -> tuple[Job, list[Part]]:
         job_id = member["job_id"]
-        job, findings = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
+        job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
         own = self.settings.state / folders.PARTS / job_id / "0.jsonl"
         source = own if own.exists() else path
-        now, size = time.time(), job.size or 0
-        part = Part(job_id, 0, 0, str(source), first_lines(path, [findings.requests])[0], findings.requests, size,
-                    max(1, size // 4), PartState.PACKED, now, now, pack_id=pack_id, pack_slot=slot)  # fmt: skip
+        now, (count, size) = time.time(), count_requests(source)
+        part = Part(job_id, 0, 0, str(source), first_lines(path, [count])[0], count, size, max(1, size // 4),
+                    PartState.PACKED, now, now, pack_id=pack_id, pack_slot=slot)  # fmt: skip
         return job, [part]
 
     def _recover_input(self, job_id: str, path: Path) -> None:
@@ -235,10 +271,13 @@ class Recovery:
         name = source_name_of(path)
         if not batches:
             held = self._downloads_held(name, job_id)
+            packed = self._unreadable_pack_of(path)
             if not self._within_horizon(job_id, path):
                 return
             if held:
                 self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
+            elif packed:
+                self._leave(path, f"no batch of its own, but its requests are in pack {packed}, which cannot be read")
             else:
                 self._return_input(job_id, path, name)
             return
@@ -345,7 +384,7 @@ class Recovery:
         for job_id, batches in sorted(self.view.batches.items()):
             for batch in batches:
                 if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
-                    self._leave(Path(f"batch {batch.id}"), f"job {job_id} is {batch.status} but its input is not here")
+                    self._leave(Path(f"batch {batch.id}"), f"{batch.status} for job {job_id}; no job rebuilt for it")
 
     def _within_horizon(self, job_id: str, path: Path) -> bool:
         """Whether every batch made for this job would be in the listing: it was claimed (or packed)

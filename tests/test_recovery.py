@@ -267,3 +267,21 @@ def test_an_input_claimed_before_the_horizon_is_left_in_place_not_sent_again(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "left 1 thing(s)" in done.stdout and "--since-days" in done.stdout, done.stdout
     assert old.exists() and list((run.root / "pending_upload").iterdir()) == []
+
+
+def test_inputs_in_a_pack_that_cannot_be_read_are_left_never_sent_again(
+    tmp_path: Path, slow_emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, slow_emulator, BATCHD_PACK_WAIT="30")
+    for name in "abc":
+        run.drop(f"{name}.jsonl", 2)
+    run.kill_once(batches=1)
+    lose_state(run.root)
+    for manifest in (run.root / "state" / "packs").glob("*/members.json"):
+        manifest.unlink()  # as a pack made by a batchd before members.json existed
+    done = run_recover(run.root, run.env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    # The pack's folder, its three inputs, and its batch still running: all reported, none sent again.
+    assert "returned 0 input(s)" in done.stdout and "left 5 thing(s)" in done.stdout, done.stdout
+    assert len(list((run.root / "state" / "inflight").iterdir())) == 3
+    assert list((run.root / "pending_upload").iterdir()) == []
