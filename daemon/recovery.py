@@ -29,6 +29,7 @@ from daemon.config import Settings
 from daemon.errors import DaemonError, StateCorruptError
 from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
 from daemon.logs import get_logger
+from daemon.merger import RESULTS_NAME
 from daemon.packer import MANIFEST, PACK_FILE, UNMATCHED_NOTE
 from daemon.preparer import result_dir_for
 from daemon.reconstruction import (
@@ -212,7 +213,7 @@ class Recovery:
             return
         try:
             rows = self._pack_rows(pack_id, folder, batches, members, inflight)
-        except (UnmatchedError, OSError) as exc:
+        except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
             self._leave(folder, str(exc))
             self._settle_members(pack_id, members, inflight, give_back=False)
             return
@@ -283,7 +284,7 @@ class Recovery:
             return
         try:
             rows = self._input_rows(job_id, path, batches)
-        except (UnmatchedError, OSError) as exc:
+        except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
             self._leave(path, str(exc))
             return
         self._record([rows], batches)
@@ -332,8 +333,14 @@ class Recovery:
         return result_dir_for(self.settings, self.store, name, job_id)
 
     def _downloads_held(self, name: str, job_id: str) -> Path | None:
-        for candidate in _result_dirs(self.settings, name, job_id):
-            names = [p.name for p in candidate.iterdir()] if candidate.is_dir() else []
+        """A results folder of this input holding a shared batch's results not yet merged: it was
+        handed its share of a pack whose folder is gone. (An earlier input of the same name left
+        its results.jsonl beside its downloads, and the folder tagged with this job id is ours.)"""
+        tagged, plain = _result_dirs(self.settings, name, job_id)
+        for candidate in (tagged, plain):
+            names = {p.name for p in candidate.iterdir()} if candidate.is_dir() else set()
+            if candidate == plain and RESULTS_NAME in names:
+                continue
             if any(n.endswith(("_output.jsonl", "_errors.jsonl")) for n in names):
                 return candidate
         return None
@@ -409,9 +416,10 @@ def source_name_of(inflight: Path) -> str:
     return match[2]
 
 
-def _result_dirs(settings: Settings, name: str, job_id: str) -> list[Path]:
+def _result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]:
+    """The folder tagged with the job id, and the plain one (see preparer.result_dir_for)."""
     stem = safe_component(name.removesuffix(".jsonl"))
-    return [settings.results / f"{stem}.{job_id}", settings.results / stem]
+    return settings.results / f"{stem}.{job_id}", settings.results / stem
 
 
 def _is_download_of(name: str, batches: list[Batch]) -> bool:

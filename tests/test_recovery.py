@@ -285,3 +285,22 @@ def test_inputs_in_a_pack_that_cannot_be_read_are_left_never_sent_again(
     assert "returned 0 input(s)" in done.stdout and "left 5 thing(s)" in done.stdout, done.stdout
     assert len(list((run.root / "state" / "inflight").iterdir())) == 3
     assert list((run.root / "pending_upload").iterdir()) == []
+
+
+def test_results_of_an_earlier_input_of_the_same_name_do_not_hold_a_new_one_back(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, emulator)
+    run.drop("a.jsonl", 2)
+    proc = run.start()
+    try:
+        wait_until(lambda: [s for _, s in job_states(run.root)] == ["done"], 30, "the first a.jsonl to be done")
+        emulator.faults.add_rule(action="status", method="POST", path_prefix="/v1/files", count=1000)
+        run.drop("a.jsonl", 3, prefix="second-")  # the same name again; its upload is refused
+        wait_until(lambda: emulator.faults.fired >= 1, 30, "the second upload to be refused")
+    finally:
+        _end(proc)
+    lose_state(run.root)
+    said = run.recover()
+    assert "returned 1 input(s)" in said and "left 0 thing(s)" in said, said
+    assert (run.root / "pending_upload" / "a.jsonl").read_bytes() == run.inputs["a.jsonl"]
