@@ -82,4 +82,13 @@ def lost_database(store: Store) -> str | None:
         return f"the state database {store.path} was removed while batchd was running"
     if now != store.identity:
         return f"the state database {store.path} was replaced by another file while batchd was running"
+    if _size(store.path) == 0:  # an open database never is: its header is written when it is created
+        return f"the state database {store.path} was emptied while batchd was running"
     return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None

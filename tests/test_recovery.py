@@ -173,7 +173,7 @@ def test_a_shared_batch_is_adopted_and_each_member_gets_its_results(
     run.assert_every_result_once()
 
 
-@pytest.mark.parametrize("change", ["removed", "replaced"])
+@pytest.mark.parametrize("change", ["removed", "replaced", "emptied"])
 def test_a_daemon_whose_database_is_removed_or_replaced_stops_with_exit_2(
     change: str, tmp_path: Path, emulator: EmulatorServer
 ) -> None:
@@ -186,6 +186,8 @@ def test_a_daemon_whose_database_is_removed_or_replaced_stops_with_exit_2(
         assert refused.returncode == 1 and "already running" in refused.stderr, refused.stderr
         if change == "removed":
             db.unlink()
+        elif change == "emptied":
+            db.write_bytes(b"")
         else:
             (run.root / "other.sqlite3").write_bytes(db.read_bytes())
             (run.root / "other.sqlite3").replace(db)
