@@ -138,6 +138,12 @@ def _add_recover(sub: Any) -> None:
         help="look at batches and uploads created this many days back (default 30: the 24 h completion "
         "window plus the service's output retention, with room to spare)",
     )
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="ask a fresh built-in emulator, as `run --emulator` uses (it forgets its batches when it stops, "
+        "so every input goes back to pending_upload/)",
+    )
 
 
 def _positive_days(text: str) -> float:
@@ -288,17 +294,22 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from daemon.credentials import find_key_source  # noqa: PLC0415
+    from contextlib import ExitStack  # noqa: PLC0415
+
+    from daemon.credentials import emulator_key_source, find_key_source  # noqa: PLC0415
     from daemon.recovery import recover_state  # noqa: PLC0415
     from daemon.remote import Remote, build_client  # noqa: PLC0415
+    from daemon.runner import emulated  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    remote = Remote(build_client(find_key_source(), settings.base_url, settings.request_timeout))
-    try:
+    with ExitStack() as stack:
+        if args.emulator:
+            settings = stack.enter_context(emulated(settings))
+        key = emulator_key_source() if args.emulator else find_key_source()
+        remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+        stack.callback(remote.close)
         done = recover_state(settings, remote, args.since_days)
-    finally:
-        remote.close()
     print("\n".join(done.lines()))
     return EXIT_FAILURE if done.left else EXIT_OK
 

@@ -30,6 +30,11 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
+def emulated(settings: Settings) -> _emulated:
+    """The built-in emulator, started, and the settings pointed at it (also for `batchd recover --emulator`)."""
+    return _emulated(settings)
+
+
 def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
