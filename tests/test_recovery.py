@@ -6,6 +6,7 @@ batches the emulator created: exactly one per input (or per pack), however the s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -113,14 +114,16 @@ def _empty_database(root: Path) -> None:
     (root / "state" / "batchd.sqlite3").write_bytes(b"")
 
 
-@pytest.mark.parametrize("loss", ["deleted", "emptied"])
+@pytest.mark.parametrize("loss", ["deleted", "emptied", "deleted with the part files"])
 def test_lost_database_with_a_batch_running_is_refused_then_recovered_without_a_second_batch(
     loss: str, tmp_path: Path, slow_emulator: EmulatorServer
 ) -> None:
     run = Root(tmp_path, slow_emulator, BATCHD_MAX_REQUESTS_PER_BATCH="3")
     run.drop("a.jsonl", 7)  # three parts, three batches
     run.kill_once(batches=3)
-    lose_state(run.root) if loss == "deleted" else _empty_database(run.root)
+    lose_state(run.root) if loss.startswith("deleted") else _empty_database(run.root)
+    if loss == "deleted with the part files":  # recover fetches each part from its batch's input file
+        shutil.rmtree(run.root / "state" / "parts")
     run.assert_refused()
     said = run.recover()
     assert "adopted 3 batch(es) into 1 job(s)" in said, said
@@ -129,6 +132,9 @@ def test_lost_database_with_a_batch_running_is_refused_then_recovered_without_a_
     run.finish()
     assert len(slow_emulator.batches()) == 3, "no part was submitted twice"
     run.assert_every_result_once()
+    for batch in slow_emulator.batches():  # what recover checks a part file against
+        uploaded = slow_emulator.file_bytes(batch["input_file_id"])
+        assert batch["metadata"]["batchd_part_sha256"] == hashlib.sha256(uploaded).hexdigest()
 
 
 def test_an_input_never_submitted_goes_back_to_pending_upload_and_completes(
