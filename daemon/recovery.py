@@ -51,6 +51,7 @@ from daemon.validation import Findings, validate_file
 log = get_logger(__name__)
 DEFAULT_HORIZON_DAYS = 30.0  # the 24 h window plus output retention, with room to spare
 _JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
+DOWNLOAD_ENDINGS = ("_output.jsonl", "_errors.jsonl")  # collector.download_names
 _INFLIGHT_NAME = re.compile(rf"({_JOB_ID})(?:_(.+)|\.jsonl)", re.DOTALL)
 
 
@@ -66,7 +67,7 @@ class Recovered:
 
     def lines(self) -> list[str]:
         out = [
-            f"adopted {len(self.adopted_batches)} batch(es) into {len(self.jobs)} job(s)",
+            f"adopted {len(set(self.adopted_batches))} batch(es) into {len(self.jobs)} job(s)",
             f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
         ]
         out += [f"  {src} -> {dest}" for src, dest in self.returned]
@@ -150,7 +151,7 @@ class Recovery:
         log.info(
             "state_recovered",
             jobs=len(self.done.jobs),
-            adopted_batches=len(self.done.adopted_batches),
+            adopted_batches=len(set(self.done.adopted_batches)),
             returned=len(self.done.returned),
             left=len(self.done.left),
         )
@@ -260,20 +261,19 @@ class Recovery:
     ) -> tuple[Job, list[Part]]:
         job_id = member["job_id"]
         job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
-        own = self.settings.state / folders.PARTS / job_id / "0.jsonl"
-        source = own if own.exists() else path
-        now, (count, size) = time.time(), count_requests(source)
-        part = Part(job_id, 0, 0, str(source), first_lines(path, [count])[0], count, size, max(1, size // 4),
-                    PartState.PACKED, now, now, pack_id=pack_id, pack_slot=slot)  # fmt: skip
+        part = self._own_part(job_id, path, PartState.PACKED)
+        part.pack_id, part.pack_slot = pack_id, slot
         return job, [part]
 
     def _recover_input(self, job_id: str, path: Path) -> None:
         batches = self.view.batches.get(job_id, [])
         name = source_name_of(path)
         if not batches:
+            if not self._within_horizon(job_id, path):
+                return
             held = self._downloads_held(name, job_id)
             packed = self._unreadable_pack_of(path)
-            if not self._within_horizon(job_id, path):
+            if held and self._adopt_handed_over(job_id, path, name, held):
                 return
             if held:
                 self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
@@ -288,6 +288,32 @@ class Recovery:
             self._leave(path, str(exc))
             return
         self._record([rows], batches)
+
+    def _adopt_handed_over(self, job_id: str, path: Path, name: str, folder: Path) -> bool:
+        """An input handed its share of a pack's results, whose pack then ended (its folder gone)
+        before the input's own results were merged: it gets its job back with those downloads."""
+        ids = {p.name.rsplit("_", 1)[0] for p in folder.iterdir() if p.name.endswith(DOWNLOAD_ENDINGS)}
+        batches = sorted((self.view.by_id[i] for i in ids if i in self.view.by_id), key=lambda b: (b.created_at, b.id))
+        if not batches or any(b.status not in TERMINAL_BATCH_STATUSES for b in batches):
+            return False
+        try:
+            job, _ = self._job(job_id, path, name, set(), batches)
+            part = self._own_part(job_id, path, PartState.DOWNLOADED)
+        except (DaemonError, OSError):
+            return False
+        last = batches[-1]
+        part.batch_id, part.batch_status, part.batch_json = last.id, last.status, last.model_dump_json()
+        part.old_batch_ids = ",".join(b.id for b in batches[:-1])
+        self._record([(job, [part])], batches)
+        return True
+
+    def _own_part(self, job_id: str, path: Path, state: PartState) -> Part:
+        """The one part of a small input: its own part file if it has one, else the input itself."""
+        own = self.settings.state / folders.PARTS / job_id / "0.jsonl"
+        source = own if own.exists() else path
+        (count, size), now = count_requests(source), time.time()
+        first = first_lines(path, [count])[0]
+        return Part(job_id, 0, 0, str(source), first, count, size, max(1, size // 4), state, now, now)
 
     def _input_rows(self, job_id: str, path: Path, batches: list[Batch]) -> tuple[Job, list[Part]]:
         meta = batches[0].metadata or {}
@@ -341,7 +367,7 @@ class Recovery:
             names = {p.name for p in candidate.iterdir()} if candidate.is_dir() else set()
             if candidate == plain and RESULTS_NAME in names:
                 continue
-            if any(n.endswith(("_output.jsonl", "_errors.jsonl")) for n in names):
+            if any(n.endswith(DOWNLOAD_ENDINGS) for n in names):
                 return candidate
         return None
 

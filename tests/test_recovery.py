@@ -312,3 +312,25 @@ def test_results_of_an_earlier_input_of_the_same_name_do_not_hold_a_new_one_back
     said = run.recover()
     assert "returned 1 input(s)" in said and "left 0 thing(s)" in said, said
     assert (run.root / "pending_upload" / "a.jsonl").read_bytes() == run.inputs["a.jsonl"]
+
+
+def test_inputs_handed_their_share_of_a_pack_whose_folder_is_gone_get_their_jobs_back(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    run = Root(tmp_path, emulator, BATCHD_PACK_WAIT="30", BATCHD_CRASH_AT="handed_over")
+    for name in "abc":
+        run.drop(f"{name}.jsonl", 2)
+    proc = run.start()
+    try:
+        assert proc.wait(timeout=30) == -signal.SIGKILL, run.log.read_text()
+    finally:
+        _end(proc)
+    del run.env["BATCHD_CRASH_AT"]
+    for folder in (run.root / "state" / "packs").iterdir():
+        shutil.rmtree(folder)  # as the unpacker does right after the hand-over
+    lose_state(run.root)
+    said = run.recover()
+    assert "adopted 1 batch(es) into 3 job(s)" in said and "returned 0 input(s)" in said, said
+    run.finish()
+    assert len(emulator.batches()) == 1
+    run.assert_every_result_once()
