@@ -22,37 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from openai.types import Batch
 
 from daemon import folders
 from daemon.config import Settings
 from daemon.errors import DaemonError, StateCorruptError
 from daemon.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
+from daemon.job_builder import DOWNLOAD_ENDINGS, INFLIGHT_NAME, JOB_ID, JobBuilder, Rows, result_dirs, source_name_of
 from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME
 from daemon.packer import MANIFEST, PACK_FILE, UNMATCHED_NOTE
-from daemon.preparer import result_dir_for
-from daemon.reconstruction import (
-    PartRebuilder,
-    RemoteView,
-    UnmatchedError,
-    count_requests,
-    custom_ids,
-    fingerprint,
-    first_lines,
-    slot_ids,
-)
+from daemon.reconstruction import PartRebuilder, RemoteView, custom_ids, slot_ids
 from daemon.remote import Remote
 from daemon.state_guard import RECOVERED_FACT
-from daemon.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
-from daemon.store import Job, Part, Store
-from daemon.validation import Findings, validate_file
+from daemon.states import TERMINAL_BATCH_STATUSES, PartState
+from daemon.store import Store
 
 log = get_logger(__name__)
 DEFAULT_HORIZON_DAYS = 30.0  # the 24 h window plus output retention, with room to spare
-_JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
-DOWNLOAD_ENDINGS = ("_output.jsonl", "_errors.jsonl")  # collector.download_names
-_INFLIGHT_NAME = re.compile(rf"({_JOB_ID})(?:_(.+)|\.jsonl)", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -122,7 +108,7 @@ class Recovery:
         self.not_before = not_before
         self.done = Recovered()
         self.view = RemoteView()
-        self.rebuilder = PartRebuilder(settings, remote, self.view)
+        self.builder = JobBuilder(settings, store, PartRebuilder(settings, remote, self.view), self.view)
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
@@ -162,7 +148,7 @@ class Recovery:
         known = {j.inflight_path for j in self.store.jobs()}
         found: dict[str, Path] = {}
         for path in sorted((self.settings.state / folders.INFLIGHT).iterdir()):
-            match = _INFLIGHT_NAME.fullmatch(path.name)
+            match = INFLIGHT_NAME.fullmatch(path.name)
             if str(path) in known:
                 continue
             if match is None or self.store.has_job(match[1]):
@@ -190,7 +176,7 @@ class Recovery:
         for folder in sorted((self.settings.state / folders.PACKS).iterdir()):
             if self.store.has_job(folder.name) or (folder / UNMATCHED_NOTE).exists():
                 continue
-            if (folder / MANIFEST).exists() and re.fullmatch(_JOB_ID, folder.name):
+            if (folder / MANIFEST).exists() and re.fullmatch(JOB_ID, folder.name):
                 found[folder.name] = folder
             else:
                 self.unreadable_packs.append(folder)
@@ -213,14 +199,14 @@ class Recovery:
                 self._settle_members(pack_id, members, inflight, give_back=False)
             return
         try:
-            rows = self._pack_rows(pack_id, folder, batches, members, inflight)
+            rows = self.builder.pack_rows(pack_id, folder, batches, members, inflight)
         except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
             self._leave(folder, str(exc))
             self._settle_members(pack_id, members, inflight, give_back=False)
             return
         for member in members:
             inflight.pop(member["job_id"], None)
-        self._record(rows, batches)
+        self._record(rows)
 
     def _settle_members(
         self, pack_id: str, members: list[dict[str, str]], inflight: dict[str, Path], *, give_back: bool
@@ -237,33 +223,6 @@ class Recovery:
                 self._return_input(member["job_id"], path, member["source_name"])
             else:
                 self._leave(path, f"its requests may travel in the batch of pack {pack_id}, which was not rebuilt")
-
-    def _pack_rows(
-        self, pack_id: str, folder: Path, batches: list[Batch], members: list[dict[str, str]], inflight: dict[str, Path]
-    ) -> list[tuple[Job, list[Part]]]:
-        rows: list[tuple[Job, list[Part]]] = []
-        for slot, member in enumerate(members):
-            path = inflight.get(member["job_id"])
-            if path is not None:  # one without its input has ended: its results are written
-                rows.append(self._member_rows(member, path, pack_id, slot, batches))
-        parts = self.rebuilder.parts(pack_id, folder, batches)
-        self.rebuilder.download_superseded(parts, folder)
-        now, first = time.time(), batches[0]
-        job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
-        job.kind, job.result_dir, job.endpoint = PACK_KIND, str(folder), first.endpoint
-        job.size = sum(p.byte_size for p in parts if p.attempt == 0)
-        job.model = rows[0][0].model if rows else None
-        job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
-        return [(job, parts), *rows]
-
-    def _member_rows(
-        self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[Batch]
-    ) -> tuple[Job, list[Part]]:
-        job_id = member["job_id"]
-        job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
-        part = self._own_part(job_id, path, PartState.PACKED)
-        part.pack_id, part.pack_slot = pack_id, slot
-        return job, [part]
 
     def _recover_input(self, job_id: str, path: Path) -> None:
         batches = self.view.batches.get(job_id, [])
@@ -283,86 +242,26 @@ class Recovery:
                 self._return_input(job_id, path, name)
             return
         try:
-            rows = self._input_rows(job_id, path, batches)
+            rows = self.builder.input_rows(job_id, path, batches)
         except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
             self._leave(path, str(exc))
             return
-        self._record([rows], batches)
+        self._record([rows])
 
     def _adopt_handed_over(self, job_id: str, path: Path, name: str, folder: Path) -> bool:
-        """An input handed its share of a pack's results, whose pack then ended (its folder gone)
-        before the input's own results were merged: it gets its job back with those downloads."""
-        ids = {p.name.rsplit("_", 1)[0] for p in folder.iterdir() if p.name.endswith(DOWNLOAD_ENDINGS)}
-        batches = sorted((self.view.by_id[i] for i in ids if i in self.view.by_id), key=lambda b: (b.created_at, b.id))
-        if not batches or any(b.status not in TERMINAL_BATCH_STATUSES for b in batches):
-            return False
         try:
-            job, _ = self._job(job_id, path, name, set(), batches)
-            part = self._own_part(job_id, path, PartState.DOWNLOADED)
+            rows = self.builder.handed_over_rows(job_id, path, name, folder)
         except (DaemonError, OSError):
             return False
-        last = batches[-1]
-        part.batch_id, part.batch_status, part.batch_json = last.id, last.status, last.model_dump_json()
-        part.old_batch_ids = ",".join(b.id for b in batches[:-1])
-        self._record([(job, [part])], batches)
-        return True
-
-    def _own_part(self, job_id: str, path: Path, state: PartState) -> Part:
-        """The one part of a small input: its own part file if it has one, else the input itself."""
-        own = self.settings.state / folders.PARTS / job_id / "0.jsonl"
-        source = own if own.exists() else path
-        (count, size), now = count_requests(source), time.time()
-        first = first_lines(path, [count])[0]
-        return Part(job_id, 0, 0, str(source), first, count, size, max(1, size // 4), state, now, now)
-
-    def _input_rows(self, job_id: str, path: Path, batches: list[Batch]) -> tuple[Job, list[Part]]:
-        meta = batches[0].metadata or {}
-        name = meta.get("batchd_source") or source_name_of(path)
-        job, findings = self._job(job_id, path, name, {(b.metadata or {}).get("batchd_sha256", "") for b in batches},
-                                  batches)  # fmt: skip
-        parts = self.rebuilder.parts(job_id, self.settings.state / folders.PARTS / job_id, batches)
-        first = [p for p in parts if p.attempt == 0]
-        counts = [p.request_count for p in first]
-        if [p.segment for p in first] != list(range(len(first))) or sum(counts) != findings.requests:
-            raise UnmatchedError(
-                f"its part files and batches hold {sum(counts)} requests in segments "
-                f"{[p.segment for p in first]}, the input {findings.requests}"
-            )
-        lines = dict(zip((p.segment for p in first), first_lines(path, counts), strict=True))
-        for part in parts:
-            part.first_line = lines[part.segment]
-        self.rebuilder.download_superseded(parts, Path(job.result_dir or ""))
-        return job, parts
-
-    def _job(self, job_id: str, path: Path, name: str, claimed: set[str], batches: list[Batch]) -> tuple[Job, Findings]:
-        sha256, size = fingerprint(path)
-        if claimed - {"", sha256}:
-            raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
-        findings = validate_file(path)
-        if not findings.ok:
-            raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
-        now = time.time()
-        job = Job(job_id, name, str(self.settings.pending / name), str(path), JobState.ACTIVE, now, now)
-        job.sha256, job.size, job.endpoint, job.model = sha256, size, findings.endpoint, findings.model
-        job.request_count, job.result_dir = findings.requests, str(self._result_dir(name, job_id, batches))
-        return job, findings
-
-    def _result_dir(self, name: str, job_id: str, batches: list[Batch]) -> Path:
-        """The job's results folder as it was (holding its downloads, or only unfinished temp files
-        when a crash cut the first download short), else a free one."""
-        for candidate in _result_dirs(self.settings, name, job_id):
-            if not candidate.is_dir() or self.store.result_dir_taken(str(candidate), job_id):
-                continue
-            names = [p.name for p in candidate.iterdir()]
-            if any(_is_download_of(n, batches) for n in names) or all(n.startswith(".") for n in names):
-                return candidate
-        return result_dir_for(self.settings, self.store, name, job_id)
+        if rows is not None:
+            self._record([rows])
+        return rows is not None
 
     def _downloads_held(self, name: str, job_id: str) -> Path | None:
         """A results folder of this input holding a shared batch's results not yet merged: it was
         handed its share of a pack whose folder is gone. (An earlier input of the same name left
         its results.jsonl beside its downloads, and the folder tagged with this job id is ours.)"""
-        tagged, plain = _result_dirs(self.settings, name, job_id)
+        tagged, plain = result_dirs(self.settings, name, job_id)
         for candidate in (tagged, plain):
             names = {p.name for p in candidate.iterdir()} if candidate.is_dir() else set()
             if candidate == plain and RESULTS_NAME in names:
@@ -371,7 +270,7 @@ class Recovery:
                 return candidate
         return None
 
-    def _record(self, rows: list[tuple[Job, list[Part]]], batches: list[Batch]) -> None:
+    def _record(self, rows: list[Rows]) -> None:
         with self.store.transaction():  # a job and its parts land together, or the next run tries again
             for job, parts in rows:
                 self.store.add_job(job)
@@ -380,9 +279,11 @@ class Recovery:
         for job, parts in rows:
             self.done.jobs.append(job.id)
             log.info("job_recovered", job_id=job.id, file=job.source_name, parts=len(parts), kind=job.kind)
-        for batch in batches:
-            self.done.adopted_batches.append(batch.id)
-            log.info("batch_adopted", job_id=rows[0][0].id, batch_id=batch.id, status=batch.status)
+        for job, parts in rows:
+            for part in parts:
+                for batch_id in filter(None, [*part.old_batch_ids.split(","), part.batch_id]):
+                    self.done.adopted_batches.append(batch_id)
+                    log.info("batch_adopted", job_id=job.id, part=part.label, batch_id=batch_id)
 
     # returning and leaving --------------------------------------------------------------
     def _return_input(self, job_id: str, path: Path, name: str) -> None:
@@ -432,24 +333,6 @@ class Recovery:
     def _leave(self, what: Path, why: str) -> None:
         self.done.left.append((str(what), why))
         log.warning("recovery_left", item=str(what), reason=why)
-
-
-def source_name_of(inflight: Path) -> str:
-    """The name an input was dropped with, from its name in state/inflight/ (JOBID_NAME)."""
-    match = _INFLIGHT_NAME.fullmatch(inflight.name)
-    if match is None or match[2] is None:
-        return inflight.name if match is None else f"{match[1]}.jsonl"
-    return match[2]
-
-
-def _result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]:
-    """The folder tagged with the job id, and the plain one (see preparer.result_dir_for)."""
-    stem = safe_component(name.removesuffix(".jsonl"))
-    return settings.results / f"{stem}.{job_id}", settings.results / stem
-
-
-def _is_download_of(name: str, batches: list[Batch]) -> bool:
-    return any(name in (f"{b.id}_output.jsonl", f"{b.id}_errors.jsonl") for b in batches)
 
 
 def _tracked_batch_ids(store: Store) -> set[str]:
