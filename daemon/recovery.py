@@ -112,21 +112,10 @@ class Recovery:
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
-    def _unreadable_pack_of(self, path: Path) -> str | None:
-        """The pack among the unreadable ones whose slot holds exactly this input's custom_ids, if any:
-        such an input may well have been sent, so it is never given back."""
-        wanted = custom_ids(path) if self.unreadable_packs else set()
-        for folder in self.unreadable_packs:
-            if folder not in self._slots:
-                self._slots[folder] = slot_ids(folder / PACK_FILE)
-            if wanted in self._slots[folder]:
-                return folder.name
-        return None
-
     def run(self) -> Recovered:
         inflight = self._orphan_inputs()
         packs = self._orphan_packs()
-        if inflight or packs:  # nothing local to rebuild: the service is not even asked
+        if inflight or packs:  # with nothing local to rebuild, the service is not even asked
             self._read_service()
             for pack_id, folder in packs.items():
                 self._recover_pack(pack_id, folder, inflight)
@@ -182,6 +171,17 @@ class Recovery:
                 self.unreadable_packs.append(folder)
                 self._leave(folder, f"not a pack folder batchd can read (no {MANIFEST}, or not named by a pack id)")
         return found
+
+    def _unreadable_pack_of(self, path: Path) -> str | None:
+        """The pack among the unreadable ones whose slot holds exactly this input's custom_ids, if any:
+        such an input may well have been sent, so it is never given back."""
+        wanted = custom_ids(path) if self.unreadable_packs else set()
+        for folder in self.unreadable_packs:
+            if folder not in self._slots:
+                self._slots[folder] = slot_ids(folder / PACK_FILE)
+            if wanted in self._slots[folder]:
+                return folder.name
+        return None
 
     # what the service holds -------------------------------------------------------------
     def _read_service(self) -> None:
