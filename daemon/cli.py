@@ -1,4 +1,4 @@
-"""The ``batchd`` command line: run, validate, status, cancel, abandon, retry, healthcheck, emulator.
+"""The ``batchd`` command line: run, validate, status, cancel, abandon, retry, healthcheck, recover, emulator.
 
 Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from daemon import __version__
 from daemon.config import Settings, load_settings
 from daemon.display import printable
-from daemon.errors import ConfigError, DaemonError
+from daemon.errors import ConfigError, DaemonError, StateLostError
 from daemon.folders import DB_NAME
 from daemon.logs import configure, get_logger
 from daemon.redaction import redact
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_abandon(sub)
     _add_retry(sub)
     _add_healthcheck(sub)
+    _add_recover(sub)
     _add_emulator(sub)
     return parser
 
@@ -150,6 +151,44 @@ def _add_healthcheck(sub: Any) -> None:
     p.add_argument("--max-age", type=float, default=30.0, help="oldest acceptable heartbeat, seconds (default 30)")
 
 
+def _add_recover(sub: Any) -> None:
+    p = sub.add_parser(
+        "recover",
+        help="rebuild lost or damaged state from the files in state/ and the batches on the service",
+        description="With the daemon stopped: rebuild the jobs a missing, emptied or damaged state database "
+        "lost. Inputs in state/inflight/, part files in state/parts/ and packs in state/packs/ are matched with "
+        "the batches and uploads the service lists (by their batchd metadata and sha256): each input with a "
+        "batch gets its job back (running batches are polled and collected as usual, nothing is submitted "
+        "twice); an input never submitted moves back to pending_upload/ to be claimed again. A damaged "
+        "database is kept beside as batchd.sqlite3.damaged-TIME. Prints what it did and what it could not "
+        "match; running it again does nothing more. Exit 0 when done, 1 if anything was left unmatched.",
+    )
+    _common(p)
+    p.add_argument(
+        "--since-days",
+        type=_positive_days,
+        default=30.0,
+        help="look at batches and uploads created this many days back (default 30: the 24 h completion "
+        "window plus the service's output retention, with room to spare)",
+    )
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="ask a fresh built-in emulator, as `run --emulator` uses (it forgets its batches when it stops, "
+        "so every input goes back to pending_upload/)",
+    )
+
+
+def _positive_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not 0 < value <= 3650:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3650 days, got {text}")
+    return value
+
+
 def _add_emulator(sub: Any) -> None:
     from daemon.emulator.cli import add_emulator_arguments  # noqa: PLC0415 - only this command needs it
 
@@ -167,12 +206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "abandon": _cmd_abandon,
         "retry": _cmd_retry,
         "healthcheck": _cmd_healthcheck,
+        "recover": _cmd_recover,
         "emulator": _cmd_emulator,
     }[args.command]
     try:
         return int(handler(args))
     except ConfigError as exc:
         print(printable(f"batchd: configuration error: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
+    except StateLostError as exc:
+        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_USAGE
     except DaemonError as exc:
         print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
@@ -300,6 +343,27 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
         store.close()
     print(message)
     return EXIT_OK if healthy else EXIT_FAILURE
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack  # noqa: PLC0415
+
+    from daemon.credentials import emulator_key_source, find_key_source  # noqa: PLC0415
+    from daemon.recovery import recover_state  # noqa: PLC0415
+    from daemon.remote import Remote, build_client  # noqa: PLC0415
+    from daemon.runner import emulated  # noqa: PLC0415
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    with ExitStack() as stack:
+        if args.emulator:
+            settings = stack.enter_context(emulated(settings))
+        key = emulator_key_source() if args.emulator else find_key_source()
+        remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+        stack.callback(remote.close)
+        done = recover_state(settings, remote, args.since_days)
+    print("\n".join(done.lines()))
+    return EXIT_FAILURE if done.left else EXIT_OK
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 ENV_PREFIX = "BATCHD_"
 NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME})  # BATCHD_* variables that are not settings
-# batchd uses four metadata pairs itself (job, part, source, sha256); the API allows 16.
-RESERVED_METADATA_PAIRS = 4
+# batchd uses five metadata pairs itself (job, part, source, sha256, part_sha256); the API allows 16.
+RESERVED_METADATA_PAIRS = 5
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
 CANCEL_NOTE = "cancel requested"  # a job's note once `batchd cancel` ran: submit and resubmit nothing more
 OVERDUE_MARGIN = 6 * 3600.0  # max_batch_age by default: the completion window plus this
@@ -369,7 +369,7 @@ def _check_batch_limits(s: Settings) -> None:
 def _check_metadata(s: Settings) -> None:
     room = limits.METADATA_MAX_PAIRS - RESERVED_METADATA_PAIRS
     if len(s.metadata) > room:
-        raise ConfigError(f"metadata may hold at most {room} pairs (batchd uses the other four)")
+        raise ConfigError(f"metadata may hold at most {room} pairs (batchd uses the other {RESERVED_METADATA_PAIRS})")
     for key, value in s.metadata.items():
         if not key or len(key) > limits.METADATA_MAX_KEY or key.startswith("batchd_"):
             raise ConfigError(f"metadata key {key!r} must be 1-64 characters and not start with batchd_")

@@ -29,6 +29,7 @@ from daemon.preparer import batch_limits, prepare_jobs
 from daemon.remote import Remote
 from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags
+from daemon.state_guard import RECOVER_HINT, lost_database
 from daemon.states import JobState, PartState
 from daemon.store import Store
 from daemon.submitter import Submitter
@@ -77,6 +78,7 @@ class Engine:
         # Ping at half systemd's WatchdogSec, so one slow pass does not get the daemon killed.
         self._watchdog_every = interval / 2 if interval else None
         self._next_watchdog = 0.0
+        self.exit_code = 0  # 2 once the state database was found removed or replaced
 
     def wake(self) -> None:
         self.hints.put(None)
@@ -209,6 +211,12 @@ class Engine:
 
     def _beat(self, now: float) -> None:
         self._next_heartbeat = now + self.settings.heartbeat_interval
+        lost = lost_database(self.store)
+        if lost is not None:  # every later write would go to a file nobody will read again
+            log.error("state_database_lost", problem=lost, action="stopping", hint=RECOVER_HINT)
+            self.exit_code = 2
+            self.flags.stop.set()
+            return
         beat = {
             "at": now,
             "pid": os.getpid(),

@@ -21,6 +21,10 @@ class StateCorruptError(DaemonError):
     """The state database cannot be read; batchd refuses to start rather than start empty."""
 
 
+class StateLostError(DaemonError):
+    """The state database is missing, empty or was replaced while inputs are in flight: run `batchd recover`."""
+
+
 class CredentialError(DaemonError):
     """No usable API key was found."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import crashpoints
-from daemon.fileops import fsync_dir, relink, same_file
+from daemon.fileops import fsync_dir, relink, safe_component, same_file
 from daemon.folders import INFLIGHT
 from daemon.logs import get_logger
 from daemon.states import JobState
@@ -37,6 +37,12 @@ class Candidate:
 
 def is_request_file(name: str) -> bool:
     return name.endswith(".jsonl") and not name.startswith(".") and not name.endswith(IGNORED_SUFFIXES)
+
+
+def inflight_name(job_id: str, source_name: str) -> str:
+    """The claimed input's name under state/inflight/: its job id, then the name it was dropped
+    with, so ``batchd recover`` can give it back under that name if the state is lost."""
+    return f"{job_id}_{safe_component(source_name)}"
 
 
 def new_job_id() -> str:
@@ -117,7 +123,7 @@ class Intake:
         now = time.time()
         ids = [new_job_id() for _ in paths]
         jobs = [
-            Job(i, p.name, str(p), str(self.inflight / f"{i}.jsonl"), JobState.CLAIMING, now, now)
+            Job(i, p.name, str(p), str(self.inflight / inflight_name(i, p.name)), JobState.CLAIMING, now, now)
             for i, p in zip(ids, paths, strict=True)
         ]
         with self.store.transaction():  # intent first: a crash after a rename still finds the file

@@ -37,7 +37,7 @@ import orjson
 from daemon import crashpoints
 from daemon.config import Settings
 from daemon.custom_ids import NotEditableError, with_prefix
-from daemon.fileops import OWNER_ONLY_DIR, fsync_dir
+from daemon.fileops import OWNER_ONLY_DIR, fsync_dir, write_atomic
 from daemon.folders import PACKS, PARTS
 from daemon.holds import known_limit
 from daemon.intake import new_job_id
@@ -54,6 +54,8 @@ from daemon.validation import BatchLimits, embedding_inputs, iter_normalised
 log = get_logger(__name__)
 SLOT_SEP = ":"
 PACK_FILE = "0.jsonl"
+# Beside the pack file: which input is in which slot, so `batchd recover` can rebuild a lost pack.
+MANIFEST = "members.json"
 # Left in a pack's folder whose outputs held lines of no input: the folder is kept for a person to look at.
 UNMATCHED_NOTE = "UNMATCHED-LINES.txt"
 ARRIVING = (JobState.CLAIMING, JobState.CLAIMED)  # inputs claimed but not yet split into parts
@@ -134,6 +136,17 @@ class PackFile:
     def discard(self) -> None:
         self.fh.close()
         shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def write_manifest(pack: PackFile, jobs: dict[str, Job]) -> None:
+    """Record the pack's members (synced, before the pack itself is recorded): the batch's
+    metadata has room for no such list, and without it a lost state could not tell whose lines
+    are whose."""
+    members = [
+        {"slot": slot, "job_id": p.job_id, "source_name": jobs[p.job_id].source_name, "sha256": jobs[p.job_id].sha256}
+        for slot, p in enumerate(pack.members)
+    ]
+    write_atomic(pack.path.with_name(MANIFEST), orjson.dumps({"pack_id": pack.pack_id, "members": members}))
 
 
 def _copy_prefixed(lines: Iterator[bytes], out: IO[bytes], prefix: str) -> tuple[int, int, int]:
@@ -223,6 +236,7 @@ class Packer:
                     alone.append(part)
         for pack in packs:
             if len(pack.members) > 1:
+                write_manifest(pack, jobs)
                 self._record(pack, jobs[pack.members[0].job_id])
             else:
                 alone.extend(pack.members)

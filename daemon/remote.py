@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import httpx2
 import openai
-from openai.types import Batch
+from openai.types import Batch, FileObject
 
 from daemon import crashpoints
 from daemon.api_errors import classify, counted
@@ -114,6 +114,25 @@ class Remote:
             if file.created_at < not_before - CLOCK_SKEW:
                 return None
         return None
+
+    @translated("files.list")
+    def uploads_since(self, not_before: float, prefix: str) -> list[FileObject]:
+        """Every batch upload named ``prefix...`` since ``not_before``. Unlike ``find_file`` a
+        malformed item is not skipped: whoever rebuilds state from this must see everything."""
+        found: list[FileObject] = []
+        for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
+            file = checked_file(item, "files.list", "a listed file")
+            if file.created_at < not_before - CLOCK_SKEW:
+                break
+            if file.filename.startswith(prefix):
+                found.append(file)
+        return found
+
+    @translated("batches.list")
+    def batches_since(self, not_before: float) -> list[Batch]:
+        """Every batch created since ``not_before``; a malformed item fails the whole listing, for
+        a batch skipped here could be created a second time by whoever rebuilds state from it."""
+        return [checked_batch(item, "batches.list", "a listed batch") for item in self._recent_batches(not_before)]
 
     @translated("batches.create")
     def create_batch(

@@ -13,6 +13,7 @@ from daemon.logs import get_logger
 from daemon.remote import Remote, build_client
 from daemon.sdnotify import Notifier
 from daemon.signals import StopFlags, captured_signals
+from daemon.state_guard import refuse_lost_state
 from daemon.store import Store
 
 log = get_logger(__name__)
@@ -29,11 +30,17 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
+def emulated(settings: Settings) -> _emulated:
+    """The built-in emulator, started, and the settings pointed at it (also for `batchd recover --emulator`)."""
+    return _emulated(settings)
+
+
 def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
     stack.callback(lock.release)
+    refuse_lost_state(settings)
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
     remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
@@ -51,7 +58,7 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
         engine.run()
     finally:
         engine.shutdown()
-    return 0
+    return engine.exit_code
 
 
 class _emulated:  # noqa: N801 - used like a function, as a context manager

@@ -175,6 +175,8 @@ class Store:
         self._lock = threading.RLock()
         self._conn = _connect(path, readonly=readonly)
         self._depth = 0
+        # The file just opened: the heartbeat checks the path still names it (state_guard).
+        self.identity = file_identity(path)
 
     def close(self) -> None:
         with self._lock:
@@ -447,6 +449,15 @@ class Store:
                 raise StateCorruptError(f"state database {self.path} cannot be read: {exc}") from exc
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or None if there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _fields(row: Job | Part) -> dict[str, Any]:
     """A row's columns; dataclasses.asdict deep-copies every value, which costs a burst of claims dearly."""
     return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
@@ -490,7 +501,8 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StateCorruptError(
             f"state database {path} is damaged ({exc}); batchd will not start on it. "
-            "Move it aside (keep it for recovery) and start again, or restore a backup."
+            "Run `batchd recover`: it keeps the damaged file beside as batchd.sqlite3.damaged-TIME and rebuilds "
+            "the jobs from state/ and the service."
         ) from None
     return conn
 

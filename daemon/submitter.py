@@ -9,6 +9,7 @@ adopted instead of creating another. Only then is the call made again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -42,8 +43,22 @@ def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
         "batchd_part": part.label,
         "batchd_source": job.source_name[:512],
         "batchd_sha256": job.sha256 or "",
+        # What was uploaded: `batchd recover` checks a part file (or the upload) against it.
+        "batchd_part_sha256": file_sha256(Path(part.path)),
     }
     return {**settings.metadata, **ours}
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, or "" if it cannot be read (the metadata then just lacks it)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 class Submitter(PartSteps):

@@ -220,3 +220,16 @@ def spawn_daemon(root: Path, env: dict[str, str], log_path: Path) -> subprocess.
         return subprocess.Popen(
             [sys.executable, "-m", "daemon", "run", "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT
         )
+
+
+def lose_state(root: Path) -> None:
+    """Delete the state database (and its log and index), as a user or a bad cleanup might."""
+    db = root / "state" / folders.DB_NAME
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        path.unlink(missing_ok=True)
+
+
+def run_recover(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`batchd recover` on ``root``, as a user runs it."""
+    command = [sys.executable, "-m", "daemon", "recover", "--root", str(root), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)

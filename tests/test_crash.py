@@ -18,7 +18,16 @@ import pytest
 
 from daemon import crashpoints
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from tests.conftest import FAST, daemon_env, job_states, request_file, spawn_daemon, wait_until
+from tests.conftest import (
+    FAST,
+    daemon_env,
+    job_states,
+    lose_state,
+    request_file,
+    run_recover,
+    spawn_daemon,
+    wait_until,
+)
 
 REQUESTS = 7
 PER_BATCH = 3  # seven requests in parts of three: three batches per input
@@ -41,6 +50,7 @@ class CrashRun:
         self.server = server
         self.log = tmp_path / "daemon.log"
         self.inputs: dict[str, bytes] = {}
+        self.recovered = False
         (self.root / "pending_upload").mkdir(parents=True)
 
     def drop(self, name: str, prefix: str, requests: int = REQUESTS) -> None:
@@ -71,13 +81,27 @@ class CrashRun:
         finally:
             _end(proc)
 
+    def lose_state_and_recover(self) -> None:
+        """Delete the database; the daemon refuses to start on what is left, `batchd recover` rebuilds it."""
+        lose_state(self.root)
+        proc = self.start()
+        try:
+            assert proc.wait(timeout=30) == 2, f"a start without the database was not refused: {self.log.read_text()}"
+        finally:
+            _end(proc)
+        done = run_recover(self.root, daemon_env(self.server.base_url, **self.env))
+        assert done.returncode == 0, done.stdout + done.stderr
+        self.recovered = True
+        with open(self.log, "a", encoding="utf-8") as log:
+            log.write(done.stdout)
+
     def finish(self) -> None:
         """Restart without faults and wait until every input is done."""
         self.server.faults.clear()
         proc = self.start()
         try:
             try:
-                wait_until(lambda: self.done() == len(self.inputs), 40, "every job to be done after the restart")
+                wait_until(self.all_done, 40, "every job to be done after the restart")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; the daemon's log:\n{self.log.read_text()[-6000:]}") from None
             proc.send_signal(signal.SIGTERM)
@@ -87,6 +111,14 @@ class CrashRun:
 
     def done(self) -> int:
         return sum(state == "done" for _, state in job_states(self.root))
+
+    def all_done(self) -> bool:
+        """Every input's job done; after a lost database, jobs that ended before it count by their archive."""
+        states = job_states(self.root)
+        if not self.recovered:
+            return sum(state == "done" for _, state in states) == len(self.inputs)
+        archived = {p.name for p in (self.root / "uploaded_files").iterdir()}
+        return set(self.inputs) <= archived and all(state in ("done", "failed", "rejected") for _, state in states)
 
     def assert_promises_kept(self) -> None:
         self.assert_inputs_kept()
@@ -207,3 +239,38 @@ def test_repeated_kills_at_random_moments_under_load(tmp_path: Path, crash_emula
         run.kill_when(moment_came, "more API calls")
     run.finish()
     run.assert_promises_kept()
+
+
+# Recovery after a lost database, at a few points each side of every call to the service (the whole
+# matrix twice would double its time): the same promises hold, and nothing is submitted again.
+RECOVER_POINTS = ["claimed", "uploaded", "batch_created", "polled", "downloaded", "merging", "input_linked"]
+
+
+@pytest.mark.parametrize("point", RECOVER_POINTS)
+def test_kill_lose_the_database_and_recover_keeps_every_promise(
+    point: str, tmp_path: Path, crash_emulator: EmulatorServer
+) -> None:
+    run = CrashRun(tmp_path, crash_emulator)
+    run.drop("a.jsonl", "a")
+    run.drop("b.jsonl", "b")
+    run.crash_at(point)
+    run.lose_state_and_recover()
+    run.finish()
+    run.assert_promises_kept()
+
+
+@pytest.mark.parametrize("point", ["packed", "unpacked", "handed_over"])
+def test_kill_in_a_shared_batch_lose_the_database_and_recover_keeps_every_promise(
+    point: str, tmp_path: Path, crash_emulator: EmulatorServer
+) -> None:
+    run = CrashRun(tmp_path, crash_emulator, BATCHD_PACK_WAIT="30")
+    for name in "abc":
+        run.drop(f"{name}.jsonl", "r", requests=2)
+    run.crash_at(point)
+    run.lose_state_and_recover()
+    run.finish()
+    run.assert_inputs_kept()
+    run.assert_results_exactly_once()
+    batches = crash_emulator.batches()
+    assert sum(b["request_counts"]["total"] for b in batches) == 6, [b["request_counts"] for b in batches]
+    assert list((run.root / "state" / "packs").iterdir()) == [], "no pack folder left"

@@ -50,7 +50,7 @@ def test_damaged_database_refuses_to_start(tmp_path: Path) -> None:
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite3"
     db.write_text("this is a text file, not SQLite\n" * 100)
-    with pytest.raises(StateCorruptError, match="Move it aside"):
+    with pytest.raises(StateCorruptError, match="batchd recover"):
         Store(db)
 
 
