@@ -329,7 +329,12 @@ def _retry_failed(settings: Settings, name: str) -> int:
     from daemon.rerun import rerun_failed  # noqa: PLC0415
 
     done = rerun_failed(settings, name)
-    print(f"dropped {done.requests} failed or not-run request(s) of job {done.job_id} as {done.dest}")
+    print(printable(f"dropped {done.requests} failed or not-run request(s) of job {done.job_id} as {done.dest}"))
+    if done.maybe_ran:
+        print(
+            f"note: {done.maybe_ran} of them may have run and been paid for without a result coming back "
+            "(result_missing, batch_lost); they will run and be paid for again"
+        )
     return EXIT_OK
 
 

@@ -11,6 +11,8 @@ NEVER_RAN_CODES = frozenset({"batch_expired", "batch_cancelled"})
 # A request of a batch whose downloads never added up: it may well have run (and been paid for),
 # so it is never counted as never ran, and never sent again.
 RESULT_MISSING = "result_missing"
+# Requests without a result that may nonetheless have run (and been paid for).
+MAY_HAVE_RUN_CODES = frozenset({RESULT_MISSING, "batch_lost"})
 
 
 def rank(line: dict[str, Any]) -> int:

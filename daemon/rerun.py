@@ -24,7 +24,7 @@ from daemon.fileops import atomic_writer
 from daemon.folders import DB_NAME
 from daemon.logs import get_logger
 from daemon.merger import RESULTS_NAME
-from daemon.outcome import SUCCEEDED, rank
+from daemon.outcome import MAY_HAVE_RUN_CODES, SUCCEEDED, rank
 from daemon.requeue import RequeueError
 from daemon.states import INPUT_KIND, TERMINAL_JOB_STATES, JobState
 from daemon.store import Job, Store
@@ -41,6 +41,7 @@ class Rerun:
     source: Path  # the archived input the lines were copied from
     dest: Path  # the new input in the drop zone
     requests: int
+    maybe_ran: int = 0  # of them, requests that may have run (and been paid for) without a result
 
 
 def rerun_failed(settings: Settings, name: str) -> Rerun:
@@ -50,15 +51,15 @@ def rerun_failed(settings: Settings, name: str) -> Rerun:
     base = _base_name(job.source_name)
     tmp = settings.pending / f".{base}.{os.getpid()}.tmp"  # the watcher skips dot names
     try:
-        count = _write_unsuccessful(job, source, Path(str(job.result_dir)) / RESULTS_NAME, tmp)
+        count, maybe_ran = _write_unsuccessful(job, source, Path(str(job.result_dir)) / RESULTS_NAME, tmp)
         if count == 0:
             raise RequeueError(f"every request of {job.source_name} (job {job.id}) succeeded; nothing to retry")
         dest = _link_free_name(settings.pending, tmp, base, taken)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    log.info("failed_requests_requeued", job_id=job.id, file=dest.name, requests=count)
-    return Rerun(job.id, source, dest, count)
+    log.info("failed_requests_requeued", job_id=job.id, file=dest.name, requests=count, maybe_ran=maybe_ran)
+    return Rerun(job.id, source, dest, count, maybe_ran)
 
 
 def _finished_job(settings: Settings, name: str) -> tuple[Job, set[str]]:
@@ -97,23 +98,31 @@ def _archived_input(job: Job) -> Path:
     return Path(job.final_path)
 
 
-def _write_unsuccessful(job: Job, source: Path, results: Path, dest: Path) -> int:
-    """Copy the request lines whose result did not succeed; return how many."""
-    count = 0
+def _write_unsuccessful(job: Job, source: Path, results: Path, dest: Path) -> tuple[int, int]:
+    """Copy the request lines whose result did not succeed; return how many, and how many of them
+    may have run without a result (``result_missing``, ``batch_lost``)."""
+    count = maybe_ran = 0
     try:
         with open(source, "rb") as raw_in, open(results, "rb") as res, atomic_writer(dest) as out:
             reader = HashingReader(raw_in)
             outcomes = _result_lines(res, results)
             for raw in _request_lines(reader):
-                if not _succeeded(next(outcomes, None), raw, results):
+                result = next(outcomes, None)
+                if not _succeeded(result, raw, results):
                     out.write(raw if raw.endswith(b"\n") else raw + b"\n")
                     count += 1
+                    maybe_ran += _may_have_run(result)
             _check_unchanged(job, source, reader)
             if next(outcomes, None) is not None:
                 raise RequeueError(f"{results} has more lines than {source} has requests; it is not that input's")
     except FileNotFoundError as exc:
         raise RequeueError(f"cannot read {exc.filename}: the job's results or archived input are gone") from None
-    return count
+    return count, maybe_ran
+
+
+def _may_have_run(result: dict[str, Any] | None) -> bool:
+    error = result.get("error") if result else None
+    return isinstance(error, dict) and error.get("code") in MAY_HAVE_RUN_CODES
 
 
 def _request_lines(reader: HashingReader) -> Iterator[bytes]:

@@ -56,6 +56,8 @@ EXERCISED = frozenset(
         "cancel",
         "download",
         "delete_file",
+        "batches_since",
+        "uploads_since",
     }
 )
 # (method, spec path) of every kind of request the flow must have sent.
@@ -247,6 +249,10 @@ def test_every_request_batchd_makes_matches_the_official_spec(watched: tuple[Rem
         remote.find_batches({"batchd_job": job.id, "batchd_part": part.label}, time.time())
     with watcher.checking("list_batches"):
         remote.list_batches(0.0, {"batch_never_listed"})
+    with watcher.checking("batches_since"):
+        remote.batches_since(time.time())
+    with watcher.checking("uploads_since"):
+        remote.uploads_since(time.time(), "batchd-")
     check_next_pages(remote, watcher)
     with watcher.checking("cancel"):
         remote.cancel(batch.id)

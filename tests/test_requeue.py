@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,19 @@ def test_retry_failed_refuses_a_job_that_has_not_finished(harness: Harness, caps
     assert "is still active" in err and "batchd status" in err
     assert _retry(harness, "nothing.jsonl", "--failed") == 1
     assert "no job for an input called 'nothing.jsonl'" in capsys.readouterr().err
+
+
+def test_retry_failed_warns_about_requests_that_may_have_run(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The service keeps 2 lines of 5 back for good: their requests ran (and were paid for) as far as we know.
+    emulator.faults.add_rule(action="tamper", mode="drop_lines", lines=2, count=1000)
+    harness = harness_factory(verify_downloads_for=0).start()
+    harness.drop("lost.jsonl", request_file(5))
+    harness.wait_job("lost.jsonl")
+    assert sum(r["error"] is not None for r in harness.results("lost.jsonl")) == 2
+    capsys.readouterr()
+    assert _retry(harness, "lost.jsonl", "--failed") == 0
+    out = capsys.readouterr().out
+    assert "dropped 2 failed or not-run request(s)" in out
+    assert "2 of them may have run and been paid for" in out
