@@ -32,8 +32,8 @@ from pathlib import Path
 
 from bench.common import percentile, scratch, verdict, wait_for, write_requests
 from bench.daemon_process import DaemonProcess
-from daemon import folders
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.state import folders
 
 ONE_AT_A_TIME = 20
 REQUESTS_PER_FILE = 5

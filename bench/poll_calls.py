@@ -27,8 +27,8 @@ from bench.tracked import (
 )
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.logs import configure
-from daemon.poller import Poller
-from daemon.states import PartState
+from daemon.service.poller import Poller
+from daemon.state.states import PartState
 
 # Batches stay `validating` for a day unless cancelled; a cancel ends at once (a state change).
 EMULATOR = EmulatorSettings(validating_seconds=86_400, cancelling_seconds=0)

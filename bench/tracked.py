@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon import folders
 from daemon.config import Settings
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer
 from daemon.emulator.params import BatchParams, UploadParams
-from daemon.holds import Holds
-from daemon.intake import new_job_id
-from daemon.poller import Poller
-from daemon.remote import Remote, build_client
-from daemon.states import JobState, PartState
-from daemon.store import Job, Part, Store
+from daemon.intake.claim import new_job_id
+from daemon.service.credentials import KeySource
+from daemon.service.holds import Holds
+from daemon.service.poller import Poller
+from daemon.service.remote import Remote, build_client
+from daemon.state import folders
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part, Store
 
 ENDPOINT = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"

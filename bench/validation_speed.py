@@ -10,7 +10,7 @@ import shutil
 import time
 
 from bench.common import scratch, write_requests
-from daemon.validation import validate_file
+from daemon.intake.validation import validate_file
 
 
 def main() -> None:

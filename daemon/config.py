@@ -2,7 +2,7 @@
 
 Precedence, lowest to highest: defaults, the TOML file (``--config``), environment variables
 ``BATCHD_<KEY>``, then command-line flags. Every key is documented in ``config/batchd.toml``.
-The API key is never a setting: see ``credentials.py``.
+The API key is never a setting: see ``service/credentials.py``.
 """
 
 from __future__ import annotations

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon import folders
 from daemon.config import Settings
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.engine import Engine
-from daemon.remote import Remote, build_client
-from daemon.signals import StopFlags
-from daemon.states import JobState
-from daemon.store import Job, Store
+from daemon.engine.main_loop import Engine
+from daemon.ops.signals import StopFlags
+from daemon.service.credentials import KeySource
+from daemon.service.remote import Remote, build_client
+from daemon.state import folders
+from daemon.state.states import JobState
+from daemon.state.store import Job, Store
 
 TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
 FAST = {"validating_seconds": 0.05, "in_progress_seconds": 0.2, "finalizing_seconds": 0.05, "cancelling_seconds": 0.05}

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.cli import main
+from daemon.cli.main import main
 from daemon.emulator import EmulatorServer
-from daemon.job_endings import ABANDON_NOTE
-from daemon.states import JobState, PartState
+from daemon.state.job_endings import ABANDON_NOTE
+from daemon.state.states import JobState, PartState
 from tests.conftest import TEST_KEY, Harness, request_file, wait_until
 
 
@@ -21,7 +21,7 @@ def _service(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
     # The command configures logging for a terminal; here the daemon's log events are captured.
-    monkeypatch.setattr("daemon.cli.configure", lambda *_: None)
+    monkeypatch.setattr("daemon.cli.main.configure", lambda *_: None)
 
 
 def _abandon(harness: Harness, name: str, *flags: str) -> int:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli.main import main
 from daemon.config import CANCEL_NOTE
 from daemon.emulator import EmulatorServer
-from daemon.states import JobState
+from daemon.state.states import JobState
 from tests.conftest import TEST_KEY, Harness, request_file, wait_until
 
 
@@ -17,7 +17,7 @@ from tests.conftest import TEST_KEY, Harness, request_file, wait_until
 def _service(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
-    monkeypatch.setattr("daemon.cli.configure", lambda *_: None)
+    monkeypatch.setattr("daemon.cli.main.configure", lambda *_: None)
 
 
 @pytest.mark.parametrize("refusal", ["vanished", "400"])

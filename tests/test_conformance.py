@@ -29,12 +29,12 @@ import openai
 import pytest
 
 from daemon.config import Settings
-from daemon.credentials import KeySource
 from daemon.errors import DaemonError
-from daemon.remote import Remote, build_client
-from daemon.states import JobState, PartState
-from daemon.store import Job, Part
-from daemon.submitter import batch_metadata
+from daemon.service.credentials import KeySource
+from daemon.service.remote import Remote, build_client
+from daemon.service.submitter import batch_metadata
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part
 from tests.conftest import TEST_KEY, request_file, wait_until
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ import json
 import orjson
 import pytest
 
-from daemon.custom_ids import NotEditableError, with_prefix, without_prefix
-from daemon.unpacker import own_line
+from daemon.intake.custom_ids import NotEditableError, with_prefix, without_prefix
+from daemon.results.unpacker import own_line
 
 BODY = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
 # (text before the custom_id's value, the value as written, text after it): the expected edit is

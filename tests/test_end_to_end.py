@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.emulator import EmulatorServer
-from daemon.states import JobState
+from daemon.state.states import JobState
 from tests.conftest import Harness, request_file, wait_until
 
 

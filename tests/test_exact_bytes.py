@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.emulator import EmulatorServer
-from daemon.states import JobState
+from daemon.state.states import JobState
 from tests.conftest import Harness
 from tests.test_packer import drop_before_start, small_inputs
 

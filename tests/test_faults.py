@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import holds, logs, poller
+from daemon import logs
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.emulator.calls import DROPPED
-from daemon.states import JobState
+from daemon.service import holds, poller
+from daemon.state.states import JobState
 from tests.conftest import FAST, TEST_KEY, Harness, fast_settings, request_file, wait_until
 
 CONTENT_ROUTE = "/v1/files/{file_id}/content"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.fileops import free_name, move_no_clobber, safe_component, write_atomic
-from daemon.states import JobState
+from daemon.state.fileops import free_name, move_no_clobber, safe_component, write_atomic
+from daemon.state.states import JobState
 from tests.conftest import Harness, request_file
 
 HOSTILE = ["..", ".", "", "../../etc/passwd", "a/b", "a\\b", ".hidden", "x\nevil", "\x00\x1f", "é" * 300, " .. "]

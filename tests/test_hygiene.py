@@ -8,11 +8,11 @@ from pathlib import Path
 
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
-from daemon.folders import DB_NAME
-from daemon.hygiene import MAX_TRIES, Hygiene, remote_files_of
 from daemon.limits import EXPIRY_MAX_SECONDS
-from daemon.states import JobState
-from daemon.store import Job, Store
+from daemon.service.remote_cleanup import MAX_TRIES, Hygiene, remote_files_of
+from daemon.state.folders import DB_NAME
+from daemon.state.states import JobState
+from daemon.state.store import Job, Store
 from tests.conftest import Harness, request_file, wait_until
 
 DELETE = ("DELETE", "/v1/files/{file_id}")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from daemon.credentials import KeySource
 from daemon.logs import configure, get_logger
+from daemon.service.credentials import KeySource
 
 PRIVATE = "PRIVATE-PROMPT-TEXT"
 # Shaped like neither an OpenAI key nor a bearer token: only the remembered value can mask it.

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import folders
+from daemon.cli.retry import requeue
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer
 from daemon.errors import NotFoundError
-from daemon.lost_batches import LOST_STATUS, LostBatches
-from daemon.requeue import requeue
-from daemon.states import JobState, PartState
-from daemon.store import Job, Part, Store
+from daemon.service.lost_batches import LostBatches
+from daemon.state import folders
+from daemon.state.states import LOST_STATUS, JobState, PartState
+from daemon.state.store import Job, Part, Store
 from tests.conftest import Harness, request_file, wait_until
 
 GONE = NotFoundError("HTTP 404: No batch found with id 'batch_x'.")

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon import folders
-from daemon.api_errors import error_counts
 from daemon.config import load_settings
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import AccountError, ConfigError, PermanentError
-from daemon.metrics import MetricsServer
-from daemon.remote import Remote, build_client
-from daemon.states import JobState
-from daemon.store import Store
+from daemon.ops.metrics import MetricsServer
+from daemon.service.credentials import KeySource
+from daemon.service.remote import Remote, build_client
+from daemon.service.sdk_errors import error_counts
+from daemon.state import folders
+from daemon.state.states import JobState
+from daemon.state.store import Store
 from tests.conftest import TEST_KEY, Harness, fast_settings, request_file, wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

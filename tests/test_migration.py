@@ -12,14 +12,14 @@ from pathlib import Path
 import openai
 import pytest
 
-from daemon import folders
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer
-from daemon.migration import DEFER_WAIT, FACT_PREFIX, SEED_FILE, SeedImport, parse_seed_file
-from daemon.remote import Remote, build_client
-from daemon.signals import StopFlags
-from daemon.states import JobState
-from daemon.store import Store
+from daemon.ops.seed_import import DEFER_WAIT, FACT_PREFIX, SEED_FILE, SeedImport, parse_seed_file
+from daemon.ops.signals import StopFlags
+from daemon.service.credentials import KeySource
+from daemon.service.remote import Remote, build_client
+from daemon.state import folders
+from daemon.state.states import JobState
+from daemon.state.store import Store
 from tests.conftest import TEST_KEY, Harness, fast_settings, request_file, wait_until
 
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.canceller import cancel_one
+from daemon.cli.cancel import cancel_one
 from daemon.config import CANCEL_NOTE
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.failures import MAX_CODES, results_failures
-from daemon.merger import Segment, merge
-from daemon.states import JobState, PartState
+from daemon.results.failures import MAX_CODES, results_failures
+from daemon.results.merger import Segment, merge
+from daemon.state.states import JobState, PartState
 from tests.conftest import FAST, Harness, fast_settings, request_file, wait_until
 
 

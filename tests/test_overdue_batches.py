@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.errors import ConfigError
-from daemon.states import JobState
+from daemon.state.states import JobState
 from tests.conftest import Harness, request_file
 
 

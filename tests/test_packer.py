@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from daemon import folders
-from daemon.canceller import cancel_one
+from daemon.cli.cancel import cancel_one
+from daemon.cli.status import job_rows, render_table
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer
-from daemon.packer import UNMATCHED_NOTE, Packer
-from daemon.preparer import batch_limits
-from daemon.reports import report_path
-from daemon.states import PACK_KIND, JobState, PartState
-from daemon.status_view import job_rows, render_table
-from daemon.store import Job, Part, Store
-from daemon.unpacker import unpack
+from daemon.intake.packer import UNMATCHED_NOTE, Packer
+from daemon.intake.preparer import batch_limits
+from daemon.intake.reports import report_path
+from daemon.results.unpacker import unpack
+from daemon.state import folders
+from daemon.state.states import PACK_KIND, JobState, PartState
+from daemon.state.store import Job, Part, Store
 from tests.conftest import Harness
 
 OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together

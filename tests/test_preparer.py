@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import folders
 from daemon.config import Settings
-from daemon.preparer import prepare_jobs
-from daemon.states import JobState, PartState
-from daemon.store import Job, Part, Store
+from daemon.intake.preparer import prepare_jobs
+from daemon.state import folders
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part, Store
 from tests.conftest import request_file
 
 

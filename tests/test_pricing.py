@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from daemon.cli.status import job_rows, render_table
 from daemon.config import load_settings
 from daemon.errors import ConfigError
 from daemon.pricing import DEFAULT_PRICES, ModelPrice, estimate_cost, price_for
-from daemon.status_view import job_rows, render_table
-from daemon.usage import TokenUsage, add_line
+from daemon.results.usage import TokenUsage, add_line
 from tests.conftest import Harness, request_file
 
 

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from daemon import folders
 from daemon.config import Settings, validate
 from daemon.emulator import EmulatorServer
 from daemon.errors import ConfigError
-from daemon.packer import Packer
-from daemon.preparer import batch_limits, prepare_jobs
-from daemon.quarantine import Quarantine
-from daemon.reports import report_path
-from daemon.states import PACK_KIND, JobState, PartState
-from daemon.store import Part, Store
+from daemon.intake.packer import Packer
+from daemon.intake.preparer import batch_limits, prepare_jobs
+from daemon.intake.quarantine import Quarantine
+from daemon.intake.reports import report_path
+from daemon.state import folders
+from daemon.state.states import PACK_KIND, JobState, PartState
+from daemon.state.store import Part, Store
 from tests.conftest import Harness, wait_until
 from tests.test_packer import small_inputs
 from tests.test_preparer import claimed

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon import folders
+from daemon.cli.recover import open_store
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import StateLostError
-from daemon.recovery import open_store
-from daemon.state_guard import refuse_lost_state
+from daemon.ops.lost_state_guard import refuse_lost_state
+from daemon.state import folders
 from tests.conftest import FAST, daemon_env, job_states, lose_state, request_file, run_recover, spawn_daemon, wait_until
 
 LOST_STATE_EXIT = 2

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer
 from daemon.emulator.params import BatchParams, UploadParams
-from daemon.remote import Remote, build_client
+from daemon.service.credentials import KeySource
+from daemon.service.remote import Remote, build_client
 from tests.conftest import TEST_KEY
 
 ENDPOINT = "/v1/chat/completions"

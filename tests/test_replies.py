@@ -11,13 +11,13 @@ import httpx2
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.api_errors import error_counts
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer
 from daemon.emulator.faults import FaultRule
 from daemon.emulator.params import BatchParams, UploadParams
 from daemon.errors import MalformedReplyError
-from daemon.remote import Remote, build_client
+from daemon.service.credentials import KeySource
+from daemon.service.remote import Remote, build_client
+from daemon.service.sdk_errors import error_counts
 from tests.conftest import TEST_KEY
 
 ENDPOINT = "/v1/chat/completions"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import poller
 from daemon.emulator import EmulatorServer
+from daemon.service import poller
 from tests.conftest import Harness, request_file
 
 IDS = [f"r{i}" for i in range(4)]

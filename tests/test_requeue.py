@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli.main import main
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.states import JobState
+from daemon.state.states import JobState
 from tests.conftest import FAST, Harness, fast_settings, request_file, request_line, wait_until
 
 BAD = '{"model": "gpt-4o-mini", "messages": []}\n'

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.states import JobState, PartState
+from daemon.state.states import JobState, PartState
 from tests.conftest import (
     TEST_KEY,
     Harness,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sdnotify import Notifier, socket_address, watchdog_seconds
+from daemon.ops.sd_notify import Notifier, socket_address, watchdog_seconds
 
 
 @pytest.fixture(name="listener")

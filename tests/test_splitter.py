@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from daemon.config import Settings
-from daemon.preparer import batch_limits
-from daemon.splitter import HOLD_BYTES, PartFile, Split, split_lines, write_normalised
-from daemon.validation import BatchLimits, Request
+from daemon.intake.preparer import batch_limits
+from daemon.intake.splitter import HOLD_BYTES, PartFile, Split, split_lines, write_normalised
+from daemon.intake.validation import BatchLimits, Request
 
 
 def line(cid: str, padding: int = 0) -> str:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli.main import main
+from daemon.cli.status import job_rows, render_table, watch
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import DaemonError
-from daemon.states import JobState
-from daemon.status_view import job_rows, render_table, watch
+from daemon.state.states import JobState
 from tests.conftest import FAST, Harness, daemon_env, fast_settings, request_file, wait_until
 
 

@@ -20,8 +20,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.emulator import EmulatorServer
-from daemon.folders import DB_NAME
-from daemon.states import JobState, PartState
+from daemon.state.folders import DB_NAME
+from daemon.state.states import JobState, PartState
 from tests.conftest import Harness, fast_settings, request_file, wait_until
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon import store as store_module
 from daemon.errors import AlreadyRunningError, StateCorruptError
-from daemon.folders import InstanceLock
 from daemon.redaction import remember_secret
-from daemon.states import JobState
-from daemon.store import Job, Store
+from daemon.state import store as store_module
+from daemon.state.folders import InstanceLock
+from daemon.state.states import JobState
+from daemon.state.store import Job, Store
 
 
 def _job(job_id: str) -> Job:

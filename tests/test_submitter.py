@@ -13,13 +13,13 @@ import openai
 import pytest
 
 from daemon.config import Settings
-from daemon.credentials import KeySource
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.holds import Holds
-from daemon.remote import Remote, build_client
-from daemon.states import JobState, PartState
-from daemon.store import Job, Part, Store
-from daemon.submitter import Submitter, batch_metadata
+from daemon.service.credentials import KeySource
+from daemon.service.holds import Holds
+from daemon.service.remote import Remote, build_client
+from daemon.service.submitter import Submitter, batch_metadata
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part, Store
 from tests.conftest import FAST, TEST_KEY, request_file
 
 ENDPOINT: Final = "/v1/chat/completions"

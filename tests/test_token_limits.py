@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from daemon import holds
+from daemon.cli.status import job_rows, render_table, status_text
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.hygiene import remote_files_of
-from daemon.reports import report_path
-from daemon.states import JobState, PartState
-from daemon.status_view import job_rows, render_table, status_text
-from daemon.store import Job, Part, Store
+from daemon.intake.reports import report_path
+from daemon.service import holds
+from daemon.service.remote_cleanup import remote_files_of
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part, Store
 from tests.conftest import FAST, Harness, fast_settings, request_line, wait_until
 
 LIMIT = 200  # the emulator's enqueued-token limit; a request line is about 20 of its tokens

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from daemon.cli.status import render_table
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.pricing import DEFAULT_PRICES
-from daemon.status_view import render_table
-from daemon.usage import TokenUsage, add_line, batches_usage, results_usage
+from daemon.results.usage import TokenUsage, add_line, batches_usage, results_usage
 from tests.conftest import FAST, Harness, fast_settings, request_file
 
 CHAT_USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}

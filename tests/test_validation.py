@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.validation import BatchLimits, validate_file
+from daemon.intake.validation import BatchLimits, validate_file
 
 
 def line(cid: object = "a", url: str = "/v1/chat/completions", model: str = "m", **extra: object) -> str:

@@ -21,11 +21,11 @@ from openai.types import Batch
 from structlog.testing import capture_logs
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.folders import DB_NAME
-from daemon.outcome import NEVER_RAN_CODES, NOT_RUN, RESULT_MISSING, missing_line, rank
-from daemon.states import JobState, PartState
-from daemon.store import Job, Part, Store
-from daemon.verification import Downloads, Verification, problem_entries
+from daemon.results.outcome import NEVER_RAN_CODES, NOT_RUN, RESULT_MISSING, missing_line, rank
+from daemon.results.verification import Downloads, Verification, problem_entries
+from daemon.state.folders import DB_NAME
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part, Store
 from tests.conftest import Harness, fast_settings, request_file, wait_until
 from tests.test_packer import drop_before_start, small_inputs
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.watcher import Hint, start_observer
+from daemon.intake.watcher import Hint, start_observer
 
 WAIT = 10.0  # seconds for an event to arrive; they usually take milliseconds
 

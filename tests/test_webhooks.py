@@ -20,11 +20,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.config import Settings, load_settings
-from daemon.credentials import KeySource, find_webhook_secret
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import ConfigError, CredentialError
-from daemon.states import JobState, PartState
-from daemon.webhooks import SeenIds, WebhookReceiver, WebhookServer, check_secret
+from daemon.service.credentials import KeySource, find_webhook_secret
+from daemon.service.webhooks import SeenIds, WebhookReceiver, WebhookServer, check_secret
+from daemon.state.states import JobState, PartState
 from tests.conftest import Harness, request_file, wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"batchd-test-signing-key-32-bytes").decode()

@@ -1,0 +1,71 @@
+"""``batchd cancel NAME``: cancel a job's batches; the running daemon collects what finished.
+
+The job is marked "cancel requested" only once the service accepted a cancel (or when it has no
+batch yet to cancel): a cancel the service refuses (404, 400 ...) leaves the job as it was.
+"""
+
+from __future__ import annotations
+
+from daemon.config import CANCEL_NOTE, Settings
+from daemon.display import printable
+from daemon.errors import DaemonError, PermanentError, TransientError
+from daemon.logs import get_logger
+from daemon.service.credentials import find_key_source
+from daemon.service.remote import Remote, build_client
+from daemon.state import folders
+from daemon.state.states import OPEN_JOB_STATES, PartState
+from daemon.state.store import Job, Store
+
+log = get_logger(__name__)
+
+
+def cancel_job(settings: Settings, name: str) -> int:
+    store = Store(settings.state / folders.DB_NAME)
+    try:
+        jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id)]
+        if not jobs:
+            raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
+        remote = Remote(build_client(find_key_source(), settings.base_url, settings.request_timeout))
+        try:
+            refused = [job for job in jobs if not cancel_one(store, remote, job)]
+        finally:
+            remote.close()
+    finally:
+        store.close()
+    return 1 if refused else 0
+
+
+def cancel_one(store: Store, remote: Remote, job: Job) -> bool:
+    """Cancel ``job``'s batches; False if the service refused and nothing was recorded."""
+    parts = store.parts(job.id)
+    packs = {p.pack_id for p in parts if p.state == PartState.PACKED and p.pack_id}
+    if packs:
+        # Its requests share a batch with other inputs: cancelling that batch would cancel theirs too.
+        ids = ", ".join(sorted(packs))
+        print(f"{printable(job.source_name)}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
+        return True
+    running = [p for p in parts if p.state == PartState.SUBMITTED and p.batch_id]
+    accepted = not running and _record(store, job)  # nothing sent yet: the note alone stops it
+    for part in running:
+        assert part.batch_id is not None
+        try:
+            batch = remote.cancel(part.batch_id)
+        except PermanentError as exc:
+            log.warning("batch_cancel_refused", job_id=job.id, batch_id=part.batch_id, error=str(exc))
+            print(f"{printable(job.source_name)}: the service refused to cancel batch {part.batch_id}: {exc}")
+            continue
+        except TransientError:
+            _record(store, job)  # no answer: the cancel may have gone through, so resubmit nothing
+            raise
+        # The note stops the daemon from resubmitting what the cancel left unfinished.
+        accepted = accepted or _record(store, job)
+        log.info("batch_cancel_requested", job_id=job.id, batch_id=part.batch_id, status=batch.status)
+        print(f"{printable(job.source_name)}: batch {part.batch_id} is {batch.status}")
+    if not accepted:
+        print(f"{printable(job.source_name)}: not cancelled; the job goes on as before (`batchd abandon` ends it)")
+    return accepted
+
+
+def _record(store: Store, job: Job) -> bool:
+    store.update_job(job.id, note=CANCEL_NOTE)
+    return True

@@ -1,0 +1,380 @@
+"""The ``batchd`` command line: run, validate, status, cancel, abandon, retry, healthcheck, recover, emulator.
+
+Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__
+from daemon.config import Settings, load_settings
+from daemon.display import printable
+from daemon.errors import ConfigError, DaemonError, StateLostError
+from daemon.logs import configure, get_logger
+from daemon.redaction import redact
+from daemon.state.folders import DB_NAME
+
+log = get_logger("daemon.cli.main")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchd",
+        description="Turn a folder into a queue for the OpenAI Batch API: drop *.jsonl request files into "
+        "pending_upload/, get results in input order in batch_results/.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_validate(sub)
+    _add_status(sub)
+    _add_cancel(sub)
+    _add_abandon(sub)
+    _add_retry(sub)
+    _add_healthcheck(sub)
+    _add_recover(sub)
+    _add_emulator(sub)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML settings file (see config/batchd.toml); env BATCHD_CONFIG")
+    p.add_argument("--root", type=Path, help="folder holding pending_upload/, batch_results/ ... (default: .)")
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description="Watch the drop zone and run every input "
+        "through the Batch API until stopped (SIGTERM or Ctrl-C; a second one forces).",
+    )
+    _common(p)
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use a built-in local emulator of the Batch API instead of OpenAI (fake answers, no key)",
+    )
+    p.add_argument("--poll-interval", type=float, help="longest wait between status checks, seconds (default 60)")
+    p.add_argument("--min-file-age", type=float, help="quiet seconds before an event-less file is claimed")
+    p.add_argument("--watch-mode", choices=("auto", "inotify", "polling"), help="polling for NFS/SMB mounts")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", choices=("auto", "json", "console"))
+
+
+def _add_validate(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check request files without uploading anything",
+        description="Run the checks batchd runs before an upload; exit 1 on any problem.",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def _add_status(sub: Any) -> None:
+    p = sub.add_parser("status", help="show every job: file, state, batches, progress, tokens, estimated cost, age")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON document, for scripts (one per line with --watch)")
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument("--interval", type=_positive_seconds, default=2.0, help="seconds between refreshes (default 2)")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, got {text}")
+    return value
+
+
+def _add_retry(sub: Any) -> None:
+    p = sub.add_parser(
+        "retry",
+        help="send a fixed input in failed/ back to the drop zone, or a job's failed requests (--failed)",
+        description="Move NAME from failed/ back into pending_upload/ (under the name it was dropped with) "
+        "once you fixed it; its old report moves to failed/retried/. With --failed: send again only the "
+        "requests of a finished job that failed or did not run. Safe while the daemon runs.",
+    )
+    _common(p)
+    p.add_argument("name", help="the input's name in failed/, the name it was dropped with, or its job id")
+    p.add_argument("--force", action="store_true", help="send it even if it still fails validation")
+    p.add_argument(
+        "--failed",
+        action="store_true",
+        help="instead: drop a new input NAME.retry-failed.jsonl of only the failed and not-run requests "
+        "of the finished job NAME (same custom_ids, the original lines)",
+    )
+
+
+def _add_cancel(sub: Any) -> None:
+    p = sub.add_parser("cancel", help="cancel a job's batches; what finished is still collected")
+    _common(p)
+    p.add_argument("name", help="the input's file name (as dropped) or the job id")
+    p.add_argument("--emulator-url", help=argparse.SUPPRESS)
+
+
+def _add_abandon(sub: Any) -> None:
+    p = sub.add_parser(
+        "abandon",
+        help="end a job now: keep what was collected, report the rest as not run",
+        description="End the job of NAME on purpose. Results already collected are kept; every other request "
+        "gets an 'abandoned' line in results.jsonl; the input goes to failed/ with a report saying it was "
+        "abandoned and when. Without --cancel its batches run on at the service (and are paid for) and their "
+        "results are not collected. Safe while the daemon runs: it ends the job at its next pass and never "
+        "takes it up again; with no daemon running, this command ends it.",
+    )
+    _common(p)
+    p.add_argument("name", help="the input's file name (as dropped) or the job id")
+    p.add_argument(
+        "--cancel",
+        action="store_true",
+        help="cancel the job's running batches first; the job then ends once they have ended and what they "
+        "finished is collected",
+    )
+    p.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for a running daemon to end it (default 30)"
+    )
+
+
+def _add_healthcheck(sub: Any) -> None:
+    p = sub.add_parser("healthcheck", help="exit 0 if the daemon on this root is alive and looping")
+    _common(p)
+    p.add_argument("--max-age", type=float, default=30.0, help="oldest acceptable heartbeat, seconds (default 30)")
+
+
+def _add_recover(sub: Any) -> None:
+    p = sub.add_parser(
+        "recover",
+        help="rebuild lost or damaged state from the files in state/ and the batches on the service",
+        description="With the daemon stopped: rebuild the jobs a missing, emptied or damaged state database "
+        "lost. Inputs in state/inflight/, part files in state/parts/ and packs in state/packs/ are matched with "
+        "the batches and uploads the service lists (by their batchd metadata and sha256): each input with a "
+        "batch gets its job back (running batches are polled and collected as usual, nothing is submitted "
+        "twice); an input never submitted moves back to pending_upload/ to be claimed again. A damaged "
+        "database is kept beside as batchd.sqlite3.damaged-TIME. Prints what it did and what it could not "
+        "match; running it again does nothing more. Exit 0 when done, 1 if anything was left unmatched.",
+    )
+    _common(p)
+    p.add_argument(
+        "--since-days",
+        type=_positive_days,
+        default=30.0,
+        help="look at batches and uploads created this many days back (default 30: the 24 h completion "
+        "window plus the service's output retention, with room to spare)",
+    )
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="ask a fresh built-in emulator, as `run --emulator` uses (it forgets its batches when it stops, "
+        "so every input goes back to pending_upload/)",
+    )
+
+
+def _positive_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not 0 < value <= 3650:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3650 days, got {text}")
+    return value
+
+
+def _add_emulator(sub: Any) -> None:
+    from daemon.emulator.cli import add_emulator_arguments  # noqa: PLC0415 - only this command needs it
+
+    p = sub.add_parser("emulator", help="serve a local emulator of the Files and Batches API (for tests and demos)")
+    add_emulator_arguments(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "status": _cmd_status,
+        "cancel": _cmd_cancel,
+        "abandon": _cmd_abandon,
+        "retry": _cmd_retry,
+        "healthcheck": _cmd_healthcheck,
+        "recover": _cmd_recover,
+        "emulator": _cmd_emulator,
+    }[args.command]
+    try:
+        return int(handler(args))
+    except ConfigError as exc:
+        print(printable(f"batchd: configuration error: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
+    except StateLostError as exc:
+        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        return EXIT_USAGE
+    except DaemonError as exc:
+        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    config = args.config or (Path(os.environ["BATCHD_CONFIG"]) if os.environ.get("BATCHD_CONFIG") else None)
+    overrides = {
+        "root": args.root,
+        "poll_interval": getattr(args, "poll_interval", None),
+        "min_file_age": getattr(args, "min_file_age", None),
+        "watch_mode": getattr(args, "watch_mode", None),
+        "log_level": getattr(args, "log_level", None),
+        "log_format": getattr(args, "log_format", None),
+    }
+    return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from daemon.engine.runner import run_daemon  # noqa: PLC0415 - keeps `batchd validate` light
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    return run_daemon(settings, emulator=args.emulator)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from daemon.intake.reports import validation_lines  # noqa: PLC0415
+    from daemon.intake.validation import validate_file  # noqa: PLC0415
+
+    bad = 0
+    for path in args.files:
+        try:
+            findings = validate_file(path)
+        except OSError as exc:
+            print(printable(f"{path}: cannot read: {exc.strerror}"))
+            bad += 1
+            continue
+        if findings.ok:
+            print(printable(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})"))
+        else:
+            bad += 1
+            print(printable(f"{path}: {findings.problem_count} problem(s)"))
+            for line in validation_lines(findings):
+                print(f"  {printable(line)}")
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _open_store_readonly(settings: Settings) -> Any:
+    from daemon.state.store import Store  # noqa: PLC0415
+
+    db = settings.state / DB_NAME
+    if not db.exists():
+        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+    return Store(db, readonly=True)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from daemon.cli.status import status_text, watch  # noqa: PLC0415
+    from daemon.ops.signals import StopFlags, captured_signals  # noqa: PLC0415
+
+    settings = settings_from(args)
+    if not args.watch:
+        print(status_text(settings, as_json=args.json))
+        return EXIT_OK
+    flags = StopFlags()
+    with captured_signals(flags):  # Ctrl-C (or SIGTERM) ends the watch cleanly, exit 0
+        tty = sys.stdout.isatty()
+        watch(
+            lambda: status_text(settings, as_json=args.json, indent=None),
+            flags.stop,
+            args.interval,
+            sys.stdout,
+            clear=tty and not args.json,
+            header=not args.json,
+        )
+    return EXIT_OK
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from daemon.cli.cancel import cancel_job  # noqa: PLC0415
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    return cancel_job(settings, args.name)
+
+
+def _cmd_abandon(args: argparse.Namespace) -> int:
+    from daemon.cli.abandon import abandon_job  # noqa: PLC0415
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    return abandon_job(settings, args.name, cancel=args.cancel, wait=max(0.0, args.wait))
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    from daemon.cli.retry import requeue  # noqa: PLC0415
+
+    settings = settings_from(args)
+    if args.failed:
+        return _retry_failed(settings, args.name)
+    done = requeue(settings, args.name, force=args.force)
+    print(printable(f"moved {done.source} to {done.dest}; batchd picks it up as a new job"))
+    if done.report is not None:
+        print(printable(f"the old report is kept as {done.report}"))
+    return EXIT_OK
+
+
+def _retry_failed(settings: Settings, name: str) -> int:
+    from daemon.cli.retry_failed import rerun_failed  # noqa: PLC0415
+
+    done = rerun_failed(settings, name)
+    print(printable(f"dropped {done.requests} failed or not-run request(s) of job {done.job_id} as {done.dest}"))
+    if done.maybe_ran:
+        print(
+            f"note: {done.maybe_ran} of them may have run and been paid for without a result coming back "
+            "(result_missing, batch_lost); they will run and be paid for again"
+        )
+    return EXIT_OK
+
+
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from daemon.cli.healthcheck import check_health  # noqa: PLC0415
+
+    store = _open_store_readonly(settings_from(args))
+    try:
+        healthy, message = check_health(store, args.max_age)
+    finally:
+        store.close()
+    print(message)
+    return EXIT_OK if healthy else EXIT_FAILURE
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack  # noqa: PLC0415
+
+    from daemon.cli.recover import recover_state  # noqa: PLC0415
+    from daemon.engine.runner import emulated  # noqa: PLC0415
+    from daemon.service.credentials import emulator_key_source, find_key_source  # noqa: PLC0415
+    from daemon.service.remote import Remote, build_client  # noqa: PLC0415
+
+    settings = settings_from(args)
+    configure(settings.log_level, settings.log_format)
+    with ExitStack() as stack:
+        if args.emulator:
+            settings = stack.enter_context(emulated(settings))
+        key = emulator_key_source() if args.emulator else find_key_source()
+        remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+        stack.callback(remote.close)
+        done = recover_state(settings, remote, args.since_days)
+    print("\n".join(done.lines()))
+    return EXIT_FAILURE if done.left else EXIT_OK
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from daemon.emulator.cli import run_emulator_command  # noqa: PLC0415
+    from daemon.ops.signals import StopFlags, captured_signals  # noqa: PLC0415
+
+    flags = StopFlags()
+    with captured_signals(flags):
+        return int(run_emulator_command(args, flags.stop))

@@ -1,0 +1,350 @@
+"""``batchd recover``: rebuild lost state from the files in state/ and the batches on the service.
+
+Inputs in state/inflight/ (named JOBID_NAME), part files in state/parts/JOBID/ and packs in
+state/packs/PACKID/ (with members.json) that no job records are matched with the batches the
+service lists within a horizon, by their batchd metadata (``batchd_job``, ``batchd_part``,
+``batchd_sha256`` and ``batchd_part_sha256``). An input with batches gets its job back, its parts
+in the state their batches are in (polled and collected as usual); a pack gets its job and its
+members theirs. An input no batch carries goes back to pending_upload/ to be claimed again, and
+its stray uploads are deleted. Nothing is ever created on the service here, so no batch is paid
+for twice; what does not add up is left where it is and reported. Running it again does nothing
+more: only files and batches no job records are looked at.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from daemon.config import Settings
+from daemon.errors import DaemonError, StateCorruptError
+from daemon.intake.packer import MANIFEST, PACK_FILE, UNMATCHED_NOTE
+from daemon.logs import get_logger
+from daemon.ops.job_rebuilder import (
+    DOWNLOAD_ENDINGS,
+    INFLIGHT_NAME,
+    JOB_ID,
+    JobBuilder,
+    Rows,
+    result_dirs,
+    source_name_of,
+)
+from daemon.ops.lost_state_guard import RECOVERED_FACT
+from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
+from daemon.results.merger import RESULTS_NAME
+from daemon.service.remote import Remote
+from daemon.state import folders
+from daemon.state.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
+from daemon.state.states import TERMINAL_BATCH_STATUSES, PartState
+from daemon.state.store import Store
+
+log = get_logger(__name__)
+DEFAULT_HORIZON_DAYS = 30.0  # the 24 h window plus output retention, with room to spare
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What a recovery did, for the command's output and the log."""
+
+    jobs: list[str] = field(default_factory=list)
+    adopted_batches: list[str] = field(default_factory=list)
+    returned: list[tuple[str, str]] = field(default_factory=list)  # (input, where it went)
+    left: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    uploads_deleted: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"adopted {len(set(self.adopted_batches))} batch(es) into {len(self.jobs)} job(s)",
+            f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
+        ]
+        out += [f"  {src} -> {dest}" for src, dest in self.returned]
+        if self.uploads_deleted:
+            out.append(f"deleted {len(self.uploads_deleted)} stray upload(s) of those inputs on the service")
+        out.append(f"left {len(self.left)} thing(s) it could not match")
+        out += [f"  {what}: {why}" for what, why in self.left]
+        return out
+
+
+def recover_state(settings: Settings, remote: Remote, horizon_days: float = DEFAULT_HORIZON_DAYS) -> Recovered:
+    """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root."""
+    folders.prepare(settings)
+    lock = folders.InstanceLock(settings.state)
+    lock.acquire()
+    try:
+        store = open_store(settings.state / folders.DB_NAME)
+        try:
+            return Recovery(settings, store, remote, time.time() - horizon_days * 86400).run()
+        finally:
+            store.close()
+    finally:
+        lock.release()
+
+
+def open_store(db: Path) -> Store:
+    """The database, or a new one: a damaged one is moved aside (kept), as is a log without its database."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if not db.exists() or db.stat().st_size == 0:  # a log replayed into a new database would be half a state
+        for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            _set_aside(extra, stamp, "its database is gone")
+    try:
+        return Store(db)
+    except StateCorruptError as exc:
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            _set_aside(path, stamp, str(exc))
+        return Store(db)
+
+
+def _set_aside(path: Path, stamp: str, why: str) -> None:
+    if path.exists():
+        dest = path.with_name(f"{path.name}.damaged-{stamp}")
+        os.rename(path, dest)
+        log.warning("state_file_set_aside", file=str(path), kept_as=str(dest), reason=why)
+
+
+class Recovery:
+    def __init__(self, settings: Settings, store: Store, remote: Remote, not_before: float) -> None:
+        self.settings = settings
+        self.store = store
+        self.remote = remote
+        self.not_before = not_before
+        self.done = Recovered()
+        self.view = RemoteView()
+        self.builder = JobBuilder(settings, store, PartRebuilder(settings, remote, self.view), self.view)
+        self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
+        self._slots: dict[Path, list[set[str]]] = {}
+
+    def run(self) -> Recovered:
+        inflight = self._orphan_inputs()
+        packs = self._orphan_packs()
+        if inflight or packs:  # with nothing local to rebuild, the service is not even asked
+            self._read_service()
+            for pack_id, folder in packs.items():
+                self._recover_pack(pack_id, folder, inflight)
+            for job_id, path in sorted(inflight.items()):
+                self._recover_input(job_id, path)
+            self._report_running_orphans()
+        self.store.set_fact(RECOVERED_FACT, orjson.dumps({"at": time.time(), "jobs": len(self.done.jobs)}).decode())
+        log.info(
+            "state_recovered",
+            jobs=len(self.done.jobs),
+            adopted_batches=len(set(self.done.adopted_batches)),
+            returned=len(self.done.returned),
+            left=len(self.done.left),
+        )
+        return self.done
+
+    # what is local ----------------------------------------------------------------------
+    def _orphan_inputs(self) -> dict[str, Path]:
+        known = {j.inflight_path for j in self.store.jobs()}
+        found: dict[str, Path] = {}
+        for path in sorted((self.settings.state / folders.INFLIGHT).iterdir()):
+            match = INFLIGHT_NAME.fullmatch(path.name)
+            if str(path) in known:
+                continue
+            if match is None or self.store.has_job(match[1]):
+                self._leave(path, "not an input batchd claimed (its name carries no job id of a lost job)")
+            elif not self._finish_archive_move(path, match[1]):
+                found[match[1]] = path
+        return found
+
+    def _finish_archive_move(self, path: Path, job_id: str) -> bool:
+        """A crash between the link and the unlink of the archive move leaves the input in both
+        places; its results were written before the move began, so the move is only finished."""
+        name = safe_component(source_name_of(path))
+        stem, dot, ext = name.partition(".")
+        for folder in (self.settings.uploaded, self.settings.failed):
+            for candidate in (folder / name, folder / (f"{stem}.{job_id}{dot}{ext}" if dot else f"{name}.{job_id}")):
+                if candidate.exists() and same_file(candidate, path):
+                    path.unlink()
+                    fsync_dir(path.parent)
+                    log.info("archive_move_finished", job_id=job_id, archived=str(candidate))
+                    return True
+        return False
+
+    def _orphan_packs(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for folder in sorted((self.settings.state / folders.PACKS).iterdir()):
+            if self.store.has_job(folder.name) or (folder / UNMATCHED_NOTE).exists():
+                continue
+            if (folder / MANIFEST).exists() and re.fullmatch(JOB_ID, folder.name):
+                found[folder.name] = folder
+            else:
+                self.unreadable_packs.append(folder)
+                self._leave(folder, f"not a pack folder batchd can read (no {MANIFEST}, or not named by a pack id)")
+        return found
+
+    def _unreadable_pack_of(self, path: Path) -> str | None:
+        """The pack among the unreadable ones whose slot holds exactly this input's custom_ids, if any:
+        such an input may well have been sent, so it is never given back."""
+        wanted = custom_ids(path) if self.unreadable_packs else set()
+        for folder in self.unreadable_packs:
+            if folder not in self._slots:
+                self._slots[folder] = slot_ids(folder / PACK_FILE)
+            if wanted in self._slots[folder]:
+                return folder.name
+        return None
+
+    # what the service holds -------------------------------------------------------------
+    def _read_service(self) -> None:
+        self.view.read(self.remote, self.not_before, _tracked_batch_ids(self.store))
+
+    # rebuilding -------------------------------------------------------------------------
+    def _recover_pack(self, pack_id: str, folder: Path, inflight: dict[str, Path]) -> None:
+        members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
+        batches = self.view.batches.get(pack_id, [])
+        if not batches:
+            if self._within_horizon(pack_id, folder):  # never sent: its members go back to be claimed again
+                self._settle_members(pack_id, members, inflight, give_back=True)
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                self._settle_members(pack_id, members, inflight, give_back=False)
+            return
+        try:
+            rows = self.builder.pack_rows(pack_id, folder, batches, members, inflight)
+        except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
+            self._leave(folder, str(exc))
+            self._settle_members(pack_id, members, inflight, give_back=False)
+            return
+        for member in members:
+            inflight.pop(member["job_id"], None)
+        self._record(rows)
+
+    def _settle_members(
+        self, pack_id: str, members: list[dict[str, str]], inflight: dict[str, Path], *, give_back: bool
+    ) -> None:
+        """Members of a pack not rebuilt: back to the drop zone if the pack was surely never sent, else
+        left where they are (returning them could pay for their requests twice). One that went alone
+        after all has batches of its own and is rebuilt as an input."""
+        for member in members:
+            path = inflight.get(member["job_id"])
+            if path is None or self.view.batches.get(member["job_id"]):
+                continue
+            del inflight[member["job_id"]]
+            if give_back:
+                self._return_input(member["job_id"], path, member["source_name"])
+            else:
+                self._leave(path, f"its requests may travel in the batch of pack {pack_id}, which was not rebuilt")
+
+    def _recover_input(self, job_id: str, path: Path) -> None:
+        batches = self.view.batches.get(job_id, [])
+        name = source_name_of(path)
+        if not batches:
+            if not self._within_horizon(job_id, path):
+                return
+            held = self._downloads_held(name, job_id)
+            packed = self._unreadable_pack_of(path)
+            if held and self._adopt_handed_over(job_id, path, name, held):
+                return
+            if held:
+                self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
+            elif packed:
+                self._leave(path, f"no batch of its own, but its requests are in pack {packed}, which cannot be read")
+            else:
+                self._return_input(job_id, path, name)
+            return
+        try:
+            rows = self.builder.input_rows(job_id, path, batches)
+        except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
+            self._leave(path, str(exc))
+            return
+        self._record([rows])
+
+    def _adopt_handed_over(self, job_id: str, path: Path, name: str, folder: Path) -> bool:
+        try:
+            rows = self.builder.handed_over_rows(job_id, path, name, folder)
+        except (DaemonError, OSError):
+            return False
+        if rows is not None:
+            self._record([rows])
+        return rows is not None
+
+    def _downloads_held(self, name: str, job_id: str) -> Path | None:
+        """A results folder of this input holding a shared batch's results not yet merged: it was
+        handed its share of a pack whose folder is gone. (An earlier input of the same name left
+        its results.jsonl beside its downloads, and the folder tagged with this job id is ours.)"""
+        tagged, plain = result_dirs(self.settings, name, job_id)
+        for candidate in (tagged, plain):
+            names = {p.name for p in candidate.iterdir()} if candidate.is_dir() else set()
+            if candidate == plain and RESULTS_NAME in names:
+                continue
+            if any(n.endswith(DOWNLOAD_ENDINGS) for n in names):
+                return candidate
+        return None
+
+    def _record(self, rows: list[Rows]) -> None:
+        with self.store.transaction():  # a job and its parts land together, or the next run tries again
+            for job, parts in rows:
+                self.store.add_job(job)
+                for part in parts:
+                    self.store.add_part(part)
+        for job, parts in rows:
+            self.done.jobs.append(job.id)
+            log.info("job_recovered", job_id=job.id, file=job.source_name, parts=len(parts), kind=job.kind)
+        for job, parts in rows:
+            for part in parts:
+                for batch_id in filter(None, [*part.old_batch_ids.split(","), part.batch_id]):
+                    self.done.adopted_batches.append(batch_id)
+                    log.info("batch_adopted", job_id=job.id, part=part.label, batch_id=batch_id)
+
+    # returning and leaving --------------------------------------------------------------
+    def _return_input(self, job_id: str, path: Path, name: str) -> None:
+        """Never submitted: back to the drop zone under its own name (or a free one), claimed anew."""
+        pending = self.settings.pending / safe_component(name)
+        if pending.exists() and same_file(pending, path):  # the claim's link was made, not its unlink
+            path.unlink()
+            dest = pending
+        else:
+            dest = free_name(self.settings.pending, safe_component(name), job_id)
+            move_no_clobber(path, dest)
+        shutil.rmtree(self.settings.state / folders.PARTS / job_id, ignore_errors=True)
+        self._delete_uploads(job_id)
+        self.done.returned.append((str(path), str(dest)))
+        log.info("input_returned", job_id=job_id, file=name, moved_to=str(dest))
+
+    def _delete_uploads(self, job_id: str) -> None:
+        """Its files uploaded before the state was lost: no batch uses them, and it is uploaded again."""
+        prefix = f"batchd-{job_id}-"
+        for upload_name, upload in sorted(self.view.uploads.items()):
+            if upload_name.startswith(prefix):
+                try:
+                    self.remote.delete_file(upload.id)
+                except DaemonError as exc:
+                    self._leave(Path(upload_name), f"stray upload {upload.id} could not be deleted: {exc}")
+                    continue
+                self.done.uploads_deleted.append(upload.id)
+
+    def _report_running_orphans(self) -> None:
+        """A batch still running for a job with no input here: paid work nobody will collect."""
+        known = set(self.done.jobs) | {j.id for j in self.store.jobs()}
+        for job_id, batches in sorted(self.view.batches.items()):
+            for batch in batches:
+                if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
+                    self._leave(Path(f"batch {batch.id}"), f"{batch.status} for job {job_id}; no job rebuilt for it")
+
+    def _within_horizon(self, job_id: str, path: Path) -> bool:
+        """Whether every batch made for this job would be in the listing: it was claimed (or packed)
+        after the horizon began. If not, "no batch found" proves nothing and it is left as it is."""
+        made = calendar.timegm(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ"))
+        if made >= self.not_before:
+            return True
+        day = time.strftime("%Y-%m-%d", time.gmtime(made))
+        self._leave(path, f"made on {day}, before the horizon: run `batchd recover --since-days N` reaching back")
+        return False
+
+    def _leave(self, what: Path, why: str) -> None:
+        self.done.left.append((str(what), why))
+        log.warning("recovery_left", item=str(what), reason=why)
+
+
+def _tracked_batch_ids(store: Store) -> set[str]:
+    ids: set[str] = set()
+    for part in store.parts_in(PartState):
+        ids.update(filter(None, [part.batch_id, *part.old_batch_ids.split(",")]))
+    return ids

@@ -1,0 +1,242 @@
+"""``batchd status``: one row per job, read from the state while the daemon runs.
+
+Progress counts, per segment of the input, the requests that ran in superseded attempts (an
+expired batch whose unfinished requests went again) plus what the newest attempt's batch has
+done, so a resubmitted job does not appear to go backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from daemon.cli.status_waits import WaitFacts, job_wait, short_why
+from daemon.config import Settings
+from daemon.display import printable
+from daemon.errors import DaemonError
+from daemon.pricing import ModelPrice
+from daemon.results.usage import TokenUsage, batches_usage
+from daemon.state.folders import DB_NAME
+from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, PartState
+from daemon.state.store import Job, Part, Store
+
+SUMMARY_NAME = "summary.json"
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+RESULTS_HEADER = "OK/FAILED/NOT-RUN"
+
+
+def job_rows(
+    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None
+) -> list[dict[str, Any]]:
+    now = time.time() if now is None else now
+    parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
+    facts = WaitFacts(store)
+    return [
+        _row(job, parts.get(job.id, []), now, prices or {}) | job_wait(job, _wait_parts(job, parts), facts, now)
+        for job in store.jobs()
+    ]
+
+
+def _wait_parts(job: Job, parts: Mapping[str, list[Part]]) -> list[Part]:
+    """The job's parts and, while it rides in a pack, the pack's: it waits on its pack."""
+    own = parts.get(job.id, [])
+    packs = {p.pack_id for p in own if p.pack_id and p.state == PartState.PACKED}
+    return own + [q for pack_id in sorted(packs) for q in parts.get(pack_id, [])]
+
+
+def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
+    done, total = progress(parts)
+    summary = _finished_summary(job)
+    usage, cost = _usage(job, parts, prices, summary)
+    if job.kind == PACK_KIND and job.state in TERMINAL_JOB_STATES:
+        usage, cost = {}, None  # handed to its members, whose own rows count it
+    return {
+        "job_id": job.id,
+        "file": job.source_name,
+        "state": str(job.state),
+        "batches": [{"id": p.batch_id, "status": p.batch_status} for p in parts if p.batch_id],
+        "requests_done": done,
+        "requests_total": job.request_count or total,
+        # succeeded / failed / not_run, known once the job's results are written; else None.
+        "outcomes": _outcomes(summary),
+        "resubmissions": sum(1 for p in parts if p.attempt > 0),
+        "usage": usage,
+        "estimated_cost_usd": cost,
+        "age_seconds": round(now - job.created_at, 1),
+        "results": job.result_dir,
+        "note": job.note,
+        "pack": next((p.pack_id for p in parts if p.pack_id), None),  # the pack carrying this input, if any
+    }
+
+
+def progress(parts: list[Part]) -> tuple[int, int]:
+    """(requests done, requests in the input) over every segment and every attempt."""
+    segments: dict[int, list[Part]] = {}
+    for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
+        segments.setdefault(part.segment, []).append(part)
+    done = total = 0
+    for attempts in segments.values():
+        total += attempts[0].request_count
+        # The parts not superseded hold exactly the requests that did not run before: an expired
+        # batch's unfinished ones, or a refitted part's cut into several (see refitter).
+        left = sum(p.request_count - _batch_done(p) for p in attempts if p.state != PartState.SUPERSEDED)
+        done += max(0, attempts[0].request_count - left)
+    return done, total
+
+
+def _batch_done(part: Part) -> int:
+    counts = _stored_batch(part).get("request_counts")
+    if not isinstance(counts, dict):
+        return 0
+    return min(part.request_count, (counts.get("completed") or 0) + (counts.get("failed") or 0))
+
+
+def _stored_batch(part: Part) -> dict[str, Any]:
+    """The part's last Batch object as a plain dict (see usage.batches_usage for why not pydantic)."""
+    if not part.batch_json:
+        return {}
+    batch = orjson.loads(part.batch_json)
+    return batch if isinstance(batch, dict) else {}
+
+
+def _usage(
+    job: Job, parts: list[Part], prices: Mapping[str, ModelPrice], summary: dict[str, Any] | None
+) -> tuple[dict[str, int] | None, float | None]:
+    """A finished job's figures from its summary.json; a running job's from its batches so far.
+    Usage None: unknown (no line or batch carried any)."""
+    if summary is not None and "usage" in summary:
+        usage = summary["usage"]
+        return (usage if isinstance(usage, dict) else None), summary.get("estimated_cost_usd")
+    found: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
+    return (found.as_dict() if found.known else None), found.cost(job.model, prices)
+
+
+def _finished_summary(job: Job) -> dict[str, Any] | None:
+    """The summary.json of a finished job (one small read per finished job, no schema change)."""
+    if job.state not in TERMINAL_JOB_STATES or not job.result_dir:
+        return None
+    return _read_summary(Path(job.result_dir) / SUMMARY_NAME)
+
+
+def _outcomes(summary: dict[str, Any] | None) -> dict[str, int] | None:
+    found = summary.get("outcomes") if summary is not None else None
+    if not isinstance(found, dict):
+        return None
+    counts: dict[str, int] = {}
+    for name in ("succeeded", "failed", "not_run"):
+        value = found.get(name)
+        if type(value) is not int:
+            return None
+        counts[name] = value
+    return counts
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no jobs yet"
+    header = ("FILE", "STATE", "BATCHES", "PROGRESS", RESULTS_HEADER, "TOKENS", "COST", "AGE")
+    table = [header] + [
+        (
+            printable(row["file"]),
+            f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
+            printable(",".join(f"{b['id']}({b['status']})" for b in row["batches"])) or "-",
+            f"{row['requests_done']}/{row['requests_total'] or '?'}",
+            _results(row["outcomes"]),
+            _tokens(row["usage"]),
+            _cost(row["estimated_cost_usd"]),
+            _age(row["age_seconds"]),
+        )
+        for row in rows
+    ]
+    if any(row.get("why") for row in rows):  # only when something waits: the usual table stays narrow
+        table = [(*r, "WHY" if n == 0 else short_why(rows[n - 1].get("why"))) for n, r in enumerate(table)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
+
+
+def _results(outcomes: dict[str, int] | None) -> str:
+    """Succeeded/failed/not-run as one word (the table splits on spaces); "-" until the job ends."""
+    if outcomes is None:
+        return "-"
+    return f"{outcomes['succeeded']}/{outcomes['failed']}/{outcomes['not_run']}"
+
+
+def _tokens(usage: dict[str, int] | None) -> str:
+    if usage is None:
+        return "?"  # no usage could be read: unknown, not 0
+    total = int(usage.get("total_tokens") or 0)
+    # "+": a lower bound, some succeeded lines carried no usage.
+    more = "+" if usage.get("lines_with_usage", 0) < usage.get("lines_succeeded", 0) else ""
+    if total == 0:
+        return "-" + more
+    if total < 10_000:
+        return f"{total}{more}"
+    return (f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M") + more
+
+
+def _cost(cost: float | None) -> str:
+    if cost is None:
+        return "-"  # unknown model: usage only
+    if cost < 0.01:
+        return f"${cost:.6f}"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def status_text(settings: Settings, *, as_json: bool, indent: int | None = 2) -> str:
+    """The status view of ``settings.root``, read through a read-only connection."""
+    db = settings.state / DB_NAME
+    if not db.exists():
+        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+    store = Store(db, readonly=True)
+    try:
+        rows = job_rows(store, prices=settings.prices)
+    finally:
+        store.close()
+    return json.dumps({"jobs": rows}, indent=indent) if as_json else render_table(rows)
+
+
+def watch(
+    frame: Callable[[], str], stop: threading.Event, interval: float, out: TextIO, *, clear: bool, header: bool
+) -> int:
+    """Show ``frame()`` every ``interval`` seconds until ``stop`` is set; return the frames shown.
+
+    A frame that cannot be read (no database yet, a locked or damaged one) shows its error and
+    the next look tries again: a watch survives a daemon restart. Without ``header`` each frame
+    is written bare (one JSON document per line for scripts).
+    """
+    shown = 0
+    while True:
+        try:
+            text = frame()
+        except DaemonError as exc:
+            text = f"batchd: {exc}" if header else json.dumps({"error": str(exc)})
+        if header:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+            text = f"batchd status at {stamp} (every {interval:g}s; Ctrl-C to stop)\n{text}"
+        out.write(f"{CLEAR_SCREEN if clear else ''}{text}\n")
+        out.flush()
+        shown += 1
+        if stop.wait(interval):
+            return shown

@@ -1,0 +1,85 @@
+"""``batchd run``: set everything up in order, run the engine, shut down cleanly."""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import ExitStack
+
+from daemon.config import Settings
+from daemon.engine.main_loop import Engine
+from daemon.logs import get_logger
+from daemon.ops.lost_state_guard import refuse_lost_state
+from daemon.ops.sd_notify import Notifier
+from daemon.ops.signals import StopFlags, captured_signals
+from daemon.service.credentials import KeySource, emulator_key_source, find_key_source
+from daemon.service.remote import Remote, build_client
+from daemon.state import folders
+from daemon.state.store import Store
+
+log = get_logger(__name__)
+
+
+def run_daemon(settings: Settings, *, emulator: bool) -> int:
+    with ExitStack() as stack:
+        if emulator:
+            settings = stack.enter_context(_emulated(settings))
+            key = emulator_key_source()
+        else:
+            key = find_key_source()
+        return _serve(settings, key, stack)
+    return 0  # pragma: no cover - ExitStack never swallows here
+
+
+def emulated(settings: Settings) -> _emulated:
+    """The built-in emulator, started, and the settings pointed at it (also for `batchd recover --emulator`)."""
+    return _emulated(settings)
+
+
+def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
+    folders.prepare(settings)
+    lock = folders.InstanceLock(settings.state)
+    lock.acquire()
+    stack.callback(lock.release)
+    refuse_lost_state(settings)
+    store = Store(settings.state / folders.DB_NAME)
+    stack.callback(store.close)
+    remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+    stack.callback(remote.close)
+    log.info(
+        "daemon_starting",
+        root=str(settings.root),
+        api=settings.base_url or "https://api.openai.com/v1",
+        key_from=key.description,
+    )
+    flags = stack.enter_context(captured_signals(StopFlags()))
+    engine = Engine(settings, store, remote, flags, Notifier())
+    try:
+        engine.start()
+        engine.run()
+    finally:
+        engine.shutdown()
+    return engine.exit_code
+
+
+class _emulated:  # noqa: N801 - used like a function, as a context manager
+    """Start the built-in emulator and point the settings at it, loudly."""
+
+    def __init__(self, settings: Settings) -> None:
+        from daemon.emulator import EmulatorServer, EmulatorSettings  # noqa: PLC0415 - emulator mode only
+
+        self._settings = settings
+        # Demo timings: long enough to watch a batch move through its statuses, short enough to wait for.
+        demo = EmulatorSettings(validating_seconds=2.0, in_progress_seconds=5.0, finalizing_seconds=1.0)
+        self._server = EmulatorServer(demo)
+
+    def __enter__(self) -> Settings:
+        self._server.start()
+        log.warning(
+            "emulator_mode",
+            api=self._server.base_url,
+            message="EMULATOR MODE: requests go to a local fake Batch API; answers are not real",
+        )
+        return dataclasses.replace(self._settings, base_url=self._server.base_url)
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()

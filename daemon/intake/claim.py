@@ -1,0 +1,185 @@
+"""Intake: decide when a file in the drop zone is complete, and claim it atomically.
+
+A file is complete when an event proves it (renamed into place, or closed after writing) and it
+has not changed since, or when it has not changed for ``min_file_age``. Claiming moves it out of
+the drop zone into state/inflight/<job id>.jsonl (a link and an unlink), recorded in the state
+before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon import crashpoints
+from daemon.logs import get_logger
+from daemon.state.fileops import fsync_dir, relink, safe_component, same_file
+from daemon.state.folders import INFLIGHT
+from daemon.state.states import JobState
+from daemon.state.store import Job, Store
+
+log = get_logger(__name__)
+IGNORED_SUFFIXES = (".tmp", ".part", "~", ".swp")
+# With a recent mtime but an event-less history, re-check at least this long before claiming.
+SETTLE_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class Candidate:
+    signature: tuple[int, int, int]  # (inode, size, mtime_ns)
+    stable_since: float  # monotonic time the signature was first seen unchanged
+    proven: tuple[int, int, int] | None = None  # signature at the last completion event
+
+
+def is_request_file(name: str) -> bool:
+    return name.endswith(".jsonl") and not name.startswith(".") and not name.endswith(IGNORED_SUFFIXES)
+
+
+def inflight_name(job_id: str, source_name: str) -> str:
+    """The claimed input's name under state/inflight/: its job id, then the name it was dropped
+    with, so ``batchd recover`` can give it back under that name if the state is lost."""
+    return f"{job_id}_{safe_component(source_name)}"
+
+
+def new_job_id() -> str:
+    """Sortable by time, unique across restarts and machines: 20261121T141500Z-1a2b3c4d5e6f."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(6)
+
+
+class Intake:
+    def __init__(self, pending: Path, state_dir: Path, store: Store, min_file_age: float) -> None:
+        self.pending = pending
+        self.inflight = state_dir / INFLIGHT
+        self.store = store
+        self.min_file_age = min_file_age
+        self._candidates: dict[str, Candidate] = {}
+        self._proofs: set[str] = set()
+        self._unrecordable: set[str] = set()  # names already reported as not UTF-8
+
+    def note(self, path: Path, *, complete: bool) -> None:
+        """Record a watcher hint; a completion proof is checked against the file at the next look."""
+        if path.parent == self.pending and is_request_file(path.name) and complete:
+            self._proofs.add(path.name)
+
+    def ready_files(self, names: list[str] | None = None) -> list[Path]:
+        """Look at the drop zone (or just ``names`` in it) and return the files complete now."""
+        now_mono, now_wall = time.monotonic(), time.time()
+        seen = self._list() if names is None else [n for n in names if is_request_file(n)]
+        ready = [self.pending / n for n in seen if self._is_ready(n, now_mono, now_wall)]
+        if names is None:  # forget files that went away
+            for gone in set(self._candidates) - set(seen):
+                del self._candidates[gone]
+        return ready
+
+    def _list(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.pending) if is_request_file(e.name))
+        except OSError as exc:
+            log.error("scan_failed", folder=str(self.pending), error=exc.strerror)
+            return []
+
+    def _is_ready(self, name: str, now_mono: float, now_wall: float) -> bool:
+        if not _is_utf8(name):
+            self._report_unrecordable(name)
+            return False
+        try:
+            st = os.lstat(self.pending / name)
+        except OSError:
+            self._candidates.pop(name, None)
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return True  # directories and symlinks are claimed only to be rejected with a report
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cand = self._candidates.get(name)
+        if cand is None or cand.signature != signature:
+            cand = self._candidates[name] = Candidate(signature, now_mono)
+        if name in self._proofs:
+            self._proofs.discard(name)
+            cand.proven = signature
+        quiet = now_mono - cand.stable_since
+        old = now_wall - st.st_mtime_ns / 1e9
+        return (
+            cand.proven == signature
+            or quiet >= self.min_file_age
+            or (old >= self.min_file_age and quiet >= min(SETTLE_SECONDS, self.min_file_age))
+        )
+
+    def _report_unrecordable(self, name: str) -> None:
+        # The state stores names as UTF-8 text; claiming such a file would fail on every pass.
+        if name not in self._unrecordable:
+            self._unrecordable.add(name)
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+            log.error("file_name_not_utf8", file=shown, hint="rename it to a UTF-8 name; batchd leaves it in place")
+
+    def claim_all(self, paths: list[Path]) -> list[Job]:
+        """Claim many files with two commits and one fsync per folder, not two of each per file:
+        a thousand files dropped at once are in our custody in a fraction of a second."""
+        if not paths:
+            return []
+        now = time.time()
+        ids = [new_job_id() for _ in paths]
+        jobs = [
+            Job(i, p.name, str(p), str(self.inflight / inflight_name(i, p.name)), JobState.CLAIMING, now, now)
+            for i, p in zip(ids, paths, strict=True)
+        ]
+        with self.store.transaction():  # intent first: a crash after a rename still finds the file
+            for job in jobs:
+                self.store.add_job(job)
+        moved = [job for job in jobs if self._move(job)]
+        kept = {job.id for job in moved}  # ids, not jobs: comparing dataclasses made this quadratic
+        fsync_dir(self.pending)
+        fsync_dir(self.inflight)
+        crashpoints.reach("claimed")
+        with self.store.transaction():
+            for job in jobs:
+                if job.id in kept:
+                    self.store.update_job(job.id, state=JobState.CLAIMED)
+                else:
+                    self.store.delete_job(job.id)
+        for job in moved:
+            job.state = JobState.CLAIMED
+            self._candidates.pop(job.source_name, None)
+            log.info("file_claimed", file=job.source_name, job_id=job.id)
+        return moved
+
+    def _move(self, job: Job) -> bool:
+        """Move the input into our custody (a link and an unlink: see fileops.relink); False if it vanished."""
+        try:
+            relink(Path(job.source_path), Path(job.inflight_path), "claim_linked")
+        except FileNotFoundError:
+            log.warning("file_vanished", file=job.source_name, job_id=job.id)
+            return False
+        return True
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def recover_claims(store: Store) -> None:
+    """Finish claims a crash interrupted: the file is either still in the drop zone or ours."""
+    for job in store.jobs([JobState.CLAIMING]):
+        if os.path.lexists(job.inflight_path):
+            _finish_unlink(Path(job.source_path), Path(job.inflight_path))
+            store.update_job(job.id, state=JobState.CLAIMED)
+            log.info("claim_recovered", file=job.source_name, job_id=job.id)
+        else:
+            # The rename never happened; the file is still in the drop zone and will be claimed again.
+            store.delete_job(job.id)
+
+
+def _finish_unlink(source: Path, inflight: Path) -> None:
+    """A crash between the claim's link and unlink left the input in both places: keep ours only.
+    A different file under the same name (a new drop) is left alone."""
+    if os.path.lexists(source) and same_file(source, inflight):
+        os.unlink(source)
+        fsync_dir(source.parent)

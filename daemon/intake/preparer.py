@@ -1,0 +1,161 @@
+"""Turn a claimed input into parts ready to upload, or reject it with a report in failed/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import IO
+
+from daemon.config import Settings
+from daemon.intake.packer import has_company, packable
+from daemon.intake.quarantine import Quarantine
+from daemon.intake.reports import validation_lines, write_report
+from daemon.intake.splitter import Split, split_lines, write_part
+from daemon.intake.validation import BatchLimits, HashingReader
+from daemon.logs import get_logger
+from daemon.state.archive import move_input
+from daemon.state.fileops import safe_component
+from daemon.state.folders import PARTS
+from daemon.state.states import JobState, PartState
+from daemon.state.store import Job, Part, Store
+
+log = get_logger(__name__)
+
+
+def batch_limits(settings: Settings) -> BatchLimits:
+    return BatchLimits(
+        settings.max_requests_per_batch,
+        settings.max_bytes_per_batch,
+        settings.max_embedding_inputs_per_batch,
+        settings.max_tokens_per_batch,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A job whose input passed, split into part files, not yet recorded."""
+
+    job: Job
+    split: Split
+    sha256: str
+    size: int
+
+
+def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: Quarantine | None = None) -> None:
+    """Validate and split CLAIMED jobs into parts, or reject them; record those that passed in one
+    transaction (a burst of small files would otherwise pay one durable commit each). A check that
+    fails on one job is counted against it (quarantine), not against the others of the chunk."""
+    guard = quarantine or Quarantine(settings, store)
+    found = (guard.guard(job.id, "check", partial(_check, settings, store, job), contain=True) for job in jobs)
+    checked = [c for c in found if c is not None]
+    if not checked:
+        return
+    company = has_company(store)  # once per chunk: the same answer for every input in it
+    placed = [_place(settings, item, company) for item in checked]
+    with store.transaction():  # each job's parts and its new state land together, or none do
+        for item, (first, paths) in zip(checked, placed, strict=True):
+            _record(settings, store, item, first, paths)
+    for item in checked:
+        findings = item.split.findings
+        log.info(
+            "file_validated",
+            file=item.job.source_name,
+            job_id=item.job.id,
+            requests=findings.requests,
+            parts=len(item.split.parts),
+            endpoint=findings.endpoint,
+            model=findings.model,
+        )
+
+
+def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
+    """Split the input into part files, or reject it (its own commits, before anything else)."""
+    path = Path(job.inflight_path)
+    problem = _unusable(path)
+    if problem:
+        reject(settings, store, job, problem, [])
+        return None
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; only a failure to open means a bad input
+    except OSError as exc:
+        reject(settings, store, job, f"it cannot be read ({exc.strerror}); give batchd's user read permission", [])
+        return None
+    with fh:
+        reader = HashingReader(fh)  # checked and fingerprinted in one read
+        split = split_lines(reader, settings.state / PARTS / job.id, batch_limits(settings), _hold(settings, fh))
+    if not split.findings.ok:
+        reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
+        reject(settings, store, job, reason, validation_lines(split.findings))
+        return None
+    return Checked(job, split, reader.hexdigest(), reader.size)
+
+
+def _hold(settings: Settings, fh: IO[bytes]) -> int:
+    """How many requests of this input may be held in memory rather than copied to a part file
+    (split_lines). A held input is read again later, so only one nobody else can still reach: an
+    input with another name (a hard link the user kept) could change after it was checked."""
+    return settings.pack_inputs_up_to if os.fstat(fh.fileno()).st_nlink == 1 else 0
+
+
+def _place(settings: Settings, item: Checked, company: bool) -> tuple[PartState, list[str]]:
+    """The parts' first state and files. A small input with company waits to share a batch (see
+    packer); one held in memory then needs no part file: the pack is written from the input."""
+    split = item.split
+    waits = company and packable(settings, len(split.parts), split.findings.requests)
+    if waits and split.held is not None:
+        return PartState.WAITING, [item.job.inflight_path]
+    if split.held is not None:
+        write_part(split.held, split.parts[0].path)
+    return (PartState.WAITING if waits else PartState.READY), [str(pf.path) for pf in split.parts]
+
+
+def _record(settings: Settings, store: Store, item: Checked, first: PartState, paths: list[str]) -> None:
+    job, findings, now = item.job, item.split.findings, time.time()
+    for n, (pf, path) in enumerate(zip(item.split.parts, paths, strict=True)):
+        part = Part(job.id, n, 0, path, pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, first, now, now)
+        store.add_part(part)
+    store.update_job(
+        job.id,
+        state=JobState.ACTIVE,
+        sha256=item.sha256,
+        size=item.size,
+        endpoint=findings.endpoint,
+        model=findings.model,
+        request_count=findings.requests,
+        result_dir=str(result_dir_for(settings, store, job.source_name, job.id)),
+    )
+
+
+def _unusable(path: Path) -> str | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "the file disappeared after it was claimed"
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link; batchd does not follow links, copy the file in instead"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file (a directory or device); drop JSONL files only"
+    return None
+
+
+def result_dir_for(settings: Settings, store: Store, source_name: str, job_id: str) -> Path:
+    """batch_results/<name>/, or a job-tagged name so a later input never overwrites earlier results."""
+    stem = safe_component(source_name.removesuffix(".jsonl"))
+    candidate = settings.results / stem
+    if candidate.exists() or store.result_dir_taken(str(candidate), job_id):
+        candidate = settings.results / f"{stem}.{job_id}"
+    return candidate
+
+
+def reject(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> None:
+    """Move the input to failed/ with a report; the job ends as REJECTED."""
+    dest = move_input(store, job, settings.failed)
+    shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)
+    report = write_report(dest, job.source_name, job.id, reason, lines)
+    store.update_job(job.id, state=JobState.REJECTED, note=reason, finished_at=time.time())
+    log.warning("file_rejected", file=job.source_name, job_id=job.id, reason=reason, report=str(report))

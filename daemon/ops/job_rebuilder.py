@@ -1,0 +1,152 @@
+"""Rebuilding a lost job's rows: an input's, a pack's and its members', for ``batchd recover``.
+
+A job is rebuilt from its input in state/inflight/ (fingerprinted and validated again, checked
+against the ``batchd_sha256`` of its batches) and its parts from their files and batches (see
+part_rebuilder). Its results folder is the one it had if that holds its downloads, else a free one.
+Anything that does not add up raises UnmatchedError; nothing here writes the state or the service.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from openai.types import Batch
+
+from daemon.config import Settings
+from daemon.intake.preparer import result_dir_for
+from daemon.intake.validation import Findings, validate_file
+from daemon.ops.part_rebuilder import (
+    PartRebuilder,
+    RemoteView,
+    UnmatchedError,
+    count_requests,
+    fingerprint,
+    first_lines,
+)
+from daemon.state import folders
+from daemon.state.fileops import safe_component
+from daemon.state.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
+from daemon.state.store import Job, Part, Store
+
+JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
+INFLIGHT_NAME = re.compile(rf"({JOB_ID})(?:_(.+)|\.jsonl)", re.DOTALL)  # intake.inflight_name
+DOWNLOAD_ENDINGS = ("_output.jsonl", "_errors.jsonl")  # collector.download_names
+Rows = tuple[Job, list[Part]]  # a job and its parts, recorded together
+
+
+class JobBuilder:
+    def __init__(self, settings: Settings, store: Store, parts: PartRebuilder, view: RemoteView) -> None:
+        self.settings = settings
+        self.store = store  # read only: result folders already given to other jobs
+        self.parts = parts
+        self.view = view
+
+    def pack_rows(
+        self, pack_id: str, folder: Path, batches: list[Batch], members: list[dict[str, str]], inflight: dict[str, Path]
+    ) -> list[Rows]:
+        rows: list[Rows] = []
+        for slot, member in enumerate(members):
+            path = inflight.get(member["job_id"])
+            if path is not None:  # one without its input has ended: its results are written
+                rows.append(self._member_rows(member, path, pack_id, slot, batches))
+        parts = self.parts.parts(pack_id, folder, batches)
+        self.parts.download_superseded(parts, folder)
+        now, first = time.time(), batches[0]
+        job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
+        job.kind, job.result_dir, job.endpoint = PACK_KIND, str(folder), first.endpoint
+        job.size = sum(p.byte_size for p in parts if p.attempt == 0)
+        job.model = rows[0][0].model if rows else None
+        job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
+        return [(job, parts), *rows]
+
+    def _member_rows(self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[Batch]) -> Rows:
+        job_id = member["job_id"]
+        job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
+        part = self.own_part(job_id, path, PartState.PACKED)
+        part.pack_id, part.pack_slot = pack_id, slot
+        return job, [part]
+
+    def own_part(self, job_id: str, path: Path, state: PartState) -> Part:
+        """The one part of a small input: its own part file if it has one, else the input itself."""
+        own = self.settings.state / folders.PARTS / job_id / "0.jsonl"
+        source = own if own.exists() else path
+        (count, size), now = count_requests(source), time.time()
+        first = first_lines(path, [count])[0]
+        return Part(job_id, 0, 0, str(source), first, count, size, max(1, size // 4), state, now, now)
+
+    def input_rows(self, job_id: str, path: Path, batches: list[Batch]) -> Rows:
+        meta = batches[0].metadata or {}
+        name = meta.get("batchd_source") or source_name_of(path)
+        job, findings = self._job(job_id, path, name, {(b.metadata or {}).get("batchd_sha256", "") for b in batches},
+                                  batches)  # fmt: skip
+        parts = self.parts.parts(job_id, self.settings.state / folders.PARTS / job_id, batches)
+        first = [p for p in parts if p.attempt == 0]
+        counts = [p.request_count for p in first]
+        if [p.segment for p in first] != list(range(len(first))) or sum(counts) != findings.requests:
+            raise UnmatchedError(
+                f"its part files and batches hold {sum(counts)} requests in segments "
+                f"{[p.segment for p in first]}, the input {findings.requests}"
+            )
+        lines = dict(zip((p.segment for p in first), first_lines(path, counts), strict=True))
+        for part in parts:
+            part.first_line = lines[part.segment]
+        self.parts.download_superseded(parts, Path(job.result_dir or ""))
+        return job, parts
+
+    def _job(self, job_id: str, path: Path, name: str, claimed: set[str], batches: list[Batch]) -> tuple[Job, Findings]:
+        sha256, size = fingerprint(path)
+        if claimed - {"", sha256}:
+            raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
+        findings = validate_file(path)
+        if not findings.ok:
+            raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
+        now = time.time()
+        job = Job(job_id, name, str(self.settings.pending / name), str(path), JobState.ACTIVE, now, now)
+        job.sha256, job.size, job.endpoint, job.model = sha256, size, findings.endpoint, findings.model
+        job.request_count, job.result_dir = findings.requests, str(self._result_dir(name, job_id, batches))
+        return job, findings
+
+    def _result_dir(self, name: str, job_id: str, batches: list[Batch]) -> Path:
+        """The job's results folder as it was (holding its downloads, or only unfinished temp files
+        when a crash cut the first download short), else a free one."""
+        for candidate in result_dirs(self.settings, name, job_id):
+            if not candidate.is_dir() or self.store.result_dir_taken(str(candidate), job_id):
+                continue
+            names = [p.name for p in candidate.iterdir()]
+            if any(_is_download_of(n, batches) for n in names) or all(n.startswith(".") for n in names):
+                return candidate
+        return result_dir_for(self.settings, self.store, name, job_id)
+
+    def handed_over_rows(self, job_id: str, path: Path, name: str, folder: Path) -> Rows | None:
+        """An input handed its share of a pack's results, whose pack then ended (its folder gone)
+        before the input's own results were merged: its job, with those downloads as its part's."""
+        ids = {p.name.rsplit("_", 1)[0] for p in folder.iterdir() if p.name.endswith(DOWNLOAD_ENDINGS)}
+        batches = sorted((self.view.by_id[i] for i in ids if i in self.view.by_id), key=lambda b: (b.created_at, b.id))
+        if not batches or any(b.status not in TERMINAL_BATCH_STATUSES for b in batches):
+            return None
+        job, _ = self._job(job_id, path, name, set(), batches)
+        part = self.own_part(job_id, path, PartState.DOWNLOADED)
+        last = batches[-1]
+        part.batch_id, part.batch_status, part.batch_json = last.id, last.status, last.model_dump_json()
+        part.old_batch_ids = ",".join(b.id for b in batches[:-1])
+        return job, [part]
+
+
+def source_name_of(inflight: Path) -> str:
+    """The name an input was dropped with, from its name in state/inflight/ (JOBID_NAME)."""
+    match = INFLIGHT_NAME.fullmatch(inflight.name)
+    if match is None or match[2] is None:
+        return inflight.name if match is None else f"{match[1]}.jsonl"
+    return match[2]
+
+
+def result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]:
+    """The folder tagged with the job id, and the plain one (see preparer.result_dir_for)."""
+    stem = safe_component(name.removesuffix(".jsonl"))
+    return settings.results / f"{stem}.{job_id}", settings.results / stem
+
+
+def _is_download_of(name: str, batches: list[Batch]) -> bool:
+    return any(name in (f"{b.id}_output.jsonl", f"{b.id}_errors.jsonl") for b in batches)

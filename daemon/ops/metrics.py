@@ -1,0 +1,195 @@
+"""The optional Prometheus endpoint: what batchd is doing, read from the state at scrape time.
+
+Off unless ``metrics_port`` is set; bound to 127.0.0.1 unless ``metrics_address`` says otherwise.
+A custom collector reads the state database on every scrape, so the figures agree with each
+other and with ``batchd status``, and survive restarts. Only what the state does not hold is kept
+in memory: API errors by class (counted where errors are classified, reset by a restart as
+Prometheus counters may be) and whether the account is on hold. A private registry keeps the
+process-wide default one out of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from wsgiref.simple_server import WSGIServer
+
+from openai.types import Batch
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.config import Settings
+from daemon.http_endpoints import port_error, stop_serving
+from daemon.logs import get_logger
+from daemon.service.holds import Holds
+from daemon.service.sdk_errors import error_counts
+from daemon.service.stuck_watch import STUCK_AFTER, status_since, stuck_limit
+from daemon.state.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, JobState, PartState
+from daemon.state.store import Store
+
+log = get_logger(__name__)
+ERROR_CLASSES = ("transient", "account", "permanent")
+
+
+class StateCollector(Collector):
+    """Builds every metric from the state database when Prometheus scrapes."""
+
+    def __init__(self, settings: Settings, store: Store, holds: Holds | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.holds = holds
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        yield from self._files()
+        yield _by_label("batchd_jobs", "Jobs (input files) by state.", "state", _zeros(JobState), self._jobs())
+        parts = self.store.state_counts("parts")
+        yield _by_label("batchd_parts", "Parts (one batch each) by state.", "state", _zeros(PartState), parts)
+        statuses = _zeros(ACTIVE_BATCH_STATUSES | TERMINAL_BATCH_STATUSES)
+        yield _by_label("batchd_batches", "Batches by last seen status.", "status", statuses, self._statuses())
+        yield self._requests()
+        yield self._api_errors()
+        yield from self._timings(now)
+        yield self._enqueued()
+        yield self._stuck(now)
+        if self.holds is not None:
+            blocked = GaugeMetricFamily("batchd_account_blocked", "1 while an account error holds every input.")
+            blocked.add_metric([], 1.0 if self.holds.account_reason else 0.0)
+            yield blocked
+
+    def _jobs(self) -> dict[str, int]:
+        return self.store.state_counts("jobs")
+
+    def _statuses(self) -> dict[str, int]:
+        return self.store.batch_status_counts()
+
+    def _files(self) -> Iterator[Metric]:
+        jobs = self._jobs()
+        # Job rows are never removed once claimed, so these only grow: counters.
+        claimed = sum(n for state, n in jobs.items() if state != JobState.CLAIMING)
+        yield _counter("batchd_files_claimed", "Input files claimed from the drop zone.", claimed)
+        rejected = jobs.get(JobState.REJECTED, 0)
+        yield _counter("batchd_files_rejected", "Input files rejected by validation (moved to failed/).", rejected)
+
+    def _requests(self) -> Metric:
+        succeeded, failed = self.store.request_totals()
+        family = CounterMetricFamily(
+            "batchd_requests", "Requests the service reports as done, by outcome.", labels=["outcome"]
+        )
+        family.add_metric(["succeeded"], succeeded)
+        family.add_metric(["failed"], failed)
+        return family
+
+    def _api_errors(self) -> Metric:
+        counts = dict.fromkeys(ERROR_CLASSES, 0) | error_counts()
+        family = CounterMetricFamily(
+            "batchd_api_errors", "Failed API calls by class since start (each try counts).", labels=["class"]
+        )
+        for kind, n in sorted(counts.items()):
+            family.add_metric([kind], n)
+        return family
+
+    def _timings(self, now: float) -> Iterator[Metric]:
+        last = self.store.fact("last_poll")
+        if last is not None:  # no sample before the first poll: absent is clearer than a huge number
+            yield _gauge(
+                "batchd_seconds_since_last_successful_poll",
+                "Seconds since a status check of the due batches last succeeded.",
+                max(0.0, now - float(last)),
+            )
+        oldest = self.store.oldest_submitted_at()
+        yield _gauge(
+            "batchd_oldest_active_batch_age_seconds",
+            "Age of the oldest batch still running at the service (0: none).",
+            0.0 if oldest is None else max(0.0, now - oldest),
+        )
+
+    def _enqueued(self) -> Metric:
+        family = GaugeMetricFamily(
+            "batchd_enqueued_tokens",
+            "Estimated input tokens of unfinished batches, by model (the service limits these per model).",
+            labels=["model"],
+        )
+        for model, tokens in sorted(self.store.enqueued_tokens_by_model().items()):
+            family.add_metric([model], tokens)
+        return family
+
+    def _stuck(self, now: float) -> Metric:
+        counts = dict.fromkeys(STUCK_AFTER, 0)
+        for batch in self._running_batches():
+            limit, since = stuck_limit(self.settings, batch.status), status_since(batch)
+            if limit is not None and since is not None and now - since > limit:
+                counts[batch.status] += 1
+        family = GaugeMetricFamily(
+            "batchd_batches_stuck",
+            "Batches longer than their stuck_*_after setting in validating, finalizing or cancelling.",
+            labels=["status"],
+        )
+        for status, n in counts.items():
+            family.add_metric([status], n)
+        return family
+
+    def _running_batches(self) -> Iterator[Batch]:
+        for part in self.store.parts_in([PartState.SUBMITTED]):
+            if part.batch_json:
+                yield Batch.model_validate_json(part.batch_json)
+
+
+def _zeros(names: Iterable[str]) -> dict[str, int]:
+    return {str(name): 0 for name in names}
+
+
+def _by_label(name: str, doc: str, label: str, base: dict[str, int], counts: dict[str, int]) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for value, n in sorted((base | counts).items()):
+        family.add_metric([value], n)
+    return family
+
+
+def _counter(name: str, doc: str, value: float) -> Metric:
+    family = CounterMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
+
+
+def _gauge(name: str, doc: str, value: float) -> Metric:
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
+
+
+class MetricsServer:
+    """The HTTP endpoint (any path serves the metrics), on its own thread."""
+
+    def __init__(self, settings: Settings, store: Store, holds: Holds | None = None) -> None:
+        assert settings.metrics_port is not None
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.registry.register(StateCollector(settings, store, holds))
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one the system picked for port 0)."""
+        assert self._server is not None
+        return int(self._server.server_port)
+
+    def start(self) -> None:
+        address, port = self.settings.metrics_address, self.settings.metrics_port or 0
+        try:
+            self._server, self._thread = start_http_server(port, address, registry=self.registry)
+        except OSError as exc:
+            raise port_error("metrics_port", port, address, exc) from None
+        log.info("metrics_serving", address=address, port=self.port)
+
+    def stop(self) -> None:
+        stop_serving(self._server, self._thread)
+        self._server = None
+
+
+def metrics_server(settings: Settings, store: Store, holds: Holds | None = None) -> MetricsServer | None:
+    """The endpoint when ``metrics_port`` is set, else None."""
+    return None if settings.metrics_port is None else MetricsServer(settings, store, holds)

@@ -1,0 +1,145 @@
+"""Token usage: summed from the output lines' ``usage``, or from the Batch objects while running.
+
+Endpoints name their counts differently: chat and completions say prompt/completion tokens, the
+Responses API says input/output tokens, embeddings have prompt tokens only. All are read as
+prompt (input) and completion (output) tokens.
+
+Some servers (llama-stack) send ``response.body`` as a JSON-encoded string; it is decoded the
+same way. Usage that cannot be read is unknown, never 0: a succeeded line without readable usage
+leaves the figures incomplete, and an incomplete figure gets no cost estimate (a cost that
+silently leaves out some requests would understate the bill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from daemon.intake.validation import iter_lines
+from daemon.pricing import ModelPrice, estimate_cost, price_for
+
+
+@dataclass(slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    # Lines (or batches) whose usage was read, of those that should carry it (succeeded lines).
+    counted: int = 0
+    expected: int = 0
+
+    @property
+    def known(self) -> bool:
+        """Anything to report: some usage was read, or nothing that used tokens was expected."""
+        return self.counted > 0 or self.expected == 0
+
+    @property
+    def complete(self) -> bool:
+        return self.counted >= self.expected
+
+    def add(self, prompt: int, completion: int, total: int | None = None) -> None:
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.total_tokens += total if total is not None else prompt + completion
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    def report(self) -> dict[str, int] | None:
+        """The figures with how many lines they cover; None (unknown) when none could be read."""
+        if not self.known:
+            return None
+        return {**self.as_dict(), "lines_with_usage": self.counted, "lines_succeeded": self.expected}
+
+    def cost(self, model: str | None, prices: Mapping[str, ModelPrice]) -> float | None:
+        """Estimated USD at ``model``'s batch price; None when the model has no known price or
+        the usage of some succeeded lines is unknown."""
+        if not self.complete:
+            return None
+        return estimate_cost(self.prompt_tokens, self.completion_tokens, price_for(model, prices))
+
+
+def results_usage(path: Path) -> TokenUsage:
+    """Sum the usage of every response in a results (or raw output) file; unreadable lines count 0."""
+    usage = TokenUsage()
+    if not path.exists():
+        return usage
+    with open(path, "rb") as fh:
+        for _, raw in iter_lines(fh):
+            add_line(usage, raw)
+    return usage
+
+
+def add_line(usage: TokenUsage, raw: bytes) -> None:
+    try:
+        line: Any = orjson.loads(raw)
+        response = line["response"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return  # not a line of the API's shape: nothing known about it
+    if not isinstance(response, dict):
+        return  # not run, or failed before the endpoint: used no tokens
+    succeeded = _succeeded(response)
+    usage.expected += succeeded
+    counts = response_body(response).get("usage")
+    if not isinstance(counts, dict):
+        return
+    usage.counted += succeeded
+    prompt = _count(counts, "prompt_tokens", "input_tokens")
+    completion = _count(counts, "completion_tokens", "output_tokens")
+    total = counts.get("total_tokens")
+    usage.add(prompt, completion, total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+def response_body(response: dict[str, Any]) -> dict[str, Any]:
+    """``response.body`` as an object, whether sent as one or as a JSON-encoded string."""
+    body = response.get("body")
+    if isinstance(body, str):
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _succeeded(response: dict[str, Any]) -> int:
+    status = response.get("status_code")
+    return int(isinstance(status, int) and 200 <= status < 300)
+
+
+def batches_usage(batches: Iterable[Mapping[str, Any]]) -> TokenUsage:
+    """What the service reports on the Batch objects so far (batches created since 2025-09).
+
+    Takes the stored Batch JSON as plain dicts: `batchd status` reads thousands of them, and a
+    pydantic model per batch (plus importing the SDK's types) would cost it most of a second.
+    """
+    usage = TokenUsage()
+    for batch in batches:
+        if not batch:
+            continue  # a part not submitted yet has used nothing
+        counts = batch.get("usage")
+        usage.expected += 1
+        if isinstance(counts, dict):
+            usage.counted += 1
+            total = counts.get("total_tokens")
+            usage.add(
+                _count(counts, "input_tokens"),
+                _count(counts, "output_tokens"),
+                total if isinstance(total, int) and not isinstance(total, bool) else None,
+            )
+    return usage
+
+
+def _count(counts: dict[str, Any], *names: str) -> int:
+    for name in names:
+        value = counts.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0

@@ -1,0 +1,105 @@
+"""Reasons to hold submissions back: an account problem, or a model's enqueued-token limit.
+
+An account error (bad key, no quota) must not fail every file: inputs stay where they are, the
+problem is reported loudly and periodically, and work resumes by itself once a call succeeds.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+from daemon.logs import get_logger
+from daemon.state.store import Store
+from daemon.state.token_limits import LIMIT_FACT, known_limit
+
+log = get_logger(__name__)
+ACCOUNT_RETRY = 60.0  # how often a blocked account is tried again (and reported)
+TOKEN_LIMIT_RETRY = 120.0  # how long a model waits after the service said its queue was full
+MODEL_HOLD_FACT = "model_hold:"  # + model: until when its submissions are held (read by status)
+_LIMIT = re.compile(r"Limit:\s*([\d,]+)\s*enqueued tokens", re.IGNORECASE)
+
+
+def learned_limit(message: str) -> int | None:
+    """The limit from "... Limit: 90,000 enqueued tokens ..." in a token_limit_exceeded message."""
+    match = _LIMIT.search(message)
+    return int(match.group(1).replace(",", "")) if match else None
+
+
+class Holds:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._account_until = 0.0
+        self._account_reason = ""
+        self._model_until: dict[str, float] = {}
+        self._model_turns: dict[str, threading.Lock] = {}
+
+    def block_account(self, reason: str) -> None:
+        with self._lock:
+            first = not self._account_reason
+            self._account_until = time.time() + ACCOUNT_RETRY
+            self._account_reason = reason
+        log.error(
+            "account_blocked",
+            reason=reason,
+            retry_in=ACCOUNT_RETRY,
+            first=first,
+            hint="inputs are kept; fix the key or the account and batchd resumes by itself",
+        )
+
+    def clear_account(self) -> None:
+        with self._lock:
+            if not self._account_reason:
+                return
+            self._account_reason = ""
+            self._account_until = 0.0
+        log.info("account_unblocked")
+
+    def account_wait(self, now: float) -> float:
+        """Seconds until the account may be tried again (0: go ahead)."""
+        with self._lock:
+            return max(0.0, self._account_until - now) if self._account_reason else 0.0
+
+    @property
+    def account_reason(self) -> str:
+        return self._account_reason
+
+    def note_token_limit(self, model: str, message: str) -> int | None:
+        """Remember the limit a token_limit_exceeded message names; return it, or the one learned before."""
+        limit = learned_limit(message)
+        if limit is not None:
+            self._store.set_fact(f"{LIMIT_FACT}{model}", str(limit))
+            return limit
+        return known_limit(self._store, model)
+
+    def hold_model(self, model: str, limit: int | None) -> None:
+        """The model's queue was full: hold its submissions back for a while (recorded for status)."""
+        until = time.time() + TOKEN_LIMIT_RETRY
+        with self._lock:
+            self._model_until[model] = until
+        self._store.set_fact(f"{MODEL_HOLD_FACT}{model}", repr(until))
+        log.warning("token_limit_reached", model=model, limit=limit, retry_in=TOKEN_LIMIT_RETRY)
+
+    def model_turn(self, model: str) -> threading.Lock:
+        """Held while one batch of ``model`` is weighed against the queue and created: batches
+        weighed at once would each see the queue without the others and overflow it together
+        (as a refitted part's new parts would)."""
+        with self._lock:
+            return self._model_turns.setdefault(model, threading.Lock())
+
+    def model_wait(self, model: str, est_tokens: int, enqueued: int, now: float) -> float:
+        """Seconds to hold a batch of ``est_tokens`` for ``model`` back (0: submit now)."""
+        with self._lock:
+            until = self._model_until.get(model, 0.0)
+        if until > now:
+            return until - now
+        limit = known_limit(self._store, model)
+        return TOKEN_LIMIT_RETRY / 4 if queue_full(limit, enqueued, est_tokens) else 0.0
+
+
+def queue_full(limit: int | None, enqueued: int, est_tokens: int) -> bool:
+    """Whether a batch of ``est_tokens`` would overflow the model's queue now. With nothing
+    enqueued, even an over-estimate is sent: only the service knows for sure."""
+    return limit is not None and enqueued > 0 and enqueued + est_tokens > limit

@@ -1,0 +1,63 @@
+"""Batches still running past ``max_batch_age``: cancelled, then treated like an expired batch.
+
+Some servers never expire a batch (Azure runs one until it is cancelled; llama-stack may keep a
+batch in_progress for ever), which would leave a job open for ever. batchd cancels such a batch
+itself and records that it did, so the collector keeps what finished and resubmits the rest per
+``resubmit_unfinished`` exactly as for ``expired``, never as for a user's cancel (which resubmits
+nothing). The record lives in the state, so it survives a restart between cancel and collection.
+"""
+
+from __future__ import annotations
+
+from openai.types import Batch
+
+from daemon.config import Settings
+from daemon.errors import DaemonError
+from daemon.logs import get_logger
+from daemon.service.remote import Remote
+from daemon.state.store import Part, Store
+
+log = get_logger(__name__)
+_CANCELLED = "batch_overdue_cancelled:"  # facts key prefix: batchd cancelled this batch for its age
+_RUNNING = frozenset({"validating", "in_progress", "finalizing"})
+
+
+class OverdueBatches:
+    def __init__(self, settings: Settings, store: Store, remote: Remote) -> None:
+        self.settings = settings
+        self.store = store
+        self.remote = remote
+
+    def enforce(self, part: Part, batch: Batch, now: float) -> Batch:
+        """Cancel ``batch`` if it has run too long; return its freshest state."""
+        started = part.submitted_at or float(batch.created_at)
+        age = now - started
+        if batch.status not in _RUNNING or age <= self.settings.batch_age_limit or self.cancelled(batch.id):
+            return batch
+        try:
+            cancelled = self.remote.cancel(batch.id)
+        except DaemonError as exc:  # tried again at the next poll
+            log.warning("batch_overdue_cancel_failed", job_id=part.job_id, batch_id=batch.id, error=str(exc))
+            return batch
+        self.store.set_fact(_CANCELLED + batch.id, repr(now))
+        log.warning(
+            "batch_overdue_cancelled",
+            job_id=part.job_id,
+            part=part.label,
+            batch_id=batch.id,
+            status=batch.status,
+            age=round(age, 1),
+            limit=self.settings.batch_age_limit,
+        )
+        return cancelled
+
+    def cancelled(self, batch_id: str) -> bool:
+        return self.store.fact(_CANCELLED + batch_id) is not None
+
+
+def resubmission_status(store: Store, part: Part) -> str | None:
+    """The status that decides whether the part's unfinished requests go again: a batch batchd
+    cancelled for running too long counts as expired."""
+    if part.batch_status == "cancelled" and part.batch_id and store.fact(_CANCELLED + part.batch_id) is not None:
+        return "expired"
+    return part.batch_status

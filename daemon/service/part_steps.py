@@ -1,0 +1,37 @@
+"""What submission and collection share: their collaborators, and how one step is retried."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import partial
+
+from daemon.config import Settings
+from daemon.intake.quarantine import Quarantine
+from daemon.service.holds import Holds
+from daemon.service.remote import Remote
+from daemon.service.retrying import in_call
+from daemon.state.store import Job, Part, Store
+
+
+class PartSteps:
+    """Base for the services that move one part a step forward, each step re-read from the state."""
+
+    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+        self.settings = settings
+        self.store = store
+        self.remote = remote
+        self.holds = holds
+        self.stop = stop
+        self.quarantine = Quarantine(settings, store)
+
+    def retried(self, part_id: int, job: Job, step: Callable[[Part, Job], None], what: str = "part") -> None:
+        """Run ``step`` with quick in-call retries; each try starts from the part's persisted state,
+        so a try after an ambiguous failure reconciles instead of repeating a POST blindly. A step
+        that keeps failing the same way on this job sets the job aside (quarantine)."""
+        self.quarantine.guard(job.id, what, partial(self._attempts, part_id, job, step))
+
+    def _attempts(self, part_id: int, job: Job, step: Callable[[Part, Job], None]) -> None:
+        for attempt in in_call(self.stop):
+            with attempt:
+                step(self.store.part(part_id), job)

@@ -1,0 +1,277 @@
+"""The service side: a thin wrapper over the SDK for the calls batchd makes.
+
+Every method raises only batchd errors (see ``sdk_errors``), and returns only what passed the
+checks of ``reply_checks``: a malformed 200 reply raises ``MalformedReplyError`` (transient, and for a
+POST ambiguous: the object may have been created). The client is built with
+``max_retries=0``: the SDK would blindly retry POSTs that may already have succeeded, which can
+create a second paid batch; batchd retries itself, after reconciling.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import httpx2
+import openai
+from openai.types import Batch, FileObject
+
+from daemon import crashpoints
+from daemon.errors import MalformedReplyError
+from daemon.logs import get_logger
+from daemon.service.credentials import KeySource
+from daemon.service.reply_checks import checked_batch, checked_file, is_int, metadata_readable, page_items
+from daemon.service.sdk_errors import classify, counted
+from daemon.state.fileops import atomic_writer
+
+log = get_logger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+# Clocks differ between us and the service; search this far before an intent for its result.
+CLOCK_SKEW = 600.0
+DOWNLOAD_CHUNK = 1 << 20
+LIST_PAGE = 100  # the most batches.list returns per call
+
+
+def build_client(
+    key: KeySource, base_url: str | None, timeout: float, http_client: httpx2.Client | None = None
+) -> openai.OpenAI:
+    """``http_client`` lets the conformance test watch every response; the SDK's default otherwise."""
+    return openai.OpenAI(
+        api_key=key.read,  # a callable: read before each request, so a fixed key file just works
+        base_url=base_url,
+        max_retries=0,
+        timeout=httpx2.Timeout(timeout, connect=10.0),
+        http_client=http_client,
+    )
+
+
+def translated(call: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Raise only batchd errors from a method that makes the SDK ``call`` (named in messages)."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except OSError:
+                # The SDK wraps every network failure in its own types, so a bare OSError is local
+                # storage (a full disk, an unwritable folder): not the service's fault, not retried here.
+                raise
+            except (ValueError, TypeError, AttributeError) as exc:
+                # What the SDK raises on a 200 reply it cannot parse (not JSON, a page that is no list).
+                raise _reported(
+                    MalformedReplyError(call, f"the reply could not be read ({type(exc).__name__})")
+                ) from None
+            except MalformedReplyError as exc:
+                raise _reported(exc) from None
+            except Exception as exc:  # noqa: BLE001 - every failure is classified, none is swallowed
+                raise classify(exc) from None
+
+        return wrapper
+
+    return decorate
+
+
+def _reported(exc: MalformedReplyError) -> MalformedReplyError:
+    # Callers retry (or reconcile) quietly; this is where a quirky service shows in the log.
+    log.warning("reply_malformed", call=exc.call, error=str(exc))
+    counted(exc)
+    return exc
+
+
+class Remote:
+    def __init__(self, client: openai.OpenAI) -> None:
+        self.client = client
+
+    def close(self) -> None:
+        self.client.close()
+
+    @translated("files.create")
+    def upload(self, path: Path, name: str) -> str:
+        """Stream ``path`` up (an open handle, never the whole file in memory) as ``name``."""
+        with open(path, "rb") as fh:
+            created = self.client.files.create(file=(name, fh, "application/jsonl"), purpose="batch")
+        return checked_file(created, "files.create").id
+
+    @translated("files.list")
+    def find_file(self, name: str, not_before: float) -> str | None:
+        """The id of an uploaded batch file called ``name`` created since ``not_before``.
+
+        A listed file that is malformed is skipped, even one of this name: the part is then
+        uploaded again, which costs nothing (a second batch would; see ``find_batches``).
+        """
+        for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
+            try:
+                file = checked_file(item, "files.list", "a listed file")
+            except MalformedReplyError as exc:
+                log.warning("listed_file_skipped", error=str(exc))
+                continue
+            if file.filename == name:
+                return file.id
+            if file.created_at < not_before - CLOCK_SKEW:
+                return None
+        return None
+
+    @translated("files.list")
+    def uploads_since(self, not_before: float, prefix: str) -> list[FileObject]:
+        """Every batch upload named ``prefix...`` since ``not_before``. Unlike ``find_file`` a
+        malformed item is not skipped: whoever rebuilds state from this must see everything."""
+        found: list[FileObject] = []
+        for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
+            file = checked_file(item, "files.list", "a listed file")
+            if file.created_at < not_before - CLOCK_SKEW:
+                break
+            if file.filename.startswith(prefix):
+                found.append(file)
+        return found
+
+    @translated("batches.list")
+    def batches_since(self, not_before: float) -> list[Batch]:
+        """Every batch created since ``not_before``; a malformed item fails the whole listing, for
+        a batch skipped here could be created a second time by whoever rebuilds state from it."""
+        return [checked_batch(item, "batches.list", "a listed batch") for item in self._recent_batches(not_before)]
+
+    @translated("batches.create")
+    def create_batch(
+        self, file_id: str, endpoint: str, window: str, metadata: dict[str, str], expiry: int | None
+    ) -> Batch:
+        extra: dict[str, Any] = {}
+        if expiry is not None:
+            extra["output_expires_after"] = {"anchor": "created_at", "seconds": expiry}
+        created = self.client.batches.create(
+            input_file_id=file_id,
+            endpoint=endpoint,  # type: ignore[arg-type] # checked against limits.ENDPOINTS
+            completion_window=window,  # type: ignore[arg-type] # checked by config validation
+            metadata=metadata,
+            **extra,
+        )
+        return checked_batch(created, "batches.create")
+
+    @translated("batches.list")
+    def find_batches(self, match: dict[str, str], not_before: float) -> list[Batch]:
+        """Batches whose metadata holds every pair of ``match``, oldest first.
+
+        Unlike a file, a listed batch that cannot be read is not skipped unless its metadata shows
+        it is not one of ours: missing our own batch here would create and pay for a second one.
+        """
+        found = [
+            checked_batch(b, "batches.list", "a listed batch")
+            for b in self._recent_batches(not_before)
+            if _matches(b, match)
+        ]
+        return sorted(found, key=lambda b: (b.created_at, b.id))
+
+    @translated("batches.list")
+    def list_batches(self, not_before: float, wanted: set[str], newest: str | None = None) -> dict[str, Batch]:
+        """Page through ``batches.list`` (100 per call, newest first) until every wanted id is seen.
+
+        If a whole first page holds none of them, another client of the account has buried ours
+        under newer batches: the listing starts again right after ``newest`` (our newest wanted
+        batch, which the caller then retrieves), skipping theirs. Paging stops early once the next
+        page would cost more than retrieving each missing batch; the caller retrieves the rest.
+        """
+        seen: dict[str, Batch] = {}
+        buried = not self._collect(self._recent_batches(not_before), wanted, seen, give_up_on_empty_page=bool(newest))
+        if buried and newest:
+            self._collect(self._recent_batches(not_before, after=newest), wanted, seen, give_up_on_empty_page=False)
+        return seen
+
+    @staticmethod
+    def _collect(
+        batches: Iterator[object], wanted: set[str], seen: dict[str, Batch], give_up_on_empty_page: bool
+    ) -> bool:
+        """Add the wanted ones of ``batches`` to ``seen``; False if a full first page held none.
+
+        A malformed listed batch is left out rather than failing the listing for every other one:
+        the caller retrieves each wanted batch not seen here, and that call checks it again.
+        """
+        for listed, batch in enumerate(batches, start=1):
+            batch_id = getattr(batch, "id", None)
+            if isinstance(batch_id, str) and batch_id in wanted and (checked := _listed_batch(batch)) is not None:
+                seen[checked.id] = checked
+                if len(seen) == len(wanted):
+                    break
+            if listed % LIST_PAGE == 0:
+                if give_up_on_empty_page and listed == LIST_PAGE and not seen:
+                    return False
+                if listed // LIST_PAGE >= len(wanted) - len(seen):
+                    break
+        return True
+
+    def _recent_batches(self, not_before: float, after: str | None = None) -> Iterator[object]:
+        """Newest first (from just after batch ``after``, if given), stopping once past
+        ``not_before`` if the service lists newest first.
+
+        The order of GET /batches is not documented, so stopping early is only done while the
+        listing has been seen to go backwards in time; otherwise every page is read.
+        """
+        descending = True
+        last: int | None = None
+        pages = (
+            self.client.batches.list(limit=LIST_PAGE, after=after)
+            if after
+            else self.client.batches.list(limit=LIST_PAGE)
+        )
+        for batch in page_items(pages, "batches.list"):
+            created_at = getattr(batch, "created_at", None)
+            if is_int(created_at):  # a malformed one says nothing about the order
+                if last is not None and created_at > last:
+                    descending = False
+                last = created_at
+                if descending and created_at < not_before - CLOCK_SKEW:
+                    return
+            yield batch
+
+    @translated("batches.retrieve")
+    def retrieve(self, batch_id: str) -> Batch:
+        return _same_batch(
+            checked_batch(self.client.batches.retrieve(batch_id), "batches.retrieve"), batch_id, "batches.retrieve"
+        )
+
+    @translated("batches.cancel")
+    def cancel(self, batch_id: str) -> Batch:
+        return _same_batch(
+            checked_batch(self.client.batches.cancel(batch_id), "batches.cancel"), batch_id, "batches.cancel"
+        )
+
+    @translated("files.delete")
+    def delete_file(self, file_id: str) -> None:
+        self.client.files.delete(file_id)
+
+    @translated("files.content")
+    def download(self, file_id: str, dest: Path) -> int:
+        """Stream a file's content to ``dest`` via a temp file; ``dest`` appears only when whole."""
+        size = 0
+        with self.client.files.with_streaming_response.content(file_id) as resp, atomic_writer(dest) as fh:
+            for chunk in resp.iter_bytes(DOWNLOAD_CHUNK):
+                fh.write(chunk)
+                size += len(chunk)
+                crashpoints.reach("downloading")
+            crashpoints.reach("downloaded")
+        return size
+
+
+def _matches(batch: object, match: dict[str, str]) -> bool:
+    """Whether a listed batch carries ``match``; raises when that cannot be told."""
+    meta = getattr(batch, "metadata", None)
+    if not isinstance(batch, Batch) or not metadata_readable(meta):
+        raise MalformedReplyError("batches.list", "a listed batch has no readable metadata")
+    return all((meta or {}).get(k) == v for k, v in match.items())
+
+
+def _listed_batch(batch: object) -> Batch | None:
+    """``batch`` checked, or None (logged) when it is malformed."""
+    try:
+        return checked_batch(batch, "batches.list", "a listed batch")
+    except MalformedReplyError as exc:
+        log.warning("listed_batch_skipped", batch_id=getattr(batch, "id", None), error=str(exc))
+        return None
+
+
+def _same_batch(batch: Batch, batch_id: str, call: str) -> Batch:
+    if batch.id != batch_id:
+        raise MalformedReplyError(call, "id is not the batch asked for")
+    return batch

@@ -1,0 +1,247 @@
+"""Submission: upload a part and create its batch, never twice.
+
+Each POST is bracketed in the state: the intent (with its time) is written before the call, the
+result after it. A part found at an intent (after a crash, or an ambiguous failure) is reconciled
+first: the remote files and batches are searched for this part's name and metadata, and a match is
+adopted instead of creating another. Only then is the call made again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from openai.types import Batch
+
+from daemon import crashpoints
+from daemon.config import CANCEL_NOTE, Settings
+from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.intake.refitter import Refitter, Verdict
+from daemon.logs import get_logger
+from daemon.service.holds import Holds
+from daemon.service.part_steps import PartSteps
+from daemon.service.remote import Remote
+from daemon.service.retrying import scheduled_delay
+from daemon.state.job_endings import is_abandoned
+from daemon.state.states import TERMINAL_JOB_STATES, PartState
+from daemon.state.store import Job, Part, Store
+from daemon.state.token_limits import known_limit
+
+log = get_logger(__name__)
+ABANDONED_PART_HOLD = 3600.0  # the abandonment ends such a part within a pass or two; this only keeps it off the queue
+_BEFORE_INTENT = {PartState.UPLOAD_INTENT: PartState.READY, PartState.BATCH_INTENT: PartState.UPLOADED}
+_REFITTABLE = (PartState.READY, PartState.UPLOADED)  # no batch exists for them (an intent may have one)
+
+
+def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
+    """The pairs that let a lost batch be found again, plus the user's own."""
+    ours = {
+        "batchd_job": job.id,
+        "batchd_part": part.label,
+        "batchd_source": job.source_name[:512],
+        "batchd_sha256": job.sha256 or "",
+        # What was uploaded: `batchd recover` checks a part file (or the upload) against it.
+        "batchd_part_sha256": file_sha256(Path(part.path)),
+    }
+    return {**settings.metadata, **ours}
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, or "" if it cannot be read (the metadata then just lacks it)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+class Submitter(PartSteps):
+    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+        super().__init__(settings, store, remote, holds, stop)
+        self.refitter = Refitter(settings, store)
+
+    def advance(self, part_id: int) -> None:
+        """Take one part as far as it can go now (up to SUBMITTED); schedule it again on failure."""
+        part = self.store.part(part_id)
+        job = self.store.job(part.job_id)
+        try:
+            self.retried(part_id, job, self._run, "submit")
+        except TransientError as exc:
+            self._reschedule(part_id, exc)
+        except AccountError as exc:
+            self.holds.block_account(str(exc))
+            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(time.time()))
+        except PermanentError as exc:
+            self._give_up(part_id, job, str(exc))
+        else:
+            self.holds.clear_account()
+
+    def _run(self, part: Part, job: Job) -> None:
+        if job.note == CANCEL_NOTE and part.state in (PartState.READY, PartState.UPLOADED):
+            self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
+            return
+        if part.state in _REFITTABLE and self._refitted(part, job):
+            return
+        while not self.stop.is_set() and part.state != PartState.SUBMITTED and self._open(job):
+            if is_abandoned(job.note):  # the abandonment ends the part; offer it to no step meanwhile
+                self.store.update_part(part.id, next_action_at=time.time() + ABANDONED_PART_HOLD)
+                return
+            with self._turn(part, job):
+                wait = self._hold(part, job)
+                if wait > 0:
+                    self.store.update_part(part.id, next_action_at=time.time() + wait)
+                    return
+                self._step(part, job)
+            part, job = self.store.part(part.id), self.store.job(job.id)
+
+    def _open(self, job: Job) -> bool:
+        """Whether the job still wants its part submitted: another step may have set it aside."""
+        return self.store.job(job.id).state not in TERMINAL_JOB_STATES
+
+    def _turn(self, part: Part, job: Job) -> AbstractContextManager[object]:
+        """A batch about to be created waits its model's turn (see Holds.model_turn), once the model
+        has a known limit to weigh it against: without one, creates of a burst stay in parallel."""
+        weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model
+        if weighed and known_limit(self.store, job.model or "") is not None:
+            return self.holds.model_turn(job.model or "")
+        return contextlib.nullcontext()
+
+    def _refitted(self, part: Part, job: Job) -> bool:
+        """A part the model's learned token limit cannot take is split to fit before it is sent."""
+        limit = known_limit(self.store, job.model) if job.model else None
+        return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
+
+    def _hold(self, part: Part, job: Job) -> float:
+        now = time.time()
+        wait = self.holds.account_wait(now)
+        if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
+            wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
+        return wait
+
+    def _step(self, part: Part, job: Job) -> None:
+        assert part.id is not None
+        if part.state == PartState.READY:
+            self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=time.time())
+            self._upload(part)
+        elif part.state == PartState.UPLOAD_INTENT:
+            self._reconcile_upload(part)
+        elif part.state == PartState.UPLOADED:
+            self.store.update_part(part.id, state=PartState.BATCH_INTENT, intent_at=time.time())
+            self._create(part, job)
+        elif part.state == PartState.BATCH_INTENT:
+            self._reconcile_batch(part, job)
+        else:
+            raise PermanentError(f"part {part.label} is {part.state}; nothing to submit")
+
+    def _upload(self, part: Part) -> None:
+        file_id = self.remote.upload(_path(part), part.upload_name)
+        crashpoints.reach("uploaded")
+        self._record_upload(part, file_id, adopted=False)
+
+    def _reconcile_upload(self, part: Part) -> None:
+        file_id = self.remote.find_file(part.upload_name, part.intent_at or 0.0)
+        if file_id is None:
+            self._upload(part)
+        else:
+            self._record_upload(part, file_id, adopted=True)
+
+    def _record_upload(self, part: Part, file_id: str, *, adopted: bool) -> None:
+        self.store.update_part(part.id, state=PartState.UPLOADED, file_id=file_id, intent_at=None)
+        log.info(
+            "file_uploaded",
+            job_id=part.job_id,
+            part=part.label,
+            file_id=file_id,
+            bytes=part.byte_size,
+            adopted=adopted,
+        )
+
+    def _create(self, part: Part, job: Job) -> None:
+        assert part.file_id is not None
+        assert job.endpoint is not None
+        batch = self.remote.create_batch(
+            part.file_id,
+            job.endpoint,
+            self.settings.completion_window,
+            batch_metadata(self.settings, job, part),
+            self.settings.output_expires_after,
+        )
+        crashpoints.reach("batch_created")
+        self._record_batch(part, batch, adopted=False)
+
+    def _reconcile_batch(self, part: Part, job: Job) -> None:
+        found = self.remote.find_batches({"batchd_job": job.id, "batchd_part": part.label}, part.intent_at or 0.0)
+        if not found:
+            self._create(part, job)
+            return
+        keep, extra = found[0], found[1:]
+        for duplicate in extra:
+            log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=duplicate.id)
+            self.remote.cancel(duplicate.id)
+        self._record_batch(part, keep, adopted=True)
+
+    def _record_batch(self, part: Part, batch: Batch, *, adopted: bool) -> None:
+        now = time.time()
+        wait = self.settings.first_poll_after
+        self.store.update_part(
+            part.id,
+            state=PartState.SUBMITTED,
+            batch_id=batch.id,
+            batch_status=batch.status,
+            batch_json=batch.model_dump_json(),
+            submitted_at=now,
+            intent_at=None,
+            poll_wait=wait,
+            next_action_at=now + wait,
+            tries=0,
+            last_error=None,
+        )
+        log.info(
+            "batch_submitted",
+            job_id=part.job_id,
+            part=part.label,
+            batch_id=batch.id,
+            file_id=part.file_id,
+            status=batch.status,
+            adopted=adopted,
+        )
+
+    def _reschedule(self, part_id: int, exc: TransientError) -> None:
+        part = self.store.part(part_id)
+        if not exc.ambiguous and part.state in _BEFORE_INTENT:
+            self.store.update_part(part_id, state=_BEFORE_INTENT[part.state], intent_at=None)
+        delay = scheduled_delay(part.tries, exc.retry_after)
+        self.store.update_part(part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=time.time() + delay)
+        log.warning(
+            "submission_retry_scheduled",
+            job_id=part.job_id,
+            part=part.label,
+            error=str(exc),
+            retry_in=round(delay, 1),
+            state=str(part.state),
+        )
+
+    def _revert_intent(self, part_id: int, reason: str, delay: float) -> None:
+        # 401/403 are answered before anything is created, so the intent can be undone.
+        part = self.store.part(part_id)
+        state = _BEFORE_INTENT.get(part.state, part.state)
+        self.store.update_part(part_id, state=state, last_error=reason, next_action_at=time.time() + delay)
+
+    def _give_up(self, part_id: int, job: Job, reason: str) -> None:
+        """The service refused this part for good (a 4xx): it ends, and its requests are reported."""
+        part = self.store.part(part_id)
+        self.store.update_part(
+            part_id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
+        )
+        log.error("submission_rejected", job_id=job.id, part=part.label, file=job.source_name, reason=reason)
+
+
+def _path(part: Part) -> Path:
+    return Path(part.path)

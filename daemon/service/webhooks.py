@@ -1,0 +1,211 @@
+"""The optional receiver for OpenAI's batch webhooks: a signed delivery makes the poller check
+that batch at once instead of at its next poll. Polling stays the fallback for lost deliveries.
+
+Off unless ``webhook_port`` is set. It speaks plain HTTP, on 127.0.0.1 by default: OpenAI needs a
+public HTTPS URL, so a reverse proxy terminates TLS and forwards to it.
+
+Every delivery is checked by the SDK (``client.webhooks.unwrap``: the Standard Webhooks HMAC over
+id, timestamp and raw body, with timestamps more than 5 minutes off refused); bad, forged or stale
+ones get 400. A webhook-id seen before gets 200 and no action. Seen ids are kept in memory, bounded
+in count and age, not in the state database: the SDK refuses any delivery signed more than
+5 minutes ago, so a captured delivery cannot be replayed later than that, and acting twice on one
+costs only an extra status check. That is not worth a database write per delivery, nor letting
+senders grow the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import openai
+
+from daemon.config import Settings
+from daemon.errors import CredentialError
+from daemon.http_endpoints import port_error, stop_serving
+from daemon.logs import get_logger
+from daemon.service.credentials import WEBHOOK_CREDENTIAL_NAME, KeySource, find_webhook_secret
+from daemon.service.reply_checks import is_id
+
+log = get_logger(__name__)
+BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"})
+MAX_BODY = 1 << 20  # a batch event is a few hundred bytes
+READ_TIMEOUT = 10.0  # a sender that stalls mid-request loses its connection
+REPLAY_WINDOW = 3600.0  # well past the SDK's 300 s signature tolerance
+REPLAY_MEMORY = 10_000  # ids remembered at most
+
+# Given a batch id, asks for it to be checked now: "queued", "unknown" or "finished".
+RefreshBatch = Callable[[str], str]
+
+
+class SeenIds:
+    """Webhook ids already acted on, oldest forgotten first (by count, then by age)."""
+
+    def __init__(self, window: float = REPLAY_WINDOW, limit: int = REPLAY_MEMORY) -> None:
+        self._window = window
+        self._limit = limit
+        self._ids: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, webhook_id: str, now: float) -> bool:
+        """Remember ``webhook_id``; False when it was seen before."""
+        with self._lock:
+            while self._ids and (len(self._ids) >= self._limit or next(iter(self._ids.values())) < now - self._window):
+                self._ids.popitem(last=False)
+            if webhook_id in self._ids:
+                return False
+            self._ids[webhook_id] = now
+            return True
+
+    def discard(self, webhook_id: str) -> None:
+        with self._lock:
+            self._ids.pop(webhook_id, None)
+
+
+class WebhookReceiver:
+    """What to do with one delivery, apart from HTTP: verify, drop replays, ask for a refresh."""
+
+    def __init__(self, client: openai.OpenAI, secret: KeySource, refresh: RefreshBatch) -> None:
+        self.client = client
+        self.secret = secret
+        self.refresh = refresh
+        self.seen = SeenIds()
+
+    def handle(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        """Return the HTTP status and a one-word outcome for the sender."""
+        try:
+            event = self.client.webhooks.unwrap(body, headers, secret=self.secret.read())
+        except CredentialError as exc:
+            log.error("webhook_secret_unreadable", error=str(exc))
+            return 500, "unavailable"  # not the sender's fault: let it deliver again later
+        except ValueError as exc:  # a bad or stale signature, a missing header, a body that is not JSON
+            log.warning("webhook_rejected", reason=str(exc), webhook_id=headers.get("webhook-id"))
+            return 400, "rejected"
+        webhook_id = headers["webhook-id"]  # unwrap checked it is there
+        if not self.seen.add(webhook_id, time.time()):
+            log.info("webhook_replayed", webhook_id=webhook_id)
+            return 200, "duplicate"
+        try:
+            return 200, self._act(webhook_id, event)
+        except Exception:
+            self.seen.discard(webhook_id)  # not acted on: a redelivery must not look like a replay
+            log.exception("webhook_failed", webhook_id=webhook_id)
+            return 500, "failed"
+
+    def _act(self, webhook_id: str, event: Any) -> str:
+        kind = getattr(event, "type", None)
+        batch_id = getattr(getattr(event, "data", None), "id", None)
+        if kind not in BATCH_EVENTS or not is_id(batch_id):
+            log.info("webhook_ignored", webhook_id=webhook_id, type=kind)
+            return "ignored"
+        outcome = self.refresh(batch_id)
+        if outcome == "unknown":
+            log.warning("webhook_batch_unknown", webhook_id=webhook_id, type=kind, batch_id=batch_id)
+        else:
+            log.info("webhook_received", webhook_id=webhook_id, type=kind, batch_id=batch_id, outcome=outcome)
+        return outcome
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = READ_TIMEOUT
+
+    def do_POST(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self._reply(411, "length required")
+        elif int(length) > MAX_BODY:
+            self._reply(413, "too large")
+        else:
+            body = self.rfile.read(int(length))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            self._reply(*self.server.receiver.handle(body, headers))
+
+    def do_GET(self) -> None:
+        self._reply(405, "POST webhook deliveries here")
+
+    def _reply(self, status: int, outcome: str) -> None:
+        payload = json.dumps({"status": outcome}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the receiver logs one structured event per delivery instead."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck sender never holds up shutdown
+
+    def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.receiver = receiver
+        super().__init__(address, _Handler)
+
+
+class WebhookServer:
+    """The receiver's HTTP server, on its own thread."""
+
+    def __init__(self, settings: Settings, receiver: WebhookReceiver) -> None:
+        self.settings = settings
+        self.receiver = receiver
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one the system picked for port 0)."""
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        address, port = self.settings.webhook_address, self.settings.webhook_port or 0
+        try:
+            self._server = _Server((address, port), self.receiver)
+        except OSError as exc:
+            raise port_error("webhook_port", port, address, exc) from None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="batchd-webhooks", daemon=True)
+        self._thread.start()
+        log.info("webhooks_serving", address=address, port=self.port, secret_from=self.receiver.secret.description)
+
+    def stop(self) -> None:
+        stop_serving(self._server, self._thread)
+        self._server = None
+
+
+def webhook_server(settings: Settings, client: openai.OpenAI, refresh: RefreshBatch) -> WebhookServer | None:
+    """The receiver when ``webhook_port`` is set (it then needs a signing secret), else None."""
+    if settings.webhook_port is None:
+        return None
+    secret = find_webhook_secret()
+    if secret is None:
+        raise CredentialError(
+            "webhook_port is set but there is no webhook signing secret: set OPENAI_WEBHOOK_SECRET, "
+            f"or OPENAI_WEBHOOK_SECRET_FILE to a file holding it, or a systemd credential named "
+            f"{WEBHOOK_CREDENTIAL_NAME}; or unset webhook_port"
+        )
+    check_secret(secret)
+    return WebhookServer(settings, WebhookReceiver(client, secret, refresh))
+
+
+def check_secret(secret: KeySource) -> None:
+    """Refuse, at start, a ``whsec_`` secret that is not base64 (every delivery would fail)."""
+    value = secret.read()
+    if value.startswith("whsec_"):
+        try:
+            base64.b64decode(value[len("whsec_") :], validate=True)
+        except (binascii.Error, ValueError):
+            raise CredentialError(
+                f"the webhook signing secret from {secret.description} starts with whsec_ but the rest "
+                "is not base64; copy it again from the OpenAI dashboard"
+            ) from None
