@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,14 +86,23 @@ def _add_status(sub: Any) -> None:
     p.add_argument("--interval", type=_positive_seconds, default=2.0, help="seconds between refreshes (default 2)")
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, got {text}")
-    return value
+def _positive(unit: str, most: int) -> Callable[[str], float]:
+    """An argparse type: a number of ``unit`` above 0 and at most ``most``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit}, got {text!r}") from None
+        if not 0 < value <= most:
+            raise argparse.ArgumentTypeError(f"must be more than 0 and at most {most} {unit}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_seconds = _positive("seconds", 3600)
+_positive_days = _positive("days", 3650)
 
 
 def _add_retry(sub: Any) -> None:
@@ -177,16 +186,6 @@ def _add_recover(sub: Any) -> None:
         help="ask a fresh built-in emulator, as `run --emulator` uses (it forgets its batches when it stops, "
         "so every input goes back to pending_upload/)",
     )
-
-
-def _positive_days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not 0 < value <= 3650:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3650 days, got {text}")
-    return value
 
 
 def _add_emulator(sub: Any) -> None:
