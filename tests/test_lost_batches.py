@@ -16,8 +16,9 @@ from daemon.emulator import EmulatorServer
 from daemon.errors import NotFoundError
 from daemon.service.lost_batches import LostBatches
 from daemon.state import folders
+from daemon.state.rows import Job, Part
 from daemon.state.states import LOST_STATUS, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import Harness, request_file, wait_until
 
 GONE = NotFoundError("HTTP 404: No batch found with id 'batch_x'.")

@@ -21,8 +21,9 @@ from daemon.intake.preparer import batch_limits
 from daemon.intake.reports import report_path
 from daemon.results.unpacker import unpack
 from daemon.state import folders
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import Harness
 
 OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together

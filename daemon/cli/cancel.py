@@ -13,8 +13,9 @@ from daemon.logs import get_logger
 from daemon.service.credentials import find_key_source
 from daemon.service.remote import Remote, build_client
 from daemon.state import folders
+from daemon.state.rows import Job
 from daemon.state.states import OPEN_JOB_STATES, PartState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 

@@ -47,8 +47,9 @@ from daemon.logs import get_logger
 from daemon.state.fileops import OWNER_ONLY_DIR, fsync_dir, write_atomic
 from daemon.state.folders import PACKS, PARTS
 from daemon.state.job_endings import sends_nothing_more
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)

@@ -32,8 +32,9 @@ from daemon.logs import get_logger
 from daemon.state.archive import move_input
 from daemon.state.fileops import free_name, safe_component
 from daemon.state.folders import PARTS
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from daemon.workers import MAX_COOLDOWN
 
 log = get_logger(__name__)

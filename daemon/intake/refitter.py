@@ -35,8 +35,9 @@ from daemon.intake.validation import iter_lines, iter_normalised, normalise
 from daemon.logs import get_logger
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import PARTS
+from daemon.state.rows import Job, Part
 from daemon.state.states import INPUT_KIND, PACK_KIND, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 # Parts are cut to this share of the learned limit: the estimate (a quarter of a line's bytes) is

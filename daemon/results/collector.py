@@ -51,8 +51,9 @@ from daemon.state.archive import move_input
 from daemon.state.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import Ending, early_ending, sends_nothing_more
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 SUMMARY_NAME = "summary.json"

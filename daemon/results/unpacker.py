@@ -29,8 +29,9 @@ from daemon.intake.recheck import InputChangedError
 from daemon.logs import get_logger
 from daemon.service.remote_cleanup import schedule_deletions
 from daemon.state.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 REFUSED = frozenset({"failed", "rejected"})

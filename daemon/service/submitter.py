@@ -27,8 +27,9 @@ from daemon.service.part_steps import PartSteps
 from daemon.service.remote import Remote
 from daemon.service.retrying import scheduled_delay
 from daemon.state.job_endings import is_abandoned
+from daemon.state.rows import Job, Part
 from daemon.state.states import TERMINAL_JOB_STATES, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 
 from daemon.config import CANCEL_NOTE
+from daemon.state.rows import Job, Part
 from daemon.state.states import LOST_STATUS
-from daemon.state.store import Job, Part
 
 ABANDON_NOTE = "abandoned by the operator"  # every abandoned job's note starts so
 _CANCELLED = "; its batches were cancelled first"

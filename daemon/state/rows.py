@@ -1,0 +1,106 @@
+"""The rows of the state database as dataclasses, and their conversion to and from SQLite values."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.state.states import INPUT_KIND, JobState, PartState
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    source_name: str
+    source_path: str
+    inflight_path: str
+    state: JobState
+    created_at: float
+    updated_at: float
+    result_dir: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    request_count: int | None = None
+    final_path: str | None = None
+    note: str | None = None
+    finished_at: float | None = None
+    kind: str = INPUT_KIND
+
+
+@dataclass(slots=True)
+class Part:
+    job_id: str
+    segment: int
+    attempt: int
+    path: str
+    first_line: int
+    request_count: int
+    byte_size: int
+    est_tokens: int
+    state: PartState
+    created_at: float
+    updated_at: float
+    id: int = 0  # 0 until stored
+    intent_at: float | None = None
+    file_id: str | None = None
+    batch_id: str | None = None
+    batch_status: str | None = None
+    batch_json: str | None = None
+    old_batch_ids: str = ""
+    next_action_at: float = 0.0
+    poll_wait: float = 0.0
+    tries: int = 0
+    last_error: str | None = None
+    submitted_at: float | None = None
+    pack_id: str | None = None  # the pack whose batch carries this part's requests
+    pack_slot: int | None = None  # its number in that pack: the prefix of its custom_ids there
+
+    @property
+    def upload_name(self) -> str:
+        """The remote file name: it carries the job and part, so a lost upload can be found again."""
+        return f"batchd-{self.job_id}-{self.segment}-{self.attempt}.jsonl"
+
+    @property
+    def label(self) -> str:
+        return f"{self.segment}.{self.attempt}"
+
+
+@dataclass(slots=True)
+class RemoteFile:
+    """A file on the service to delete once its job's results are written (remote hygiene)."""
+
+    file_id: str
+    job_id: str
+    role: str  # input, output or errors
+    # pending, deleted (or found gone), abandoned (gave up; the service's expiry removes it), or kept
+    # (its batch's downloads did not verify: left on the service for a person to look at)
+    state: str
+    updated_at: float
+    tries: int = 0
+    next_action_at: float = 0.0
+    last_error: str | None = None
+
+
+def row_values(row: Job | Part) -> dict[str, Any]:
+    """A row's columns; dataclasses.asdict deep-copies every value, which costs a burst of claims dearly."""
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+
+
+def db_value(value: object) -> object:
+    return str(value) if isinstance(value, JobState | PartState) else value
+
+
+def job_from(row: sqlite3.Row) -> Job:
+    values = dict(row)
+    values["state"] = JobState(values["state"])
+    return Job(**values)
+
+
+def part_from(row: sqlite3.Row) -> Part:
+    values = dict(row)
+    values["state"] = PartState(values["state"])
+    return Part(**values)
