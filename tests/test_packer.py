@@ -209,7 +209,7 @@ def test_output_lines_of_no_input_keep_the_pack_folder_with_a_note_and_the_sweep
         pack, member = packed_input(store)
         folder = settings.state / "packs" / pack.id
         folder.mkdir()
-        store.update_job(pack.id, result_dir=str(folder))
+        store.update_job(pack.id, result_dir=str(folder), state=JobState.COLLECTING)  # as the collector does
         store.update_job(member.id, result_dir=str(settings.results / "a"))
         pack = store.job(pack.id)
         store.update_part(store.parts(pack.id)[0].id, state=PartState.DOWNLOADED, batch_status="completed")

@@ -224,8 +224,8 @@ class Packer:
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
         # A cancelled or abandoned input goes alone: it is then ended without sending anything.
-        alone = [p for p in group if sends_nothing_more(jobs[p.job_id].note)]
-        riders = [p for p in group if not sends_nothing_more(jobs[p.job_id].note)]
+        alone = [p for p in group if sends_nothing_more(jobs[p.job_id])]
+        riders = [p for p in group if not sends_nothing_more(jobs[p.job_id])]
         packs: list[PackFile] = []
         limits = self._limits_for(jobs[group[0].job_id].model)
         for part in riders:

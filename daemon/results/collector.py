@@ -122,7 +122,7 @@ class Collector(PartSteps):
         if (
             verified  # requests of a batch whose downloads did not add up may have run: never sent again
             and resubmission_status(self.store, part) in self.settings.resubmit_unfinished
-            and not sends_nothing_more(self.store.job(job.id).note)  # re-read: a cancel may have come since
+            and not sends_nothing_more(self.store.job(job.id))  # re-read: a cancel may have come since
             and _resubmissions(self.store.parts(part.job_id), part) < MAX_RESUBMISSIONS
             and part.path  # an imported batch without its input: its requests are not here to resend
         ):

@@ -155,7 +155,8 @@ def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part]
     """Nothing in the pack ran: each member goes again in a batch of its own, never packed again."""
     refused = ",".join(p.batch_id for p in sent if p.batch_id)
     reason = f"the service refused pack {pack.id}: {sent[-1].last_error or sent[-1].batch_status}"
-    placed = _own_part_files(settings, store, members)
+    # A member that ended while packed (abandoned) stays ended: only packed ones go again.
+    placed = _own_part_files(settings, store, [m for m in members if m.state == PartState.PACKED])
     with store.transaction():
         for member, path in placed:
             store.update_part(

@@ -18,7 +18,7 @@ from pathlib import Path
 from openai.types import Batch
 
 from daemon import crashpoints
-from daemon.config import CANCEL_NOTE, Settings
+from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.refitter import Refitter, Verdict
 from daemon.logs import get_logger
@@ -26,7 +26,7 @@ from daemon.service.holds import Holds
 from daemon.service.part_steps import PartSteps
 from daemon.service.remote import Remote
 from daemon.service.retrying import scheduled_delay
-from daemon.state.job_endings import is_abandoned
+from daemon.state.job_endings import cancel_stands, is_abandoned
 from daemon.state.rows import Job, Part
 from daemon.state.states import TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
@@ -85,7 +85,7 @@ class Submitter(PartSteps):
             self.holds.clear_account()
 
     def _run(self, part: Part, job: Job) -> None:
-        if job.note == CANCEL_NOTE and part.state in (PartState.READY, PartState.UPLOADED):
+        if cancel_stands(job) and part.state in (PartState.READY, PartState.UPLOADED):
             self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
             return
         if part.state in _REFITTABLE and self._refitted(part, job):

@@ -62,7 +62,7 @@ class Database:
             cur = conn.execute(query, [db_value(v) for v in values.values()])
             return int(cur.lastrowid or 0)
 
-    def _update(self, table: str, key: str, ident: object, fields: dict[str, Any]) -> None:
+    def _update(self, table: str, key: str, ident: object, fields: dict[str, object]) -> None:
         fields.setdefault("updated_at", time.time())
         for name in _FREE_TEXT.intersection(fields):  # error texts may quote what a service echoed
             fields[name] = redact_value(fields[name])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Unpack
 
 from daemon.state.database import Database
-from daemon.state.rows import RemoteFile
+from daemon.state.rows import RemoteFile, RemoteFileChanges
 from daemon.state.states import TERMINAL_JOB_STATES
 
 
@@ -44,5 +44,5 @@ class RemoteFileQueries(Database):
         rows = self._select("SELECT * FROM remote_files WHERE job_id = ? ORDER BY file_id", (job_id,))
         return [RemoteFile(**dict(r)) for r in rows]
 
-    def update_remote_file(self, file_id: str, **fields: Any) -> None:
-        self._update("remote_files", "file_id", file_id, fields)
+    def update_remote_file(self, file_id: str, **changes: Unpack[RemoteFileChanges]) -> None:
+        self._update("remote_files", "file_id", file_id, dict(changes))

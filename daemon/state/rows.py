@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
+from daemon.config import CANCEL_NOTE
 from daemon.state.states import INPUT_KIND, JobState, PartState
 
 
@@ -29,6 +30,7 @@ class Job:
     note: str | None = None
     finished_at: float | None = None
     kind: str = INPUT_KIND
+    cancel_requested: bool = False  # `batchd cancel` ran: submit and resubmit nothing more
 
 
 @dataclass(slots=True)
@@ -69,6 +71,49 @@ class Part:
         return f"{self.segment}.{self.attempt}"
 
 
+class JobChanges(TypedDict, total=False):
+    """The columns a step may change on a job (Store.update_job); the state only as the table allows."""
+
+    state: JobState
+    result_dir: str
+    sha256: str
+    size: int
+    endpoint: str | None
+    model: str | None
+    request_count: int
+    final_path: str
+    note: str | None
+    finished_at: float
+    cancel_requested: bool
+
+
+class PartChanges(TypedDict, total=False):
+    """The columns a step may change on a part (Store.update_part); the state only as the table allows."""
+
+    state: PartState
+    path: str
+    intent_at: float | None
+    file_id: str | None
+    batch_id: str | None
+    batch_status: str | None
+    batch_json: str | None
+    old_batch_ids: str
+    next_action_at: float
+    poll_wait: float
+    tries: int
+    last_error: str | None
+    submitted_at: float | None
+    pack_id: str | None
+    pack_slot: int | None
+
+
+class RemoteFileChanges(TypedDict, total=False):
+    state: str
+    tries: int
+    next_action_at: float
+    last_error: str | None
+
+
 @dataclass(slots=True)
 class RemoteFile:
     """A file on the service to delete once its job's results are written (remote hygiene)."""
@@ -97,6 +142,8 @@ def db_value(value: object) -> object:
 def job_from(row: sqlite3.Row) -> Job:
     values = dict(row)
     values["state"] = JobState(values["state"])
+    # A database read-only before the daemon migrated it has no column yet: the note then says it.
+    values["cancel_requested"] = bool(values.get("cancel_requested", values["note"] == CANCEL_NOTE))
     return Job(**values)
 
 

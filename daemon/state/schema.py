@@ -6,11 +6,13 @@ import os
 import sqlite3
 from pathlib import Path
 
+from daemon.config import CANCEL_NOTE
 from daemon.errors import StateCorruptError
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
 # 3: jobs.kind, parts.pack_id and parts.pack_slot (small inputs packed into one batch), added by ALTER.
-SCHEMA_VERSION = 3
+# 4: jobs.cancel_requested (was the note "cancel requested"; old jobs with that note get the flag).
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -29,7 +31,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL,
-    kind TEXT NOT NULL DEFAULT 'input'
+    kind TEXT NOT NULL DEFAULT 'input',
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS parts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,12 +114,14 @@ def _migrate(conn: sqlite3.Connection, *, readonly: bool) -> None:
         with conn:
             conn.executescript(_SCHEMA)
             _add_columns(conn)
+            if version < 4:  # the version that turned the cancel note into a column
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE note = ?", (CANCEL_NOTE,))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 # Columns added after a table first shipped: CREATE TABLE IF NOT EXISTS leaves an old table as it is.
 _ADDED_COLUMNS = {
-    "jobs": {"kind": "TEXT NOT NULL DEFAULT 'input'"},
+    "jobs": {"kind": "TEXT NOT NULL DEFAULT 'input'", "cancel_requested": "INTEGER NOT NULL DEFAULT 0"},
     "parts": {"pack_id": "TEXT", "pack_slot": "INTEGER"},
 }
 

@@ -9,12 +9,12 @@ remote files to delete (remote_file_queries.py). The schema and its migrations a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Unpack
 
 from daemon.state.metrics_queries import MetricsQueries
 from daemon.state.remote_file_queries import RemoteFileQueries
-from daemon.state.rows import Job, Part, job_from, part_from, row_values
-from daemon.state.states import TERMINAL_JOB_STATES, JobState, PartState
+from daemon.state.rows import Job, JobChanges, Part, PartChanges, job_from, part_from, row_values
+from daemon.state.states import TERMINAL_JOB_STATES, JobState, PartState, check_job_move, check_part_move
 
 
 class Store(MetricsQueries, RemoteFileQueries):
@@ -24,8 +24,14 @@ class Store(MetricsQueries, RemoteFileQueries):
     def add_job(self, job: Job) -> None:
         self._insert("jobs", row_values(job))
 
-    def update_job(self, job_id: str, **fields: Any) -> None:
-        self._update("jobs", "id", job_id, fields)
+    def update_job(self, job_id: str, **changes: Unpack[JobChanges]) -> None:
+        """Change the job's columns; a new state only as states.JOB_MOVES allows (ForbiddenMoveError)."""
+        with self.transaction():
+            if "state" in changes:
+                rows = self._select("SELECT state FROM jobs WHERE id = ?", (job_id,))
+                if rows:
+                    check_job_move(job_id, JobState(rows[0]["state"]), changes["state"])
+            self._update("jobs", "id", job_id, dict(changes))
 
     def delete_job(self, job_id: str) -> None:
         """Only for a claim that never happened: the file is still the user's, in the drop zone."""
@@ -77,8 +83,14 @@ class Store(MetricsQueries, RemoteFileQueries):
         part.id = self._insert("parts", values)
         return part
 
-    def update_part(self, part_id: int, **fields: Any) -> None:
-        self._update("parts", "id", part_id, fields)
+    def update_part(self, part_id: int, **changes: Unpack[PartChanges]) -> None:
+        """Change the part's columns; a new state only as states.PART_MOVES allows (ForbiddenMoveError)."""
+        with self.transaction():
+            if "state" in changes:
+                rows = self._select("SELECT job_id, state FROM parts WHERE id = ?", (part_id,))
+                if rows:
+                    check_part_move(part_id, rows[0]["job_id"], PartState(rows[0]["state"]), changes["state"])
+            self._update("parts", "id", part_id, dict(changes))
 
     def part(self, part_id: int) -> Part:
         rows = self._select("SELECT * FROM parts WHERE id = ?", (part_id,))
