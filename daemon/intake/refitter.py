@@ -36,7 +36,7 @@ from daemon.logs import get_logger
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import PARTS
 from daemon.state.rows import Job, Part
-from daemon.state.states import INPUT_KIND, PACK_KIND, PartState
+from daemon.state.states import INPUT_KIND, PACK_KIND, REFUSED_STATUS, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -177,7 +177,7 @@ class Refitter:
                 PartState.READY, now, now,
             )  # fmt: skip
             if refuse_alone and piece.alone:
-                child.state, child.batch_status = PartState.DOWNLOADED, "rejected"
+                child.state, child.batch_status = PartState.DOWNLOADED, REFUSED_STATUS
                 child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, job.model or "")
             (refused if child.batch_status else kept).append(child)
         return kept + refused
@@ -188,7 +188,7 @@ class Refitter:
             self.store.update_part(part.id, last_error=reason)
         else:  # never sent: end it as refused, and the same happens
             self.store.update_part(
-                part.id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
+                part.id, state=PartState.FINISHED, batch_status=REFUSED_STATUS, last_error=reason, next_action_at=0
             )
         log.warning("pack_given_up", pack_id=job.id, reason=reason, limit=limit, est_tokens=part.est_tokens)
 

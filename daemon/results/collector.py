@@ -52,7 +52,7 @@ from daemon.state.fileops import atomic_writer, free_name, safe_component, write
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import Ending, early_ending, sends_nothing_more
 from daemon.state.rows import Job, Part
-from daemon.state.states import PACK_KIND, JobState, PartState
+from daemon.state.states import PACK_KIND, REFUSED_BATCH_STATUSES, JobState, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -275,7 +275,7 @@ class Collector(PartSteps):
         if ending is not None:
             self._end_early(job, now, ending)
             return
-        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
+        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in REFUSED_BATCH_STATUSES]
         if changed is not None:
             self._fail_changed(job, now, changed, in_order)
             return

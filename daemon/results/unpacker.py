@@ -30,11 +30,10 @@ from daemon.logs import get_logger
 from daemon.service.remote_cleanup import schedule_deletions
 from daemon.state.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
 from daemon.state.rows import Job, Part
-from daemon.state.states import JobState, PartState
+from daemon.state.states import REFUSED_BATCH_STATUSES, JobState, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
-REFUSED = frozenset({"failed", "rejected"})
 
 
 def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downloads: list[Path]) -> None:
@@ -42,7 +41,7 @@ def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downl
     members = store.pack_members(pack.id)
     schedule_deletions(settings, store, pack, parts)  # due once the pack has ended, below
     sent = [p for p in sorted(parts, key=lambda p: p.attempt) if p.batch_id or p.batch_status]
-    if sent and all(p.batch_status in REFUSED for p in sent):
+    if sent and all(p.batch_status in REFUSED_BATCH_STATUSES for p in sent):
         _send_alone(settings, store, pack, members, sent)
         return
     unmatched = sum(_split(path, members, store) for path in downloads)

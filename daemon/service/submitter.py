@@ -28,7 +28,7 @@ from daemon.service.remote import Remote
 from daemon.service.retrying import scheduled_delay
 from daemon.state.job_endings import cancel_stands, is_abandoned
 from daemon.state.rows import Job, Part
-from daemon.state.states import TERMINAL_JOB_STATES, PartState
+from daemon.state.states import REFUSED_STATUS, TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
@@ -239,7 +239,7 @@ class Submitter(PartSteps):
         """The service refused this part for good (a 4xx): it ends, and its requests are reported."""
         part = self.store.part(part_id)
         self.store.update_part(
-            part_id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
+            part_id, state=PartState.FINISHED, batch_status=REFUSED_STATUS, last_error=reason, next_action_at=0
         )
         log.error("submission_rejected", job_id=job.id, part=part.label, file=job.source_name, reason=reason)
 

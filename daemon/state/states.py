@@ -124,5 +124,11 @@ OPEN_JOB_STATES = frozenset(JobState) - TERMINAL_JOB_STATES
 TERMINAL_BATCH_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 ACTIVE_BATCH_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
-# A batch status batchd records itself: the service no longer knows the batch (service/lost_batches.py).
+# Batch statuses batchd records itself, on a part that ends without a batch the service finished:
+# the service no longer knows the batch (service/lost_batches.py), or it refused the part for good
+# before anything ran (a 4xx to the upload or batch create, a pack or request over the model's
+# token limit: service/submitter.py, intake/refitter.py). job_endings.ABANDONED_STATUS is the third.
 LOST_STATUS = "lost"
+REFUSED_STATUS = "rejected"
+# Nothing of such a batch ran: the service failed it at validation, or batchd recorded it refused.
+REFUSED_BATCH_STATUSES = frozenset({"failed", REFUSED_STATUS})
