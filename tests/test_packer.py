@@ -176,6 +176,25 @@ def packed_input(store: Store) -> tuple[Job, Job]:
     return pack, member
 
 
+def test_a_member_abandoned_while_packed_stays_ended_when_the_pack_is_refused(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    folders.prepare(settings)
+    store = Store(settings.state / folders.DB_NAME)
+    try:
+        pack, member = packed_input(store)
+        (mine,) = store.parts(member.id)
+        store.update_part(mine.id, state=PartState.DOWNLOADED, batch_status="abandoned")  # as abandonment does
+        (shared,) = store.parts(pack.id)
+        store.update_part(shared.id, state=PartState.FINISHED, batch_status="failed")
+        store.update_part(shared.id, state=PartState.DOWNLOADED)
+        store.update_job(pack.id, state=JobState.COLLECTING)
+        unpack(settings, store, store.job(pack.id), store.parts(pack.id), [])
+        assert (store.part(mine.id).state, store.part(mine.id).batch_status) == (PartState.DOWNLOADED, "abandoned")
+        assert store.job(pack.id).state == JobState.FAILED
+    finally:
+        store.close()
+
+
 def test_status_shows_which_pack_carries_an_input(tmp_path: Path) -> None:
     store = Store(tmp_path / "state.sqlite3")
     try:
