@@ -167,7 +167,7 @@ def _copy_prefixed(lines: Iterator[bytes], out: IO[bytes], prefix: str) -> tuple
 def part_lines(job: Job, part: Part) -> Iterator[bytes]:
     """A waiting part's request lines: from its part file, or from the held input itself as long
     as it is still what was checked (recheck.InputChangedError otherwise)."""
-    if part.path == job.inflight_path:
+    if part.holds_input(job):
         return checked_lines(job)
     return _file_lines(Path(part.path))
 
@@ -304,7 +304,7 @@ def own_part_file(settings: Settings, job: Job, part: Part) -> str:
     """The part file of a small input that goes in a batch of its own after all. One that waited
     without a part file (preparer._place) gets it now, written from the input as it was checked
     (recheck.InputChangedError if it is not)."""
-    if part.path != job.inflight_path:
+    if not part.holds_input(job):
         return part.path
     dest = settings.state / PARTS / job.id / f"{part.segment}.jsonl"
     write_lines(checked_lines(job), dest)

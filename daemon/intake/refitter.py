@@ -94,7 +94,7 @@ class Refitter:
         """Split ``part`` if the model's ``limit`` cannot take it. ``reported``: the service named the
         limit in refusing this very part (else it is remembered and may be out of date)."""
         budget = token_budget(limit)
-        if not part.path or part.est_tokens <= budget:  # an imported batch's part has no file to cut
+        if part.imported_without_input or part.est_tokens <= budget:  # no file to cut
             return Verdict.FITS
         if job.kind == PACK_KIND:
             self._give_up_pack(part, job, f"estimated at {part.est_tokens:,} tokens, over", limit, reported=reported)
@@ -107,7 +107,7 @@ class Refitter:
         """``part`` was refused again though nothing else of its model was queued and its estimate fits: the
         service counts it bigger (dense text has more tokens than a quarter of its bytes). Halve it;
         if the halves are refused alone too, they are halved again."""
-        if not part.path or part.request_count < 2:
+        if part.imported_without_input or part.request_count < 2:
             return Verdict.FITS
         if job.kind == PACK_KIND:
             self._give_up_pack(part, job, "refused alone by", limit, reported=True)
@@ -148,7 +148,7 @@ class Refitter:
         return pieces
 
     def _folder(self, part: Part, job: Job) -> Path:
-        if part.path == job.inflight_path:  # never for a part that is sent, but never write beside inputs
+        if part.holds_input(job):  # never for a part that is sent, but never write beside inputs
             return self.settings.state / PARTS / job.id
         return Path(part.path).parent
 

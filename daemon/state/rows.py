@@ -70,6 +70,17 @@ class Part:
     def label(self) -> str:
         return f"{self.segment}.{self.attempt}"
 
+    # Where a part's requests are: its own part file, or, recognised by the path alone, two others.
+    def holds_input(self, job: Job) -> bool:
+        """A small input's only part kept in memory, with no part file: its requests are the input's
+        own lines (preparer._place), read again only as they were checked."""
+        return self.path == job.inflight_path
+
+    @property
+    def imported_without_input(self) -> bool:
+        """A batch the seed import adopted without its input: its requests are not here to resend."""
+        return not self.path
+
 
 class JobChanges(TypedDict, total=False):
     """The columns a step may change on a job (Store.update_job); the state only as the table allows."""
