@@ -23,8 +23,9 @@ from daemon.service.holds import Holds
 from daemon.service.poller import Poller
 from daemon.service.remote import Remote, build_client
 from daemon.state import folders
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 ENDPOINT = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"

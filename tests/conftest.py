@@ -25,8 +25,9 @@ from daemon.ops.signals import StopFlags
 from daemon.service.credentials import KeySource
 from daemon.service.remote import Remote, build_client
 from daemon.state import folders
+from daemon.state.rows import Job
 from daemon.state.states import JobState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
 FAST = {"validating_seconds": 0.05, "in_progress_seconds": 0.2, "finalizing_seconds": 0.05, "cancelling_seconds": 0.05}

@@ -33,8 +33,8 @@ from daemon.errors import DaemonError
 from daemon.service.credentials import KeySource
 from daemon.service.remote import Remote, build_client
 from daemon.service.submitter import batch_metadata
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part
 from tests.conftest import TEST_KEY, request_file, wait_until
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.emulator import EmulatorServer
+from daemon.state.rows import Job
 from daemon.state.states import TERMINAL_JOB_STATES, JobState
-from daemon.state.store import Job
 from tests.conftest import Harness, request_file, request_line, wait_until
 
 CORPUS = Path(__file__).parent / "corpus"

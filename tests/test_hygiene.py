@@ -11,8 +11,9 @@ from daemon.emulator import EmulatorServer
 from daemon.limits import EXPIRY_MAX_SECONDS
 from daemon.service.remote_cleanup import MAX_TRIES, Hygiene, remote_files_of
 from daemon.state.folders import DB_NAME
+from daemon.state.rows import Job
 from daemon.state.states import JobState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 from tests.conftest import Harness, request_file, wait_until
 
 DELETE = ("DELETE", "/v1/files/{file_id}")

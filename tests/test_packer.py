@@ -21,8 +21,9 @@ from daemon.intake.preparer import batch_limits
 from daemon.intake.reports import report_path
 from daemon.results.unpacker import unpack
 from daemon.state import folders
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import Harness
 
 OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together
@@ -175,6 +176,25 @@ def packed_input(store: Store) -> tuple[Job, Job]:
     return pack, member
 
 
+def test_a_member_abandoned_while_packed_stays_ended_when_the_pack_is_refused(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    folders.prepare(settings)
+    store = Store(settings.state / folders.DB_NAME)
+    try:
+        pack, member = packed_input(store)
+        (mine,) = store.parts(member.id)
+        store.update_part(mine.id, state=PartState.DOWNLOADED, batch_status="abandoned")  # as abandonment does
+        (shared,) = store.parts(pack.id)
+        store.update_part(shared.id, state=PartState.FINISHED, batch_status="failed")
+        store.update_part(shared.id, state=PartState.DOWNLOADED)
+        store.update_job(pack.id, state=JobState.COLLECTING)
+        unpack(settings, store, store.job(pack.id), store.parts(pack.id), [])
+        assert (store.part(mine.id).state, store.part(mine.id).batch_status) == (PartState.DOWNLOADED, "abandoned")
+        assert store.job(pack.id).state == JobState.FAILED
+    finally:
+        store.close()
+
+
 def test_status_shows_which_pack_carries_an_input(tmp_path: Path) -> None:
     store = Store(tmp_path / "state.sqlite3")
     try:
@@ -208,7 +228,7 @@ def test_output_lines_of_no_input_keep_the_pack_folder_with_a_note_and_the_sweep
         pack, member = packed_input(store)
         folder = settings.state / "packs" / pack.id
         folder.mkdir()
-        store.update_job(pack.id, result_dir=str(folder))
+        store.update_job(pack.id, result_dir=str(folder), state=JobState.COLLECTING)  # as the collector does
         store.update_job(member.id, result_dir=str(settings.results / "a"))
         pack = store.job(pack.id)
         store.update_part(store.parts(pack.id)[0].id, state=PartState.DOWNLOADED, batch_status="completed")

@@ -12,8 +12,9 @@ import pytest
 from daemon.config import Settings
 from daemon.intake.preparer import prepare_jobs
 from daemon.state import folders
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import request_file
 
 

@@ -18,8 +18,9 @@ from daemon.intake.preparer import batch_limits, prepare_jobs
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import report_path
 from daemon.state import folders
+from daemon.state.rows import Part
 from daemon.state.states import PACK_KIND, JobState, PartState
-from daemon.state.store import Part, Store
+from daemon.state.store import Store
 from tests.conftest import Harness, wait_until
 from tests.test_packer import small_inputs
 from tests.test_preparer import claimed

@@ -13,8 +13,9 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.intake.preparer import prepare_jobs
 from daemon.intake.reports import report_path
 from daemon.state import folders
+from daemon.state.rows import Job
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 from tests.conftest import FAST, Harness, fast_settings, request_line, wait_until
 from tests.test_packer import drop_before_start, small_inputs
 from tests.test_preparer import claimed

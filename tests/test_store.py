@@ -10,10 +10,11 @@ import pytest
 
 from daemon.errors import AlreadyRunningError, StateCorruptError
 from daemon.redaction import remember_secret
-from daemon.state import store as store_module
+from daemon.state import schema
 from daemon.state.folders import InstanceLock
+from daemon.state.rows import Job
 from daemon.state.states import JobState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 
 def _job(job_id: str) -> Job:
@@ -71,9 +72,9 @@ def test_a_version_2_database_gains_the_packing_columns_and_keeps_its_rows(tmp_p
     db = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(db)
     # The version 2 schema: today's, without the columns version 3 added.
-    old = store_module._SCHEMA.replace(",\n    kind TEXT NOT NULL DEFAULT 'input'", "")
+    old = schema._SCHEMA.replace(",\n    kind TEXT NOT NULL DEFAULT 'input'", "")
     old = old.replace("    pack_id TEXT,\n    pack_slot INTEGER,\n", "")
-    assert old != store_module._SCHEMA
+    assert old != schema._SCHEMA
     conn.executescript(old + "PRAGMA user_version = 2;")
     conn.execute(
         "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, created_at, updated_at)"
@@ -85,7 +86,7 @@ def test_a_version_2_database_gains_the_packing_columns_and_keeps_its_rows(tmp_p
     try:
         assert store.job("j1").kind == "input"
         assert store.pack_members("nothing") == []
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     finally:
         store.close()
 

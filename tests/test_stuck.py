@@ -15,8 +15,8 @@ from daemon.config import Settings, load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import ConfigError
 from daemon.service.stuck_watch import StuckWatch
+from daemon.state.rows import Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Part
 from tests.conftest import TEST_KEY, Harness, request_file, wait_until
 from tests.test_metrics import scrape, value
 

@@ -18,8 +18,9 @@ from daemon.service.credentials import KeySource
 from daemon.service.holds import Holds
 from daemon.service.remote import Remote, build_client
 from daemon.service.submitter import Submitter, batch_metadata
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import FAST, TEST_KEY, request_file
 
 ENDPOINT: Final = "/v1/chat/completions"

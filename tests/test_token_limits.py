@@ -18,8 +18,9 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.intake.reports import report_path
 from daemon.service import holds
 from daemon.service.remote_cleanup import remote_files_of
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import FAST, Harness, fast_settings, request_line, wait_until
 
 LIMIT = 200  # the emulator's enqueued-token limit; a request line is about 20 of its tokens

@@ -24,8 +24,9 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.results.outcome import NEVER_RAN_CODES, NOT_RUN, RESULT_MISSING, missing_line, rank
 from daemon.results.verification import Downloads, Verification, problem_entries
 from daemon.state.folders import DB_NAME
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from tests.conftest import Harness, fast_settings, request_file, wait_until
 from tests.test_packer import drop_before_start, small_inputs
 

@@ -27,8 +27,9 @@ from daemon.service.holds import Holds
 from daemon.service.remote import Remote, build_client
 from daemon.state import folders
 from daemon.state.job_endings import abandon_note
+from daemon.state.rows import Job
 from daemon.state.states import INPUT_KIND, OPEN_JOB_STATES, TERMINAL_JOB_STATES, PartState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 WAIT_STEP = 0.2

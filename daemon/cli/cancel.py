@@ -13,8 +13,9 @@ from daemon.logs import get_logger
 from daemon.service.credentials import find_key_source
 from daemon.service.remote import Remote, build_client
 from daemon.state import folders
+from daemon.state.rows import Job
 from daemon.state.states import OPEN_JOB_STATES, PartState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 
@@ -57,7 +58,7 @@ def cancel_one(store: Store, remote: Remote, job: Job) -> bool:
         except TransientError:
             _record(store, job)  # no answer: the cancel may have gone through, so resubmit nothing
             raise
-        # The note stops the daemon from resubmitting what the cancel left unfinished.
+        # The flag stops the daemon from resubmitting what the cancel left unfinished.
         accepted = accepted or _record(store, job)
         log.info("batch_cancel_requested", job_id=job.id, batch_id=part.batch_id, status=batch.status)
         print(f"{printable(job.source_name)}: batch {part.batch_id} is {batch.status}")
@@ -67,5 +68,5 @@ def cancel_one(store: Store, remote: Remote, job: Job) -> bool:
 
 
 def _record(store: Store, job: Job) -> bool:
-    store.update_job(job.id, note=CANCEL_NOTE)
+    store.update_job(job.id, note=CANCEL_NOTE, cancel_requested=True)
     return True

@@ -23,8 +23,9 @@ from daemon.intake.validation import validate_file
 from daemon.logs import get_logger
 from daemon.state.fileops import free_name, move_no_clobber
 from daemon.state.folders import DB_NAME
+from daemon.state.rows import Job
 from daemon.state.states import JobState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 RETRIED = "retried"  # under failed/: reports of inputs that were sent back to the drop zone

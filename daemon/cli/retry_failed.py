@@ -27,8 +27,9 @@ from daemon.results.merger import RESULTS_NAME
 from daemon.results.outcome import MAY_HAVE_RUN_CODES, SUCCEEDED, rank
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import DB_NAME
+from daemon.state.rows import Job
 from daemon.state.states import INPUT_KIND, TERMINAL_JOB_STATES, JobState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 RETRY_TAG = "retry-failed"

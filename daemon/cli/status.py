@@ -23,8 +23,9 @@ from daemon.errors import DaemonError
 from daemon.pricing import ModelPrice
 from daemon.results.usage import TokenUsage, batches_usage
 from daemon.state.folders import DB_NAME
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 SUMMARY_NAME = "summary.json"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"

@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from daemon.service.holds import MODEL_HOLD_FACT, queue_full
+from daemon.state.rows import Job, Part
 from daemon.state.states import TERMINAL_JOB_STATES, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
 WHY_WIDTH = 60  # the table's WHY cell is cut to this; --json has the whole text

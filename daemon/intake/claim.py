@@ -19,8 +19,9 @@ from daemon import crashpoints
 from daemon.logs import get_logger
 from daemon.state.fileops import fsync_dir, relink, safe_component, same_file
 from daemon.state.folders import INFLIGHT
+from daemon.state.rows import Job
 from daemon.state.states import JobState
-from daemon.state.store import Job, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 IGNORED_SUFFIXES = (".tmp", ".part", "~", ".swp")

@@ -47,8 +47,9 @@ from daemon.logs import get_logger
 from daemon.state.fileops import OWNER_ONLY_DIR, fsync_dir, write_atomic
 from daemon.state.folders import PACKS, PARTS
 from daemon.state.job_endings import sends_nothing_more
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)
@@ -166,7 +167,7 @@ def _copy_prefixed(lines: Iterator[bytes], out: IO[bytes], prefix: str) -> tuple
 def part_lines(job: Job, part: Part) -> Iterator[bytes]:
     """A waiting part's request lines: from its part file, or from the held input itself as long
     as it is still what was checked (recheck.InputChangedError otherwise)."""
-    if part.path == job.inflight_path:
+    if part.holds_input(job):
         return checked_lines(job)
     return _file_lines(Path(part.path))
 
@@ -223,8 +224,8 @@ class Packer:
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
         # A cancelled or abandoned input goes alone: it is then ended without sending anything.
-        alone = [p for p in group if sends_nothing_more(jobs[p.job_id].note)]
-        riders = [p for p in group if not sends_nothing_more(jobs[p.job_id].note)]
+        alone = [p for p in group if sends_nothing_more(jobs[p.job_id])]
+        riders = [p for p in group if not sends_nothing_more(jobs[p.job_id])]
         packs: list[PackFile] = []
         limits = self._limits_for(jobs[group[0].job_id].model)
         for part in riders:
@@ -303,7 +304,7 @@ def own_part_file(settings: Settings, job: Job, part: Part) -> str:
     """The part file of a small input that goes in a batch of its own after all. One that waited
     without a part file (preparer._place) gets it now, written from the input as it was checked
     (recheck.InputChangedError if it is not)."""
-    if part.path != job.inflight_path:
+    if not part.holds_input(job):
         return part.path
     dest = settings.state / PARTS / job.id / f"{part.segment}.jsonl"
     write_lines(checked_lines(job), dest)

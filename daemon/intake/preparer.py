@@ -21,8 +21,9 @@ from daemon.logs import get_logger
 from daemon.state.archive import move_input
 from daemon.state.fileops import safe_component
 from daemon.state.folders import PARTS
+from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 

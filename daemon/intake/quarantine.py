@@ -32,8 +32,9 @@ from daemon.logs import get_logger
 from daemon.state.archive import move_input
 from daemon.state.fileops import free_name, safe_component
 from daemon.state.folders import PARTS
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 from daemon.workers import MAX_COOLDOWN
 
 log = get_logger(__name__)
@@ -129,6 +130,8 @@ class Quarantine:
         from daemon.intake.packer import own_part_file  # noqa: PLC0415 - the packer runs its steps through this module
 
         for member in self.store.pack_members(pack.id):
+            if member.state != PartState.PACKED:  # it ended while packed (abandoned): it stays ended
+                continue
             job = self.store.job(member.job_id)
             try:
                 path = own_part_file(self.settings, job, member)
@@ -159,6 +162,8 @@ def end_job(settings: Settings, store: Store, job: Job, reason: str, lines: list
     report = write_report(dest, job.source_name, job.id, reason, lines)
     with store.transaction():
         for part in store.parts(job.id):
+            if part.state == PartState.SUPERSEDED:  # its requests went into a newer part: not ended here
+                continue
             store.update_part(part.id, state=PartState.DOWNLOADED, pack_id=None, pack_slot=None, last_error=reason)
         store.update_job(job.id, state=JobState.FAILED, note=reason, finished_at=time.time())
     shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)

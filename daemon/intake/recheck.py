@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from daemon.intake.validation import iter_normalised
-from daemon.state.store import Job
+from daemon.state.rows import Job
 
 _CHUNK = 1 << 16
 

@@ -35,8 +35,9 @@ from daemon.intake.validation import iter_lines, iter_normalised, normalise
 from daemon.logs import get_logger
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import PARTS
-from daemon.state.states import INPUT_KIND, PACK_KIND, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.rows import Job, Part
+from daemon.state.states import INPUT_KIND, PACK_KIND, REFUSED_STATUS, PartState
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 # Parts are cut to this share of the learned limit: the estimate (a quarter of a line's bytes) is
@@ -93,7 +94,7 @@ class Refitter:
         """Split ``part`` if the model's ``limit`` cannot take it. ``reported``: the service named the
         limit in refusing this very part (else it is remembered and may be out of date)."""
         budget = token_budget(limit)
-        if not part.path or part.est_tokens <= budget:  # an imported batch's part has no file to cut
+        if part.imported_without_input or part.est_tokens <= budget:  # no file to cut
             return Verdict.FITS
         if job.kind == PACK_KIND:
             self._give_up_pack(part, job, f"estimated at {part.est_tokens:,} tokens, over", limit, reported=reported)
@@ -106,7 +107,7 @@ class Refitter:
         """``part`` was refused again though nothing else of its model was queued and its estimate fits: the
         service counts it bigger (dense text has more tokens than a quarter of its bytes). Halve it;
         if the halves are refused alone too, they are halved again."""
-        if not part.path or part.request_count < 2:
+        if part.imported_without_input or part.request_count < 2:
             return Verdict.FITS
         if job.kind == PACK_KIND:
             self._give_up_pack(part, job, "refused alone by", limit, reported=True)
@@ -147,7 +148,7 @@ class Refitter:
         return pieces
 
     def _folder(self, part: Part, job: Job) -> Path:
-        if part.path == job.inflight_path:  # never for a part that is sent, but never write beside inputs
+        if part.holds_input(job):  # never for a part that is sent, but never write beside inputs
             return self.settings.state / PARTS / job.id
         return Path(part.path).parent
 
@@ -176,7 +177,7 @@ class Refitter:
                 PartState.READY, now, now,
             )  # fmt: skip
             if refuse_alone and piece.alone:
-                child.state, child.batch_status = PartState.DOWNLOADED, "rejected"
+                child.state, child.batch_status = PartState.DOWNLOADED, REFUSED_STATUS
                 child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, job.model or "")
             (refused if child.batch_status else kept).append(child)
         return kept + refused
@@ -187,7 +188,7 @@ class Refitter:
             self.store.update_part(part.id, last_error=reason)
         else:  # never sent: end it as refused, and the same happens
             self.store.update_part(
-                part.id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
+                part.id, state=PartState.FINISHED, batch_status=REFUSED_STATUS, last_error=reason, next_action_at=0
             )
         log.warning("pack_given_up", pack_id=job.id, reason=reason, limit=limit, est_tokens=part.est_tokens)
 

@@ -27,8 +27,9 @@ from daemon.ops.part_rebuilder import (
 )
 from daemon.state import folders
 from daemon.state.fileops import safe_component
+from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
 INFLIGHT_NAME = re.compile(rf"({JOB_ID})(?:_(.+)|\.jsonl)", re.DOTALL)  # intake.inflight_name

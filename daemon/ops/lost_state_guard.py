@@ -15,8 +15,9 @@ from pathlib import Path
 from daemon.config import Settings
 from daemon.errors import StateLostError
 from daemon.intake.packer import UNMATCHED_NOTE
+from daemon.state.database import file_identity
 from daemon.state.folders import DB_NAME, INFLIGHT, PACKS, PARTS
-from daemon.state.store import Store, file_identity
+from daemon.state.store import Store
 
 RECOVERED_FACT = "recovered_at"  # set by `batchd recover`: what it could not match may stay in state/
 RECOVER_HINT = (

@@ -27,8 +27,8 @@ from daemon.logs import get_logger
 from daemon.results.collector import download_names
 from daemon.service.remote import Remote
 from daemon.service.submitter import file_sha256
+from daemon.state.rows import Part
 from daemon.state.states import TERMINAL_BATCH_STATUSES, PartState
-from daemon.state.store import Part
 
 log = get_logger(__name__)
 _PART_FILE = re.compile(r"(\d+)(?:\.(\d+))?\.jsonl")

@@ -38,8 +38,9 @@ from daemon.service.remote import Remote
 from daemon.service.retrying import in_call
 from daemon.state.fileops import atomic_writer, move_no_clobber, safe_component
 from daemon.state.folders import PARTS
+from daemon.state.rows import Job, Part
 from daemon.state.states import TERMINAL_BATCH_STATUSES, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 SEED_FILE = "batch_ids.txt"

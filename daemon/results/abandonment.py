@@ -13,8 +13,9 @@ from collections.abc import Callable, Hashable
 
 from daemon.results.collector import Collector
 from daemon.state.job_endings import ABANDON_NOTE, ABANDONED_STATUS, is_abandoned, waits_for_cancel
+from daemon.state.rows import Part
 from daemon.state.states import TERMINAL_JOB_STATES, JobState, PartState
-from daemon.state.store import Part, Store
+from daemon.state.store import Store
 
 _DONE = frozenset({PartState.DOWNLOADED, PartState.SUPERSEDED})
 _COLLECTING = frozenset({PartState.SUBMITTED, PartState.FINISHED})  # a cancelled batch still to collect

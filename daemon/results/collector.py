@@ -51,8 +51,9 @@ from daemon.state.archive import move_input
 from daemon.state.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import Ending, early_ending, sends_nothing_more
-from daemon.state.states import PACK_KIND, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.rows import Job, Part
+from daemon.state.states import PACK_KIND, REFUSED_BATCH_STATUSES, JobState, PartState
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 SUMMARY_NAME = "summary.json"
@@ -121,9 +122,9 @@ class Collector(PartSteps):
         if (
             verified  # requests of a batch whose downloads did not add up may have run: never sent again
             and resubmission_status(self.store, part) in self.settings.resubmit_unfinished
-            and not sends_nothing_more(self.store.job(job.id).note)  # re-read: a cancel may have come since
+            and not sends_nothing_more(self.store.job(job.id))  # re-read: a cancel may have come since
             and _resubmissions(self.store.parts(part.job_id), part) < MAX_RESUBMISSIONS
-            and part.path  # an imported batch without its input: its requests are not here to resend
+            and not part.imported_without_input  # its requests are not here to resend
         ):
             self._resubmit_unfinished(part, folder)
         else:
@@ -148,7 +149,7 @@ class Collector(PartSteps):
     @staticmethod
     def _downloads_of(batch: Batch, folder: Path, job: Job, part: Part) -> Downloads:
         output, errors = (folder / name for name in download_names(batch.id))
-        requests = _request_file(job, part) if part.path else None
+        requests = None if part.imported_without_input else _request_file(job, part)
         return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
     def _token_refused(self, part: Part, job: Job, batch: Batch) -> bool:
@@ -274,7 +275,7 @@ class Collector(PartSteps):
         if ending is not None:
             self._end_early(job, now, ending)
             return
-        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in ("failed", "rejected")]
+        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in REFUSED_BATCH_STATUSES]
         if changed is not None:
             self._fail_changed(job, now, changed, in_order)
             return
@@ -377,7 +378,7 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path, unverifi
     segments: dict[int, Segment] = {}
     in_output_order: list[Segment] = []
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
-        if part.segment not in segments and not part.path:  # imported without its input
+        if part.segment not in segments and part.imported_without_input:
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         if part.segment not in segments:
             segments[part.segment] = Segment(_order_file(job, part, scratch))
@@ -435,7 +436,7 @@ def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) ->
 def _request_file(job: Job, part: Part) -> Path:
     """Where the part's custom_ids can be read, for checking downloads against them: its part file
     or, for a small input that shared a batch, the input (in flight, or archived by a crash)."""
-    if part.path == job.inflight_path and job.final_path and not os.path.lexists(part.path):
+    if part.holds_input(job) and job.final_path and not os.path.lexists(part.path):
         return Path(job.final_path)
     return Path(part.path)
 
@@ -444,7 +445,7 @@ def _order_file(job: Job, part: Part, scratch: Path) -> Path:
     """The file giving the part's request order: its part file or, for a small input that shared
     a batch without one, the input itself (which a crash may have left archived before the job
     ended), copied from the bytes that were checked (recheck.InputChangedError if it changed)."""
-    if part.path != job.inflight_path:
+    if not part.holds_input(job):
         return Path(part.path)
     source = Path(part.path)
     if job.final_path and not os.path.lexists(source):

@@ -11,7 +11,7 @@ from daemon.pricing import ModelPrice, price_for
 from daemon.results.failures import results_failures
 from daemon.results.usage import results_usage
 from daemon.service.reply_checks import part_batch
-from daemon.state.store import Job, Part
+from daemon.state.rows import Job, Part
 
 
 def build_summary(

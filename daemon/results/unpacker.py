@@ -29,11 +29,11 @@ from daemon.intake.recheck import InputChangedError
 from daemon.logs import get_logger
 from daemon.service.remote_cleanup import schedule_deletions
 from daemon.state.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
-from daemon.state.states import JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.rows import Job, Part
+from daemon.state.states import REFUSED_BATCH_STATUSES, JobState, PartState
+from daemon.state.store import Store
 
 log = get_logger(__name__)
-REFUSED = frozenset({"failed", "rejected"})
 
 
 def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downloads: list[Path]) -> None:
@@ -41,7 +41,7 @@ def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downl
     members = store.pack_members(pack.id)
     schedule_deletions(settings, store, pack, parts)  # due once the pack has ended, below
     sent = [p for p in sorted(parts, key=lambda p: p.attempt) if p.batch_id or p.batch_status]
-    if sent and all(p.batch_status in REFUSED for p in sent):
+    if sent and all(p.batch_status in REFUSED_BATCH_STATUSES for p in sent):
         _send_alone(settings, store, pack, members, sent)
         return
     unmatched = sum(_split(path, members, store) for path in downloads)
@@ -154,7 +154,8 @@ def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part]
     """Nothing in the pack ran: each member goes again in a batch of its own, never packed again."""
     refused = ",".join(p.batch_id for p in sent if p.batch_id)
     reason = f"the service refused pack {pack.id}: {sent[-1].last_error or sent[-1].batch_status}"
-    placed = _own_part_files(settings, store, members)
+    # A member that ended while packed (abandoned) stays ended: only packed ones go again.
+    placed = _own_part_files(settings, store, [m for m in members if m.state == PartState.PACKED])
     with store.transaction():
         for member, path in placed:
             store.update_part(

@@ -30,7 +30,8 @@ from daemon.intake.validation import iter_normalised
 from daemon.logs import get_logger
 from daemon.results.outcome import NOT_RUN, rank
 from daemon.state.fileops import atomic_writer
-from daemon.state.store import Job, Part, Store
+from daemon.state.rows import Job, Part
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 _SINCE = "verify_failed_since:"  # fact key prefix: when the batch's downloads first failed to verify

@@ -14,8 +14,9 @@ import time
 from daemon.config import Settings
 from daemon.errors import NotFoundError
 from daemon.logs import get_logger
+from daemon.state.rows import Part
 from daemon.state.states import LOST_STATUS, PartState
-from daemon.state.store import Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 _SINCE = "batch_missing_since:"  # facts key prefix: when the service first answered 404

@@ -15,7 +15,8 @@ from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.logs import get_logger
 from daemon.service.remote import Remote
-from daemon.state.store import Part, Store
+from daemon.state.rows import Part
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 _CANCELLED = "batch_overdue_cancelled:"  # facts key prefix: batchd cancelled this batch for its age

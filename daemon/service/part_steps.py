@@ -11,7 +11,8 @@ from daemon.intake.quarantine import Quarantine
 from daemon.service.holds import Holds
 from daemon.service.remote import Remote
 from daemon.service.retrying import in_call
-from daemon.state.store import Job, Part, Store
+from daemon.state.rows import Job, Part
+from daemon.state.store import Store
 
 
 class PartSteps:

@@ -28,8 +28,9 @@ from daemon.service.lost_batches import LostBatches
 from daemon.service.overdue_batches import OverdueBatches
 from daemon.service.remote import Remote
 from daemon.service.stuck_watch import StuckWatch
+from daemon.state.rows import Part
 from daemon.state.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, PartState
-from daemon.state.store import Part, Store
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 # All due batches in one pass: list pages come newest first, so splitting a pass into slices of

@@ -23,7 +23,8 @@ from daemon.service.holds import Holds
 from daemon.service.remote import Remote, translated
 from daemon.service.reply_checks import part_batch
 from daemon.service.retrying import scheduled_delay
-from daemon.state.store import Job, Part, RemoteFile, Store
+from daemon.state.rows import Job, Part, RemoteFile
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 # Scheduled delays double from 1 s up to 5 min: 20 tries span about an hour.

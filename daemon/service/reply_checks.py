@@ -18,7 +18,7 @@ from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 
 from daemon.errors import MalformedReplyError
-from daemon.state.store import Part
+from daemon.state.rows import Part
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -8,7 +8,7 @@ from openai.types import Batch
 
 from daemon.config import Settings
 from daemon.logs import get_logger
-from daemon.state.store import Part
+from daemon.state.rows import Part
 
 log = get_logger(__name__)
 # Statuses a batch should pass through, each with the setting that says how long is too long.

@@ -18,7 +18,7 @@ from pathlib import Path
 from openai.types import Batch
 
 from daemon import crashpoints
-from daemon.config import CANCEL_NOTE, Settings
+from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.refitter import Refitter, Verdict
 from daemon.logs import get_logger
@@ -26,9 +26,10 @@ from daemon.service.holds import Holds
 from daemon.service.part_steps import PartSteps
 from daemon.service.remote import Remote
 from daemon.service.retrying import scheduled_delay
-from daemon.state.job_endings import is_abandoned
-from daemon.state.states import TERMINAL_JOB_STATES, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.job_endings import cancel_stands, is_abandoned
+from daemon.state.rows import Job, Part
+from daemon.state.states import REFUSED_STATUS, TERMINAL_JOB_STATES, PartState
+from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)
@@ -84,7 +85,7 @@ class Submitter(PartSteps):
             self.holds.clear_account()
 
     def _run(self, part: Part, job: Job) -> None:
-        if job.note == CANCEL_NOTE and part.state in (PartState.READY, PartState.UPLOADED):
+        if cancel_stands(job) and part.state in (PartState.READY, PartState.UPLOADED):
             self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
             return
         if part.state in _REFITTABLE and self._refitted(part, job):
@@ -238,7 +239,7 @@ class Submitter(PartSteps):
         """The service refused this part for good (a 4xx): it ends, and its requests are reported."""
         part = self.store.part(part_id)
         self.store.update_part(
-            part_id, state=PartState.FINISHED, batch_status="rejected", last_error=reason, next_action_at=0
+            part_id, state=PartState.FINISHED, batch_status=REFUSED_STATUS, last_error=reason, next_action_at=0
         )
         log.error("submission_rejected", job_id=job.id, part=part.label, file=job.source_name, reason=reason)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from daemon import crashpoints
 from daemon.state.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
-from daemon.state.store import Job, Store
+from daemon.state.rows import Job
+from daemon.state.store import Store
 
 
 def move_input(store: Store, job: Job, folder: Path) -> Path:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from daemon.config import CANCEL_NOTE
+from daemon.state.rows import Job, Part
 from daemon.state.states import LOST_STATUS
-from daemon.state.store import Job, Part
 
 ABANDON_NOTE = "abandoned by the operator"  # every abandoned job's note starts so
 _CANCELLED = "; its batches were cancelled first"
@@ -40,9 +39,14 @@ def waits_for_cancel(note: str | None) -> bool:
     return is_abandoned(note) and _CANCELLED in str(note)
 
 
-def sends_nothing_more(note: str | None) -> bool:
+def sends_nothing_more(job: Job) -> bool:
     """Cancelled or abandoned: nothing of the job is submitted or resubmitted any more."""
-    return note == CANCEL_NOTE or is_abandoned(note)
+    return job.cancel_requested or is_abandoned(job.note)
+
+
+def cancel_stands(job: Job) -> bool:
+    """Cancelled, and not abandoned since: an abandonment takes the job's ending over."""
+    return job.cancel_requested and not is_abandoned(job.note)
 
 
 def early_ending(job: Job, parts: list[Part]) -> Ending | None:

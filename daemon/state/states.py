@@ -1,6 +1,10 @@
-"""Job, part and batch states. Dependency-free so every module (and the state file) can use them."""
+"""Job, part and batch states, and which state may follow which. Dependency-free so every module
+(and the state file) can use them. The store refuses a move the tables below do not list; the
+diagram in docs/states.md is drawn from them (``mermaid``)."""
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import TypeVar
 
 
 class JobState(StrEnum):
@@ -26,6 +30,89 @@ class PartState(StrEnum):
     SUPERSEDED = "superseded"  # its unfinished requests went into a newer part of the same segment
 
 
+# Which state may follow which: every state a step writes, taken from the code that writes it.
+# Writing a row's own state again is always allowed: a restart re-runs the step that crashed.
+# Rows that recovery rebuilds or the seed import writes are added in whatever state they are found.
+JOB_MOVES: Mapping[JobState, frozenset[JobState]] = {
+    JobState.CLAIMING: frozenset({JobState.CLAIMED}),  # intake/claim.py (or the row is deleted)
+    JobState.CLAIMED: frozenset(
+        {
+            JobState.ACTIVE,  # intake/preparer.py: checked and split
+            JobState.REJECTED,  # intake/preparer.py: invalid input
+            JobState.FAILED,  # intake/quarantine.py: its check kept failing
+        }
+    ),
+    JobState.ACTIVE: frozenset(
+        {
+            JobState.COLLECTING,  # results/collector.py: every part done
+            JobState.FAILED,  # intake/quarantine.py: set aside, or a held input changed
+        }
+    ),
+    JobState.COLLECTING: frozenset(
+        {
+            JobState.DONE,  # results/collector.py, results/unpacker.py
+            JobState.FAILED,  # results/collector.py (refused, abandoned, changed), unpacker.py, quarantine.py
+        }
+    ),
+    JobState.DONE: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.REJECTED: frozenset(),
+}
+_ENDED = PartState.DOWNLOADED  # abandonment, quarantine and a lost batch end a part from any open state
+PART_MOVES: Mapping[PartState, frozenset[PartState]] = {
+    PartState.WAITING: frozenset({PartState.PACKED, PartState.READY, _ENDED}),  # intake/packer.py
+    PartState.PACKED: frozenset({PartState.READY, _ENDED}),  # results/unpacker.py, intake/quarantine.py
+    # service/submitter.py: the intent; FINISHED when cancelled or refused; intake/refitter.py: SUPERSEDED
+    PartState.READY: frozenset({PartState.UPLOAD_INTENT, PartState.FINISHED, PartState.SUPERSEDED, _ENDED}),
+    # service/submitter.py: recorded, undone (READY) or refused
+    PartState.UPLOAD_INTENT: frozenset({PartState.UPLOADED, PartState.READY, PartState.FINISHED, _ENDED}),
+    PartState.UPLOADED: frozenset({PartState.BATCH_INTENT, PartState.FINISHED, PartState.SUPERSEDED, _ENDED}),
+    PartState.BATCH_INTENT: frozenset({PartState.SUBMITTED, PartState.UPLOADED, PartState.FINISHED, _ENDED}),
+    PartState.SUBMITTED: frozenset({PartState.FINISHED, _ENDED}),  # service/poller.py, service/lost_batches.py
+    # results/collector.py: collected, requeued when the model's queue was full, or resubmitted
+    PartState.FINISHED: frozenset({_ENDED, PartState.UPLOADED, PartState.SUPERSEDED}),
+    PartState.DOWNLOADED: frozenset(),
+    PartState.SUPERSEDED: frozenset(),
+}
+# Where rows start in normal work (the diagram's entry arrows): a claimed input, a pack or an import;
+# a checked input's parts, a refitted part's pieces (DOWNLOADED: a request that can never fit).
+JOB_STARTS = (JobState.CLAIMING, JobState.ACTIVE)
+PART_STARTS = (PartState.WAITING, PartState.READY, PartState.DOWNLOADED)
+
+
+class ForbiddenMoveError(ValueError):
+    """A step tried to move a job or part to a state the tables do not allow after its own."""
+
+
+def check_job_move(job_id: str, now: JobState, to: JobState) -> None:
+    if to != now and to not in JOB_MOVES[now]:
+        raise ForbiddenMoveError(f"job {job_id} may not move from {now} to {to}")
+
+
+def check_part_move(part_id: int, job_id: str, now: PartState, to: PartState) -> None:
+    if to != now and to not in PART_MOVES[now]:
+        raise ForbiddenMoveError(f"part {part_id} of job {job_id} may not move from {now} to {to}")
+
+
+def mermaid() -> str:
+    """The two tables as Mermaid state diagrams, in the order the states are declared."""
+    return _diagram("jobs", JOB_STARTS, JOB_MOVES) + "\n" + _diagram("parts", PART_STARTS, PART_MOVES)
+
+
+_S = TypeVar("_S", JobState, PartState)
+
+
+def _diagram(title: str, starts: tuple[_S, ...], moves: Mapping[_S, frozenset[_S]]) -> str:
+    lines: list[str] = [f"### {title}", "", "```mermaid", "stateDiagram-v2"]
+    lines += [f"    [*] --> {state}" for state in starts]
+    order = list(moves)
+    for state, after in moves.items():
+        lines += [f"    {state} --> {to}" for to in sorted(after, key=order.index)]
+        if not after:
+            lines.append(f"    {state} --> [*]")
+    return "\n".join([*lines, "```", ""])
+
+
 # jobs.kind: an input the user dropped, or a pack carrying several small inputs in one batch.
 INPUT_KIND = "input"
 PACK_KIND = "pack"
@@ -37,5 +124,11 @@ OPEN_JOB_STATES = frozenset(JobState) - TERMINAL_JOB_STATES
 TERMINAL_BATCH_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 ACTIVE_BATCH_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
-# A batch status batchd records itself: the service no longer knows the batch (service/lost_batches.py).
+# Batch statuses batchd records itself, on a part that ends without a batch the service finished:
+# the service no longer knows the batch (service/lost_batches.py), or it refused the part for good
+# before anything ran (a 4xx to the upload or batch create, a pack or request over the model's
+# token limit: service/submitter.py, intake/refitter.py). job_endings.ABANDONED_STATUS is the third.
 LOST_STATUS = "lost"
+REFUSED_STATUS = "rejected"
+# Nothing of such a batch ran: the service failed it at validation, or batchd recorded it refused.
+REFUSED_BATCH_STATUSES = frozenset({"failed", REFUSED_STATUS})

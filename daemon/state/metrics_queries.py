@@ -1,0 +1,46 @@
+"""The tallies ``ops/metrics`` and ``batchd status`` read, at scrape time, straight from the database."""
+
+from __future__ import annotations
+
+from daemon.state.database import Database
+from daemon.state.states import PartState
+
+
+class MetricsQueries(Database):
+    def state_counts(self, table: str) -> dict[str, int]:
+        """Rows of ``jobs`` or ``parts`` by state."""
+        if table not in ("jobs", "parts"):
+            raise ValueError(table)
+        rows = self._select(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state", ())  # noqa: S608
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
+    def batch_status_counts(self) -> dict[str, int]:
+        rows = self._select(
+            "SELECT batch_status, COUNT(*) AS n FROM parts "
+            "WHERE batch_id IS NOT NULL AND batch_status IS NOT NULL GROUP BY batch_status",
+            (),
+        )
+        return {str(r["batch_status"]): int(r["n"]) for r in rows}
+
+    def request_totals(self) -> tuple[int, int]:
+        """Requests the service counted as completed and as failed, over every batch seen."""
+        rows = self._select(
+            "SELECT COALESCE(SUM(json_extract(batch_json, '$.request_counts.completed')), 0) AS ok, "
+            "COALESCE(SUM(json_extract(batch_json, '$.request_counts.failed')), 0) AS bad "
+            "FROM parts WHERE batch_json IS NOT NULL",
+            (),
+        )
+        return int(rows[0]["ok"]), int(rows[0]["bad"])
+
+    def oldest_submitted_at(self) -> float | None:
+        rows = self._select("SELECT MIN(submitted_at) AS t FROM parts WHERE state = ?", (str(PartState.SUBMITTED),))
+        return None if rows[0]["t"] is None else float(rows[0]["t"])
+
+    def enqueued_tokens_by_model(self) -> dict[str, int]:
+        """``enqueued_tokens`` for every model at once."""
+        rows = self._select(
+            "SELECT j.model AS model, SUM(p.est_tokens) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
+            "WHERE p.state = ? GROUP BY j.model",
+            (str(PartState.SUBMITTED),),
+        )
+        return {str(r["model"]): int(r["n"]) for r in rows}

@@ -1,0 +1,134 @@
+"""The state database's schema, and the migrations that bring an older database up to it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from daemon.config import CANCEL_NOTE
+from daemon.errors import StateCorruptError
+
+# 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
+# 3: jobs.kind, parts.pack_id and parts.pack_slot (small inputs packed into one batch), added by ALTER.
+# 4: jobs.cancel_requested (was the note "cancel requested"; old jobs with that note get the flag).
+SCHEMA_VERSION = 4
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    source_name TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    inflight_path TEXT NOT NULL,
+    result_dir TEXT,
+    state TEXT NOT NULL,
+    sha256 TEXT,
+    size INTEGER,
+    endpoint TEXT,
+    model TEXT,
+    request_count INTEGER,
+    final_path TEXT,
+    note TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL,
+    kind TEXT NOT NULL DEFAULT 'input',
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS parts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    segment INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    first_line INTEGER NOT NULL,
+    request_count INTEGER NOT NULL,
+    byte_size INTEGER NOT NULL,
+    est_tokens INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    intent_at REAL,
+    file_id TEXT,
+    batch_id TEXT,
+    batch_status TEXT,
+    batch_json TEXT,
+    old_batch_ids TEXT NOT NULL DEFAULT '',
+    next_action_at REAL NOT NULL DEFAULT 0,
+    poll_wait REAL NOT NULL DEFAULT 0,
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    submitted_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    pack_id TEXT,
+    pack_slot INTEGER,
+    UNIQUE (job_id, segment, attempt)
+);
+CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, next_action_at);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_by_result_dir ON jobs(result_dir);
+CREATE INDEX IF NOT EXISTS parts_by_batch ON parts(batch_id);
+CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remote_files (
+    file_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    role TEXT NOT NULL,
+    state TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_action_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remote_files_by_state ON remote_files(state, next_action_at);
+"""
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """Open the database and prove it is sound; never start on a damaged one."""
+    if not readonly:
+        # Created owner-only before SQLite opens it: its -wal and -shm files copy this mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try:
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(check)
+        _migrate(conn, readonly=readonly)
+    except sqlite3.DatabaseError as exc:
+        raise StateCorruptError(
+            f"state database {path} is damaged ({exc}); batchd will not start on it. "
+            "Run `batchd recover`: it keeps the damaged file beside as batchd.sqlite3.damaged-TIME and rebuilds "
+            "the jobs from state/ and the service."
+        ) from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, *, readonly: bool) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"schema version {version} is newer than this batchd ({SCHEMA_VERSION})")
+    if version < SCHEMA_VERSION and not readonly:
+        with conn:
+            conn.executescript(_SCHEMA)
+            _add_columns(conn)
+            if version < 4:  # the version that turned the cancel note into a column
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE note = ?", (CANCEL_NOTE,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+# Columns added after a table first shipped: CREATE TABLE IF NOT EXISTS leaves an old table as it is.
+_ADDED_COLUMNS = {
+    "jobs": {"kind": "TEXT NOT NULL DEFAULT 'input'", "cancel_requested": "INTEGER NOT NULL DEFAULT 0"},
+    "parts": {"pack_id": "TEXT", "pack_slot": "INTEGER"},
+}
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
