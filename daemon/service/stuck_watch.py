@@ -20,7 +20,7 @@ STUCK_AFTER = {
 
 def status_since(batch: BatchInfo) -> float | None:
     """When the service says ``batch`` entered its current status (validating starts at creation)."""
-    stamp = batch.created_at if batch.status == "validating" else getattr(batch, f"{batch.status}_at", None)
+    stamp = batch.created_at if batch.status == "validating" else batch.stamp(batch.status)
     return None if stamp is None else float(stamp)
 
 
