@@ -20,8 +20,8 @@ from daemon.emulator.params import BatchParams, UploadParams
 from daemon.intake.claim import new_job_id
 from daemon.service.credentials import KeySource
 from daemon.service.holds import Holds
+from daemon.service.openai_service import OpenAIService
 from daemon.service.poller import Poller
-from daemon.service.remote import Remote, build_client
 from daemon.state import folders
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
@@ -75,10 +75,10 @@ def open_state(settings: Settings) -> Store:
     return Store(settings.state / folders.DB_NAME)
 
 
-def build_poller(settings: Settings, store: Store) -> tuple[Poller, Remote]:
+def build_poller(settings: Settings, store: Store) -> tuple[Poller, OpenAIService]:
     """The daemon's own Poller, not started: the benchmark calls poll_once itself."""
     assert settings.base_url is not None
-    remote = Remote(build_client(KeySource("bench", value="bench-dummy-key"), settings.base_url, 60))
+    remote = OpenAIService.connect(KeySource("bench", value="bench-dummy-key"), settings.base_url, 60)
     return Poller(settings, store, remote, Holds(store), threading.Event(), lambda: None), remote
 
 

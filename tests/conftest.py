@@ -23,7 +23,7 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.engine.main_loop import Engine
 from daemon.ops.signals import StopFlags
 from daemon.service.credentials import KeySource
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.rows import Job
 from daemon.state.states import JobState
@@ -97,7 +97,7 @@ class Harness:
     engine: Engine | None = None
     store: Store | None = None
     lock: folders.InstanceLock | None = None
-    remote: Remote | None = None
+    remote: OpenAIService | None = None
     thread: threading.Thread | None = None
 
     def start(self) -> Harness:
@@ -106,7 +106,7 @@ class Harness:
         self.lock.acquire()
         self.store = Store(self.settings.state / folders.DB_NAME)
         key = KeySource("test key", value=TEST_KEY)
-        self.remote = Remote(build_client(key, self.settings.base_url, self.settings.request_timeout))
+        self.remote = OpenAIService.connect(key, self.settings.base_url, self.settings.request_timeout)
         self.flags = StopFlags()
         self.engine = Engine(self.settings, self.store, self.remote, self.flags)
         self.engine.start()

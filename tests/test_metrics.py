@@ -15,7 +15,7 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import AccountError, ConfigError, PermanentError
 from daemon.ops.metrics import MetricsServer
 from daemon.service.credentials import KeySource
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.service.sdk_errors import error_counts
 from daemon.state import folders
 from daemon.state.states import JobState
@@ -127,7 +127,7 @@ def test_account_and_permanent_api_errors_are_counted(tmp_path: Path, emulator: 
     folders.prepare(settings)
     store = Store(settings.state / folders.DB_NAME)
     server = MetricsServer(settings, store)
-    remote = Remote(build_client(KeySource("test key", value=TEST_KEY), emulator.base_url, 5.0))
+    remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 5.0)
     server.start()
     try:
         before = scrape(server.port)

@@ -16,7 +16,7 @@ from daemon.emulator import EmulatorServer
 from daemon.ops.seed_import import DEFER_WAIT, FACT_PREFIX, SEED_FILE, SeedImport, parse_seed_file
 from daemon.ops.signals import StopFlags
 from daemon.service.credentials import KeySource
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.states import JobState
 from daemon.state.store import Store
@@ -91,7 +91,7 @@ def test_a_crash_before_the_rename_does_not_import_twice(
     data = seed.read_bytes()
     folders.prepare(harness.settings)
     store = Store(harness.settings.state / folders.DB_NAME)
-    remote = Remote(build_client(KeySource("test key", value=TEST_KEY), emulator.base_url, 5.0))
+    remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 5.0)
     SeedImport(harness.settings, store, remote, StopFlags().stop).record(data, hashlib.sha256(data).hexdigest())
     store.close()
     remote.close()
@@ -135,7 +135,7 @@ def test_unreachable_service_defers_the_import(tmp_path: Path) -> None:
     settings = fast_settings(root, "http://127.0.0.1:9/v1", request_timeout=0.5)
     folders.prepare(settings)
     store = Store(settings.state / folders.DB_NAME)
-    remote = Remote(build_client(KeySource("test key", value=TEST_KEY), settings.base_url, 0.5))
+    remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), settings.base_url, 0.5)
     stop = StopFlags().stop
     stop.set()  # no in-call waiting: one try, then the import is put off
     importer = SeedImport(settings, store, remote, stop)

@@ -10,15 +10,15 @@ import pytest
 from daemon.emulator import EmulatorServer
 from daemon.emulator.params import BatchParams, UploadParams
 from daemon.service.credentials import KeySource
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from tests.conftest import TEST_KEY
 
 ENDPOINT = "/v1/chat/completions"
 
 
 @pytest.fixture
-def remote(emulator: EmulatorServer) -> Iterator[Remote]:
-    client = Remote(build_client(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0))
+def remote(emulator: EmulatorServer) -> Iterator[OpenAIService]:
+    client = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0)
     yield client
     client.close()
 
@@ -37,7 +37,7 @@ def list_calls(emulator: EmulatorServer) -> int:
     return sum(n for (method, route), n in emulator.calls.counts().items() if (method, route) == ("GET", "/v1/batches"))
 
 
-def test_our_batches_come_in_pages_of_a_hundred(emulator: EmulatorServer, remote: Remote) -> None:
+def test_our_batches_come_in_pages_of_a_hundred(emulator: EmulatorServer, remote: OpenAIService) -> None:
     ours = create_batches(emulator, 250, "us")
     emulator.calls.clear()
     seen = remote.list_batches(0.0, set(ours), newest=ours[-1])
@@ -46,7 +46,7 @@ def test_our_batches_come_in_pages_of_a_hundred(emulator: EmulatorServer, remote
 
 
 def test_ours_buried_under_another_clients_newer_batches_are_listed_from_our_newest(
-    emulator: EmulatorServer, remote: Remote
+    emulator: EmulatorServer, remote: OpenAIService
 ) -> None:
     ours = create_batches(emulator, 5, "us")
     create_batches(emulator, 2000, "them")  # newer: twenty pages before the first of ours
@@ -59,7 +59,7 @@ def test_ours_buried_under_another_clients_newer_batches_are_listed_from_our_new
 
 
 def test_without_our_newest_paging_stops_once_retrieving_would_be_cheaper(
-    emulator: EmulatorServer, remote: Remote
+    emulator: EmulatorServer, remote: OpenAIService
 ) -> None:
     ours = create_batches(emulator, 5, "us")
     create_batches(emulator, 2000, "them")

@@ -16,7 +16,7 @@ from daemon.emulator.faults import FaultRule
 from daemon.emulator.params import BatchParams, UploadParams
 from daemon.errors import MalformedReplyError
 from daemon.service.credentials import KeySource
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.service.sdk_errors import error_counts
 from tests.conftest import TEST_KEY
 
@@ -26,8 +26,8 @@ SECRET = "sk-never-in-a-message"
 
 
 @pytest.fixture
-def remote(emulator: EmulatorServer) -> Iterator[Remote]:
-    client = Remote(build_client(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0))
+def remote(emulator: EmulatorServer) -> Iterator[OpenAIService]:
+    client = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0)
     yield client
     client.close()
 
@@ -46,7 +46,7 @@ def _reply(emulator: EmulatorServer, method: str, path: str, body: str, **rule: 
     emulator.faults.add_rule(action="reply", method=method, path_prefix=path, body=body, **rule)
 
 
-def _upload(remote: Remote, tmp_path: Path) -> str:
+def _upload(remote: OpenAIService, tmp_path: Path) -> str:
     source = tmp_path / "in.jsonl"
     source.write_text('{"custom_id": "r0"}\n')
     return remote.upload(source, "in.jsonl")
@@ -76,7 +76,7 @@ FILE_OK = {"id": "file-ok", "object": "file", "bytes": 3, "created_at": 1, "file
     ],
 )
 def test_malformed_upload_reply_names_the_field(
-    emulator: EmulatorServer, remote: Remote, tmp_path: Path, body: str, content_type: str, field: str
+    emulator: EmulatorServer, remote: OpenAIService, tmp_path: Path, body: str, content_type: str, field: str
 ) -> None:
     _reply(emulator, "POST", "/files", body, content_type=content_type)
     with _raises("files.create", field) as caught:
@@ -85,7 +85,7 @@ def test_malformed_upload_reply_names_the_field(
     assert caught.value.ambiguous, "a POST whose reply cannot be read may have been carried out"
 
 
-def test_a_well_formed_upload_reply_passes(emulator: EmulatorServer, remote: Remote, tmp_path: Path) -> None:
+def test_a_well_formed_upload_reply_passes(emulator: EmulatorServer, remote: OpenAIService, tmp_path: Path) -> None:
     _reply(emulator, "POST", "/files", json.dumps(FILE_OK))
     assert _upload(remote, tmp_path) == "file-ok"
 
@@ -116,7 +116,7 @@ def test_a_well_formed_upload_reply_passes(emulator: EmulatorServer, remote: Rem
     ],
 )
 def test_malformed_batch_reply_names_the_field(
-    emulator: EmulatorServer, remote: Remote, change: dict[str, Any], field: str
+    emulator: EmulatorServer, remote: OpenAIService, change: dict[str, Any], field: str
 ) -> None:
     batch = _batch(emulator)
     _reply(emulator, "GET", f"/batches/{batch['id']}", json.dumps({**batch, **change, "note": SECRET}))
@@ -125,27 +125,28 @@ def test_malformed_batch_reply_names_the_field(
     assert SECRET not in str(caught.value)
 
 
-def test_a_reply_for_another_batch_is_malformed(emulator: EmulatorServer, remote: Remote) -> None:
+def test_a_reply_for_another_batch_is_malformed(emulator: EmulatorServer, remote: OpenAIService) -> None:
     ours, other = _batch(emulator), _batch(emulator, "them")
     _reply(emulator, "GET", f"/batches/{ours['id']}", json.dumps(other))
     with _raises("batches.retrieve", "not the batch asked for"):
         remote.retrieve(ours["id"])
 
 
-def test_an_unknown_status_is_not_malformed(emulator: EmulatorServer, remote: Remote) -> None:
+def test_an_unknown_status_is_not_malformed(emulator: EmulatorServer, remote: OpenAIService) -> None:
     batch = _batch(emulator)
     _reply(emulator, "GET", f"/batches/{batch['id']}", json.dumps({**batch, "status": "queued"}))
     assert str(remote.retrieve(batch["id"]).status) == "queued"  # the poller warns about it and polls on
 
 
-def test_azure_empty_file_ids_are_not_malformed(emulator: EmulatorServer, remote: Remote) -> None:
+def test_azure_empty_file_ids_are_not_malformed(emulator: EmulatorServer, remote: OpenAIService) -> None:
     batch = _batch(emulator)
     azure = {**batch, "output_file_id": "", "error_file_id": None, "request_counts": None, "errors": None}
     _reply(emulator, "GET", f"/batches/{batch['id']}", json.dumps(azure))
-    assert remote.retrieve(batch["id"]).output_file_id == ""
+    # Not malformed, and read at the seam as what it means: no file.
+    assert remote.retrieve(batch["id"]).output_file_id is None
 
 
-def test_html_reply_to_batch_create_is_malformed(emulator: EmulatorServer, remote: Remote) -> None:
+def test_html_reply_to_batch_create_is_malformed(emulator: EmulatorServer, remote: OpenAIService) -> None:
     batch = _batch(emulator)
     _reply(emulator, "POST", "/batches", f"<html>{SECRET}</html>", content_type="text/html", after_processing=True)
     before = error_counts().get("transient", 0)
@@ -156,7 +157,7 @@ def test_html_reply_to_batch_create_is_malformed(emulator: EmulatorServer, remot
     assert len(emulator.batches()) == 2, "after_processing: the batch was created, only its reply replaced"
 
 
-def test_malformed_cancel_reply_is_malformed(emulator: EmulatorServer, remote: Remote) -> None:
+def test_malformed_cancel_reply_is_malformed(emulator: EmulatorServer, remote: OpenAIService) -> None:
     batch = _batch(emulator)
     _reply(emulator, "POST", f"/batches/{batch['id']}/cancel", json.dumps({**batch, "status": None}))
     with _raises("batches.cancel", "status"):
@@ -167,21 +168,25 @@ def test_malformed_cancel_reply_is_malformed(emulator: EmulatorServer, remote: R
     ("body", "field"),
     [(json.dumps({"object": "list", "data": 5}), "data"), ("<html></html>", "could not be read")],
 )
-def test_malformed_list_page_is_malformed(emulator: EmulatorServer, remote: Remote, body: str, field: str) -> None:
+def test_malformed_list_page_is_malformed(
+    emulator: EmulatorServer, remote: OpenAIService, body: str, field: str
+) -> None:
     batch = _batch(emulator)
     _reply(emulator, "GET", "/batches", body)
     with _raises("batches.list", field):
         remote.list_batches(0.0, {batch["id"]})
 
 
-def test_a_listing_that_repeats_its_page_ends(emulator: EmulatorServer, remote: Remote) -> None:
+def test_a_listing_that_repeats_its_page_ends(emulator: EmulatorServer, remote: OpenAIService) -> None:
     page = {"object": "list", "data": [FILE_OK], "has_more": True}
     _reply(emulator, "GET", "/files", json.dumps(page), count=5)
     with _raises("files.list", "repeats a page"):
         remote.find_file("missing.jsonl", 0.0)
 
 
-def test_a_malformed_listed_batch_is_skipped_and_the_others_listed(emulator: EmulatorServer, remote: Remote) -> None:
+def test_a_malformed_listed_batch_is_skipped_and_the_others_listed(
+    emulator: EmulatorServer, remote: OpenAIService
+) -> None:
     good, bad = _batch(emulator), _batch(emulator)
     garbled = [{**bad, "status": 9}, {**bad, "id": [bad["id"]]}, 5, "x", None]
     page = {"object": "list", "data": [*garbled, good], "has_more": False}
@@ -190,7 +195,7 @@ def test_a_malformed_listed_batch_is_skipped_and_the_others_listed(emulator: Emu
     assert set(seen) == {good["id"]}, "the malformed one is left for the caller to retrieve"
 
 
-def test_reconcile_never_skips_a_listed_batch_that_may_be_ours(emulator: EmulatorServer, remote: Remote) -> None:
+def test_reconcile_never_skips_a_listed_batch_that_may_be_ours(emulator: EmulatorServer, remote: OpenAIService) -> None:
     theirs, ours = _batch(emulator, "them"), _batch(emulator, "us")
     page = {"object": "list", "data": [{**theirs, "status": 9}, ours], "has_more": False}
     _reply(emulator, "GET", "/batches", json.dumps(page))
@@ -204,7 +209,7 @@ def test_reconcile_never_skips_a_listed_batch_that_may_be_ours(emulator: Emulato
         remote.find_batches({"owner": "us"}, 0.0)
 
 
-def test_reply_rule_is_settable_over_http_and_validated(emulator: EmulatorServer, remote: Remote) -> None:
+def test_reply_rule_is_settable_over_http_and_validated(emulator: EmulatorServer, remote: OpenAIService) -> None:
     rule = {"action": "reply", "method": "GET", "path_prefix": "/batches", "body": "[1]", "content_type": "text/plain"}
     with httpx2.Client() as http:
         applied = http.post(f"{emulator.url}/_emulator/faults", json={"rules": [rule]}).json()
@@ -219,7 +224,9 @@ def test_reply_rule_is_settable_over_http_and_validated(emulator: EmulatorServer
     assert FaultRule(action="status").status == 500
 
 
-def test_random_malformed_replies_are_bounded_and_spare_downloads(emulator: EmulatorServer, remote: Remote) -> None:
+def test_random_malformed_replies_are_bounded_and_spare_downloads(
+    emulator: EmulatorServer, remote: OpenAIService
+) -> None:
     batch = _batch(emulator)
     with httpx2.Client() as http:
         for bad in ({"reply_rate": 1.5}, {"reply_rate": "all"}, {"reply_count": -1}, {"reply_count": True}):
@@ -238,7 +245,9 @@ def test_random_malformed_replies_are_bounded_and_spare_downloads(emulator: Emul
     assert emulator.faults.snapshot()["reply_rate"] == 0.0
 
 
-def test_a_malformed_listed_file_is_skipped_even_under_our_name(emulator: EmulatorServer, remote: Remote) -> None:
+def test_a_malformed_listed_file_is_skipped_even_under_our_name(
+    emulator: EmulatorServer, remote: OpenAIService
+) -> None:
     ours = {**FILE_OK, "id": "file-ours", "filename": "ours.jsonl"}
     page = {"object": "list", "data": [{**ours, "id": 5}, 7, {**FILE_OK, "filename": None}, ours], "has_more": False}
     _reply(emulator, "GET", "/files", json.dumps(page))

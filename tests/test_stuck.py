@@ -8,12 +8,12 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types import Batch
 from structlog.testing import capture_logs
 
 from daemon.config import Settings, load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import ConfigError
+from daemon.service.batch_info import BatchInfo
 from daemon.service.stuck_watch import StuckWatch
 from daemon.state.rows import Part
 from daemon.state.states import JobState, PartState
@@ -77,8 +77,8 @@ def test_a_slow_cancel_is_reported(harness_factory: Callable[..., Harness], emul
     assert stuck_events(captured) == [(batch_id, "cancelling")]
 
 
-def _batch(status: str, **times: int | None) -> Batch:
-    return Batch.model_validate(
+def _batch(status: str, **times: int | None) -> BatchInfo:
+    return BatchInfo.from_dict(
         {
             "id": "batch_1",
             "object": "batch",

@@ -16,7 +16,7 @@ from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.service.credentials import KeySource
 from daemon.service.holds import Holds
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.service.submitter import Submitter, batch_metadata
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
@@ -43,7 +43,7 @@ class Rig:
     clock: Clock
     settings: Settings
     store: Store
-    remote: Remote
+    remote: OpenAIService
     client: openai.OpenAI
     submitter: Submitter
     tmp: Path
@@ -98,7 +98,7 @@ def rig_fixture(tmp_path: Path) -> Iterator[Rig]:
     with EmulatorServer(emulator_settings, clock=clock) as emulator:
         settings = Settings(root=tmp_path, base_url=emulator.base_url, request_timeout=5.0)
         store = Store(tmp_path / "state.sqlite3")
-        remote = Remote(build_client(KeySource("test key", value=TEST_KEY), emulator.base_url, 5.0))
+        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 5.0)
         client = openai.OpenAI(api_key=TEST_KEY, base_url=emulator.base_url, max_retries=0)
         submitter = Submitter(settings, store, remote, Holds(store), threading.Event())
         try:

@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.results.outcome import NEVER_RAN_CODES, NOT_RUN, RESULT_MISSING, missing_line, rank
 from daemon.results.verification import Downloads, Verification, problem_entries
+from daemon.service.batch_info import BatchInfo
 from daemon.state.folders import DB_NAME
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
@@ -233,9 +234,9 @@ def test_an_output_file_the_service_no_longer_has_is_reported_as_result_missing(
     assert len(emulator.batches()) == 1
 
 
-def _batch(status: str, completed: int, failed: int = 0) -> Batch:
+def _batch(status: str, completed: int, failed: int = 0) -> BatchInfo:
     counts = {"total": 4, "completed": completed, "failed": failed}
-    return Batch.model_validate(
+    return BatchInfo.from_dict(
         {
             "id": "batch_t",
             "object": "batch",
@@ -317,6 +318,7 @@ def test_a_stale_batch_object_is_asked_for_again(tmp_path: Path) -> None:
         (part,) = wait_until(lambda: [p for p in store.parts(job.id) if p.state == PartState.SUBMITTED])
         first.stop()
         (batch,) = wait_until(lambda: [b for b in emulator.batches() if b["status"] == "completed"])
+        # Stored the way versions before the service seam stored it: the SDK's Batch as JSON.
         stale = Batch.model_validate({**batch, "output_file_id": None})
         with closing(Store(settings.state / DB_NAME)) as db:
             assert db.part(part.id).state == PartState.SUBMITTED, "not collected before the stop"

@@ -23,6 +23,7 @@ from daemon.config import Settings, load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import ConfigError, CredentialError
 from daemon.service.credentials import KeySource, find_webhook_secret
+from daemon.service.openai_service import OpenAIService
 from daemon.service.webhooks import SeenIds, WebhookReceiver, WebhookServer, check_secret
 from daemon.state.states import JobState, PartState
 from tests.conftest import Harness, request_file, wait_until
@@ -87,7 +88,7 @@ class Recorder:
 @pytest.fixture(name="receiver")
 def receiver_fixture(tmp_path: Path) -> Iterator[tuple[WebhookServer, Recorder]]:
     recorder = Recorder()
-    client = openai.OpenAI(api_key="unused-here", max_retries=0)  # only its webhooks helper is used
+    client = OpenAIService(openai.OpenAI(api_key="unused-here", max_retries=0))  # only unwrap_webhook is used
     receiver = WebhookReceiver(client, KeySource("test secret", value=SECRET, what="webhook signing secret"), recorder)
     server = WebhookServer(Settings(root=tmp_path, webhook_port=0), receiver)
     server.start()
@@ -149,7 +150,7 @@ def test_rotated_secrets_and_other_events(receiver: tuple[WebhookServer, Recorde
 
 def test_unknown_batches_are_logged_and_the_secret_never(tmp_path: Path) -> None:
     recorder = Recorder(answer="unknown")
-    client = openai.OpenAI(api_key="unused-here", max_retries=0)
+    client = OpenAIService(openai.OpenAI(api_key="unused-here", max_retries=0))
     receiver = WebhookReceiver(client, KeySource("test secret", value=SECRET), recorder)
     server = WebhookServer(Settings(root=tmp_path, webhook_port=0), receiver)
     with capture_logs() as captured:

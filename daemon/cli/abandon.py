@@ -22,9 +22,10 @@ from daemon.errors import AlreadyRunningError, DaemonError, PermanentError
 from daemon.logs import get_logger
 from daemon.results.abandonment import Abandonment
 from daemon.results.collector import Collector
+from daemon.service.batch_service import BatchService
 from daemon.service.credentials import find_key_source
 from daemon.service.holds import Holds
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.job_endings import abandon_note
 from daemon.state.rows import Job
@@ -42,7 +43,7 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
         jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id) and j.kind == INPUT_KIND]
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
-        remote = Remote(build_client(find_key_source(), settings.base_url, settings.request_timeout))
+        remote = OpenAIService.connect(find_key_source(), settings.base_url, settings.request_timeout)
         try:
             for job in jobs:
                 _request(store, remote, job, cancel=cancel)
@@ -54,7 +55,7 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
     return 0
 
 
-def _request(store: Store, remote: Remote, job: Job, *, cancel: bool) -> None:
+def _request(store: Store, remote: BatchService, job: Job, *, cancel: bool) -> None:
     cancelled = cancel and _cancel_batches(store, remote, job)
     note = abandon_note(time.time(), cancelled=cancelled)
     store.update_job(job.id, note=note)
@@ -62,7 +63,7 @@ def _request(store: Store, remote: Remote, job: Job, *, cancel: bool) -> None:
     print(f"{job.source_name}: {note}")
 
 
-def _cancel_batches(store: Store, remote: Remote, job: Job) -> bool:
+def _cancel_batches(store: Store, remote: BatchService, job: Job) -> bool:
     """Cancel the job's own running batches; True if any cancel was accepted (the job then waits for it)."""
     accepted = False
     for part in store.parts(job.id):
@@ -81,7 +82,7 @@ def _cancel_batches(store: Store, remote: Remote, job: Job) -> bool:
     return accepted
 
 
-def _see_ended(settings: Settings, store: Store, remote: Remote, jobs: list[Job], wait: float) -> None:
+def _see_ended(settings: Settings, store: Store, remote: BatchService, jobs: list[Job], wait: float) -> None:
     lock = folders.InstanceLock(settings.state)
     try:
         lock.acquire()

@@ -10,8 +10,9 @@ from daemon.config import CANCEL_NOTE, Settings
 from daemon.display import printable
 from daemon.errors import DaemonError, PermanentError, TransientError
 from daemon.logs import get_logger
+from daemon.service.batch_service import BatchService
 from daemon.service.credentials import find_key_source
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.rows import Job
 from daemon.state.states import OPEN_JOB_STATES, PartState
@@ -26,7 +27,7 @@ def cancel_job(settings: Settings, name: str) -> int:
         jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id)]
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
-        remote = Remote(build_client(find_key_source(), settings.base_url, settings.request_timeout))
+        remote = OpenAIService.connect(find_key_source(), settings.base_url, settings.request_timeout)
         try:
             refused = [job for job in jobs if not cancel_one(store, remote, job)]
         finally:
@@ -36,7 +37,7 @@ def cancel_job(settings: Settings, name: str) -> int:
     return 1 if refused else 0
 
 
-def cancel_one(store: Store, remote: Remote, job: Job) -> bool:
+def cancel_one(store: Store, remote: BatchService, job: Job) -> bool:
     """Cancel ``job``'s batches; False if the service refused and nothing was recorded."""
     parts = store.parts(job.id)
     packs = {p.pack_id for p in parts if p.state == PartState.PACKED and p.pack_id}

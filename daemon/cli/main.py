@@ -27,7 +27,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchd",
-        description="Turn a folder into a queue for the OpenAI Batch API: drop *.jsonl request files into "
+        description="Turn a folder into a queue for the OpenAI BatchInfo API: drop *.jsonl request files into "
         "pending_upload/, get results in input order in batch_results/.",
     )
     parser.add_argument("--version", action="version", version=f"batchd {__version__}")
@@ -54,13 +54,13 @@ def _add_run(sub: Any) -> None:
         "run",
         help="run the daemon",
         description="Watch the drop zone and run every input "
-        "through the Batch API until stopped (SIGTERM or Ctrl-C; a second one forces).",
+        "through the BatchInfo API until stopped (SIGTERM or Ctrl-C; a second one forces).",
     )
     _common(p)
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="use a built-in local emulator of the Batch API instead of OpenAI (fake answers, no key)",
+        help="use a built-in local emulator of the BatchInfo API instead of OpenAI (fake answers, no key)",
     )
     p.add_argument("--poll-interval", type=float, help="longest wait between status checks, seconds (default 60)")
     p.add_argument("--min-file-age", type=float, help="quiet seconds before an event-less file is claimed")
@@ -355,7 +355,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     from daemon.cli.recover import recover_state  # noqa: PLC0415
     from daemon.engine.runner import emulated  # noqa: PLC0415
     from daemon.service.credentials import emulator_key_source, find_key_source  # noqa: PLC0415
-    from daemon.service.remote import Remote, build_client  # noqa: PLC0415
+    from daemon.service.openai_service import OpenAIService  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
@@ -363,7 +363,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         if args.emulator:
             settings = stack.enter_context(emulated(settings))
         key = emulator_key_source() if args.emulator else find_key_source()
-        remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+        remote = OpenAIService.connect(key, settings.base_url, settings.request_timeout)
         stack.callback(remote.close)
         done = recover_state(settings, remote, args.since_days)
     print("\n".join(done.lines()))

@@ -39,7 +39,7 @@ from daemon.ops.job_rebuilder import (
 from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
 from daemon.results.merger import RESULTS_NAME
-from daemon.service.remote import Remote
+from daemon.service.batch_service import BatchService
 from daemon.state import folders
 from daemon.state.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
 from daemon.state.states import TERMINAL_BATCH_STATUSES, PartState
@@ -72,7 +72,7 @@ class Recovered:
         return out
 
 
-def recover_state(settings: Settings, remote: Remote, horizon_days: float = DEFAULT_HORIZON_DAYS) -> Recovered:
+def recover_state(settings: Settings, remote: BatchService, horizon_days: float = DEFAULT_HORIZON_DAYS) -> Recovered:
     """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root."""
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
@@ -109,7 +109,7 @@ def _set_aside(path: Path, stamp: str, why: str) -> None:
 
 
 class Recovery:
-    def __init__(self, settings: Settings, store: Store, remote: Remote, not_before: float) -> None:
+    def __init__(self, settings: Settings, store: Store, remote: BatchService, not_before: float) -> None:
         self.settings = settings
         self.store = store
         self.remote = remote

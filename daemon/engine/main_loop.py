@@ -27,9 +27,9 @@ from daemon.ops.seed_import import SeedImport
 from daemon.ops.signals import StopFlags
 from daemon.results.abandonment import Abandonment
 from daemon.results.collector import Collector
+from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
 from daemon.service.poller import Poller
-from daemon.service.remote import Remote
 from daemon.service.remote_cleanup import Hygiene
 from daemon.service.submitter import Submitter
 from daemon.service.webhooks import WebhookServer, webhook_server
@@ -48,7 +48,7 @@ PREPARE_CHUNK = 50  # claimed jobs per preparation task
 
 class Engine:
     def __init__(
-        self, settings: Settings, store: Store, remote: Remote, flags: StopFlags, notifier: Notifier | None = None
+        self, settings: Settings, store: Store, remote: BatchService, flags: StopFlags, notifier: Notifier | None = None
     ) -> None:
         self.settings = settings
         self.store = store
@@ -64,7 +64,7 @@ class Engine:
         self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake)
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
-        self.webhooks = webhook_server(settings, remote.client, self.poller.refresh_now)
+        self.webhooks = webhook_server(settings, remote, self.poller.refresh_now)
         self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
         self.workers = Workers(settings.workers, self.wake)
         self.abandonment = Abandonment(store, self.collector, self.workers.busy)

@@ -12,7 +12,7 @@ from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.signals import StopFlags, captured_signals
 from daemon.service.credentials import KeySource, emulator_key_source, find_key_source
-from daemon.service.remote import Remote, build_client
+from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.store import Store
 
@@ -43,7 +43,7 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     refuse_lost_state(settings)
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
-    remote = Remote(build_client(key, settings.base_url, settings.request_timeout))
+    remote = OpenAIService.connect(key, settings.base_url, settings.request_timeout)
     stack.callback(remote.close)
     log.info(
         "daemon_starting",
@@ -77,7 +77,7 @@ class _emulated:  # noqa: N801 - used like a function, as a context manager
         log.warning(
             "emulator_mode",
             api=self._server.base_url,
-            message="EMULATOR MODE: requests go to a local fake Batch API; answers are not real",
+            message="EMULATOR MODE: requests go to a local fake BatchInfo API; answers are not real",
         )
         return dataclasses.replace(self._settings, base_url=self._server.base_url)
 

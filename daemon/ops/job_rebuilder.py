@@ -12,8 +12,6 @@ import re
 import time
 from pathlib import Path
 
-from openai.types import Batch
-
 from daemon.config import Settings
 from daemon.intake.preparer import result_dir_for
 from daemon.intake.validation import Findings, validate_file
@@ -25,6 +23,7 @@ from daemon.ops.part_rebuilder import (
     fingerprint,
     first_lines,
 )
+from daemon.service.batch_info import BatchInfo
 from daemon.state import folders
 from daemon.state.fileops import safe_component
 from daemon.state.rows import Job, Part
@@ -45,7 +44,12 @@ class JobBuilder:
         self.view = view
 
     def pack_rows(
-        self, pack_id: str, folder: Path, batches: list[Batch], members: list[dict[str, str]], inflight: dict[str, Path]
+        self,
+        pack_id: str,
+        folder: Path,
+        batches: list[BatchInfo],
+        members: list[dict[str, str]],
+        inflight: dict[str, Path],
     ) -> list[Rows]:
         rows: list[Rows] = []
         for slot, member in enumerate(members):
@@ -62,7 +66,9 @@ class JobBuilder:
         job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
         return [(job, parts), *rows]
 
-    def _member_rows(self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[Batch]) -> Rows:
+    def _member_rows(
+        self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[BatchInfo]
+    ) -> Rows:
         job_id = member["job_id"]
         job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
         part = self.own_part(job_id, path, PartState.PACKED)
@@ -77,7 +83,7 @@ class JobBuilder:
         first = first_lines(path, [count])[0]
         return Part(job_id, 0, 0, str(source), first, count, size, max(1, size // 4), state, now, now)
 
-    def input_rows(self, job_id: str, path: Path, batches: list[Batch]) -> Rows:
+    def input_rows(self, job_id: str, path: Path, batches: list[BatchInfo]) -> Rows:
         meta = batches[0].metadata or {}
         name = meta.get("batchd_source") or source_name_of(path)
         job, findings = self._job(job_id, path, name, {(b.metadata or {}).get("batchd_sha256", "") for b in batches},
@@ -96,7 +102,9 @@ class JobBuilder:
         self.parts.download_superseded(parts, Path(job.result_dir or ""))
         return job, parts
 
-    def _job(self, job_id: str, path: Path, name: str, claimed: set[str], batches: list[Batch]) -> tuple[Job, Findings]:
+    def _job(
+        self, job_id: str, path: Path, name: str, claimed: set[str], batches: list[BatchInfo]
+    ) -> tuple[Job, Findings]:
         sha256, size = fingerprint(path)
         if claimed - {"", sha256}:
             raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
@@ -109,7 +117,7 @@ class JobBuilder:
         job.request_count, job.result_dir = findings.requests, str(self._result_dir(name, job_id, batches))
         return job, findings
 
-    def _result_dir(self, name: str, job_id: str, batches: list[Batch]) -> Path:
+    def _result_dir(self, name: str, job_id: str, batches: list[BatchInfo]) -> Path:
         """The job's results folder as it was (holding its downloads, or only unfinished temp files
         when a crash cut the first download short), else a free one."""
         for candidate in result_dirs(self.settings, name, job_id):
@@ -130,7 +138,7 @@ class JobBuilder:
         job, _ = self._job(job_id, path, name, set(), batches)
         part = self.own_part(job_id, path, PartState.DOWNLOADED)
         last = batches[-1]
-        part.batch_id, part.batch_status, part.batch_json = last.id, last.status, last.model_dump_json()
+        part.batch_id, part.batch_status, part.batch_json = last.id, last.status, last.to_json()
         part.old_batch_ids = ",".join(b.id for b in batches[:-1])
         return job, [part]
 
@@ -149,5 +157,5 @@ def result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]
     return settings.results / f"{stem}.{job_id}", settings.results / stem
 
 
-def _is_download_of(name: str, batches: list[Batch]) -> bool:
+def _is_download_of(name: str, batches: list[BatchInfo]) -> bool:
     return any(name in (f"{b.id}_output.jsonl", f"{b.id}_errors.jsonl") for b in batches)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Iterator
 from wsgiref.simple_server import WSGIServer
 
-from openai.types import Batch
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,6 +22,7 @@ from prometheus_client.registry import Collector
 from daemon.config import Settings
 from daemon.http_endpoints import port_error, stop_serving
 from daemon.logs import get_logger
+from daemon.service.batch_info import BatchInfo
 from daemon.service.holds import Holds
 from daemon.service.sdk_errors import error_counts
 from daemon.service.stuck_watch import STUCK_AFTER, status_since, stuck_limit
@@ -131,10 +131,10 @@ class StateCollector(Collector):
             family.add_metric([status], n)
         return family
 
-    def _running_batches(self) -> Iterator[Batch]:
+    def _running_batches(self) -> Iterator[BatchInfo]:
         for part in self.store.parts_in([PartState.SUBMITTED]):
             if part.batch_json:
-                yield Batch.model_validate_json(part.batch_json)
+                yield BatchInfo.from_json(part.batch_json)
 
 
 def _zeros(names: Iterable[str]) -> dict[str, int]:

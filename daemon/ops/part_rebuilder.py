@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from openai.types import Batch, FileObject
 
 from daemon.config import Settings
 from daemon.errors import DaemonError
@@ -25,7 +24,8 @@ from daemon.intake.packer import split_slot
 from daemon.intake.validation import iter_lines, iter_normalised
 from daemon.logs import get_logger
 from daemon.results.collector import download_names
-from daemon.service.remote import Remote
+from daemon.service.batch_info import BatchInfo, FileInfo
+from daemon.service.batch_service import BatchService
 from daemon.service.submitter import file_sha256
 from daemon.state.rows import Part
 from daemon.state.states import TERMINAL_BATCH_STATUSES, PartState
@@ -44,11 +44,11 @@ class UnmatchedError(DaemonError):
 class RemoteView:
     """What the service holds within the horizon: batchd's batches by job id, its uploads by name."""
 
-    batches: dict[str, list[Batch]] = field(default_factory=dict)
-    uploads: dict[str, FileObject] = field(default_factory=dict)
-    by_id: dict[str, Batch] = field(default_factory=dict)
+    batches: dict[str, list[BatchInfo]] = field(default_factory=dict)
+    uploads: dict[str, FileInfo] = field(default_factory=dict)
+    by_id: dict[str, BatchInfo] = field(default_factory=dict)
 
-    def read(self, remote: Remote, not_before: float, tracked: set[str]) -> None:
+    def read(self, remote: BatchService, not_before: float, tracked: set[str]) -> None:
         """List the service's batches and uploads since ``not_before``; batches in ``tracked`` are
         recorded already and left out."""
         for batch in remote.batches_since(not_before):
@@ -60,7 +60,7 @@ class RemoteView:
             self.uploads.setdefault(upload.filename, upload)
 
 
-def label_key(batch: Batch) -> Key | None:
+def label_key(batch: BatchInfo) -> Key | None:
     found = _LABEL.fullmatch((batch.metadata or {}).get("batchd_part", ""))
     return (int(found[1]), int(found[2])) if found else None
 
@@ -125,13 +125,13 @@ def fingerprint(path: Path) -> tuple[str, int]:
 class PartRebuilder:
     """Builds the parts of one job (an input or a pack) from its folder and its batches."""
 
-    def __init__(self, settings: Settings, remote: Remote, view: RemoteView) -> None:
+    def __init__(self, settings: Settings, remote: BatchService, view: RemoteView) -> None:
         self.settings = settings
         self.remote = remote
         self.view = view
 
-    def parts(self, job_id: str, folder: Path, batches: list[Batch]) -> list[Part]:
-        by_key: dict[Key, list[Batch]] = {}
+    def parts(self, job_id: str, folder: Path, batches: list[BatchInfo]) -> list[Part]:
+        by_key: dict[Key, list[BatchInfo]] = {}
         for batch in batches:
             key = label_key(batch)
             if key is None:
@@ -144,7 +144,7 @@ class PartRebuilder:
                 part.state = PartState.SUPERSEDED  # its unfinished requests went again in the next attempt
         return parts
 
-    def _part(self, job_id: str, folder: Path, key: Key, batches: list[Batch]) -> Part:
+    def _part(self, job_id: str, folder: Path, key: Key, batches: list[BatchInfo]) -> Part:
         path = part_file(folder, key)
         if batches:
             self._ensure_file(path, batches[-1])
@@ -161,11 +161,13 @@ class PartRebuilder:
                 part.state, part.intent_at = PartState.UPLOAD_INTENT, float(upload.created_at)
         return part
 
-    def _ensure_file(self, path: Path, batch: Batch) -> None:
+    def _ensure_file(self, path: Path, batch: BatchInfo) -> None:
         """The part file as uploaded: ours if it matches the batch, else the batch's input file."""
         wanted = (batch.metadata or {}).get("batchd_part_sha256", "")
         if path.exists() and (not wanted or file_sha256(path) == wanted):
             return
+        if batch.input_file_id is None:
+            raise UnmatchedError(f"batch {batch.id} has no input file to restore the part from")
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.remote.download(batch.input_file_id, path)
         if wanted and file_sha256(path) != wanted:
@@ -202,15 +204,15 @@ def first_lines(path: Path, counts: list[int]) -> list[int]:
     return found
 
 
-def _age(batch: Batch) -> tuple[int, str]:
+def _age(batch: BatchInfo) -> tuple[int, str]:
     return batch.created_at, batch.id
 
 
-def _adopt(part: Part, batches: list[Batch], first_poll: float) -> None:
+def _adopt(part: Part, batches: list[BatchInfo], first_poll: float) -> None:
     """The newest batch is the part's; earlier ones (refused for a full queue) are kept as old."""
     batch = batches[-1]
     part.file_id, part.batch_id, part.batch_status = batch.input_file_id, batch.id, batch.status
-    part.batch_json = batch.model_dump_json()
+    part.batch_json = batch.to_json()
     part.old_batch_ids = ",".join(b.id for b in batches[:-1])
     part.submitted_at, part.poll_wait, part.next_action_at = float(batch.created_at), first_poll, 0.0
     part.state = PartState.FINISHED if batch.status in TERMINAL_BATCH_STATUSES else PartState.SUBMITTED

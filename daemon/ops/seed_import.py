@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from openai.types import Batch
 
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
@@ -34,7 +33,8 @@ from daemon.intake.preparer import result_dir_for
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
 from daemon.results.merger import custom_id_of
-from daemon.service.remote import Remote
+from daemon.service.batch_info import BatchInfo
+from daemon.service.batch_service import BatchService
 from daemon.service.retrying import in_call
 from daemon.state.fileops import atomic_writer, move_no_clobber, safe_component
 from daemon.state.folders import PARTS
@@ -87,7 +87,7 @@ def parse_seed_file(text: str) -> tuple[list[SeedLine], list[tuple[int, str]]]:
 class SeedImport:
     """Looks for the seed script's file now and then, and imports it on a worker."""
 
-    def __init__(self, settings: Settings, store: Store, remote: Remote, stop: threading.Event) -> None:
+    def __init__(self, settings: Settings, store: Store, remote: BatchService, stop: threading.Event) -> None:
         self.settings = settings
         self.store = store
         self.remote = remote
@@ -138,9 +138,11 @@ class SeedImport:
         log.info("seed_file_imported", file=str(self.path), jobs=len(jobs), skipped=len(problems))
         return fact
 
-    def _retrieve_new(self, entries: list[SeedLine], problems: list[tuple[int, str]]) -> list[tuple[SeedLine, Batch]]:
+    def _retrieve_new(
+        self, entries: list[SeedLine], problems: list[tuple[int, str]]
+    ) -> list[tuple[SeedLine, BatchInfo]]:
         tracked = _tracked_batch_ids(self.store)
-        found: list[tuple[SeedLine, Batch]] = []
+        found: list[tuple[SeedLine, BatchInfo]] = []
         for entry in entries:
             if entry.batch_id in tracked:
                 problems.append((entry.line_no, f"batch {entry.batch_id} is already tracked"))
@@ -152,19 +154,19 @@ class SeedImport:
                 problems.append((entry.line_no, f"batch {entry.batch_id} cannot be read: {exc}"))
         return found
 
-    def _retrieve(self, batch_id: str) -> Batch:
+    def _retrieve(self, batch_id: str) -> BatchInfo:
         for attempt in in_call(self.stop):
             with attempt:
                 return self.remote.retrieve(batch_id)
         raise TransientError("stopped before the batch could be read")  # pragma: no cover - stop set
 
-    def _order(self, batch: Batch, entry: SeedLine) -> tuple[str, OrderFile | None]:
+    def _order(self, batch: BatchInfo, entry: SeedLine) -> tuple[str, OrderFile | None]:
         """A new job id, and the copy of the original input made under that job's parts folder."""
         job_id = new_job_id()
         original = self.settings.uploaded / safe_component(f"{entry.name}.jsonl")
         return job_id, _order_file(original, self.settings.state / PARTS / job_id, batch)
 
-    def _add(self, entry: SeedLine, batch: Batch, prepared: tuple[str, OrderFile | None], now: float) -> Job:
+    def _add(self, entry: SeedLine, batch: BatchInfo, prepared: tuple[str, OrderFile | None], now: float) -> Job:
         job_id, order = prepared
         source_name = f"{entry.name}.jsonl"
         original = self.settings.uploaded / safe_component(source_name)
@@ -187,7 +189,7 @@ class SeedImport:
         self.store.add_part(self._part(job_id, batch, order, total, now))
         return job
 
-    def _part(self, job_id: str, batch: Batch, order: OrderFile | None, total: int, now: float) -> Part:
+    def _part(self, job_id: str, batch: BatchInfo, order: OrderFile | None, total: int, now: float) -> Part:
         size = order.size if order else 0
         state = PartState.FINISHED if batch.status in TERMINAL_BATCH_STATUSES else PartState.SUBMITTED
         return Part(
@@ -205,7 +207,7 @@ class SeedImport:
             file_id=batch.input_file_id,
             batch_id=batch.id,
             batch_status=batch.status,
-            batch_json=batch.model_dump_json(),
+            batch_json=batch.to_json(),
             submitted_at=float(batch.created_at),
             poll_wait=self.settings.first_poll_after,
         )
@@ -231,7 +233,7 @@ def _tracked_batch_ids(store: Store) -> set[str]:
     return ids
 
 
-def _order_file(original: Path, folder: Path, batch: Batch) -> OrderFile | None:
+def _order_file(original: Path, folder: Path, batch: BatchInfo) -> OrderFile | None:
     """A copy of the original input to merge in input order, if it is there and fits the batch."""
     try:
         if not stat.S_ISREG(os.lstat(original).st_mode):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from openai.types import Batch
 
 from daemon import crashpoints
 from daemon.config import Settings
@@ -40,12 +39,12 @@ from daemon.results.verification import (
     unmatched_name,
     unverified_batches,
 )
+from daemon.service.batch_info import BatchInfo, part_batch
+from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds, learned_limit
 from daemon.service.overdue_batches import resubmission_status
 from daemon.service.part_steps import PartSteps
-from daemon.service.remote import Remote
 from daemon.service.remote_cleanup import schedule_deletions
-from daemon.service.reply_checks import part_batch
 from daemon.service.retrying import scheduled_delay
 from daemon.state.archive import move_input
 from daemon.state.fileops import atomic_writer, free_name, safe_component, write_atomic
@@ -67,7 +66,9 @@ def download_names(batch_id: str) -> tuple[str, str]:
 
 
 class Collector(PartSteps):
-    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, remote: BatchService, holds: Holds, stop: threading.Event
+    ) -> None:
         super().__init__(settings, store, remote, holds, stop)
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
@@ -130,32 +131,32 @@ class Collector(PartSteps):
         else:
             self.store.update_part(part.id, state=PartState.DOWNLOADED)
 
-    def _download(self, batch: Batch, folder: Path, job: Job) -> None:
+    def _download(self, batch: BatchInfo, folder: Path, job: Job) -> None:
         for file_id, name in zip((batch.output_file_id, batch.error_file_id), download_names(batch.id), strict=True):
             dest = folder / name
             if file_id and not dest.exists():  # Azure sends "" for "no file"
                 size = self.remote.download(file_id, dest)
                 log.info("results_downloaded", job_id=job.id, batch_id=batch.id, file=name, bytes=size)
 
-    def _refreshed(self, part: Part, batch: Batch) -> Batch:
+    def _refreshed(self, part: Part, batch: BatchInfo) -> BatchInfo:
         """Downloads that did not add up may come from a stale or mangled batch object (no output
         file yet, counts of another moment): ask the service again before the next download."""
         fresh = self.remote.retrieve(batch.id)
         if fresh.status != part.batch_status or _counted(fresh) < _counted(batch):
             return batch  # a terminal batch changes neither its status nor its counts: not to be trusted
-        self.store.update_part(part.id, batch_json=fresh.model_dump_json())
+        self.store.update_part(part.id, batch_json=fresh.to_json())
         return fresh
 
     @staticmethod
-    def _downloads_of(batch: Batch, folder: Path, job: Job, part: Part) -> Downloads:
+    def _downloads_of(batch: BatchInfo, folder: Path, job: Job, part: Part) -> Downloads:
         output, errors = (folder / name for name in download_names(batch.id))
         requests = None if part.imported_without_input else _request_file(job, part)
         return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
-    def _token_refused(self, part: Part, job: Job, batch: Batch) -> bool:
+    def _token_refused(self, part: Part, job: Job, batch: BatchInfo) -> bool:
         """The model's enqueued-token limit refused the batch. True: handled (split to fit, or sent
         again later); False: it can never fit as it is and is collected as refused."""
-        message = " ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
+        message = " ".join(e.message or "" for e in batch.errors)
         model = job.model or ""
         limit = self.holds.note_token_limit(model, message)
         reported = learned_limit(message) is not None
@@ -170,7 +171,7 @@ class Collector(PartSteps):
             self._requeue(part, job, batch, message)
         return verdict is not Verdict.REFUSED
 
-    def _requeue(self, part: Part, job: Job, batch: Batch, message: str) -> None:
+    def _requeue(self, part: Part, job: Job, batch: BatchInfo, message: str) -> None:
         """The model's queue was full: not the input's fault. Submit the same file again later."""
         old = ",".join(filter(None, [part.old_batch_ids, part.batch_id]))
         self.store.update_part(
@@ -334,13 +335,13 @@ def _warn_unsuccessful(job: Job, summary: dict[str, Any]) -> None:
         log.warning("requests_unsuccessful", job_id=job.id, file=job.source_name, **outcomes, codes=codes)
 
 
-def _counted(batch: Batch) -> int:
+def _counted(batch: BatchInfo) -> int:
     counts = batch.request_counts
     return (counts.completed or 0) + (counts.failed or 0) if counts else 0
 
 
-def _token_limited(batch: Batch) -> bool:
-    return bool(batch.errors and any(e.code == "token_limit_exceeded" for e in (batch.errors.data or [])))
+def _token_limited(batch: BatchInfo) -> bool:
+    return any(e.code == "token_limit_exceeded" for e in batch.errors)
 
 
 def _resubmissions(parts: list[Part], part: Part) -> int:
@@ -474,4 +475,4 @@ def _refusal_lines(part: Part) -> list[str]:
     head = f"part {part.label} (input lines from {part.first_line}, {part.request_count} requests)"
     if batch is None or not batch.errors:
         return [f"{head}: {part.last_error or part.batch_status}"]
-    return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in (batch.errors.data or [])]
+    return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in batch.errors]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 from daemon.pricing import ModelPrice, price_for
 from daemon.results.failures import results_failures
 from daemon.results.usage import results_usage
-from daemon.service.reply_checks import part_batch
+from daemon.service.batch_info import part_batch
 from daemon.state.rows import Job, Part
 
 
@@ -68,9 +69,9 @@ def _batch_entry(part: Part) -> dict[str, Any]:
     if part.last_error:
         entry["error"] = part.last_error
     if batch is not None:
-        entry["request_counts"] = batch.request_counts.model_dump() if batch.request_counts else None
-        entry["errors"] = [e.model_dump() for e in (batch.errors.data or [])] if batch.errors else []
-        entry["output_file_id"] = batch.output_file_id or None
-        entry["usage"] = batch.usage.model_dump() if batch.usage else None
-        entry["error_file_id"] = batch.error_file_id or None
+        entry["request_counts"] = dataclasses.asdict(batch.request_counts) if batch.request_counts else None
+        entry["errors"] = [dataclasses.asdict(e) for e in batch.errors]
+        entry["output_file_id"] = batch.output_file_id
+        entry["usage"] = batch.usage.as_dict() if batch.usage else None
+        entry["error_file_id"] = batch.error_file_id
     return entry

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 import orjson
-from openai.types import Batch
 
 from daemon.errors import DaemonError
 from daemon.intake.validation import iter_normalised
 from daemon.logs import get_logger
 from daemon.results.outcome import NOT_RUN, rank
+from daemon.service.batch_info import BatchInfo
 from daemon.state.fileops import atomic_writer
 from daemon.state.rows import Job, Part
 from daemon.state.store import Store
@@ -81,7 +81,7 @@ class Tally:
         self.rejections[reason] += 1
         return False
 
-    def problems(self, batch: Batch) -> list[str]:
+    def problems(self, batch: BatchInfo) -> list[str]:
         """What did not add up, in words; empty if the downloads verify."""
         found = [_rejection(reason, places, self.rejections[reason]) for reason, places in self.rejected.items()]
         out, err = self.lines.get("output", 0), self.lines.get("errors", 0)
@@ -116,7 +116,7 @@ def _rejection(reason: str, places: list[str], lines: int) -> str:
 class Downloads:
     """One batch's downloaded files in the results folder, and where its request ids are read."""
 
-    batch: Batch
+    batch: BatchInfo
     files: list[tuple[str, Path]]  # (role, path), output first: the first line of a custom_id wins
     requests: Path | None  # None: an imported batch whose input is not here
 
@@ -216,7 +216,7 @@ class Verification:
             hint="requests without a line are written as result_missing; see problems in summary.json",
         )
 
-    def _record(self, job: Job, part: Part, batch: Batch, problems: list[str]) -> None:
+    def _record(self, job: Job, part: Part, batch: BatchInfo, problems: list[str]) -> None:
         roles = ((part.file_id, "input"), (batch.output_file_id, "output"), (batch.error_file_id, "errors"))
         files = [(file_id, role) for file_id, role in roles if file_id]  # Azure sends "" for "no file"
         kept = [file_id for file_id, _ in files]

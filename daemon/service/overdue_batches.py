@@ -9,12 +9,11 @@ nothing). The record lives in the state, so it survives a restart between cancel
 
 from __future__ import annotations
 
-from openai.types import Batch
-
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.logs import get_logger
-from daemon.service.remote import Remote
+from daemon.service.batch_info import BatchInfo
+from daemon.service.batch_service import BatchService
 from daemon.state.rows import Part
 from daemon.state.store import Store
 
@@ -24,12 +23,12 @@ _RUNNING = frozenset({"validating", "in_progress", "finalizing"})
 
 
 class OverdueBatches:
-    def __init__(self, settings: Settings, store: Store, remote: Remote) -> None:
+    def __init__(self, settings: Settings, store: Store, remote: BatchService) -> None:
         self.settings = settings
         self.store = store
         self.remote = remote
 
-    def enforce(self, part: Part, batch: Batch, now: float) -> Batch:
+    def enforce(self, part: Part, batch: BatchInfo, now: float) -> BatchInfo:
         """Cancel ``batch`` if it has run too long; return its freshest state."""
         started = part.submitted_at or float(batch.created_at)
         age = now - started

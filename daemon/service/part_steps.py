@@ -8,8 +8,8 @@ from functools import partial
 
 from daemon.config import Settings
 from daemon.intake.quarantine import Quarantine
+from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
-from daemon.service.remote import Remote
 from daemon.service.retrying import in_call
 from daemon.state.rows import Job, Part
 from daemon.state.store import Store
@@ -18,7 +18,9 @@ from daemon.state.store import Store
 class PartSteps:
     """Base for the services that move one part a step forward, each step re-read from the state."""
 
-    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, remote: BatchService, holds: Holds, stop: threading.Event
+    ) -> None:
         self.settings = settings
         self.store = store
         self.remote = remote

@@ -1,7 +1,7 @@
 """The poller: one thread that refreshes the status of submitted batches.
 
 Due batches are fetched with ``batches.list`` (100 per call) when there are several, otherwise
-with ``batches.retrieve`` (``Remote.list_batches`` also copes with an account another client fills
+with ``batches.retrieve`` (``BatchService.list_batches`` also copes with an account another client fills
 faster). Each batch is next checked after a wait that starts short after submission and doubles
 up to ``poll_interval``. Unknown statuses are kept and polled again.
 A webhook can ask for one batch to be checked at once (``refresh_now``); polling stays the
@@ -17,16 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from openai.types import Batch
-
 from daemon import crashpoints
 from daemon.config import Settings
 from daemon.errors import AccountError, DaemonError, MalformedReplyError, NotFoundError, PermanentError
 from daemon.logs import get_logger
+from daemon.service.batch_info import BatchInfo
+from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
 from daemon.service.lost_batches import LostBatches
 from daemon.service.overdue_batches import OverdueBatches
-from daemon.service.remote import Remote
 from daemon.service.stuck_watch import StuckWatch
 from daemon.state.rows import Part
 from daemon.state.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, PartState
@@ -49,7 +48,7 @@ class Poller:
         self,
         settings: Settings,
         store: Store,
-        remote: Remote,
+        remote: BatchService,
         holds: Holds,
         stop: threading.Event,
         on_finished: Callable[[], None],
@@ -157,9 +156,9 @@ class Poller:
                 due.append(part)
         return due
 
-    def _fetch(self, due: list[Part], now: float) -> dict[str, Batch]:
+    def _fetch(self, due: list[Part], now: float) -> dict[str, BatchInfo]:
         wanted = {p.batch_id for p in due if p.batch_id}
-        fresh: dict[str, Batch] = {}
+        fresh: dict[str, BatchInfo] = {}
         if len(wanted) >= LIST_WHEN_AT_LEAST:
             oldest = min(p.submitted_at or 0.0 for p in due)
             newest = max((p for p in due if p.batch_id), key=lambda p: p.submitted_at or 0.0).batch_id
@@ -186,7 +185,7 @@ class Poller:
         self.store.update_part(part.id, last_error=str(exc), next_action_at=time.time() + wait)
         log.error("batch_poll_refused", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
-    def _record(self, part: Part, batch: Batch, now: float) -> bool:
+    def _record(self, part: Part, batch: BatchInfo, now: float) -> bool:
         """Store the batch's new state; True when it reached a terminal status."""
         self.lost.seen(batch.id, ended=batch.status in TERMINAL_BATCH_STATUSES)
         if batch.status != part.batch_status:
@@ -209,7 +208,7 @@ class Poller:
                 part.id,
                 state=PartState.FINISHED,
                 batch_status=batch.status,
-                batch_json=batch.model_dump_json(),
+                batch_json=batch.to_json(),
                 next_action_at=0,
             )
             return True
@@ -217,14 +216,14 @@ class Poller:
         self.store.update_part(
             part.id,
             batch_status=batch.status,
-            batch_json=batch.model_dump_json(),
+            batch_json=batch.to_json(),
             poll_wait=wait,
             next_action_at=now + wait,
         )
         return False
 
 
-def _progress(batch: Batch) -> tuple[int, int]:
+def _progress(batch: BatchInfo) -> tuple[int, int]:
     counts = batch.request_counts
     if counts is None:
         return 0, 0

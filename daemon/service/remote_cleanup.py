@@ -14,14 +14,12 @@ from __future__ import annotations
 import threading
 import time
 
-import openai
-
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.logs import get_logger
+from daemon.service.batch_info import part_batch
+from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
-from daemon.service.remote import Remote, translated
-from daemon.service.reply_checks import part_batch
 from daemon.service.retrying import scheduled_delay
 from daemon.state.rows import Job, Part, RemoteFile
 from daemon.state.store import Store
@@ -53,23 +51,13 @@ def remote_files_of(parts: list[Part]) -> list[tuple[str, str]]:
         batch = part_batch(part)
         if batch is not None:
             for file_id, role in ((batch.output_file_id, "output"), (batch.error_file_id, "errors")):
-                if file_id:  # Azure sends "" for "no file"
+                if file_id:
                     found.setdefault(file_id, role)
     return sorted(found.items())
 
 
-@translated("files.delete")
-def delete_remote_file(remote: Remote, file_id: str) -> bool:
-    """Delete ``file_id``; False if the service no longer has it (deleted before, or expired)."""
-    try:
-        remote.client.files.delete(file_id)
-    except openai.NotFoundError:
-        return False
-    return True
-
-
 class Hygiene:
-    def __init__(self, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+    def __init__(self, store: Store, remote: BatchService, holds: Holds, stop: threading.Event) -> None:
         self.store = store
         self.remote = remote
         self.holds = holds
@@ -92,7 +80,7 @@ class Hygiene:
 
     def _delete(self, item: RemoteFile) -> None:
         try:
-            existed = delete_remote_file(self.remote, item.file_id)
+            existed = self.remote.delete_file(item.file_id)
         except (TransientError, AccountError) as exc:
             if isinstance(exc, AccountError):
                 self.holds.block_account(str(exc))

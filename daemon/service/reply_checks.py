@@ -1,4 +1,7 @@
-"""Checks on what the service sends back: every id and field batchd reads, in one place.
+"""Checks on what the OpenAI service sends back: every id and field batchd reads, in one place.
+
+Part of the seam's OpenAI implementation (``openai_service``), which converts what passed to
+batchd's own dataclasses.
 
 The SDK builds its models without validation, so a 200 reply can put any type in any field (a
 file id of ``5``), or be no object at all (an HTML page comes back as a ``str``). Such a reply is
@@ -18,7 +21,6 @@ from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 
 from daemon.errors import MalformedReplyError
-from daemon.state.rows import Part
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -139,9 +141,10 @@ def _check_errors(batch: Batch, call: str) -> None:
 
 
 def _check_readable_back(batch: Batch, call: str) -> None:
-    """The batch is stored as JSON and read back with the SDK's strict model (``part_batch``),
-    so every other field must pass that model too. An unknown status is the one exception: it is
-    polled on with a warning, and the statuses that end a batch are all known ones."""
+    """Every other field must pass the SDK's strict model too, so the conversion to batchd's own
+    ``BatchInfo`` (and reading back a row stored by an earlier version) never meets a field it
+    cannot read. An unknown status is the one exception: it is polled on with a warning, and the
+    statuses that end a batch are all known ones."""
     data = batch.model_dump(mode="json", warnings=False)
     if data.get("status") not in KNOWN_STATUSES:
         data["status"] = "in_progress"
@@ -150,11 +153,6 @@ def _check_readable_back(batch: Batch, call: str) -> None:
     except pydantic.ValidationError as exc:
         where = ".".join(str(step) for step in exc.errors()[0]["loc"]) or "the batch"
         raise MalformedReplyError(call, f"{where} is not what a batch holds") from None
-
-
-def part_batch(part: Part) -> Batch | None:
-    """The part's batch as stored (the JSON of the last reply), read back with the SDK's strict model."""
-    return Batch.model_validate_json(part.batch_json) if part.batch_json else None
 
 
 def page_items(pages: object, call: str) -> Iterator[object]:

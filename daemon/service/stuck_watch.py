@@ -4,10 +4,9 @@ cancelling): warned once per batch and status (``batch_stuck``); counted by the 
 
 from __future__ import annotations
 
-from openai.types import Batch
-
 from daemon.config import Settings
 from daemon.logs import get_logger
+from daemon.service.batch_info import BatchInfo
 from daemon.state.rows import Part
 
 log = get_logger(__name__)
@@ -19,9 +18,9 @@ STUCK_AFTER = {
 }
 
 
-def status_since(batch: Batch) -> float | None:
+def status_since(batch: BatchInfo) -> float | None:
     """When the service says ``batch`` entered its current status (validating starts at creation)."""
-    stamp = batch.created_at if batch.status == "validating" else getattr(batch, f"{batch.status}_at", None)
+    stamp = batch.created_at if batch.status == "validating" else batch.stamp(batch.status)
     return None if stamp is None else float(stamp)
 
 
@@ -39,7 +38,7 @@ class StuckWatch:
         self.settings = settings
         self._seen: dict[str, tuple[str, float, bool]] = {}  # batch id -> (status, first seen, warned)
 
-    def check(self, part: Part, batch: Batch, now: float) -> None:
+    def check(self, part: Part, batch: BatchInfo, now: float) -> None:
         limit = stuck_limit(self.settings, batch.status)
         if limit is None:
             self._seen.pop(batch.id, None)  # left the status: forget it, so the map stays small

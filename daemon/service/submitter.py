@@ -15,16 +15,15 @@ import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from openai.types import Batch
-
 from daemon import crashpoints
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.refitter import Refitter, Verdict
 from daemon.logs import get_logger
+from daemon.service.batch_info import BatchInfo
+from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
 from daemon.service.part_steps import PartSteps
-from daemon.service.remote import Remote
 from daemon.service.retrying import scheduled_delay
 from daemon.state.job_endings import cancel_stands, is_abandoned
 from daemon.state.rows import Job, Part
@@ -64,7 +63,9 @@ def file_sha256(path: Path) -> str:
 
 
 class Submitter(PartSteps):
-    def __init__(self, settings: Settings, store: Store, remote: Remote, holds: Holds, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, remote: BatchService, holds: Holds, stop: threading.Event
+    ) -> None:
         super().__init__(settings, store, remote, holds, stop)
         self.refitter = Refitter(settings, store)
 
@@ -188,7 +189,7 @@ class Submitter(PartSteps):
             self.remote.cancel(duplicate.id)
         self._record_batch(part, keep, adopted=True)
 
-    def _record_batch(self, part: Part, batch: Batch, *, adopted: bool) -> None:
+    def _record_batch(self, part: Part, batch: BatchInfo, *, adopted: bool) -> None:
         now = time.time()
         wait = self.settings.first_poll_after
         self.store.update_part(
@@ -196,7 +197,7 @@ class Submitter(PartSteps):
             state=PartState.SUBMITTED,
             batch_id=batch.id,
             batch_status=batch.status,
-            batch_json=batch.model_dump_json(),
+            batch_json=batch.to_json(),
             submitted_at=now,
             intent_at=None,
             poll_wait=wait,

@@ -26,14 +26,13 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import openai
-
 from daemon.config import Settings
 from daemon.errors import CredentialError
 from daemon.http_endpoints import port_error, stop_serving
 from daemon.logs import get_logger
+from daemon.service.batch_info import WebhookEvent
+from daemon.service.batch_service import BatchService
 from daemon.service.credentials import WEBHOOK_CREDENTIAL_NAME, KeySource, find_webhook_secret
-from daemon.service.reply_checks import is_id
 
 log = get_logger(__name__)
 BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"})
@@ -73,8 +72,8 @@ class SeenIds:
 class WebhookReceiver:
     """What to do with one delivery, apart from HTTP: verify, drop replays, ask for a refresh."""
 
-    def __init__(self, client: openai.OpenAI, secret: KeySource, refresh: RefreshBatch) -> None:
-        self.client = client
+    def __init__(self, service: BatchService, secret: KeySource, refresh: RefreshBatch) -> None:
+        self.service = service
         self.secret = secret
         self.refresh = refresh
         self.seen = SeenIds()
@@ -82,7 +81,7 @@ class WebhookReceiver:
     def handle(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         """Return the HTTP status and a one-word outcome for the sender."""
         try:
-            event = self.client.webhooks.unwrap(body, headers, secret=self.secret.read())
+            event = self.service.unwrap_webhook(body, headers, self.secret.read())
         except CredentialError as exc:
             log.error("webhook_secret_unreadable", error=str(exc))
             return 500, "unavailable"  # not the sender's fault: let it deliver again later
@@ -100,10 +99,9 @@ class WebhookReceiver:
             log.exception("webhook_failed", webhook_id=webhook_id)
             return 500, "failed"
 
-    def _act(self, webhook_id: str, event: Any) -> str:
-        kind = getattr(event, "type", None)
-        batch_id = getattr(getattr(event, "data", None), "id", None)
-        if kind not in BATCH_EVENTS or not is_id(batch_id):
+    def _act(self, webhook_id: str, event: WebhookEvent) -> str:
+        kind, batch_id = event.type, event.batch_id
+        if kind not in BATCH_EVENTS or batch_id is None:
             log.info("webhook_ignored", webhook_id=webhook_id, type=kind)
             return "ignored"
         outcome = self.refresh(batch_id)
@@ -183,7 +181,7 @@ class WebhookServer:
         self._server = None
 
 
-def webhook_server(settings: Settings, client: openai.OpenAI, refresh: RefreshBatch) -> WebhookServer | None:
+def webhook_server(settings: Settings, service: BatchService, refresh: RefreshBatch) -> WebhookServer | None:
     """The receiver when ``webhook_port`` is set (it then needs a signing secret), else None."""
     if settings.webhook_port is None:
         return None
@@ -195,7 +193,7 @@ def webhook_server(settings: Settings, client: openai.OpenAI, refresh: RefreshBa
             f"{WEBHOOK_CREDENTIAL_NAME}; or unset webhook_port"
         )
     check_secret(secret)
-    return WebhookServer(settings, WebhookReceiver(client, secret, refresh))
+    return WebhookServer(settings, WebhookReceiver(service, secret, refresh))
 
 
 def check_secret(secret: KeySource) -> None:

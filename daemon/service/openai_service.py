@@ -1,8 +1,10 @@
-"""The service side: a thin wrapper over the SDK for the calls batchd makes.
+"""The OpenAI Batch API behind the service seam (``batch_service.BatchService``), over the official SDK.
 
-Every method raises only batchd errors (see ``sdk_errors``), and returns only what passed the
-checks of ``reply_checks``: a malformed 200 reply raises ``MalformedReplyError`` (transient, and for a
-POST ambiguous: the object may have been created). The client is built with
+The only module (with ``reply_checks``, ``sdk_errors`` and the webhook signature check it does)
+that holds SDK objects: every reply is checked by ``reply_checks`` and converted here to batchd's
+own dataclasses (``batch_info``) before it leaves. Every method raises only batchd errors (see
+``sdk_errors``): a malformed 200 reply raises ``MalformedReplyError`` (transient, and for a POST
+ambiguous: the object may have been created). The client is built with
 ``max_retries=0``: the SDK would blindly retry POSTs that may already have succeeded, which can
 create a second paid batch; batchd retries itself, after reconciling.
 """
@@ -10,19 +12,20 @@ create a second paid batch; batchd retries itself, after reconciling.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import httpx2
 import openai
-from openai.types import Batch, FileObject
+from openai.types import Batch
 
 from daemon import crashpoints
 from daemon.errors import MalformedReplyError
 from daemon.logs import get_logger
+from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
 from daemon.service.credentials import KeySource
-from daemon.service.reply_checks import checked_batch, checked_file, is_int, metadata_readable, page_items
+from daemon.service.reply_checks import checked_batch, checked_file, is_id, is_int, metadata_readable, page_items
 from daemon.service.sdk_errors import classify, counted
 from daemon.state.fileops import atomic_writer
 
@@ -82,9 +85,18 @@ def _reported(exc: MalformedReplyError) -> MalformedReplyError:
     return exc
 
 
-class Remote:
+class OpenAIService:
+    """``BatchService`` for the OpenAI API (or any service that speaks it, such as the emulator)."""
+
     def __init__(self, client: openai.OpenAI) -> None:
         self.client = client
+
+    @classmethod
+    def connect(
+        cls, key: KeySource, base_url: str | None, timeout: float, http_client: httpx2.Client | None = None
+    ) -> OpenAIService:
+        """The service over a client built by ``build_client``."""
+        return cls(build_client(key, base_url, timeout, http_client))
 
     def close(self) -> None:
         self.client.close()
@@ -116,28 +128,28 @@ class Remote:
         return None
 
     @translated("files.list")
-    def uploads_since(self, not_before: float, prefix: str) -> list[FileObject]:
+    def uploads_since(self, not_before: float, prefix: str) -> list[FileInfo]:
         """Every batch upload named ``prefix...`` since ``not_before``. Unlike ``find_file`` a
         malformed item is not skipped: whoever rebuilds state from this must see everything."""
-        found: list[FileObject] = []
+        found: list[FileInfo] = []
         for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
             file = checked_file(item, "files.list", "a listed file")
             if file.created_at < not_before - CLOCK_SKEW:
                 break
             if file.filename.startswith(prefix):
-                found.append(file)
+                found.append(FileInfo(file.id, file.filename, file.created_at))
         return found
 
     @translated("batches.list")
-    def batches_since(self, not_before: float) -> list[Batch]:
+    def batches_since(self, not_before: float) -> list[BatchInfo]:
         """Every batch created since ``not_before``; a malformed item fails the whole listing, for
         a batch skipped here could be created a second time by whoever rebuilds state from it."""
-        return [checked_batch(item, "batches.list", "a listed batch") for item in self._recent_batches(not_before)]
+        return [_info(checked_batch(b, "batches.list", "a listed batch")) for b in self._recent_batches(not_before)]
 
     @translated("batches.create")
     def create_batch(
         self, file_id: str, endpoint: str, window: str, metadata: dict[str, str], expiry: int | None
-    ) -> Batch:
+    ) -> BatchInfo:
         extra: dict[str, Any] = {}
         if expiry is not None:
             extra["output_expires_after"] = {"anchor": "created_at", "seconds": expiry}
@@ -148,24 +160,24 @@ class Remote:
             metadata=metadata,
             **extra,
         )
-        return checked_batch(created, "batches.create")
+        return _info(checked_batch(created, "batches.create"))
 
     @translated("batches.list")
-    def find_batches(self, match: dict[str, str], not_before: float) -> list[Batch]:
+    def find_batches(self, match: dict[str, str], not_before: float) -> list[BatchInfo]:
         """Batches whose metadata holds every pair of ``match``, oldest first.
 
         Unlike a file, a listed batch that cannot be read is not skipped unless its metadata shows
         it is not one of ours: missing our own batch here would create and pay for a second one.
         """
         found = [
-            checked_batch(b, "batches.list", "a listed batch")
+            _info(checked_batch(b, "batches.list", "a listed batch"))
             for b in self._recent_batches(not_before)
             if _matches(b, match)
         ]
         return sorted(found, key=lambda b: (b.created_at, b.id))
 
     @translated("batches.list")
-    def list_batches(self, not_before: float, wanted: set[str], newest: str | None = None) -> dict[str, Batch]:
+    def list_batches(self, not_before: float, wanted: set[str], newest: str | None = None) -> dict[str, BatchInfo]:
         """Page through ``batches.list`` (100 per call, newest first) until every wanted id is seen.
 
         If a whole first page holds none of them, another client of the account has buried ours
@@ -173,7 +185,7 @@ class Remote:
         batch, which the caller then retrieves), skipping theirs. Paging stops early once the next
         page would cost more than retrieving each missing batch; the caller retrieves the rest.
         """
-        seen: dict[str, Batch] = {}
+        seen: dict[str, BatchInfo] = {}
         buried = not self._collect(self._recent_batches(not_before), wanted, seen, give_up_on_empty_page=bool(newest))
         if buried and newest:
             self._collect(self._recent_batches(not_before, after=newest), wanted, seen, give_up_on_empty_page=False)
@@ -181,7 +193,7 @@ class Remote:
 
     @staticmethod
     def _collect(
-        batches: Iterator[object], wanted: set[str], seen: dict[str, Batch], give_up_on_empty_page: bool
+        batches: Iterator[object], wanted: set[str], seen: dict[str, BatchInfo], give_up_on_empty_page: bool
     ) -> bool:
         """Add the wanted ones of ``batches`` to ``seen``; False if a full first page held none.
 
@@ -191,7 +203,7 @@ class Remote:
         for listed, batch in enumerate(batches, start=1):
             batch_id = getattr(batch, "id", None)
             if isinstance(batch_id, str) and batch_id in wanted and (checked := _listed_batch(batch)) is not None:
-                seen[checked.id] = checked
+                seen[checked.id] = _info(checked)
                 if len(seen) == len(wanted):
                     break
             if listed % LIST_PAGE == 0:
@@ -226,20 +238,25 @@ class Remote:
             yield batch
 
     @translated("batches.retrieve")
-    def retrieve(self, batch_id: str) -> Batch:
+    def retrieve(self, batch_id: str) -> BatchInfo:
         return _same_batch(
             checked_batch(self.client.batches.retrieve(batch_id), "batches.retrieve"), batch_id, "batches.retrieve"
         )
 
     @translated("batches.cancel")
-    def cancel(self, batch_id: str) -> Batch:
+    def cancel(self, batch_id: str) -> BatchInfo:
         return _same_batch(
             checked_batch(self.client.batches.cancel(batch_id), "batches.cancel"), batch_id, "batches.cancel"
         )
 
     @translated("files.delete")
-    def delete_file(self, file_id: str) -> None:
-        self.client.files.delete(file_id)
+    def delete_file(self, file_id: str) -> bool:
+        """Delete ``file_id``; False if the service no longer has it (deleted before, or expired)."""
+        try:
+            self.client.files.delete(file_id)
+        except openai.NotFoundError:
+            return False
+        return True
 
     @translated("files.content")
     def download(self, file_id: str, dest: Path) -> int:
@@ -252,6 +269,18 @@ class Remote:
                 crashpoints.reach("downloading")
             crashpoints.reach("downloaded")
         return size
+
+    def unwrap_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent:
+        """The SDK checks the signature (ValueError if it is not good) and reads the event."""
+        event = self.client.webhooks.unwrap(body, dict(headers), secret=secret)
+        kind = getattr(event, "type", None)
+        batch_id = getattr(getattr(event, "data", None), "id", None)
+        return WebhookEvent(kind if isinstance(kind, str) else None, batch_id if is_id(batch_id) else None)
+
+
+def _info(batch: Batch) -> BatchInfo:
+    """A checked batch as batchd's own dataclass: the one place an SDK batch becomes one."""
+    return BatchInfo.from_dict(batch.model_dump(mode="json", warnings=False))
 
 
 def _matches(batch: object, match: dict[str, str]) -> bool:
@@ -271,7 +300,7 @@ def _listed_batch(batch: object) -> Batch | None:
         return None
 
 
-def _same_batch(batch: Batch, batch_id: str, call: str) -> Batch:
+def _same_batch(batch: Batch, batch_id: str, call: str) -> BatchInfo:
     if batch.id != batch_id:
         raise MalformedReplyError(call, "id is not the batch asked for")
-    return batch
+    return _info(batch)
