@@ -1,0 +1,118 @@
+"""A batch the service no longer knows ends its part after a grace; a sighting resets the grace."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.cli.retry import requeue
+from daemon.config import Settings
+from daemon.emulator import EmulatorServer
+from daemon.errors import NotFoundError
+from daemon.service.lost_batches import LostBatches
+from daemon.state import folders
+from daemon.state.states import LOST_STATUS, JobState, PartState
+from daemon.state.store import Job, Part, Store
+from tests.support import Harness, request_file, wait_until
+
+GONE = NotFoundError("HTTP 404: No batch found with id 'batch_x'.")
+
+
+def test_a_vanished_batch_ends_its_part_and_the_job_keeps_what_finished(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(lost_batch_grace=0.5, max_requests_per_batch=2, pack_inputs_up_to=0).start()
+    emulator.mishaps.vanish_next(1)  # one of the two parts' batches
+    with capture_logs() as captured:
+        harness.drop("gone.jsonl", request_file(4))
+        job = harness.wait_job("gone.jsonl", JobState.FAILED)
+    (lost,) = emulator.mishaps.snapshot()["vanished"]
+    results = harness.results("gone.jsonl")
+    assert [r["custom_id"] for r in results] == ["r0", "r1", "r2", "r3"]
+    codes = Counter((r["error"] or {}).get("code") for r in results)
+    assert codes == {None: 2, "batch_lost": 2}, "the other part's results are kept"
+    assert all("no longer knows this batch" in r["error"]["message"] for r in results if r["error"])
+    assert harness.summary("gone.jsonl")["outcomes"] == {"succeeded": 2, "failed": 0, "not_run": 2}
+    report = (harness.settings.failed / "gone.jsonl.report.txt").read_text()
+    assert lost in report and "batchd retry gone.jsonl" in report and "paid" in report
+    assert (harness.settings.failed / "gone.jsonl").exists() and job.note and lost in job.note
+    events = [e for e in captured if e["event"] == "batch_lost"]
+    assert [(e["job_id"], e["batch_id"], e["log_level"]) for e in events] == [(job.id, lost, "error")]
+    requeue(harness.settings, "gone.jsonl")  # what the report advises
+    store = harness.store
+    assert store is not None
+    wait_until(lambda: len([j for j in store.jobs() if j.source_name == "gone.jsonl"]) == 2, what="the retry claimed")
+    assert harness.wait_job("gone.jsonl", JobState.DONE).id != job.id
+
+
+def test_a_batch_seen_again_within_the_grace_is_collected(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(lost_batch_grace=30.0).start()
+    emulator.mishaps.vanish_next(1)
+    with capture_logs() as captured:
+        harness.drop("back.jsonl", request_file(3))
+        wait_until(lambda: any(e["event"] == "batch_not_found" for e in captured), what="a 404 noticed")
+        (batch_id,) = emulator.mishaps.snapshot()["vanished"]
+        emulator.mishaps.restore(batch_id)
+        harness.wait_job("back.jsonl", JobState.DONE)
+    assert harness.summary("back.jsonl")["outcomes"]["succeeded"] == 3
+    assert any(e["event"] == "batch_found_again" and e["batch_id"] == batch_id for e in captured)
+
+
+@pytest.fixture(name="tracked")
+def tracked_fixture(tmp_path: Path) -> tuple[Store, Part, Settings]:
+    settings = Settings(root=tmp_path, lost_batch_grace=10.0, poll_interval=60.0)
+    (tmp_path / "state").mkdir()
+    store = Store(tmp_path / "state" / folders.DB_NAME)
+    store.add_job(Job("j1", "in.jsonl", "in.jsonl", "in.jsonl", JobState.ACTIVE, 0.0, 0.0))
+    part = Part("j1", 0, 0, "p", 1, 2, 10, 3, PartState.SUBMITTED, 0.0, 0.0, batch_id="batch_x")
+    store.add_part(part)
+    return store, part, settings
+
+
+def test_the_grace_counts_from_the_first_404_and_a_sighting_resets_it(tracked: tuple[Store, Part, Settings]) -> None:
+    store, part, settings = tracked
+    lost = LostBatches(settings, store)
+    assert not lost.missing(part, GONE, now=1000.0)
+    assert not lost.missing(part, GONE, now=1009.0)
+    assert store.part(part.id).next_action_at == 1010.0, "polled again when the grace ends, not later"
+    lost.seen("batch_x")
+    assert not lost.missing(part, GONE, now=1015.0), "the grace starts again after a sighting"
+    assert not lost.missing(part, GONE, now=1024.0)
+    assert store.part(part.id).state == PartState.SUBMITTED
+    assert lost.missing(part, GONE, now=1026.0)
+    ended = store.part(part.id)
+    assert (ended.state, ended.batch_status) == (PartState.DOWNLOADED, LOST_STATUS)
+    assert "batch_x" in str(ended.last_error)
+
+
+def test_the_first_404_survives_a_restart(tracked: tuple[Store, Part, Settings]) -> None:
+    store, part, settings = tracked
+    assert not LostBatches(settings, store).missing(part, GONE, now=1000.0)
+    restarted = LostBatches(dataclasses.replace(settings), store)
+    assert restarted.missing(part, GONE, now=1011.0)
+    # ... and a sighting after a restart clears what the state remembered.
+    store.update_part(part.id, state=PartState.SUBMITTED)
+    assert not restarted.missing(part, GONE, now=2000.0)
+    LostBatches(settings, store).seen("batch_x")
+    assert not LostBatches(settings, store).missing(part, GONE, now=2011.0)
+
+
+def test_a_lost_shared_batch_ends_every_input_it_carried(
+    harness_factory: Callable[..., Harness], emulator: EmulatorServer
+) -> None:
+    harness = harness_factory(lost_batch_grace=0.5, pack_wait=5.0).start()
+    emulator.mishaps.vanish_next(1)
+    harness.drop("a.jsonl", request_file(2, prefix="a"))
+    harness.drop("b.jsonl", request_file(3, prefix="b"))
+    for name, count in (("a.jsonl", 2), ("b.jsonl", 3)):
+        harness.wait_job(name, JobState.FAILED)
+        assert [(r["error"] or {}).get("code") for r in harness.results(name)] == ["batch_lost"] * count
+        assert "batchd retry" in (harness.settings.failed / f"{name}.report.txt").read_text()
+    assert len(emulator.batches()) == 1, "both travelled in the one shared batch"
