@@ -5,22 +5,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
 from daemon.emulator import EmulatorServer
-from daemon.ops.seed_import import DEFER_WAIT, FACT_PREFIX, SEED_FILE, SeedImport, parse_seed_file
+from daemon.ops.seed_import import FACT_PREFIX, SEED_FILE, SeedImport
 from daemon.ops.signals import StopFlags
 from daemon.service.credentials import KeySource
 from daemon.service.remote import Remote, build_client
 from daemon.state import folders
 from daemon.state.states import JobState
 from daemon.state.store import Store
-from tests.support import TEST_KEY, Harness, fast_settings, request_file, wait_until
+from tests.support import TEST_KEY, Harness, request_file, wait_until
 
 
 @pytest.fixture(name="sdk")
@@ -73,14 +71,6 @@ def test_import_tracks_and_collects_each_batch_once(
     assert len(emulator.batches()) == 3  # nothing was created again
 
 
-def test_problems_are_reported_by_line_number() -> None:
-    text = "a:batch_1\nno colon here\nb:null\n\n:batch_2\nc:not a batch id\nd:e:batch_3\r\n"
-    entries, problems = parse_seed_file(text)
-    assert [(e.line_no, e.name, e.batch_id) for e in entries] == [(1, "a", "batch_1"), (7, "d:e", "batch_3")]
-    assert [n for n, _ in problems] == [2, 3, 5, 6]
-    assert "no batch" in dict(problems)[3]
-
-
 def test_a_crash_before_the_rename_does_not_import_twice(
     harness_factory: Callable[..., Harness], sdk: openai.OpenAI, emulator: EmulatorServer
 ) -> None:
@@ -126,26 +116,6 @@ def test_a_file_put_back_skips_what_is_tracked(
     ]
     wait_until(lambda: not seed.exists(), what="the second file to be renamed too")
     assert len(list(harness.settings.root.glob(f"{SEED_FILE}.imported-*"))) == 2
-
-
-def test_unreachable_service_defers_the_import(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / SEED_FILE).write_text("a:batch_1\n")
-    settings = fast_settings(root, "http://127.0.0.1:9/v1", request_timeout=0.5)
-    folders.prepare(settings)
-    store = Store(settings.state / folders.DB_NAME)
-    remote = Remote(build_client(KeySource("test key", value=TEST_KEY), settings.base_url, 0.5))
-    stop = StopFlags().stop
-    stop.set()  # no in-call waiting: one try, then the import is put off
-    importer = SeedImport(settings, store, remote, stop)
-    importer.run()
-    assert (root / SEED_FILE).exists()
-    assert store.jobs() == []
-    assert not importer.due(time.time() + 10)  # tried again only minutes later
-    assert importer.due(time.time() + DEFER_WAIT + 1)
-    store.close()
-    remote.close()
 
 
 def test_failed_imported_batch_goes_to_failed_with_a_report(

@@ -10,19 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from daemon.cli.cancel import cancel_one
-from daemon.cli.status import job_rows, render_table
-from daemon.config import Settings
 from daemon.emulator import EmulatorServer
-from daemon.intake.packer import UNMATCHED_NOTE, Packer
-from daemon.intake.preparer import batch_limits
 from daemon.intake.reports import report_path
-from daemon.results.unpacker import unpack
-from daemon.state import folders
-from daemon.state.states import PACK_KIND, JobState, PartState
-from daemon.state.store import Job, Part, Store
+from daemon.state.states import JobState
 from tests.support import Harness
 
 OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together
@@ -161,70 +151,3 @@ def test_an_expired_shared_batch_resends_only_what_did_not_run(
         for i, result in enumerate(results):
             if result.get("response"):
                 assert f"{name} question {i}" in answer_text(result)
-
-
-def packed_input(store: Store) -> tuple[Job, Job]:
-    """A pack carrying one input, as the state holds them while the shared batch runs."""
-    now = time.time()
-    pack = Job("pack-1", "pack of 2 inputs", "", "", JobState.ACTIVE, now, now, kind=PACK_KIND, request_count=4)
-    member = Job("in-1", "a.jsonl", "", "", JobState.ACTIVE, now, now, request_count=2)
-    store.add_job(pack)
-    store.add_job(member)
-    store.add_part(Part(pack.id, 0, 0, "p", 1, 4, 10, 3, PartState.SUBMITTED, now, now, batch_id="batch_x"))
-    store.add_part(Part(member.id, 0, 0, "m", 1, 2, 5, 1, PartState.PACKED, now, now, pack_id=pack.id, pack_slot=0))
-    return pack, member
-
-
-def test_status_shows_which_pack_carries_an_input(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state.sqlite3")
-    try:
-        packed_input(store)
-        rows = {row["file"]: row for row in job_rows(store)}
-    finally:
-        store.close()
-    assert rows["a.jsonl"]["pack"] == "pack-1"
-    assert rows["pack of 2 inputs"]["batches"] == [{"id": "batch_x", "status": None}]
-    assert "active (in pack-1)" in render_table(list(rows.values()))
-
-
-def test_cancelling_one_packed_input_leaves_the_shared_batch_alone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    store = Store(tmp_path / "state.sqlite3")
-    try:
-        _, member = packed_input(store)
-        cancel_one(store, None, member)  # type: ignore[arg-type] # never reaches the service
-        assert store.job(member.id).note is None
-    finally:
-        store.close()
-    assert "cancel the pack by its id" in capsys.readouterr().out
-
-
-def test_output_lines_of_no_input_keep_the_pack_folder_with_a_note_and_the_sweep_keeps_it(tmp_path: Path) -> None:
-    settings = Settings(root=tmp_path)
-    folders.prepare(settings)
-    store = Store(settings.state / folders.DB_NAME)
-    try:
-        pack, member = packed_input(store)
-        folder = settings.state / "packs" / pack.id
-        folder.mkdir()
-        store.update_job(pack.id, result_dir=str(folder))
-        store.update_job(member.id, result_dir=str(settings.results / "a"))
-        pack = store.job(pack.id)
-        store.update_part(store.parts(pack.id)[0].id, state=PartState.DOWNLOADED, batch_status="completed")
-        output = folder / "batch_x_output.jsonl"
-        output.write_text(json.dumps({"custom_id": "0:r0", "error": None}) + "\n" + '{"custom_id": "mangled"}\n')
-        unpack(settings, store, pack, store.parts(pack.id), [output])
-
-        mine = (settings.results / "a" / "batch_x_output.jsonl").read_text().splitlines()
-        assert [json.loads(text)["custom_id"] for text in mine] == ["r0"]
-        assert store.job(pack.id).state == JobState.DONE
-        assert "1 line(s)" in (folder / UNMATCHED_NOTE).read_text()
-        packer = Packer(settings, store, batch_limits(settings), lambda: None)
-        packer.sweep()
-        assert output.exists(), "kept for a person to look at"
-        (folder / UNMATCHED_NOTE).unlink()
-        packer.sweep()
-        assert not folder.exists(), "an ended pack's folder without the note is what a crash left behind"
-    finally:
-        store.close()

@@ -94,21 +94,6 @@ def test_force_sends_it_as_it_is(harness: Harness) -> None:
     assert (harness.settings.pending / "as-is.jsonl").read_text() == BAD
 
 
-def test_without_a_state_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "failed").mkdir()
-    (tmp_path / "pending_upload").mkdir()
-    (tmp_path / "failed" / "hand.jsonl").write_text(request_file(2))
-    assert main(["retry", "--root", str(tmp_path), "hand.jsonl"]) == 0
-    assert (tmp_path / "pending_upload" / "hand.jsonl").exists()
-    assert "kept as" not in capsys.readouterr().out  # there was no report to keep
-
-
-def test_name_is_required() -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["retry"])
-    assert exc.value.code == 2
-
-
 def _mixed_input() -> bytes:
     """Requests written the way a person might: odd spacing, a CRLF line, a blank line."""
     lines = [request_line(f"m{i}", model="gpt-expire").encode() + b"\n" for i in range(12)]

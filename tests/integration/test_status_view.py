@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from daemon.cli.main import main
-from daemon.cli.status import job_rows, render_table, watch
+from daemon.cli.status import job_rows, render_table
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.errors import DaemonError
 from daemon.state.states import JobState
 from tests.support import FAST, Harness, daemon_env, fast_settings, request_file, wait_until
 
@@ -32,37 +29,6 @@ def test_progress_counts_requests_that_ran_in_superseded_attempts(harness: Harne
     assert row["requests_done"] == outcomes["succeeded"] + outcomes["failed"]
     newest = harness.summary("exp.jsonl")["batches"][-1]["request_counts"]
     assert row["requests_done"] > newest["completed"] + newest["failed"]
-
-
-def test_watch_redraws_until_stopped() -> None:
-    stop = threading.Event()
-    frames: list[int] = []
-
-    def frame() -> str:
-        frames.append(1)
-        if len(frames) == 2:
-            raise DaemonError("no state database yet")
-        if len(frames) == 3:
-            stop.set()
-        return f"frame {len(frames)}"
-
-    out = io.StringIO()
-    assert watch(frame, stop, 0.01, out, clear=False, header=True) == 3
-    text = out.getvalue()
-    assert text.count("batchd status at") == 3
-    assert "frame 1" in text and "batchd: no state database yet" in text and "frame 3" in text
-
-
-def test_watch_json_is_one_document_per_line() -> None:
-    stop = threading.Event()
-    out = io.StringIO()
-
-    def frame() -> str:
-        stop.set()
-        return '{"jobs": []}'
-
-    watch(frame, stop, 0.01, out, clear=False, header=False)
-    assert out.getvalue() == '{"jobs": []}\n'
 
 
 def test_status_watch_ends_cleanly_on_ctrl_c(harness: Harness, tmp_path: Path) -> None:

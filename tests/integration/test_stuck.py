@@ -8,15 +8,10 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types import Batch
 from structlog.testing import capture_logs
 
-from daemon.config import Settings, load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.errors import ConfigError
-from daemon.service.stuck_watch import StuckWatch
-from daemon.state.states import JobState, PartState
-from daemon.state.store import Part
+from daemon.state.states import JobState
 from tests.integration.test_metrics import scrape, value
 from tests.support import TEST_KEY, Harness, request_file, wait_until
 
@@ -75,49 +70,3 @@ def test_a_slow_cancel_is_reported(harness_factory: Callable[..., Harness], emul
             client.batches.cancel(batch_id)  # cancelled behind batchd's back, e.g. in the dashboard
         harness.wait_job("cancel-me.jsonl", JobState.DONE, JobState.FAILED, timeout=20)
     assert stuck_events(captured) == [(batch_id, "cancelling")]
-
-
-def _batch(status: str, **times: int | None) -> Batch:
-    return Batch.model_validate(
-        {
-            "id": "batch_1",
-            "object": "batch",
-            "endpoint": "/v1/chat/completions",
-            "input_file_id": "file-1",
-            "completion_window": "24h",
-            "created_at": 1000,
-            "status": status,
-            **times,
-        }
-    )
-
-
-def _part() -> Part:
-    return Part("job-1", 0, 0, "p", 1, 1, 1, 1, PartState.SUBMITTED, 0.0, 0.0, batch_id="batch_1")
-
-
-def test_the_watch_uses_service_timestamps_and_first_sight_otherwise(tmp_path: Path) -> None:
-    watch = StuckWatch(Settings(root=tmp_path, stuck_validating_after=100.0, stuck_finalizing_after=100.0))
-    with capture_logs() as captured:
-        watch.check(_part(), _batch("validating"), now=1050.0)  # 50 s since created_at: fine
-        watch.check(_part(), _batch("validating"), now=1101.0)  # 101 s: stuck
-        watch.check(_part(), _batch("validating"), now=1200.0)  # still stuck: already reported
-        watch.check(_part(), _batch("in_progress", in_progress_at=1201), now=1300.0)
-        # A service without finalizing_at: counted from when batchd first saw the status.
-        watch.check(_part(), _batch("finalizing", finalizing_at=None), now=2000.0)
-        watch.check(_part(), _batch("finalizing", finalizing_at=None), now=2099.0)
-        watch.check(_part(), _batch("finalizing", finalizing_at=None), now=2101.0)
-        watch.check(_part(), _batch("completed", completed_at=2102), now=2102.0)
-    assert [(e["status"], e["seconds"]) for e in captured if e["event"] == "batch_stuck"] == [
-        ("validating", 101),
-        ("finalizing", 101),
-    ]
-    assert watch._seen == {}  # a finished batch is forgotten
-
-
-@pytest.mark.parametrize("key", ["stuck_validating_after", "stuck_finalizing_after", "stuck_cancelling_after"])
-def test_thresholds_must_be_positive(key: str) -> None:
-    with pytest.raises(ConfigError, match=key):
-        load_settings(environ={f"BATCHD_{key.upper()}": "0"})
-    assert getattr(load_settings(environ={f"BATCHD_{key.upper()}": "90"}), key) == 90.0
-    assert getattr(load_settings(environ={}), key) == 3600.0
