@@ -22,16 +22,18 @@ demo: $(BIN)/batchd
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
 
 # One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
+# The slow tiers mostly wait on the daemon and the emulator, so they run on WORKERS processes (pytest-xdist).
+WORKERS ?= 2
 test: test-fast test-integration test-system
 
 test-fast: $(BIN)/batchd
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: $(BIN)/batchd
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest -n $(WORKERS) tests/integration
 
 test-system: $(BIN)/batchd
-	$(BIN)/python -m pytest tests/system
+	$(BIN)/python -m pytest -n $(WORKERS) tests/system
 
 lint: $(BIN)/batchd
 	$(BIN)/ruff check .

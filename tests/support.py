@@ -47,6 +47,27 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+class FakeClock:
+    """A clock the test moves by hand: a daemon ``Clock`` (``now()``) and, called, the emulator's clock."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()  # the emulator reads it from its server threads
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def __call__(self) -> float:
+        return self.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move on by ``seconds``; return the new time."""
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+
 def request_line(cid: str, url: str = "/v1/chat/completions", model: str = "gpt-4o-mini", pad: int = 0) -> str:
     """One request line; ``pad`` characters of filler make it as large as a benchmark needs."""
     filler = " " + "x" * pad if pad else ""

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from tests.unit.emulator.helpers import ManualClock
+from tests.support import FakeClock
 
 FAST = {
     "validating_seconds": 0.05,
@@ -52,12 +52,12 @@ def server(make_server: ServerFactory) -> EmulatorServer:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def manual_server(make_server: ServerFactory, clock: ManualClock) -> EmulatorServer:
+def manual_server(make_server: ServerFactory, clock: FakeClock) -> EmulatorServer:
     return make_server(clock=clock, **STEPPED)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,25 +9,9 @@ import openai
 import orjson
 from openai.types import Batch, FileObject
 
-from tests.support import wait_until
+from tests.support import FakeClock, wait_until
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
-
-
-class ManualClock:
-    """A clock the test moves by hand, so batches change status without any waiting."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
 
 
 def body_for(endpoint: str, model: str, index: int) -> dict[str, Any]:
@@ -88,7 +71,7 @@ def download_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str,
     return [orjson.loads(line) for line in download(client, file_id).splitlines()]
 
 
-def run_to_end(client: openai.OpenAI, clock: ManualClock, batch_id: str) -> Batch:
+def run_to_end(client: openai.OpenAI, clock: FakeClock, batch_id: str) -> Batch:
     """With the STEPPED manual clock: move past every status and read the final batch."""
     clock.advance(10.0)
     return client.batches.retrieve(batch_id)

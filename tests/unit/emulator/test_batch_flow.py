@@ -9,8 +9,8 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from daemon.emulator import EmulatorServer
+from tests.support import FakeClock
 from tests.unit.emulator.helpers import (
-    ManualClock,
     download_lines,
     jsonl,
     request_lines,
@@ -59,7 +59,7 @@ def test_upload_create_poll_and_download(client: openai.OpenAI, server: Emulator
     assert server.calls.count("GET", "/v1/batches/{batch_id}") >= 1
 
 
-def test_output_is_deterministic_for_a_seed(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
+def test_output_is_deterministic_for_a_seed(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     lines = request_lines(12)
     first = submit(manual_client, tmp_path, lines)
     second = submit(manual_client, tmp_path, lines)
@@ -73,7 +73,7 @@ def test_output_is_deterministic_for_a_seed(manual_client: openai.OpenAI, clock:
 @pytest.mark.parametrize(
     "endpoint", ["/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions", "/v1/moderations"]
 )
-def test_answer_shapes(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path, endpoint: str) -> None:
+def test_answer_shapes(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path, endpoint: str) -> None:
     client = manual_client
     batch = submit(client, tmp_path, request_lines(3, endpoint=endpoint), endpoint=endpoint)
     done = run_to_end(client, clock, batch.id)
@@ -100,7 +100,7 @@ def test_answer_shapes(manual_client: openai.OpenAI, clock: ManualClock, tmp_pat
         assert body["results"][0]["flagged"] is False
 
 
-def test_embedding_inputs_of_every_form(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
+def test_embedding_inputs_of_every_form(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     client = manual_client
     inputs = ["one", ["a", "b", "c"], [1, 2, 3], [[1, 2], [3, 4]]]
     lines = [
@@ -114,7 +114,7 @@ def test_embedding_inputs_of_every_form(manual_client: openai.OpenAI, clock: Man
     assert counts == {"e0": 1, "e1": 3, "e2": 1, "e3": 2}
 
 
-def test_sdk_parses_a_chat_line(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
+def test_sdk_parses_a_chat_line(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     done = run_to_end(manual_client, clock, submit(manual_client, tmp_path, request_lines(1)).id)
     line = download_lines(manual_client, done.output_file_id)[0]
     completion = ChatCompletion.model_validate(line["response"]["body"])
@@ -122,7 +122,7 @@ def test_sdk_parses_a_chat_line(manual_client: openai.OpenAI, clock: ManualClock
 
 
 def test_input_file_deleted_mid_batch_still_completes(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path
 ) -> None:
     client = manual_client
     uploaded = upload(client, tmp_path / "in.jsonl", jsonl(request_lines(3)))

@@ -9,7 +9,8 @@ import openai
 import pytest
 
 from daemon.emulator import EmulatorServer
-from tests.unit.emulator.helpers import ManualClock, download_lines, request_lines, submit
+from tests.support import FakeClock
+from tests.unit.emulator.helpers import download_lines, request_lines, submit
 
 
 def test_a_vanished_batch_is_404_and_unlisted_until_restored(
@@ -45,7 +46,7 @@ def test_the_next_batches_vanish_over_http(
 
 
 def test_an_endless_batch_stalls_half_way_until_cancelled(
-    manual_client: openai.OpenAI, manual_server: EmulatorServer, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, manual_server: EmulatorServer, clock: FakeClock, tmp_path: Path
 ) -> None:
     manual_server.mishaps.never_end_next(1)
     batch = submit(manual_client, tmp_path, request_lines(6))
@@ -62,7 +63,7 @@ def test_an_endless_batch_stalls_half_way_until_cancelled(
 
 
 def test_a_batch_after_the_endless_one_ends_normally(
-    manual_client: openai.OpenAI, manual_server: EmulatorServer, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, manual_server: EmulatorServer, clock: FakeClock, tmp_path: Path
 ) -> None:
     reply = httpx2.post(f"{manual_server.url}/_emulator/batches", json={"never_end_next": 1})
     assert reply.status_code == 200

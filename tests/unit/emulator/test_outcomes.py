@@ -11,8 +11,9 @@ import openai
 import pytest
 
 from daemon.emulator import EmulatorServer
+from tests.support import FakeClock
 from tests.unit.emulator.conftest import STEPPED, ServerFactory, make_client
-from tests.unit.emulator.helpers import ManualClock, download_lines, jsonl, request_lines, run_to_end, submit, upload
+from tests.unit.emulator.helpers import download_lines, jsonl, request_lines, run_to_end, submit, upload
 
 BATCH_EXPIRED = "This request could not be executed before the completion window expired."
 
@@ -22,9 +23,7 @@ def counts(batch: openai.types.Batch) -> tuple[int, int, int]:
     return batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed
 
 
-def test_statuses_and_progress_follow_the_clock(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
-) -> None:
+def test_statuses_and_progress_follow_the_clock(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     batch = submit(manual_client, tmp_path, request_lines(10))
     assert counts(batch) == (0, 0, 0)
     clock.advance(1.0)
@@ -42,7 +41,7 @@ def test_statuses_and_progress_follow_the_clock(
     assert done.completed_at == batch.created_at + 3
 
 
-def test_expire_model_gives_partial_output(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
+def test_expire_model_gives_partial_output(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     batch = submit(manual_client, tmp_path, request_lines(10, model="gpt-expire-test"))
     done = run_to_end(manual_client, clock, batch.id)
     assert done.status == "expired"
@@ -61,7 +60,7 @@ def test_expire_model_gives_partial_output(manual_client: openai.OpenAI, clock: 
 
 
 def test_cancel_mid_progress_keeps_finished_requests(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path
 ) -> None:
     batch = submit(manual_client, tmp_path, request_lines(10))
     clock.advance(1.3)  # 0.3 s into in_progress: 3 of 10 done
@@ -84,7 +83,7 @@ def test_cancel_mid_progress_keeps_finished_requests(
     assert all(line["response"] is None for line in errors)
 
 
-def test_cancel_while_validating_has_no_files(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
+def test_cancel_while_validating_has_no_files(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     batch = submit(manual_client, tmp_path, request_lines(4))
     assert manual_client.batches.cancel(batch.id).status == "cancelling"
     done = run_to_end(manual_client, clock, batch.id)
@@ -95,7 +94,7 @@ def test_cancel_while_validating_has_no_files(manual_client: openai.OpenAI, cloc
 
 
 def test_cancel_of_a_terminal_batch_is_a_conflict(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path
 ) -> None:
     batch = submit(manual_client, tmp_path, request_lines(2))
     run_to_end(manual_client, clock, batch.id)
@@ -104,7 +103,7 @@ def test_cancel_of_a_terminal_batch_is_a_conflict(
     assert "completed" in caught.value.message
 
 
-def test_fail_validation_model(manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path) -> None:
+def test_fail_validation_model(manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path) -> None:
     batch = submit(manual_client, tmp_path, request_lines(3, model="fail-validation"))
     clock.advance(1.0)
     failed = manual_client.batches.retrieve(batch.id)
@@ -119,7 +118,7 @@ def test_fail_validation_model(manual_client: openai.OpenAI, clock: ManualClock,
 
 
 def test_invalid_lines_are_reported_with_line_numbers(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path
 ) -> None:
     good = jsonl(request_lines(1))
     wrong_url = jsonl([{**request_lines(1, prefix="x")[0], "url": "/v1/embeddings"}])
@@ -137,7 +136,7 @@ def test_invalid_lines_are_reported_with_line_numbers(
 
 
 def test_fail_all_model_completes_without_output(
-    manual_client: openai.OpenAI, clock: ManualClock, tmp_path: Path
+    manual_client: openai.OpenAI, clock: FakeClock, tmp_path: Path
 ) -> None:
     done = run_to_end(manual_client, clock, submit(manual_client, tmp_path, request_lines(4, model="fail-all")).id)
     assert done.status == "completed"
@@ -150,7 +149,7 @@ def test_fail_all_model_completes_without_output(
 
 
 def test_request_error_rate_writes_http_error_lines(
-    make_server: ServerFactory, clock: ManualClock, tmp_path: Path
+    make_server: ServerFactory, clock: FakeClock, tmp_path: Path
 ) -> None:
     server = make_server(clock=clock, request_error_rate=0.3, **STEPPED)
     with make_client(server) as client:
@@ -168,7 +167,7 @@ def test_request_error_rate_writes_http_error_lines(
 
 
 def test_token_limit_fails_the_batch_that_overflows(
-    make_server: ServerFactory, clock: ManualClock, tmp_path: Path
+    make_server: ServerFactory, clock: FakeClock, tmp_path: Path
 ) -> None:
     server: EmulatorServer = make_server(clock=clock, token_limit=1_000, **STEPPED)
     with make_client(server) as client:
