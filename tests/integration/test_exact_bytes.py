@@ -9,8 +9,8 @@ from pathlib import Path
 
 from daemon.emulator import EmulatorServer
 from daemon.state.states import JobState
-from tests.integration.test_packer import drop_before_start, small_inputs
-from tests.support import Harness
+from tests.integration.test_packer import small_inputs
+from tests.support import Harness, drop_before_start
 
 URL = '"url": "/v1/chat/completions"'
 

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from daemon.cli.retry import requeue
 from daemon.emulator import EmulatorServer
 from daemon.state.states import JobState
-from tests.support import Harness, request_file, wait_until
+from tests.support import Harness, drop_before_start, request_file, wait_until
 
 
 def test_a_vanished_batch_ends_its_part_and_the_job_keeps_what_finished(
@@ -58,10 +58,11 @@ def test_a_batch_seen_again_within_the_grace_is_collected(
 def test_a_lost_shared_batch_ends_every_input_it_carried(
     harness_factory: Callable[..., Harness], emulator: EmulatorServer
 ) -> None:
-    harness = harness_factory(lost_batch_grace=0.5, pack_wait=5.0).start()
+    harness = harness_factory(lost_batch_grace=0.5, pack_wait=5.0)
+    # Both there before the start, so one pass claims them together and they share a batch.
+    drop_before_start(harness, {"a.jsonl": request_file(2, prefix="a"), "b.jsonl": request_file(3, prefix="b")})
     emulator.mishaps.vanish_next(1)
-    harness.drop("a.jsonl", request_file(2, prefix="a"))
-    harness.drop("b.jsonl", request_file(3, prefix="b"))
+    harness.start()
     for name, count in (("a.jsonl", 2), ("b.jsonl", 3)):
         harness.wait_job(name, JobState.FAILED)
         assert [(r["error"] or {}).get("code") for r in harness.results(name)] == ["batch_lost"] * count

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,24 +11,13 @@ from typing import Any
 from daemon.emulator import EmulatorServer
 from daemon.intake.reports import report_path
 from daemon.state.states import JobState
-from tests.support import Harness
-
-OLD = 60.0  # seconds: dropped files look long finished, so one scan claims them all together
+from tests.support import Harness, drop_before_start
 
 
 def line(name: str, i: int, model: str = "gpt-4o-mini") -> str:
     """Request r<i> of input ``name``: the same custom_ids in every input, a prompt naming the input."""
     body = {"model": model, "messages": [{"role": "user", "content": f"{name} question {i}"}]}
     return json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
-
-
-def drop_before_start(harness: Harness, files: dict[str, str]) -> None:
-    """Drop every file before the daemon starts, so one pass claims them all at once."""
-    harness.settings.pending.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        path = harness.settings.pending / name
-        path.write_text(text)
-        os.utime(path, (time.time() - OLD, time.time() - OLD))
 
 
 def small_inputs(names: str, requests: int, model: str = "gpt-4o-mini") -> dict[str, str]:

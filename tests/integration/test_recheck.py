@@ -15,8 +15,8 @@ from daemon.intake.reports import report_path
 from daemon.state import folders
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Job, Store
-from tests.integration.test_packer import drop_before_start, small_inputs
-from tests.support import FAST, Harness, fast_settings, request_line, wait_until
+from tests.integration.test_packer import small_inputs
+from tests.support import FAST, Harness, drop_before_start, fast_settings, request_line, wait_until
 from tests.unit.test_preparer import claimed
 
 CHANGED = "changed after it was checked"

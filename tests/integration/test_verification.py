@@ -22,8 +22,8 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.state.folders import DB_NAME
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
-from tests.integration.test_packer import drop_before_start, small_inputs
-from tests.support import Harness, fast_settings, request_file, wait_until
+from tests.integration.test_packer import small_inputs
+from tests.support import Harness, drop_before_start, fast_settings, request_file, wait_until
 
 CONTENT = ("GET", "/v1/files/{file_id}/content")
 FOR_GOOD = 1000  # tampered downloads: more than any test makes
