@@ -1,12 +1,13 @@
 # Two commands for a fresh machine with only Python 3 and make:
 #   make demo   run the daemon on ./demo against the built-in emulator (no key, fake answers)
-#   make test   run the whole test suite
+#   make test   run the whole test suite: the unit, integration and system tiers, in that order
+#   make test-fast  only the unit tier (under 30 s), while you work
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test test-fast test-integration test-system lint typecheck check bench clean
 
 $(BIN)/batchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,19 @@ demo: $(BIN)/batchd
 	  [ -e "$(DEMO)/pending_upload/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/"; done
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
 
-test: $(BIN)/batchd
-	$(BIN)/python -m pytest
+# One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
+# The slow tiers mostly wait on the daemon and the emulator, so they run on WORKERS processes (pytest-xdist).
+WORKERS ?= 2
+test: test-fast test-integration test-system
+
+test-fast: $(BIN)/batchd
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(BIN)/batchd
+	$(BIN)/python -m pytest -n $(WORKERS) tests/integration
+
+test-system: $(BIN)/batchd
+	$(BIN)/python -m pytest -n $(WORKERS) tests/system
 
 lint: $(BIN)/batchd
 	$(BIN)/ruff check .

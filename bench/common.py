@@ -1,36 +1,22 @@
-"""Helpers shared by the benchmarks: request files of a given size, a daemon on a thread."""
+"""Helpers of the benchmarks alone: request files of a given size, scratch folders, percentiles, verdicts.
+
+What the tests share with the benchmarks (request lines, condition waits, the daemon's environment) is in
+tests/support.py.
+"""
 
 from __future__ import annotations
 
-import json
 import tempfile
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from tests.support import request_line
 
 
 def write_requests(path: Path, count: int, pad: int = 0, prefix: str = "r") -> int:
     """Write ``count`` chat requests, each padded by ``pad`` characters; return the file's size."""
-    filler = "x" * pad
     with open(path, "w", encoding="utf-8") as fh:
-        for i in range(count):
-            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i} {filler}"}]}
-            fh.write(
-                json.dumps({"custom_id": f"{prefix}{i}", "method": "POST", "url": "/v1/chat/completions", "body": body})
-            )
-            fh.write("\n")
+        fh.writelines(request_line(f"{prefix}{i}", pad=pad) + "\n" for i in range(count))
     return path.stat().st_size
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.005) -> None:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        pause.wait(every)
 
 
 def scratch() -> Path:

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.support import service_env, spawn_daemon
 
 STOP_TIMEOUT = 20.0  # batchd promises to exit within 10 s of SIGTERM; give it twice that
 PAUSE = 0.02
@@ -30,33 +31,19 @@ class Exit:
     max_rss_mb: float  # ru_maxrss of this one child, from wait4
 
 
-def daemon_env(base_url: str, settings: Mapping[str, object]) -> dict[str, str]:
-    """This environment without any BATCHD_/OPENAI_ variable, plus the emulator and the settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHD_", "OPENAI_"))}
-    env.update({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "bench-dummy-key", "BATCHD_LOG_FORMAT": "json"})
-    env.update({f"BATCHD_{key.upper()}": str(value) for key, value in settings.items()})
-    return env
-
-
 class DaemonProcess:
     def __init__(self, root: Path, base_url: str, settings: Mapping[str, object]) -> None:
         self.root = root
         self.log_path = root / "daemon.log"
-        self._env = daemon_env(base_url, settings)
+        self._env = service_env(base_url, settings)
         self._proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._records: list[dict[str, Any]] = []
         self.started_at = 0.0
 
     def start(self) -> DaemonProcess:
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.started_at = time.monotonic()
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run", "--root", str(self.root)],
-                env=self._env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.started_at = time.monotonic()
+        self._proc = spawn_daemon(self.root, self._env, self.log_path)
         return self
 
     @property

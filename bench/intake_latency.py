@@ -30,10 +30,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import percentile, scratch, verdict, wait_for, write_requests
+from bench.common import percentile, scratch, verdict, write_requests
 from bench.daemon_process import DaemonProcess
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.state import folders
+from tests.support import wait_until
 
 ONE_AT_A_TIME = 20
 REQUESTS_PER_FILE = 5
@@ -138,8 +139,8 @@ def wait_submitted(daemon: DaemonProcess, times: BatchTimes, names: list[str], t
         return all(name in created for name in names)
 
     try:
-        wait_for(done, timeout=timeout, every=WATCH_EVERY)
-    except TimeoutError:
+        wait_until(done, timeout, "every input's batch", every=WATCH_EVERY)
+    except AssertionError:  # wait_until's timeout
         missing = sum(name not in created for name in names)
         raise TimeoutError(f"{missing} of {len(names)} inputs have no batch after {timeout:g} s") from None
     return created

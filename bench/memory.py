@@ -9,7 +9,6 @@ Run: .venv/bin/python -m bench.memory [--small-mb 20 --big-mb 200 --big-requests
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from bench.common import scratch, verdict
 from bench.daemon_process import DaemonProcess
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from tests.support import request_line
 
 RSS_LIMIT_MB = 150.0
 GROWTH_LIMIT = 1.5
@@ -41,17 +41,11 @@ class Run:
 
 def write_sized(path: Path, count: int, target_bytes: int) -> int:
     """Write ``count`` chat requests padded so the file is just under ``target_bytes``; return its size."""
-    longest = _line(count - 1, "")
-    filler = "x" * max(0, target_bytes // count - len(longest))
+    longest = len(request_line(f"r{count - 1}")) + 2  # the newline and the filler's separating space
+    pad = max(0, target_bytes // count - longest)
     with open(path, "w", encoding="utf-8") as fh:
-        for i in range(count):
-            fh.write(_line(i, filler))
+        fh.writelines(request_line(f"r{i}", pad=pad) + "\n" for i in range(count))
     return path.stat().st_size
-
-
-def _line(i: int, filler: str) -> str:
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i} {filler}"}]}
-    return json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
 
 
 def count_lines(path: Path) -> int:

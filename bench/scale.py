@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.common import scratch, verdict
-from bench.daemon_process import DaemonProcess, daemon_env
+from bench.daemon_process import DaemonProcess
 from bench.tracked import (
     api_calls,
     build_poller,
@@ -29,6 +29,7 @@ from bench.tracked import (
 )
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.logs import configure
+from tests.support import service_env
 
 EMULATOR = EmulatorSettings(validating_seconds=86_400)
 STARTUP_LIMIT = 2.0
@@ -41,7 +42,7 @@ def time_status(root: Path, base_url: str) -> tuple[float, int]:
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "daemon", "status", "--root", str(root)],
-        env=daemon_env(base_url, {}),
+        env=service_env(base_url, {}),
         capture_output=True,
         check=True,
         timeout=120,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.logs import get_logger
 from daemon.state.store import Store
 from daemon.state.token_limits import LIMIT_FACT, known_limit
@@ -28,8 +28,9 @@ def learned_limit(message: str) -> int | None:
 
 
 class Holds:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock = WALL_CLOCK) -> None:
         self._store = store
+        self._clock = clock
         self._lock = threading.Lock()
         self._account_until = 0.0
         self._account_reason = ""
@@ -39,7 +40,7 @@ class Holds:
     def block_account(self, reason: str) -> None:
         with self._lock:
             first = not self._account_reason
-            self._account_until = time.time() + ACCOUNT_RETRY
+            self._account_until = self._clock.now() + ACCOUNT_RETRY
             self._account_reason = reason
         log.error(
             "account_blocked",
@@ -76,7 +77,7 @@ class Holds:
 
     def hold_model(self, model: str, limit: int | None) -> None:
         """The model's queue was full: hold its submissions back for a while (recorded for status)."""
-        until = time.time() + TOKEN_LIMIT_RETRY
+        until = self._clock.now() + TOKEN_LIMIT_RETRY
         with self._lock:
             self._model_until[model] = until
         self._store.set_fact(f"{MODEL_HOLD_FACT}{model}", repr(until))

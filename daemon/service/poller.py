@@ -13,11 +13,11 @@ per status (``batch_stuck``, see stuck_watch.py). A batch the service no longer 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Literal
 
 from daemon import crashpoints
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, DaemonError, MalformedReplyError, NotFoundError, PermanentError
 from daemon.logs import get_logger
@@ -52,8 +52,10 @@ class Poller:
         holds: Holds,
         stop: threading.Event,
         on_finished: Callable[[], None],
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.store = store
         self.remote = remote
         self.holds = holds
@@ -83,7 +85,7 @@ class Poller:
         while not self.stop.is_set():
             self.wake.clear()  # before polling, so a wake-up that arrives during the poll is kept
             try:
-                self.poll_once(time.time())
+                self.poll_once(self.clock.now())
             except Exception as exc:  # noqa: BLE001 - every failure is reported and waited out
                 failures += 1
                 wait = self._after_failure(exc, failures)
@@ -95,7 +97,7 @@ class Poller:
     def _after_failure(self, exc: Exception, failures: int) -> float:
         """Report a failed pass; return how long to wait. The failed batches are still due, so
         without this wait the poller would ask again at once, all through an outage."""
-        wait = min(ERROR_BACKOFF, FIRST_ERROR_BACKOFF * 2.0 ** min(failures - 1, 16))
+        wait = backoff_after(failures)
         if isinstance(exc, AccountError):
             self.holds.block_account(str(exc))
         elif isinstance(exc, DaemonError):
@@ -118,7 +120,7 @@ class Poller:
 
     def _until_due(self, cap: float) -> float:
         due = self.store.next_due(PartState.SUBMITTED)
-        return cap if due is None else max(0.0, min(cap, due - time.time()))
+        return cap if due is None else max(0.0, min(cap, due - self.clock.now()))
 
     def poll_once(self, now: float) -> int:
         """Refresh every due batch; return how many were refreshed."""
@@ -136,7 +138,7 @@ class Poller:
             raise
         crashpoints.reach("polled")
         self.holds.clear_account()
-        self.last_success = time.time()
+        self.last_success = self.clock.now()
         self.store.set_fact("last_poll", repr(self.last_success))  # read by the metrics endpoint
         for part in due:
             if part.batch_id in fresh:
@@ -177,12 +179,12 @@ class Poller:
     def _ask_later(self, part: Part, exc: MalformedReplyError) -> None:
         """A transient fault of this one batch: asked again with the usual growing poll wait."""
         wait = min(max(part.poll_wait, self.settings.first_poll_after) * 2, self.settings.poll_interval)
-        self.store.update_part(part.id, last_error=str(exc), poll_wait=wait, next_action_at=time.time() + wait)
+        self.store.update_part(part.id, last_error=str(exc), poll_wait=wait, next_action_at=self.clock.now() + wait)
         log.info("batch_poll_deferred", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
     def _set_aside(self, part: Part, exc: PermanentError) -> None:
         wait = self.settings.poll_interval
-        self.store.update_part(part.id, last_error=str(exc), next_action_at=time.time() + wait)
+        self.store.update_part(part.id, last_error=str(exc), next_action_at=self.clock.now() + wait)
         log.error("batch_poll_refused", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
     def _record(self, part: Part, batch: BatchInfo, now: float) -> bool:
@@ -221,6 +223,11 @@ class Poller:
             next_action_at=now + wait,
         )
         return False
+
+
+def backoff_after(failures: int) -> float:
+    """The wait after ``failures`` failed passes in a row: 1 s, doubling, at most ERROR_BACKOFF."""
+    return min(ERROR_BACKOFF, FIRST_ERROR_BACKOFF * 2.0 ** min(failures - 1, 16))
 
 
 def _progress(batch: BatchInfo) -> tuple[int, int]:

@@ -1,0 +1,1 @@
+"""Integration tier: the real engine on a thread (the Harness) end to end against the emulator over loopback."""

@@ -1,0 +1,247 @@
+"""Helpers shared by the tests of every tier and by bench/: request files, condition waits, the daemon
+in-process on a thread (Harness) or in its own process (spawn_daemon), and the settings that make it quick.
+
+Fixtures built on these live in tests/conftest.py; this module has none, so bench/ can import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Settings
+from daemon.emulator import EmulatorServer
+from daemon.engine.main_loop import Engine
+from daemon.ops.signals import StopFlags
+from daemon.service.credentials import KeySource
+from daemon.service.openai_service import OpenAIService
+from daemon.state import folders
+from daemon.state.rows import Job
+from daemon.state.states import JobState
+from daemon.state.store import Store
+
+TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
+FAST = {"validating_seconds": 0.05, "in_progress_seconds": 0.2, "finalizing_seconds": 0.05, "cancelling_seconds": 0.05}
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition", every: float = 0.02
+) -> Any:
+    """Wait for ``predicate`` to return something truthy, checking every ``every`` s; fail after ``timeout``."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        pause.wait(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class FakeClock:
+    """A clock the test moves by hand: a daemon ``Clock`` (``now()``) and, called, the emulator's clock."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()  # the emulator reads it from its server threads
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def __call__(self) -> float:
+        return self.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move on by ``seconds``; return the new time."""
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+
+def request_line(cid: str, url: str = "/v1/chat/completions", model: str = "gpt-4o-mini", pad: int = 0) -> str:
+    """One request line; ``pad`` characters of filler make it as large as a benchmark needs."""
+    filler = " " + "x" * pad if pad else ""
+    if url == "/v1/embeddings":
+        body: dict[str, Any] = {"model": model, "input": f"text {cid}{filler}"}
+    elif url == "/v1/responses":
+        body = {"model": model, "input": f"question {cid}{filler}"}
+    else:
+        body = {"model": model, "messages": [{"role": "user", "content": f"question {cid}{filler}"}]}
+    return json.dumps({"custom_id": cid, "method": "POST", "url": url, "body": body})
+
+
+def request_file(n: int, prefix: str = "r", **kw: Any) -> str:
+    return "".join(request_line(f"{prefix}{i}", **kw) + "\n" for i in range(n))
+
+
+def fast_settings(root: Path, base_url: str, **changes: Any) -> Settings:
+    base = Settings(
+        root=root,
+        base_url=base_url,
+        poll_interval=0.2,
+        first_poll_after=0.05,
+        scan_interval=0.2,
+        min_file_age=0.3,
+        heartbeat_interval=0.2,
+        request_timeout=5.0,
+        # Tests look at the emulator's files after a job ends; test_hygiene turns deletion back on.
+        delete_remote_files=False,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@dataclass
+class Harness:
+    """The real engine, run in-process on a thread, against the emulator."""
+
+    settings: Settings
+    server: EmulatorServer
+    flags: StopFlags = field(default_factory=StopFlags)
+    engine: Engine | None = None
+    store: Store | None = None
+    lock: folders.InstanceLock | None = None
+    remote: OpenAIService | None = None
+    thread: threading.Thread | None = None
+
+    def start(self) -> Harness:
+        folders.prepare(self.settings)
+        self.lock = folders.InstanceLock(self.settings.state)
+        self.lock.acquire()
+        self.store = Store(self.settings.state / folders.DB_NAME)
+        key = KeySource("test key", value=TEST_KEY)
+        self.remote = OpenAIService.connect(key, self.settings.base_url, self.settings.request_timeout)
+        self.flags = StopFlags()
+        self.engine = Engine(self.settings, self.store, self.remote, self.flags)
+        self.engine.start()
+        self.thread = threading.Thread(target=self.engine.run, name="test-engine", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.engine is None:
+            return
+        self.flags.stop.set()
+        assert self.thread is not None
+        self.thread.join(10)
+        self.engine.shutdown()
+        assert self.store is not None and self.lock is not None
+        self.store.close()
+        self.lock.release()
+        if self.remote is not None:
+            self.remote.close()
+        self.engine = None
+
+    def drop(self, name: str, content: str | bytes) -> Path:
+        """Write the way a careful producer does: a dot-temp file, then a rename into place."""
+        data = content.encode() if isinstance(content, str) else content
+        tmp = self.settings.pending / f".{name}.tmp"
+        tmp.write_bytes(data)
+        dest = self.settings.pending / name
+        os.rename(tmp, dest)
+        return dest
+
+    def job(self, name: str) -> Job | None:
+        assert self.store is not None
+        found = [j for j in self.store.jobs() if j.source_name == name]
+        return found[-1] if found else None
+
+    def wait_job(self, name: str, *states: JobState, timeout: float = 20.0) -> Job:
+        wanted = states or (JobState.DONE,)
+
+        def settled() -> Job | None:
+            job = self.job(name)
+            return job if job is not None and job.state in wanted else None
+
+        return wait_until(settled, timeout, f"{name} to reach {', '.join(wanted)}")  # type: ignore[no-any-return]
+
+    def results(self, name: str) -> list[dict[str, Any]]:
+        job = self.job(name)
+        assert job is not None and job.result_dir
+        text = (Path(job.result_dir) / "results.jsonl").read_text()
+        return [json.loads(line) for line in text.splitlines()]
+
+    def summary(self, name: str) -> dict[str, Any]:
+        job = self.job(name)
+        assert job is not None and job.result_dir
+        return json.loads((Path(job.result_dir) / "summary.json").read_text())  # type: ignore[no-any-return]
+
+
+def drop_before_start(harness: Harness, files: dict[str, str]) -> None:
+    """Drop every file before the daemon starts, so one pass claims them all at once (and small ones share)."""
+    harness.settings.pending.mkdir(parents=True, exist_ok=True)
+    long_ago = time.time() - 60.0  # the files look long finished: no waiting for them to settle
+    for name, text in files.items():
+        path = harness.settings.pending / name
+        path.write_text(text)
+        os.utime(path, (long_ago, long_ago))
+
+
+# The daemon's quick settings, as `BATCHD_*` variables, for a daemon in its own process.
+FAST_DAEMON = {
+    "poll_interval": 0.2,
+    "first_poll_after": 0.05,
+    "scan_interval": 0.2,
+    "min_file_age": 0.3,
+    "heartbeat_interval": 0.2,
+}
+
+
+def service_env(base_url: str, settings: Mapping[str, object], key: str = TEST_KEY) -> dict[str, str]:
+    """This environment without any BATCHD_/OPENAI_ variable, plus the emulator, a key, JSON logs and ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BATCHD_"))}
+    env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY=key, BATCHD_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+    env.update({f"BATCHD_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
+def daemon_env(base_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a quick daemon in its own process; ``extra`` adds or overrides variables."""
+    env = service_env(base_url, FAST_DAEMON)
+    env.update(extra)
+    return env
+
+
+def job_states(root: Path) -> list[tuple[str, str]]:
+    """(input name, job state) of every job, read from outside a daemon running on ``root``."""
+    db = root / "state" / folders.DB_NAME
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.execute("SELECT source_name, state FROM jobs WHERE kind = 'input'"))  # not packs
+    except sqlite3.OperationalError:  # the daemon has not created its tables yet
+        return []
+    finally:
+        conn.close()
+
+
+def spawn_daemon(root: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """The real daemon, as a user runs it, in its own process."""
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def lose_state(root: Path) -> None:
+    """Delete the state database (and its log and index), as a user or a bad cleanup might."""
+    db = root / "state" / folders.DB_NAME
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        path.unlink(missing_ok=True)
+
+
+def run_recover(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`batchd recover` on ``root``, as a user runs it."""
+    command = [sys.executable, "-m", "daemon", "recover", "--root", str(root), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
