@@ -41,7 +41,8 @@ class Root:
     def __init__(self, tmp_path: Path, server: EmulatorServer, **env: str) -> None:
         self.root = tmp_path / "root"
         self.server = server
-        self.env = daemon_env(server.base_url, **env)
+        # The tests read the service's files after a job ends: keep them (cleanup has its own tests).
+        self.env = daemon_env(server.base_url, BATCHD_DELETE_REMOTE_FILES="false", **env)
         self.log = tmp_path / "daemon.log"
         self.inputs: dict[str, bytes] = {}
         (self.root / "pending_upload").mkdir(parents=True)
