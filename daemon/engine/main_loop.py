@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import threading
 import time
 from functools import partial
 
@@ -71,6 +72,7 @@ class Engine:
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
         self._preparing: set[str] = set()  # claimed jobs handed to a worker, not yet prepared
+        self._preparing_lock = threading.Lock()  # the main loop adds to it, workers take out of it
         self._pass_failed = False
         self._next_heartbeat = 0.0
         self.notifier = notifier or Notifier({})  # an empty environment: silent outside systemd
@@ -172,17 +174,24 @@ class Engine:
         """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file.
         Ids only here: this runs on every pass, and a burst can leave a thousand jobs claimed."""
         cooling = self.packer.quarantine.cooling  # a check that failed on a job waits a little
-        waiting = [i for i in self.store.job_ids(JobState.CLAIMED) if i not in self._preparing and not cooling(i)]
+        with self._preparing_lock:
+            busy = set(self._preparing)
+        waiting = [i for i in self.store.job_ids(JobState.CLAIMED) if i not in busy and not cooling(i)]
         for start in range(0, len(waiting), PREPARE_CHUNK):
             ids = waiting[start : start + PREPARE_CHUNK]
-            self._preparing.update(ids)
+            with self._preparing_lock:
+                self._preparing.update(ids)
             if not self.workers.submit(("prepare", ids[0]), partial(self._prepare, ids)):
-                self._preparing.difference_update(ids)  # cooling down after a storage error: offered later
+                self._done_preparing(ids)  # cooling down after a storage error: offered later
 
     def _prepare(self, ids: list[str]) -> None:
         try:
             prepare_jobs(self.settings, self.store, [self.store.job(i) for i in ids], self.packer.quarantine)
         finally:
+            self._done_preparing(ids)
+
+    def _done_preparing(self, ids: list[str]) -> None:
+        with self._preparing_lock:
             self._preparing.difference_update(ids)
 
     def _claim_ready(self, now: float) -> None:

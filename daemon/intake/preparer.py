@@ -117,6 +117,10 @@ def _place(settings: Settings, item: Checked, company: bool) -> tuple[PartState,
 
 def _record(settings: Settings, store: Store, item: Checked, first: PartState, paths: list[str]) -> None:
     job, findings, now = item.job, item.split.findings, time.time()
+    current = store.job(job.id).state
+    if current != JobState.CLAIMED:  # ended meanwhile (quarantined, abandoned): no longer this step's
+        log.info("preparation_dropped", job_id=job.id, state=str(current))
+        return
     for n, (pf, path) in enumerate(zip(item.split.parts, paths, strict=True)):
         part = Part(job.id, n, 0, path, pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, first, now, now)
         store.add_part(part)

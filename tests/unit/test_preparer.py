@@ -74,3 +74,12 @@ def test_an_input_with_another_name_is_copied_not_held(prepared: tuple[Settings,
         assert part.state == PartState.WAITING
         assert part.path != job.inflight_path, "a file someone else can still change is copied when checked"
         assert Path(part.path).read_bytes() == Path(job.inflight_path).read_bytes()
+
+
+def test_a_job_that_ended_while_it_was_checked_is_not_revived(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    gone, kept = (claimed(settings, store, f"{n}.jsonl", request_file(3)) for n in "ab")
+    store.update_job(gone.id, state=JobState.FAILED)  # e.g. quarantined by another step meanwhile
+    prepare_jobs(settings, store, [gone, kept])  # both were read as CLAIMED before the change
+    assert store.job(gone.id).state == JobState.FAILED and store.parts(gone.id) == []
+    assert store.job(kept.id).state == JobState.ACTIVE, "the rest of the chunk still lands"
