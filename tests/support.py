@@ -14,10 +14,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer
@@ -245,3 +248,22 @@ def run_recover(root: Path, env: dict[str, str], *args: str) -> subprocess.Compl
     """`batchd recover` on ``root``, as a user runs it."""
     command = [sys.executable, "-m", "daemon", "recover", "--root", str(root), *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+# Prometheus scrapes, for the metrics and stuck-batch tests.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample of one scrape, keyed by (name, sorted labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))

@@ -21,6 +21,7 @@ from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 
 from daemon.errors import MalformedReplyError
+from daemon.service.batch_info import BATCH_STAMPS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,17 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 ID_FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+~-]{0,255}")
 STATUS_FORM = re.compile(r"[a-z][a-z_]{0,63}")
 KNOWN_STATUSES = frozenset(get_args(Batch.model_fields["status"].annotation))
-BATCH_TIMES = (
-    "created_at",
-    "in_progress_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "expires_at",
-    "cancelling_at",
-    "cancelled_at",
-)
+BATCH_TIMES = ("created_at", *BATCH_STAMPS)
 
 
 def _kind(value: object) -> str:

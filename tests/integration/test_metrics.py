@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import socket
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import AccountError, ConfigError, PermanentError
@@ -19,24 +17,7 @@ from daemon.service.sdk_errors import error_counts
 from daemon.state import folders
 from daemon.state.states import JobState
 from daemon.state.store import Store
-from tests.support import TEST_KEY, Harness, fast_settings, request_file, wait_until
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(port: int) -> Samples:
-    """Every sample of one scrape, keyed by (name, sorted labels)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
+from tests.support import TEST_KEY, Harness, Samples, fast_settings, request_file, scrape, value, wait_until
 
 
 def metrics_port(harness: Harness) -> int:

@@ -12,8 +12,7 @@ from structlog.testing import capture_logs
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.state.states import JobState
-from tests.integration.test_metrics import scrape, value
-from tests.support import TEST_KEY, Harness, request_file, wait_until
+from tests.support import TEST_KEY, Harness, request_file, scrape, value, wait_until
 
 RETRIEVE = ("GET", "/v1/batches/{batch_id}")
 
