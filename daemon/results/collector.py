@@ -23,7 +23,7 @@ from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.quarantine import failed_place
 from daemon.intake.recheck import InputChangedError, read_checked
-from daemon.intake.refitter import NEW_PARTS, Refitter, Verdict, next_attempt
+from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
 from daemon.intake.reports import write_report
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
@@ -73,7 +73,6 @@ class Collector(PartSteps):
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
         self.verification = Verification(store, settings.verify_downloads_for)
-        self.refitter = Refitter(settings, store)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""

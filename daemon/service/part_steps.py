@@ -1,4 +1,5 @@
-"""What submission and collection share: their collaborators, and how one step is retried."""
+"""What submission and collection share: their collaborators (the refitter among them), and how one
+step is retried."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import partial
 
 from daemon.config import Settings
 from daemon.intake.quarantine import Quarantine
+from daemon.intake.refitter import Refitter
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
 from daemon.service.retrying import in_call
@@ -27,6 +29,7 @@ class PartSteps:
         self.holds = holds
         self.stop = stop
         self.quarantine = Quarantine(settings, store)
+        self.refitter = Refitter(settings, store)  # a part over its model's token limit is split to fit
 
     def retried(self, part_id: int, job: Job, step: Callable[[Part, Job], None], what: str = "part") -> None:
         """Run ``step`` with quick in-call retries; each try starts from the part's persisted state,

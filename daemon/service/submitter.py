@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,17 +17,14 @@ from pathlib import Path
 from daemon import crashpoints
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
-from daemon.intake.refitter import Refitter, Verdict
+from daemon.intake.refitter import Verdict
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
-from daemon.service.batch_service import BatchService
-from daemon.service.holds import Holds
 from daemon.service.part_steps import PartSteps
 from daemon.service.retrying import scheduled_delay
 from daemon.state.job_endings import cancel_stands, is_abandoned
 from daemon.state.rows import Job, Part
 from daemon.state.states import REFUSED_STATUS, TERMINAL_JOB_STATES, PartState
-from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)
@@ -63,12 +59,6 @@ def file_sha256(path: Path) -> str:
 
 
 class Submitter(PartSteps):
-    def __init__(
-        self, settings: Settings, store: Store, remote: BatchService, holds: Holds, stop: threading.Event
-    ) -> None:
-        super().__init__(settings, store, remote, holds, stop)
-        self.refitter = Refitter(settings, store)
-
     def advance(self, part_id: int) -> None:
         """Take one part as far as it can go now (up to SUBMITTED); schedule it again on failure."""
         part = self.store.part(part_id)
