@@ -20,12 +20,11 @@ from daemon.ops.part_rebuilder import (
     RemoteView,
     UnmatchedError,
     count_requests,
-    fingerprint,
     first_lines,
 )
 from daemon.service.batch_info import BatchInfo
 from daemon.state import folders
-from daemon.state.fileops import safe_component
+from daemon.state.fileops import fingerprint, safe_component
 from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
 from daemon.state.store import Store

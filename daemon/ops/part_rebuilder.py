@@ -9,7 +9,6 @@ is downloaded instead (checked the same way). Nothing here creates anything on t
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections.abc import Iterable
@@ -111,15 +110,6 @@ def slot_ids(pack_file: Path) -> list[set[str]]:
         if found is not None:
             slots.setdefault(found[0], set()).add(found[1])
     return list(slots.values())
-
-
-def fingerprint(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 class PartRebuilder:

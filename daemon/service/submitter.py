@@ -9,7 +9,6 @@ adopted instead of creating another. Only then is the call made again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -22,6 +21,7 @@ from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
 from daemon.service.part_steps import PartSteps
 from daemon.service.retrying import scheduled_delay
+from daemon.state.fileops import fingerprint
 from daemon.state.job_endings import cancel_stands, is_abandoned
 from daemon.state.rows import Job, Part
 from daemon.state.states import REFUSED_STATUS, TERMINAL_JOB_STATES, PartState
@@ -48,14 +48,10 @@ def batch_metadata(settings: Settings, job: Job, part: Part) -> dict[str, str]:
 
 def file_sha256(path: Path) -> str:
     """The file's SHA-256, or "" if it cannot be read (the metadata then just lacks it)."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+        return fingerprint(path)[0]
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 class Submitter(PartSteps):

@@ -8,6 +8,7 @@ A rename is atomic on one filesystem but only durable once its directory is fsyn
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,13 @@ def safe_component(name: str) -> str:
         cleaned = "_" + cleaned
     # NAME_MAX (255) counts bytes: 200 leaves room for a job-id tag and ".report.txt". Cut whole characters.
     return cleaned.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+
+
+def fingerprint(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and size, read in chunks (files here run to gigabytes)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
