@@ -387,26 +387,18 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path, unverifi
         seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)
         seg.results_missing = part.batch_id in unverified
         seg.downloads += _downloads([part], folder)
-    for seg in in_output_order:
-        seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_output_order(seg.downloads, seg.part_file)
+    _write_output_orders(in_output_order)
     return [segments[k] for k in sorted(segments)]
 
 
 def _ran_reported(part: Part, earlier: int | None) -> int | None:
     """``earlier`` plus what the part's batch says ran; None once any count is unknown (a shared
     batch counts every input's requests, not this part's)."""
-    counts = _stored_counts(part)
+    batch = part_batch(part)
+    counts = batch.request_counts if batch is not None else None
     if earlier is None or part.pack_id or counts is None:
         return None
-    ran = [counts.get("completed") or 0, counts.get("failed") or 0]
-    return earlier + sum(ran) if all(type(n) is int for n in ran) else None
-
-
-def _stored_counts(part: Part) -> dict[str, Any] | None:
-    batch = orjson.loads(part.batch_json) if part.batch_json else None
-    counts = batch.get("request_counts") if isinstance(batch, dict) else None
-    return counts if isinstance(counts, dict) else None
+    return earlier + (counts.completed or 0) + (counts.failed or 0)
 
 
 def _resized(job: Job) -> InputChangedError | None:
@@ -427,10 +419,16 @@ def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) ->
         seg = segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl"))
         seg.last_status = part.batch_status
         seg.downloads += _downloads([part], folder)
-    for seg in segments.values():
+    _write_output_orders(list(segments.values()))
+    return [segments[k] for k in sorted(segments)]
+
+
+def _write_output_orders(segments: list[Segment]) -> None:
+    """Stand-in request files listing each segment's custom_ids as its downloads give them, for
+    segments whose input order is not here (imported without it, or changed since it was sent)."""
+    for seg in segments:
         seg.part_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_output_order(seg.downloads, seg.part_file)
-    return [segments[k] for k in sorted(segments)]
 
 
 def _request_file(job: Job, part: Part) -> Path:
