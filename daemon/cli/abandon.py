@@ -1,11 +1,11 @@
 """``batchd abandon NAME [--cancel]``: end a job on purpose, keeping what was collected.
 
-The command records the operator's request in the state, as the job's note (see
-state/job_endings.py), after cancelling the job's running batches if asked to. Whoever owns the
-state then ends the job (results/abandonment.py): a running daemon at its next pass, or, when no
-daemon runs on this root, the command itself while it holds the daemon's lock. Every step that
-could send more reads the note first, and the job ends as FAILED, so neither a running daemon nor
-a restarted one takes it up again.
+The command records the operator's request in the state, on the job (``abandon_requested_at``,
+``abandon_after_cancel``; see state/job_endings.py), after cancelling the job's running batches if
+asked to. Whoever owns the state then ends the job (results/abandonment.py): a running daemon at
+its next pass, or, when no daemon runs on this root, the command itself while it holds the
+daemon's lock. Every step that could send more reads it first, and the job ends as FAILED, so
+neither a running daemon nor a restarted one takes it up again.
 
 With --cancel the job ends once its cancelled batches have ended and what they finished has been
 collected (a cancel the service refuses leaves that batch to the lost-batch grace, or to a second
@@ -57,10 +57,9 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
 
 def _request(store: Store, remote: BatchService, job: Job, *, cancel: bool) -> None:
     cancelled = cancel and _cancel_batches(store, remote, job)
-    note = abandon_note(time.time(), cancelled=cancelled)
-    store.update_job(job.id, note=note)
+    store.update_job(job.id, abandon_requested_at=time.time(), abandon_after_cancel=cancelled)
     log.info("job_abandon_requested", job_id=job.id, file=job.source_name, cancel=cancelled)
-    print(f"{job.source_name}: {note}")
+    print(f"{job.source_name}: {abandon_note(store.job(job.id))}")
 
 
 def _cancel_batches(store: Store, remote: BatchService, job: Job) -> bool:

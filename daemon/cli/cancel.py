@@ -1,12 +1,12 @@
 """``batchd cancel NAME``: cancel a job's batches; the running daemon collects what finished.
 
-The job is marked "cancel requested" only once the service accepted a cancel (or when it has no
+The job is marked ``cancel_requested`` only once the service accepted a cancel (or when it has no
 batch yet to cancel): a cancel the service refuses (404, 400 ...) leaves the job as it was.
 """
 
 from __future__ import annotations
 
-from daemon.config import CANCEL_NOTE, Settings
+from daemon.config import Settings
 from daemon.display import printable
 from daemon.errors import DaemonError, PermanentError, TransientError
 from daemon.logs import get_logger
@@ -47,7 +47,7 @@ def cancel_one(store: Store, remote: BatchService, job: Job) -> bool:
         print(f"{printable(job.source_name)}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
         return True
     running = [p for p in parts if p.state == PartState.SUBMITTED and p.batch_id]
-    accepted = not running and _record(store, job)  # nothing sent yet: the note alone stops it
+    accepted = not running and _record(store, job)  # nothing sent yet: the flag alone stops it
     for part in running:
         assert part.batch_id is not None
         try:
@@ -69,5 +69,5 @@ def cancel_one(store: Store, remote: BatchService, job: Job) -> bool:
 
 
 def _record(store: Store, job: Job) -> bool:
-    store.update_job(job.id, note=CANCEL_NOTE, cancel_requested=True)
+    store.update_job(job.id, cancel_requested=True)
     return True

@@ -23,6 +23,7 @@ from daemon.errors import DaemonError
 from daemon.pricing import ModelPrice
 from daemon.results.usage import TokenUsage, batches_usage
 from daemon.state.folders import DB_NAME
+from daemon.state.job_endings import shown_note
 from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
@@ -61,7 +62,7 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "job_id": job.id,
         "file": job.source_name,
         "state": str(job.state),
-        "batches": [{"id": p.batch_id, "status": p.batch_status} for p in parts if p.batch_id],
+        "batches": [{"id": p.batch_id, "status": p.shown_status} for p in parts if p.batch_id],
         "requests_done": done,
         "requests_total": job.request_count or total,
         # succeeded / failed / not_run, known once the job's results are written; else None.
@@ -71,8 +72,11 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "estimated_cost_usd": cost,
         "age_seconds": round(now - job.created_at, 1),
         "results": job.result_dir,
-        "note": job.note,
+        "note": shown_note(job),
         "pack": next((p.pack_id for p in parts if p.pack_id), None),  # the pack carrying this input, if any
+        "origins": list(dict.fromkeys(str(p.origin) for p in parts)),  # where its requests are
+        "cancel_requested": job.cancel_requested,
+        "abandon_requested_at": job.abandon_requested_at,
     }
 
 

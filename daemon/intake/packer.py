@@ -48,7 +48,7 @@ from daemon.state.fileops import OWNER_ONLY_DIR, fsync_dir, write_atomic
 from daemon.state.folders import PACKS, PARTS
 from daemon.state.job_endings import sends_nothing_more
 from daemon.state.rows import Job, Part
-from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
+from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartOrigin, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
 
@@ -167,7 +167,7 @@ def _copy_prefixed(lines: Iterator[bytes], out: IO[bytes], prefix: str) -> tuple
 def part_lines(job: Job, part: Part) -> Iterator[bytes]:
     """A waiting part's request lines: from its part file, or from the held input itself as long
     as it is still what was checked (recheck.InputChangedError otherwise)."""
-    if part.holds_input(job):
+    if part.holds_input:
         return checked_lines(job)
     return _file_lines(Path(part.path))
 
@@ -276,6 +276,7 @@ class Packer:
         part = Part(
             pack.pack_id, 0, 0, str(pack.path), 1, pack.requests, pack.size, pack.est_tokens, PartState.READY, now, now
         )
+        part.origin = PartOrigin.PACK
         with self.store.transaction():  # the pack and its members' new state land together
             self.store.add_job(job)
             self.store.add_part(part)
@@ -297,14 +298,16 @@ class Packer:
         if placed:
             with self.store.transaction():
                 for part, path in placed:
-                    self.store.update_part(part.id, state=PartState.READY, path=path, next_action_at=0)
+                    self.store.update_part(
+                        part.id, state=PartState.READY, path=path, origin=PartOrigin.OWN_FILE, next_action_at=0
+                    )
 
 
 def own_part_file(settings: Settings, job: Job, part: Part) -> str:
     """The part file of a small input that goes in a batch of its own after all. One that waited
     without a part file (preparer._place) gets it now, written from the input as it was checked
     (recheck.InputChangedError if it is not)."""
-    if not part.holds_input(job):
+    if not part.holds_input:
         return part.path
     dest = settings.state / PARTS / job.id / f"{part.segment}.jsonl"
     write_lines(checked_lines(job), dest)

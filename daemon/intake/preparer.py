@@ -22,7 +22,7 @@ from daemon.state.archive import move_input
 from daemon.state.fileops import safe_component
 from daemon.state.folders import PARTS
 from daemon.state.rows import Job, Part
-from daemon.state.states import JobState, PartState
+from daemon.state.states import JobState, PartOrigin, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -59,8 +59,8 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
     company = has_company(store)  # once per chunk: the same answer for every input in it
     placed = [_place(settings, item, company) for item in checked]
     with store.transaction():  # each job's parts and its new state land together, or none do
-        for item, (first, paths) in zip(checked, placed, strict=True):
-            _record(settings, store, item, first, paths)
+        for item, place in zip(checked, placed, strict=True):
+            _record(settings, store, item, place)
     for item in checked:
         findings = item.split.findings
         log.info(
@@ -103,26 +103,37 @@ def _hold(settings: Settings, fh: IO[bytes]) -> int:
     return settings.pack_inputs_up_to if os.fstat(fh.fileno()).st_nlink == 1 else 0
 
 
-def _place(settings: Settings, item: Checked, company: bool) -> tuple[PartState, list[str]]:
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a checked input's parts start: their state, their origin and their files."""
+
+    state: PartState
+    origin: PartOrigin
+    paths: list[str]
+
+
+def _place(settings: Settings, item: Checked, company: bool) -> Place:
     """The parts' first state and files. A small input with company waits to share a batch (see
     packer); one held in memory then needs no part file: the pack is written from the input."""
     split = item.split
     waits = company and packable(settings, len(split.parts), split.findings.requests)
     if waits and split.held is not None:
-        return PartState.WAITING, [item.job.inflight_path]
+        return Place(PartState.WAITING, PartOrigin.HELD_INPUT, [item.job.inflight_path])
     if split.held is not None:
         write_part(split.held, split.parts[0].path)
-    return (PartState.WAITING if waits else PartState.READY), [str(pf.path) for pf in split.parts]
+    state = PartState.WAITING if waits else PartState.READY
+    return Place(state, PartOrigin.OWN_FILE, [str(pf.path) for pf in split.parts])
 
 
-def _record(settings: Settings, store: Store, item: Checked, first: PartState, paths: list[str]) -> None:
+def _record(settings: Settings, store: Store, item: Checked, place: Place) -> None:
     job, findings, now = item.job, item.split.findings, time.time()
     current = store.job(job.id).state
     if current != JobState.CLAIMED:  # ended meanwhile (quarantined, abandoned): no longer this step's
         log.info("preparation_dropped", job_id=job.id, state=str(current))
         return
-    for n, (pf, path) in enumerate(zip(item.split.parts, paths, strict=True)):
-        part = Part(job.id, n, 0, path, pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, first, now, now)
+    for n, (pf, path) in enumerate(zip(item.split.parts, place.paths, strict=True)):
+        part = Part(job.id, n, 0, path, pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, place.state,
+                    now, now, origin=place.origin)  # fmt: skip
         store.add_part(part)
     store.update_job(
         job.id,

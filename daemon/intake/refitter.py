@@ -36,7 +36,7 @@ from daemon.logs import get_logger
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import PARTS
 from daemon.state.rows import Job, Part
-from daemon.state.states import INPUT_KIND, PACK_KIND, REFUSED_STATUS, PartState
+from daemon.state.states import INPUT_KIND, PACK_KIND, PartOutcome, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -148,7 +148,7 @@ class Refitter:
         return pieces
 
     def _folder(self, part: Part, job: Job) -> Path:
-        if part.holds_input(job):  # never for a part that is sent, but never write beside inputs
+        if part.holds_input:  # never for a part that is sent, but never write beside inputs
             return self.settings.state / PARTS / job.id
         return Path(part.path).parent
 
@@ -177,9 +177,9 @@ class Refitter:
                 PartState.READY, now, now,
             )  # fmt: skip
             if refuse_alone and piece.alone:
-                child.state, child.batch_status = PartState.DOWNLOADED, REFUSED_STATUS
+                child.state, child.outcome = PartState.DOWNLOADED, PartOutcome.REFUSED
                 child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, job.model or "")
-            (refused if child.batch_status else kept).append(child)
+            (refused if child.outcome else kept).append(child)
         return kept + refused
 
     def _give_up_pack(self, part: Part, job: Job, why: str, limit: int, *, reported: bool) -> None:
@@ -188,13 +188,13 @@ class Refitter:
             self.store.update_part(part.id, last_error=reason)
         else:  # never sent: end it as refused, and the same happens
             self.store.update_part(
-                part.id, state=PartState.FINISHED, batch_status=REFUSED_STATUS, last_error=reason, next_action_at=0
+                part.id, state=PartState.FINISHED, outcome=PartOutcome.REFUSED, last_error=reason, next_action_at=0
             )
         log.warning("pack_given_up", pack_id=job.id, reason=reason, limit=limit, est_tokens=part.est_tokens)
 
 
 def _log_split(part: Part, job: Job, limit: int, budget: int, children: list[Part]) -> None:
-    refused = [c for c in children if c.batch_status]
+    refused = [c for c in children if c.outcome]
     log.warning(
         "part_refitted",
         job_id=job.id,

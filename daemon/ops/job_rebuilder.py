@@ -26,7 +26,7 @@ from daemon.service.batch_info import BatchInfo
 from daemon.state import folders
 from daemon.state.fileops import fingerprint, safe_component
 from daemon.state.rows import Job, Part
-from daemon.state.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartState
+from daemon.state.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, PartOrigin, PartState
 from daemon.state.store import Store
 
 JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
@@ -56,6 +56,8 @@ class JobBuilder:
             if path is not None:  # one without its input has ended: its results are written
                 rows.append(self._member_rows(member, path, pack_id, slot, batches))
         parts = self.parts.parts(pack_id, folder, batches)
+        for part in parts:
+            part.origin = PartOrigin.PACK
         self.parts.download_superseded(parts, folder)
         now, first = time.time(), batches[0]
         job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
@@ -80,7 +82,9 @@ class JobBuilder:
         source = own if own.exists() else path
         (count, size), now = count_requests(source), time.time()
         first = first_lines(path, [count])[0]
-        return Part(job_id, 0, 0, str(source), first, count, size, max(1, size // 4), state, now, now)
+        part = Part(job_id, 0, 0, str(source), first, count, size, max(1, size // 4), state, now, now)
+        part.origin = PartOrigin.OWN_FILE if source == own else PartOrigin.HELD_INPUT
+        return part
 
     def input_rows(self, job_id: str, path: Path, batches: list[BatchInfo]) -> Rows:
         meta = batches[0].metadata or {}

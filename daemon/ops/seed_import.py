@@ -39,7 +39,7 @@ from daemon.service.retrying import in_call
 from daemon.state.fileops import atomic_writer, move_no_clobber, safe_component
 from daemon.state.folders import PARTS
 from daemon.state.rows import Job, Part
-from daemon.state.states import TERMINAL_BATCH_STATUSES, JobState, PartState
+from daemon.state.states import TERMINAL_BATCH_STATUSES, JobState, PartOrigin, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -210,6 +210,7 @@ class SeedImport:
             batch_json=batch.to_json(),
             submitted_at=float(batch.created_at),
             poll_wait=self.settings.first_poll_after,
+            origin=PartOrigin.IMPORTED if order else PartOrigin.IMPORTED_WITHOUT_INPUT,
         )
 
     def _rename(self, imported_at: float) -> None:

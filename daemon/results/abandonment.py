@@ -1,7 +1,7 @@
 """The daemon's side of ``batchd abandon`` (the command is cli/abandon.py): end the jobs an operator
 abandoned, keeping what was collected.
 
-The command records the request as the job's note (see state/job_endings.py). A running daemon ends
+The command records the request on the job (``abandon_requested_at``; see state/job_endings.py). A running daemon ends
 such a job at its next pass, once no step is under way on it (and, after ``--cancel``, once its
 cancelled batches have ended and were collected): its unfinished parts end as ``abandoned`` and the
 collector finishes the job, which ends as FAILED with a report.
@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from daemon.results.collector import Collector
-from daemon.state.job_endings import ABANDON_NOTE, ABANDONED_STATUS, is_abandoned, waits_for_cancel
 from daemon.state.rows import Part
-from daemon.state.states import TERMINAL_JOB_STATES, JobState, PartState
+from daemon.state.states import TERMINAL_JOB_STATES, JobState, PartOutcome, PartState
 from daemon.state.store import Store
 
 _DONE = frozenset({PartState.DOWNLOADED, PartState.SUPERSEDED})
@@ -30,17 +29,17 @@ class Abandonment:
         self.busy = busy  # whether a worker runs (or has queued) a step with this key
 
     def due(self) -> list[str]:
-        return self.store.open_job_ids_noted(ABANDON_NOTE)
+        return self.store.open_abandoned_job_ids()
 
     def end(self, job_id: str) -> None:
         """End the job unless a step is under way on it (then the next pass tries again)."""
         job = self.store.job(job_id)
-        if job.state in TERMINAL_JOB_STATES or not is_abandoned(job.note):
+        if job.state in TERMINAL_JOB_STATES or not job.abandoned:
             return
         parts = self.store.parts(job_id)
         if job.state not in (JobState.ACTIVE, JobState.COLLECTING) or any(self._under_way(p) for p in parts):
             return
-        if waits_for_cancel(job.note) and any(p.state in _COLLECTING for p in parts):
+        if job.abandon_after_cancel and any(p.state in _COLLECTING for p in parts):
             return
         with self.store.transaction():
             for part in parts:
@@ -48,7 +47,7 @@ class Abandonment:
                     self.store.update_part(
                         part.id,
                         state=PartState.DOWNLOADED,
-                        batch_status=ABANDONED_STATUS,
+                        outcome=PartOutcome.ABANDONED,
                         last_error=_left(part),
                         next_action_at=0,
                     )

@@ -51,7 +51,7 @@ from daemon.state.fileops import atomic_writer, free_name, safe_component, write
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import Ending, early_ending, sends_nothing_more
 from daemon.state.rows import Job, Part
-from daemon.state.states import PACK_KIND, REFUSED_BATCH_STATUSES, JobState, PartState
+from daemon.state.states import PACK_KIND, JobState, PartOrigin, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -273,29 +273,28 @@ class Collector(PartSteps):
     ) -> None:
         ending = early_ending(job, parts)
         if ending is not None:
-            self._end_early(job, now, ending)
+            self._end_early(job, parts, now, ending)
             return
-        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.batch_status in REFUSED_BATCH_STATUSES]
+        refused = [p for p in parts if p.state == PartState.DOWNLOADED and p.refused]
         if changed is not None:
             self._fail_changed(job, now, changed, in_order)
             return
         if not refused:
-            dest = self._place_input(job, self.settings.uploaded)
+            dest = self._place_input(job, parts, self.settings.uploaded)
             self.store.update_job(job.id, state=JobState.DONE, finished_at=now)
             log.info("job_done", job_id=job.id, file=job.source_name, archived=str(dest))
             return
-        dest = self._place_input(job, self.settings.failed)
+        dest = self._place_input(job, parts, self.settings.failed)
         lines = [line for p in refused for line in _refusal_lines(p)]
         reason = "the service refused part of this input; results that finished are in " + (job.result_dir or "")
         write_report(dest, job.source_name, job.id, reason, lines)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
 
-    def _end_early(self, job: Job, now: float, ending: Ending) -> None:
-        dest = self._place_input(job, self.settings.failed)
+    def _end_early(self, job: Job, parts: list[Part], now: float, ending: Ending) -> None:
+        dest = self._place_input(job, parts, self.settings.failed)
         write_report(dest, job.source_name, job.id, ending.reason, ending.lines, ending.advice)
-        note = job.note if ending.event == "job_abandoned" else ending.reason  # keeps the operator's record
-        self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=note)
+        self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=ending.reason)
         level = log.warning if ending.event == "job_abandoned" else log.error  # an abandon is on purpose
         level(ending.event, job_id=job.id, file=job.source_name, moved_to=str(dest), reason=ending.reason)
 
@@ -317,11 +316,12 @@ class Collector(PartSteps):
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=str(changed))
         log.error("input_changed", job_id=job.id, file=job.source_name, detail=changed.detail, moved_to=str(dest))
 
-    def _place_input(self, job: Job, folder: Path) -> Path:
+    def _place_input(self, job: Job, parts: list[Part], folder: Path) -> Path:
         """Archive the input; a job imported from the seed script may have it archived, or not at all."""
-        if not job.inflight_path:  # imported without its input: a report still needs a name
+        origins = {p.origin for p in parts}
+        if PartOrigin.IMPORTED_WITHOUT_INPUT in origins:  # no input here: a report still needs a name
             return free_name(folder, safe_component(job.source_name), job.id)
-        if Path(job.inflight_path).parent == folder:  # imported: the script put it in uploaded_files/
+        if PartOrigin.IMPORTED in origins and folder == self.settings.uploaded:  # where the script put it
             return Path(job.inflight_path)
         return move_input(self.store, job, folder)
 
@@ -383,7 +383,7 @@ def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path, unverifi
         if part.segment not in segments:
             segments[part.segment] = Segment(_order_file(job, part, scratch))
         seg = segments[part.segment]
-        seg.last_status = part.batch_status
+        seg.last_status = part.shown_status
         seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)
         seg.results_missing = part.batch_id in unverified
         seg.downloads += _downloads([part], folder)
@@ -417,7 +417,7 @@ def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) ->
     segments: dict[int, Segment] = {}
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
         seg = segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl"))
-        seg.last_status = part.batch_status
+        seg.last_status = part.shown_status
         seg.downloads += _downloads([part], folder)
     _write_output_orders(list(segments.values()))
     return [segments[k] for k in sorted(segments)]
@@ -434,7 +434,7 @@ def _write_output_orders(segments: list[Segment]) -> None:
 def _request_file(job: Job, part: Part) -> Path:
     """Where the part's custom_ids can be read, for checking downloads against them: its part file
     or, for a small input that shared a batch, the input (in flight, or archived by a crash)."""
-    if part.holds_input(job) and job.final_path and not os.path.lexists(part.path):
+    if part.holds_input and job.final_path and not os.path.lexists(part.path):
         return Path(job.final_path)
     return Path(part.path)
 
@@ -443,7 +443,7 @@ def _order_file(job: Job, part: Part, scratch: Path) -> Path:
     """The file giving the part's request order: its part file or, for a small input that shared
     a batch without one, the input itself (which a crash may have left archived before the job
     ended), copied from the bytes that were checked (recheck.InputChangedError if it changed)."""
-    if not part.holds_input(job):
+    if not part.holds_input:
         return Path(part.path)
     source = Path(part.path)
     if job.final_path and not os.path.lexists(source):
@@ -471,5 +471,5 @@ def _refusal_lines(part: Part) -> list[str]:
     batch = part_batch(part)
     head = f"part {part.label} (input lines from {part.first_line}, {part.request_count} requests)"
     if batch is None or not batch.errors:
-        return [f"{head}: {part.last_error or part.batch_status}"]
+        return [f"{head}: {part.last_error or part.shown_status}"]
     return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in batch.errors]

@@ -63,7 +63,7 @@ def _batch_entry(part: Part) -> dict[str, Any]:
         "first_line": part.first_line,
         "requests": part.request_count,
         "batch_id": part.batch_id,
-        "status": part.batch_status,
+        "status": part.shown_status,
         "earlier_batch_ids": [b for b in part.old_batch_ids.split(",") if b],
     }
     if part.last_error:

@@ -30,7 +30,7 @@ from daemon.logs import get_logger
 from daemon.service.remote_cleanup import schedule_deletions
 from daemon.state.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
 from daemon.state.rows import Job, Part
-from daemon.state.states import REFUSED_BATCH_STATUSES, JobState, PartState
+from daemon.state.states import JobState, PartOrigin, PartOutcome, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -40,8 +40,8 @@ def unpack(settings: Settings, store: Store, pack: Job, parts: list[Part], downl
     """End ``pack``: hand its downloads (oldest batch first) back to its members."""
     members = store.pack_members(pack.id)
     schedule_deletions(settings, store, pack, parts)  # due once the pack has ended, below
-    sent = [p for p in sorted(parts, key=lambda p: p.attempt) if p.batch_id or p.batch_status]
-    if sent and all(p.batch_status in REFUSED_BATCH_STATUSES for p in sent):
+    sent = [p for p in sorted(parts, key=lambda p: p.attempt) if p.batch_id or p.batch_status or p.outcome]
+    if sent and all(p.refused for p in sent):
         _send_alone(settings, store, pack, members, sent)
         return
     unmatched = sum(_split(path, members, store) for path in downloads)
@@ -129,7 +129,8 @@ def _hand_over(store: Store, pack: Job, members: list[Part], sent: list[Part]) -
                 member.id,
                 state=PartState.DOWNLOADED,
                 batch_id=last.batch_id if last else None,
-                batch_status=last.batch_status if last else "cancelled",
+                batch_status=last.batch_status if last else None,
+                outcome=last.outcome if last else PartOutcome.CANCELLED,
                 batch_json=last.batch_json if last else None,
                 old_batch_ids=",".join(filter(None, [member.old_batch_ids, *earlier])),
                 submitted_at=first_submit,
@@ -153,7 +154,7 @@ def _own_part_files(settings: Settings, store: Store, members: list[Part]) -> li
 def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part], sent: list[Part]) -> None:
     """Nothing in the pack ran: each member goes again in a batch of its own, never packed again."""
     refused = ",".join(p.batch_id for p in sent if p.batch_id)
-    reason = f"the service refused pack {pack.id}: {sent[-1].last_error or sent[-1].batch_status}"
+    reason = f"the service refused pack {pack.id}: {sent[-1].last_error or sent[-1].shown_status}"
     # A member that ended while packed (abandoned) stays ended: only packed ones go again.
     placed = _own_part_files(settings, store, [m for m in members if m.state == PartState.PACKED])
     with store.transaction():
@@ -162,6 +163,7 @@ def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part]
                 member.id,
                 state=PartState.READY,
                 path=path,
+                origin=PartOrigin.OWN_FILE,
                 pack_id=None,
                 pack_slot=None,
                 old_batch_ids=",".join(filter(None, [member.old_batch_ids, refused])),

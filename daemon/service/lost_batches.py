@@ -15,7 +15,7 @@ from daemon.config import Settings
 from daemon.errors import NotFoundError
 from daemon.logs import get_logger
 from daemon.state.rows import Part
-from daemon.state.states import LOST_STATUS, PartState
+from daemon.state.states import PartOutcome, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -72,7 +72,7 @@ class LostBatches:
         reason = f"the service no longer knows batch {part.batch_id} (404 since {when}: {exc})"
         with self.store.transaction():
             self.store.update_part(
-                part.id, state=PartState.DOWNLOADED, batch_status=LOST_STATUS, last_error=reason, next_action_at=0
+                part.id, state=PartState.DOWNLOADED, outcome=PartOutcome.LOST, last_error=reason, next_action_at=0
             )
             self.store.delete_fact(_SINCE + str(part.batch_id))
         log.error(

@@ -22,9 +22,9 @@ from daemon.service.batch_info import BatchInfo
 from daemon.service.part_steps import PartSteps
 from daemon.service.retrying import scheduled_delay
 from daemon.state.fileops import fingerprint
-from daemon.state.job_endings import cancel_stands, is_abandoned
+from daemon.state.job_endings import cancel_stands
 from daemon.state.rows import Job, Part
-from daemon.state.states import REFUSED_STATUS, TERMINAL_JOB_STATES, PartState
+from daemon.state.states import TERMINAL_JOB_STATES, PartOutcome, PartState
 from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)
@@ -73,12 +73,12 @@ class Submitter(PartSteps):
 
     def _run(self, part: Part, job: Job) -> None:
         if cancel_stands(job) and part.state in (PartState.READY, PartState.UPLOADED):
-            self.store.update_part(part.id, state=PartState.FINISHED, batch_status="cancelled", next_action_at=0)
+            self.store.update_part(part.id, state=PartState.FINISHED, outcome=PartOutcome.CANCELLED, next_action_at=0)
             return
         if part.state in _REFITTABLE and self._refitted(part, job):
             return
         while not self.stop.is_set() and part.state != PartState.SUBMITTED and self._open(job):
-            if is_abandoned(job.note):  # the abandonment ends the part; offer it to no step meanwhile
+            if job.abandoned:  # the abandonment ends the part; offer it to no step meanwhile
                 self.store.update_part(part.id, next_action_at=time.time() + ABANDONED_PART_HOLD)
                 return
             with self._turn(part, job):
@@ -226,7 +226,7 @@ class Submitter(PartSteps):
         """The service refused this part for good (a 4xx): it ends, and its requests are reported."""
         part = self.store.part(part_id)
         self.store.update_part(
-            part_id, state=PartState.FINISHED, batch_status=REFUSED_STATUS, last_error=reason, next_action_at=0
+            part_id, state=PartState.FINISHED, outcome=PartOutcome.REFUSED, last_error=reason, next_action_at=0
         )
         log.error("submission_rejected", job_id=job.id, part=part.label, file=job.source_name, reason=reason)
 

@@ -1,7 +1,8 @@
 """How a job ends when it did not run to the end: the operator abandoned it, or the service lost
 one of its batches. Either way what was collected is kept, the input goes to failed/, and the
-report says what happened and what to do. The operator's request is a note on the job, written by
-``batchd abandon`` (cli/abandon.py) and read by every step that could send more.
+report says what happened and what to do. The operator's request is recorded on the job
+(``abandon_requested_at``, ``abandon_after_cancel``), written by ``batchd abandon`` (cli/abandon.py)
+and read by every step that could send more; its note for people is derived from them.
 """
 
 from __future__ import annotations
@@ -9,12 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from daemon.state.rows import Job, Part
-from daemon.state.states import LOST_STATUS
-
-ABANDON_NOTE = "abandoned by the operator"  # every abandoned job's note starts so
-_CANCELLED = "; its batches were cancelled first"
-ABANDONED_STATUS = "abandoned"  # the batch status recorded for a part the operator gave up on
+from daemon.config import CANCEL_NOTE
+from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST, Job, Part
+from daemon.state.states import PartOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,42 +23,41 @@ class Ending:
     event: str  # logged at error level when the job ends so
 
 
-def abandon_note(now: float, *, cancelled: bool) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
-    return f"{ABANDON_NOTE} at {when}{_CANCELLED if cancelled else ''}"
+def abandon_note(job: Job) -> str:
+    """The operator's abandon, in words: the report's reason, the ended job's note."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(job.abandon_requested_at or 0))
+    return f"{ABANDON_NOTE} at {when}{CANCELLED_FIRST if job.abandon_after_cancel else ''}"
 
 
-def is_abandoned(note: str | None) -> bool:
-    return bool(note and note.startswith(ABANDON_NOTE))
-
-
-def waits_for_cancel(note: str | None) -> bool:
-    """Abandoned with --cancel: the job ends once its cancelled batches ended and were collected."""
-    return is_abandoned(note) and _CANCELLED in str(note)
+def shown_note(job: Job) -> str | None:
+    """The note `batchd status` shows: the operator's request (from its columns), then the job's note."""
+    requests = [abandon_note(job)] if job.abandoned else [CANCEL_NOTE] if job.cancel_requested else []
+    notes = [n for n in [*requests, job.note] if n]
+    return "; ".join(dict.fromkeys(notes)) or None
 
 
 def sends_nothing_more(job: Job) -> bool:
     """Cancelled or abandoned: nothing of the job is submitted or resubmitted any more."""
-    return job.cancel_requested or is_abandoned(job.note)
+    return job.cancel_requested or job.abandoned
 
 
 def cancel_stands(job: Job) -> bool:
     """Cancelled, and not abandoned since: an abandonment takes the job's ending over."""
-    return job.cancel_requested and not is_abandoned(job.note)
+    return job.cancel_requested and not job.abandoned
 
 
 def early_ending(job: Job, parts: list[Part]) -> Ending | None:
     """The ending of a job that was abandoned or lost a batch; None for any other job."""
     name = job.source_name
     kept = f"Results that were collected are kept in {job.result_dir}."
-    if is_abandoned(job.note):
-        lines = [_line(p) for p in parts if p.batch_status == ABANDONED_STATUS]
+    if job.abandoned:
+        lines = [_line(p) for p in parts if p.outcome == PartOutcome.ABANDONED]
         advice = (
             f"{kept} Nothing more is sent for this input. `batchd retry {name}` sends all of it again as a new "
             "job; requests that already ran would run, and be paid for, again."
         )
-        return Ending(str(job.note), lines, advice, "job_abandoned")
-    lost = [p for p in parts if p.batch_status == LOST_STATUS]
+        return Ending(abandon_note(job), lines, advice, "job_abandoned")
+    lost = [p for p in parts if p.outcome == PartOutcome.LOST]
     if not lost:
         return None
     ids = ", ".join(str(p.batch_id) for p in lost)
@@ -75,4 +72,4 @@ def early_ending(job: Job, parts: list[Part]) -> Ending | None:
 def _line(part: Part) -> str:
     head = f"part {part.label} (input lines from {part.first_line}, {part.request_count} requests)"
     batch = f", batch {part.batch_id}" if part.batch_id else ", no batch yet"
-    return f"{head}{batch}: {part.last_error or part.batch_status}"
+    return f"{head}{batch}: {part.last_error or part.shown_status}"

@@ -8,7 +8,20 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from daemon.config import CANCEL_NOTE
-from daemon.state.states import INPUT_KIND, JobState, PartState
+from daemon.state.states import (
+    FAILED_BATCH_STATUS,
+    INPUT_KIND,
+    OUTCOME_WORDS,
+    JobState,
+    PartOrigin,
+    PartOutcome,
+    PartState,
+)
+
+# How ``batchd abandon`` wrote its request into the job's note before the request had columns of
+# its own (schema 5): the migration, and a read-only look at an older database, read them there.
+ABANDON_NOTE = "abandoned by the operator"  # every abandoned job's note starts so
+CANCELLED_FIRST = "; its batches were cancelled first"
 
 
 @dataclass(slots=True)
@@ -31,6 +44,12 @@ class Job:
     finished_at: float | None = None
     kind: str = INPUT_KIND
     cancel_requested: bool = False  # `batchd cancel` ran: submit and resubmit nothing more
+    abandon_requested_at: float | None = None  # when `batchd abandon` ran: the job ends, nothing more is sent
+    abandon_after_cancel: bool = False  # abandoned with --cancel, accepted: it ends once those batches ended
+
+    @property
+    def abandoned(self) -> bool:
+        return self.abandon_requested_at is not None
 
 
 @dataclass(slots=True)
@@ -60,6 +79,8 @@ class Part:
     submitted_at: float | None = None
     pack_id: str | None = None  # the pack whose batch carries this part's requests
     pack_slot: int | None = None  # its number in that pack: the prefix of its custom_ids there
+    origin: PartOrigin = PartOrigin.OWN_FILE  # where its requests are (states.PartOrigin)
+    outcome: PartOutcome | None = None  # how batchd ended it without a finished batch, if it did
 
     @property
     def upload_name(self) -> str:
@@ -70,16 +91,26 @@ class Part:
     def label(self) -> str:
         return f"{self.segment}.{self.attempt}"
 
-    # Where a part's requests are: its own part file, or, recognised by the path alone, two others.
-    def holds_input(self, job: Job) -> bool:
+    @property
+    def holds_input(self) -> bool:
         """A small input's only part kept in memory, with no part file: its requests are the input's
         own lines (preparer._place), read again only as they were checked."""
-        return self.path == job.inflight_path
+        return self.origin == PartOrigin.HELD_INPUT
 
     @property
     def imported_without_input(self) -> bool:
         """A batch the seed import adopted without its input: its requests are not here to resend."""
-        return not self.path
+        return self.origin == PartOrigin.IMPORTED_WITHOUT_INPUT
+
+    @property
+    def refused(self) -> bool:
+        """Nothing of it ran: the service failed its batch at validation, or refused it before."""
+        return self.outcome == PartOutcome.REFUSED or self.batch_status == FAILED_BATCH_STATUS
+
+    @property
+    def shown_status(self) -> str | None:
+        """Its batch's status, or the word for how batchd ended it: what reports and results show."""
+        return OUTCOME_WORDS[self.outcome] if self.outcome is not None else self.batch_status
 
 
 class JobChanges(TypedDict, total=False):
@@ -96,6 +127,8 @@ class JobChanges(TypedDict, total=False):
     note: str | None
     finished_at: float
     cancel_requested: bool
+    abandon_requested_at: float | None
+    abandon_after_cancel: bool
 
 
 class PartChanges(TypedDict, total=False):
@@ -116,6 +149,8 @@ class PartChanges(TypedDict, total=False):
     submitted_at: float | None
     pack_id: str | None
     pack_slot: int | None
+    origin: PartOrigin
+    outcome: PartOutcome | None
 
 
 class RemoteFileChanges(TypedDict, total=False):
@@ -147,18 +182,33 @@ def row_values(row: Job | Part) -> dict[str, Any]:
 
 
 def db_value(value: object) -> object:
-    return str(value) if isinstance(value, JobState | PartState) else value
+    return str(value) if isinstance(value, JobState | PartState | PartOrigin | PartOutcome) else value
+
+
+# A database read-only before the daemon migrated it (`batchd status` right after an upgrade) lacks
+# the newer columns: their values are read from what the older schema recorded instead.
+# ("cancelled" is left out: it is also what the service says of a batch it cancelled.)
+_OLD_OUTCOMES = {word: outcome for outcome, word in OUTCOME_WORDS.items() if outcome != PartOutcome.CANCELLED}
 
 
 def job_from(row: sqlite3.Row) -> Job:
     values = dict(row)
     values["state"] = JobState(values["state"])
-    # A database read-only before the daemon migrated it has no column yet: the note then says it.
-    values["cancel_requested"] = bool(values.get("cancel_requested", values["note"] == CANCEL_NOTE))
+    note = values["note"] or ""
+    values["cancel_requested"] = bool(values.get("cancel_requested", note == CANCEL_NOTE))
+    if "abandon_requested_at" not in values:
+        values["abandon_requested_at"] = values["updated_at"] if note.startswith(ABANDON_NOTE) else None
+        values["abandon_after_cancel"] = note.startswith(ABANDON_NOTE) and CANCELLED_FIRST in note
+    values["abandon_after_cancel"] = bool(values["abandon_after_cancel"])
     return Job(**values)
 
 
 def part_from(row: sqlite3.Row) -> Part:
     values = dict(row)
     values["state"] = PartState(values["state"])
+    if "outcome" not in values:
+        values["outcome"] = _OLD_OUTCOMES.get(values["batch_status"])
+        values["origin"] = PartOrigin.IMPORTED_WITHOUT_INPUT if not values["path"] else PartOrigin.OWN_FILE
+    values["origin"] = PartOrigin(values["origin"])
+    values["outcome"] = PartOutcome(values["outcome"]) if values["outcome"] else None
     return Part(**values)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import calendar
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from daemon.config import CANCEL_NOTE
 from daemon.errors import StateCorruptError
+from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST
+from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcome
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
 # 3: jobs.kind, parts.pack_id and parts.pack_slot (small inputs packed into one batch), added by ALTER.
 # 4: jobs.cancel_requested (was the note "cancel requested"; old jobs with that note get the flag).
-SCHEMA_VERSION = 4
+# 5: parts.origin and parts.outcome (were told from paths and made-up batch statuses), jobs.abandon_requested_at
+#    and jobs.abandon_after_cancel (were the note "abandoned by the operator at ..."); see _backfill_5.
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -32,7 +38,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL,
     finished_at REAL,
     kind TEXT NOT NULL DEFAULT 'input',
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    abandon_requested_at REAL,
+    abandon_after_cancel INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS parts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,6 +68,8 @@ CREATE TABLE IF NOT EXISTS parts (
     updated_at REAL NOT NULL,
     pack_id TEXT,
     pack_slot INTEGER,
+    origin TEXT NOT NULL DEFAULT 'own_file',
+    outcome TEXT,
     UNIQUE (job_id, segment, attempt)
 );
 CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, next_action_at);
@@ -116,13 +126,25 @@ def _migrate(conn: sqlite3.Connection, *, readonly: bool) -> None:
             _add_columns(conn)
             if version < 4:  # the version that turned the cancel note into a column
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE note = ?", (CANCEL_NOTE,))
+            if version < 5:
+                _backfill_5(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 # Columns added after a table first shipped: CREATE TABLE IF NOT EXISTS leaves an old table as it is.
 _ADDED_COLUMNS = {
-    "jobs": {"kind": "TEXT NOT NULL DEFAULT 'input'", "cancel_requested": "INTEGER NOT NULL DEFAULT 0"},
-    "parts": {"pack_id": "TEXT", "pack_slot": "INTEGER"},
+    "jobs": {
+        "kind": "TEXT NOT NULL DEFAULT 'input'",
+        "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
+        "abandon_requested_at": "REAL",
+        "abandon_after_cancel": "INTEGER NOT NULL DEFAULT 0",
+    },
+    "parts": {
+        "pack_id": "TEXT",
+        "pack_slot": "INTEGER",
+        "origin": "TEXT NOT NULL DEFAULT 'own_file'",
+        "outcome": "TEXT",
+    },
 }
 
 
@@ -132,3 +154,47 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         for name, decl in columns.items():
             if name not in present:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+
+# Version 5 records what older rows only showed: each part's origin, as its path and job show it;
+# the ending batchd gave a part, from the batch status it made up (the status the service last
+# said is read back from the stored batch, if there is one); the operator's abandon, from the note.
+_ORIGINS = (
+    # A pack's shared part: its job is a pack.
+    (PartOrigin.PACK, "job_id IN (SELECT id FROM jobs WHERE kind = ?)", (PACK_KIND,)),
+    # The seed import's: no file at all, or its copy of the original input (the only attempt 0 named so).
+    (PartOrigin.IMPORTED_WITHOUT_INPUT, "path = ''", ()),
+    (PartOrigin.IMPORTED, "attempt = 0 AND (path LIKE '%/0.0.jsonl' OR path = '0.0.jsonl')", ()),
+    # A held input: the part points at the input itself.
+    (PartOrigin.HELD_INPUT, "path = (SELECT inflight_path FROM jobs WHERE jobs.id = parts.job_id)", ()),
+)
+_ABANDONED_AT = "%Y-%m-%d %H:%M:%S UTC"
+
+
+def _backfill_5(conn: sqlite3.Connection) -> None:
+    for origin, where, args in _ORIGINS:
+        query = f"UPDATE parts SET origin = ? WHERE origin = ? AND {where}"  # noqa: S608 - constants only
+        conn.execute(query, (str(origin), str(PartOrigin.OWN_FILE), *args))
+    for outcome, word in OUTCOME_WORDS.items():
+        # A batch the service cancelled keeps its status; only a part without a batch was cancelled by batchd.
+        conn.execute(
+            "UPDATE parts SET outcome = ?, batch_status = CASE WHEN json_valid(batch_json)"
+            " THEN json_extract(batch_json, '$.status') END WHERE batch_status = ? AND (? OR batch_id IS NULL)",
+            (str(outcome), word, outcome != PartOutcome.CANCELLED),
+        )
+    query = "SELECT id, note, updated_at FROM jobs WHERE substr(note, 1, ?) = ?"
+    rows = conn.execute(query, (len(ABANDON_NOTE), ABANDON_NOTE))
+    for job_id, note, updated_at in rows.fetchall():
+        conn.execute(
+            "UPDATE jobs SET abandon_requested_at = ?, abandon_after_cancel = ? WHERE id = ?",
+            (_abandoned_at(note, updated_at), CANCELLED_FIRST in note, job_id),
+        )
+
+
+def _abandoned_at(note: str, fallback: float) -> float:
+    """The time the note gives ("abandoned by the operator at 2026-01-02 03:04:05 UTC...")."""
+    stamp = note.removeprefix(ABANDON_NOTE).removeprefix(" at ").split(CANCELLED_FIRST)[0]
+    try:
+        return float(calendar.timegm(time.strptime(stamp, _ABANDONED_AT)))
+    except ValueError:
+        return fallback

@@ -124,11 +124,48 @@ OPEN_JOB_STATES = frozenset(JobState) - TERMINAL_JOB_STATES
 TERMINAL_BATCH_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 ACTIVE_BATCH_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
-# Batch statuses batchd records itself, on a part that ends without a batch the service finished:
-# the service no longer knows the batch (service/lost_batches.py), or it refused the part for good
-# before anything ran (a 4xx to the upload or batch create, a pack or request over the model's
-# token limit: service/submitter.py, intake/refitter.py). job_endings.ABANDONED_STATUS is the third.
-LOST_STATUS = "lost"
-REFUSED_STATUS = "rejected"
-# Nothing of such a batch ran: the service failed it at validation, or batchd recorded it refused.
-REFUSED_BATCH_STATUSES = frozenset({"failed", REFUSED_STATUS})
+# A batch status the service sends for a batch it failed at validation: nothing of it ran.
+FAILED_BATCH_STATUS = "failed"
+
+
+class PartOutcome(StrEnum):
+    """How batchd itself ended a part that has no batch the service finished (parts.outcome; None
+    for every other part). The service's status stays in batch_status, only ever as it said it."""
+
+    REFUSED = "refused"  # a 4xx to its upload or batch create, or over the model's token limit: nothing ran
+    LOST = "lost"  # the service no longer knows its batch (service/lost_batches.py)
+    ABANDONED = "abandoned"  # the operator abandoned its job (results/abandonment.py)
+    CANCELLED = "cancelled"  # `batchd cancel` came before it had a batch (service/submitter.py)
+
+
+# The word reports, results.jsonl and `batchd status` show for such a part where a batch status would
+# be (as before the outcome had a column of its own: results' error codes and summaries are unchanged).
+OUTCOME_WORDS: Mapping[PartOutcome, str] = {
+    PartOutcome.REFUSED: "rejected",
+    PartOutcome.LOST: "lost",
+    PartOutcome.ABANDONED: "abandoned",
+    PartOutcome.CANCELLED: "cancelled",
+}
+
+
+class PartOrigin(StrEnum):
+    """Where a part's requests are (parts.origin), recorded when the part is written."""
+
+    OWN_FILE = "own_file"  # a part file batchd wrote: a split input, a resubmission, a refitted piece
+    HELD_INPUT = "held_input"  # a small input held for a shared batch: its requests are the input's own lines
+    PACK = "pack"  # a pack's shared part: its members' lines, custom_ids prefixed (its members: pack_id)
+    IMPORTED = "imported"  # the seed script's batch; its file is a copy of the original input
+    IMPORTED_WITHOUT_INPUT = "imported_without_input"  # the seed script's batch, its input not here
+
+
+# A held input gets a part file of its own when it goes alone after all (intake/packer.py): the
+# only change of origin there is.
+ORIGIN_MOVES: Mapping[PartOrigin, frozenset[PartOrigin]] = {
+    PartOrigin.HELD_INPUT: frozenset({PartOrigin.OWN_FILE}),
+}
+IMPORTED_ORIGINS = frozenset({PartOrigin.IMPORTED, PartOrigin.IMPORTED_WITHOUT_INPUT})
+
+
+def check_origin_move(part_id: int, now: PartOrigin, to: PartOrigin) -> None:
+    if to != now and to not in ORIGIN_MOVES.get(now, frozenset()):
+        raise ForbiddenMoveError(f"part {part_id} may not change its origin from {now} to {to}")

@@ -14,7 +14,15 @@ from typing import Unpack
 from daemon.state.metrics_queries import MetricsQueries
 from daemon.state.remote_file_queries import RemoteFileQueries
 from daemon.state.rows import Job, JobChanges, Part, PartChanges, job_from, part_from, row_values
-from daemon.state.states import TERMINAL_JOB_STATES, JobState, PartState, check_job_move, check_part_move
+from daemon.state.states import (
+    TERMINAL_JOB_STATES,
+    JobState,
+    PartOrigin,
+    PartState,
+    check_job_move,
+    check_origin_move,
+    check_part_move,
+)
 
 
 class Store(MetricsQueries, RemoteFileQueries):
@@ -52,12 +60,15 @@ class Store(MetricsQueries, RemoteFileQueries):
         query = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608
         return [job_from(r) for r in self._select(query, wanted)]
 
-    def open_job_ids_noted(self, prefix: str) -> list[str]:
-        """Open jobs whose note starts with ``prefix`` (e.g. an operator's request to abandon them)."""
+    def open_abandoned_job_ids(self) -> list[str]:
+        """Open jobs an operator abandoned (``batchd abandon``), not yet ended."""
         running = [str(s) for s in JobState if s not in TERMINAL_JOB_STATES]  # IN: the state index serves it
         marks = ",".join("?" * len(running))
-        query = f"SELECT id FROM jobs WHERE state IN ({marks}) AND substr(note, 1, ?) = ? ORDER BY created_at, id"  # noqa: S608
-        return [str(r["id"]) for r in self._select(query, (*running, len(prefix), prefix))]
+        query = (
+            f"SELECT id FROM jobs WHERE state IN ({marks}) AND abandon_requested_at IS NOT NULL"  # noqa: S608 - marks only
+            " ORDER BY created_at, id"
+        )
+        return [str(r["id"]) for r in self._select(query, running)]
 
     def has_job(self, job_id: str) -> bool:
         return bool(self._select("SELECT 1 FROM jobs WHERE id = ?", (job_id,)))
@@ -84,12 +95,15 @@ class Store(MetricsQueries, RemoteFileQueries):
         return part
 
     def update_part(self, part_id: int, **changes: Unpack[PartChanges]) -> None:
-        """Change the part's columns; a new state only as states.PART_MOVES allows (ForbiddenMoveError)."""
+        """Change the part's columns; a new state only as states.PART_MOVES allows, a new origin only as
+        states.ORIGIN_MOVES does (ForbiddenMoveError)."""
         with self.transaction():
-            if "state" in changes:
-                rows = self._select("SELECT job_id, state FROM parts WHERE id = ?", (part_id,))
-                if rows:
+            if "state" in changes or "origin" in changes:
+                rows = self._select("SELECT job_id, state, origin FROM parts WHERE id = ?", (part_id,))
+                if rows and "state" in changes:
                     check_part_move(part_id, rows[0]["job_id"], PartState(rows[0]["state"]), changes["state"])
+                if rows and "origin" in changes:
+                    check_origin_move(part_id, PartOrigin(rows[0]["origin"]), changes["origin"])
             self._update("parts", "id", part_id, dict(changes))
 
     def part(self, part_id: int) -> Part:

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from daemon.cli.main import main
 from daemon.emulator import EmulatorServer
-from daemon.state.job_endings import ABANDON_NOTE
+from daemon.state.rows import ABANDON_NOTE
 from daemon.state.states import JobState, PartState
 from tests.support import TEST_KEY, Harness, request_file, wait_until
 
@@ -51,7 +51,8 @@ def test_abandon_ends_the_job_at_once_and_a_restart_leaves_it_ended(
         assert _abandon(harness, "stuck.jsonl") == 0
         job = harness.wait_job("stuck.jsonl", JobState.FAILED)
     assert "ended; input in" in capsys.readouterr().out
-    assert job.note and job.note.startswith(ABANDON_NOTE)
+    assert job.abandon_requested_at is not None and not job.abandon_after_cancel
+    assert job.note and job.note.startswith(ABANDON_NOTE), "the ended job's note is the operator's record"
     assert _codes(harness, "stuck.jsonl") == {None: 2, "abandoned": 2}, "what finished is kept"
     report = (harness.settings.failed / "stuck.jsonl.report.txt").read_text()
     assert ABANDON_NOTE in report and "batchd retry stuck.jsonl" in report
@@ -81,6 +82,7 @@ def test_abandon_with_cancel_collects_what_the_cancelled_batch_finished(
     wait_until(half_done, what="the endless batch half done")
     assert _abandon(harness, "stuck.jsonl", "--cancel") == 0
     job = harness.wait_job("stuck.jsonl", JobState.FAILED)
+    assert job.abandon_requested_at is not None and job.abandon_after_cancel
     assert job.note and job.note.startswith(ABANDON_NOTE) and "cancelled" in job.note
     (batch,) = emulator.batches()
     assert batch["status"] == "cancelled"

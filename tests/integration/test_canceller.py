@@ -9,6 +9,7 @@ import pytest
 from daemon.cli.main import main
 from daemon.config import CANCEL_NOTE
 from daemon.emulator import EmulatorServer
+from daemon.state.job_endings import shown_note
 from daemon.state.states import JobState
 from tests.support import TEST_KEY, Harness, request_file, wait_until
 
@@ -40,7 +41,7 @@ def test_a_refused_cancel_leaves_the_job_as_it_was(
     out = capsys.readouterr().out
     assert f"the service refused to cancel batch {batch_id}" in out and "not cancelled" in out
     job = harness.job("run.jsonl")
-    assert job is not None and job.note is None and job.state == JobState.ACTIVE
+    assert job is not None and not job.cancel_requested and job.note is None and job.state == JobState.ACTIVE
 
 
 def test_an_accepted_cancel_is_recorded(harness_factory: Callable[..., Harness], emulator: EmulatorServer) -> None:
@@ -50,5 +51,5 @@ def test_an_accepted_cancel_is_recorded(harness_factory: Callable[..., Harness],
     wait_until(lambda: emulator.batches() and emulator.batches()[0]["status"] == "in_progress")
     assert main(["cancel", "run.jsonl", "--root", str(harness.settings.root)]) == 0
     job = harness.wait_job("run.jsonl", JobState.DONE)
-    assert job.note == CANCEL_NOTE
+    assert job.cancel_requested and shown_note(job) == CANCEL_NOTE
     assert [b["status"] for b in emulator.batches()] == ["cancelled"]

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from daemon.cli.cancel import cancel_one
 from daemon.config import CANCEL_NOTE
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.state.job_endings import shown_note
 from daemon.state.states import JobState, PartState
 from tests.support import FAST, Harness, fast_settings, request_file, wait_until
 
@@ -94,7 +95,7 @@ def test_cancel_collects_what_finished(tmp_path) -> None:
             wait_until(lambda: any(p.state == PartState.SUBMITTED for p in store.parts(job.id)))
             cancel_one(store, remote, store.job(job.id))
             done = harness.wait_job("slow.jsonl")
-            assert done.note == CANCEL_NOTE
+            assert done.cancel_requested and shown_note(done) == CANCEL_NOTE
             assert len(harness.results("slow.jsonl")) == 6
             assert harness.summary("slow.jsonl")["batches"][0]["status"] == "cancelled"
             assert len(emulator.batches()) == 1  # a cancelled job is never resubmitted

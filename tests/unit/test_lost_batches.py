@@ -12,7 +12,7 @@ from daemon.errors import NotFoundError
 from daemon.service.lost_batches import LostBatches
 from daemon.state import folders
 from daemon.state.rows import Job, Part
-from daemon.state.states import LOST_STATUS, JobState, PartState
+from daemon.state.states import JobState, PartOutcome, PartState
 from daemon.state.store import Store
 
 GONE = NotFoundError("HTTP 404: No batch found with id 'batch_x'.")
@@ -41,7 +41,9 @@ def test_the_grace_counts_from_the_first_404_and_a_sighting_resets_it(tracked: t
     assert store.part(part.id).state == PartState.SUBMITTED
     assert lost.missing(part, GONE, now=1026.0)
     ended = store.part(part.id)
-    assert (ended.state, ended.batch_status) == (PartState.DOWNLOADED, LOST_STATUS)
+    assert (ended.state, ended.outcome) == (PartState.DOWNLOADED, PartOutcome.LOST)
+    assert ended.batch_status is None, "the service's status stays what the service said (here: nothing yet)"
+    assert ended.shown_status == "lost", "reports and results say it as before"
     assert "batch_x" in str(ended.last_error)
 
 

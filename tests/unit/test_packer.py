@@ -17,7 +17,7 @@ from daemon.intake.preparer import batch_limits
 from daemon.results.unpacker import unpack
 from daemon.state import folders
 from daemon.state.rows import Job, Part
-from daemon.state.states import PACK_KIND, JobState, PartState
+from daemon.state.states import PACK_KIND, JobState, PartOutcome, PartState
 from daemon.state.store import Store
 from tests.support import Harness
 
@@ -62,13 +62,13 @@ def test_a_member_abandoned_while_packed_stays_ended_when_the_pack_is_refused(tm
     try:
         pack, member = packed_input(store)
         (mine,) = store.parts(member.id)
-        store.update_part(mine.id, state=PartState.DOWNLOADED, batch_status="abandoned")  # as abandonment does
+        store.update_part(mine.id, state=PartState.DOWNLOADED, outcome=PartOutcome.ABANDONED)  # as abandonment does
         (shared,) = store.parts(pack.id)
         store.update_part(shared.id, state=PartState.FINISHED, batch_status="failed")
         store.update_part(shared.id, state=PartState.DOWNLOADED)
         store.update_job(pack.id, state=JobState.COLLECTING)
         unpack(settings, store, store.job(pack.id), store.parts(pack.id), [])
-        assert (store.part(mine.id).state, store.part(mine.id).batch_status) == (PartState.DOWNLOADED, "abandoned")
+        assert (store.part(mine.id).state, store.part(mine.id).outcome) == (PartState.DOWNLOADED, PartOutcome.ABANDONED)
         assert store.job(pack.id).state == JobState.FAILED
     finally:
         store.close()
