@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from daemon.config import CANCEL_NOTE
-from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST, Job, Part
+from daemon.state.rows import ABANDON_NOTE, ABANDON_TIME, CANCELLED_FIRST, Job, Part
 from daemon.state.states import PartOutcome
 
 
@@ -25,7 +25,7 @@ class Ending:
 
 def abandon_note(job: Job) -> str:
     """The operator's abandon, in words: the report's reason, the ended job's note."""
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(job.abandon_requested_at or 0))
+    when = time.strftime(ABANDON_TIME, time.gmtime(job.abandon_requested_at or 0))
     return f"{ABANDON_NOTE} at {when}{CANCELLED_FIRST if job.abandon_after_cancel else ''}"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -22,6 +24,16 @@ from daemon.state.states import (
 # its own (schema 5): the migration, and a read-only look at an older database, read them there.
 ABANDON_NOTE = "abandoned by the operator"  # every abandoned job's note starts so
 CANCELLED_FIRST = "; its batches were cancelled first"
+ABANDON_TIME = "%Y-%m-%d %H:%M:%S UTC"  # the note's "at ..."
+
+
+def noted_abandon_time(note: str, fallback: float) -> float:
+    """The time such a note gives ("abandoned by the operator at 2026-01-02 03:04:05 UTC...")."""
+    stamp = note.removeprefix(ABANDON_NOTE).removeprefix(" at ").split(CANCELLED_FIRST)[0]
+    try:
+        return float(calendar.timegm(time.strptime(stamp, ABANDON_TIME)))
+    except ValueError:
+        return fallback
 
 
 @dataclass(slots=True)
@@ -197,8 +209,9 @@ def job_from(row: sqlite3.Row) -> Job:
     note = values["note"] or ""
     values["cancel_requested"] = bool(values.get("cancel_requested", note == CANCEL_NOTE))
     if "abandon_requested_at" not in values:
-        values["abandon_requested_at"] = values["updated_at"] if note.startswith(ABANDON_NOTE) else None
-        values["abandon_after_cancel"] = note.startswith(ABANDON_NOTE) and CANCELLED_FIRST in note
+        noted = note.startswith(ABANDON_NOTE)
+        values["abandon_requested_at"] = noted_abandon_time(note, values["updated_at"]) if noted else None
+        values["abandon_after_cancel"] = noted and CANCELLED_FIRST in note
     values["abandon_after_cancel"] = bool(values["abandon_after_cancel"])
     return Job(**values)
 

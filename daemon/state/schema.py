@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import calendar
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 from daemon.config import CANCEL_NOTE
 from daemon.errors import StateCorruptError
-from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST
+from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST, noted_abandon_time
 from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcome
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
@@ -168,7 +166,6 @@ _ORIGINS = (
     # A held input: the part points at the input itself.
     (PartOrigin.HELD_INPUT, "path = (SELECT inflight_path FROM jobs WHERE jobs.id = parts.job_id)", ()),
 )
-_ABANDONED_AT = "%Y-%m-%d %H:%M:%S UTC"
 
 
 def _backfill_5(conn: sqlite3.Connection) -> None:
@@ -187,14 +184,5 @@ def _backfill_5(conn: sqlite3.Connection) -> None:
     for job_id, note, updated_at in rows.fetchall():
         conn.execute(
             "UPDATE jobs SET abandon_requested_at = ?, abandon_after_cancel = ? WHERE id = ?",
-            (_abandoned_at(note, updated_at), CANCELLED_FIRST in note, job_id),
+            (noted_abandon_time(note, updated_at), CANCELLED_FIRST in note, job_id),
         )
-
-
-def _abandoned_at(note: str, fallback: float) -> float:
-    """The time the note gives ("abandoned by the operator at 2026-01-02 03:04:05 UTC...")."""
-    stamp = note.removeprefix(ABANDON_NOTE).removeprefix(" at ").split(CANCELLED_FIRST)[0]
-    try:
-        return float(calendar.timegm(time.strptime(stamp, _ABANDONED_AT)))
-    except ValueError:
-        return fallback

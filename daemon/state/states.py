@@ -94,25 +94,6 @@ def check_part_move(part_id: int, job_id: str, now: PartState, to: PartState) ->
         raise ForbiddenMoveError(f"part {part_id} of job {job_id} may not move from {now} to {to}")
 
 
-def mermaid() -> str:
-    """The two tables as Mermaid state diagrams, in the order the states are declared."""
-    return _diagram("jobs", JOB_STARTS, JOB_MOVES) + "\n" + _diagram("parts", PART_STARTS, PART_MOVES)
-
-
-_S = TypeVar("_S", JobState, PartState)
-
-
-def _diagram(title: str, starts: tuple[_S, ...], moves: Mapping[_S, frozenset[_S]]) -> str:
-    lines: list[str] = [f"### {title}", "", "```mermaid", "stateDiagram-v2"]
-    lines += [f"    [*] --> {state}" for state in starts]
-    order = list(moves)
-    for state, after in moves.items():
-        lines += [f"    {state} --> {to}" for to in sorted(after, key=order.index)]
-        if not after:
-            lines.append(f"    {state} --> [*]")
-    return "\n".join([*lines, "```", ""])
-
-
 # jobs.kind: an input the user dropped, or a pack carrying several small inputs in one batch.
 INPUT_KIND = "input"
 PACK_KIND = "pack"
@@ -158,14 +139,41 @@ class PartOrigin(StrEnum):
     IMPORTED_WITHOUT_INPUT = "imported_without_input"  # the seed script's batch, its input not here
 
 
-# A held input gets a part file of its own when it goes alone after all (intake/packer.py): the
-# only change of origin there is.
+# A held input gets a part file of its own when it goes alone after all (intake/packer.py,
+# quarantine.py, results/unpacker.py): the only change of origin there is.
 ORIGIN_MOVES: Mapping[PartOrigin, frozenset[PartOrigin]] = {
+    PartOrigin.OWN_FILE: frozenset(),
     PartOrigin.HELD_INPUT: frozenset({PartOrigin.OWN_FILE}),
+    PartOrigin.PACK: frozenset(),
+    PartOrigin.IMPORTED: frozenset(),
+    PartOrigin.IMPORTED_WITHOUT_INPUT: frozenset(),
 }
-IMPORTED_ORIGINS = frozenset({PartOrigin.IMPORTED, PartOrigin.IMPORTED_WITHOUT_INPUT})
 
 
 def check_origin_move(part_id: int, now: PartOrigin, to: PartOrigin) -> None:
-    if to != now and to not in ORIGIN_MOVES.get(now, frozenset()):
+    if to != now and to not in ORIGIN_MOVES[now]:
         raise ForbiddenMoveError(f"part {part_id} may not change its origin from {now} to {to}")
+
+
+def mermaid() -> str:
+    """The tables as Mermaid state diagrams, in the order the states are declared."""
+    diagrams = [
+        _diagram("jobs", JOB_STARTS, JOB_MOVES),
+        _diagram("parts", PART_STARTS, PART_MOVES),
+        _diagram("part origins", tuple(ORIGIN_MOVES), ORIGIN_MOVES),
+    ]
+    return "\n".join(diagrams)
+
+
+_S = TypeVar("_S", JobState, PartState, PartOrigin)
+
+
+def _diagram(title: str, starts: tuple[_S, ...], moves: Mapping[_S, frozenset[_S]]) -> str:
+    lines: list[str] = [f"### {title}", "", "```mermaid", "stateDiagram-v2"]
+    lines += [f"    [*] --> {state}" for state in starts]
+    order = list(moves)
+    for state, after in moves.items():
+        lines += [f"    {state} --> {to}" for to in sorted(after, key=order.index)]
+        if not after:
+            lines.append(f"    {state} --> [*]")
+    return "\n".join([*lines, "```", ""])
