@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from daemon.state.database import Database
-from daemon.state.states import PartState
+from daemon.state.states import OUTCOME_WORDS, PartState
+
+# A part batchd ended itself is counted under the word reports show for it (states.OUTCOME_WORDS).
+_SHOWN_STATUS = "COALESCE(CASE outcome " + " ".join("WHEN ? THEN ?" for _ in OUTCOME_WORDS) + " END, batch_status)"
+_SHOWN_ARGS = [str(v) for pair in OUTCOME_WORDS.items() for v in pair]
 
 
 class MetricsQueries(Database):
@@ -15,12 +19,11 @@ class MetricsQueries(Database):
         return {str(r["state"]): int(r["n"]) for r in rows}
 
     def batch_status_counts(self) -> dict[str, int]:
-        rows = self._select(
-            "SELECT batch_status, COUNT(*) AS n FROM parts "
-            "WHERE batch_id IS NOT NULL AND batch_status IS NOT NULL GROUP BY batch_status",
-            (),
+        query = (
+            f"SELECT {_SHOWN_STATUS} AS status, COUNT(*) AS n FROM parts "  # noqa: S608 - marks only
+            "WHERE batch_id IS NOT NULL GROUP BY status HAVING status IS NOT NULL"
         )
-        return {str(r["batch_status"]): int(r["n"]) for r in rows}
+        return {str(r["status"]): int(r["n"]) for r in self._select(query, _SHOWN_ARGS)}
 
     def request_totals(self) -> tuple[int, int]:
         """Requests the service counted as completed and as failed, over every batch seen."""

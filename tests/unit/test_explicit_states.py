@@ -247,3 +247,16 @@ def test_a_held_input_that_goes_alone_gets_a_part_file_and_its_origin_says_so(tm
         assert Path(part.path).read_text() == request_file(2) and part.path != a.inflight_path
     finally:
         store.close()
+
+
+def test_metrics_count_a_part_batchd_ended_under_the_word_reports_show(store: Store) -> None:
+    def add(segment: int, status: str | None, outcome: PartOutcome | None) -> None:
+        part = Part("j1", segment, 0, "p", 1, 1, 1, 1, PartState.DOWNLOADED, 0.0, 0.0, batch_id=f"batch_{segment}")
+        part.batch_status, part.outcome = status, outcome
+        store.add_part(part)
+
+    add(0, "in_progress", PartOutcome.LOST)  # last seen running; the service then forgot it
+    add(1, "completed", None)
+    add(2, None, None)  # created, never polled
+    add(3, "in_progress", PartOutcome.ABANDONED)
+    assert store.batch_status_counts() == {"lost": 1, "completed": 1, "abandoned": 1}
