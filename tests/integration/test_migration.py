@@ -16,7 +16,7 @@ from daemon.ops.signals import StopFlags
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
-from daemon.state.states import JobState
+from daemon.state.states import JobState, PartOrigin
 from daemon.state.store import Store
 from tests.support import TEST_KEY, Harness, request_file, wait_until
 
@@ -58,6 +58,9 @@ def test_import_tracks_and_collects_each_batch_once(
     assert harness.store is not None
     jobs = harness.store.jobs()
     assert sorted(j.source_name for j in jobs) == ["a.jsonl", "b:with:colons.jsonl", "c.jsonl"]
+    origins = {j.source_name: [p.origin for p in harness.store.parts(j.id)] for j in jobs}
+    assert origins["a.jsonl"] == [PartOrigin.IMPORTED], "its input is here: a copy gives the order"
+    assert origins["b:with:colons.jsonl"] == [PartOrigin.IMPORTED_WITHOUT_INPUT]
     assert [r["custom_id"] for r in harness.results("a.jsonl")] == [f"a{i}" for i in range(12)]  # input order
     assert sorted(r["custom_id"] for r in harness.results("b:with:colons.jsonl")) == sorted(f"b{i}" for i in range(6))
     expired = harness.results("c.jsonl")  # no input to resend: what never ran says so

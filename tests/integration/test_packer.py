@@ -10,7 +10,7 @@ from typing import Any
 
 from daemon.emulator import EmulatorServer
 from daemon.intake.reports import report_path
-from daemon.state.states import JobState
+from daemon.state.states import PACK_KIND, JobState, PartOrigin
 from tests.support import Harness, drop_before_start
 
 
@@ -51,6 +51,9 @@ def test_small_inputs_with_equal_custom_ids_share_one_batch_and_get_their_own_re
 
     (batch,) = emulator.batches()
     assert batch["request_counts"]["total"] == 9, "one batch carried all three inputs"
+    assert harness.store is not None
+    (pack,) = [j for j in harness.store.jobs() if j.kind == PACK_KIND]
+    assert [p.origin for p in harness.store.parts(pack.id)] == [PartOrigin.PACK]
     for name in "abc":
         results = harness.results(f"{name}.jsonl")
         assert [r["custom_id"] for r in results] == ["r0", "r1", "r2"], "its own custom_ids, in input order"
@@ -112,6 +115,10 @@ def test_a_refused_shared_batch_sends_each_input_alone_once(
         assert report_path(harness.settings.failed / f"{name}.jsonl").exists()
         earlier = harness.summary(f"{name}.jsonl")["batches"][0]["earlier_batch_ids"]
         assert len(earlier) == 1, "the refused shared batch is on record"
+        job = harness.job(f"{name}.jsonl")
+        assert job is not None and harness.store is not None
+        (part,) = harness.store.parts(job.id)
+        assert (part.origin, part.pack_id) == (PartOrigin.OWN_FILE, None), "sent alone from a part file of its own"
 
 
 def test_an_expired_shared_batch_resends_only_what_did_not_run(

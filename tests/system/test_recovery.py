@@ -22,6 +22,7 @@ from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import StateLostError
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.state import folders
+from daemon.state.store import Store
 from tests.support import FAST, daemon_env, job_states, lose_state, request_file, run_recover, spawn_daemon, wait_until
 
 LOST_STATE_EXIT = 2
@@ -175,6 +176,12 @@ def test_a_shared_batch_is_adopted_and_each_member_gets_its_results(
     run.assert_refused()
     said = run.recover()
     assert "adopted 1 batch(es) into 4 job(s)" in said, said  # the pack and its three inputs
+    store = Store(run.root / "state" / folders.DB_NAME, readonly=True)
+    try:
+        origins = sorted(str(p.origin) for parts in store.parts_by_job().values() for p in parts)
+    finally:
+        store.close()
+    assert origins == ["held_input"] * 3 + ["pack"], "rebuilt with the origin their files show"
     run.finish()
     assert len(slow_emulator.batches()) == 1
     run.assert_every_result_once()
