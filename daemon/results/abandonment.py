@@ -1,10 +1,11 @@
 """The daemon's side of ``batchd abandon`` (the command is cli/abandon.py): end the jobs an operator
 abandoned, keeping what was collected.
 
-The command records the request on the job (``abandon_requested_at``; see state/job_endings.py). A running daemon ends
-such a job at its next pass, once no step is under way on it (and, after ``--cancel``, once its
-cancelled batches have ended and were collected): its unfinished parts end as ``abandoned`` and the
-collector finishes the job, which ends as FAILED with a report.
+The command records the request on the job (``abandon_requested_at``, ``abandon_after_cancel``; see
+state/job_endings.py). A running daemon ends such a job at its next pass, once no step is under way
+on it (and, after ``--cancel``, once its cancelled batches have ended and were collected): its
+unfinished parts end with the outcome ``abandoned`` and the collector finishes the job, which ends
+as FAILED with a report.
 """
 
 from __future__ import annotations
