@@ -1,3 +1,5 @@
+"""``python -m daemon``: the ``batchd`` command line (cli/main.py)."""
+
 import sys
 
 from daemon.cli.main import main
