@@ -95,7 +95,9 @@ def mermaid(modules: list[Module], edges: Counter[tuple[str, str]]) -> str:
     for place in places():
         members = [m for m in modules if m.place == place and m.path.name != "__init__.py"]
         size = rounded(sum(m.lines for m in modules if m.place == place), 100)
-        rows.append(f'    {place}["{FOLDERS[place]}<br>{len(members)} modules, {size} lines"]')
+        largest = max(members, key=lambda m: m.lines)
+        sizes = f"{len(members)} modules, {size} lines<br>largest: {largest.path.name} {rounded(largest.lines, 50)}"
+        rows.append(f'    {place}["{FOLDERS[place]}<br>{sizes}"]')
     for index, ((source, target), count) in enumerate(sorted(edges.items(), key=lambda e: _edge_order(*e[0]))):
         arrow = "-.->" if APART in (source, target) else "-->"
         label = f"BACK: {count}" if points_back(source, target) else str(count)
@@ -131,7 +133,8 @@ def generated() -> str:
     verdict = "No arrow points back." if back == 0 else f"{back} imports point back (in red): see test_layers.py."
     body = [
         "Arrows go from the importing floor to the imported one; each counts the distinct module-to-module",
-        f"imports between the two floors. {verdict}",
+        "imports between the two floors (dotted: to the emulator, which any floor may start).",
+        f"{verdict}",
         "",
         mermaid(modules, edges),
         "",
