@@ -3,7 +3,10 @@ import that points back as one."""
 
 from __future__ import annotations
 
+import re
+
 from tests import import_map
+from tests.unit.test_layers import DAEMON
 
 REGENERATE = f"docs/architecture.md is out of date with the code: regenerate it with `.venv/bin/{import_map.COMMAND}`"
 
@@ -50,3 +53,16 @@ def test_sizes_are_rounded_so_ordinary_edits_leave_the_doc_alone() -> None:
     assert sizes == ["< 50", "< 50", "~50", "~50", "~100", "~100", "~1,250"]
     assert import_map.first_sentence("The store.\n\nMore. Text.") == "The store."
     assert import_map.first_sentence("A ``name`` | x. Then more.") == "A `name` \\| x."
+
+
+def test_every_module_the_map_names_exists() -> None:
+    """The hand-written map names modules by their path under daemon/ (or the repository, or a bare name
+    in a floor's line): a rename must carry the map along."""
+    text = import_map.DOC.read_text(encoding="utf-8")
+    handwritten = text.replace(import_map.current_section(text), "")
+    named = set(re.findall(r"`([\w/]+\.py)`", handwritten))
+    assert len(named) > 40
+    bare = {path.name for path in DAEMON.rglob("*.py")}
+    root = DAEMON.parent
+    missing = sorted(n for n in named if not ((DAEMON / n).is_file() or (root / n).is_file() or n in bare))
+    assert missing == [], f"docs/architecture.md names modules that do not exist under daemon/: {missing}"
