@@ -7,12 +7,12 @@ parts are slow, as against the real service: the emulator holds each upload over
 minutes, so status polls and downloads stay out of the way.
 
 A big input (--big-mb, default 2,000 MB, --big-requests requests) is renamed into pending_upload/;
-then small inputs (5 requests each) are renamed in one at a time, each once the previous one's
-batch exists (and a --gap later), for as long as the big input is still being split or uploaded
-(at most --max-small). Latency = a small input's batch-created time (its part's submitted_at, as
-in bench.intake_latency) minus the time of its rename. Only small inputs dropped before the big
-input's last batch was created count. Free disk is checked first (the input, its part files and
-the emulator's copy: about 3x --big-mb); everything is removed at the end.
+then small inputs (5 requests each) are renamed in one at a time, one every --every seconds (so
+they sample the big input's whole run evenly), for as long as the big input is still being split
+or uploaded (at most --max-small). Latency = a small input's batch-created time (its part's
+submitted_at, or its pack's, as in bench.intake_latency) minus the time of its rename. Free disk is
+checked first (the input, its part files and the emulator's copy: about 3x --big-mb); everything
+is removed at the end.
 Run: .venv/bin/python -m bench.fair_lanes [--big-mb 2000 --big-requests 500000 --upload-delay 5]
 """
 
@@ -46,7 +46,7 @@ SMALL_REQUESTS = 5
 SLOW_UPLOAD_BYTES = 1_000_000  # the emulator slows uploads at least this big: the big input's parts
 DISK_FACTOR = 3.2  # the input, its part files and the emulator's copy, plus room
 STARTUP_TIMEOUT = 60.0
-SMALL_TIMEOUT = 60.0  # one small input's batch
+SMALL_TIMEOUT = 120.0  # the small inputs' batches, once the big input has all of its own
 BIG_TIMEOUT = 1800.0
 WATCH_EVERY = 0.05
 # Batches stay open for the whole run: this measures intake, not polling or collection.
@@ -152,7 +152,7 @@ def run(root: Path, args: argparse.Namespace) -> Result:
             db = root / "state" / folders.DB_NAME
             times, progress = BatchTimes(db), BigInput(db, big)
             try:
-                return drop_all(root, staging, daemon, times, progress, smalls, args.gap)
+                return drop_all(root, staging, daemon, times, progress, smalls, args.every)
             finally:
                 times.close()
                 progress.close()
@@ -162,31 +162,31 @@ def run(root: Path, args: argparse.Namespace) -> Result:
 
 
 def drop_all(
-    root: Path, staging: Path, daemon: DaemonProcess, times: BatchTimes, big: BigInput, smalls: list[str], gap: float
+    root: Path, staging: Path, daemon: DaemonProcess, times: BatchTimes, big: BigInput, smalls: list[str], every: float
 ) -> Result:
-    """Drop the big input, then the small ones one at a time while it is split and uploaded."""
+    """Drop the big input, then a small one every ``every`` seconds while it is split and uploaded."""
     result, pause = Result(), threading.Event()
     seen: dict[str, float] = {}  # the big input's stage -> when first seen
+    dropped: dict[str, tuple[float, str]] = {}  # small input -> (when, the big input's stage then)
     started = drop(staging, root, big.name)
 
     def watch() -> None:
         seen.setdefault(big.stage(), time.time())
 
     for name in smalls:
-        watch()
         stage = big.stage()
+        seen.setdefault(stage, time.time())
         if stage == "submitted":
             break
-        dropped = drop(staging, root, name)
-        latency = wait_created(daemon, times, name, watch) - dropped
-        result.latencies.append(latency)
+        dropped[name] = (drop(staging, root, name), stage)
+        pause.wait(every)
+    result.big_submitted = wait_created(daemon, times, [big.name], watch, BIG_TIMEOUT)[big.name] - started
+    created = wait_created(daemon, times, list(dropped), watch, SMALL_TIMEOUT)
+    for name, (at, stage) in dropped.items():
+        result.latencies.append(created[name] - at)
         if stage == "arriving":
-            result.during_split.append(latency)
-        pause.wait(gap)
-    result.big_submitted = wait_created(daemon, times, big.name, watch, BIG_TIMEOUT) - started
-    result.big_split = (
-        min(seen.get("uploading", seen.get("submitted", started)), seen.get("submitted", 1e300)) - started
-    )
+            result.during_split.append(created[name] - at)
+    result.big_split = min(t for stage, t in seen.items() if stage != "arriving") - started
     result.big_parts = big.parts()
     return result
 
@@ -197,20 +197,20 @@ def drop(staging: Path, root: Path, name: str) -> float:
 
 
 def wait_created(
-    daemon: DaemonProcess, times: BatchTimes, name: str, watch: Callable[[], None], timeout: float = SMALL_TIMEOUT
-) -> float:
-    """Block until ``name`` has its batch(es); return when the last was created."""
+    daemon: DaemonProcess, times: BatchTimes, names: list[str], watch: Callable[[], None], timeout: float
+) -> dict[str, float]:
+    """Block until each of ``names`` has its batch(es); return when each one's last was created."""
     created: dict[str, float] = {}
 
     def done() -> bool:
         if not daemon.running():
-            raise RuntimeError("the daemon exited while the benchmark waited for a batch")
+            raise RuntimeError("the daemon exited while the benchmark waited for batches")
         watch()
         created.update(times.read())
-        return name in created
+        return all(name in created for name in names)
 
-    wait_until(done, timeout, f"{name}'s batch", every=WATCH_EVERY)
-    return created[name]
+    wait_until(done, timeout, "every batch", every=WATCH_EVERY)
+    return created
 
 
 def report(result: Result, args: argparse.Namespace) -> None:
@@ -238,11 +238,11 @@ def main() -> None:
     parser.add_argument("--big-mb", type=int, default=2000, help="size of the big input (default 2000)")
     parser.add_argument("--big-requests", type=int, default=500_000, help="its requests (default 500000)")
     parser.add_argument("--upload-delay", type=float, default=5.0, help="seconds each big part's upload is held")
-    parser.add_argument("--gap", type=float, default=0.2, help="seconds between a small batch and the next drop")
+    parser.add_argument("--every", type=float, default=0.5, help="seconds between two small drops (default 0.5)")
     parser.add_argument("--max-small", type=int, default=300, help="small inputs at most (default 300)")
     args = parser.parse_args()
-    if args.big_mb < 1 or args.big_requests < 1 or args.max_small < 1 or args.gap < 0 or args.upload_delay < 0:
-        parser.error("sizes and counts must be at least 1, the gap and delay 0 or more")
+    if args.big_mb < 1 or args.big_requests < 1 or args.max_small < 1 or args.every <= 0 or args.upload_delay < 0:
+        parser.error("sizes and counts must be at least 1, --every above 0, the delay 0 or more")
     root = scratch()
     try:
         if not free_disk_ok(root, args.big_mb * 1_000_000):
