@@ -70,7 +70,7 @@ class Settings:
     # before what verifies is accepted and the rest reported; 0 = accept at once.
     verify_downloads_for: float = 3600.0
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # USD per 1M tokens
-    workers: int = 4  # parallel uploads and downloads
+    workers: int = 4  # threads that submit small inputs, and as many that collect results (see lanes)
     # An input above this many bytes is checked, split and uploaded in a lane of its own
     # (big_input_workers threads), so small inputs never wait behind it.
     big_input_bytes: int = 64_000_000
