@@ -245,9 +245,10 @@ def main() -> None:
         parser.error("sizes and counts must be at least 1, --every above 0, the delay 0 or more")
     root = scratch()
     try:
-        if not free_disk_ok(root, args.big_mb * 1_000_000):
-            sys.exit(2)
-        report(run(root, args), args)
+        if free_disk_ok(root, args.big_mb * 1_000_000):
+            report(run(root, args), args)
+        else:  # the other benchmarks of `make bench` still run
+            print(verdict(False, "small inputs beside a big one: not measured, not enough free disk"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
