@@ -47,6 +47,7 @@ check: lint typecheck test
 bench: $(BIN)/batchd
 	$(BIN)/python -m bench.validation_speed
 	$(BIN)/python -m bench.intake_latency
+	$(BIN)/python -m bench.fair_lanes
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.poll_calls
 	$(BIN)/python -m bench.scale

@@ -70,7 +70,11 @@ class Settings:
     # before what verifies is accepted and the rest reported; 0 = accept at once.
     verify_downloads_for: float = 3600.0
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # USD per 1M tokens
-    workers: int = 4  # parallel uploads and downloads
+    workers: int = 4  # threads that submit small inputs, and as many that collect results (see lanes)
+    # An input above this many bytes is checked, split and uploaded in a lane of its own
+    # (big_input_workers threads), so small inputs never wait behind it.
+    big_input_bytes: int = 64_000_000
+    big_input_workers: int = 2
     request_timeout: float = 300.0  # seconds per API call (read/write); connect is 10 s
     base_url: str | None = None  # API base URL; default OPENAI_BASE_URL, else the SDK's default
     log_level: str = "info"
@@ -312,6 +316,10 @@ def _check_intervals(s: Settings) -> None:
         )
     if not 1 <= s.workers <= 64:
         raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
+    if not 1 <= s.big_input_workers <= 64:
+        raise ConfigError(f"big_input_workers must be between 1 and 64 (got {s.big_input_workers})")
+    if s.big_input_bytes < 1:
+        raise ConfigError(f"big_input_bytes must be 1 or more bytes, e.g. 64000000 (got {s.big_input_bytes})")
 
 
 def _check_choices(s: Settings) -> None:

@@ -14,6 +14,9 @@ Three kinds, all bounded:
         as `mode` says (see tampering.py), `lines` lines at a time where that applies.
       - "reply": answer `status` (200 unless given) with the raw `body` as `content_type`: a
         malformed reply (`{"id": 5}`, an HTML page) that a client must not take for an answer.
+      - "hold": wait until `release()` (or the server stops, or `delay` seconds pass when given,
+        else HOLD_LIMIT), then answer normally: a call a test keeps in flight as long as it likes.
+    A rule with `min_bytes` matches only requests whose body is at least that long (a big upload).
     With `after_processing` the request is executed first (a batch or file IS created) and only
     then the response is replaced: the lost-response case behind duplicate batches. "slow" with
     `after_processing` executes first and then waits; "drop_midway" always executes.
@@ -30,7 +33,8 @@ from typing import Any
 
 from daemon.emulator.tampering import TAMPER_MODES
 
-ACTIONS = ("status", "drop", "slow", "drop_midway", "tamper", "reply")
+ACTIONS = ("status", "drop", "slow", "drop_midway", "tamper", "reply", "hold")
+HOLD_LIMIT = 60.0  # seconds a "hold" without a delay waits at most for release()
 # An omitted status (0) means 200 for "reply" and 500 for every other action.
 DEFAULT_STATUS = {"reply": 200}
 
@@ -81,6 +85,7 @@ class FaultRule:
     lines: int = 1  # "tamper" only: lines dropped, added or repeated
     body: str = ""
     content_type: str = "application/json"
+    min_bytes: int = 0  # match only requests whose body has at least this many bytes
 
     def __post_init__(self) -> None:
         # Rules also arrive as JSON over HTTP, so the types are checked, not trusted.
@@ -105,13 +110,24 @@ class FaultRule:
             raise ValueError(f"unknown tamper mode {self.mode!r}; expected one of {', '.join(TAMPER_MODES)}")
         if not _is_int(self.lines) or self.lines < 1:
             raise ValueError("lines must be an integer >= 1")
+        self._check_hold_and_size()
         self.method = self.method.upper() if self.method else None
         self.path_prefix = api_path(self.path_prefix) if self.path_prefix else ""
 
-    def matches(self, method: str, path: str) -> bool:
+    def _check_hold_and_size(self) -> None:
+        if not _is_int(self.min_bytes) or self.min_bytes < 0:
+            raise ValueError("min_bytes must be an integer >= 0")
+        if self.action == "hold" and self.after_processing:
+            raise ValueError("a hold comes before processing; after_processing must be false")
+
+    def matches(self, method: str, path: str, size: int = 0) -> bool:
         if self.action == "tamper" and not path.endswith("/content"):
             return False  # only file downloads are tampered with, never listings or metadata
-        return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
+        return (
+            (self.method is None or self.method == method)
+            and path.startswith(self.path_prefix)
+            and size >= self.min_bytes
+        )
 
     def headers(self) -> dict[str, str]:
         headers = {}
@@ -176,6 +192,8 @@ class FaultPlan:
         self._reply_rate = 0.0
         self._reply_count: int | None = None
         self._fired = 0
+        self._released = threading.Event()
+        self._holding = 0
 
     def set_error_rate(self, rate: float, status: int = 500, count: int | None = None) -> None:
         """Fail `rate` of all API requests with `status`, at most `count` times (None = no cap)."""
@@ -214,17 +232,37 @@ class FaultPlan:
         with self._lock:
             return self._fired
 
-    def decide(self, method: str, path: str) -> FaultRule | None:
-        """The fault for this request, if any; consumes one use of it."""
+    def hold(self, limit: float) -> None:
+        """Keep a request waiting until release() (or ``limit`` seconds, or HOLD_LIMIT when 0)."""
         with self._lock:
-            fault = self._take_rule(method, api_path(path)) or self._roll_error() or self._roll_reply(path)
+            self._holding += 1
+        try:
+            self._released.wait(limit or HOLD_LIMIT)
+        finally:
+            with self._lock:
+                self._holding -= 1
+
+    def release(self) -> None:
+        """Let every held request go on, and every later "hold" pass at once."""
+        self._released.set()
+
+    @property
+    def holding(self) -> int:
+        """How many requests are being held now."""
+        with self._lock:
+            return self._holding
+
+    def decide(self, method: str, path: str, size: int = 0) -> FaultRule | None:
+        """The fault for this request (with a body of ``size`` bytes), if any; consumes one use of it."""
+        with self._lock:
+            fault = self._take_rule(method, api_path(path), size) or self._roll_error() or self._roll_reply(path)
             if fault is not None:
                 self._fired += 1
             return fault
 
-    def _take_rule(self, method: str, path: str) -> FaultRule | None:
+    def _take_rule(self, method: str, path: str, size: int) -> FaultRule | None:
         for rule in self._rules:
-            if rule.matches(method, path):
+            if rule.matches(method, path, size):
                 rule.count -= 1
                 if rule.count == 0:
                     self._rules.remove(rule)

@@ -114,7 +114,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _serve_api(self, request: ApiRequest) -> None:
-        fault = self.app.faults.decide(request.method, request.path)
+        fault = self.app.faults.decide(request.method, request.path, request.body.remaining)
         if fault is None:
             self._answer(request, self.app.api.handle(request))
         elif not fault.after_processing and fault.action not in ("drop_midway", "tamper"):
@@ -127,6 +127,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _fault_before_processing(self, request: ApiRequest, fault: FaultRule) -> None:
         if fault.action == "slow":
             if self.app.stopping.wait(fault.delay):
+                self._drop()
+            else:
+                self._answer(request, self.app.api.handle(request))
+            return
+        if fault.action == "hold":
+            self.app.faults.hold(fault.delay)
+            if self.app.stopping.is_set():
                 self._drop()
             else:
                 self._answer(request, self.app.api.handle(request))

@@ -133,6 +133,7 @@ class EmulatorServer:
                 return
             self._stopping.set()
             httpd, thread = self._httpd, self._thread
+        self.faults.release()  # a held request would keep its connection open
         if httpd is not None and thread is not None:
             httpd.shutdown()
             httpd.server_close()

@@ -16,10 +16,12 @@ import time
 from functools import partial
 
 from daemon.config import Settings
+from daemon.engine.lane_router import LaneRouter
 from daemon.intake.claim import Intake, recover_claims
 from daemon.intake.packer import Packer
 from daemon.intake.preparer import batch_limits, prepare_jobs
 from daemon.intake.watcher import Hint, start_observer
+from daemon.lanes import Lane, Lanes, lane_sizes
 from daemon.logs import get_logger
 from daemon.ops.lost_state_guard import RECOVER_HINT, lost_database
 from daemon.ops.metrics import MetricsServer, metrics_server
@@ -67,7 +69,8 @@ class Engine:
         self.metrics = metrics_server(settings, store, self.holds)
         self.webhooks = webhook_server(settings, remote, self.poller.refresh_now)
         self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
-        self.workers = Workers(settings.workers, self.wake)
+        self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake))
+        self.router = LaneRouter(settings, store, PREPARE_CHUNK)
         self.abandonment = Abandonment(store, self.collector, self.workers.busy)
         self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
         self._next_scan = 0.0
@@ -152,36 +155,36 @@ class Engine:
         self._claim_ready(now)
         self._dispatch_preparation()
         if self.packer.due():
-            self.workers.submit(("packer",), self.packer.run)
-        for part_id in self.store.due_part_ids(SUBMIT_STATES, now):
-            self.workers.submit(("part", part_id), partial(self.submitter.advance, part_id))
+            self.workers.submit(Lane.SUBMIT, ("packer",), self.packer.run)
+        for lane, part_id in self.router.submission(SUBMIT_STATES, now):
+            self.workers.submit(lane, ("part", part_id), partial(self.submitter.advance, part_id))
         for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
-            self.workers.submit(("part", part_id), partial(self.collector.collect_part, part_id))
+            self.workers.submit(Lane.COLLECT, ("part", part_id), partial(self.collector.collect_part, part_id))
         for job_id in self.store.finishable_job_ids():
-            self.workers.submit(("job", job_id), partial(self.collector.finish_job, job_id))
+            self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.collector.finish_job, job_id))
         for job_id in self.abandonment.due():  # `batchd abandon` asked; same key: never beside finish_job
-            self.workers.submit(("job", job_id), partial(self.abandonment.end, job_id))
+            self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.abandonment.end, job_id))
         if self.settings.delete_remote_files and self.hygiene.due(now):
-            self.workers.submit(("hygiene",), self.hygiene.run_due)
+            self.workers.submit(Lane.COLLECT, ("hygiene",), self.hygiene.run_due)
         if self.seed_import.due(now):  # the seed script's batch_ids.txt, imported once
-            self.workers.submit(("seed-import",), self.seed_import.run)
+            self.workers.submit(Lane.COLLECT, ("seed-import",), self.seed_import.run)
         self._keep_watcher_alive()
         if now >= self._next_heartbeat:
             self._beat(now)
         self._ping_watchdog(now)
 
     def _dispatch_preparation(self) -> None:
-        """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file.
-        Ids only here: this runs on every pass, and a burst can leave a thousand jobs claimed."""
+        """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file;
+        a big one alone to its own lane (see lane_router). Ids only here: this runs on every pass,
+        and a burst can leave a thousand jobs claimed."""
         cooling = self.packer.quarantine.cooling  # a check that failed on a job waits a little
         with self._preparing_lock:
             busy = set(self._preparing)
         waiting = [i for i in self.store.job_ids(JobState.CLAIMED) if i not in busy and not cooling(i)]
-        for start in range(0, len(waiting), PREPARE_CHUNK):
-            ids = waiting[start : start + PREPARE_CHUNK]
+        for lane, ids in self.router.preparation(waiting):
             with self._preparing_lock:
                 self._preparing.update(ids)
-            if not self.workers.submit(("prepare", ids[0]), partial(self._prepare, ids)):
+            if not self.workers.submit(lane, ("prepare", ids[0]), partial(self._prepare, ids)):
                 self._done_preparing(ids)  # cooling down after a storage error: offered later
 
     def _prepare(self, ids: list[str]) -> None:

@@ -36,6 +36,7 @@ import orjson
 
 from daemon import crashpoints
 from daemon.config import Settings
+from daemon.intake.arrivals import small_arrivals
 from daemon.intake.claim import new_job_id
 from daemon.intake.custom_ids import NotEditableError, with_prefix
 from daemon.intake.quarantine import Quarantine
@@ -59,7 +60,6 @@ PACK_FILE = "0.jsonl"
 MANIFEST = "members.json"
 # Left in a pack's folder whose outputs held lines of no input: the folder is kept for a person to look at.
 UNMATCHED_NOTE = "UNMATCHED-LINES.txt"
-ARRIVING = (JobState.CLAIMING, JobState.CLAIMED)  # inputs claimed but not yet split into parts
 
 
 def packable(settings: Settings, part_count: int, request_count: int) -> bool:
@@ -67,11 +67,11 @@ def packable(settings: Settings, part_count: int, request_count: int) -> bool:
     return part_count == 1 and 0 < request_count <= settings.pack_inputs_up_to
 
 
-def has_company(store: Store) -> bool:
+def has_company(settings: Settings, store: Store) -> bool:
     """Whether an input being prepared now may find others to share a batch with: more than one
-    input claimed and not yet prepared (itself and another), or some already waiting. One alone in
-    the queue has nothing to wait for and goes at once."""
-    return store.count_jobs(ARRIVING) > 1 or store.next_due(PartState.WAITING) is not None
+    input claimed and not yet prepared (itself and another; big ones do not count, see arrivals),
+    or some already waiting. One alone in the queue has nothing to wait for and goes at once."""
+    return small_arrivals(settings, store, 2) > 1 or store.next_due(PartState.WAITING) is not None
 
 
 def slot_prefix(slot: int) -> str:
@@ -220,7 +220,7 @@ class Packer:
         oldest = min(p.created_at for p in waiting)
         if time.time() - oldest >= self.settings.pack_wait:
             return False
-        return self.store.count_jobs(ARRIVING) > 0
+        return small_arrivals(self.settings, self.store, 1) > 0
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
         # A cancelled or abandoned input goes alone: it is then ended without sending anything.

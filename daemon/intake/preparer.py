@@ -56,7 +56,7 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
     checked = [c for c in found if c is not None]
     if not checked:
         return
-    company = has_company(store)  # once per chunk: the same answer for every input in it
+    company = has_company(settings, store)  # once per chunk: the same answer for every input in it
     placed = [_place(settings, item, company) for item in checked]
     with store.transaction():  # each job's parts and its new state land together, or none do
         for item, place in zip(checked, placed, strict=True):

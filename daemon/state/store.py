@@ -163,6 +163,15 @@ class Store(MetricsQueries, RemoteFileQueries):
         )
         return [int(r["id"]) for r in rows]
 
+    def due_part_ids_sized(self, states: tuple[PartState, ...], now: float, over: int) -> list[tuple[int, bool]]:
+        """``due_part_ids``, each with whether its input (or the part itself) is over ``over`` bytes."""
+        marks = ",".join("?" * len(states))
+        big = "(p.byte_size > ? OR COALESCE(j.size, 0) > ?) AS big"
+        where = f"p.state IN ({marks}) AND p.next_action_at <= ? ORDER BY p.next_action_at"
+        query = f"SELECT p.id, {big} FROM parts p JOIN jobs j ON j.id = p.job_id WHERE {where}"  # noqa: S608 - marks only
+        rows = self._select(query, (over, over, *map(str, states), now))
+        return [(int(r["id"]), bool(r["big"])) for r in rows]
+
     def next_due(self, state: PartState) -> float | None:
         rows = self._select("SELECT MIN(next_action_at) AS due FROM parts WHERE state = ?", (str(state),))
         due = rows[0]["due"]

@@ -51,6 +51,8 @@ def test_openai_base_url_is_honoured(tmp_path: Path) -> None:
         ({"BATCHD_MAX_TOKENS_PER_BATCH": "2M"}, "setting 'max_tokens_per_batch'"),
         ({"BATCHD_METADATA": "batchd_job=x"}, "must be 1-64 characters and not start with batchd_"),
         ({"BATCHD_VERIFY_DOWNLOADS_FOR": "-1"}, r"verify_downloads_for must be 0 .* or more seconds \(got -1.0\)"),
+        ({"BATCHD_BIG_INPUT_BYTES": "0"}, r"big_input_bytes must be 1 or more bytes, e.g. 64000000 \(got 0\)"),
+        ({"BATCHD_BIG_INPUT_WORKERS": "0"}, r"big_input_workers must be between 1 and 64 \(got 0\)"),
     ],
 )
 def test_bad_settings_say_what_to_change(tmp_path: Path, env: dict[str, str], fragment: str) -> None:

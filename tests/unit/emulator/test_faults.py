@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from daemon.emulator import EmulatorServer, FaultRule
+from tests.support import wait_until
 from tests.unit.emulator.conftest import make_client
 from tests.unit.emulator.helpers import jsonl, request_lines, upload
 
@@ -234,3 +236,38 @@ def test_tamper_over_http(server: EmulatorServer, client: openai.OpenAI, tmp_pat
         FaultRule(action="tamper", mode="drop_lines", lines=0)
     with pytest.raises(ValueError, match="unknown tamper mode None"):
         FaultRule(action="tamper")
+
+
+def test_hold_keeps_a_request_until_released(client: openai.OpenAI, server: EmulatorServer) -> None:
+    server.faults.add_rule(action="hold", method="GET", path_prefix="/v1/files")
+    answered = threading.Event()
+
+    def call() -> None:
+        client.files.list()
+        answered.set()
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    wait_until(lambda: server.faults.holding == 1, 5.0, "the call to be held")
+    assert not answered.is_set()
+    assert client.batches.list().data == []  # other calls go on meanwhile
+    server.faults.release()
+    assert answered.wait(5.0)
+    caller.join(5.0)
+    assert server.faults.holding == 0
+
+
+def test_min_bytes_matches_big_bodies_only(client: openai.OpenAI, server: EmulatorServer, tmp_path: Path) -> None:
+    server.faults.add_rule(action="status", status=503, method="POST", path_prefix="/v1/files", min_bytes=10_000)
+    small = upload(client, tmp_path / "small.jsonl", jsonl(request_lines(2)))  # under min_bytes: not matched
+    assert small.id
+    with pytest.raises(openai.InternalServerError):
+        upload(client, tmp_path / "big.jsonl", jsonl(request_lines(200)))
+    assert server.faults.rules() == []
+
+
+def test_hold_rule_validation() -> None:
+    with pytest.raises(ValueError, match="min_bytes"):
+        FaultRule(action="drop", min_bytes=-1)
+    with pytest.raises(ValueError, match="before processing"):
+        FaultRule(action="hold", after_processing=True)
