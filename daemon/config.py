@@ -45,6 +45,9 @@ class Settings:
     first_poll_after: float = 5.0  # first status check after a submission; doubles up to poll_interval
     scan_interval: float = 5.0  # full rescan of the drop zone (watchdog can lose events)
     min_file_age: float = 5.0  # quiet time before a file without a close/rename event is claimed
+    # Quiet time after a close before the file is claimed: a producer appending line by line
+    # closes it after each line, and pauses of up to this long keep its lines in one input.
+    settle_seconds: float = 2.0
     watch_mode: WatchMode = "auto"  # inotify on Linux, polling for NFS/SMB/Docker Desktop mounts
     completion_window: str = "24h"  # the only window the Batch API accepts today
     metadata: Mapping[str, str] = field(default_factory=dict)  # added to every batch
@@ -294,6 +297,10 @@ def _check_intervals(s: Settings) -> None:
             raise ConfigError(f"{key} must be greater than 0 seconds (got {getattr(s, key)})")
     if s.min_file_age < 0:
         raise ConfigError(f"min_file_age must be 0 or more seconds (got {s.min_file_age})")
+    if s.settle_seconds < 0:
+        raise ConfigError(
+            f"settle_seconds must be 0 (claim a file as soon as it is closed) or more seconds (got {s.settle_seconds})"
+        )
     if s.pack_wait < 0:
         raise ConfigError(f"pack_wait must be 0 or more seconds (got {s.pack_wait})")
     if s.max_batch_age is not None and s.max_batch_age <= 0:
