@@ -62,6 +62,11 @@ class Settings:
     # 0 = every input gets batches of its own.
     pack_inputs_up_to: int = 1000
     pack_wait: float = 0.5  # while more inputs are arriving, how long a small one may wait for company
+    # Batch creations the service allows per creation_window (2,000 an hour). As more than half of
+    # it is used, small inputs wait longer for company, never longer than pack_wait_max.
+    creation_budget: int = 2000
+    creation_window: float = 3600.0
+    pack_wait_max: float = 60.0
     # A step that fails this many times in a row with the same error on one job, before anything of
     # it was submitted, sets that job aside in failed/ with a report instead of retrying it for ever.
     quarantine_after: int = 5
@@ -303,6 +308,7 @@ def _check_intervals(s: Settings) -> None:
         )
     if s.pack_wait < 0:
         raise ConfigError(f"pack_wait must be 0 or more seconds (got {s.pack_wait})")
+    _check_creation_budget(s)
     if s.max_batch_age is not None and s.max_batch_age <= 0:
         raise ConfigError(
             f"max_batch_age must be greater than 0 seconds, or unset for the completion window plus 6 h "
@@ -319,6 +325,20 @@ def _check_intervals(s: Settings) -> None:
         )
     if not 1 <= s.workers <= 64:
         raise ConfigError(f"workers must be between 1 and 64 (got {s.workers})")
+
+
+def _check_creation_budget(s: Settings) -> None:
+    if s.creation_budget < 1:
+        raise ConfigError(
+            f"creation_budget must be 1 or more batch creations per creation_window (got {s.creation_budget})"
+        )
+    if s.creation_window <= 0:
+        raise ConfigError(f"creation_window must be greater than 0 seconds (got {s.creation_window})")
+    if s.pack_wait_max < s.pack_wait:
+        raise ConfigError(
+            f"pack_wait_max must be at least pack_wait ({s.pack_wait} s): it bounds how long a small input "
+            f"may wait for company (got {s.pack_wait_max})"
+        )
 
 
 def _check_choices(s: Settings) -> None:
