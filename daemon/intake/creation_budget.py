@@ -26,6 +26,7 @@ service's 429 (with Retry-After) then reschedules them as before.
 from __future__ import annotations
 
 from daemon.config import Settings
+from daemon.state.states import PartState
 from daemon.state.store import Store
 
 STRETCH_FROM = 0.5  # the fraction of the budget used from which small inputs wait for company
@@ -61,9 +62,12 @@ class CreationBudget:
         return self.pack_wait_now(now) > 0
 
     def create_wait(self, now: float) -> float:
-        """Seconds until one more batch may be created without going over the budget (0: now)."""
+        """Seconds until one more batch may be created without going over the budget (0: now).
+        Creates other workers have under way (BATCH_INTENT) count as made."""
         created = self.store.creation_times(now - self.window)
-        over = len(created) - self.budget
+        over = len(created) + self.store.uncreated_batches((PartState.BATCH_INTENT,)) - self.budget
         if over < 0:
             return 0.0
+        if over >= len(created):  # the creates under way fill the budget alone: look again once they are made
+            return self.window
         return max(0.0, created[over] + self.window - now)  # when enough creates have left the window

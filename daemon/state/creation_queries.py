@@ -20,11 +20,11 @@ class CreationQueries(Database):
         )
         return [float(r["t"]) for r in rows]
 
-    def uncreated_batches(self) -> int:
-        """Parts on their way to a batch of their own (one create each)."""
-        marks = ",".join("?" * len(UNCREATED))
+    def uncreated_batches(self, states: tuple[PartState, ...] = UNCREATED) -> int:
+        """Parts on their way to a batch of their own (one create each), in ``states``."""
+        marks = ",".join("?" * len(states))
         rows = self._select(
             f"SELECT COUNT(*) AS n FROM parts WHERE state IN ({marks})",  # noqa: S608 - marks only
-            tuple(map(str, UNCREATED)),
+            tuple(map(str, states)),
         )
         return int(rows[0]["n"])

@@ -95,6 +95,8 @@ def test_a_create_waits_only_when_the_whole_budget_is_spent(budgeted: tuple[Sett
     assert budget.create_wait(now + 5.0) == 0.0
     created(store, now)  # one over (a parallel create went through): two must leave first
     assert budget.create_wait(now) == pytest.approx(6.0)
+    store.add_part(Part(add_job(store, "under-way").id, 0, 0, "p", 1, 2, 10, 3, PartState.BATCH_INTENT, now, now))
+    assert budget.create_wait(now) == pytest.approx(7.0)  # another worker's create counts as made
 
 
 def waiting_input(settings: Settings, store: Store, age: float) -> Part:
