@@ -1,22 +1,23 @@
-"""The hourly creation budget under a trickle: small files dropped one by one at an even pace over a
-simulated hour, at an emulator that allows as many batch creations per window as the service does per hour.
+"""The hourly creation budget under a trickle: small files dropped one by one at an even pace over an
+hour, at an emulator that allows as many batch creations per window as the service does per hour.
 
-Time is scaled, counts are not. The simulated hour lasts --hour real seconds (default 120: 30x faster);
-every setting measured in that hour is divided by the same factor: the budget's window (the daemon's
-`creation_window` and the emulator's `create_window`), `pack_wait` (0.5 s / 30) and `pack_wait_max`
-(60 s / 30 = 2 s). The files (--files, default 5,000, two requests each, renamed into pending_upload/) and
-the budget (--budget, default 2,000 creates per window, on both sides) are as in a real hour. What does not
-scale is the daemon's own speed: a file is claimed and checked in the same real time, so at 30x the files
-come 30x closer together than in a real hour (one every 24 ms). The daemon runs in its own process; the
-emulator, in this one, keeps batches open (the poller stays out of the way) and answers a create beyond
-its limit with 429 and Retry-After.
+The hour is scaled down, the pace is not. A real hour of this trickle is 5,000 files (two requests each,
+renamed into pending_upload/ one every 0.72 s) against 2,000 creates per 3,600 s. With --scale S (default
+30) the files, the budget and the window are all divided by S (167 files, 67 creates per 120 s, on both
+sides: the daemon's creation_budget and creation_window, the emulator's create_limit and create_window),
+while the pace of the files (0.72 s apart), pack_wait (0.5 s) and pack_wait_max (60 s) stay real: so each
+file still arrives alone in the queue, as in a real trickle, and the wait needed per batch to stay under
+the budget (window / budget = 1.8 s) is the real one. --scale 1 is the real hour (5,000 files, one hour).
+Scaling time instead (5,000 files in two minutes) would not test a trickle: files 24 ms apart find company
+anyway. The daemon runs in its own process; the emulator, in this one, keeps batches open (the poller stays
+out of the way) and answers a create beyond its limit with 429 and Retry-After.
 
 Targets: batches created in any window-long span <= the budget (from the emulator's `created_at`, whole
-seconds, over the whole run: the trickle and its tail); 429s at most 1% of the creates. Also printed: from
-a file's rename to its batch's creation, p50 / p95 / max, against the bound on waiting for company
-(pack_wait_max, scaled). --budget-off runs the same trickle with the daemon's budget out of the way (the
-emulator still limits), to show what it prevents.
-Run: .venv/bin/python -m bench.creation_budget [--files 5000] [--hour 120] [--budget 2000] [--budget-off]
+seconds, over the whole run: the trickle and its tail); 429s at most 1% of the creates (with a scaled
+budget of 67, that is none). Also printed: from a file's rename to its batch's creation, p50 / p95 / max,
+against the bound on waiting for company (pack_wait_max). --budget-off runs the same trickle with the
+daemon's budget out of the way (the emulator still limits), to show what it prevents.
+Run: .venv/bin/python -m bench.creation_budget [--scale 30] [--budget-off]
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from daemon.state import folders
 from tests.support import wait_until
 
 REAL_HOUR = 3600.0
-PACK_WAIT, PACK_WAIT_MAX = 0.5, 60.0  # the daemon's defaults, in real seconds
+FILES_PER_HOUR, BUDGET_PER_HOUR = 5000, 2000
+PACK_WAIT, PACK_WAIT_MAX = 0.5, 60.0  # the daemon's defaults, not scaled
 REQUESTS_PER_FILE = 2
 MAX_429_SHARE = 0.01
 STARTUP_TIMEOUT = 60.0
@@ -74,7 +76,6 @@ def trickle(staging: Path, pending: Path, names: list[str], hour: float) -> dict
 
 
 def measure(files: int, hour: float, budget: int, budget_off: bool) -> Run:
-    scale = REAL_HOUR / hour
     emulator_settings = EmulatorSettings(
         validating_seconds=10 * hour, in_progress_seconds=10 * hour, create_limit=budget, create_window=hour
     )
@@ -85,8 +86,8 @@ def measure(files: int, hour: float, budget: int, budget_off: bool) -> Run:
         "min_file_age": 1,
         "creation_budget": OFF if budget_off else budget,
         "creation_window": hour,
-        "pack_wait": PACK_WAIT / scale,
-        "pack_wait_max": PACK_WAIT_MAX / scale,
+        "pack_wait": PACK_WAIT,
+        "pack_wait_max": PACK_WAIT_MAX,
     }
     root = scratch()
     try:
@@ -96,7 +97,7 @@ def measure(files: int, hour: float, budget: int, budget_off: bool) -> Run:
                 try:
                     daemon.wait_for_event("daemon_started", timeout=STARTUP_TIMEOUT)
                     dropped = trickle(staging, root / "pending_upload", names, hour)
-                    created = wait_all_created(daemon, root, names, timeout=hour)
+                    created = wait_all_created(daemon, root, names, timeout=hour + 2 * PACK_WAIT_MAX)
                 except BaseException:
                     show_log_tail(daemon.log_path)
                     raise
@@ -137,16 +138,15 @@ def wait_all_created(daemon: DaemonProcess, root: Path, names: list[str], timeou
 
 
 def report(run: Run, files: int, hour: float, budget: int, budget_off: bool) -> None:
-    scale = REAL_HOUR / hour
-    bound = PACK_WAIT_MAX / scale
-    label = "budget off" if budget_off else "budget on"
-    print(f"{files:,} small files over a simulated hour of {hour:g} s ({scale:g}x), {budget:,} creates allowed")
+    label = "off (a baseline)" if budget_off else "on"
+    print(f"{files:,} small files, {hour / files:.2f} s apart, over an hour scaled to {hour:g} s")
+    print(f"creates allowed per {hour:g} s: {budget:,}")
     print(f"the daemon's creation budget: {label}")
     print(f"batches created: {run.creates:,} in all, {run.busiest:,} in the busiest window; 429s: {run.refused:,}")
     lat = run.latencies
     print(
         f"rename to batch created: p50 {percentile(lat, 50):.2f} s, p95 {percentile(lat, 95):.2f} s, "
-        f"max {max(lat):.2f} s (bound on waiting for company: {bound:g} s scaled, {PACK_WAIT_MAX:g} s real)"
+        f"max {max(lat):.2f} s (the bound on waiting for company: {PACK_WAIT_MAX:g} s)"
     )
     share = run.refused / max(1, run.creates)
     print(verdict(run.busiest <= budget, f"creates in any window {run.busiest:,} <= budget {budget:,}"))
@@ -155,15 +155,15 @@ def report(run: Run, files: int, hour: float, budget: int, budget_off: bool) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=5000, help="small files trickled in (default 5000)")
-    parser.add_argument("--hour", type=float, default=120.0, help="real seconds of the simulated hour (default 120)")
-    parser.add_argument("--budget", type=int, default=2000, help="creates allowed per window (default 2000)")
+    parser.add_argument("--scale", type=float, default=30.0, help="divide the hour, its files and budget (default 30)")
     parser.add_argument("--budget-off", action="store_true", help="the daemon ignores the budget (a baseline)")
     args = parser.parse_args()
-    if args.files < 1 or args.hour <= 0 or args.budget < 1:
-        parser.error("--files, --hour and --budget must be positive")
-    run = measure(args.files, args.hour, args.budget, args.budget_off)
-    report(run, args.files, args.hour, args.budget, args.budget_off)
+    if args.scale < 1:
+        parser.error("--scale must be 1 (the real hour) or more")
+    files, budget = round(FILES_PER_HOUR / args.scale), round(BUDGET_PER_HOUR / args.scale)
+    hour = REAL_HOUR / args.scale
+    run = measure(files, hour, budget, args.budget_off)
+    report(run, files, hour, budget, args.budget_off)
 
 
 if __name__ == "__main__":
