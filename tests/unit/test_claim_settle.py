@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.config import Settings
+from daemon.config import Settings, validate
+from daemon.errors import ConfigError
 from daemon.intake.claim import CONTINUATION_WINDOW, Intake
 from daemon.state import folders
 from daemon.state.store import Store
@@ -104,3 +105,8 @@ def claim_after_pause(taker: Intake, clock: FakeClock, name: str) -> str:
     assert [p.name for p in ready] == [name]
     (job,) = taker.claim_all(ready)
     return job.id
+
+
+def test_a_negative_settle_window_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="settle_seconds must be 0"):
+        validate(Settings(root=tmp_path, settle_seconds=-1.0))
