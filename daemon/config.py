@@ -45,6 +45,9 @@ class Settings:
     first_poll_after: float = 5.0  # first status check after a submission; doubles up to poll_interval
     scan_interval: float = 5.0  # full rescan of the drop zone (watchdog can lose events)
     min_file_age: float = 5.0  # quiet time before a file without a close/rename event is claimed
+    # Quiet time after a close before the file is claimed: a producer appending line by line
+    # closes it after each line, and pauses of up to this long keep its lines in one input.
+    settle_seconds: float = 2.0
     watch_mode: WatchMode = "auto"  # inotify on Linux, polling for NFS/SMB/Docker Desktop mounts
     completion_window: str = "24h"  # the only window the Batch API accepts today
     metadata: Mapping[str, str] = field(default_factory=dict)  # added to every batch
@@ -59,6 +62,11 @@ class Settings:
     # 0 = every input gets batches of its own.
     pack_inputs_up_to: int = 1000
     pack_wait: float = 0.5  # while more inputs are arriving, how long a small one may wait for company
+    # Batch creations the service allows per creation_window (2,000 an hour). As more than half of
+    # it is used, small inputs wait longer for company, never longer than pack_wait_max.
+    creation_budget: int = 2000
+    creation_window: float = 3600.0
+    pack_wait_max: float = 60.0
     # A step that fails this many times in a row with the same error on one job, before anything of
     # it was submitted, sets that job aside in failed/ with a report instead of retrying it for ever.
     quarantine_after: int = 5
@@ -298,8 +306,13 @@ def _check_intervals(s: Settings) -> None:
             raise ConfigError(f"{key} must be greater than 0 seconds (got {getattr(s, key)})")
     if s.min_file_age < 0:
         raise ConfigError(f"min_file_age must be 0 or more seconds (got {s.min_file_age})")
+    if s.settle_seconds < 0:
+        raise ConfigError(
+            f"settle_seconds must be 0 (claim a file as soon as it is closed) or more seconds (got {s.settle_seconds})"
+        )
     if s.pack_wait < 0:
         raise ConfigError(f"pack_wait must be 0 or more seconds (got {s.pack_wait})")
+    _check_creation_budget(s)
     if s.max_batch_age is not None and s.max_batch_age <= 0:
         raise ConfigError(
             f"max_batch_age must be greater than 0 seconds, or unset for the completion window plus 6 h "
@@ -320,6 +333,20 @@ def _check_intervals(s: Settings) -> None:
         raise ConfigError(f"big_input_workers must be between 1 and 64 (got {s.big_input_workers})")
     if s.big_input_bytes < 1:
         raise ConfigError(f"big_input_bytes must be 1 or more bytes, e.g. 64000000 (got {s.big_input_bytes})")
+
+
+def _check_creation_budget(s: Settings) -> None:
+    if s.creation_budget < 1:
+        raise ConfigError(
+            f"creation_budget must be 1 or more batch creations per creation_window (got {s.creation_budget})"
+        )
+    if s.creation_window <= 0:
+        raise ConfigError(f"creation_window must be greater than 0 seconds (got {s.creation_window})")
+    if s.pack_wait_max < s.pack_wait:
+        raise ConfigError(
+            f"pack_wait_max must be at least pack_wait ({s.pack_wait} s): it bounds how long a small input "
+            f"may wait for company (got {s.pack_wait_max})"
+        )
 
 
 def _check_choices(s: Settings) -> None:

@@ -7,7 +7,9 @@
         assert server.calls.count("POST", "/v1/batches") == 1
 
 Trigger words in an input's `body.model`: `fail-validation`, `expire`, `fail-all` (see lifecycle.py).
-Faults: faults.py. HTTP control endpoints for a separately run emulator: control.py.
+Faults: faults.py. HTTP control endpoints for a separately run emulator: control.py. The service's
+limits it enforces when set: enqueued tokens per model (`token_limit`), batch creations per window
+(`create_limit`, `create_window`: creation_limit.py).
 """
 
 from daemon.emulator.faults import FaultPlan, FaultRule

@@ -49,6 +49,8 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         _DEFAULTS.request_error_rate,
         "fraction of batch requests that fail with a per-request HTTP error line (default: %(default)s)",
     ),
+    ("--create-limit", int, None, "batch creations allowed per --create-window; beyond, 429 (default: unlimited)"),
+    ("--create-window", float, _DEFAULTS.create_window, "seconds of the --create-limit window (default: %(default)s)"),
     ("--token-limit", int, None, "enqueued-token limit per model; over it batches fail (default: unlimited)"),
     (
         "--token-weight",
@@ -98,6 +100,8 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         string_bodies=args.string_bodies,
         drop_cancelled_results=args.drop_cancelled_results,
         token_weight=args.token_weight,
+        create_limit=args.create_limit,
+        create_window=args.create_window,
     )
 
 

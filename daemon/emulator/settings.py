@@ -35,6 +35,10 @@ class EmulatorSettings:
     # How many times its estimate a batch weighs against token_limit: above 1, the service counts
     # more tokens than a quarter of the bytes (as for dense text), more than a client estimates.
     token_weight: float = 1.0
+    # Batch creations allowed per create_window seconds (the real service: 2,000 an hour); beyond
+    # it a create is answered 429 with Retry-After. None means unlimited.
+    create_limit: int | None = None
+    create_window: float = 3600.0
 
     def __post_init__(self) -> None:
         durations = (
@@ -51,3 +55,7 @@ class EmulatorSettings:
             raise ValueError("token_weight must be > 0")
         if self.token_limit is not None and self.token_limit < 1:
             raise ValueError("token_limit must be >= 1 or None")
+        if self.create_limit is not None and self.create_limit < 1:
+            raise ValueError("create_limit must be >= 1 or None")
+        if self.create_window <= 0:
+            raise ValueError("create_window must be > 0")

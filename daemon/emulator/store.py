@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from daemon.emulator.creation_limit import CreationLimit
 from daemon.emulator.errors import bad_request, not_found
 from daemon.emulator.files import FileTable
 from daemon.emulator.ids import new_id
@@ -38,6 +39,7 @@ class Store:
         # Batches not yet terminal: the only ones the lifecycle has to look at.
         self._active: dict[str, BatchRecord] = {}
         self._batch_seq = itertools.count(1)
+        self._creations = CreationLimit(settings.create_limit, settings.create_window)
 
     def _advance(self) -> float:
         now = self._clock()
@@ -96,6 +98,7 @@ class Store:
         with self._lock:
             now = self._advance()
             source = self._batch_input(params.input_file_id)
+            self._creations.admit(now)
             batch = BatchRecord(
                 id=new_id("batch_"),
                 seq=next(self._batch_seq),

@@ -58,7 +58,7 @@ class Engine:
         self.flags = flags
         self.hints: queue.Queue[Hint | None] = queue.Queue()
         self.holds = Holds(store)
-        self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age)
+        self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age, settings.settle_seconds)
         self.submitter = Submitter(settings, store, remote, self.holds, flags.stop)
         self.collector = Collector(settings, store, remote, self.holds, flags.stop)
         self.hygiene = Hygiene(store, remote, self.holds, flags.stop)
@@ -205,13 +205,13 @@ class Engine:
             except queue.Empty:
                 break
             if hint is not None:
-                self.intake.note(hint.path, complete=hint.complete)
+                self.intake.note(hint.path, complete=hint.complete, closed=hint.closed)
                 names.add(hint.path.name)
         if now >= self._next_scan:
             self._next_scan = now + self.settings.scan_interval
             ready = self.intake.ready_files()
         else:
-            ready = self.intake.ready_files(sorted(names)) if names else []
+            ready = self.intake.ready_files(sorted(names))  # and the closed files still settling
         self.intake.claim_all(ready)
 
     def _keep_watcher_alive(self) -> None:

@@ -1,9 +1,11 @@
 """Intake: decide when a file in the drop zone is complete, and claim it atomically.
 
-A file is complete when an event proves it (renamed into place, or closed after writing) and it
-has not changed since, or when it has not changed for ``min_file_age``. Claiming moves it out of
-the drop zone into state/inflight/<job id>.jsonl (a link and an unlink), recorded in the state
-before and after.
+A file is complete when an event proves it and it has not changed since, or when it has not
+changed for ``min_file_age``. A rename into place proves it at once. A close proves it only once
+the file has stayed as it was for ``settle_seconds``: a producer that appends (``echo ... >>`` in
+a loop) closes the file after every line, and claiming at the first close would cut its input in
+pieces. Claiming moves it out of the drop zone into state/inflight/<job id>.jsonl (a link and an
+unlink), recorded in the state before and after.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import crashpoints
+from daemon.clock import Clock
 from daemon.logs import get_logger
 from daemon.state.fileops import fsync_dir, relink, safe_component, same_file
 from daemon.state.folders import INFLIGHT
@@ -27,6 +31,12 @@ log = get_logger(__name__)
 IGNORED_SUFFIXES = (".tmp", ".part", "~", ".swp")
 # With a recent mtime but an event-less history, re-check at least this long before claiming.
 SETTLE_SECONDS = 1.0
+# Two inputs of one name claimed at most this far apart may be one appending producer's file cut in two.
+CONTINUATION_WINDOW = 60.0
+CONTINUATION_HINT = (
+    "a producer that appends line by line with pauses longer than settle_seconds should write "
+    "under a dot-name (or another extension) and rename the file into place when it is complete"
+)
 
 
 @dataclass(slots=True)
@@ -34,6 +44,7 @@ class Candidate:
     signature: tuple[int, int, int]  # (inode, size, mtime_ns)
     stable_since: float  # monotonic time the signature was first seen unchanged
     proven: tuple[int, int, int] | None = None  # signature at the last completion event
+    settle: bool = False  # the last proof was a close: it holds once the file was quiet for settle_seconds
 
 
 def is_request_file(name: str) -> bool:
@@ -52,29 +63,53 @@ def new_job_id() -> str:
 
 
 class Intake:
-    def __init__(self, pending: Path, state_dir: Path, store: Store, min_file_age: float) -> None:
+    def __init__(
+        self,
+        pending: Path,
+        state_dir: Path,
+        store: Store,
+        min_file_age: float,
+        settle_seconds: float = 0.0,
+        clock: Clock | None = None,
+    ) -> None:
         self.pending = pending
         self.inflight = state_dir / INFLIGHT
         self.store = store
         self.min_file_age = min_file_age
+        self.settle_seconds = settle_seconds
+        # Quiet periods on the monotonic clock (a wall-clock jump must not claim a file early); a
+        # test's clock drives both.
+        self._mono: Callable[[], float] = clock.now if clock else time.monotonic
+        self._wall: Callable[[], float] = clock.now if clock else time.time
         self._candidates: dict[str, Candidate] = {}
-        self._proofs: set[str] = set()
+        self._proofs: dict[str, bool] = {}  # name: whether a close (not only a rename) proved it
+        self._settling: set[str] = set()  # closed files looked at again on every pass until quiet
+        self._recent: dict[str, tuple[float, str]] = {}  # name: (wall time, job id) of its last claim
         self._unrecordable: set[str] = set()  # names already reported as not UTF-8
 
-    def note(self, path: Path, *, complete: bool) -> None:
+    def note(self, path: Path, *, complete: bool, closed: bool = False) -> None:
         """Record a watcher hint; a completion proof is checked against the file at the next look."""
         if path.parent == self.pending and is_request_file(path.name) and complete:
-            self._proofs.add(path.name)
+            self._proofs[path.name] = self._proofs.get(path.name, False) or closed
+
+    def settling(self) -> dict[str, int]:
+        """The closed files waiting to be quiet for settle_seconds, with the size last seen."""
+        return {n: self._candidates[n].signature[1] for n in list(self._settling) if n in self._candidates}
 
     def ready_files(self, names: list[str] | None = None) -> list[Path]:
-        """Look at the drop zone (or just ``names`` in it) and return the files complete now."""
-        now_mono, now_wall = time.monotonic(), time.time()
-        seen = self._list() if names is None else [n for n in names if is_request_file(n)]
+        """Look at the drop zone (or just ``names`` in it, and the files still settling) and return
+        the files complete now."""
+        now_mono, now_wall = self._mono(), self._wall()
+        seen = self._list() if names is None else self._hinted(names)
         ready = [self.pending / n for n in seen if self._is_ready(n, now_mono, now_wall)]
         if names is None:  # forget files that went away
             for gone in set(self._candidates) - set(seen):
                 del self._candidates[gone]
+                self._settling.discard(gone)
         return ready
+
+    def _hinted(self, names: list[str]) -> list[str]:
+        return sorted({n for n in names if is_request_file(n)} | self._proofs.keys() | self._settling)
 
     def _list(self) -> list[str]:
         try:
@@ -91,6 +126,7 @@ class Intake:
             st = os.lstat(self.pending / name)
         except OSError:
             self._candidates.pop(name, None)
+            self._settling.discard(name)
             return False
         if not stat.S_ISREG(st.st_mode):
             return True  # directories and symlinks are claimed only to be rejected with a report
@@ -99,15 +135,23 @@ class Intake:
         if cand is None or cand.signature != signature:
             cand = self._candidates[name] = Candidate(signature, now_mono)
         if name in self._proofs:
-            self._proofs.discard(name)
-            cand.proven = signature
+            cand.proven, cand.settle = signature, self._proofs.pop(name)
         quiet = now_mono - cand.stable_since
         old = now_wall - st.st_mtime_ns / 1e9
-        return (
-            cand.proven == signature
+        ready = (
+            (cand.proven == signature and (not cand.settle or quiet >= self.settle_seconds))
             or quiet >= self.min_file_age
             or (old >= self.min_file_age and quiet >= min(SETTLE_SECONDS, self.min_file_age))
         )
+        self._note_settling(name, cand, ready)
+        return ready
+
+    def _note_settling(self, name: str, cand: Candidate, ready: bool) -> None:
+        # A closed file no event will mention again is looked at on every pass until it is quiet.
+        if cand.settle and not ready:
+            self._settling.add(name)
+        else:
+            self._settling.discard(name)
 
     def _report_unrecordable(self, name: str) -> None:
         # The state stores names as UTF-8 text; claiming such a file would fail on every pass.
@@ -144,8 +188,31 @@ class Intake:
         for job in moved:
             job.state = JobState.CLAIMED
             self._candidates.pop(job.source_name, None)
+            self._settling.discard(job.source_name)
             log.info("file_claimed", file=job.source_name, job_id=job.id)
+            self._warn_continuation(job)
         return moved
+
+    def _warn_continuation(self, job: Job) -> None:
+        """Say so when an input of the same name was claimed a moment ago: it is likely the rest of
+        a file its producer kept appending to after a pause longer than settle_seconds."""
+        now = self._wall()
+        while self._recent:  # oldest first (insertion order): forget claims outside the window
+            first = next(iter(self._recent))
+            if now - self._recent[first][0] <= CONTINUATION_WINDOW:
+                break
+            del self._recent[first]
+        previous = self._recent.pop(job.source_name, None)
+        self._recent[job.source_name] = (now, job.id)
+        if previous is not None:
+            log.warning(
+                "input_may_be_continuation",
+                file=job.source_name,
+                job_id=job.id,
+                previous_job_id=previous[1],
+                seconds_apart=round(now - previous[0], 1),
+                hint=CONTINUATION_HINT,
+            )
 
     def _move(self, job: Job) -> bool:
         """Move the input into our custody (a link and an unlink: see fileops.relink); False if it vanished."""

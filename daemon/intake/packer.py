@@ -5,7 +5,8 @@ a thousand small files dropped at once would use half an hour's allowance and ta
 submit. So a small input (one part, at most ``pack_inputs_up_to`` requests) waits a moment
 (WAITING) while more inputs are still being claimed or prepared, at most ``pack_wait`` seconds;
 then the waiting inputs of one endpoint and model are packed together, up to the batch limits.
-An input that finds no company goes alone, as before.
+An input that finds no company goes alone, as before. Once half of the hourly creation budget is
+used, the wait stretches, up to ``pack_wait_max`` (the rule: creation_budget).
 
 A pack is a job of kind "pack". Its part file holds its members' lines, each custom_id prefixed
 with the member's slot ("<slot>:<custom_id>"), so equal custom_ids in different inputs never
@@ -38,6 +39,7 @@ from daemon import crashpoints
 from daemon.config import Settings
 from daemon.intake.arrivals import small_arrivals
 from daemon.intake.claim import new_job_id
+from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.custom_ids import NotEditableError, with_prefix
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.recheck import checked_lines
@@ -185,6 +187,7 @@ class Packer:
         self.limits = batch_limits
         self.wake = wake
         self.folder = settings.state / PACKS
+        self.budget = CreationBudget(settings, store)
 
     def due(self) -> bool:
         return self.store.next_due(PartState.WAITING) is not None
@@ -217,10 +220,11 @@ class Packer:
         self.wake()
 
     def _linger(self, waiting: list[Part]) -> bool:
-        oldest = min(p.created_at for p in waiting)
-        if time.time() - oldest >= self.settings.pack_wait:
-            return False
-        return small_arrivals(self.settings, self.store, 1) > 0
+        now = time.time()
+        age = now - min(p.created_at for p in waiting)
+        if age < self.settings.pack_wait and small_arrivals(self.settings, self.store, 1) > 0:
+            return True
+        return age < self.budget.pack_wait_now(now)  # 0 until half the creation budget is used
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
         # A cancelled or abandoned input goes alone: it is then ended without sending anything.

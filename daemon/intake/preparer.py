@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from daemon.config import Settings
+from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.packer import has_company, packable
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import validation_lines, write_report
@@ -56,7 +57,9 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
     checked = [c for c in found if c is not None]
     if not checked:
         return
-    company = has_company(settings, store)  # once per chunk: the same answer for every input in it
+    # Once per chunk: the same answer for every input in it. With the creation budget filling, an
+    # input alone in the queue waits for company too (see creation_budget).
+    company = has_company(settings, store) or CreationBudget(settings, store).tight(time.time())
     placed = [_place(settings, item, company) for item in checked]
     with store.transaction():  # each job's parts and its new state land together, or none do
         for item, place in zip(checked, placed, strict=True):

@@ -28,6 +28,9 @@ class Hint:
 
     path: Path
     complete: bool
+    # The proof is a close, not a rename: the writer may open the file again (an appending
+    # producer), so it is claimed only once it has been quiet for ``settle_seconds``.
+    closed: bool = False
 
 
 class _Handler(FileSystemEventHandler):
@@ -56,7 +59,7 @@ def _hint_for(event: FileSystemEvent) -> Hint | None:
     if isinstance(event, FileMovedEvent):  # renamed into place, from inside or outside the folder
         return Hint(Path(str(event.dest_path)), complete=True)
     if isinstance(event, FileClosedEvent):  # the writer closed it (inotify IN_CLOSE_WRITE)
-        return Hint(Path(str(event.src_path)), complete=True)
+        return Hint(Path(str(event.src_path)), complete=True, closed=True)
     if isinstance(event, FileCreatedEvent):  # not proof of anything, but a look soon is cheap
         return Hint(Path(str(event.src_path)), complete=False)
     return None

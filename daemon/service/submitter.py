@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon import crashpoints
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.refitter import Verdict
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
@@ -111,6 +112,22 @@ class Submitter(PartSteps):
         wait = self.holds.account_wait(now)
         if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
             wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
+        if wait == 0 and part.state == PartState.UPLOADED:
+            wait = self._budget_wait(part, now)
+        return wait
+
+    def _budget_wait(self, part: Part, now: float) -> float:
+        """With the hourly creation budget spent, the create waits until the oldest one leaves the
+        window: the service would answer it with a 429 until then (see creation_budget)."""
+        wait = CreationBudget(self.settings, self.store).create_wait(now)
+        if wait > 0:
+            log.info(
+                "batch_creation_held",
+                job_id=part.job_id,
+                part=part.label,
+                retry_in=round(wait, 1),
+                budget=self.settings.creation_budget,
+            )
         return wait
 
     def _step(self, part: Part, job: Job) -> None:

@@ -2,8 +2,9 @@
 
 Every external call is bracketed by a write here: the intent before it, the result after it.
 The Store is the one object the daemon's floors hold: the connection and transactions
-(database.py), the job and part queries here, the metrics tallies (metrics_queries.py) and the
-remote files to delete (remote_file_queries.py). The schema and its migrations are in schema.py.
+(database.py), the job and part queries here, the metrics tallies (metrics_queries.py), the
+remote files to delete (remote_file_queries.py) and the batches created lately (creation_queries.py).
+The schema and its migrations are in schema.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Unpack
 
+from daemon.state.creation_queries import CreationQueries
 from daemon.state.metrics_queries import MetricsQueries
 from daemon.state.remote_file_queries import RemoteFileQueries
 from daemon.state.rows import Job, JobChanges, Part, PartChanges, job_from, part_from, row_values
@@ -25,7 +27,7 @@ from daemon.state.states import (
 )
 
 
-class Store(MetricsQueries, RemoteFileQueries):
+class Store(MetricsQueries, RemoteFileQueries, CreationQueries):
     """Typed access to the state database. Thread-safe: one connection behind a lock."""
 
     # jobs -------------------------------------------------------------------------------
