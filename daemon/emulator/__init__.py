@@ -7,6 +7,7 @@
         assert server.calls.count("POST", "/v1/batches") == 1
 
 Trigger words in an input's `body.model`: `fail-validation`, `expire`, `fail-all` (see lifecycle.py).
+Other services (Azure OpenAI, third-party compatible ones): `EmulatorSettings(flavour=...)`, see flavours.py.
 Faults: faults.py. HTTP control endpoints for a separately run emulator: control.py.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx2
 import openai
 import orjson
 import pytest
@@ -165,3 +166,13 @@ def test_a_finished_batch_without_files_says_empty_string(tmp_path: Path) -> Non
     raw = orjson.loads(response.text)
     assert raw["status"] == "failed"
     assert (raw["output_file_id"], raw["error_file_id"]) == ("", "")
+
+
+def test_faults_and_control_endpoints_work_on_azure_paths(tmp_path: Path) -> None:
+    with flavoured_emulator(tmp_path, FakeClock(), "azure") as server, azure_versioned_client(server) as client:
+        server.faults.add_rule(action="status", method="GET", path_prefix="/batches", status=429, retry_after=1)
+        with pytest.raises(openai.RateLimitError):
+            client.batches.list()
+        health = httpx2.get(f"{server.url}/_emulator/health")
+    assert health.json() == {"status": "ok"}
+    assert server.faults.fired == 1
