@@ -18,7 +18,13 @@ def parsed(*argv: str) -> EmulatorSettings:
 
 def test_default_is_the_openai_flavour() -> None:
     settings = parsed()
-    assert settings.flavour == "openai" and settings == EmulatorSettings(data_dir=None, seed=settings.seed)
+    default = EmulatorSettings()
+    assert (settings.flavour, settings.deployments, settings.upper_statuses, settings.iso_timestamps) == (
+        "openai",
+        default.deployments,
+        False,
+        False,
+    )
 
 
 def test_azure_flavour_with_deployments_from_the_command_line() -> None:
