@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.emulator.errors import ApiError, bad_request
+from daemon.emulator.flavours import Flavour
 from daemon.emulator.messages import ApiRequest, FileReply, JsonReply, Reply, error_reply
 from daemon.emulator.multipart import MultipartError, parse_multipart
-from daemon.emulator.params import parse_batch_params, parse_limit, parse_order, parse_upload_params
+from daemon.emulator.params import parse_limit, parse_order, parse_upload_params
 from daemon.emulator.store import Store
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -33,19 +34,10 @@ class Route:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
 
 
-def check_auth(request: ApiRequest) -> None:
-    scheme, _, key = (request.header("Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        message = (
-            "You didn't provide an API key. You need to provide your API key in an Authorization "
-            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-        )
-        raise ApiError(401, message, code="invalid_api_key")
-
-
 class Api:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, flavour: Flavour | None = None) -> None:
         self._store = store
+        self._flavour = flavour or Flavour()
         routes = [
             Route("POST", "/v1/files", self.create_file),
             Route("GET", "/v1/files", self.list_files),
@@ -58,6 +50,10 @@ class Api:
             Route("POST", "/v1/batches/{batch_id}/cancel", self.cancel_batch),
         ]
         self._routes = [(route, route.pattern) for route in routes]
+
+    def path_of(self, raw: str) -> str:
+        """The `/v1/...` route path for a path as the client sent it (see flavours.py)."""
+        return self._flavour.path_of(raw)
 
     def route_of(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
         """(template for the call log, handler or None, path parameters)."""
@@ -74,7 +70,7 @@ class Api:
     def handle(self, request: ApiRequest) -> Reply:
         _, handler, params = self.route_of(request.method, request.path)
         try:
-            check_auth(request)
+            self._flavour.authorise(request)
             if handler is None:
                 raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
             return handler(request, params)
@@ -124,14 +120,17 @@ class Api:
     # Batches
 
     def create_batch(self, request: ApiRequest, _: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.create_batch(parse_batch_params(request.json())))
+        batch = self._store.create_batch(self._flavour.batch_params(request.json()))
+        return JsonReply(200, self._flavour.batch_json(batch))
 
     def list_batches(self, request: ApiRequest, _: dict[str, str]) -> Reply:
         limit = parse_limit(request.query, 1, 100, 20)
-        return JsonReply(200, self._store.list_batches(request.query.get("after"), limit))
+        page = self._store.list_batches(request.query.get("after"), limit)
+        page["data"] = [self._flavour.batch_json(batch) for batch in page["data"]]
+        return JsonReply(200, page)
 
     def retrieve_batch(self, _: ApiRequest, params: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.batch(params["batch_id"]))
+        return JsonReply(200, self._flavour.batch_json(self._store.batch(params["batch_id"])))
 
     def cancel_batch(self, _: ApiRequest, params: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.cancel_batch(params["batch_id"]))
+        return JsonReply(200, self._flavour.batch_json(self._store.cancel_batch(params["batch_id"])))

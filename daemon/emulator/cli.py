@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from daemon.emulator.server import EmulatorServer
-from daemon.emulator.settings import EmulatorSettings
+from daemon.emulator.settings import FLAVOURS, EmulatorSettings
 
 DEFAULT_PORT = 8089
 
@@ -85,6 +85,29 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a cancelled batch counts its finished requests but returns no lines for them",
     )
+    add_flavour_arguments(parser)
+
+
+def add_flavour_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--flavour",
+        choices=FLAVOURS,
+        default=_DEFAULTS.flavour,
+        help="the service to imitate: openai, azure (api-key, /openai/v1/ paths, deployments, no expiry) or "
+        "compatible (string bodies, no metadata, no finalizing) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deployment",
+        action="append",
+        dest="deployments",
+        metavar="NAME",
+        help="azure: a GlobalBatch deployment name lines may use as `model`; repeat for more "
+        f"(default: {', '.join(_DEFAULTS.deployments)})",
+    )
+    parser.add_argument("--upper-statuses", action="store_true", help="compatible: statuses in upper case (Novita)")
+    parser.add_argument(
+        "--iso-timestamps", action="store_true", help="compatible: batch times as ISO 8601 text (Together)"
+    )
 
 
 def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
@@ -102,6 +125,10 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         token_weight=args.token_weight,
         create_limit=args.create_limit,
         create_window=args.create_window,
+        flavour=args.flavour,
+        deployments=tuple(args.deployments) if args.deployments else _DEFAULTS.deployments,
+        upper_statuses=args.upper_statuses,
+        iso_timestamps=args.iso_timestamps,
     )
 
 

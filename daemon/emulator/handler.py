@@ -13,7 +13,7 @@ from daemon.emulator.api import Api
 from daemon.emulator.calls import DROPPED, CallLog
 from daemon.emulator.control import CONTROL_PREFIX, ControlApi
 from daemon.emulator.errors import ApiError
-from daemon.emulator.faults import FaultPlan, FaultRule, api_path
+from daemon.emulator.faults import FaultPlan, FaultRule
 from daemon.emulator.ids import new_id
 from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply, error_reply
 from daemon.emulator.tampering import tampered
@@ -107,7 +107,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
         body = BodyReader(self.rfile, int(length or 0))
         headers = {name.lower(): value for name, value in self.headers.items()}
-        return ApiRequest(self.command, api_path(url.path.rstrip("/") or "/"), query, headers, body)
+        raw_path = url.path.rstrip("/") or "/"
+        return ApiRequest(self.command, self.app.api.path_of(raw_path), query, headers, body, raw_path)
 
     def _answer(self, request: ApiRequest, reply: Reply) -> None:
         request.body.drain()

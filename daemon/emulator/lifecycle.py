@@ -24,6 +24,7 @@ from typing import Any
 
 from daemon.emulator.errors import ApiError
 from daemon.emulator.files import FileTable
+from daemon.emulator.flavours import flavour_for
 from daemon.emulator.ids import stable_fraction, stable_hex
 from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.records import BatchRecord, InputPlan
@@ -69,6 +70,7 @@ class Lifecycle:
         self._settings = settings
         self._files = files
         self._mishaps = mishaps or Mishaps()
+        self._flavour = flavour_for(settings)
 
     def advance(self, active: dict[str, BatchRecord], now: float) -> None:
         """Apply every transition due by `now`, earliest first, then refresh progress counts."""
@@ -106,11 +108,15 @@ class Lifecycle:
             "finalizing": settings.finalizing_seconds,
             "cancelling": settings.cancelling_seconds,
         }
-        if batch.status == "in_progress" and self._mishaps.endless(batch.id):
+        if batch.status == "in_progress" and (self._mishaps.endless(batch.id) or self._never_expires(batch)):
             return None  # runs until cancelled
         if batch.status in durations:
             return batch.times[f"{batch.status}_at"] + durations[batch.status]
         return None
+
+    def _never_expires(self, batch: BatchRecord) -> bool:
+        """An `expire` batch on a service without expiry: stalls half-way, in_progress until cancelled."""
+        return not self._flavour.expires and batch.plan is not None and EXPIRE_TRIGGER in batch.plan.model
 
     def _schedule(self, due: list[tuple[float, int, str]], batch: BatchRecord, now: float) -> None:
         moment = self._next_event(batch)
@@ -129,7 +135,7 @@ class Lifecycle:
 
     def _end_validation(self, batch: BatchRecord, moment: float, active: dict[str, BatchRecord]) -> None:
         try:
-            scan = scan_input(batch.input_path, batch.endpoint)
+            scan = scan_input(batch.input_path, batch.endpoint, self._flavour.line_url)
         except OSError:
             scan = [batch_error("invalid_request", "The input file could not be read.")]
         if isinstance(scan, list):
@@ -150,6 +156,9 @@ class Lifecycle:
     def _admission_problem(
         self, batch: BatchRecord, plan: InputPlan, active: dict[str, BatchRecord]
     ) -> dict[str, Any] | None:
+        model_problem = self._flavour.model_problem(plan)
+        if model_problem is not None:
+            return model_problem
         if FAIL_VALIDATION_TRIGGER in plan.model:
             message = f"Emulated validation failure: model '{plan.model}' is not available for batch."
             return batch_error("invalid_request", message, line=plan.requests[0].line, param="body.model")
@@ -176,6 +185,9 @@ class Lifecycle:
         self._set_progress(batch, batch.plan.target)
         if EXPIRE_TRIGGER in batch.plan.model:
             self._finish(batch, moment, "expired", EXPIRED_CUTOFF)
+            return
+        if not self._flavour.finalizes:
+            self._finish(batch, moment, "completed", None)
             return
         batch.status = "finalizing"
         batch.times["finalizing_at"] = moment
@@ -216,10 +228,13 @@ class Lifecycle:
             created=int(moment),
             output_path=self._files.staging_path(),
             error_path=self._files.staging_path(),
-            string_bodies=self._settings.string_bodies,
+            string_bodies=self._settings.string_bodies or self._flavour.string_bodies,
             drop_finished=self._settings.drop_cancelled_results and cutoff == CANCELLED_CUTOFF,
         )
         tally = write_results(job)
+        if tally.error_path is None and self._flavour.always_error_file:
+            tally.error_path = job.error_path
+            tally.error_path.touch()  # the empty error file this service returns when nothing failed
         batch.completed, batch.failed = tally.completed, tally.failed
         batch.input_tokens, batch.output_tokens = tally.input_tokens, tally.output_tokens
         batch.output_file_id = self._register(batch, tally.output_path, "output", moment)
@@ -230,5 +245,6 @@ class Lifecycle:
             return None
         created_at = int(moment)
         seconds = batch.output_expires_after or DEFAULT_OUTPUT_EXPIRY_SECONDS
-        record = self._files.add(staged, f"{batch.id}_{kind}.jsonl", "batch_output", created_at, created_at + seconds)
+        purpose = self._flavour.output_purpose
+        record = self._files.add(staged, f"{batch.id}_{kind}.jsonl", purpose, created_at, created_at + seconds)
         return record.id

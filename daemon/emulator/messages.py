@@ -58,6 +58,8 @@ class ApiRequest:
     # Names in lower case.
     headers: Mapping[str, str]
     body: BodyReader
+    # The path as the client sent it (without the query string), before the flavour mapped it.
+    raw_path: str = ""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

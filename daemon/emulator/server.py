@@ -20,6 +20,7 @@ from daemon.emulator.api import Api
 from daemon.emulator.calls import CallLog
 from daemon.emulator.control import ControlApi
 from daemon.emulator.faults import FaultPlan
+from daemon.emulator.flavours import flavour_for
 from daemon.emulator.handler import Application, EmulatorHandler
 from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.settings import EmulatorSettings
@@ -109,7 +110,11 @@ class EmulatorServer:
             self._data_dir = self._prepare_data_dir()
             store = Store(self.settings, self._data_dir, self._clock)
             app = Application(
-                Api(store), ControlApi(self.faults, self.calls, store.mishaps), self.faults, self.calls, self._stopping
+                Api(store, flavour_for(self.settings)),
+                ControlApi(self.faults, self.calls, store.mishaps),
+                self.faults,
+                self.calls,
+                self._stopping,
             )
             self._httpd = _HTTPServer((self._host, self._requested_port), app)
             self._store = store
@@ -165,8 +170,8 @@ class EmulatorServer:
 
     @property
     def base_url(self) -> str:
-        """What to pass as `OpenAI(base_url=...)`."""
-        return f"{self.url}/v1"
+        """What to pass as `OpenAI(base_url=...)` (Azure's v1 form for the azure flavour)."""
+        return f"{self.url}/openai/v1" if self.settings.flavour == "azure" else f"{self.url}/v1"
 
     @property
     def data_dir(self) -> Path:

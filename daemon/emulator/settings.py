@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Which service the emulator imitates; daemon/emulator/flavours.py says how each differs.
+FLAVOURS = ("openai", "azure", "compatible")
+# GlobalBatch deployment names the azure flavour serves when none are given.
+DEFAULT_DEPLOYMENTS = ("gpt-4o-mini-batch",)
+
 
 @dataclass(frozen=True, slots=True)
 class EmulatorSettings:
@@ -40,6 +45,15 @@ class EmulatorSettings:
     create_limit: int | None = None
     create_window: float = 3600.0
 
+    # `openai` (the default), `azure` or `compatible`: see flavours.py.
+    flavour: str = "openai"
+    # azure: the deployment names a line's `model` must be one of (others fail `model_not_found`).
+    deployments: tuple[str, ...] = DEFAULT_DEPLOYMENTS
+    # compatible: statuses in upper case (as Novita sends them) and `*_at` times as ISO 8601 text
+    # (as Together sends them).
+    upper_statuses: bool = False
+    iso_timestamps: bool = False
+
     def __post_init__(self) -> None:
         durations = (
             self.validating_seconds,
@@ -59,3 +73,7 @@ class EmulatorSettings:
             raise ValueError("create_limit must be >= 1 or None")
         if self.create_window <= 0:
             raise ValueError("create_window must be > 0")
+        if self.flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, not {self.flavour!r}")
+        if not self.deployments or not all(isinstance(name, str) and name for name in self.deployments):
+            raise ValueError("deployments must name at least one deployment")

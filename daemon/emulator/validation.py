@@ -6,6 +6,7 @@ The scan keeps only offsets and token estimates per request, never the bodies: i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ class _Scanner:
     errors: list[dict[str, Any]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     model: str | None = None
+    # How a line's `url` reads before it is compared with the endpoint (Azure lets `/v1` be left out).
+    line_url: Callable[[str], str] | None = None
 
     def feed(self, raw: bytes, line: int, offset: int) -> None:
         if not raw.strip():
@@ -54,6 +57,8 @@ class _Scanner:
             request = None
         if not isinstance(request, dict):
             return batch_error("invalid_json_line", "This line is not parseable as valid JSON.", line)
+        if self.line_url is not None and isinstance(request.get("url"), str):
+            request["url"] = self.line_url(request["url"])
         problem = line_problem(request, self.endpoint)
         if problem is not None:
             return batch_error(problem[0], problem[1], line, problem[2])
@@ -112,9 +117,11 @@ def model_of(body: dict[str, Any], endpoint: str) -> str | None:
     return DEFAULT_MODERATION_MODEL if endpoint == "/v1/moderations" and model is None else None
 
 
-def scan_input(path: Path, endpoint: str) -> InputScan | list[dict[str, Any]]:
+def scan_input(
+    path: Path, endpoint: str, line_url: Callable[[str], str] | None = None
+) -> InputScan | list[dict[str, Any]]:
     """Validate every line; returns the requests, or the batch-level errors."""
-    scanner = _Scanner(endpoint)
+    scanner = _Scanner(endpoint, line_url=line_url)
     offset = 0
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, start=1):
