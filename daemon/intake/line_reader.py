@@ -76,6 +76,21 @@ def iter_lines(fh: LineSource, max_length: int = CEILING) -> Iterator[tuple[int,
         yield line_no, raw
 
 
+def read_line(fh: LineSource, offset: int, max_length: int = CEILING) -> bytes:
+    """The line at ``offset`` (one found by an earlier pass), read once, exactly."""
+    fh.seek(offset)
+    for line_no, raw in read_lines(fh, max_length):
+        if isinstance(raw, LongLine):
+            raise LineTooLongError(line_no, raw, max_length)
+        return raw
+    return b""
+
+
+def is_blank(raw: bytes) -> bool:
+    """Whether a line is only whitespace; unlike ``not raw.strip()`` it copies nothing."""
+    return not raw or raw.isspace()
+
+
 def copy_line(fh: IO[bytes], offset: int, out: IO[bytes]) -> int:
     """Copy the line at ``offset`` to ``out`` chunk by chunk, ending it with LF; return its size."""
     fh.seek(offset)
