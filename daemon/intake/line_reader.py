@@ -21,6 +21,7 @@ from daemon import limits
 CHUNK = 1 << 20
 # A line no part file or download may exceed: no batch takes more, and no line of ours is longer.
 CEILING = limits.MAX_BYTES_PER_BATCH
+_SCAN = 1 << 16  # streaming past a long line: small pieces, each dropped at once
 _ENDINGS = b"\r\n"
 
 
@@ -106,7 +107,7 @@ def copy_line(fh: IO[bytes], offset: int, out: IO[bytes]) -> int:
 def _long_line(fh: LineSource, head: bytes, max_length: int) -> bytes | LongLine:
     start = fh.tell() - len(head)
     size, tail = len(head), head
-    while not tail.endswith(b"\n") and (chunk := fh.readline(CHUNK)):
+    while not tail.endswith(b"\n") and (chunk := fh.readline(_SCAN)):
         size, tail = size + len(chunk), chunk
     length = size - (len(tail) - len(tail.rstrip(_ENDINGS)))
     if length > max_length:
