@@ -23,6 +23,7 @@ CHUNK = 1 << 20
 CEILING = limits.MAX_BYTES_PER_BATCH
 _SCAN = 1 << 16  # streaming past a long line: small pieces, each dropped at once
 _ENDINGS = b"\r\n"
+_ENDING_BYTES = frozenset(_ENDINGS)
 
 
 class LineSource(Protocol):
@@ -62,8 +63,8 @@ def read_lines(fh: LineSource, max_length: int) -> Iterator[tuple[int, bytes | L
         line_no += 1
         if len(raw) == CHUNK and not raw.endswith(b"\n"):
             yield line_no, _long_line(fh, raw, max_length)
-        elif len(raw) > max_length and _length(raw) > max_length:
-            yield line_no, LongLine(len(raw), _length(raw))
+        elif len(raw) > max_length and content_length(raw) > max_length:
+            yield line_no, LongLine(len(raw), content_length(raw))
         else:
             yield line_no, raw
 
@@ -119,5 +120,9 @@ def _long_line(fh: LineSource, head: bytes, max_length: int) -> bytes | LongLine
     return data
 
 
-def _length(raw: bytes) -> int:
-    return len(raw.rstrip(_ENDINGS)) if raw.endswith(b"\n") or raw.endswith(b"\r") else len(raw)
+def content_length(raw: bytes) -> int:
+    """The bytes of a line without its ending (CR and LF at its end); copies nothing."""
+    end = len(raw)
+    while end and raw[end - 1] in _ENDING_BYTES:
+        end -= 1
+    return end

@@ -16,7 +16,7 @@ from typing import IO, Any
 import orjson
 
 from daemon import limits
-from daemon.intake.line_reader import LineSource, LongLine, iter_lines, read_lines
+from daemon.intake.line_reader import LineSource, LongLine, content_length, is_blank, iter_lines, read_lines
 
 __all__ = ["LineSource", "iter_lines"]  # where the results and the CLI have always imported them from
 
@@ -83,21 +83,22 @@ class LineChecker:
         if isinstance(raw, LongLine):
             self.findings.add(line_no, long_line_problem(raw, self.limits.max_line_bytes))
             return None
-        data = normalise(raw)
-        if data is None:
+        if is_blank(raw):
             return None
-        if line_no == 1 and data.startswith(BOM):
+        if line_no == 1 and raw.startswith(BOM):
             self.findings.add(1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
             return None
-        if len(data) > self.limits.max_bytes:
-            self.findings.add(
-                line_no, f"line is {len(data):,} bytes, over the {self.limits.max_bytes:,}-byte batch limit"
-            )
+        size = content_length(raw) + 1  # as uploaded: ending in one LF
+        if size > self.limits.max_bytes:
+            self.findings.add(line_no, f"line is {size:,} bytes, over the {self.limits.max_bytes:,}-byte batch limit")
             return None
-        obj = self._parse(line_no, data)
-        if obj is None:
+        obj = self._parse(line_no, raw)
+        found = None if obj is None else self._check_object(line_no, obj)
+        del obj  # a long line's parse is let go before its normalised copy (if one is needed) is made
+        if found is None:
             return None
-        return self._check_object(line_no, data, obj)
+        data = raw if len(raw) == size and raw.endswith(b"\n") else raw.rstrip(b"\r\n") + b"\n"
+        return Request(line_no, data, found[0], found[1], max(1, size // 4))
 
     def _parse(self, line_no: int, line: bytes) -> dict[str, Any] | None:
         try:
@@ -110,7 +111,8 @@ class LineChecker:
             return None
         return obj
 
-    def _check_object(self, line_no: int, data: bytes, obj: dict[str, Any]) -> Request | None:
+    def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int] | None:
+        """(custom_id, embedding inputs) of a valid request, or None (problems were recorded)."""
         if "model" in obj and not obj.keys() & {"custom_id", "method", "url", "body"}:
             self.findings.add(line_no, BARE_BODY_HINT)  # the seed script's example format
             return None
@@ -126,7 +128,7 @@ class LineChecker:
         if inputs > self.limits.max_embedding_inputs:
             self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
             return None
-        return Request(line_no, data, custom_id, inputs, max(1, len(data) // 4))
+        return custom_id, inputs
 
     def _check_custom_id(self, line_no: int, value: object) -> str | None:
         if value is _MISSING:
@@ -263,7 +265,7 @@ class HashingReader:
 
 def normalise(raw: bytes) -> bytes | None:
     """A line as it is uploaded (no CR, ending in one LF), or None for a blank line, which is skipped."""
-    if not raw or raw.isspace():
+    if is_blank(raw):
         return None
     if raw.endswith(b"\n") and not raw.endswith(b"\r\n"):
         return raw  # already so: a long line is not copied
