@@ -64,7 +64,7 @@ class Tally:
         """Count one non-blank line; True if it is accepted (first of its custom_id, of this batch)."""
         self.lines[role] = self.lines.get(role, 0) + 1
         if isinstance(raw, LongLine):
-            return self._reject(f"a line over {CEILING:,} bytes, too big to read", role, line_no)
+            return self._reject(f"more than {CEILING:,} bytes (too big to read)", role, line_no)
         line = _parsed(raw)
         custom_id = line.get("custom_id") if line is not None else None
         if line is None or not isinstance(custom_id, str):
