@@ -22,8 +22,7 @@ CHUNK = 1 << 20
 # A line no part file or download may exceed: no batch takes more, and no line of ours is longer.
 CEILING = limits.MAX_BYTES_PER_BATCH
 _SCAN = 1 << 16  # streaming past a long line: small pieces, each dropped at once
-_ENDINGS = b"\r\n"
-_ENDING_BYTES = frozenset(_ENDINGS)
+_ENDING_BYTES = frozenset(b"\r\n")
 
 
 class LineSource(Protocol):
@@ -110,7 +109,7 @@ def _long_line(fh: LineSource, head: bytes, max_length: int) -> bytes | LongLine
     size, tail = len(head), head
     while not tail.endswith(b"\n") and (chunk := fh.readline(_SCAN)):
         size, tail = size + len(chunk), chunk
-    length = size - (len(tail) - len(tail.rstrip(_ENDINGS)))
+    length = size - (len(tail) - content_length(tail))
     if length > max_length:
         return LongLine(size, length)
     end = fh.tell()
