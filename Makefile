@@ -49,6 +49,7 @@ bench: $(BIN)/batchd
 	$(BIN)/python -m bench.intake_latency
 	$(BIN)/python -m bench.fair_lanes
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.long_lines
 	$(BIN)/python -m bench.poll_calls
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.seed_compare

@@ -29,6 +29,7 @@ RESERVED_METADATA_PAIRS = 5
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
 CANCEL_NOTE = "cancel requested"  # a job's note once `batchd cancel` ran: submit and resubmit nothing more
 OVERDUE_MARGIN = 6 * 3600.0  # max_batch_age by default: the completion window plus this
+MIN_LINE_BYTES = 1024  # max_line_bytes below this would refuse ordinary requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class Settings:
     # Estimated input tokens per batch; None = no budget. The service queues at most so many input
     # tokens per model (e.g. 2M on a low tier) and fails a bigger batch every time, so stay under it.
     max_tokens_per_batch: int | None = None
+    # The longest request line read at all (bytes, line ending not counted): a longer line is
+    # streamed past without being held and its input is rejected with the line's true size.
+    max_line_bytes: int = limits.DEFAULT_MAX_LINE_BYTES
     # Inputs of at most this many requests (and one part) may share a batch with other small inputs
     # of the same endpoint and model: fewer uploads and creates, under the 2,000 batches/hour limit.
     # 0 = every input gets batches of its own.
@@ -390,6 +394,12 @@ def _check_batch_limits(s: Settings) -> None:
     for key, value, ceiling in bounds:
         if not 1 <= value <= ceiling:
             raise ConfigError(f"{key} must be between 1 and the API's limit {ceiling} (got {value})")
+    if not MIN_LINE_BYTES <= s.max_line_bytes <= limits.MAX_BYTES_PER_BATCH:
+        raise ConfigError(
+            f"max_line_bytes must be between {MIN_LINE_BYTES} and the API's batch limit "
+            f"{limits.MAX_BYTES_PER_BATCH} bytes (got {s.max_line_bytes}); the default "
+            f"{limits.DEFAULT_MAX_LINE_BYTES} fits any request the service takes"
+        )
     if s.pack_inputs_up_to < 0:
         raise ConfigError(
             f"pack_inputs_up_to must be 0 (never share a batch) or more requests (got {s.pack_inputs_up_to})"

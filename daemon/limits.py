@@ -17,6 +17,10 @@ EMBEDDINGS_ENDPOINT = "/v1/embeddings"
 MAX_REQUESTS_PER_BATCH = 50_000
 MAX_BYTES_PER_BATCH = 200 * 1000 * 1000
 MAX_EMBEDDING_INPUTS_PER_BATCH = 50_000
+# The longest request line read by default (its line ending not counted). The largest request the
+# service takes is one with images inline: 50 MB of payload per request (the vision guide's input
+# limit), base64 included; 64 MiB leaves room for the line's envelope and the MB/MiB ambiguity.
+DEFAULT_MAX_LINE_BYTES = 64 << 20
 
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64

@@ -21,6 +21,7 @@ import orjson
 
 from daemon.cli.retry import RequeueError
 from daemon.config import Settings
+from daemon.intake.line_reader import is_blank
 from daemon.intake.validation import HashingReader, iter_lines
 from daemon.logs import get_logger
 from daemon.results.merger import RESULTS_NAME
@@ -128,7 +129,7 @@ def _may_have_run(result: dict[str, Any] | None) -> bool:
 
 def _request_lines(reader: HashingReader) -> Iterator[bytes]:
     for _, raw in iter_lines(reader):
-        if raw.strip():  # blank lines were skipped when the input was sent
+        if not is_blank(raw):  # blank lines were skipped when the input was sent
             yield raw
 
 

@@ -35,6 +35,7 @@ def batch_limits(settings: Settings) -> BatchLimits:
         settings.max_bytes_per_batch,
         settings.max_embedding_inputs_per_batch,
         settings.max_tokens_per_batch,
+        settings.max_line_bytes,
     )
 
 

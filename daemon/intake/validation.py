@@ -11,15 +11,17 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import orjson
 
 from daemon import limits
+from daemon.intake.line_reader import LineSource, LongLine, content_length, is_blank, iter_lines, read_lines
+
+__all__ = ["LineSource", "iter_lines"]  # where the results and the CLI have always imported them from
 
 MAX_LISTED_PROBLEMS = 100
 BOM = b"\xef\xbb\xbf"
-_READ_LIMIT = limits.MAX_BYTES_PER_BATCH + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class BatchLimits:
     # Estimated input tokens (Request.est_tokens); None = no budget. Not an API limit of a batch: it
     # keeps each batch under the model's enqueued-token queue limit, which a bigger batch never fits.
     max_tokens: int | None = None
+    # The longest line read at all (line ending not counted); a longer one is streamed past, not held.
+    max_line_bytes: int = limits.DEFAULT_MAX_LINE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +78,27 @@ class LineChecker:
         self._endpoint_line = 0
         self._model_line = 0
 
-    def check(self, line_no: int, raw: bytes) -> Request | None:
+    def check(self, line_no: int, raw: bytes | LongLine) -> Request | None:
         """Return the request on this line, or None (blank line, or a problem was recorded)."""
-        line = _content(raw)
-        if line is None:
+        if isinstance(raw, LongLine):
+            self.findings.add(line_no, long_line_problem(raw, self.limits.max_line_bytes))
             return None
-        if line_no == 1 and line.startswith(BOM):
+        if is_blank(raw):
+            return None
+        if line_no == 1 and raw.startswith(BOM):
             self.findings.add(1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
             return None
-        data = line + b"\n"
-        if len(data) > self.limits.max_bytes:
-            self.findings.add(
-                line_no, f"line is {len(data):,} bytes, over the {self.limits.max_bytes:,}-byte batch limit"
-            )
+        size = content_length(raw) + 1  # as uploaded: ending in one LF
+        if size > self.limits.max_bytes:
+            self.findings.add(line_no, f"line is {size:,} bytes, over the {self.limits.max_bytes:,}-byte batch limit")
             return None
-        obj = self._parse(line_no, line)
-        if obj is None:
+        obj = self._parse(line_no, raw)
+        found = None if obj is None else self._check_object(line_no, obj)
+        del obj  # a long line's parse is let go before its normalised copy (if one is needed) is made
+        if found is None:
             return None
-        return self._check_object(line_no, data, obj)
+        data = raw if len(raw) == size and raw.endswith(b"\n") else raw.rstrip(b"\r\n") + b"\n"
+        return Request(line_no, data, found[0], found[1], max(1, size // 4))
 
     def _parse(self, line_no: int, line: bytes) -> dict[str, Any] | None:
         try:
@@ -104,7 +111,8 @@ class LineChecker:
             return None
         return obj
 
-    def _check_object(self, line_no: int, data: bytes, obj: dict[str, Any]) -> Request | None:
+    def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int] | None:
+        """(custom_id, embedding inputs) of a valid request, or None (problems were recorded)."""
         if "model" in obj and not obj.keys() & {"custom_id", "method", "url", "body"}:
             self.findings.add(line_no, BARE_BODY_HINT)  # the seed script's example format
             return None
@@ -120,7 +128,7 @@ class LineChecker:
         if inputs > self.limits.max_embedding_inputs:
             self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
             return None
-        return Request(line_no, data, custom_id, inputs, max(1, len(data) // 4))
+        return custom_id, inputs
 
     def _check_custom_id(self, line_no: int, value: object) -> str | None:
         if value is _MISSING:
@@ -193,6 +201,14 @@ BARE_BODY_HINT = (
 )
 
 
+def long_line_problem(line: LongLine, max_line_bytes: int) -> str:
+    return (
+        f"line is {line.length:,} bytes, over the {max_line_bytes:,}-byte line limit, so it was not read; "
+        "shorten the request (e.g. image URLs instead of base64 images) or raise max_line_bytes in the config "
+        f"(at most {limits.MAX_BYTES_PER_BATCH:,})"
+    )
+
+
 def _body_problem(body: object) -> str:
     return "body is missing" if body is _MISSING else f"body must be a JSON object, got {_kind(body)}"
 
@@ -217,12 +233,6 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     return 1
 
 
-class LineSource(Protocol):
-    """What line reading needs of a file: a binary file, or a reader wrapped around one."""
-
-    def readline(self, size: int = -1, /) -> bytes: ...
-
-
 class HashingReader:
     """Reads lines from a binary file while hashing every byte read, so an input is checked and
     fingerprinted in one pass instead of two (a second read of a 2 GB file is not free)."""
@@ -238,20 +248,28 @@ class HashingReader:
         self.size += len(data)
         return data
 
+    # Only readline moves the fingerprint on: a long line is read again after a seek back
+    # (line_reader), and those bytes were already hashed on the way forward.
+    def read(self, size: int = -1, /) -> bytes:
+        return self._fh.read(size)
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
 
 
-def _content(raw: bytes) -> bytes | None:
-    """A line without its line ending, or None for a blank line, which is skipped."""
-    line = raw.rstrip(b"\r\n")
-    return line if line.strip() else None
-
-
 def normalise(raw: bytes) -> bytes | None:
-    """A line as it is uploaded (no CR, ending in one LF), or None for a blank line."""
-    line = _content(raw)
-    return None if line is None else line + b"\n"
+    """A line as it is uploaded (no CR, ending in one LF), or None for a blank line, which is skipped."""
+    if is_blank(raw):
+        return None
+    if raw.endswith(b"\n") and not raw.endswith(b"\r\n"):
+        return raw  # already so: a long line is not copied
+    return raw.rstrip(b"\r\n") + b"\n"
 
 
 def iter_normalised(fh: LineSource) -> Iterator[bytes]:
@@ -263,30 +281,10 @@ def iter_normalised(fh: LineSource) -> Iterator[bytes]:
             yield data
 
 
-def iter_lines(fh: LineSource) -> Iterator[tuple[int, bytes]]:
-    """Yield (line number, raw line) without ever reading more than one line's worth at once."""
-    line_no = 0
-    while True:
-        raw = fh.readline(_READ_LIMIT)
-        if not raw:
-            return
-        line_no += 1
-        if len(raw) == _READ_LIMIT and not raw.endswith(b"\n"):
-            _skip_to_newline(fh)  # an over-long line is reported by its size; don't hold it all
-        yield line_no, raw
-
-
-def _skip_to_newline(fh: LineSource) -> None:
-    while True:
-        chunk = fh.readline(1 << 20)
-        if not chunk or chunk.endswith(b"\n"):
-            return
-
-
 def iter_requests(fh: LineSource, checker: LineChecker) -> Iterator[Request]:
     """Yield each valid request in order; problems accumulate in ``checker.findings``."""
-    for line_no, raw in iter_lines(fh):
-        checker.findings.bytes_read += len(raw)
+    for line_no, raw in read_lines(fh, checker.limits.max_line_bytes):
+        checker.findings.bytes_read += raw.size if isinstance(raw, LongLine) else len(raw)
         request = checker.check(line_no, raw)
         if request is not None:
             yield request

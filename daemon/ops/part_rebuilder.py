@@ -19,6 +19,7 @@ import orjson
 
 from daemon.config import Settings
 from daemon.errors import DaemonError
+from daemon.intake.line_reader import is_blank
 from daemon.intake.packer import split_slot
 from daemon.intake.validation import iter_lines, iter_normalised
 from daemon.logs import get_logger
@@ -186,7 +187,7 @@ def first_lines(path: Path, counts: list[int]) -> list[int]:
     seen = 0
     with open(path, "rb") as fh:
         for line_no, raw in iter_lines(fh):
-            if not raw.strip():
+            if is_blank(raw):
                 continue
             if seen in starts:
                 found[starts[seen]] = line_no

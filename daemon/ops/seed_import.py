@@ -29,8 +29,8 @@ import orjson
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.claim import new_job_id
+from daemon.intake.line_reader import CEILING, LongLine, is_blank, read_lines
 from daemon.intake.preparer import result_dir_for
-from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
 from daemon.results.merger import custom_id_of
 from daemon.service.batch_info import BatchInfo
@@ -257,8 +257,10 @@ def _copy_requests(source: Path, dest: Path) -> OrderFile | None:
     seen: set[str] = set()
     size = 0
     with open(source, "rb") as src, atomic_writer(dest) as out:
-        for _, raw in iter_lines(src):
-            if not raw.strip():
+        for _, raw in read_lines(src, CEILING):
+            if isinstance(raw, LongLine):
+                return None  # no request is that long: not a request file
+            if is_blank(raw):
                 continue
             custom_id = custom_id_of(raw)
             if custom_id is None or custom_id in seen:

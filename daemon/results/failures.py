@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from daemon.intake.validation import iter_lines
+from daemon.intake.line_reader import CEILING, LongLine, read_lines
 from daemon.results.outcome import SUCCEEDED, rank
 from daemon.results.usage import response_body
 
@@ -79,6 +79,7 @@ def results_failures(path: Path) -> dict[str, dict[str, Any]]:
     tally = FailureTally()
     if path.exists():
         with open(path, "rb") as fh:
-            for _, raw in iter_lines(fh):
-                tally.add_line(raw)
+            for _, raw in read_lines(fh, CEILING):
+                if not isinstance(raw, LongLine):  # too big to read: described by nothing, like a mangled line
+                    tally.add_line(raw)
     return dict(sorted(tally.codes.items(), key=lambda item: -int(item[1]["count"])))

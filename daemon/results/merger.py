@@ -16,6 +16,7 @@ from typing import IO, Any
 import orjson
 
 from daemon import crashpoints
+from daemon.intake.line_reader import CEILING, LongLine, copy_line, is_blank, read_lines
 from daemon.intake.validation import iter_lines, iter_normalised
 from daemon.results.outcome import FAILED, SUCCEEDED, missing_line, not_run_line, outcome_name, rank
 from daemon.state.fileops import atomic_writer
@@ -65,10 +66,10 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                     missing = missing_line(custom_id, segment.last_status) if segment.results_missing else None
                     line = orjson.dumps(missing or not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
                     counts["not_run"] += 1
+                    out.write(line)
                 else:
-                    line = _read_line(handles[entry.file_no], entry.offset)
+                    copy_line(handles[entry.file_no], entry.offset, out)  # a huge result is copied in chunks
                     counts[outcome_name(entry.rank)] += 1
-                out.write(line)
                 crashpoints.reach("merging")
     finally:
         for fh in handles:
@@ -94,14 +95,17 @@ def index_outputs(downloads: list[Path]) -> dict[str, Entry]:
     for file_no, path in enumerate(downloads):
         with open(path, "rb") as fh:
             offset = 0
-            for raw in fh:
+            for _, raw in read_lines(fh, CEILING):
+                if isinstance(raw, LongLine):  # too big to parse: kept in the raw file, like a mangled line
+                    offset += raw.size
+                    continue
                 _add(index, raw, file_no, offset)
                 offset += len(raw)
     return index
 
 
 def _add(index: dict[str, Entry], raw: bytes, file_no: int, offset: int) -> None:
-    if not raw.strip():
+    if is_blank(raw):
         return
     try:
         line: Any = orjson.loads(raw)
@@ -112,12 +116,6 @@ def _add(index: dict[str, Entry], raw: bytes, file_no: int, offset: int) -> None
     known = index.get(custom_id)
     if known is None or (line_rank >= known.rank and known.rank != SUCCEEDED):
         index[custom_id] = Entry(line_rank, file_no, offset)
-
-
-def _read_line(fh: IO[bytes], offset: int) -> bytes:
-    fh.seek(offset)
-    line = fh.readline()
-    return line if line.endswith(b"\n") else line + b"\n"
 
 
 def write_output_order(downloads: list[Path], dest: Path) -> None:

@@ -23,6 +23,7 @@ import orjson
 from daemon import crashpoints
 from daemon.config import Settings
 from daemon.intake.custom_ids import NotEditableError, without_prefix
+from daemon.intake.line_reader import CEILING, LongLine, is_blank, read_line, read_lines
 from daemon.intake.packer import UNMATCHED_NOTE, own_part_file, slot_prefix, split_slot
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.recheck import InputChangedError
@@ -64,13 +65,13 @@ def _split(path: Path, members: list[Part], store: Store) -> int:
     unmatched = 0
     with open(path, "rb") as fh:
         offset = 0
-        for raw in fh:
-            slot = _slot(raw)
+        for _, raw in read_lines(fh, CEILING):
+            slot = None if isinstance(raw, LongLine) else _slot(raw)
             if slot is not None and slot in by_slot:
                 offsets.setdefault(slot, []).append(offset)
-            else:
-                unmatched += bool(raw.strip())
-            offset += len(raw)
+            else:  # a line too big to parse stays with the pack's own files, like one naming no slot
+                unmatched += isinstance(raw, LongLine) or not is_blank(raw)
+            offset += raw.size if isinstance(raw, LongLine) else len(raw)
         for slot, starts in offsets.items():
             folder = Path(store.job(by_slot[slot].job_id).result_dir or "")
             folder.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
@@ -98,8 +99,7 @@ def _slot(raw: bytes) -> int | None:
 def _copy_lines(fh: IO[bytes], starts: list[int], dest: Path) -> None:
     with atomic_writer(dest) as out:
         for start in starts:
-            fh.seek(start)
-            out.write(own_line(fh.readline()))
+            out.write(own_line(read_line(fh, start)))
 
 
 def own_line(raw: bytes) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from daemon.intake.validation import iter_lines
+from daemon.intake.line_reader import CEILING, LongLine, read_lines
 from daemon.pricing import ModelPrice, estimate_cost, price_for
 
 
@@ -73,8 +73,9 @@ def results_usage(path: Path) -> TokenUsage:
     if not path.exists():
         return usage
     with open(path, "rb") as fh:
-        for _, raw in iter_lines(fh):
-            add_line(usage, raw)
+        for _, raw in read_lines(fh, CEILING):
+            if not isinstance(raw, LongLine):  # too big to read: counts 0, like any unreadable line
+                add_line(usage, raw)
     return usage
 
 

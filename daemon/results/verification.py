@@ -25,6 +25,7 @@ from typing import IO, Any, NoReturn
 import orjson
 
 from daemon.errors import DaemonError
+from daemon.intake.line_reader import CEILING, LongLine, copy_line, is_blank, read_lines
 from daemon.intake.validation import iter_normalised
 from daemon.logs import get_logger
 from daemon.results.outcome import NOT_RUN, rank
@@ -59,9 +60,11 @@ class Tally:
     rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> the first few places
     rejections: Counter[str] = field(default_factory=Counter)  # reason -> lines
 
-    def judge(self, role: str, line_no: int, raw: bytes) -> bool:
+    def judge(self, role: str, line_no: int, raw: bytes | LongLine) -> bool:
         """Count one non-blank line; True if it is accepted (first of its custom_id, of this batch)."""
         self.lines[role] = self.lines.get(role, 0) + 1
+        if isinstance(raw, LongLine):
+            return self._reject(f"more than {CEILING:,} bytes (too big to read)", role, line_no)
         line = _parsed(raw)
         custom_id = line.get("custom_id") if line is not None else None
         if line is None or not isinstance(custom_id, str):
@@ -127,7 +130,7 @@ class Downloads:
         tally = Tally(_request_ids(self.requests))
         for role, path in self.existing():
             with open(path, "rb") as fh:
-                for line_no, raw in _lines(fh):
+                for line_no, _, raw in _lines(fh):
                     tally.judge(role, line_no, raw)
         return tally
 
@@ -139,11 +142,22 @@ def _request_ids(requests: Path | None) -> set[str] | None:
         return {str(orjson.loads(raw)["custom_id"]) for raw in iter_normalised(fh)}
 
 
-def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw line) of the non-blank lines; the last one may lack its newline."""
-    for line_no, raw in enumerate(fh, start=1):
-        if raw.strip():
-            yield line_no, raw
+def _lines(fh: IO[bytes]) -> Iterator[tuple[int, int, bytes | LongLine]]:
+    """(line number, offset, raw line) of the non-blank lines; the last one may lack its newline."""
+    offset = 0
+    for line_no, raw in read_lines(fh, CEILING):
+        if isinstance(raw, LongLine) or not is_blank(raw):
+            yield line_no, offset, raw
+        offset += raw.size if isinstance(raw, LongLine) else len(raw)
+
+
+def _write_line(raw: bytes | LongLine, fh: IO[bytes], offset: int, out: IO[bytes]) -> None:
+    """Write a line, ending in LF; one too big to read is copied in chunks, never held."""
+    if isinstance(raw, LongLine):
+        copy_line(fh, offset, out)
+        fh.seek(offset + raw.size)  # where the pass over ``fh`` goes on
+    else:
+        out.write(raw if raw.endswith(b"\n") else raw + b"\n")
 
 
 class Verification:
@@ -242,9 +256,9 @@ def _settle(downloads: Downloads) -> None:
     tally = Tally(_request_ids(downloads.requests))
     for role, path in downloads.existing():
         with open(path, "rb") as fh, atomic_writer(path) as out:
-            for line_no, raw in _lines(fh):
+            for line_no, offset, raw in _lines(fh):
                 if tally.judge(role, line_no, raw):
-                    out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                    _write_line(raw, fh, offset, out)
 
 
 def _write_unmatched(downloads: Downloads, dest: Path) -> None:
@@ -253,9 +267,9 @@ def _write_unmatched(downloads: Downloads, dest: Path) -> None:
     with atomic_writer(dest) as out:
         for role, path in downloads.existing():
             with open(path, "rb") as fh:
-                for line_no, raw in _lines(fh):
+                for line_no, offset, raw in _lines(fh):
                     if not tally.judge(role, line_no, raw):
-                        out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                        _write_line(raw, fh, offset, out)
                         written = True
     if not written:
         dest.unlink()

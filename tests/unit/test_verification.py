@@ -12,6 +12,10 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
+from daemon.intake.line_reader import CHUNK
+from daemon.results import verification
 from daemon.results.outcome import NEVER_RAN_CODES, NOT_RUN, RESULT_MISSING, missing_line, rank
 from daemon.results.verification import Downloads, Verification, problem_entries
 from daemon.service.batch_info import BatchInfo
@@ -92,3 +96,27 @@ def test_result_missing_is_never_counted_as_never_ran() -> None:
     line = missing_line("r0", "completed")
     assert line["error"]["code"] == RESULT_MISSING not in NEVER_RAN_CODES
     assert rank(line) != NOT_RUN, "a request whose result is missing may have run: never resubmitted"
+
+
+def test_a_result_line_too_big_to_read_is_kept_whole_among_the_unmatched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verification, "CEILING", CHUNK)  # stands for 200 MB in the unit tier
+    huge = _out("r3").replace('"body": {}', '"body": {"b64_json": "' + "z" * (2 * CHUNK) + '"}')
+    store = Store(tmp_path / "state.sqlite3")
+    try:
+        downloads = _downloads(tmp_path, "completed", 4, [_out("r0"), huge, _out("r1"), _out("r2")], [])
+        assert (
+            downloads.tally().problems(downloads.batch)[0]
+            == f"1 line(s) with more than {CHUNK:,} bytes (too big to read): output line 2"
+        )
+        now = time.time()
+        job = Job("job-1", "in.jsonl", "", "", JobState.ACTIVE, now, now)
+        store.add_job(job)
+        part = Part(job.id, 0, 0, str(downloads.requests), 1, 4, 10, 3, PartState.FINISHED, now, now, file_id="file-in")
+        assert Verification(store, window=0).check(job, part, downloads) is False
+    finally:
+        store.close()
+    output, unmatched = downloads.files[0][1], tmp_path / "batch_t_unmatched.jsonl"
+    assert [json.loads(x)["custom_id"] for x in output.read_text().splitlines()] == ["r0", "r1", "r2"]
+    assert unmatched.read_text() == huge + "\n", "never dropped: copied whole, in chunks"
