@@ -41,6 +41,7 @@ SHED_LOG_EVERY = 60.0  # seconds: a flood logs one line a minute, not one per co
 READ_CHUNK = 64 << 10
 ACCEPT_PAUSE = 1.0  # seconds without accepting after the process ran out of descriptors
 ACCEPTS_PER_WAKE = 64  # bounded work per wake-up, so reading keeps pace with accepting
+BACKLOG = 1024  # connections the kernel may hold before accept (no descriptor, no thread): rides out bursts
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class HttpListener:
     def start(self) -> None:
         """Bind (raising OSError when the port will not open) and start the reader and the pool."""
         family = socket.getaddrinfo(self.address, self.requested_port, type=socket.SOCK_STREAM)[0][0]
-        self._sock = socket.create_server((self.address, self.requested_port), family=family, backlog=128)
+        self._sock = socket.create_server((self.address, self.requested_port), family=family, backlog=BACKLOG)
         self._sock.setblocking(False)
         self._wake = socket.socketpair()
         self._threads = [threading.Thread(target=self._read_loop, name=f"batchd-{self.name}", daemon=True)]
@@ -329,6 +330,8 @@ def _refuse(sock: socket.socket, status: HTTPStatus) -> None:
     """One try at a short error reply (never blocking the reader), then close."""
     with contextlib.suppress(OSError):
         sock.send(render(Response(status)))
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(READ_CHUNK)  # what already came: closing on unread data would reset the reply away
     sock.close()
 
 
