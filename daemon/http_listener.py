@@ -17,8 +17,6 @@ One request per connection (every reply says ``Connection: close``), as the serv
 from __future__ import annotations
 
 import contextlib
-import http.client
-import io
 import queue
 import selectors
 import socket
@@ -26,9 +24,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message
 from http import HTTPStatus
 
+from daemon.http_messages import RefusedRequestError, Request, Response, parse_request, render
 from daemon.logs import get_logger
 
 log = get_logger(__name__)
@@ -42,22 +40,6 @@ READ_CHUNK = 64 << 10
 ACCEPT_PAUSE = 1.0  # seconds without accepting after the process ran out of descriptors
 ACCEPTS_PER_WAKE = 64  # bounded work per wake-up, so reading keeps pace with accepting
 BACKLOG = 1024  # connections the kernel may hold before accept (no descriptor, no thread): rides out bursts
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str  # the path with its query string, as sent
-    headers: Message
-    body: bytes
-    client: str
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 Handler = Callable[[Request], Response]
@@ -80,14 +62,6 @@ class _Connection:
     data: bytearray = field(default_factory=bytearray)
 
 
-class _RefusalError(Exception):
-    """A request that gets an error reply straight from the reader, without a handler."""
-
-    def __init__(self, status: HTTPStatus) -> None:
-        super().__init__(status.phrase)
-        self.status = status
-
-
 class HttpListener:
     """Serves ``handler`` on ``address``:``port`` within ``limits``; threads start in ``start()``."""
 
@@ -97,6 +71,7 @@ class HttpListener:
         self.requested_port = port
         self.handler = handler
         self.limits = limits
+        self._caps = (limits.max_header_bytes, limits.max_body_bytes)
         self._sock: socket.socket | None = None
         self._reading: dict[int, _Connection] = {}  # insertion order is accept order: oldest first
         self._answering: dict[int, socket.socket] = {}
@@ -216,8 +191,8 @@ class HttpListener:
             return
         conn.data += chunk
         try:
-            request = parse_request(bytes(conn.data), conn.client, self.limits)
-        except _RefusalError as refusal:
+            request = parse_request(bytes(conn.data), conn.client, *self._caps)
+        except RefusedRequestError as refusal:
             self._unregister(selector, conn)
             _refuse(conn.sock, refusal.status)
             return
@@ -274,56 +249,6 @@ class HttpListener:
         conn.sock.settimeout(max(conn.deadline - time.monotonic(), 1.0))
         with contextlib.suppress(OSError):  # the client left or stopped reading: nothing to tell anybody
             conn.sock.sendall(render(response, head_only=request.method == "HEAD"))
-
-
-def parse_request(data: bytes, client: str, limits: Limits) -> Request | None:
-    """The request in ``data``, or None while it is incomplete; raises _RefusalError for a bad one."""
-    end = _head_end(data)
-    if end is None:
-        if len(data) > limits.max_header_bytes:
-            raise _RefusalError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
-        return None
-    if end > limits.max_header_bytes:
-        raise _RefusalError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
-    line, _, rest = data[:end].partition(b"\n")
-    words = line.decode("latin-1").split()
-    if len(words) != 3 or not words[2].startswith("HTTP/"):
-        raise _RefusalError(HTTPStatus.BAD_REQUEST)
-    try:
-        headers = http.client.parse_headers(io.BytesIO(rest))
-    except http.client.HTTPException:
-        raise _RefusalError(HTTPStatus.BAD_REQUEST) from None
-    length = _body_length(headers, limits)
-    if len(data) - end < length:
-        return None
-    return Request(words[0], words[1], headers, data[end : end + length], client)
-
-
-def _head_end(data: bytes) -> int | None:
-    """Where the body starts: after the first empty line (CRLF or bare LF, as http.server accepts)."""
-    ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (i := data.find(mark)) >= 0]
-    return min(ends) if ends else None
-
-
-def _body_length(headers: Message, limits: Limits) -> int:
-    """Content-Length when it is a number (else no body: the handler judges), refused over the cap."""
-    value = headers.get("Content-Length", "")
-    length = int(value) if value.isdigit() else 0
-    if length > limits.max_body_bytes:
-        raise _RefusalError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-    return length
-
-
-def render(response: Response, head_only: bool = False) -> bytes:
-    status = HTTPStatus(response.status)
-    lines = [f"HTTP/1.1 {status.value} {status.phrase}"]
-    lines += [f"{name}: {value}" for name, value in response.headers if name.lower() not in _FRAMING]
-    lines += [f"Content-Length: {len(response.body)}", "Connection: close", "", ""]
-    head = "\r\n".join(lines).encode("latin-1")
-    return head if head_only else head + response.body
-
-
-_FRAMING = frozenset({"content-length", "connection", "transfer-encoding"})
 
 
 def _refuse(sock: socket.socket, status: HTTPStatus) -> None:

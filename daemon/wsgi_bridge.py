@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from daemon.http_listener import Handler, Request, Response
+from daemon.http_listener import Handler
+from daemon.http_messages import Request, Response
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

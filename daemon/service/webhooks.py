@@ -26,7 +26,8 @@ from collections.abc import Callable
 from daemon.config import Settings
 from daemon.errors import CredentialError
 from daemon.http_endpoints import port_error
-from daemon.http_listener import Handler, HttpListener, Limits, Request, Response
+from daemon.http_listener import Handler, HttpListener, Limits
+from daemon.http_messages import Request, Response
 from daemon.logs import get_logger
 from daemon.service.batch_info import WebhookEvent
 from daemon.service.batch_service import BatchService

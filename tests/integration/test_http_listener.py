@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from daemon.http_listener import MAX_CONNECTIONS, HttpListener, Limits, Request, Response
+from daemon.http_listener import MAX_CONNECTIONS, HttpListener, Limits
+from daemon.http_messages import Request, Response
 from tests.integration.test_webhooks import SECRET, deliver, event
 from tests.support import Harness, request_file, scrape, value, wait_until
 
@@ -186,16 +187,18 @@ def test_when_every_connection_is_being_answered_a_new_one_is_refused() -> None:
 
 
 def test_stop_frees_the_port_at_once_and_joins_its_threads() -> None:
-    before = threads()
-    listener = HttpListener("test", "127.0.0.1", 0, echo)
+    def own_threads() -> int:
+        return sum(t.name.startswith("batchd-stopping") for t in threading.enumerate())
+
+    listener = HttpListener("stopping", "127.0.0.1", 0, echo)
     listener.start()
     port = listener.port
-    assert threads() == before + 1 + listener.limits.handler_threads
+    assert own_threads() == 1 + listener.limits.handler_threads
     idle = connect(port, 3)
     try:
         listener.stop()
-        assert threads() == before
-        again = HttpListener("test", "127.0.0.1", port, echo)
+        assert own_threads() == 0
+        again = HttpListener("stopping", "127.0.0.1", port, echo)
         again.start()  # the same port, straight away
         again.stop()
     finally:
