@@ -128,7 +128,10 @@ class HttpListener:
             selector.register(self._wake[0], selectors.EVENT_READ, None)
             while not self._stopping.is_set():
                 for key, _ in selector.select(self._next_timeout()):
-                    self._on_ready(selector, key.fileobj)  # type: ignore[arg-type]
+                    try:
+                        self._on_ready(selector, key.fileobj)  # type: ignore[arg-type]
+                    except Exception:  # one bad connection must not end the listener
+                        log.exception("listener_read_failed", listener=self.name)
                 self._expire(selector)
                 self._resume_accepting(selector)
             for conn in list(self._reading.values()):

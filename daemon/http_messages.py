@@ -73,12 +73,13 @@ def _body_length(headers: Message, max_body_bytes: int) -> int:
 
 
 def render(response: Response, head_only: bool = False) -> bytes:
-    status = HTTPStatus(response.status)
-    lines = [f"HTTP/1.1 {status.value} {status.phrase}"]
+    phrase = HTTPStatus(response.status).phrase if response.status in _KNOWN else ""
+    lines = [f"HTTP/1.1 {response.status} {phrase}"]
     lines += [f"{name}: {value}" for name, value in response.headers if name.lower() not in _FRAMING]
     lines += [f"Content-Length: {len(response.body)}", "Connection: close", "", ""]
     head = "\r\n".join(lines).encode("latin-1")
     return head if head_only else head + response.body
 
 
+_KNOWN = frozenset(status.value for status in HTTPStatus)
 _FRAMING = frozenset({"content-length", "connection", "transfer-encoding"})
