@@ -33,6 +33,7 @@ SCRIPTS = (
     Script("memory", quick="--small-mb 5 --small-requests 1250 --big-mb 50 --big-requests 12500"),
     Script("poll_calls", quick="--active 200 --changed 10 --foreign 400"),
     Script("scale", quick="--batches 1000"),
+    Script("listeners", quick="--connections 500"),
     Script("seed_compare"),  # fewer files would measure the emulator's fixed batch lifecycle, not the tools
 )
 

@@ -31,7 +31,7 @@ from daemon.logs import get_logger
 
 log = get_logger(__name__)
 MAX_CONNECTIONS = 64  # scrapers and webhook senders open a few at a time; bounds memory and descriptors
-HANDLER_THREADS = 4  # requests answered at once; the rest wait, complete, in a queue
+HANDLER_THREADS = 2  # requests answered at once (scrapes and deliveries are quick); the rest wait, complete
 REQUEST_DEADLINE = 10.0  # seconds from accept to the end of the reply
 MAX_HEADER_BYTES = 16 << 10  # request line and headers together
 MAX_BODY_BYTES = 64 << 10  # the default; an endpoint may ask for more
