@@ -90,7 +90,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="scripts to run (default: every one listed in bench/__main__.py)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a quick look, not the targets' sizes")
-    parser.add_argument("--set", nargs=2, action="append", default=[], metavar=("NAME", "ARGS"), help="extra args")
+    parser.add_argument(
+        "--set", nargs=2, action="append", default=[], metavar=("NAME", "ARGS"), help="more arguments for one script"
+    )
     return parser.parse_args(argv)
 
 
