@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test test-fast test-integration test-system lint typecheck check bench clean
+.PHONY: demo test test-fast test-integration test-system lint typecheck check bench bench-quick clean
 
 $(BIN)/batchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,16 +44,13 @@ typecheck: $(BIN)/batchd
 
 check: lint typecheck test
 
+# Every script in bench/__main__.py, each in its own process, then one PASS/MISS table; fails on any MISS.
 bench: $(BIN)/batchd
-	$(BIN)/python -m bench.validation_speed
-	$(BIN)/python -m bench.intake_latency
-	$(BIN)/python -m bench.fair_lanes
-	$(BIN)/python -m bench.memory
-	$(BIN)/python -m bench.long_lines
-	$(BIN)/python -m bench.poll_calls
-	$(BIN)/python -m bench.scale
-	$(BIN)/python -m bench.seed_compare
-	$(BIN)/python -m bench.creation_budget
+	$(BIN)/python -m bench
+
+# The same at small sizes (a few minutes less): a quick look, not the figures of the README.
+bench-quick: $(BIN)/batchd
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

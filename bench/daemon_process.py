@@ -32,10 +32,12 @@ class Exit:
 
 
 class DaemonProcess:
-    def __init__(self, root: Path, base_url: str, settings: Mapping[str, object]) -> None:
+    def __init__(
+        self, root: Path, base_url: str, settings: Mapping[str, object], env: Mapping[str, str] | None = None
+    ) -> None:
         self.root = root
         self.log_path = root / "daemon.log"
-        self._env = service_env(base_url, settings)
+        self._env = service_env(base_url, settings) | dict(env or {})  # env: e.g. a webhook secret
         self._proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._records: list[dict[str, Any]] = []

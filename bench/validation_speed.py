@@ -9,8 +9,10 @@ import argparse
 import shutil
 import time
 
-from bench.common import scratch, write_requests
+from bench.common import scratch, verdict, write_requests
 from daemon.intake.validation import validate_file
+
+TARGET_MB_S = 100.0
 
 
 def main() -> None:
@@ -25,10 +27,9 @@ def main() -> None:
         findings = validate_file(path)
         elapsed = time.perf_counter() - start
         assert findings.ok, findings.problems[:3]
-        print(
-            f"validation: {size / 1e6:.0f} MB, {findings.requests} requests in {elapsed:.2f} s "
-            f"= {size / 1e6 / elapsed:.0f} MB/s"
-        )
+        rate = size / 1e6 / elapsed
+        print(f"validation: {size / 1e6:.0f} MB, {findings.requests} requests in {elapsed:.2f} s = {rate:.0f} MB/s")
+        print(verdict(rate >= TARGET_MB_S, f"validation {rate:.0f} MB/s >= {TARGET_MB_S:.0f} MB/s on one core"))
     finally:
         shutil.rmtree(folder)
 

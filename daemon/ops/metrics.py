@@ -10,17 +10,16 @@ process-wide default one out of it.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.config import Settings
-from daemon.http_endpoints import port_error, stop_serving
+from daemon.http_endpoints import port_error
+from daemon.http_listener import HttpListener
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
 from daemon.service.holds import Holds
@@ -28,6 +27,7 @@ from daemon.service.sdk_errors import error_counts
 from daemon.service.stuck_watch import STUCK_AFTER, status_since, stuck_limit
 from daemon.state.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, JobState, PartState
 from daemon.state.store import Store
+from daemon.wsgi_bridge import wsgi_handler
 
 log = get_logger(__name__)
 ERROR_CLASSES = ("transient", "account", "permanent")
@@ -161,33 +161,36 @@ def _gauge(name: str, doc: str, value: float) -> Metric:
 
 
 class MetricsServer:
-    """The HTTP endpoint (any path serves the metrics), on its own thread."""
+    """The HTTP endpoint (any path serves the metrics), on the bounded listener."""
 
     def __init__(self, settings: Settings, store: Store, holds: Holds | None = None) -> None:
         assert settings.metrics_port is not None
         self.settings = settings
         self.registry = CollectorRegistry()
         self.registry.register(StateCollector(settings, store, holds))
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: HttpListener | None = None
 
     @property
     def port(self) -> int:
         """The bound port (the configured one, or the one the system picked for port 0)."""
-        assert self._server is not None
-        return int(self._server.server_port)
+        assert self._listener is not None
+        return self._listener.port
 
     def start(self) -> None:
         address, port = self.settings.metrics_address, self.settings.metrics_port or 0
+        handler = wsgi_handler(make_wsgi_app(self.registry), address, port)
+        listener = HttpListener("metrics", address, port, handler)
         try:
-            self._server, self._thread = start_http_server(port, address, registry=self.registry)
+            listener.start()
         except OSError as exc:
             raise port_error("metrics_port", port, address, exc) from None
+        self._listener = listener
         log.info("metrics_serving", address=address, port=self.port)
 
     def stop(self) -> None:
-        stop_serving(self._server, self._thread)
-        self._server = None
+        if self._listener is not None:
+            self._listener.stop()
+        self._listener = None
 
 
 def metrics_server(settings: Settings, store: Store, holds: Holds | None = None) -> MetricsServer | None:

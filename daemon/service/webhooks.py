@@ -18,17 +18,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from daemon.config import Settings
 from daemon.errors import CredentialError
-from daemon.http_endpoints import port_error, stop_serving
+from daemon.http_endpoints import port_error
+from daemon.http_listener import Handler, HttpListener, Limits
+from daemon.http_messages import Request, Response
 from daemon.logs import get_logger
 from daemon.service.batch_info import WebhookEvent
 from daemon.service.batch_service import BatchService
@@ -37,7 +36,6 @@ from daemon.service.credentials import WEBHOOK_CREDENTIAL_NAME, KeySource, find_
 log = get_logger(__name__)
 BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"})
 MAX_BODY = 1 << 20  # a batch event is a few hundred bytes
-READ_TIMEOUT = 10.0  # a sender that stalls mid-request loses its connection
 REPLAY_WINDOW = 3600.0  # well past the SDK's 300 s signature tolerance
 REPLAY_MEMORY = 10_000  # ids remembered at most
 
@@ -112,73 +110,54 @@ class WebhookReceiver:
         return outcome
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = READ_TIMEOUT
+def webhook_handler(receiver: WebhookReceiver) -> Handler:
+    """The HTTP side of the receiver: POSTs of a sane size only."""
 
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
-            self._reply(411, "length required")
-        elif int(length) > MAX_BODY:
-            self._reply(413, "too large")
-        else:
-            body = self.rfile.read(int(length))
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            self._reply(*self.server.receiver.handle(body, headers))
+    def handle(request: Request) -> Response:
+        if request.method != "POST":
+            return _reply(405, "POST webhook deliveries here")
+        if not request.headers.get("Content-Length", "").isdigit():
+            return _reply(411, "length required")
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        return _reply(*receiver.handle(request.body, headers))
 
-    def do_GET(self) -> None:
-        self._reply(405, "POST webhook deliveries here")
-
-    def _reply(self, status: int, outcome: str) -> None:
-        payload = json.dumps({"status": outcome}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the receiver logs one structured event per delivery instead."""
+    return handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck sender never holds up shutdown
-
-    def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.receiver = receiver
-        super().__init__(address, _Handler)
+def _reply(status: int, outcome: str) -> Response:
+    payload = json.dumps({"status": outcome}).encode()
+    return Response(status, payload, [("Content-Type", "application/json")])
 
 
 class WebhookServer:
-    """The receiver's HTTP server, on its own thread."""
+    """The receiver's HTTP endpoint, on the bounded listener."""
 
     def __init__(self, settings: Settings, receiver: WebhookReceiver) -> None:
         self.settings = settings
         self.receiver = receiver
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: HttpListener | None = None
 
     @property
     def port(self) -> int:
         """The bound port (the configured one, or the one the system picked for port 0)."""
-        assert self._server is not None
-        return int(self._server.server_address[1])
+        assert self._listener is not None
+        return self._listener.port
 
     def start(self) -> None:
         address, port = self.settings.webhook_address, self.settings.webhook_port or 0
+        limits = Limits(max_body_bytes=MAX_BODY)
+        listener = HttpListener("webhooks", address, port, webhook_handler(self.receiver), limits)
         try:
-            self._server = _Server((address, port), self.receiver)
+            listener.start()
         except OSError as exc:
             raise port_error("webhook_port", port, address, exc) from None
-        self._thread = threading.Thread(target=self._server.serve_forever, name="batchd-webhooks", daemon=True)
-        self._thread.start()
+        self._listener = listener
         log.info("webhooks_serving", address=address, port=self.port, secret_from=self.receiver.secret.description)
 
     def stop(self) -> None:
-        stop_serving(self._server, self._thread)
-        self._server = None
+        if self._listener is not None:
+            self._listener.stop()
+        self._listener = None
 
 
 def webhook_server(settings: Settings, service: BatchService, refresh: RefreshBatch) -> WebhookServer | None:
