@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,6 +34,7 @@ from typing import IO
 import orjson
 
 from daemon import crashpoints
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.intake.claim import new_job_id
 from daemon.intake.custom_ids import NotEditableError, with_prefix
@@ -178,10 +178,18 @@ def _file_lines(path: Path) -> Iterator[bytes]:
 
 
 class Packer:
-    def __init__(self, settings: Settings, store: Store, batch_limits: BatchLimits, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        batch_limits: BatchLimits,
+        wake: Callable[[], None],
+        clock: Clock = WALL_CLOCK,
+    ) -> None:
         self.settings = settings
         self.store = store
-        self.quarantine = Quarantine(settings, store)
+        self.clock = clock  # the pack wait is measured by it
+        self.quarantine = Quarantine(settings, store, clock)
         self.limits = batch_limits
         self.wake = wake
         self.folder = settings.state / PACKS
@@ -218,7 +226,7 @@ class Packer:
 
     def _linger(self, waiting: list[Part]) -> bool:
         oldest = min(p.created_at for p in waiting)
-        if time.time() - oldest >= self.settings.pack_wait:
+        if self.clock.now() - oldest >= self.settings.pack_wait:
             return False
         return self.store.count_jobs(ARRIVING) > 0
 
@@ -268,7 +276,7 @@ class Packer:
     def _record(self, pack: PackFile, first: Job) -> None:
         pack.seal()
         crashpoints.reach("packed")
-        now = time.time()
+        now = self.clock.now()
         folder = str(pack.path.parent)
         job = Job(pack.pack_id, f"pack of {len(pack.members)} inputs", "", "", JobState.ACTIVE, now, now)
         job.kind, job.result_dir, job.endpoint, job.model = PACK_KIND, folder, first.endpoint, first.model

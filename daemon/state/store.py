@@ -149,6 +149,11 @@ class Store(MetricsQueries, RemoteFileQueries):
         )
         return [int(r["id"]) for r in rows]
 
+    def next_due_of(self, states: tuple[PartState, ...]) -> float | None:
+        """The earliest next_action_at of the parts in ``states``: when the main loop has a step to hand out."""
+        dues = [due for due in map(self.next_due, states) if due is not None]  # one indexed MIN per state
+        return min(dues, default=None)
+
     def next_due(self, state: PartState) -> float | None:
         rows = self._select("SELECT MIN(next_action_at) AS due FROM parts WHERE state = ?", (str(state),))
         due = rows[0]["due"]
