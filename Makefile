@@ -51,6 +51,7 @@ bench: $(BIN)/batchd
 	$(BIN)/python -m bench.poll_calls
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.seed_compare
+	$(BIN)/python -m bench.idle
 
 clean:
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

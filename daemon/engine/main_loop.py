@@ -75,10 +75,10 @@ class Engine:
         flags.stop.attach(self.bell)
         self.holds = Holds(store, clock)
         self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age)
-        self.submitter = Submitter(settings, store, remote, self.holds, flags.stop)
-        self.collector = Collector(settings, store, remote, self.holds, flags.stop)
-        self.hygiene = Hygiene(store, remote, self.holds, flags.stop)
-        self.seed_import = SeedImport(settings, store, remote, flags.stop)
+        self.submitter = Submitter(settings, store, remote, self.holds, flags.stop, clock=clock)
+        self.collector = Collector(settings, store, remote, self.holds, flags.stop, clock=clock)
+        self.hygiene = Hygiene(store, remote, self.holds, flags.stop, clock)
+        self.seed_import = SeedImport(settings, store, remote, flags.stop, clock)
         self.packer = Packer(settings, store, batch_limits(settings), self.wake, clock)
         self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake, clock)
         self.submitter.on_submitted = self.poller.wake.set  # the poller sleeps until a batch is due
@@ -169,9 +169,10 @@ class Engine:
         """When the next thing is due by the clock: the rescan, the heartbeat, the watchdog ping, a
         part's next step, the end of a step's cooldown, a waiting pack. Everything else rings the bell."""
         timers = [self._next_scan, self._next_heartbeat]
-        if self._watchdog_every is not None:
+        if self._watchdog_every is not None and self.poller.is_alive():  # no ping for a dead poller: see _ping_watchdog
             timers.append(self._next_watchdog)
-        timers += [t for t in (self.store.next_due_of(DISPATCH_STATES), self.workers.next_ready()) if t is not None]
+        due = self.store.next_due_of(DISPATCH_STATES, after=now)
+        timers += [t for t in (due, self.workers.next_ready()) if t is not None]
         cooled = self.packer.quarantine.next_ready()
         if cooled is not None:
             timers.append(cooled)
