@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import threading
+from collections.abc import Iterator
 
 
 class Doorbell:
@@ -42,6 +44,19 @@ class Doorbell:
         with contextlib.suppress(BlockingIOError):
             while os.read(self._read, 4096):
                 pass
+
+    @contextlib.contextmanager
+    def rung_by_signals(self) -> Iterator[None]:
+        """Let every signal ring the bell (signal.set_wakeup_fd; main thread only): the kernel may hand
+        SIGTERM to any thread, and Python runs the handler only once the main thread wakes."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
 
     def close(self) -> None:
         for fd in (self._read, self._write):

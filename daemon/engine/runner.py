@@ -55,7 +55,8 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     engine = Engine(settings, store, remote, flags, Notifier())
     try:
         engine.start()
-        engine.run()
+        with engine.bell.rung_by_signals():
+            engine.run()
     finally:
         engine.shutdown()
     return engine.exit_code
