@@ -24,11 +24,17 @@ class Doorbell:
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
+        # A step left running at shutdown may ring after close, when the descriptor's number may name
+        # another file. Reentrant: a signal handler may ring while this thread is inside ring or close.
+        self._lock = threading.RLock()
+        self._closed = False
 
     def ring(self) -> None:
-        # A full pipe (rings enough already) or one closed at shutdown (nobody left to wake): nothing to do.
-        with contextlib.suppress(OSError):
-            os.write(self._write, b"\0")
+        with self._lock:
+            if self._closed:
+                return  # nobody is left to wake
+            with contextlib.suppress(BlockingIOError):  # the pipe is full of rings: the sleeper wakes anyway
+                os.write(self._write, b"\0")
 
     def wait(self, timeout: float | None) -> bool:
         """Sleep until rung or ``timeout`` seconds (None: no limit) passed; True if rung. Clears the rings."""
@@ -59,9 +65,12 @@ class Doorbell:
             signal.set_wakeup_fd(previous)
 
     def close(self) -> None:
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)
 
 
 class RingingEvent(threading.Event):

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from daemon.config import Settings
 from daemon.doorbell import Doorbell, RingingEvent
 from daemon.emulator import EmulatorServer
@@ -99,3 +101,19 @@ def test_the_stop_flag_ends_the_engines_sleep_before_its_next_timer(tmp_path: Pa
         engine.shutdown()
         remote.close()
         store.close()
+
+
+def test_a_ring_after_close_writes_nowhere() -> None:
+    """A step left running at shutdown may ring late: the freed descriptor may name another file by then."""
+    bell = Doorbell()
+    bell.close()
+    read, write = os.pipe()  # likely the descriptors the bell just gave back
+    try:
+        bell.ring()
+        os.set_blocking(read, False)
+        with pytest.raises(BlockingIOError):
+            os.read(read, 1)
+    finally:
+        os.close(read)
+        os.close(write)
+        bell.close()  # twice is fine

@@ -1,8 +1,7 @@
 """The poller's and the holds' timing rules on a clock the test moves by hand: the poll wait that
-doubles up to ``poll_interval``, the wait after a garbled reply, the back-off after a failed pass, the stuck
-threshold, and
-when account and model holds end. The emulator runs on the same clock, so a batch ends when the test
-says so, and no test waits for real time."""
+doubles up to ``poll_interval``, the wait after a garbled reply, the back-off after a failed pass, the
+stuck threshold, and when account and model holds end. The emulator runs on the same clock, so a batch
+ends when the test says so, and no test waits for real time."""
 
 from __future__ import annotations
 
@@ -164,13 +163,15 @@ def test_a_batch_stuck_in_validating_is_reported_once_when_it_passes_the_thresho
         batch_id = _running_batch(emulator)
         store.add_part(Part("j1", 0, 0, "p", 1, 1, 10, 3, PartState.SUBMITTED, created, created, batch_id=batch_id))
         poller = Poller(settings, store, remote, Holds(store, clock), threading.Event(), lambda: None, clock=clock)
-        warned_at = []
+        warned_at: list[float] = []
         with capture_logs() as captured:
             for _ in range(40):  # 40 polls, 8 s apart at most: well past the threshold
                 poller.poll_once(clock.now())
                 if any(e["event"] == "batch_stuck" for e in captured) and not warned_at:
                     warned_at.append(clock.now())
-                clock.advance(store.next_due(PartState.SUBMITTED) - clock.now())
+                due = store.next_due(PartState.SUBMITTED)
+                assert due is not None
+                clock.advance(due - clock.now())
         remote.close()
         store.close()
     assert [e["status"] for e in captured if e["event"] == "batch_stuck"] == ["validating"]
