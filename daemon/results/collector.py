@@ -79,7 +79,7 @@ class Collector(PartSteps):
         super().__init__(settings, store, remote, holds, stop, clock=clock)
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
-        self.verification = Verification(store, settings.verify_downloads_for)
+        self.verification = Verification(store, settings.verify_downloads_for, clock)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
