@@ -81,7 +81,6 @@ class Engine:
         self.seed_import = SeedImport(settings, store, remote, flags.stop, clock)
         self.packer = Packer(settings, store, batch_limits(settings), self.wake, clock)
         self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake, clock)
-        self.submitter.on_submitted = self.poller.wake.set  # the poller sleeps until a batch is due
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
         self.webhooks = webhook_server(settings, remote, self.poller.refresh_now)
@@ -214,6 +213,7 @@ class Engine:
         if changed:
             self._next_resync = now + RESYNC_INTERVAL
             self._dispatch_job_endings()
+            self.poller.wake.set()  # it sleeps until the next batch it knows is due: a new one may be sooner
         if self.settings.delete_remote_files and self.hygiene.due(now):
             self.workers.submit(("hygiene",), self.hygiene.run_due)
         if self.seed_import.due(now):  # the seed script's batch_ids.txt, imported once
@@ -311,7 +311,8 @@ class Engine:
             self.observer.stop()
         self.workers.stop(SHUTDOWN_GRACE, self.flags.force)
         self.poller.wake.set()
-        self.poller.join(timeout=1.0)
+        if self.poller.is_alive():  # not started if start() failed
+            self.poller.join(timeout=1.0)
         if self.observer is not None:
             self.observer.join(timeout=1.0)
         self.flags.stop.detach(self.bell)

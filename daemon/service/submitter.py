@@ -9,7 +9,6 @@ adopted instead of creating another. Only then is the call made again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -55,9 +54,6 @@ def file_sha256(path: Path) -> str:
 
 
 class Submitter(PartSteps):
-    # Called after a batch was created or adopted: the engine wakes the poller, which sleeps until a batch is due.
-    on_submitted: Callable[[], None] = staticmethod(lambda: None)
-
     def advance(self, part_id: int) -> None:
         """Take one part as far as it can go now (up to SUBMITTED); schedule it again on failure."""
         part = self.store.part(part_id)
@@ -194,7 +190,6 @@ class Submitter(PartSteps):
             tries=0,
             last_error=None,
         )
-        self.on_submitted()
         log.info(
             "batch_submitted",
             job_id=part.job_id,
