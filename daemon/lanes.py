@@ -40,6 +40,15 @@ class Lanes:
     def __init__(self, sizes: Mapping[Lane, int], make_pool: Callable[[int], Workers]) -> None:
         self._pools = {lane: make_pool(size) for lane, size in sizes.items()}
 
+    def start(self) -> None:
+        for pool in self._pools.values():
+            pool.start()
+
+    def next_ready(self) -> float | None:
+        """When the first cooldown of any lane ends (see Workers.next_ready)."""
+        ends = [t for t in (pool.next_ready() for pool in self._pools.values()) if t is not None]
+        return min(ends, default=None)
+
     def submit(self, lane: Lane, key: Hashable, task: Callable[[], None]) -> bool:
         """Queue ``task`` in ``lane`` unless a task with the same key is queued or running in any lane."""
         if self.busy(key):

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.logs import get_logger
 
 log = get_logger(__name__)
@@ -27,7 +28,8 @@ MAX_COOLDOWN = 60.0
 
 
 class Workers:
-    def __init__(self, size: int, on_done: Callable[[], None]) -> None:
+    def __init__(self, size: int, on_done: Callable[[], None], clock: Clock = WALL_CLOCK) -> None:
+        self._clock = clock  # cooldowns end by it
         self._tasks: queue.Queue[tuple[Hashable, Callable[[], None]] | None] = queue.Queue()
         self._busy: set[Hashable] = set()
         self._cooling: dict[Hashable, tuple[float, float]] = {}  # key -> (last cooldown, until)
@@ -36,13 +38,15 @@ class Workers:
         self._threads = [
             threading.Thread(target=self._work, name=f"batchd-worker-{n}", daemon=True) for n in range(size)
         ]
+
+    def start(self) -> None:
         for thread in self._threads:
             thread.start()
 
     def submit(self, key: Hashable, task: Callable[[], None]) -> bool:
         """Queue ``task`` unless a task with the same key is queued or running."""
         with self._lock:
-            if key in self._busy or time.monotonic() < self._cooling.get(key, (0.0, 0.0))[1]:
+            if key in self._busy or self._clock.now() < self._cooling.get(key, (0.0, 0.0))[1]:
                 return False
             self._busy.add(key)
         self._tasks.put((key, task))
@@ -52,6 +56,13 @@ class Workers:
         """Whether a task with this key is queued or running."""
         with self._lock:
             return key in self._busy
+
+    def next_ready(self) -> float | None:
+        """When the next cooldown ends (a step then may be offered again), by the clock; None if none."""
+        now = self._clock.now()
+        with self._lock:
+            ends = [until for _, until in self._cooling.values() if until > now]
+        return min(ends, default=None)
 
     def idle(self) -> bool:
         with self._lock:
@@ -87,7 +98,7 @@ class Workers:
         with self._lock:
             last = self._cooling.get(key, (0.0, 0.0))[0]
             wait = min(MAX_COOLDOWN, last * 2 if last else FIRST_COOLDOWN)
-            self._cooling[key] = (wait, time.monotonic() + wait)
+            self._cooling[key] = (wait, self._clock.now() + wait)
         return wait
 
 

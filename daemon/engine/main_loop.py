@@ -15,7 +15,11 @@ import threading
 import time
 from functools import partial
 
+from watchdog.observers.api import BaseObserver
+
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
+from daemon.doorbell import Doorbell
 from daemon.engine.lane_router import LaneRouter
 from daemon.intake.claim import Intake, recover_claims
 from daemon.intake.packer import Packer
@@ -41,38 +45,56 @@ from daemon.state.store import Store
 from daemon.workers import STORAGE_ERRORS, Workers, storage_reason
 
 log = get_logger(__name__)
-TICK = 0.25  # the longest the loop sleeps between looks at its queue and the stop flag
 MIN_PASS_GAP = 0.05
 SUBMIT_STATES = (PartState.READY, PartState.UPLOAD_INTENT, PartState.UPLOADED, PartState.BATCH_INTENT)
+DISPATCH_STATES = (*SUBMIT_STATES, PartState.FINISHED)  # the parts run_once hands to a worker when due
 SHUTDOWN_GRACE = 6.0  # of the 10 s a stop may take, how long running steps may go on
 PASS_RETRY = 5.0  # after a pass failed on local storage
+SETTLE_LOOK = 0.5  # at most this long between looks at a file still settling
 PREPARE_CHUNK = 50  # claimed jobs per preparation task
+# Jobs are looked over for merging and abandonment when something may have changed them (a wake-up,
+# another process's write); at least this often besides, should a change come by a way that rings nothing.
+RESYNC_INTERVAL = 300.0
 
 
 class Engine:
     def __init__(
-        self, settings: Settings, store: Store, remote: BatchService, flags: StopFlags, notifier: Notifier | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        remote: BatchService,
+        flags: StopFlags,
+        notifier: Notifier | None = None,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
+        """Build every part; no thread starts before ``start``."""
         self.settings = settings
         self.store = store
         self.flags = flags
+        self.clock = clock  # every timing rule reads the time from it
         self.hints: queue.Queue[Hint | None] = queue.Queue()
-        self.holds = Holds(store)
+        # The main loop sleeps on it until its next timer: rung by a hint, a finished step, or the stop flag.
+        self.bell = Doorbell()
+        flags.stop.attach(self.bell)
+        self.holds = Holds(store, clock)
         self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age, settings.settle_seconds)
-        self.submitter = Submitter(settings, store, remote, self.holds, flags.stop)
-        self.collector = Collector(settings, store, remote, self.holds, flags.stop)
-        self.hygiene = Hygiene(store, remote, self.holds, flags.stop)
-        self.seed_import = SeedImport(settings, store, remote, flags.stop)
-        self.packer = Packer(settings, store, batch_limits(settings), self.wake)
-        self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake)
+        self.submitter = Submitter(settings, store, remote, self.holds, flags.stop, clock=clock)
+        self.collector = Collector(settings, store, remote, self.holds, flags.stop, clock=clock)
+        self.hygiene = Hygiene(store, remote, self.holds, flags.stop, clock)
+        self.seed_import = SeedImport(settings, store, remote, flags.stop, clock)
+        self.packer = Packer(settings, store, batch_limits(settings), self.wake, clock)
+        self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake, clock)
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
         self.webhooks = webhook_server(settings, remote, self.poller.refresh_now)
         self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
-        self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake))
+        self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake, clock))
         self.router = LaneRouter(settings, store, PREPARE_CHUNK)
         self.abandonment = Abandonment(store, self.collector, self.workers.busy)
-        self.observer = start_observer(settings.pending, self.hints, settings.watch_mode)
+        self.observer: BaseObserver | None = None  # started in start(): watchdog's constructors start threads
+        self._rung = False  # a wake-up arrived during the gap after a pass: the next sleep is skipped
+        self._data_version = store.data_version()
+        self._next_resync = 0.0
         self._next_scan = 0.0
         self._preparing: set[str] = set()  # claimed jobs handed to a worker, not yet prepared
         self._preparing_lock = threading.Lock()  # the main loop adds to it, workers take out of it
@@ -86,16 +108,18 @@ class Engine:
         self.exit_code = 0  # 2 once the state database was found removed or replaced
 
     def wake(self) -> None:
-        self.hints.put(None)
+        self.bell.ring()
 
     def start(self) -> None:
-        """Recover what a crash interrupted, scan once, and start polling."""
+        """Recover what a crash interrupted, start the threads (workers, watcher, poller, endpoints), scan once."""
         recover_claims(self.store)
         self.packer.sweep()
+        self.workers.start()
+        self.observer = self._watch()
         self.poller.start()
         for endpoint in self.endpoints:
             endpoint.start()
-        self.run_once(time.time())
+        self.run_once(self.clock.now())
         log.info(
             "daemon_started",
             root=str(self.settings.root),
@@ -106,7 +130,7 @@ class Engine:
         self.notifier.status(self._status_line())
 
     def _open_jobs(self) -> int:
-        return len(self.store.jobs([JobState.CLAIMED, JobState.ACTIVE, JobState.COLLECTING]))
+        return self.store.count_jobs([JobState.CLAIMED, JobState.ACTIVE, JobState.COLLECTING])
 
     def _status_line(self) -> str:
         """What `systemctl status` shows."""
@@ -123,35 +147,67 @@ class Engine:
 
     def run(self) -> None:
         while not self.flags.stop.is_set():
-            self._wait_for_hint()
+            rung = self._sleep_until_due()
             if not self.flags.stop.is_set():
-                self._run_pass()
-                # Every finished step wakes the loop; with hundreds running, passes back to back
-                # would only re-read the state. A short gap lets wake-ups pile into one pass.
-                self.flags.stop.wait(MIN_PASS_GAP)
+                self._run_pass(rung)
+                if rung:
+                    # Every finished step wakes the loop; with hundreds running, passes back to back
+                    # would only re-read the state. A short gap lets wake-ups pile into one pass.
+                    self._pause(MIN_PASS_GAP)
 
-    def _run_pass(self) -> None:
+    def _sleep_until_due(self) -> bool:
+        """Sleep until the next timer (see wake_time) or a wake-up (then True): an idle daemon makes no others."""
+        if self._rung:
+            self._rung = False
+            return True
+        return self.bell.wait(max(0.0, self.wake_time(self.clock.now()) - self.clock.now()))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` unless stopped; a wake-up meanwhile is kept for the next sleep."""
+        deadline = time.monotonic() + seconds  # a pure wait, not a timing rule: the monotonic clock
+        while not self.flags.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._rung = self.bell.wait(left) or self._rung
+
+    def wake_time(self, now: float) -> float:
+        """When the next thing is due by the clock: the rescan, the heartbeat, the watchdog ping, a
+        part's next step, the end of a step's cooldown, a waiting pack. Everything else rings the bell."""
+        timers = [self._next_scan, self._next_heartbeat]
+        if self._watchdog_every is not None and self.poller.is_alive():  # no ping for a dead poller: see _ping_watchdog
+            timers.append(self._next_watchdog)
+        due = self.store.next_due_of(DISPATCH_STATES, after=now)
+        timers += [t for t in (due, self.workers.next_ready()) if t is not None]
+        cooled = self.packer.quarantine.next_ready()
+        if cooled is not None:
+            timers.append(cooled)
+        if self.packer.due():  # small inputs wait for company: look again when the wait may be over
+            timers.append(now + max(self.settings.pack_wait, MIN_PASS_GAP))
+        if self.intake.settling():  # a closed file is claimed once quiet: look a few times per window
+            timers.append(now + min(max(self.settings.settle_seconds / 4, MIN_PASS_GAP), SETTLE_LOOK))
+        return min(timers)
+
+    def _run_pass(self, rung: bool) -> None:
         """One pass that survives a full disk or an unwritable state: report, wait, try again."""
         try:
             if self._pass_failed:
                 recover_claims(self.store)  # a failed pass may have left a claim half recorded
-            self.run_once(time.time())
+            now = self.clock.now()
+            self.run_once(now, changed=rung or self._pass_failed or self._changed_elsewhere(now))
             self._pass_failed = False
         except STORAGE_ERRORS as exc:
             self._pass_failed = True
             log.error("loop_pass_failed", error=storage_reason(exc), retry_in=PASS_RETRY)
-            self.flags.stop.wait(PASS_RETRY)
+            self._pause(PASS_RETRY)
 
-    def _wait_for_hint(self) -> None:
-        try:
-            hint = self.hints.get(timeout=TICK)
-        except queue.Empty:
-            return
-        if hint is not None:
-            self.hints.put(hint)  # leave it for run_once to read with the others
+    def _changed_elsewhere(self, now: float) -> bool:
+        """Whether another process wrote to the state since the last look, or the resync time came."""
+        version = self.store.data_version()
+        changed, self._data_version = version != self._data_version, version
+        return changed or now >= self._next_resync
 
-    def run_once(self, now: float) -> None:
-        """One pass: claim complete files, then dispatch every step that is due."""
+    def run_once(self, now: float, *, changed: bool = True) -> None:
+        """One pass: claim complete files, then dispatch every step that is due. Unless the state may
+        have ``changed`` since the last pass, the jobs are not looked over for merging and abandonment
+        (that reads every open job: with thousands tracked, most of an idle daemon's time)."""
         self._claim_ready(now)
         self._dispatch_preparation()
         if self.packer.due():
@@ -160,10 +216,10 @@ class Engine:
             self.workers.submit(lane, ("part", part_id), partial(self.submitter.advance, part_id))
         for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
             self.workers.submit(Lane.COLLECT, ("part", part_id), partial(self.collector.collect_part, part_id))
-        for job_id in self.store.finishable_job_ids():
-            self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.collector.finish_job, job_id))
-        for job_id in self.abandonment.due():  # `batchd abandon` asked; same key: never beside finish_job
-            self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.abandonment.end, job_id))
+        if changed:
+            self._next_resync = now + RESYNC_INTERVAL
+            self._dispatch_job_endings()
+            self.poller.wake.set()  # it sleeps until the next batch it knows is due: a new one may be sooner
         if self.settings.delete_remote_files and self.hygiene.due(now):
             self.workers.submit(Lane.COLLECT, ("hygiene",), self.hygiene.run_due)
         if self.seed_import.due(now):  # the seed script's batch_ids.txt, imported once
@@ -172,6 +228,12 @@ class Engine:
         if now >= self._next_heartbeat:
             self._beat(now)
         self._ping_watchdog(now)
+
+    def _dispatch_job_endings(self) -> None:
+        for job_id in self.store.finishable_job_ids():
+            self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.collector.finish_job, job_id))
+        for job_id in self.abandonment.due():  # `batchd abandon` asked; same key: never beside finish_job
+            self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.abandonment.end, job_id))
 
     def _dispatch_preparation(self) -> None:
         """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file;
@@ -214,12 +276,15 @@ class Engine:
             ready = self.intake.ready_files(sorted(names))  # and the closed files still settling
         self.intake.claim_all(ready)
 
+    def _watch(self) -> BaseObserver:
+        return start_observer(self.settings.pending, self.hints, self.settings.watch_mode, self.bell.ring)
+
     def _keep_watcher_alive(self) -> None:
         # watchdog's thread dies on some errors (e.g. the folder vanished); the rescan covers
         # the gap, and a fresh observer brings fast intake back.
-        if not self.observer.is_alive() and not self.flags.stop.is_set():
+        if self.observer is not None and not self.observer.is_alive() and not self.flags.stop.is_set():
             log.error("watcher_died", folder=str(self.settings.pending), action="restarting")
-            self.observer = start_observer(self.settings.pending, self.hints, self.settings.watch_mode)
+            self.observer = self._watch()
 
     def _beat(self, now: float) -> None:
         self._next_heartbeat = now + self.settings.heartbeat_interval
@@ -232,13 +297,15 @@ class Engine:
         beat = {
             "at": now,
             "pid": os.getpid(),
-            "watcher_alive": self.observer.is_alive(),
+            "watcher_alive": self.observer is not None and self.observer.is_alive(),
             "poller_alive": self.poller.is_alive(),
             "last_poll": self.poller.last_success,
             "account_blocked": self.holds.account_reason or None,
         }
-        self.store.set_fact("heartbeat", json.dumps(beat))
-        self.notifier.status(self._status_line())
+        with self.store.unsynced():
+            self.store.set_fact("heartbeat", json.dumps(beat))
+        if self.notifier.enabled:  # the line counts the open jobs: not worth it for nobody
+            self.notifier.status(self._status_line())
 
     def shutdown(self) -> None:
         """Stop intake, give running steps a moment, and leave the rest to the next start."""
@@ -246,11 +313,16 @@ class Engine:
         self.notifier.stopping()
         for endpoint in self.endpoints:
             endpoint.stop()
-        self.observer.stop()
+        if self.observer is not None:
+            self.observer.stop()
         self.workers.stop(SHUTDOWN_GRACE, self.flags.force)
         self.poller.wake.set()
-        self.poller.join(timeout=1.0)
-        self.observer.join(timeout=1.0)
+        if self.poller.is_alive():  # not started if start() failed
+            self.poller.join(timeout=1.0)
+        if self.observer is not None:
+            self.observer.join(timeout=1.0)
+        self.flags.stop.detach(self.bell)
+        self.bell.close()
         try:
             self.store.set_fact("heartbeat", json.dumps({"at": 0, "pid": os.getpid(), "stopped": True}))
         except STORAGE_ERRORS as exc:  # a full disk must not turn a clean stop into a crash

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from contextlib import ExitStack
 
+from daemon.clock import WALL_CLOCK
 from daemon.config import Settings
 from daemon.engine.main_loop import Engine
 from daemon.logs import get_logger
@@ -52,10 +53,11 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
         key_from=key.description,
     )
     flags = stack.enter_context(captured_signals(StopFlags()))
-    engine = Engine(settings, store, remote, flags, Notifier())
+    engine = Engine(settings, store, remote, flags, Notifier(), WALL_CLOCK)  # the one clock every timing rule reads
     try:
         engine.start()
-        engine.run()
+        with engine.bell.rung_by_signals():
+            engine.run()
     finally:
         engine.shutdown()
     return engine.exit_code

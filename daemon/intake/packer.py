@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,6 +35,7 @@ from typing import IO
 import orjson
 
 from daemon import crashpoints
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.intake.arrivals import small_arrivals
 from daemon.intake.claim import new_job_id
@@ -180,10 +180,18 @@ def _file_lines(path: Path) -> Iterator[bytes]:
 
 
 class Packer:
-    def __init__(self, settings: Settings, store: Store, batch_limits: BatchLimits, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        batch_limits: BatchLimits,
+        wake: Callable[[], None],
+        clock: Clock = WALL_CLOCK,
+    ) -> None:
         self.settings = settings
         self.store = store
-        self.quarantine = Quarantine(settings, store)
+        self.clock = clock  # the pack wait is measured by it
+        self.quarantine = Quarantine(settings, store, clock)
         self.limits = batch_limits
         self.wake = wake
         self.folder = settings.state / PACKS
@@ -220,7 +228,7 @@ class Packer:
         self.wake()
 
     def _linger(self, waiting: list[Part]) -> bool:
-        now = time.time()
+        now = self.clock.now()
         age = now - min(p.created_at for p in waiting)
         if age < self.settings.pack_wait and small_arrivals(self.settings, self.store, 1) > 0:
             return True
@@ -272,7 +280,7 @@ class Packer:
     def _record(self, pack: PackFile, first: Job) -> None:
         pack.seal()
         crashpoints.reach("packed")
-        now = time.time()
+        now = self.clock.now()
         folder = str(pack.path.parent)
         job = Job(pack.pack_id, f"pack of {len(pack.members)} inputs", "", "", JobState.ACTIVE, now, now)
         job.kind, job.result_dir, job.endpoint, job.model = PACK_KIND, folder, first.endpoint, first.model

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.recheck import InputChangedError
@@ -50,18 +51,25 @@ _NOT_THE_JOBS = (TransientError, AccountError, PermanentError, sqlite3.Error)
 class Quarantine:
     """Counts each job's failures in a row and sets a job aside when they reach the limit."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock = WALL_CLOCK) -> None:
         self.settings = settings
         self.store = store
+        self.clock = clock
         self._failures: dict[str, tuple[str, int]] = {}  # job id -> (error, failures in a row)
-        self._cooling: dict[str, float] = {}  # job id -> monotonic time before which it is not tried again
+        self._cooling: dict[str, float] = {}  # job id -> time (by the clock) before which it is not tried again
         self._lock = threading.Lock()
 
     def cooling(self, job_id: str) -> bool:
         """Whether a contained failure of this job was so recent that it should wait: a step that
         serves many jobs (packing, checking) runs again at once for the others, not for this one."""
         with self._lock:
-            return time.monotonic() < self._cooling.get(job_id, 0.0)
+            return self.clock.now() < self._cooling.get(job_id, 0.0)
+
+    def next_ready(self) -> float | None:
+        """When the next job's cooldown ends, by the clock; None if none is cooling."""
+        now = self.clock.now()
+        with self._lock:
+            return min((until for until in self._cooling.values() if until > now), default=None)
 
     def guard(self, job_id: str, step: str, work: Callable[[], T], *, contain: bool = False) -> T | None:
         """Run ``work`` for ``job_id``. A failure is counted and raised again (the caller's retry
@@ -90,7 +98,7 @@ class Quarantine:
         """Hold the job back like workers.Workers holds a failed step: 1 s, doubling up to a minute."""
         with self._lock:
             wait = min(MAX_COOLDOWN, 2.0 ** (self._failures.get(job_id, ("", 1))[1] - 1))
-            self._cooling[job_id] = time.monotonic() + wait
+            self._cooling[job_id] = self.clock.now() + wait
         return wait
 
     def _counted(self, job_id: str, step: str, exc: Exception) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +35,16 @@ class Hint:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, hints: queue.Queue[Hint | None]) -> None:
+    def __init__(self, hints: queue.Queue[Hint | None], on_hint: Callable[[], None]) -> None:
         self._hints = hints
+        self._on_hint = on_hint
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
             hint = _hint_for(event)
             if hint is not None:
                 self._hints.put_nowait(hint)
+                self._on_hint()
         except Exception:  # noqa: BLE001, S110 - an exception here would kill watchdog's thread; the rescan covers it
             pass
 
@@ -65,10 +68,13 @@ def _hint_for(event: FileSystemEvent) -> Hint | None:
     return None
 
 
-def start_observer(folder: Path, hints: queue.Queue[Hint | None], mode: str) -> BaseObserver:
-    """Start watching ``folder``; ``mode`` is auto, inotify or polling."""
+def start_observer(
+    folder: Path, hints: queue.Queue[Hint | None], mode: str, on_hint: Callable[[], None] = lambda: None
+) -> BaseObserver:
+    """Start watching ``folder``; ``mode`` is auto, inotify or polling; ``on_hint`` is called after each hint.
+    Only here do threads start: watchdog's observer constructors start their own."""
     observer = _make_observer(mode)
-    observer.schedule(_Handler(hints), str(folder), recursive=False, event_filter=WATCHED_EVENTS)
+    observer.schedule(_Handler(hints, on_hint), str(folder), recursive=False, event_filter=WATCHED_EVENTS)
     observer.start()
     return observer
 

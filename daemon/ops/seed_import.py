@@ -26,6 +26,7 @@ from pathlib import Path
 
 import orjson
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.claim import new_job_id
@@ -87,8 +88,11 @@ def parse_seed_file(text: str) -> tuple[list[SeedLine], list[tuple[int, str]]]:
 class SeedImport:
     """Looks for the seed script's file now and then, and imports it on a worker."""
 
-    def __init__(self, settings: Settings, store: Store, remote: BatchService, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, remote: BatchService, stop: threading.Event, clock: Clock = WALL_CLOCK
+    ) -> None:
         self.settings = settings
+        self.clock = clock  # the next look and a deferred import's retry are timed by it
         self.store = store
         self.remote = remote
         self.stop = stop
@@ -118,7 +122,7 @@ class SeedImport:
             try:
                 fact = self.record(data, digest)
             except (TransientError, AccountError) as exc:
-                self._next_look = time.time() + DEFER_WAIT
+                self._next_look = self.clock.now() + DEFER_WAIT
                 log.warning("seed_import_deferred", file=str(self.path), error=str(exc), retry_in=DEFER_WAIT)
                 return
         self._rename(float(orjson.loads(fact)["at"]))
@@ -128,7 +132,7 @@ class SeedImport:
         entries, problems = parse_seed_file(data.decode("utf-8", errors="replace"))
         # Copies of the inputs are made first, so the transaction holds the state only briefly.
         prepared = [(entry, batch, self._order(batch, entry)) for entry, batch in self._retrieve_new(entries, problems)]
-        now = time.time()
+        now = self.clock.now()
         fact = orjson.dumps({"at": now, "jobs": len(prepared), "skipped": len(problems)}).decode()
         with self.store.transaction():
             jobs = [self._add(entry, batch, order, now) for entry, batch, order in prepared]

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from daemon.doorbell import RingingEvent
+
 
 class StopFlags:
     def __init__(self) -> None:
-        self.stop = threading.Event()
+        self.stop = RingingEvent()  # setting it also wakes the main loop's sleep (see doorbell)
         self.force = threading.Event()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from daemon import crashpoints
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.quarantine import failed_place
@@ -67,12 +67,19 @@ def download_names(batch_id: str) -> tuple[str, str]:
 
 class Collector(PartSteps):
     def __init__(
-        self, settings: Settings, store: Store, remote: BatchService, holds: Holds, stop: threading.Event
+        self,
+        settings: Settings,
+        store: Store,
+        remote: BatchService,
+        holds: Holds,
+        stop: threading.Event,
+        *,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
-        super().__init__(settings, store, remote, holds, stop)
+        super().__init__(settings, store, remote, holds, stop, clock=clock)
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
-        self.verification = Verification(store, settings.verify_downloads_for)
+        self.verification = Verification(store, settings.verify_downloads_for, clock)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -85,7 +92,7 @@ class Collector(PartSteps):
                 self.holds.block_account(str(exc))
             delay = scheduled_delay(part.tries, getattr(exc, "retry_after", None))
             self.store.update_part(
-                part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=time.time() + delay
+                part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=self.clock.now() + delay
             )
             log.warning(
                 "download_retry_scheduled",
@@ -196,7 +203,7 @@ class Collector(PartSteps):
         attempt = next_attempt(self.store.parts(part.job_id), part.segment)  # a refitted segment has several
         new_path = Path(part.path).with_name(f"{part.segment}.{attempt}.jsonl")
         count, size = _write_unfinished(Path(part.path), new_path, ran)
-        now = time.time()
+        now = self.clock.now()
         with self.store.transaction():
             if count:
                 self.store.add_part(
@@ -257,7 +264,7 @@ class Collector(PartSteps):
         in_order = changed is None
         changed = changed or _resized(job)
         counts = merge(segments, folder / RESULTS_NAME)
-        now = time.time()
+        now = self.clock.now()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         summary["problems"] = problem_entries(self.store, parts)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")

@@ -24,6 +24,7 @@ from typing import IO, Any, NoReturn
 
 import orjson
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.errors import DaemonError
 from daemon.intake.line_reader import CEILING, LongLine, copy_line, is_blank, read_lines
 from daemon.intake.validation import iter_normalised
@@ -163,9 +164,10 @@ def _write_line(raw: bytes | LongLine, fh: IO[bytes], offset: int, out: IO[bytes
 class Verification:
     """Decides, per collection try, whether a batch's downloads are its results."""
 
-    def __init__(self, store: Store, window: float) -> None:
+    def __init__(self, store: Store, window: float, clock: Clock = WALL_CLOCK) -> None:
         self.store = store
         self.window = window
+        self.clock = clock  # the window runs by it
 
     def check(self, job: Job, part: Part, downloads: Downloads) -> bool:
         """True: verified. False: accepted with problems (recorded). Raises UnverifiedDownloadError: try again."""
@@ -178,7 +180,7 @@ class Verification:
             self.store.delete_fact(_SINCE + batch.id)  # verified after all: nothing left to time
             return True
         since = self._failed_since(batch.id)
-        if time.time() - since < self.window:
+        if self.clock.now() - since < self.window:
             self._reject(job, part, downloads, problems, since)
         self._accept(job, part, downloads, problems)
         return False
@@ -191,7 +193,7 @@ class Verification:
         recorded = self.store.fact(_SINCE + batch_id)
         if recorded is not None:
             return float(recorded)
-        now = time.time()
+        now = self.clock.now()
         self.store.set_fact(_SINCE + batch_id, repr(now))
         return now
 
@@ -205,7 +207,7 @@ class Verification:
             part=part.label,
             batch_id=downloads.batch.id,
             problems=problems,
-            accepted_in=round(since + self.window - time.time(), 1),
+            accepted_in=round(since + self.window - self.clock.now(), 1),
         )
         raise UnverifiedDownloadError(
             f"the downloads of batch {downloads.batch.id} did not add up: " + "; ".join(problems)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.refitter import Refitter
@@ -21,9 +22,17 @@ class PartSteps:
     """Base for the services that move one part a step forward, each step re-read from the state."""
 
     def __init__(
-        self, settings: Settings, store: Store, remote: BatchService, holds: Holds, stop: threading.Event
+        self,
+        settings: Settings,
+        store: Store,
+        remote: BatchService,
+        holds: Holds,
+        stop: threading.Event,
+        *,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.settings = settings
+        self.clock = clock  # retries and poll waits are scheduled by it
         self.store = store
         self.remote = remote
         self.holds = holds

@@ -36,7 +36,9 @@ log = get_logger(__name__)
 # the oldest would page through the newest batches again for every slice.
 MAX_PER_PASS = 100_000
 LIST_WHEN_AT_LEAST = 3  # below this, one retrieve per batch is no more calls than a list page
-MAX_IDLE_WAIT = 1.0  # re-check the state for new submissions at least this often
+# Between due batches the poller sleeps: the engine wakes it after every pass that may have changed the
+# state (a submission among them), and so do a webhook and the stop. This only bounds the sleep.
+MAX_IDLE_WAIT = 60.0
 # After a failed pass: 1 s, doubling, at most a minute (capped backoff, never a give-up).
 FIRST_ERROR_BACKOFF = 1.0
 ERROR_BACKOFF = 60.0

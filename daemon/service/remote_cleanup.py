@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.logs import get_logger
@@ -57,8 +58,11 @@ def remote_files_of(parts: list[Part]) -> list[tuple[str, str]]:
 
 
 class Hygiene:
-    def __init__(self, store: Store, remote: BatchService, holds: Holds, stop: threading.Event) -> None:
+    def __init__(
+        self, store: Store, remote: BatchService, holds: Holds, stop: threading.Event, clock: Clock = WALL_CLOCK
+    ) -> None:
         self.store = store
+        self.clock = clock  # deletions are due, and retried, by it
         self.remote = remote
         self.holds = holds
         self.stop = stop
@@ -68,13 +72,13 @@ class Hygiene:
 
     def run_due(self) -> None:
         """Delete the files that are due now (at most PER_PASS), on a worker."""
-        now = time.time()
+        now = self.clock.now()
         for item in self.store.due_remote_files(now, limit=PER_PASS):
             if self.stop.is_set():
                 return
-            wait = self.holds.account_wait(time.time())
+            wait = self.holds.account_wait(self.clock.now())
             if wait > 0:  # the account is blocked: do not add to the noise, try after the hold
-                self.store.update_remote_file(item.file_id, next_action_at=time.time() + wait)
+                self.store.update_remote_file(item.file_id, next_action_at=self.clock.now() + wait)
                 continue
             self._delete(item)
 
@@ -103,7 +107,9 @@ class Hygiene:
             self._give_up(item, error)
             return
         delay = scheduled_delay(item.tries, retry_after)
-        self.store.update_remote_file(item.file_id, tries=tries, last_error=error, next_action_at=time.time() + delay)
+        self.store.update_remote_file(
+            item.file_id, tries=tries, last_error=error, next_action_at=self.clock.now() + delay
+        )
         log.warning(
             "remote_file_delete_retry_scheduled",
             job_id=item.job_id,

@@ -9,7 +9,6 @@ adopted instead of creating another. Only then is the call made again.
 from __future__ import annotations
 
 import contextlib
-import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -66,7 +65,7 @@ class Submitter(PartSteps):
             self._reschedule(part_id, exc)
         except AccountError as exc:
             self.holds.block_account(str(exc))
-            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(time.time()))
+            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(self.clock.now()))
         except PermanentError as exc:
             self._give_up(part_id, job, str(exc))
         else:
@@ -80,12 +79,12 @@ class Submitter(PartSteps):
             return
         while not self.stop.is_set() and part.state != PartState.SUBMITTED and self._open(job):
             if job.abandoned:  # the abandonment ends the part; offer it to no step meanwhile
-                self.store.update_part(part.id, next_action_at=time.time() + ABANDONED_PART_HOLD)
+                self.store.update_part(part.id, next_action_at=self.clock.now() + ABANDONED_PART_HOLD)
                 return
             with self._turn(part, job):
                 wait = self._hold(part, job)
                 if wait > 0:
-                    self.store.update_part(part.id, next_action_at=time.time() + wait)
+                    self.store.update_part(part.id, next_action_at=self.clock.now() + wait)
                     return
                 self._step(part, job)
             part, job = self.store.part(part.id), self.store.job(job.id)
@@ -108,7 +107,7 @@ class Submitter(PartSteps):
         return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
 
     def _hold(self, part: Part, job: Job) -> float:
-        now = time.time()
+        now = self.clock.now()
         wait = self.holds.account_wait(now)
         if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
             wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
@@ -133,12 +132,12 @@ class Submitter(PartSteps):
     def _step(self, part: Part, job: Job) -> None:
         assert part.id is not None
         if part.state == PartState.READY:
-            self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=time.time())
+            self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=self.clock.now())
             self._upload(part)
         elif part.state == PartState.UPLOAD_INTENT:
             self._reconcile_upload(part)
         elif part.state == PartState.UPLOADED:
-            self.store.update_part(part.id, state=PartState.BATCH_INTENT, intent_at=time.time())
+            self.store.update_part(part.id, state=PartState.BATCH_INTENT, intent_at=self.clock.now())
             self._create(part, job)
         elif part.state == PartState.BATCH_INTENT:
             self._reconcile_batch(part, job)
@@ -193,7 +192,7 @@ class Submitter(PartSteps):
         self._record_batch(part, keep, adopted=True)
 
     def _record_batch(self, part: Part, batch: BatchInfo, *, adopted: bool) -> None:
-        now = time.time()
+        now = self.clock.now()
         wait = self.settings.first_poll_after
         self.store.update_part(
             part.id,
@@ -223,7 +222,9 @@ class Submitter(PartSteps):
         if not exc.ambiguous and part.state in _BEFORE_INTENT:
             self.store.update_part(part_id, state=_BEFORE_INTENT[part.state], intent_at=None)
         delay = scheduled_delay(part.tries, exc.retry_after)
-        self.store.update_part(part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=time.time() + delay)
+        self.store.update_part(
+            part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=self.clock.now() + delay
+        )
         log.warning(
             "submission_retry_scheduled",
             job_id=part.job_id,
@@ -237,7 +238,7 @@ class Submitter(PartSteps):
         # 401/403 are answered before anything is created, so the intent can be undone.
         part = self.store.part(part_id)
         state = _BEFORE_INTENT.get(part.state, part.state)
-        self.store.update_part(part_id, state=state, last_error=reason, next_action_at=time.time() + delay)
+        self.store.update_part(part_id, state=state, last_error=reason, next_action_at=self.clock.now() + delay)
 
     def _give_up(self, part_id: int, job: Job, reason: str) -> None:
         """The service refused this part for good (a 4xx): it ends, and its requests are reported."""

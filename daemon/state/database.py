@@ -53,6 +53,24 @@ class Database:
             finally:
                 self._depth -= 1
 
+    @contextmanager
+    def unsynced(self) -> Iterator[None]:
+        """Writes whose loss to a power cut costs nothing (the heartbeat, a liveness stamp): committed
+        without waiting for the disk, so an idle daemon does not wake the disk every few seconds. The
+        next synced commit takes them to the disk anyway."""
+        with self._lock:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")  # as schema.connect set it
+
+    def data_version(self) -> int:
+        """SQLite's count of commits by OTHER connections (another process: `batchd cancel`, `abandon`,
+        `retry`); the daemon's own threads share this one connection, so their writes leave it as it is."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def _insert(self, table: str, values: dict[str, Any]) -> int:
         cols = ",".join(values)
         marks = ",".join("?" * len(values))

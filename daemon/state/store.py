@@ -174,6 +174,13 @@ class Store(MetricsQueries, RemoteFileQueries, CreationQueries):
         rows = self._select(query, (over, over, *map(str, states), now))
         return [(int(r["id"]), bool(r["big"])) for r in rows]
 
+    def next_due_of(self, states: tuple[PartState, ...], after: float) -> float | None:
+        """The earliest next_action_at after ``after`` of the parts in ``states``: when the main loop next
+        has a step to hand out (one due already was handed out, or its worker says when it is done)."""
+        query = "SELECT MIN(next_action_at) AS due FROM parts WHERE state = ? AND next_action_at > ?"
+        dues = [self._select(query, (str(state), after))[0]["due"] for state in states]  # indexed, per state
+        return min((float(due) for due in dues if due is not None), default=None)
+
     def next_due(self, state: PartState) -> float | None:
         rows = self._select("SELECT MIN(next_action_at) AS due FROM parts WHERE state = ?", (str(state),))
         due = rows[0]["due"]

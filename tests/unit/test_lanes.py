@@ -26,6 +26,7 @@ SUBMIT = (PartState.READY,)
 @pytest.fixture(name="lanes")
 def lanes_fixture() -> Iterator[Lanes]:
     lanes = Lanes({Lane.SUBMIT: 1, Lane.BIG: 1, Lane.COLLECT: 1}, lambda size: Workers(size, lambda: None))
+    lanes.start()
     yield lanes
     lanes.stop(0.0, threading.Event())
 

@@ -1,7 +1,7 @@
 """The poller's and the holds' timing rules on a clock the test moves by hand: the poll wait that
-doubles up to ``poll_interval``, the wait after a garbled reply, the back-off after a failed pass, and
-when account and model holds end. The emulator runs on the same clock, so a batch ends when the test
-says so, and no test waits for real time."""
+doubles up to ``poll_interval``, the wait after a garbled reply, the back-off after a failed pass, the
+stuck threshold, and when account and model holds end. The emulator runs on the same clock, so a batch
+ends when the test says so, and no test waits for real time."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
@@ -140,3 +141,38 @@ def test_a_full_model_queue_holds_that_model_for_the_retry_time(polled: Polled) 
     assert holds.model_wait("gpt-4o-mini", 10, 0, start) == TOKEN_LIMIT_RETRY
     assert holds.model_wait("gpt-4o", 10, 0, start) == 0.0, "other models go on"
     assert holds.model_wait("gpt-4o-mini", 10, 0, polled.clock.advance(TOKEN_LIMIT_RETRY)) == 0.0
+
+
+def test_a_batch_stuck_in_validating_is_reported_once_when_it_passes_the_threshold(tmp_path: Path) -> None:
+    """poll_once(now) on the fake clock: quiet up to ``stuck_validating_after`` seconds, then one warning."""
+    clock, limit = FakeClock(), 100.0
+    timing = EmulatorSettings(validating_seconds=RUNNING, data_dir=tmp_path / "emulator")
+    with EmulatorServer(timing, clock=clock) as emulator:
+        settings = Settings(
+            root=tmp_path,
+            base_url=emulator.base_url,
+            first_poll_after=1.0,
+            poll_interval=8.0,
+            stuck_validating_after=limit,
+        )
+        (tmp_path / "state").mkdir()
+        store = Store(tmp_path / "state" / folders.DB_NAME)
+        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0)
+        store.add_job(Job("j1", "in.jsonl", "in.jsonl", "in.jsonl", JobState.ACTIVE, clock.now(), clock.now()))
+        created = clock.now()
+        batch_id = _running_batch(emulator)
+        store.add_part(Part("j1", 0, 0, "p", 1, 1, 10, 3, PartState.SUBMITTED, created, created, batch_id=batch_id))
+        poller = Poller(settings, store, remote, Holds(store, clock), threading.Event(), lambda: None, clock=clock)
+        warned_at: list[float] = []
+        with capture_logs() as captured:
+            for _ in range(40):  # 40 polls, 8 s apart at most: well past the threshold
+                poller.poll_once(clock.now())
+                if any(e["event"] == "batch_stuck" for e in captured) and not warned_at:
+                    warned_at.append(clock.now())
+                due = store.next_due(PartState.SUBMITTED)
+                assert due is not None
+                clock.advance(due - clock.now())
+        remote.close()
+        store.close()
+    assert [e["status"] for e in captured if e["event"] == "batch_stuck"] == ["validating"]
+    assert len(warned_at) == 1 and limit < warned_at[0] - created <= limit + settings.poll_interval
