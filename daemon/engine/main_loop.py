@@ -77,7 +77,11 @@ class Engine:
         self.bell = Doorbell()
         flags.stop.attach(self.bell)
         self.holds = Holds(store, clock)
-        self.intake = Intake(settings.pending, settings.state, store, settings.min_file_age, settings.settle_seconds)
+        # The wall clock stays out: quiet periods are measured on the monotonic clock (see Intake).
+        intake_clock = None if clock is WALL_CLOCK else clock
+        self.intake = Intake(
+            settings.pending, settings.state, store, settings.min_file_age, settings.settle_seconds, intake_clock
+        )
         self.submitter = Submitter(settings, store, remote, self.holds, flags.stop, clock=clock)
         self.collector = Collector(settings, store, remote, self.holds, flags.stop, clock=clock)
         self.hygiene = Hygiene(store, remote, self.holds, flags.stop, clock)

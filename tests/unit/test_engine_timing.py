@@ -16,9 +16,10 @@ import pytest
 
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer
-from daemon.engine.main_loop import MIN_PASS_GAP, Engine
+from daemon.engine.main_loop import MIN_PASS_GAP, SETTLE_LOOK, Engine
 from daemon.intake.packer import Packer
 from daemon.intake.preparer import batch_limits
+from daemon.intake.watcher import Hint
 from daemon.lanes import Lane
 from daemon.ops.signals import StopFlags
 from daemon.service.credentials import KeySource
@@ -115,6 +116,20 @@ def test_a_waiting_small_input_wakes_the_loop_when_its_pack_wait_may_be_over(rig
     _part(rig.store, rig.clock, PartState.WAITING, due_in=0.0)
     rig.engine.run_once(rig.clock.now())
     assert rig.engine.wake_time(rig.clock.now()) == rig.clock.now() + max(PACK_WAIT, MIN_PASS_GAP)
+
+
+def test_a_closed_file_is_claimed_once_quiet_for_settle_seconds_and_the_loop_looks_again_meanwhile(rig: Rig) -> None:
+    path = rig.settings.pending / "append.jsonl"
+    path.write_text(request_line("a") + "\n", encoding="utf-8")
+    rig.engine.hints.put(Hint(path, complete=True, closed=True))  # the writer closed it: it may append again
+    start = rig.clock.now()
+    rig.engine.run_once(start)
+    assert rig.store.job_ids(JobState.CLAIMED) == []
+    settle = rig.settings.settle_seconds
+    assert rig.engine.wake_time(start) == start + min(max(settle / 4, MIN_PASS_GAP), SETTLE_LOOK)
+    rig.clock.advance(settle)
+    rig.engine.run_once(rig.clock.now())
+    assert len(rig.store.job_ids(JobState.CLAIMED)) == 1
 
 
 def test_a_failed_step_cools_down_by_the_clock_and_the_loop_wakes_when_it_ends(rig: Rig) -> None:
