@@ -135,6 +135,7 @@ class Harness:
         if self.engine is None:
             return
         self.flags.stop.set()
+        self.engine.wake()  # the loop sees the stop now, not at the end of its wait
         assert self.thread is not None
         self.thread.join(10)
         self.engine.shutdown()

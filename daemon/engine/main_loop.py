@@ -154,7 +154,7 @@ class Engine:
         if self.packer.due():
             self.workers.submit(("packer",), self.packer.run)
         for part_id in self.store.due_part_ids(SUBMIT_STATES, now):
-            self.workers.submit(("part", part_id), partial(self.submitter.advance, part_id))
+            self.workers.submit(("part", part_id), partial(self._submit, part_id))
         for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
             self.workers.submit(("part", part_id), partial(self.collector.collect_part, part_id))
         for job_id in self.store.finishable_job_ids():
@@ -169,6 +169,11 @@ class Engine:
         if now >= self._next_heartbeat:
             self._beat(now)
         self._ping_watchdog(now)
+
+    def _submit(self, part_id: int) -> None:
+        self.submitter.advance(part_id)
+        # A batch just created is first polled after first_poll_after, not at the poller's next idle look.
+        self.poller.wake.set()
 
     def _dispatch_preparation(self) -> None:
         """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file.
