@@ -22,12 +22,12 @@ demo: $(BIN)/batchd
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
 
 # One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
-# The slow tiers mostly wait on the daemon and the emulator, so they run on WORKERS processes (pytest-xdist).
+# Every tier mostly waits on the daemon and the emulator, so each runs on WORKERS processes (pytest-xdist).
 WORKERS ?= 2
 test: test-fast test-integration test-system
 
 test-fast: $(BIN)/batchd
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
 
 test-integration: $(BIN)/batchd
 	$(BIN)/python -m pytest -n $(WORKERS) tests/integration
