@@ -22,15 +22,19 @@ demo: $(BIN)/batchd
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
 
 # One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
-# Every tier mostly waits on the daemon and the emulator, so each runs on WORKERS processes (pytest-xdist).
+# Each tier runs on several pytest-xdist processes. The unit and integration tests mostly wait on the
+# daemon and the emulator (the integration tier uses a tenth of a core per test), so the integration
+# tier runs twice as many processes as there are cores; the system tier starts a daemon process per
+# step (each import of the SDK costs half a second of CPU), so it runs one per core.
 WORKERS ?= 2
+INTEGRATION_WORKERS ?= 4
 test: test-fast test-integration test-system
 
 test-fast: $(BIN)/batchd
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
 
 test-integration: $(BIN)/batchd
-	$(BIN)/python -m pytest -n $(WORKERS) tests/integration
+	$(BIN)/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
 
 test-system: $(BIN)/batchd
 	$(BIN)/python -m pytest -n $(WORKERS) tests/system
