@@ -22,12 +22,13 @@ demo: $(BIN)/batchd
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
 
 # One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
-# Each tier runs on several pytest-xdist processes. The unit and integration tests mostly wait on the
-# daemon and the emulator (the integration tier uses a tenth of a core per test), so the integration
-# tier runs twice as many processes as there are cores; the system tier starts a daemon process per
-# step (each import of the SDK costs half a second of CPU), so it runs one per core.
+# Each tier runs on several pytest-xdist processes, sized by how much of a test is waiting: an
+# integration test waits on the daemon and the emulator nine tenths of its time (4 processes on 2 cores);
+# a system test starts a daemon process per step, each import of the SDK half a second of CPU, and
+# waits about half its time (3 processes on 2 cores).
 WORKERS ?= 2
 INTEGRATION_WORKERS ?= 4
+SYSTEM_WORKERS ?= 3
 test: test-fast test-integration test-system
 
 test-fast: $(BIN)/batchd
@@ -37,7 +38,7 @@ test-integration: $(BIN)/batchd
 	$(BIN)/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
 
 test-system: $(BIN)/batchd
-	$(BIN)/python -m pytest -n $(WORKERS) tests/system
+	$(BIN)/python -m pytest -n $(SYSTEM_WORKERS) tests/system
 
 lint: $(BIN)/batchd
 	$(BIN)/ruff check .
