@@ -22,18 +22,23 @@ demo: $(BIN)/batchd
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
 
 # One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
-# The slow tiers mostly wait on the daemon and the emulator, so they run on WORKERS processes (pytest-xdist).
+# Each tier runs on several pytest-xdist processes, sized by how much of a test is waiting: an
+# integration test waits on the daemon and the emulator nine tenths of its time (4 processes on 2 cores);
+# a system test starts a daemon process per step, each import of the SDK half a second of CPU, and
+# waits about half its time (3 processes on 2 cores).
 WORKERS ?= 2
+INTEGRATION_WORKERS ?= 4
+SYSTEM_WORKERS ?= 3
 test: test-fast test-integration test-system
 
 test-fast: $(BIN)/batchd
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
 
 test-integration: $(BIN)/batchd
-	$(BIN)/python -m pytest -n $(WORKERS) tests/integration
+	$(BIN)/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
 
 test-system: $(BIN)/batchd
-	$(BIN)/python -m pytest -n $(WORKERS) tests/system
+	$(BIN)/python -m pytest -n $(SYSTEM_WORKERS) tests/system
 
 lint: $(BIN)/batchd
 	$(BIN)/ruff check .

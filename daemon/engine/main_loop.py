@@ -217,7 +217,7 @@ class Engine:
         if self.packer.due():
             self.workers.submit(Lane.SUBMIT, ("packer",), self.packer.run)
         for lane, part_id in self.router.submission(SUBMIT_STATES, now):
-            self.workers.submit(lane, ("part", part_id), partial(self.submitter.advance, part_id))
+            self.workers.submit(lane, ("part", part_id), partial(self._submit, part_id))
         for part_id in self.store.due_part_ids((PartState.FINISHED,), now):
             self.workers.submit(Lane.COLLECT, ("part", part_id), partial(self.collector.collect_part, part_id))
         if changed:
@@ -238,6 +238,11 @@ class Engine:
             self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.collector.finish_job, job_id))
         for job_id in self.abandonment.due():  # `batchd abandon` asked; same key: never beside finish_job
             self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.abandonment.end, job_id))
+
+    def _submit(self, part_id: int) -> None:
+        self.submitter.advance(part_id)
+        # A batch just created is first polled after first_poll_after, not at the poller's next idle look.
+        self.poller.wake.set()
 
     def _dispatch_preparation(self) -> None:
         """Claimed jobs go to the workers in chunks: one commit per chunk, not one per small file;
