@@ -25,7 +25,7 @@ from daemon.errors import MalformedReplyError
 from daemon.logs import get_logger
 from daemon.providers import AuthStyle, Profile
 from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
-from daemon.service.credentials import KeySource
+from daemon.service.credentials import KeySource, find_profile_key
 from daemon.service.reply_checks import checked_batch, checked_file, is_id, is_int, metadata_readable, page_items
 from daemon.service.sdk_errors import classify, counted
 from daemon.state.fileops import atomic_writer
@@ -133,6 +133,11 @@ class OpenAIService:
             key, profile.base_url, timeout, http_client, auth=profile.auth, api_version=profile.api_version
         )
         return cls(client)
+
+    @classmethod
+    def connect_to(cls, profile: Profile, timeout: float) -> OpenAIService:
+        """The service of ``profile``, with its key looked up where the profile says."""
+        return cls.for_profile(profile, find_profile_key(profile), timeout)
 
     def close(self) -> None:
         self.client.close()
