@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 from daemon import crashpoints, limits
 from daemon.errors import ConfigError
 from daemon.pricing import DEFAULT_PRICES, ModelPrice, parse_prices
+from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, parse_profiles
 
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
@@ -105,6 +106,8 @@ class Settings:
     # A batch still running this long after it was submitted is cancelled and treated like an
     # expired one. None: the completion window plus 6 h (a service that never expires batches).
     max_batch_age: float | None = None
+    # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
+    providers: Mapping[str, Profile] = field(default_factory=dict)
 
     def path(self, name: str) -> Path:
         """Return the absolute path of one of the folders (e.g. ``"pending_dir"``)."""
@@ -131,6 +134,11 @@ class Settings:
         return self.path("state_dir")
 
     @property
+    def default_profile(self) -> Profile:
+        """The profile for inputs at the top of the drop zone: ``[providers.default]``, else OpenAI."""
+        return self.providers.get(DEFAULT_PROFILE) or openai_default_profile(self.base_url)
+
+    @property
     def batch_age_limit(self) -> float:
         """Seconds a batch may run before batchd cancels it (``max_batch_age``)."""
         if self.max_batch_age is not None:
@@ -155,7 +163,9 @@ def load_settings(
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if "base_url" not in raw and (environ or os.environ).get("OPENAI_BASE_URL"):
         raw["base_url"] = (environ or os.environ)["OPENAI_BASE_URL"]
+    tables = raw.pop("providers", {})
     settings = Settings(**{key: _convert(key, value) for key, value in raw.items()})
+    settings = dataclasses.replace(settings, providers=_as_providers(tables, settings.base_url))
     validate(settings)
     return settings
 
@@ -198,6 +208,12 @@ def _convert(key: str, value: Any) -> Any:
         return _CONVERTERS.get(str(kind), _as_is)(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {key!r}: {exc}") from None
+
+
+def _as_providers(tables: Any, base_url: str | None) -> dict[str, Profile]:
+    if isinstance(tables, str):  # from BATCHD_PROVIDERS
+        raise ConfigError("providers can be set only in the config file, as [providers.NAME] tables")
+    return parse_profiles(tables, base_url)
 
 
 def _as_is(value: Any) -> Any:

@@ -123,7 +123,7 @@ class Harness:
         self.lock.acquire()
         self.store = Store(self.settings.state / folders.DB_NAME)
         key = KeySource("test key", value=TEST_KEY)
-        self.remote = OpenAIService.connect(key, self.settings.base_url, self.settings.request_timeout)
+        self.remote = OpenAIService.for_profile(self.settings.default_profile, key, self.settings.request_timeout)
         self.flags = StopFlags()
         self.engine = Engine(self.settings, self.store, self.remote, self.flags)
         self.engine.start()

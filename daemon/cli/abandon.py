@@ -23,7 +23,6 @@ from daemon.logs import get_logger
 from daemon.results.abandonment import Abandonment
 from daemon.results.collector import Collector
 from daemon.service.batch_service import BatchService
-from daemon.service.credentials import find_key_source
 from daemon.service.holds import Holds
 from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
@@ -43,7 +42,7 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
         jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id) and j.kind == INPUT_KIND]
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
-        remote = OpenAIService.connect(find_key_source(), settings.base_url, settings.request_timeout)
+        remote = OpenAIService.connect_to(settings.default_profile, settings.request_timeout)
         try:
             for job in jobs:
                 _request(store, remote, job, cancel=cancel)

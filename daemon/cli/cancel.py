@@ -11,7 +11,6 @@ from daemon.display import printable
 from daemon.errors import DaemonError, PermanentError, TransientError
 from daemon.logs import get_logger
 from daemon.service.batch_service import BatchService
-from daemon.service.credentials import find_key_source
 from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.rows import Job
@@ -27,7 +26,7 @@ def cancel_job(settings: Settings, name: str) -> int:
         jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id)]
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
-        remote = OpenAIService.connect(find_key_source(), settings.base_url, settings.request_timeout)
+        remote = OpenAIService.connect_to(settings.default_profile, settings.request_timeout)
         try:
             refused = [job for job in jobs if not cancel_one(store, remote, job)]
         finally:

@@ -354,7 +354,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
     from daemon.cli.recover import recover_state  # noqa: PLC0415
     from daemon.engine.runner import emulated  # noqa: PLC0415
-    from daemon.service.credentials import emulator_key_source, find_key_source  # noqa: PLC0415
+    from daemon.providers import openai_default_profile  # noqa: PLC0415
+    from daemon.service.credentials import emulator_key_source  # noqa: PLC0415
     from daemon.service.openai_service import OpenAIService  # noqa: PLC0415
 
     settings = settings_from(args)
@@ -362,8 +363,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         if args.emulator:
             settings = stack.enter_context(emulated(settings))
-        key = emulator_key_source() if args.emulator else find_key_source()
-        remote = OpenAIService.connect(key, settings.base_url, settings.request_timeout)
+            remote = OpenAIService.for_profile(
+                openai_default_profile(settings.base_url), emulator_key_source(), settings.request_timeout
+            )
+        else:
+            remote = OpenAIService.connect_to(settings.default_profile, settings.request_timeout)
         stack.callback(remote.close)
         done = recover_state(settings, remote, args.since_days)
     print("\n".join(done.lines()))

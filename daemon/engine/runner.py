@@ -12,7 +12,8 @@ from daemon.logs import get_logger
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.signals import StopFlags, captured_signals
-from daemon.service.credentials import KeySource, emulator_key_source, find_key_source
+from daemon.providers import Profile, openai_default_profile
+from daemon.service.credentials import KeySource, emulator_key_source, find_profile_key
 from daemon.service.openai_service import OpenAIService
 from daemon.state import folders
 from daemon.state.store import Store
@@ -24,10 +25,11 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
     with ExitStack() as stack:
         if emulator:
             settings = stack.enter_context(_emulated(settings))
-            key = emulator_key_source()
+            profile, key = openai_default_profile(settings.base_url), emulator_key_source()
         else:
-            key = find_key_source()
-        return _serve(settings, key, stack)
+            profile = settings.default_profile
+            key = find_profile_key(profile)
+        return _serve(settings, profile, key, stack)
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
@@ -36,7 +38,7 @@ def emulated(settings: Settings) -> _emulated:
     return _emulated(settings)
 
 
-def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
+def _serve(settings: Settings, profile: Profile, key: KeySource, stack: ExitStack) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
@@ -44,12 +46,13 @@ def _serve(settings: Settings, key: KeySource, stack: ExitStack) -> int:
     refuse_lost_state(settings)
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
-    remote = OpenAIService.connect(key, settings.base_url, settings.request_timeout)
+    remote = OpenAIService.for_profile(profile, key, settings.request_timeout)
     stack.callback(remote.close)
     log.info(
         "daemon_starting",
         root=str(settings.root),
-        api=settings.base_url or "https://api.openai.com/v1",
+        api=profile.base_url or "https://api.openai.com/v1",
+        provider=profile.kind,
         key_from=key.description,
     )
     flags = stack.enter_context(captured_signals(StopFlags()))

@@ -6,16 +6,23 @@ request, so a corrected key file takes effect without a restart.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.errors import CredentialError
+from daemon.providers import ENTRA_EXTRA, ENTRA_MODULE, OPENAI_KEYS, KeyLookup, Profile
 from daemon.redaction import remember_secret
 
 CREDENTIAL_NAME = "openai-api-key"
 WEBHOOK_CREDENTIAL_NAME = "openai-webhook-secret"
+WEBHOOK_KEYS = KeyLookup(
+    credential=WEBHOOK_CREDENTIAL_NAME, file_env="OPENAI_WEBHOOK_SECRET_FILE", env="OPENAI_WEBHOOK_SECRET"
+)
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 EMULATOR_KEY = "emulator-key"  # a placeholder the emulator accepts; it unlocks nothing real
 
 
@@ -28,6 +35,7 @@ class KeySource:
     # repr=False keeps the key out of every log line and traceback that prints this object.
     value: str | None = None
     what: str = "API key"  # named in error messages: the same reader serves the webhook secret
+    fetch: Callable[[], str] | None = None  # a token provider (Microsoft Entra ID), asked on every read
 
     def __repr__(self) -> str:
         return f"KeySource({self.description})"
@@ -39,6 +47,8 @@ class KeySource:
         return key
 
     def _read(self) -> str:
+        if self.fetch is not None:
+            return self.fetch()
         if self.file is None:
             return self.value or ""
         try:
@@ -51,22 +61,43 @@ class KeySource:
 
 
 def find_key_source(environ: Mapping[str, str] | None = None) -> KeySource:
-    """Return the first configured key source, or raise CredentialError saying how to set one."""
-    env = os.environ if environ is None else environ
+    """Return the first configured OpenAI key source, or raise CredentialError saying how to set one."""
+    source = _found(OPENAI_KEYS, os.environ if environ is None else environ, "API key")
+    if source is None:
+        raise CredentialError(
+            "no OpenAI API key: set OPENAI_API_KEY, or OPENAI_API_KEY_FILE to a file holding the key, "
+            f"or a systemd credential named {CREDENTIAL_NAME}; "
+            "to try batchd without a key, run `batchd run --emulator`"
+        )
+    return source
+
+
+def find_profile_key(profile: Profile, environ: Mapping[str, str] | None = None) -> KeySource:
+    """The key (or Entra ID token) source of a provider profile, looked up where the profile says."""
+    if profile.auth == "entra":
+        return KeySource("Microsoft Entra ID token", fetch=entra_token_provider(), what="Entra ID token")
+    if profile.keys == OPENAI_KEYS:
+        return find_key_source(environ)
+    source = _found(profile.keys, os.environ if environ is None else environ, "API key")
+    if source is None:
+        raise CredentialError(
+            f"no API key for provider profile {profile.name}: set {profile.keys.described()} "
+            f"(named in [providers.{profile.name}] as key_env, key_file_env, key_credential)"
+        )
+    return source
+
+
+def _found(lookup: KeyLookup, env: Mapping[str, str], what: str) -> KeySource | None:
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
-        path = Path(cred_dir) / CREDENTIAL_NAME
-        return _checked(KeySource(f"systemd credential {CREDENTIAL_NAME}", file=path))
-    if env.get("OPENAI_API_KEY_FILE"):
-        path = Path(env["OPENAI_API_KEY_FILE"])
-        return _checked(KeySource(f"OPENAI_API_KEY_FILE={path}", file=path))
-    if env.get("OPENAI_API_KEY", "").strip():
-        return KeySource("OPENAI_API_KEY", value=env["OPENAI_API_KEY"].strip())
-    raise CredentialError(
-        "no OpenAI API key: set OPENAI_API_KEY, or OPENAI_API_KEY_FILE to a file holding the key, "
-        f"or a systemd credential named {CREDENTIAL_NAME}; "
-        "to try batchd without a key, run `batchd run --emulator`"
-    )
+    if lookup.credential and cred_dir and (Path(cred_dir) / lookup.credential).is_file():
+        path = Path(cred_dir) / lookup.credential
+        return _checked(KeySource(f"systemd credential {lookup.credential}", file=path, what=what))
+    if lookup.file_env and env.get(lookup.file_env):
+        path = Path(env[lookup.file_env])
+        return _checked(KeySource(f"{lookup.file_env}={path}", file=path, what=what))
+    if lookup.env and env.get(lookup.env, "").strip():
+        return KeySource(lookup.env, value=env[lookup.env].strip(), what=what)
+    return None
 
 
 def _checked(source: KeySource) -> KeySource:
@@ -76,18 +107,17 @@ def _checked(source: KeySource) -> KeySource:
 
 def find_webhook_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
     """The webhook signing secret's source, looked up like the API key; None when none is set."""
-    env = os.environ if environ is None else environ
-    what = "webhook signing secret"
-    cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / WEBHOOK_CREDENTIAL_NAME).is_file():
-        path = Path(cred_dir) / WEBHOOK_CREDENTIAL_NAME
-        return _checked(KeySource(f"systemd credential {WEBHOOK_CREDENTIAL_NAME}", file=path, what=what))
-    if env.get("OPENAI_WEBHOOK_SECRET_FILE"):
-        path = Path(env["OPENAI_WEBHOOK_SECRET_FILE"])
-        return _checked(KeySource(f"OPENAI_WEBHOOK_SECRET_FILE={path}", file=path, what=what))
-    if env.get("OPENAI_WEBHOOK_SECRET", "").strip():
-        return KeySource("OPENAI_WEBHOOK_SECRET", value=env["OPENAI_WEBHOOK_SECRET"].strip(), what=what)
-    return None
+    return _found(WEBHOOK_KEYS, os.environ if environ is None else environ, "webhook signing secret")
+
+
+def entra_token_provider() -> Callable[[], str]:
+    """Microsoft Entra ID tokens for Azure OpenAI, refreshed by azure-identity before they expire."""
+    try:
+        identity: Any = importlib.import_module(ENTRA_MODULE)
+    except ImportError:
+        raise CredentialError(f"auth = entra needs the azure-identity package: pip install '{ENTRA_EXTRA}'") from None
+    provider: Callable[[], str] = identity.get_bearer_token_provider(identity.DefaultAzureCredential(), ENTRA_SCOPE)
+    return provider
 
 
 def emulator_key_source() -> KeySource:

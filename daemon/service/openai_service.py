@@ -23,8 +23,9 @@ from openai.types import Batch
 from daemon import crashpoints
 from daemon.errors import MalformedReplyError
 from daemon.logs import get_logger
+from daemon.providers import AuthStyle, Profile
 from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
-from daemon.service.credentials import KeySource
+from daemon.service.credentials import KeySource, find_profile_key
 from daemon.service.reply_checks import checked_batch, checked_file, is_id, is_int, metadata_readable, page_items
 from daemon.service.sdk_errors import classify, counted
 from daemon.state.fileops import atomic_writer
@@ -39,16 +40,41 @@ LIST_PAGE = 100  # the most batches.list returns per call
 
 
 def build_client(
-    key: KeySource, base_url: str | None, timeout: float, http_client: httpx2.Client | None = None
+    key: KeySource,
+    base_url: str | None,
+    timeout: float,
+    http_client: httpx2.Client | None = None,
+    *,
+    auth: AuthStyle = "bearer",
+    api_version: str | None = None,
 ) -> openai.OpenAI:
-    """``http_client`` lets the conformance test watch every response; the SDK's default otherwise."""
+    """``http_client`` lets the conformance test watch every response; the SDK's default otherwise.
+
+    ``auth="api-key"`` sends the key as Azure's ``api-key`` header and no Bearer; ``api_version``
+    (Azure's api-version form) goes on every request's query.
+    """
+    if auth == "api-key":
+        http_client = with_api_key_header(http_client or openai.DefaultHttpxClient(), key)
     return openai.OpenAI(
         api_key=key.read,  # a callable: read before each request, so a fixed key file just works
         base_url=base_url,
         max_retries=0,
         timeout=httpx2.Timeout(timeout, connect=10.0),
         http_client=http_client,
+        default_query={"api-version": api_version} if api_version else None,
     )
+
+
+def with_api_key_header(client: httpx2.Client, key: KeySource) -> httpx2.Client:
+    """``client``, sending the key (read before each request) as ``api-key`` instead of a Bearer token."""
+
+    def swap(request: httpx2.Request) -> None:
+        request.headers.pop("Authorization", None)
+        request.headers["api-key"] = key.read()
+
+    hooks = client.event_hooks
+    client.event_hooks = {**hooks, "request": [*hooks.get("request", []), swap]}
+    return client
 
 
 def translated(call: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -97,6 +123,21 @@ class OpenAIService:
     ) -> OpenAIService:
         """The service over a client built by ``build_client``."""
         return cls(build_client(key, base_url, timeout, http_client))
+
+    @classmethod
+    def for_profile(
+        cls, profile: Profile, key: KeySource, timeout: float, http_client: httpx2.Client | None = None
+    ) -> OpenAIService:
+        """The service a provider profile names: its URL, auth header style and api-version."""
+        client = build_client(
+            key, profile.base_url, timeout, http_client, auth=profile.auth, api_version=profile.api_version
+        )
+        return cls(client)
+
+    @classmethod
+    def connect_to(cls, profile: Profile, timeout: float) -> OpenAIService:
+        """The service of ``profile``, with its key looked up where the profile says."""
+        return cls.for_profile(profile, find_profile_key(profile), timeout)
 
     def close(self) -> None:
         self.client.close()
