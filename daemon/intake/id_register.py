@@ -29,8 +29,8 @@ class IdRegister:
 
     def __init__(self, hasher: Callable[[str], int] = hash) -> None:
         self._hasher = hasher  # replaceable so tests can make different ids share a hash
-        self._keys = array("Q", bytes(8 * _START))  # 0: an empty slot
-        self._lines = array("I", bytes(4 * _START))
+        self._keys = array("Q", [0]) * _START  # 0: an empty slot
+        self._lines = array("I", [0]) * _START
         self._used = 0
         self.candidates = array("Q")  # lines whose id's hash was seen before, in order
         self._earlier = array("Q")  # per candidate, the first line with that hash
@@ -86,8 +86,8 @@ class IdRegister:
     def _grow(self) -> None:
         old_keys, old_lines = self._keys, self._lines
         size = 2 * len(old_keys)
-        keys = array("Q", bytes(8 * size))
-        lines = array(old_lines.typecode, bytes(old_lines.itemsize * size))
+        keys = array("Q", [0]) * size  # no temporary bytes beside it
+        lines = array(old_lines.typecode, [0]) * size
         mask = size - 1
         for key, line_no in zip(old_keys, old_lines, strict=True):
             if key:
