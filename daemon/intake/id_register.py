@@ -20,45 +20,54 @@ import orjson
 from daemon.intake.line_reader import CHUNK, LineSource
 
 _START = 1 << 10  # slots; a power of two
-_KEY_BITS = (1 << 64) - 1
-_SMALL_LINES = (1 << 32) - 1  # line numbers are kept in 4 bytes until a file has more lines
+# Each growth moves every id in Python, which costs about as much as adding it: up to this size the
+# table grows 4-fold (fewer moves), beyond it 2-fold (less room left unused).
+_QUICK_GROWTH_BELOW = 1 << 20
 
 
 class IdRegister:
     """The hashes of the ids seen so far, with the first line of each, and the lines to settle."""
 
     def __init__(self, hasher: Callable[[str], int] = hash) -> None:
-        self._hasher = hasher  # replaceable so tests can make different ids share a hash
-        self._keys = array("Q", [0]) * _START  # 0: an empty slot
+        # A signed 64-bit hash, as hash() gives; replaceable so tests can make different ids share one.
+        self._hasher = hasher
+        self._keys = array("q", [0]) * _START  # 0: an empty slot
         self._lines = array("I", [0]) * _START
-        self._used = 0
+        self._mask = _START - 1
+        self._room = _START // 2  # ids until the table grows: at most half full, so a probe mostly ends at once
         self.candidates = array("Q")  # lines whose id's hash was seen before, in order
-        self._earlier = array("Q")  # per candidate, the first line with that hash
+        self.earlier = array("Q")  # per candidate, the first line with that hash
         self._counted = bytearray()  # per candidate, 1 if its line was counted as a request
 
     def add(self, custom_id: str, line_no: int) -> bool:
         """Record ``custom_id`` on ``line_no``; False if its hash was seen before (a candidate)."""
-        key = (self._hasher(custom_id) & _KEY_BITS) or 1
-        keys, mask = self._keys, len(self._keys) - 1
+        key = self._hasher(custom_id) or 1
+        keys, mask = self._keys, self._mask
         slot = key & mask
-        while (found := keys[slot]) != 0:
+        while found := keys[slot]:
             if found == key:
-                self.candidates.append(line_no)
-                self._earlier.append(self._lines[slot])
-                self._counted.append(0)
-                return False
+                return self._add_candidate(line_no, slot)
             slot = (slot + 1) & mask
-        if line_no > _SMALL_LINES and self._lines.typecode == "I":
+        keys[slot] = key
+        try:
+            self._lines[slot] = line_no
+        except OverflowError:  # past line 4,294,967,295: lines take 8 bytes from now on
             self._lines = array("Q", self._lines)
-        keys[slot], self._lines[slot] = key, line_no
-        self._used += 1
-        if 2 * self._used > len(keys):  # at most half full: a probe mostly ends at once
+            self._lines[slot] = line_no
+        self._room -= 1
+        if not self._room:
             self._grow()
         return True
 
+    def _add_candidate(self, line_no: int, slot: int) -> bool:
+        self.candidates.append(line_no)
+        self.earlier.append(self._lines[slot])
+        self._counted.append(0)
+        return False
+
     def count_candidate(self, line_no: int) -> None:
-        """Note that the candidate on ``line_no`` passed every other check (it was counted)."""
-        if self.candidates and self.candidates[-1] == line_no:
+        """Note that the last candidate, on ``line_no``, passed every other check (it was counted)."""
+        if self.candidates[-1] == line_no:
             self._counted[-1] = 1
 
     def was_counted(self, line_no: int) -> bool:
@@ -70,7 +79,7 @@ class IdRegister:
         if not self.candidates:
             return
         end = source.tell()
-        wanted = sorted({*self.candidates, *self._earlier})
+        wanted = sorted({*self.candidates, *self.earlier})
         first_use: dict[str, int] = {}
         try:
             # Every line with a candidate's hash is wanted (the first with it, and the candidates),
@@ -85,8 +94,8 @@ class IdRegister:
 
     def _grow(self) -> None:
         old_keys, old_lines = self._keys, self._lines
-        size = 2 * len(old_keys)
-        keys = array("Q", [0]) * size  # no temporary bytes beside it
+        size = len(old_keys) * (4 if len(old_keys) < _QUICK_GROWTH_BELOW else 2)
+        keys = array("q", [0]) * size  # no temporary bytes beside it
         lines = array(old_lines.typecode, [0]) * size
         mask = size - 1
         for key, line_no in zip(old_keys, old_lines, strict=True):
@@ -96,6 +105,7 @@ class IdRegister:
                     slot = (slot + 1) & mask
                 keys[slot], lines[slot] = key, line_no
         self._keys, self._lines = keys, lines
+        self._mask, self._room = mask, size // 2 - len(old_keys) // 2
 
 
 def lines_at(source: LineSource, start: int, wanted: Iterable[int]) -> Iterator[tuple[int, bytes]]:

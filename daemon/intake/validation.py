@@ -82,6 +82,7 @@ class LineChecker:
         self.limits = batch_limits
         self.findings = Findings()
         self._ids = IdRegister(id_hash)
+        self._candidate_line = 0  # the last line whose custom_id's hash was seen before
         self._endpoint_line = 0
         self._model_line = 0
 
@@ -131,7 +132,8 @@ class LineChecker:
         if self.findings.problem_count != before or custom_id is None or body is None:
             return None
         self.findings.requests += 1
-        self._ids.count_candidate(line_no)
+        if line_no == self._candidate_line:
+            self._ids.count_candidate(line_no)
         inputs = _embedding_inputs(body) if obj["url"] == limits.EMBEDDINGS_ENDPOINT else 0
         if inputs > self.limits.max_embedding_inputs:
             self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
@@ -146,7 +148,8 @@ class LineChecker:
         elif not value:
             self.findings.add(line_no, "custom_id is empty")
         else:
-            self._ids.add(value, line_no)  # a repeat is only known for sure after the pass (settle_ids)
+            if not self._ids.add(value, line_no):  # a repeat is only known for sure after the pass (settle_ids)
+                self._candidate_line = line_no
             return value
         return None
 

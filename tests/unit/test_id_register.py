@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.intake.id_register import lines_at
+from daemon.intake.id_register import IdRegister, lines_at
 from daemon.intake.validation import BatchLimits, Findings, HashingReader, LineChecker, iter_requests, validate_file
 
 
@@ -100,6 +100,29 @@ def test_settling_does_not_change_the_fingerprint(tmp_path: Path) -> None:
         assert checker.finish().problems == [(3, "custom_id 'a' is already used on line 1")]
         assert reader.hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
     assert validate_file(path).problems == [(3, "custom_id 'a' is already used on line 1")]
+
+
+def test_ids_are_kept_as_the_table_grows() -> None:
+    ids = [f"id{n}" for n in range(20_000)]  # past several growths of the table
+    findings = checked([line(cid) for cid in [*ids, "id0", "id19999", "id7"]])
+    assert findings.problems == [
+        (20_001, "custom_id 'id0' is already used on line 1"),
+        (20_002, "custom_id 'id19999' is already used on line 20000"),
+        (20_003, "custom_id 'id7' is already used on line 8"),
+    ]
+
+
+def test_line_numbers_past_four_billion_are_kept() -> None:
+    far = 5_000_000_000
+    register = IdRegister()
+    assert [register.add(cid, n) for n, cid in [(1, "a"), (far, "b"), (far + 1, "b"), (far + 2, "a")]] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert list(register.candidates) == [far + 1, far + 2]
+    assert list(register.earlier) == [far, 1], "the first line with each hash, exactly"
 
 
 def test_lines_at_numbers_lines_as_the_reader_does() -> None:
