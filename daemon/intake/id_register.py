@@ -1,12 +1,13 @@
 """A compact record of the custom_ids of one input, for the rule that each is used once.
 
 A dict of 500,000 ids to their line numbers takes about 60 MB, and grows with the file. Here each
-id is kept only as a 64-bit hash with its line, in two flat arrays (an open-addressing table: 24 to
-48 bytes an id, whatever its length). Two different ids may share a hash, so a hash seen before only
-makes the line a candidate; after the pass the candidates are settled exactly by reading their ids
-(and those of the first lines with their hashes) again from the file, so a shared hash never turns a
-valid file away and every real repeat is reported with the first line that used the id. A file
-without repeats (the usual case) is read once.
+id is kept only as a 64-bit hash with its line, in two flat arrays (an open-addressing table of 12
+bytes a slot, at most half full: in a big input 24 to 48 bytes an id, whatever its length). Two
+different ids may share a hash, so a hash seen before only makes the line a candidate; after the
+pass the candidates are settled exactly by reading their ids (and those of the first lines with
+their hashes) again from the file, so a shared hash never turns a valid file away and every real
+repeat is reported with the first line that used the id. A file without repeats (the usual case)
+is read once.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class IdRegister:
             # Every line with a candidate's hash is wanted (the first with it, and the candidates),
             # so in line order the first line seen with an id is the first that used it.
             for line_no, raw in lines_at(source, start, wanted):
-                custom_id: str = orjson.loads(raw)["custom_id"]
+                custom_id = _custom_id(raw)
+                if custom_id is None:
+                    continue  # not the line checked in the pass: the file changed (its fingerprint tells)
                 first = first_use.setdefault(custom_id, line_no)
                 if first != line_no:
                     yield line_no, custom_id, first
@@ -106,6 +109,14 @@ class IdRegister:
                 keys[slot], lines[slot] = key, line_no
         self._keys, self._lines = keys, lines
         self._mask, self._room = mask, size // 2 - len(old_keys) // 2
+
+
+def _custom_id(raw: bytes) -> str | None:
+    try:
+        value = orjson.loads(raw).get("custom_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def lines_at(source: LineSource, start: int, wanted: Iterable[int]) -> Iterator[tuple[int, bytes]]:

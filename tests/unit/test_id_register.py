@@ -149,3 +149,12 @@ def test_many_ids_take_a_fraction_of_a_dict() -> None:
     # 48 (half full at worst, and the old table beside the new one while it grows), whatever an id's
     # length: 12 bytes a slot.
     assert peak < 60 * count, f"{peak / count:.0f} bytes an id"
+
+
+def test_a_line_changed_since_the_pass_is_not_called_a_repeat() -> None:
+    register = IdRegister()
+    assert [register.add(cid, n) for n, cid in [(1, "a"), (2, "a")]] == [True, False]
+    changed = io.BytesIO(f"{line('a')}\n[1]\n".encode())  # line 2 is no longer a request
+    assert list(register.settle(changed, 0)) == []
+    same = io.BytesIO(f"{line('a')}\n{line('a')}\n".encode())
+    assert list(register.settle(same, 0)) == [(2, "a", 1)]
