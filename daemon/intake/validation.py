@@ -8,7 +8,7 @@ object naming one ``model`` (the same on every line). The endpoint is taken from
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +16,7 @@ from typing import IO, Any
 import orjson
 
 from daemon import limits
+from daemon.intake.id_register import IdRegister
 from daemon.intake.line_reader import LineSource, LongLine, content_length, is_blank, iter_lines, read_lines
 
 __all__ = ["LineSource", "iter_lines"]  # where the results and the CLI have always imported them from
@@ -67,14 +68,21 @@ class Findings:
         if len(self.problems) < MAX_LISTED_PROBLEMS:
             self.problems.append((line_no, message))
 
+    def add_earlier(self, found: list[tuple[int, str]], count: int) -> None:
+        """Add ``count`` problems found after the pass (the first of them in ``found``), each in its
+        line's place and first on it, as if found in the pass: the same list either way."""
+        self.problem_count += count
+        self.problems = sorted([*found, *self.problems], key=lambda problem: problem[0])[:MAX_LISTED_PROBLEMS]
+
 
 class LineChecker:
     """Checks lines one at a time; remembers what must agree across lines."""
 
-    def __init__(self, batch_limits: BatchLimits) -> None:
+    def __init__(self, batch_limits: BatchLimits, id_hash: Callable[[str], int] = hash) -> None:
         self.limits = batch_limits
         self.findings = Findings()
-        self._seen_ids: dict[str, int] = {}
+        self._ids = IdRegister(id_hash)
+        self._candidate_line = 0  # the last line whose custom_id's hash was seen before
         self._endpoint_line = 0
         self._model_line = 0
 
@@ -124,6 +132,8 @@ class LineChecker:
         if self.findings.problem_count != before or custom_id is None or body is None:
             return None
         self.findings.requests += 1
+        if line_no == self._candidate_line:
+            self._ids.count_candidate(line_no)
         inputs = _embedding_inputs(body) if obj["url"] == limits.EMBEDDINGS_ENDPOINT else 0
         if inputs > self.limits.max_embedding_inputs:
             self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
@@ -137,12 +147,23 @@ class LineChecker:
             self.findings.add(line_no, f"custom_id must be a string, got {_kind(value)}")
         elif not value:
             self.findings.add(line_no, "custom_id is empty")
-        elif value in self._seen_ids:
-            self.findings.add(line_no, f"custom_id {value!r} is already used on line {self._seen_ids[value]}")
         else:
-            self._seen_ids[value] = line_no
+            if not self._ids.add(value, line_no):  # a repeat is only known for sure after the pass (settle_ids)
+                self._candidate_line = line_no
             return value
         return None
+
+    def settle_ids(self, source: LineSource, start: int) -> None:
+        """Report each custom_id used again, reading the candidate lines again from ``source``."""
+        found: list[tuple[int, str]] = []
+        count = 0
+        for line_no, custom_id, first in self._ids.settle(source, start):
+            count += 1
+            self.findings.requests -= self._ids.was_counted(line_no)
+            if len(found) < MAX_LISTED_PROBLEMS:
+                found.append((line_no, f"custom_id {custom_id!r} is already used on line {first}"))
+        if count:
+            self.findings.add_earlier(found, count)
 
     def _check_method(self, line_no: int, value: object) -> None:
         if value != "POST":
@@ -282,12 +303,15 @@ def iter_normalised(fh: LineSource) -> Iterator[bytes]:
 
 
 def iter_requests(fh: LineSource, checker: LineChecker) -> Iterator[Request]:
-    """Yield each valid request in order; problems accumulate in ``checker.findings``."""
+    """Yield each valid request in order; problems accumulate in ``checker.findings``. A repeated
+    custom_id is only known after the last line (settle_ids): read the findings after the loop."""
+    start = fh.tell()
     for line_no, raw in read_lines(fh, checker.limits.max_line_bytes):
         checker.findings.bytes_read += raw.size if isinstance(raw, LongLine) else len(raw)
         request = checker.check(line_no, raw)
         if request is not None:
             yield request
+    checker.settle_ids(fh, start)
 
 
 def validate_file(path: Path, batch_limits: BatchLimits | None = None) -> Findings:
