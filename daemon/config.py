@@ -79,6 +79,9 @@ class Settings:
     # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
     output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
     delete_remote_files: bool = True  # delete the uploaded input and the outputs once results are written
+    # Write a `response.body` a service sent as a JSON string (compatible services) as the object it
+    # encodes in results.jsonl; False keeps every line as the service sent it.
+    normalise_bodies: bool = False
     # Seconds a batch's downloads may keep failing verification (downloaded again with back-off)
     # before what verifies is accepted and the rest reported; 0 = accept at once.
     verify_downloads_for: float = 3600.0

@@ -263,7 +263,7 @@ class Collector(PartSteps):
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
         in_order = changed is None
         changed = changed or _resized(job)
-        counts = merge(segments, folder / RESULTS_NAME)
+        counts = merge(segments, folder / RESULTS_NAME, self.settings.normalise_bodies)
         now = self.clock.now()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         summary["problems"] = problem_entries(self.store, parts)

@@ -16,8 +16,9 @@ from typing import IO, Any
 import orjson
 
 from daemon import crashpoints
-from daemon.intake.line_reader import CEILING, LongLine, copy_line, is_blank, read_lines
+from daemon.intake.line_reader import CEILING, LongLine, is_blank, read_lines
 from daemon.intake.validation import iter_lines, iter_normalised
+from daemon.results.body_form import copy_result_line
 from daemon.results.outcome import FAILED, SUCCEEDED, missing_line, not_run_line, outcome_name, rank
 from daemon.state.fileops import atomic_writer
 
@@ -44,16 +45,17 @@ class Entry:
     offset: int
 
 
-def merge(segments: list[Segment], dest: Path) -> Counter[str]:
-    """Write ``dest`` with one line per input request, in input order; return counts by outcome."""
+def merge(segments: list[Segment], dest: Path, normalise_bodies: bool = False) -> Counter[str]:
+    """Write ``dest`` with one line per input request, in input order; return counts by outcome.
+    ``normalise_bodies``: a ``response.body`` sent as a JSON string is written as its object."""
     counts: Counter[str] = Counter()
     with atomic_writer(dest) as out:
         for segment in segments:
-            _merge_segment(segment, out, counts)
+            _merge_segment(segment, out, counts, normalise_bodies)
     return counts
 
 
-def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> None:
+def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str], normalise_bodies: bool) -> None:
     index = index_outputs(segment.downloads)
     never_ran = _all_ran_have_lines(segment, index)
     handles = [open(p, "rb") for p in segment.downloads]  # noqa: SIM115 - closed below
@@ -68,7 +70,8 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                     counts["not_run"] += 1
                     out.write(line)
                 else:
-                    copy_line(handles[entry.file_no], entry.offset, out)  # a huge result is copied in chunks
+                    # a huge result is copied in chunks (a string body to decode is read whole)
+                    copy_result_line(handles[entry.file_no], entry.offset, out, normalise_bodies)
                     counts[outcome_name(entry.rank)] += 1
                 crashpoints.reach("merging")
     finally:

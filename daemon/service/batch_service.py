@@ -17,10 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from daemon.providers import Profile
 from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
 
 
 class BatchService(Protocol):
+    # The provider profile served: what the service supports (metadata, list, cancel, expiry).
+    profile: Profile
+
     def close(self) -> None:
         """Release the connection pool; no call is made after this."""
 

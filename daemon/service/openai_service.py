@@ -21,12 +21,20 @@ import openai
 from openai.types import Batch
 
 from daemon import crashpoints
-from daemon.errors import MalformedReplyError
+from daemon.errors import MalformedReplyError, PermanentError
 from daemon.logs import get_logger
 from daemon.providers import AuthStyle, Profile
 from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
 from daemon.service.credentials import KeySource, find_profile_key
-from daemon.service.reply_checks import checked_batch, checked_file, is_id, is_int, metadata_readable, page_items
+from daemon.service.reply_checks import (
+    checked_batch,
+    checked_file,
+    is_id,
+    is_int,
+    metadata_readable,
+    page_items,
+    tolerated,
+)
 from daemon.service.sdk_errors import classify, counted
 from daemon.state.fileops import atomic_writer
 
@@ -114,8 +122,10 @@ def _reported(exc: MalformedReplyError) -> MalformedReplyError:
 class OpenAIService:
     """``BatchService`` for the OpenAI API (or any service that speaks it, such as the emulator)."""
 
-    def __init__(self, client: openai.OpenAI) -> None:
+    def __init__(self, client: openai.OpenAI, profile: Profile | None = None) -> None:
         self.client = client
+        # What the service supports: a capability it lacks is never sent (see create_batch, cancel).
+        self.profile = profile or Profile()
 
     @classmethod
     def connect(
@@ -132,7 +142,7 @@ class OpenAIService:
         client = build_client(
             key, profile.base_url, timeout, http_client, auth=profile.auth, api_version=profile.api_version
         )
-        return cls(client)
+        return cls(client, profile)
 
     @classmethod
     def connect_to(cls, profile: Profile, timeout: float) -> OpenAIService:
@@ -191,14 +201,17 @@ class OpenAIService:
     def create_batch(
         self, file_id: str, endpoint: str, window: str, metadata: dict[str, str], expiry: int | None
     ) -> BatchInfo:
+        """A service whose profile lacks metadata or expiry gets neither field: some refuse what they
+        do not know, and one that drops metadata silently must not be thought to keep it."""
         extra: dict[str, Any] = {}
-        if expiry is not None:
+        if expiry is not None and self.profile.supports_expiry:
             extra["output_expires_after"] = {"anchor": "created_at", "seconds": expiry}
+        if self.profile.supports_metadata:
+            extra["metadata"] = metadata
         created = self.client.batches.create(
             input_file_id=file_id,
             endpoint=endpoint,  # type: ignore[arg-type] # checked against limits.ENDPOINTS
             completion_window=window,  # type: ignore[arg-type] # checked by config validation
-            metadata=metadata,
             **extra,
         )
         return _info(checked_batch(created, "batches.create"))
@@ -268,7 +281,7 @@ class OpenAIService:
             if after
             else self.client.batches.list(limit=LIST_PAGE)
         )
-        for batch in page_items(pages, "batches.list"):
+        for batch in map(tolerated, page_items(pages, "batches.list")):
             created_at = getattr(batch, "created_at", None)
             if is_int(created_at):  # a malformed one says nothing about the order
                 if last is not None and created_at > last:
@@ -286,6 +299,11 @@ class OpenAIService:
 
     @translated("batches.cancel")
     def cancel(self, batch_id: str) -> BatchInfo:
+        if not self.profile.supports_cancel:
+            raise PermanentError(
+                f"provider profile {self.profile.name!r} cannot cancel batches (supports_cancel = false): "
+                f"batch {batch_id} runs on until the service ends it; cancel it in the service's own console"
+            )
         return _same_batch(
             checked_batch(self.client.batches.cancel(batch_id), "batches.cancel"), batch_id, "batches.cancel"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeGuard, TypeVar, get_args
 
 import pydantic
@@ -31,6 +32,7 @@ ID_FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+~-]{0,255}")
 STATUS_FORM = re.compile(r"[a-z][a-z_]{0,63}")
 KNOWN_STATUSES = frozenset(get_args(Batch.model_fields["status"].annotation))
 BATCH_TIMES = ("created_at", *BATCH_STAMPS)
+ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?")
 
 
 def _kind(value: object) -> str:
@@ -71,9 +73,41 @@ def checked_file(value: object, call: str, what: str = "the reply") -> FileObjec
     return file
 
 
+def tolerated(value: object) -> object:
+    """A batch in OpenAI's own dialect: compatible services write a known status in upper case
+    (``COMPLETED``, Novita) and every ``*_at`` as ISO 8601 text (Together). Anything else (an
+    unknown upper-case status, a time that is no ISO date) is left as sent, for the checks to refuse."""
+    if not isinstance(value, Batch):
+        return value
+    update: dict[str, object] = {}
+    status = value.status
+    if isinstance(status, str) and status != status.lower() and status.lower() in KNOWN_STATUSES:
+        update["status"] = status.lower()
+    for field in BATCH_TIMES:
+        stamp = getattr(value, field, None)
+        if isinstance(stamp, str) and (seconds := epoch_seconds(stamp)) is not None:
+            update[field] = seconds
+    return value.model_copy(update=update) if update else value
+
+
+def epoch_seconds(text: str) -> int | None:
+    """Unix seconds of an ISO 8601 date and time (UTC when it names no offset), None if it is not
+    one. A date alone names no moment: it is refused like any other text."""
+    if ISO_MOMENT.fullmatch(text) is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
 def checked_batch(value: object, call: str, what: str = "the reply") -> Batch:
-    """A batch whose every field batchd reads has the type (and ids the form) it expects."""
-    batch = _object(value, Batch, call, what)
+    """A batch whose every field batchd reads has the type (and ids the form) it expects, once
+    read in OpenAI's dialect (``tolerated``)."""
+    batch = _object(tolerated(value), Batch, call, what)
     checked_id(batch.id, call, "id")
     status = batch.status
     _require(isinstance(status, str) and STATUS_FORM.fullmatch(status) is not None, call, "status", status, "a status")

@@ -19,6 +19,7 @@ from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.refitter import Verdict
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
+from daemon.service.batch_search import UNCONFIRMED_HOLD, our_batches, unconfirmed_reason
 from daemon.service.part_steps import PartSteps
 from daemon.service.retrying import scheduled_delay
 from daemon.state.fileops import fingerprint
@@ -113,7 +114,17 @@ class Submitter(PartSteps):
             wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
         if wait == 0 and part.state == PartState.UPLOADED:
             wait = self._budget_wait(part, now)
+        if wait == 0 and part.state == PartState.BATCH_INTENT and not self.remote.profile.supports_list:
+            wait = self._unconfirmed_wait(part, job)
         return wait
+
+    def _unconfirmed_wait(self, part: Part, job: Job) -> float:
+        """A create whose reply was lost, on a service that cannot list batches: whether it made a
+        batch cannot be told, so none is created again (that could be paid twice); the part waits."""
+        reason = unconfirmed_reason(self.remote.profile.name, part)
+        self.store.update_part(part.id, last_error=reason)
+        log.error("batch_creation_unconfirmed", job_id=job.id, part=part.label, file_id=part.file_id, error=reason)
+        return UNCONFIRMED_HOLD
 
     def _budget_wait(self, part: Part, now: float) -> float:
         """With the hourly creation budget spent, the create waits until the oldest one leaves the
@@ -181,12 +192,15 @@ class Submitter(PartSteps):
         self._record_batch(part, batch, adopted=False)
 
     def _reconcile_batch(self, part: Part, job: Job) -> None:
-        found = self.remote.find_batches({"batchd_job": job.id, "batchd_part": part.label}, part.intent_at or 0.0)
+        found = our_batches(self.remote, job, part)
         if not found:
             self._create(part, job)
             return
         keep, extra = found[0], found[1:]
         for duplicate in extra:
+            if not self.remote.profile.supports_cancel:  # it runs on; only the kept one's results are collected
+                log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=None)
+                continue
             log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=duplicate.id)
             self.remote.cancel(duplicate.id)
         self._record_batch(part, keep, adopted=True)
