@@ -163,7 +163,7 @@ class Poller:
     def _fetch(self, due: list[Part], now: float) -> dict[str, BatchInfo]:
         wanted = {p.batch_id for p in due if p.batch_id}
         fresh: dict[str, BatchInfo] = {}
-        if len(wanted) >= LIST_WHEN_AT_LEAST:
+        if len(wanted) >= LIST_WHEN_AT_LEAST and self.remote.profile.supports_list:  # else one retrieve each
             oldest = min(p.submitted_at or 0.0 for p in due)
             newest = max((p for p in due if p.batch_id), key=lambda p: p.submitted_at or 0.0).batch_id
             fresh = self.remote.list_batches(oldest, wanted, newest)
