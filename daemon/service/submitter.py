@@ -161,6 +161,9 @@ class Submitter(PartSteps):
         self._record_upload(part, file_id, adopted=False)
 
     def _reconcile_upload(self, part: Part) -> None:
+        if not self.remote.profile.supports_list:  # nothing to search: a second upload costs nothing
+            self._upload(part)
+            return
         file_id = self.remote.find_file(part.upload_name, part.intent_at or 0.0)
         if file_id is None:
             self._upload(part)

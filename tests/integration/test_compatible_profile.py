@@ -142,3 +142,14 @@ def test_batches_are_listed_only_where_the_profile_allows(
     results, _ = run_one(harness, "polled.jsonl", 2)
     assert sorted(line["custom_id"] for line in results) == ["r0", "r1"]
     assert (compatible.calls.count("GET", "/v1/batches") > 0) is lists
+
+
+def test_lost_upload_reply_without_list_uploads_again(tmp_path: Path, compatible: EmulatorServer) -> None:
+    """Files cannot be searched either: the part is uploaded again (free), and still one batch."""
+    compatible.faults.add_rule(action="drop", method="POST", path_prefix="/v1/files", after_processing=True)
+    results, _ = run_one(profile_harness(tmp_path, compatible), "upload.jsonl", 2)
+    assert compatible.faults.fired == 1
+    assert sorted(line["custom_id"] for line in results) == ["r0", "r1"]
+    assert compatible.calls.count("GET", "/v1/files") == 0
+    assert compatible.calls.count("POST", "/v1/files") == 2
+    assert len(compatible.batches()) == 1
