@@ -65,8 +65,10 @@ def _require(ok: bool, call: str, field: str, value: object, expected: str) -> N
 
 
 def checked_file(value: object, call: str, what: str = "the reply") -> FileObject:
-    """A file object whose id, filename and created_at batchd can use."""
+    """A file object whose id, filename and created_at (ISO 8601 text read as seconds) batchd can use."""
     file = _object(value, FileObject, call, what)
+    if isinstance(file.created_at, str) and (seconds := epoch_seconds(file.created_at)) is not None:
+        file = file.model_copy(update={"created_at": seconds})
     checked_id(file.id, call, "id")
     _require(isinstance(file.filename, str), call, "filename", file.filename, "a string")
     _require(is_int(file.created_at), call, "created_at", file.created_at, "an integer")

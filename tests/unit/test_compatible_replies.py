@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
+from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.emulator.params import BatchParams, UploadParams
-from daemon.errors import MalformedReplyError, PermanentError
+from daemon.errors import ConfigError, MalformedReplyError, PermanentError
 from daemon.providers import Profile
 from daemon.results.body_form import copy_result_line
 from daemon.service.credentials import KeySource
@@ -112,6 +113,20 @@ def test_a_time_that_names_no_moment_stays_malformed(
         remote.retrieve(batch["id"])
 
 
+def test_a_file_created_at_in_iso_reads_as_seconds(
+    emulator: EmulatorServer, remote: OpenAIService, tmp_path: Path
+) -> None:
+    file = {"id": "file-iso", "object": "file", "bytes": 3, "filename": "in.jsonl", "purpose": "batch"}
+    reply = json.dumps({**file, "created_at": "2023-11-14T22:13:20Z"})
+    emulator.faults.add_rule(action="reply", method="POST", path_prefix="/v1/files", body=reply)
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"custom_id": "r0"}\n')
+    assert remote.upload(source, "in.jsonl") == "file-iso"
+    listing = {"object": "list", "data": [{**file, "created_at": "2023-11-14T22:13:20Z"}], "has_more": False}
+    emulator.faults.add_rule(action="reply", method="GET", path_prefix="/v1/files", body=json.dumps(listing))
+    assert [(f.id, f.created_at) for f in remote.uploads_since(0.0, "in")] == [("file-iso", 1_700_000_000)]
+
+
 def test_epoch_seconds_of_iso_forms() -> None:
     assert epoch_seconds("2023-11-14T22:13:20Z") == 1_700_000_000
     assert epoch_seconds("2023-11-14 22:13:20") == 1_700_000_000  # no offset: UTC
@@ -167,3 +182,14 @@ def test_a_string_body_is_decoded_only_when_asked(tmp_path: Path) -> None:
 )
 def test_other_lines_are_copied_as_they_came(raw: bytes) -> None:
     assert copied(raw, normalise=True) == raw
+
+
+def test_normalise_bodies_is_off_by_default_and_read_from_file_or_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "batchd.toml"
+    toml.write_text("normalise_bodies = true\n")
+    assert load_settings(environ={}, overrides={"root": tmp_path}).normalise_bodies is False
+    assert load_settings(toml, environ={}, overrides={"root": tmp_path}).normalise_bodies is True
+    env = {"BATCHD_NORMALISE_BODIES": "false"}
+    assert load_settings(toml, environ=env, overrides={"root": tmp_path}).normalise_bodies is False
+    with pytest.raises(ConfigError, match="normalise_bodies"):
+        load_settings(environ={"BATCHD_NORMALISE_BODIES": "maybe"}, overrides={"root": tmp_path})
