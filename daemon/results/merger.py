@@ -8,6 +8,7 @@ one segment's index (at most 50,000 entries), however big the input.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import orjson
 
 from daemon import crashpoints
 from daemon.intake.line_reader import CEILING, LongLine, copy_line, is_blank, read_lines
+from daemon.intake.model_names import RESULT_MODEL, NotEditableError, renamed
 from daemon.intake.validation import iter_lines, iter_normalised
 from daemon.results.outcome import FAILED, SUCCEEDED, missing_line, not_run_line, outcome_name, rank
 from daemon.state.fileops import atomic_writer
@@ -35,6 +37,8 @@ class Segment:
     # Requests the batches' request_counts say ran (completed + failed); None when not known.
     ran_reported: int | None = None
     results_missing: bool = False  # its last batch's downloads were accepted without adding up
+    # Name sent -> model the lines named (the profile's model map, undone where the service echoes it).
+    model_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -67,6 +71,8 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                     line = orjson.dumps(missing or not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
                     counts["not_run"] += 1
                     out.write(line)
+                elif segment.model_names:
+                    out.write(_model_restored(handles[entry.file_no], entry.offset, segment.model_names))
                 else:
                     copy_line(handles[entry.file_no], entry.offset, out)  # a huge result is copied in chunks
                     counts[outcome_name(entry.rank)] += 1
@@ -74,6 +80,17 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
     finally:
         for fh in handles:
             fh.close()
+
+
+def _model_restored(fh: IO[bytes], offset: int, names: dict[str, str]) -> bytes:
+    """The output line at ``offset`` with ``response.body.model`` named as the user wrote it; a line
+    that cannot be edited so (a body sent as a JSON string, say) is kept as the service wrote it."""
+    held = io.BytesIO()
+    copy_line(fh, offset, held)
+    try:
+        return renamed(held.getvalue(), names, RESULT_MODEL)
+    except NotEditableError:
+        return held.getvalue()
 
 
 def _all_ran_have_lines(segment: Segment, index: dict[str, Entry]) -> bool:

@@ -16,6 +16,7 @@ from daemon import crashpoints
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.creation_budget import CreationBudget
+from daemon.intake.model_names import rename_part
 from daemon.intake.refitter import Verdict
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
@@ -132,6 +133,7 @@ class Submitter(PartSteps):
     def _step(self, part: Part, job: Job) -> None:
         assert part.id is not None
         if part.state == PartState.READY:
+            self._rename_models(part)
             self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=self.clock.now())
             self._upload(part)
         elif part.state == PartState.UPLOAD_INTENT:
@@ -143,6 +145,14 @@ class Submitter(PartSteps):
             self._reconcile_batch(part, job)
         else:
             raise PermanentError(f"part {part.label} is {part.state}; nothing to submit")
+
+    def _rename_models(self, part: Part) -> None:
+        """The profile's model map, applied to the part file itself before it is sent: the file is
+        then exactly the bytes uploaded, so batchd_part_sha256 (and `batchd recover`) describe them."""
+        names = self.settings.default_profile.model_names
+        size = rename_part(_path(part), names) if names else None
+        if size is not None:  # byte_size keeps the size checked against the limits; a name is a few bytes
+            log.info("models_renamed", job_id=part.job_id, part=part.label, bytes=size)
 
     def _upload(self, part: Part) -> None:
         file_id = self.remote.upload(_path(part), part.upload_name)
