@@ -71,10 +71,8 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
                     line = orjson.dumps(missing or not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
                     counts["not_run"] += 1
                     out.write(line)
-                elif segment.model_names:
-                    out.write(_model_restored(handles[entry.file_no], entry.offset, segment.model_names))
                 else:
-                    copy_line(handles[entry.file_no], entry.offset, out)  # a huge result is copied in chunks
+                    _copy_result(handles[entry.file_no], entry.offset, out, segment.model_names)
                     counts[outcome_name(entry.rank)] += 1
                 crashpoints.reach("merging")
     finally:
@@ -82,15 +80,18 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str]) -> No
             fh.close()
 
 
-def _model_restored(fh: IO[bytes], offset: int, names: dict[str, str]) -> bytes:
-    """The output line at ``offset`` with ``response.body.model`` named as the user wrote it; a line
-    that cannot be edited so (a body sent as a JSON string, say) is kept as the service wrote it."""
+def _copy_result(fh: IO[bytes], offset: int, out: IO[bytes], names: dict[str, str]) -> None:
+    """Copy the output line at ``offset``, with ``response.body.model`` named as the user wrote it
+    when the profile renamed it; a line that cannot be edited so is kept as the service wrote it."""
+    if not names:
+        copy_line(fh, offset, out)  # a huge result is copied in chunks
+        return
     held = io.BytesIO()
     copy_line(fh, offset, held)
     try:
-        return renamed(held.getvalue(), names, RESULT_MODEL)
+        out.write(renamed(held.getvalue(), names, RESULT_MODEL))
     except NotEditableError:
-        return held.getvalue()
+        out.write(held.getvalue())
 
 
 def _all_ran_have_lines(segment: Segment, index: dict[str, Entry]) -> bool:
