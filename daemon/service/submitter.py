@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.errors import AccountError, PermanentError, TokenLimitError, TransientError
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.model_names import rename_part
 from daemon.intake.refitter import Verdict
@@ -62,6 +62,9 @@ class Submitter(PartSteps):
         job = self.store.job(part.job_id)
         try:
             self.retried(part_id, job, self._run, "submit")
+        except TokenLimitError as exc:
+            self._hold_model(job, exc)
+            self._reschedule(part_id, exc)
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
@@ -226,6 +229,12 @@ class Submitter(PartSteps):
             status=batch.status,
             adopted=adopted,
         )
+
+    def _hold_model(self, job: Job, exc: TokenLimitError) -> None:
+        """The create found the model's queue full: learn the limit it names and hold the model's
+        batches back, as when a batch fails validation for it (collector._token_refused)."""
+        model = job.model or ""
+        self.holds.hold_model(model, self.holds.note_token_limit(model, str(exc)))
 
     def _reschedule(self, part_id: int, exc: TransientError) -> None:
         part = self.store.part(part_id)

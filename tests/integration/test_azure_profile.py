@@ -11,7 +11,8 @@ import pytest
 
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.state.states import JobState
+from daemon.service import holds
+from daemon.state.states import JobState, PartOutcome
 from tests.support import FAST, Harness, drop_before_start, fast_settings, request_file
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the emulator's GlobalBatch deployment (EmulatorSettings.deployments)
@@ -136,3 +137,34 @@ def test_a_model_not_in_the_map_is_sent_as_written_and_its_refusal_reported(
     (batch,) = mapped_azure.batches()
     assert mapped_azure.file_bytes(batch["input_file_id"]) == azure_lines("gpt-4.1")
     assert "model_not_found" in report and "gpt-4.1" in report
+
+
+QUEUE_FULL = (
+    '{"error": {"code": "token_limit_exceeded", "type": "invalid_request_error", "param": null, "message": '
+    '"Enqueued token limit reached for my-gpt4o-mini-batch in this region. Limit: 90,000 enqueued tokens. '
+    'Please try again later."}}'
+)
+
+
+def test_token_limit_exceeded_when_creating_holds_the_model_and_creates_once_later(
+    tmp_path: Path, mapped_azure: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Azure says its queue is full when the batch is created, not at validation: no batch exists,
+    so the part is not refused (a 400) but waits, the limit is learned, and one batch follows."""
+    monkeypatch.setattr(holds, "TOKEN_LIMIT_RETRY", 0.4)
+    mapped_azure.faults.add_rule(action="reply", method="POST", path_prefix="/batches", status=400, body=QUEUE_FULL)
+    harness = azure_harness(tmp_path, mapped_azure, f'base_url = "{mapped_azure.base_url}"\n{MODELS}').start()
+    try:
+        harness.drop("full.jsonl", azure_lines("gpt-4o-mini").decode())
+        job = harness.wait_job("full.jsonl")
+        assert harness.store is not None
+        learned = harness.store.fact("token_limit:gpt-4o-mini")
+        (part,) = harness.store.parts(job.id)
+        results = harness.results("full.jsonl")
+    finally:
+        harness.stop()
+    assert mapped_azure.faults.fired == 1
+    assert len(mapped_azure.batches()) == 1
+    assert learned == "90000"
+    assert part.outcome != PartOutcome.REFUSED
+    assert [line["response"]["status_code"] for line in results] == [200] * 3
