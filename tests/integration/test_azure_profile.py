@@ -103,6 +103,12 @@ def test_the_model_map_renames_only_the_model_in_the_upload_and_results_show_the
     assert raw == mapped_azure.file_bytes(batch["output_file_id"]), "the download stays as the service sent it"
     assert [json.loads(line)["response"]["body"]["model"] for line in raw.splitlines()] == [MAPPED] * 3
     assert (folder / f"{batch['id']}_errors.jsonl").read_bytes() == b"", "Azure's 0-byte error file is fine"
+    # Every byte of the service's line reaches results.jsonl (content filter verdicts too) but the model's name.
+    theirs = {json.loads(line)["custom_id"]: line for line in raw.splitlines()}
+    mine = (folder / "results.jsonl").read_bytes().splitlines()
+    back = b'"model":"gpt-4o-mini"'
+    assert mine == [theirs[f"r{i}"].replace(f'"model":"{MAPPED}"'.encode(), back) for i in range(3)]
+    assert all(b'"content_filter_results"' in line and b'"prompt_filter_results"' in line for line in mine)
 
 
 def test_small_inputs_sharing_a_batch_are_renamed_and_restored(tmp_path: Path, mapped_azure: EmulatorServer) -> None:
