@@ -62,7 +62,7 @@ def rename_part(path: Path, names: Mapping[str, str]) -> int | None:
     with open(path, "rb") as fh:
         first = fh.readline()
         model = model_of(first) if first.strip(_SPACE) else None
-        if model is None or model not in names:
+        if model is None or names.get(model, model) == model:
             return None
         fh.seek(0)
         size = 0

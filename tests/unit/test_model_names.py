@@ -89,3 +89,4 @@ def test_a_part_file_is_renamed_once_and_left_alone_after(tmp_path: Path) -> Non
     assert rename_part(part, NAMES) is None
     assert part.read_bytes() == expected
     assert model_of(expected.splitlines()[0]) == "my-gpt4o-mini-batch"
+    assert rename_part(part, {"my-gpt4o-mini-batch": "my-gpt4o-mini-batch"}) is None, "a name kept is no rename"
