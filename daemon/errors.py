@@ -40,6 +40,12 @@ class TransientError(DaemonError):
         self.ambiguous = ambiguous
 
 
+class TokenLimitError(TransientError):
+    """The model's enqueued-token queue had no room when the batch was created (Azure answers
+    ``token_limit_exceeded`` then, not at validation): nothing was created, so the create is not
+    ambiguous; the model is held back like after a batch that failed validation for it."""
+
+
 class AccountError(DaemonError):
     """The account cannot work right now (bad key, no permission, no quota): hold every input."""
 

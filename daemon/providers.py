@@ -76,6 +76,8 @@ class Profile:
     supports_expiry: bool = True  # expires_after on upload, output_expires_after on create
     # Seconds a batch may run before batchd cancels it; None: the longest window plus 6 h.
     max_batch_age: float | None = None
+    # The `models` table: (model as the lines name it, name sent instead), e.g. an Azure deployment.
+    models: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
         return f"Profile({self.name}: {self.kind} at {self.base_url or 'the default URL'})"
@@ -86,6 +88,18 @@ class Profile:
         if self.max_batch_age is not None:
             return self.max_batch_age
         return max(window_seconds(window) for window in self.completion_windows) + OVERDUE_MARGIN
+
+    @property
+    def model_names(self) -> dict[str, str]:
+        """Model as written in the lines -> the name sent to the service (an Azure deployment)."""
+        return dict(self.models)
+
+    def url_forms(self) -> frozenset[str]:
+        """The line ``url`` values accepted: the endpoints, and on Azure also without /v1, as
+        Azure's own examples write them (``/chat/completions``)."""
+        if self.kind != "azure":
+            return self.endpoints
+        return self.endpoints | {endpoint.removeprefix("/v1") for endpoint in self.endpoints}
 
 
 KIND_DEFAULTS: Mapping[str, Profile] = {
@@ -221,6 +235,16 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+def _names(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise TypeError(f'expected a table such as {{ "gpt-4o-mini" = "my-deployment" }}, got {value!r}')
+    pairs = tuple((str(model), name) for model, name in value.items())
+    for model, name in pairs:
+        if not model or not isinstance(name, str) or not name:
+            raise TypeError(f"each model needs a non-empty name to send instead (got {model!r} = {name!r})")
+    return pairs
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"expected true or false, got {value!r}")
@@ -244,13 +268,14 @@ PROFILE_KEYS: Mapping[str, Callable[[Any], Any]] = {
     "supports_cancel": _flag,
     "supports_expiry": _flag,
     "max_batch_age": _seconds,
+    "models": _names,
 }
 KEY_LOOKUP_KEYS: Mapping[str, str] = {"key_env": "env", "key_file_env": "file_env", "key_credential": "credential"}
 
 
 def check_profile(profile: Profile, where: str) -> None:
     """Raise ConfigError naming the table, the key and what to change, for the first problem found."""
-    for check in (_check_connection, _check_auth, _check_windows, _check_endpoints, _check_limits):
+    for check in (_check_connection, _check_auth, _check_windows, _check_endpoints, _check_limits, _check_models):
         problem = check(profile)
         if problem is not None:
             raise ConfigError(f"{where} {problem}")
@@ -314,6 +339,18 @@ def _check_limits(p: Profile) -> str | None:
         return f"min_poll_interval must be 0 or more seconds (got {p.min_poll_interval})"
     if p.max_batch_age is not None and p.max_batch_age <= 0:
         return f"max_batch_age must be greater than 0 seconds (got {p.max_batch_age})"
+    return None
+
+
+def _check_models(p: Profile) -> str | None:
+    # A part is renamed when it is sent, and again if the send is retried: a name that is itself
+    # renamed would change the request a second time.
+    names = p.model_names
+    chained = sorted(name for name in names.values() if name in names and names[name] != name)
+    if chained:
+        return (
+            f"models: {chained[0]!r} is both a name sent and a model renamed; map each model straight to its deployment"
+        )
     return None
 
 

@@ -19,7 +19,7 @@ from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.intake.claim import is_request_file
 from daemon.intake.reports import report_path, validation_lines
-from daemon.intake.validation import validate_file
+from daemon.intake.validation import BatchLimits, validate_file
 from daemon.logs import get_logger
 from daemon.state.fileops import free_name, move_no_clobber
 from daemon.state.folders import DB_NAME
@@ -48,7 +48,7 @@ def requeue(settings: Settings, name: str, *, force: bool = False) -> Requeued:
     """Move the failed input called ``name`` (its name in failed/, its original name or its job id)."""
     source, job = _find(settings, name)
     if not force:
-        _check_fixed(source)
+        _check_fixed(source, settings)
     dest = _destination(settings, source, job)
     try:
         move_no_clobber(source, dest)
@@ -113,10 +113,10 @@ def _inputs(folder: Path) -> Iterator[str]:
                 yield entry.name
 
 
-def _check_fixed(source: Path) -> None:
+def _check_fixed(source: Path, settings: Settings) -> None:
     """Refuse an input that would only be rejected again, and say what is still wrong."""
     try:
-        findings = validate_file(source)
+        findings = validate_file(source, BatchLimits(urls=settings.default_profile.url_forms()))
     except OSError as exc:
         raise RequeueError(f"cannot read {source}: {exc.strerror}; give batchd's user read permission") from None
     if findings.ok:

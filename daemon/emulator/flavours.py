@@ -7,7 +7,8 @@
   batch fails at validation with `model_not_found`; jobs never expire (the `expire` trigger
   leaves the batch in_progress with half its requests done until it is cancelled); a batch that
   produced files always has an error file, 0 bytes when nothing failed; a finished batch says
-  `""`, not null, for a file it has not got.
+  `""`, not null, for a file it has not got; each chat completion carries Azure's
+  `prompt_filter_results` and per-choice `content_filter_results`.
 * `compatible`: a third-party implementation of the same API (llama-stack, Groq, Novita):
   `response.body` as a JSON-encoded string; `metadata` accepted but neither stored nor returned
   (silently ignored, as a server does whose request model lacks the field); no `finalizing`
@@ -43,6 +44,7 @@ class Flavour:
     expires = True  # the `expire` trigger ends in `expired` (else: in_progress until cancelled)
     always_error_file = False  # an empty error file when no request failed
     string_bodies = False
+    content_filters = False  # Azure's content filter verdicts in each chat completion
     output_purpose = "batch_output"
 
     def path_of(self, raw: str) -> str:
@@ -71,6 +73,7 @@ class Flavour:
 class AzureFlavour(Flavour):
     expires = False
     always_error_file = True
+    content_filters = True
 
     def __init__(self, deployments: tuple[str, ...]) -> None:
         self._deployments = deployments

@@ -230,6 +230,7 @@ class Lifecycle:
             error_path=self._files.staging_path(),
             string_bodies=self._settings.string_bodies or self._flavour.string_bodies,
             drop_finished=self._settings.drop_cancelled_results and cutoff == CANCELLED_CUTOFF,
+            content_filters=self._flavour.content_filters,
         )
         tally = write_results(job)
         if tally.error_path is None and self._flavour.always_error_file:

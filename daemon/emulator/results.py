@@ -23,6 +23,9 @@ EXPIRED_CUTOFF = ("batch_expired", "This request could not be executed before th
 CANCELLED_CUTOFF = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
 
 
+FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+
+
 @dataclass(frozen=True, slots=True)
 class ResultJob:
     batch_id: str
@@ -38,6 +41,7 @@ class ResultJob:
     error_path: Path
     string_bodies: bool = False  # response.body as a JSON-encoded string
     drop_finished: bool = False  # count the finished requests but write no line for them
+    content_filters: bool = False  # Azure's prompt_filter_results / content_filter_results in chat bodies
 
 
 @dataclass(slots=True)
@@ -92,8 +96,20 @@ def success_line(job: ResultJob, ref: RequestRef, body: dict[str, Any], tally: R
     tally.input_tokens += result.input_tokens
     tally.output_tokens += result.output_tokens
     line_id, request_id = _line_ids(job, ref)
-    response = {"status_code": 200, "request_id": request_id, "body": _body(job, result.body)}
+    answered = with_content_filters(result.body) if job.content_filters else result.body
+    response = {"status_code": 200, "request_id": request_id, "body": _body(job, answered)}
     return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
+
+
+def with_content_filters(body: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion as Azure OpenAI answers it: each choice and the prompt say what its
+    content filters found (here: nothing)."""
+    if not isinstance(body.get("choices"), list):
+        return body
+    verdicts = {name: {"filtered": False, "severity": "safe"} for name in FILTER_CATEGORIES}
+    choices = [{**choice, "content_filter_results": verdicts} for choice in body["choices"]]
+    prompt = [{"prompt_index": 0, "content_filter_results": verdicts}]
+    return {**body, "choices": choices, "prompt_filter_results": prompt}
 
 
 def http_error_line(job: ResultJob, ref: RequestRef, tally: ResultTally) -> dict[str, Any]:

@@ -29,7 +29,15 @@ class NotEditableError(ValueError):
 
 def value_spans(line: bytes) -> list[tuple[int, int]]:
     """Where every top-level custom_id's string value is: (opening quote, after closing quote)."""
-    i = _skip_space(line, 0)
+    spans = member_spans(line, _skip_space(line, 0), KEY)
+    if any(line[start : start + 1] != b'"' for start, _ in spans):
+        raise NotEditableError("custom_id is not a string")
+    return spans
+
+
+def member_spans(line: bytes, i: int, key: str) -> list[tuple[int, int]]:
+    """Where the values of the members named ``key`` of the object at byte ``i`` are (value's first
+    byte, after its last); the object's other members, nested ones included, are skipped whole."""
     if line[i : i + 1] != b"{":
         raise NotEditableError("not a JSON object")
     spans: list[tuple[int, int]] = []
@@ -38,15 +46,13 @@ def value_spans(line: bytes) -> list[tuple[int, int]]:
         return spans
     while True:
         key_end = _string_end(line, i)
-        key = orjson.loads(line[i:key_end])
+        name = orjson.loads(line[i:key_end])
         i = _skip_space(line, key_end)
         if line[i : i + 1] != b":":
             raise NotEditableError(f"expected ':' at byte {i}")
         start = _skip_space(line, i + 1)
         end = _value_end(line, start)
-        if key == KEY:
-            if line[start : start + 1] != b'"':
-                raise NotEditableError("custom_id is not a string")
+        if name == key:
             spans.append((start, end))
         i = _skip_space(line, end)
         if line[i : i + 1] == b"}":

@@ -36,6 +36,7 @@ def batch_limits(settings: Settings) -> BatchLimits:
         settings.max_embedding_inputs_per_batch,
         settings.max_tokens_per_batch,
         settings.max_line_bytes,
+        settings.default_profile.url_forms(),
     )
 
 

@@ -22,6 +22,7 @@ from daemon.intake.line_reader import LineSource, LongLine, content_length, is_b
 __all__ = ["LineSource", "iter_lines"]  # where the results and the CLI have always imported them from
 
 MAX_LISTED_PROBLEMS = 100
+EMBEDDINGS_URLS = frozenset({limits.EMBEDDINGS_ENDPOINT, limits.EMBEDDINGS_ENDPOINT.removeprefix("/v1")})
 BOM = b"\xef\xbb\xbf"
 
 
@@ -35,6 +36,8 @@ class BatchLimits:
     max_tokens: int | None = None
     # The longest line read at all (line ending not counted); a longer one is streamed past, not held.
     max_line_bytes: int = limits.DEFAULT_MAX_LINE_BYTES
+    # The line `url` values the service takes (Profile.url_forms: Azure's also without /v1).
+    urls: frozenset[str] = limits.ENDPOINTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,7 @@ class LineChecker:
         self.findings.requests += 1
         if line_no == self._candidate_line:
             self._ids.count_candidate(line_no)
-        inputs = _embedding_inputs(body) if obj["url"] == limits.EMBEDDINGS_ENDPOINT else 0
+        inputs = _embedding_inputs(body) if obj["url"] in EMBEDDINGS_URLS else 0
         if inputs > self.limits.max_embedding_inputs:
             self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
             return None
@@ -174,11 +177,8 @@ class LineChecker:
         f = self.findings
         if value is _MISSING or not isinstance(value, str):
             f.add(line_no, "url is missing or not a string; use the endpoint path, e.g. /v1/chat/completions")
-        elif value not in limits.ENDPOINTS:
-            f.add(
-                line_no,
-                f"url {value!r} is not a Batch API endpoint; use one of {', '.join(sorted(limits.ENDPOINTS))}",
-            )
+        elif value not in self.limits.urls:
+            f.add(line_no, url_problem(value, self.limits.urls))
         elif f.endpoint is None:
             f.endpoint, self._endpoint_line = value, line_no
         elif value != f.endpoint:
@@ -314,6 +314,14 @@ def iter_requests(fh: LineSource, checker: LineChecker) -> Iterator[Request]:
     checker.settle_ids(fh, start)
 
 
+def url_problem(value: str, urls: frozenset[str]) -> str:
+    """Why a line's url is refused, and what to write instead."""
+    problem = f"url {value!r} is not a Batch API endpoint; use one of {', '.join(sorted(urls))}"
+    if "/v1" + value in urls:
+        return f"{problem} (the form without /v1 is Azure's; a profile of kind azure accepts it)"
+    return problem
+
+
 def validate_file(path: Path, batch_limits: BatchLimits | None = None) -> Findings:
     """Run every check over ``path`` without writing anything (``batchd validate``)."""
     checker = LineChecker(batch_limits or BatchLimits())
@@ -325,4 +333,4 @@ def validate_file(path: Path, batch_limits: BatchLimits | None = None) -> Findin
 
 def embedding_inputs(line: dict[str, Any]) -> int:
     """What one valid request line counts against the batch's embedding-input limit."""
-    return _embedding_inputs(line["body"]) if line.get("url") == limits.EMBEDDINGS_ENDPOINT else 0
+    return _embedding_inputs(line["body"]) if line.get("url") in EMBEDDINGS_URLS else 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.intake.preparer import result_dir_for
-from daemon.intake.validation import Findings, validate_file
+from daemon.intake.validation import BatchLimits, Findings, validate_file
 from daemon.ops.part_rebuilder import (
     PartRebuilder,
     RemoteView,
@@ -111,7 +111,7 @@ class JobBuilder:
         sha256, size = fingerprint(path)
         if claimed - {"", sha256}:
             raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
-        findings = validate_file(path)
+        findings = validate_file(path, BatchLimits(urls=self.settings.default_profile.url_forms()))
         if not findings.ok:
             raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
         now = time.time()

@@ -21,6 +21,7 @@ from daemon import crashpoints
 from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.intake.model_names import echoed_names
 from daemon.intake.quarantine import failed_place
 from daemon.intake.recheck import InputChangedError, read_checked
 from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
@@ -258,7 +259,8 @@ class Collector(PartSteps):
         scratch = self.settings.state / PARTS / job_id
         unverified = set(unverified_batches(self.store, parts))
         try:
-            segments, changed = _segments(job, parts, folder, scratch, unverified), None
+            names = echoed_names(self.settings.default_profile.model_names, job.model)
+            segments, changed = _segments(job, parts, folder, scratch, unverified, names), None
         except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
         in_order = changed is None
@@ -381,14 +383,16 @@ def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int
     return count, size
 
 
-def _segments(job: Job, parts: list[Part], folder: Path, scratch: Path, unverified: set[str]) -> list[Segment]:
+def _segments(
+    job: Job, parts: list[Part], folder: Path, scratch: Path, unverified: set[str], names: dict[str, str]
+) -> list[Segment]:
     segments: dict[int, Segment] = {}
     in_output_order: list[Segment] = []
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
         if part.segment not in segments and part.imported_without_input:
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         if part.segment not in segments:
-            segments[part.segment] = Segment(_order_file(job, part, scratch))
+            segments[part.segment] = Segment(_order_file(job, part, scratch), model_names=names)
         seg = segments[part.segment]
         seg.last_status = part.shown_status
         seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)

@@ -36,6 +36,8 @@ class Segment:
     # Requests the batches' request_counts say ran (completed + failed); None when not known.
     ran_reported: int | None = None
     results_missing: bool = False  # its last batch's downloads were accepted without adding up
+    # Name sent -> model the lines named (the profile's model map, undone where the service echoes it).
+    model_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -70,8 +72,8 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str], norma
                     counts["not_run"] += 1
                     out.write(line)
                 else:
-                    # a huge result is copied in chunks (a string body to decode is read whole)
-                    copy_result_line(handles[entry.file_no], entry.offset, out, normalise_bodies)
+                    # a huge result is copied in chunks (a line to edit is read whole)
+                    copy_result_line(handles[entry.file_no], entry.offset, out, normalise_bodies, segment.model_names)
                     counts[outcome_name(entry.rank)] += 1
                 crashpoints.reach("merging")
     finally:

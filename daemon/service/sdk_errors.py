@@ -22,6 +22,7 @@ from daemon.errors import (
     MalformedReplyError,
     NotFoundError,
     PermanentError,
+    TokenLimitError,
     TransientError,
 )
 from daemon.redaction import redact
@@ -30,6 +31,7 @@ ACCOUNT_CODES = frozenset(
     {"insufficient_quota", "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"}
 )
 
+QUEUE_FULL_CODE = "token_limit_exceeded"  # the model's enqueued-token queue is full (Azure: at create)
 
 # Failed API calls by class since start, for the metrics endpoint: the one count not in the state.
 _counts: Counter[str] = Counter()
@@ -39,6 +41,7 @@ _KINDS = {
     MalformedReplyError: "transient",
     AccountError: "account",
     PermanentError: "permanent",
+    TokenLimitError: "transient",
     NotFoundError: "permanent",
 }
 
@@ -77,6 +80,8 @@ def _classify_status(exc: openai.APIStatusError) -> DaemonError:
     message = f"HTTP {status}{f' {code}' if code else ''}: {redact(_message(exc))}"
     if status in (401, 403) or code in ACCOUNT_CODES:
         return AccountError(message)
+    if code == QUEUE_FULL_CODE:  # nothing was created; the submitter holds the model back
+        return TokenLimitError(message, retry_after=retry_after(exc.response.headers), ambiguous=False)
     if status in (408, 409, 429) or status >= 500:
         # A 429 was refused before any work was done; anything else may have been carried out.
         return TransientError(message, retry_after=retry_after(exc.response.headers), ambiguous=status != 429)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.errors import AccountError, PermanentError, TransientError
+from daemon.errors import AccountError, PermanentError, TokenLimitError, TransientError
 from daemon.intake.creation_budget import CreationBudget
+from daemon.intake.model_names import rename_part
 from daemon.intake.refitter import Verdict
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
@@ -62,6 +63,9 @@ class Submitter(PartSteps):
         job = self.store.job(part.job_id)
         try:
             self.retried(part_id, job, self._run, "submit")
+        except TokenLimitError as exc:
+            self._hold_model(job, exc)
+            self._reschedule(part_id, exc)
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
@@ -143,6 +147,7 @@ class Submitter(PartSteps):
     def _step(self, part: Part, job: Job) -> None:
         assert part.id is not None
         if part.state == PartState.READY:
+            self._rename_models(part)
             self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=self.clock.now())
             self._upload(part)
         elif part.state == PartState.UPLOAD_INTENT:
@@ -154,6 +159,14 @@ class Submitter(PartSteps):
             self._reconcile_batch(part, job)
         else:
             raise PermanentError(f"part {part.label} is {part.state}; nothing to submit")
+
+    def _rename_models(self, part: Part) -> None:
+        """The profile's model map, applied to the part file itself before it is sent: the file is
+        then exactly the bytes uploaded, so batchd_part_sha256 (and `batchd recover`) describe them."""
+        names = self.settings.default_profile.model_names
+        size = rename_part(_path(part), names) if names else None
+        if size is not None:  # byte_size keeps the size checked against the limits; a name is a few bytes
+            log.info("models_renamed", job_id=part.job_id, part=part.label, bytes=size)
 
     def _upload(self, part: Part) -> None:
         file_id = self.remote.upload(_path(part), part.upload_name)
@@ -233,6 +246,12 @@ class Submitter(PartSteps):
             status=batch.status,
             adopted=adopted,
         )
+
+    def _hold_model(self, job: Job, exc: TokenLimitError) -> None:
+        """The create found the model's queue full: learn the limit it names and hold the model's
+        batches back, as when a batch fails validation for it (collector._token_refused)."""
+        model = job.model or ""
+        self.holds.hold_model(model, self.holds.note_token_limit(model, str(exc)))
 
     def _reschedule(self, part_id: int, exc: TransientError) -> None:
         part = self.store.part(part_id)

@@ -155,11 +155,21 @@ def test_cancel_is_refused_without_a_call_when_the_profile_cannot(emulator: Emul
     assert emulator.batches()[0]["status"] != "cancelling"
 
 
-def copied(line: dict[str, Any] | bytes, normalise: bool) -> bytes:
+def copied(line: dict[str, Any] | bytes, normalise: bool, names: dict[str, str] | None = None) -> bytes:
     raw = line if isinstance(line, bytes) else orjson.dumps(line) + b"\n"
     out = io.BytesIO()
-    copy_result_line(io.BytesIO(b"\n" + raw), 1, out, normalise)
+    copy_result_line(io.BytesIO(b"\n" + raw), 1, out, normalise, names or {})
     return out.getvalue()
+
+
+def test_a_string_body_is_decoded_then_its_deployment_named_back_when_both_are_asked() -> None:
+    body = {"id": "chatcmpl-1", "model": "my-deployment", "usage": {"total_tokens": 7}}
+    line = {"custom_id": "r0", "response": {"status_code": 200, "body": json.dumps(body)}, "error": None}
+    names = {"my-deployment": "gpt-4o-mini"}
+    written = orjson.loads(copied(line, normalise=True, names=names))
+    assert written["response"]["body"] == {**body, "model": "gpt-4o-mini"}
+    # Not decoded, the string body cannot be edited in place: kept as the service sent it.
+    assert copied(line, normalise=False, names=names) == orjson.dumps(line) + b"\n"
 
 
 def test_a_string_body_is_decoded_only_when_asked(tmp_path: Path) -> None:

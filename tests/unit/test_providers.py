@@ -135,3 +135,21 @@ def test_the_documented_example_tables_parse(tmp_path: Path) -> None:
         "azure",
         ("24h", "7d"),
     )
+
+
+def test_a_model_map_is_read_and_a_chained_one_refused(tmp_path: Path) -> None:
+    table = "[providers.default]\n" + AZURE + 'models = { "gpt-4o-mini" = "my-gpt4o-mini-batch" }\n'
+    profile = loaded(tmp_path, table).default_profile
+    assert profile.model_names == {"gpt-4o-mini": "my-gpt4o-mini-batch"}
+    with pytest.raises(ConfigError, match=r"models: 'b' is both a name sent and a model renamed"):
+        loaded(tmp_path, "[providers.default]\n" + AZURE + 'models = { a = "b", b = "c" }\n')
+    with pytest.raises(ConfigError, match=r"models: each model needs a non-empty name"):
+        loaded(tmp_path, "[providers.default]\n" + AZURE + 'models = { a = "" }\n')
+    with pytest.raises(ConfigError, match=r"models: expected a table"):
+        loaded(tmp_path, "[providers.default]\n" + AZURE + 'models = ["a"]\n')
+
+
+def test_azure_accepts_line_urls_without_v1_openai_does_not() -> None:
+    azure = dataclasses.replace(Settings().default_profile, kind="azure", endpoints=frozenset({"/v1/responses"}))
+    assert azure.url_forms() == {"/v1/responses", "/responses"}
+    assert Settings().default_profile.url_forms() == Settings().default_profile.endpoints

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon import limits
 from daemon.intake.validation import BatchLimits, validate_file
 
 
@@ -90,3 +91,17 @@ def test_line_over_the_byte_limit_is_rejected(tmp_path: Path) -> None:
     big = line("a", messages="x" * 2000)
     problems = check(tmp_path, big + "\n", BatchLimits(max_bytes=1000))
     assert "over the 1,000-byte batch limit" in problems[0][1]
+
+
+def test_azure_url_forms_pass_with_an_azure_profile_and_openai_says_who_takes_them(tmp_path: Path) -> None:
+    path = tmp_path / "azure.jsonl"
+    path.write_text(line("a", url="/chat/completions") + "\n" + line("b", url="/chat/completions") + "\n")
+    azure = validate_file(path, BatchLimits(urls=frozenset({"/v1/chat/completions", "/chat/completions"})))
+    assert (azure.ok, azure.endpoint) == (True, "/chat/completions")
+    refused = validate_file(path)
+    assert refused.problems[0] == (
+        1,
+        "url '/chat/completions' is not a Batch API endpoint; use one of "
+        + ", ".join(sorted(limits.ENDPOINTS))
+        + " (the form without /v1 is Azure's; a profile of kind azure accepts it)",
+    )
