@@ -64,12 +64,12 @@ class Submitter(PartSteps):
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
-            self.holds.block_account(str(exc))
-            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(self.clock.now()))
+            self.holds.block_account(str(exc), job.profile)
+            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(self.clock.now(), job.profile))
         except PermanentError as exc:
             self._give_up(part_id, job, str(exc))
         else:
-            self.holds.clear_account()
+            self.holds.clear_account(job.profile)
 
     def _run(self, part: Part, job: Job) -> None:
         if cancel_stands(job) and part.state in (PartState.READY, PartState.UPLOADED):
@@ -108,7 +108,7 @@ class Submitter(PartSteps):
 
     def _hold(self, part: Part, job: Job) -> float:
         now = self.clock.now()
-        wait = self.holds.account_wait(now)
+        wait = self.holds.account_wait(now, job.profile)
         if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
             wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
         if wait == 0 and part.state == PartState.UPLOADED:
@@ -133,9 +133,9 @@ class Submitter(PartSteps):
         assert part.id is not None
         if part.state == PartState.READY:
             self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=self.clock.now())
-            self._upload(part)
+            self._upload(part, job)
         elif part.state == PartState.UPLOAD_INTENT:
-            self._reconcile_upload(part)
+            self._reconcile_upload(part, job)
         elif part.state == PartState.UPLOADED:
             self.store.update_part(part.id, state=PartState.BATCH_INTENT, intent_at=self.clock.now())
             self._create(part, job)
@@ -144,15 +144,15 @@ class Submitter(PartSteps):
         else:
             raise PermanentError(f"part {part.label} is {part.state}; nothing to submit")
 
-    def _upload(self, part: Part) -> None:
-        file_id = self.remote.upload(_path(part), part.upload_name)
+    def _upload(self, part: Part, job: Job) -> None:
+        file_id = self.service(job).upload(_path(part), part.upload_name)
         crashpoints.reach("uploaded")
         self._record_upload(part, file_id, adopted=False)
 
-    def _reconcile_upload(self, part: Part) -> None:
-        file_id = self.remote.find_file(part.upload_name, part.intent_at or 0.0)
+    def _reconcile_upload(self, part: Part, job: Job) -> None:
+        file_id = self.service(job).find_file(part.upload_name, part.intent_at or 0.0)
         if file_id is None:
-            self._upload(part)
+            self._upload(part, job)
         else:
             self._record_upload(part, file_id, adopted=True)
 
@@ -170,7 +170,7 @@ class Submitter(PartSteps):
     def _create(self, part: Part, job: Job) -> None:
         assert part.file_id is not None
         assert job.endpoint is not None
-        batch = self.remote.create_batch(
+        batch = self.service(job).create_batch(
             part.file_id,
             job.endpoint,
             self.settings.completion_window,
@@ -181,14 +181,14 @@ class Submitter(PartSteps):
         self._record_batch(part, batch, adopted=False)
 
     def _reconcile_batch(self, part: Part, job: Job) -> None:
-        found = self.remote.find_batches({"batchd_job": job.id, "batchd_part": part.label}, part.intent_at or 0.0)
+        found = self.service(job).find_batches({"batchd_job": job.id, "batchd_part": part.label}, part.intent_at or 0.0)
         if not found:
             self._create(part, job)
             return
         keep, extra = found[0], found[1:]
         for duplicate in extra:
             log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=duplicate.id)
-            self.remote.cancel(duplicate.id)
+            self.service(job).cancel(duplicate.id)
         self._record_batch(part, keep, adopted=True)
 
     def _record_batch(self, part: Part, batch: BatchInfo, *, adopted: bool) -> None:
