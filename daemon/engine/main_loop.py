@@ -32,6 +32,7 @@ from daemon.ops.metrics import MetricsServer, metrics_server
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.seed_import import SeedImport
 from daemon.ops.signals import StopFlags
+from daemon.providers import DEFAULT_PROFILE
 from daemon.results.abandonment import Abandonment
 from daemon.results.collector import Collector
 from daemon.service.batch_service import BatchService
@@ -87,7 +88,7 @@ class Engine:
             settings.min_file_age,
             settings.settle_seconds,
             intake_clock,
-            profiles=set(settings.providers),
+            profiles={DEFAULT_PROFILE, *settings.providers},
         )
         services = profile_services(remote)  # one per provider profile: each job's steps use its own
         self.submitter = Submitter(settings, store, services, self.holds, flags.stop, clock=clock)

@@ -32,7 +32,8 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
             services = ProfileServices(dict.fromkeys([*settings.providers, DEFAULT_PROFILE], one))
         else:
             profile, key = settings.default_profile, find_profile_key(settings.default_profile)
-            services = connect_profiles(settings.providers, settings.request_timeout)
+            profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
+            services = connect_profiles(profiles, settings.request_timeout)
         stack.callback(services.close)
         return _serve(settings, profile, key, services, stack)
     return 0  # pragma: no cover - ExitStack never swallows here
