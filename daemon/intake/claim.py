@@ -63,6 +63,11 @@ def inflight_name(job_id: str, source_name: str) -> str:
     return f"{job_id}_{safe_component(source_name)}"
 
 
+def profile_folder(pending: Path, profile: str) -> Path:
+    """Where a file is dropped to run on ``profile``: the top of the drop zone for the default one."""
+    return pending if profile == DEFAULT_PROFILE else pending / profile
+
+
 def new_job_id() -> str:
     """Sortable by time, unique across restarts and machines: 20261121T141500Z-1a2b3c4d5e6f."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(6)
