@@ -92,7 +92,11 @@ def test_each_folder_goes_to_its_profiles_service(
     top = _job(harness, "default", JobState.DONE)
     azure = _job(harness, "azure", JobState.DONE)
     assert (top.source_name, azure.source_name) == ("same.jsonl", "same.jsonl")
-    assert top.result_dir != azure.result_dir
+    assert top.result_dir != azure.result_dir and top.final_path != azure.final_path
+    assert {Path(top.final_path or "").read_text(), Path(azure.final_path or "").read_text()} == {
+        request_file(3, prefix="o"),
+        request_file(2, prefix="a", model=DEPLOYMENT),
+    }  # both inputs archived whole under today's names (one tagged with its job id), neither overwritten
     assert sorted(str(line["custom_id"]) for line in _results(top)) == ["o0", "o1", "o2"]
     assert sorted(str(line["custom_id"]) for line in _results(azure)) == ["a0", "a1"]
     assert (_batches_created(openai_server), _batches_created(azure_server)) == (1, 1)
