@@ -12,12 +12,19 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.cli.status import job_rows, render_table
 from daemon.config import Settings
+from daemon.errors import CredentialError
 from daemon.intake.claim import Intake
+from daemon.intake.packer import Packer
+from daemon.intake.preparer import batch_limits, prepare_jobs
+from daemon.providers import parse_profile
 from daemon.service.holds import Holds
+from daemon.service.profile_services import connect_profiles
 from daemon.state import folders, schema
+from daemon.state.states import PACK_KIND
 from daemon.state.store import Store
-from tests.support import FakeClock, request_line
+from tests.support import FakeClock, request_file, request_line
 
 MIN_AGE = 1.0
 PROFILES = {"default", "azure", "groq"}
@@ -139,3 +146,46 @@ def test_a_version_5_database_gets_the_default_profile_for_every_job(tmp_path: P
     finally:
         store.close()
     assert os.path.exists(db)
+
+
+def test_small_inputs_are_packed_only_with_inputs_of_their_profile(setup: tuple[Intake, Store, FakeClock]) -> None:
+    intake, store, clock = setup
+    settings = Settings(root=intake.pending.parent)
+    for relative in ("a.jsonl", "b.jsonl", "azure/c.jsonl", "azure/d.jsonl"):
+        (intake.pending / relative).parent.mkdir(exist_ok=True)
+        (intake.pending / relative).write_text(request_file(2))
+    jobs = intake.claim_all([intake.pending / r for r in _ready(intake, clock)])
+    prepare_jobs(settings, store, [store.job(j.id) for j in jobs])
+    Packer(settings, store, batch_limits(settings), lambda: None).run()
+    packs = [j for j in store.jobs() if j.kind == PACK_KIND]
+    members = {p.id: {store.job(q.job_id).profile for q in store.pack_members(p.id)} for p in packs}
+    assert sorted((p.profile, sorted(members[p.id])) for p in packs) == [("azure", ["azure"]), ("default", ["default"])]
+    rows = job_rows(store)
+    assert {row["file"]: row["profile"] for row in rows if row["file"].endswith(".jsonl")} == {
+        "a.jsonl": "default", "b.jsonl": "default", "c.jsonl": "azure", "d.jsonl": "azure",
+    }  # fmt: skip
+    header, *lines = render_table(rows).splitlines()
+    assert header.split()[:2] == ["FILE", "PROFILE"]
+    shown = {line.split()[0]: line.split()[1] for line in lines if not line.startswith("pack of")}
+    assert shown == {"a.jsonl": "default", "b.jsonl": "default", "c.jsonl": "azure", "d.jsonl": "azure"}
+    assert sorted(row["profile"] for row in rows if row["file"].startswith("pack of")) == ["azure", "default"]
+
+
+def test_status_has_no_profile_column_while_everything_runs_on_the_default(
+    setup: tuple[Intake, Store, FakeClock],
+) -> None:
+    intake, store, clock = setup
+    _write(intake, "only.jsonl")
+    intake.claim_all([intake.pending / r for r in _ready(intake, clock)])
+    assert "PROFILE" not in render_table(job_rows(store))
+
+
+def test_every_configured_profile_needs_its_key_at_start() -> None:
+    profiles = {
+        "groq": parse_profile(
+            "groq",
+            {"kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1", "key_env": "BATCHD_TEST_UNSET_KEY"},
+        )
+    }
+    with pytest.raises(CredentialError, match="provider profile groq"):
+        connect_profiles(profiles, 5.0)
