@@ -74,6 +74,7 @@ class Poller:
         self.lost = LostBatches(settings, store)
         self.overdue = OverdueBatches(settings, store, self.services)
         self._ended = 0  # parts the last fetch ended (their batch was lost)
+        self._profile_failures: dict[str, int] = {}  # failed polls in a row, by profile (several profiles only)
         self._thread = threading.Thread(target=self._loop, name="batchd-poller", daemon=True)
 
     def start(self) -> None:
@@ -178,6 +179,13 @@ class Poller:
             except AccountError as exc:
                 self.holds.block_account(str(exc), profile)
                 self._hold_back(parts, self.holds.account_wait(self.clock.now(), profile))
+            except DaemonError as exc:  # this service's outage: its batches wait, the others' are polled
+                failures = self._profile_failures[profile] = self._profile_failures.get(profile, 0) + 1
+                wait = backoff_after(failures)
+                log.warning("poll_failed", profile=profile, error=str(exc), retry_in=wait, failures=failures)
+                self._hold_back(parts, wait)
+            else:
+                self._profile_failures.pop(profile, None)
         return fresh
 
     def _hold_back(self, parts: list[Part], wait: float) -> None:

@@ -126,3 +126,22 @@ def test_an_account_hold_on_one_profile_leaves_the_other_working(
     finished = _job(harness, "azure", JobState.DONE, timeout=HOLD * 3)
     assert sorted(str(line["custom_id"]) for line in _results(finished)) == ["a0", "a1"]
     assert _batches_created(openai_server) == 1
+
+
+def test_an_outage_of_one_profiles_service_leaves_the_others_polled(
+    harness: Harness, openai_server: EmulatorServer, azure_server: EmulatorServer
+) -> None:
+    assert harness.store is not None
+    store = harness.store
+    _drop(harness, "azure", "slow.jsonl", request_file(2, prefix="a", model=DEPLOYMENT))
+    azure = _job(harness, "azure", JobState.ACTIVE)
+    wait_until(lambda: any(p.batch_id for p in store.parts(azure.id)), 10, "the azure batch to be created")
+    azure_server.faults.add_rule(action="status", method="GET", path_prefix="/v1/batches", status=500, count=1000)
+    wait_until(lambda: azure_server.faults.fired >= 1, 10, "a poll of the azure batch to fail")
+    _drop(harness, ".", "quick.jsonl", request_file(3, prefix="o"))
+    done = _job(harness, "default", JobState.DONE, timeout=10)  # polled while azure's polls fail
+    assert sorted(str(line["custom_id"]) for line in _results(done)) == ["o0", "o1", "o2"]
+    assert store.job(azure.id).state == JobState.ACTIVE
+    azure_server.faults.clear()
+    finished = _job(harness, "azure", JobState.DONE, timeout=HOLD * 3)
+    assert sorted(str(line["custom_id"]) for line in _results(finished)) == ["a0", "a1"]
