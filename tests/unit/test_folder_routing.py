@@ -4,8 +4,10 @@ profile is recorded on the job (schema 6); a version 5 database's jobs all get `
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from daemon.providers import parse_profile
 from daemon.service.holds import Holds
 from daemon.service.profile_services import connect_profiles
 from daemon.state import folders, schema
-from daemon.state.states import PACK_KIND
+from daemon.state.rows import Job, Part
+from daemon.state.states import PACK_KIND, JobState, PartState
 from daemon.state.store import Store
 from tests.support import FakeClock, request_file, request_line
 
@@ -189,3 +192,20 @@ def test_every_configured_profile_needs_its_key_at_start() -> None:
     }
     with pytest.raises(CredentialError, match="provider profile groq"):
         connect_profiles(profiles, 5.0)
+
+
+def test_status_shows_an_account_hold_only_on_the_jobs_of_the_held_profile(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    now = time.time()
+    try:
+        for job_id, profile in (("on-openai", "default"), ("on-azure", "azure")):
+            store.add_job(Job(job_id, f"{job_id}.jsonl", "", "", JobState.ACTIVE, now, now, profile=profile))
+            store.add_part(Part(job_id, 0, 0, "p", 1, 1, 1, 1, PartState.READY, now, now))
+        beat = {"at": now, "pid": 1, "account_blocked": "azure: HTTP 401", "account_holds": {"azure": "HTTP 401"}}
+        store.set_fact("heartbeat", json.dumps(beat))
+        rows = {row["job_id"]: row for row in job_rows(store, now)}
+    finally:
+        store.close()
+    assert rows["on-azure"]["hold"] == {"kind": "account", "reason": "HTTP 401"}
+    assert rows["on-azure"]["why"] == "account hold: HTTP 401"
+    assert rows["on-openai"]["hold"] is None
