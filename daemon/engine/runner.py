@@ -15,7 +15,7 @@ from daemon.ops.signals import StopFlags, captured_signals
 from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile
 from daemon.service.credentials import KeySource, emulator_key_source, find_profile_key
 from daemon.service.openai_service import OpenAIService
-from daemon.service.profile_services import ProfileServices, connect_profiles
+from daemon.service.profile_services import ProfileServices, connect_profiles, report_unconfigured
 from daemon.state import folders
 from daemon.state.store import Store
 
@@ -52,6 +52,7 @@ def _serve(settings: Settings, profile: Profile, key: KeySource, services: Profi
     refuse_lost_state(settings)
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
+    report_unconfigured(store, services)
     log.info(
         "daemon_starting",
         root=str(settings.root),

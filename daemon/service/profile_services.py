@@ -11,9 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from daemon.errors import AccountError
+from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE, Profile
 from daemon.service.batch_service import BatchService
 from daemon.service.openai_service import OpenAIService
+from daemon.state.states import OPEN_JOB_STATES
+from daemon.state.store import Store
+
+log = get_logger(__name__)
 
 
 class ProfileServices:
@@ -64,3 +69,17 @@ def connect_profiles(profiles: Mapping[str, Profile], timeout: float) -> Profile
 def profile_services(remote: BatchService | ProfileServices) -> ProfileServices:
     """``remote`` as profile services: a single service serves the default profile alone."""
     return remote if isinstance(remote, ProfileServices) else ProfileServices({DEFAULT_PROFILE: remote})
+
+
+def report_unconfigured(store: Store, services: ProfileServices) -> list[str]:
+    """Say at start which open jobs' profiles are no longer configured (their jobs are held); their names."""
+    open_jobs = [j for j in store.jobs(OPEN_JOB_STATES) if j.profile not in services.names()]
+    missing = sorted({j.profile for j in open_jobs})
+    for profile in missing:
+        log.error(
+            "profile_not_configured",
+            profile=profile,
+            open_jobs=sum(1 for j in open_jobs if j.profile == profile),
+            hint=f"put the [providers.{profile}] table back in the config and restart; the jobs are held, not failed",
+        )
+    return missing

@@ -16,13 +16,13 @@ from structlog.testing import capture_logs
 
 from daemon.cli.status import job_rows, render_table
 from daemon.config import Settings
-from daemon.errors import CredentialError
+from daemon.errors import AccountError, CredentialError
 from daemon.intake.claim import Intake
 from daemon.intake.packer import Packer
 from daemon.intake.preparer import batch_limits, prepare_jobs
 from daemon.providers import parse_profile
 from daemon.service.holds import Holds
-from daemon.service.profile_services import connect_profiles
+from daemon.service.profile_services import ProfileServices, connect_profiles, report_unconfigured
 from daemon.state import folders, schema
 from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, JobState, PartState
@@ -209,3 +209,19 @@ def test_status_shows_an_account_hold_only_on_the_jobs_of_the_held_profile(tmp_p
     assert rows["on-azure"]["hold"] == {"kind": "account", "reason": "HTTP 401"}
     assert rows["on-azure"]["why"] == "account hold: HTTP 401"
     assert rows["on-openai"]["hold"] is None
+
+
+def test_open_jobs_of_a_profile_no_longer_configured_are_reported_at_start(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    now = time.time()
+    try:
+        store.add_job(Job("gone", "a.jsonl", "", "", JobState.ACTIVE, now, now, profile="groq"))
+        store.add_job(Job("ended", "b.jsonl", "", "", JobState.DONE, now, now, profile="mistral"))
+        services = ProfileServices({})
+        with capture_logs() as captured:
+            assert report_unconfigured(store, services) == ["groq"]
+        assert [(e["event"], e["profile"], e["open_jobs"]) for e in captured] == [("profile_not_configured", "groq", 1)]
+        with pytest.raises(AccountError, match=r"\[providers.groq\]"):
+            services.of("groq")  # a step of such a job is held (an account hold), never failed
+    finally:
+        store.close()
