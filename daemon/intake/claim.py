@@ -139,8 +139,13 @@ class Intake:
         return sorted(wanted | self._proofs.keys() | self._settling)
 
     def _list(self) -> list[str]:
-        names = self._scan(self.pending, "")
-        for folder in sorted(self._subfolders()):
+        try:
+            entries = list(os.scandir(self.pending))
+        except OSError as exc:
+            log.error("scan_failed", folder=str(self.pending), error=exc.strerror)
+            return []
+        names = [e.name for e in entries if is_request_file(e.name)]
+        for folder in self._profile_folders(entries):
             names += self._scan(self.pending / folder, f"{folder}/")
         return sorted(names)
 
@@ -151,21 +156,20 @@ class Intake:
             log.error("scan_failed", folder=str(folder), error=exc.strerror)
             return []
 
-    def _subfolders(self) -> list[str]:
+    def _profile_folders(self, entries: list[os.DirEntry[str]]) -> list[str]:
         """The profile subfolders present; any other (not a dot-folder) is reported once, left alone."""
-        try:
-            found = [e.name for e in os.scandir(self.pending) if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            return []  # reported by the scan of the top
         folders = []
-        for name in found:
+        for entry in entries:
+            name = entry.name
+            if is_request_file(name) or name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
             if name in self.profiles:
                 folders.append(name)
-            elif not name.startswith(".") and not is_request_file(name) and name not in self._unknown_folders:
+            elif name not in self._unknown_folders:
                 self._unknown_folders.add(name)
                 shown = os.fsencode(name).decode("utf-8", "backslashreplace")
                 log.warning("unknown_profile_folder", folder=shown, hint=_unknown_folder_hint(shown))
-        return folders
+        return sorted(folders)
 
     def _is_ready(self, name: str, now_mono: float, now_wall: float) -> bool:
         if not _is_utf8(name):
