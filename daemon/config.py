@@ -141,6 +141,10 @@ class Settings:
         """The profile for inputs at the top of the drop zone: ``[providers.default]``, else OpenAI."""
         return self.providers.get(DEFAULT_PROFILE) or openai_default_profile(self.base_url)
 
+    def profile(self, name: str) -> Profile:
+        """The profile an input of folder ``name`` runs on (the default one for the top folder)."""
+        return self.providers.get(name) or self.default_profile
+
     @property
     def batch_age_limit(self) -> float:
         """Seconds a batch may run before batchd cancels it (``max_batch_age``)."""

@@ -26,8 +26,10 @@ from daemon.config import Settings
 from daemon.emulator import EmulatorServer
 from daemon.engine.main_loop import Engine
 from daemon.ops.signals import StopFlags
+from daemon.providers import DEFAULT_PROFILE
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
+from daemon.service.profile_services import ProfileServices
 from daemon.state import folders
 from daemon.state.rows import Job
 from daemon.state.states import JobState
@@ -115,6 +117,7 @@ class Harness:
     store: Store | None = None
     lock: folders.InstanceLock | None = None
     remote: OpenAIService | None = None
+    services: ProfileServices | None = None  # the default profile's is ``remote``; one more per other profile
     thread: threading.Thread | None = None
 
     def start(self) -> Harness:
@@ -124,8 +127,13 @@ class Harness:
         self.store = Store(self.settings.state / folders.DB_NAME)
         key = KeySource("test key", value=TEST_KEY)
         self.remote = OpenAIService.for_profile(self.settings.default_profile, key, self.settings.request_timeout)
+        others = {n: p for n, p in self.settings.providers.items() if n != DEFAULT_PROFILE}
+        self.services = ProfileServices(
+            {DEFAULT_PROFILE: self.remote}
+            | {n: OpenAIService.for_profile(p, key, self.settings.request_timeout) for n, p in others.items()}
+        )
         self.flags = StopFlags()
-        self.engine = Engine(self.settings, self.store, self.remote, self.flags)
+        self.engine = Engine(self.settings, self.store, self.services, self.flags)
         self.engine.start()
         self.thread = threading.Thread(target=self.engine.run, name="test-engine", daemon=True)
         self.thread.start()
@@ -142,8 +150,8 @@ class Harness:
         assert self.store is not None and self.lock is not None
         self.store.close()
         self.lock.release()
-        if self.remote is not None:
-            self.remote.close()
+        if self.services is not None:
+            self.services.close()  # the default profile's ``remote`` among them
         self.engine = None
 
     def drop(self, name: str, content: str | bytes) -> Path:

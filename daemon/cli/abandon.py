@@ -24,7 +24,7 @@ from daemon.results.abandonment import Abandonment
 from daemon.results.collector import Collector
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
-from daemon.service.openai_service import OpenAIService
+from daemon.service.profile_services import ProfileServices, connect_jobs_profiles
 from daemon.state import folders
 from daemon.state.job_endings import abandon_note
 from daemon.state.rows import Job
@@ -42,10 +42,10 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
         jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id) and j.kind == INPUT_KIND]
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
-        remote = OpenAIService.connect_to(settings.default_profile, settings.request_timeout)
+        remote = connect_jobs_profiles(settings.providers, {j.profile for j in jobs}, settings.request_timeout)
         try:
             for job in jobs:
-                _request(store, remote, job, cancel=cancel)
+                _request(store, remote.of(job.profile), job, cancel=cancel)
             _see_ended(settings, store, remote, jobs, wait)
         finally:
             remote.close()
@@ -80,7 +80,7 @@ def _cancel_batches(store: Store, remote: BatchService, job: Job) -> bool:
     return accepted
 
 
-def _see_ended(settings: Settings, store: Store, remote: BatchService, jobs: list[Job], wait: float) -> None:
+def _see_ended(settings: Settings, store: Store, remote: ProfileServices, jobs: list[Job], wait: float) -> None:
     lock = folders.InstanceLock(settings.state)
     try:
         lock.acquire()

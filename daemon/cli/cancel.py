@@ -11,7 +11,7 @@ from daemon.display import printable
 from daemon.errors import DaemonError, PermanentError, TransientError
 from daemon.logs import get_logger
 from daemon.service.batch_service import BatchService
-from daemon.service.openai_service import OpenAIService
+from daemon.service.profile_services import connect_jobs_profiles
 from daemon.state import folders
 from daemon.state.rows import Job
 from daemon.state.states import OPEN_JOB_STATES, PartState
@@ -26,9 +26,9 @@ def cancel_job(settings: Settings, name: str) -> int:
         jobs = [j for j in store.jobs(OPEN_JOB_STATES) if name in (j.source_name, j.id)]
         if not jobs:
             raise DaemonError(f"no open job for {name!r}; `batchd status` lists them")
-        remote = OpenAIService.connect_to(settings.default_profile, settings.request_timeout)
+        remote = connect_jobs_profiles(settings.providers, {j.profile for j in jobs}, settings.request_timeout)
         try:
-            refused = [job for job in jobs if not cancel_one(store, remote, job)]
+            refused = [job for job in jobs if not cancel_one(store, remote.of(job.profile), job)]
         finally:
             remote.close()
     finally:

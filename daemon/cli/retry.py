@@ -17,7 +17,7 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.errors import DaemonError
-from daemon.intake.claim import is_request_file
+from daemon.intake.claim import is_request_file, profile_folder
 from daemon.intake.reports import report_path, validation_lines
 from daemon.intake.validation import BatchLimits, validate_file
 from daemon.logs import get_logger
@@ -136,7 +136,9 @@ def _destination(settings: Settings, source: Path, job: Job | None) -> Path:
         name = source.name
     if not is_request_file(name):
         raise RequeueError(f"{name} is not a name batchd picks up (it must end in .jsonl, not start with a dot)")
-    dest = settings.pending / name
+    folder = settings.pending if job is None else profile_folder(settings.pending, job.profile)
+    folder.mkdir(exist_ok=True)  # a job of another profile runs again on the service it ran on
+    dest = folder / name
     if os.path.lexists(dest):
         raise _pending_clash(settings, dest)
     return dest

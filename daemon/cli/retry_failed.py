@@ -21,6 +21,7 @@ import orjson
 
 from daemon.cli.retry import RequeueError
 from daemon.config import Settings
+from daemon.intake.claim import profile_folder
 from daemon.intake.line_reader import is_blank
 from daemon.intake.validation import HashingReader, iter_lines
 from daemon.logs import get_logger
@@ -51,12 +52,14 @@ def rerun_failed(settings: Settings, name: str) -> Rerun:
     job, taken = _finished_job(settings, name)
     source = _archived_input(job)
     base = _base_name(job.source_name)
-    tmp = settings.pending / f".{base}.{os.getpid()}.tmp"  # the watcher skips dot names
+    folder = profile_folder(settings.pending, job.profile)  # run again on the service it ran on
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f".{base}.{os.getpid()}.tmp"  # the watcher skips dot names
     try:
         count, maybe_ran = _write_unsuccessful(job, source, Path(str(job.result_dir)) / RESULTS_NAME, tmp)
         if count == 0:
             raise RequeueError(f"every request of {job.source_name} (job {job.id}) succeeded; nothing to retry")
-        dest = _link_free_name(settings.pending, tmp, base, taken)
+        dest = _link_free_name(folder, tmp, base, taken)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -21,6 +21,7 @@ from daemon.config import Settings
 from daemon.display import printable
 from daemon.errors import DaemonError
 from daemon.pricing import ModelPrice
+from daemon.providers import DEFAULT_PROFILE
 from daemon.results.usage import TokenUsage, batches_usage
 from daemon.state.folders import DB_NAME
 from daemon.state.job_endings import shown_note
@@ -61,6 +62,7 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
     return {
         "job_id": job.id,
         "file": job.source_name,
+        "profile": job.profile,
         "state": str(job.state),
         "batches": [{"id": p.batch_id, "status": p.shown_status} for p in parts if p.batch_id],
         "requests_done": done,
@@ -167,6 +169,10 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         )
         for row in rows
     ]
+    if any(row.get("profile", DEFAULT_PROFILE) != DEFAULT_PROFILE for row in rows):  # routed: say where each runs
+        table = [
+            (r[0], "PROFILE" if n == 0 else printable(rows[n - 1]["profile"]), *r[1:]) for n, r in enumerate(table)
+        ]
     if any(row.get("why") for row in rows):  # only when something waits: the usual table stays narrow
         table = [(*r, "WHY" if n == 0 else short_why(rows[n - 1].get("why"))) for n, r in enumerate(table)]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]

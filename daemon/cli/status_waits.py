@@ -26,7 +26,9 @@ class WaitFacts:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self.account = _account_reason(store.fact("heartbeat"))
+        beat = store.fact("heartbeat")
+        self.account = _account_reason(beat)
+        self._account_holds = _account_holds(beat)  # per profile, from a daemon that routes to several
         self._enqueued = store.enqueued_tokens_by_model()
         self._limits: dict[str, int | None] = {}
         self._holds: dict[str, float] = {}
@@ -40,6 +42,12 @@ class WaitFacts:
         if model not in self._holds:
             self._holds[model] = float(self._store.fact(MODEL_HOLD_FACT + model) or 0.0)
         return self._holds[model]
+
+    def account_for(self, profile: str) -> str | None:
+        """The account hold on ``profile``'s service, if any."""
+        if self._account_holds is None:  # a heartbeat without per-profile holds: one hold for all
+            return self.account
+        return self._account_holds.get(profile)
 
     def enqueued(self, model: str) -> int:
         return self._enqueued.get(model, 0)
@@ -68,8 +76,9 @@ def job_wait(job: Job, parts: list[Part], facts: WaitFacts, now: float) -> dict[
 
 
 def _hold(job: Job, unsent: list[Part], facts: WaitFacts, now: float) -> dict[str, Any] | None:
-    if facts.account:
-        return {"kind": "account", "reason": facts.account}
+    account = facts.account_for(job.profile)
+    if account:
+        return {"kind": "account", "reason": account}
     model = job.model
     if not model:
         return None
@@ -105,6 +114,17 @@ def short_why(why: str | None) -> str:
 def _span(seconds: float) -> str:
     seconds = max(0.0, seconds)
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
+def _account_holds(heartbeat: str | None) -> dict[str, str] | None:
+    try:
+        beat = json.loads(heartbeat) if heartbeat else {}
+    except ValueError:
+        return None
+    if not isinstance(beat, dict) or beat.get("stopped"):
+        return {}
+    holds = beat.get("account_holds")
+    return {str(k): str(v) for k, v in holds.items()} if isinstance(holds, dict) else None
 
 
 def _account_reason(heartbeat: str | None) -> str | None:

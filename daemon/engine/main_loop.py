@@ -32,11 +32,13 @@ from daemon.ops.metrics import MetricsServer, metrics_server
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.seed_import import SeedImport
 from daemon.ops.signals import StopFlags
+from daemon.providers import DEFAULT_PROFILE
 from daemon.results.abandonment import Abandonment
 from daemon.results.collector import Collector
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
 from daemon.service.poller import Poller
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.remote_cleanup import Hygiene
 from daemon.service.submitter import Submitter
 from daemon.service.webhooks import WebhookServer, webhook_server
@@ -62,7 +64,7 @@ class Engine:
         self,
         settings: Settings,
         store: Store,
-        remote: BatchService,
+        remote: BatchService | ProfileServices,
         flags: StopFlags,
         notifier: Notifier | None = None,
         clock: Clock = WALL_CLOCK,
@@ -80,17 +82,24 @@ class Engine:
         # The wall clock stays out: quiet periods are measured on the monotonic clock (see Intake).
         intake_clock = None if clock is WALL_CLOCK else clock
         self.intake = Intake(
-            settings.pending, settings.state, store, settings.min_file_age, settings.settle_seconds, intake_clock
+            settings.pending,
+            settings.state,
+            store,
+            settings.min_file_age,
+            settings.settle_seconds,
+            intake_clock,
+            profiles={DEFAULT_PROFILE, *settings.providers},
         )
-        self.submitter = Submitter(settings, store, remote, self.holds, flags.stop, clock=clock)
-        self.collector = Collector(settings, store, remote, self.holds, flags.stop, clock=clock)
-        self.hygiene = Hygiene(store, remote, self.holds, flags.stop, clock)
-        self.seed_import = SeedImport(settings, store, remote, flags.stop, clock)
+        services = profile_services(remote)  # one per provider profile: each job's steps use its own
+        self.submitter = Submitter(settings, store, services, self.holds, flags.stop, clock=clock)
+        self.collector = Collector(settings, store, services, self.holds, flags.stop, clock=clock)
+        self.hygiene = Hygiene(store, services, self.holds, flags.stop, clock)
+        self.seed_import = SeedImport(settings, store, services.default, flags.stop, clock)
         self.packer = Packer(settings, store, batch_limits(settings), self.wake, clock)
-        self.poller = Poller(settings, store, remote, self.holds, flags.stop, self.wake, clock)
+        self.poller = Poller(settings, store, services, self.holds, flags.stop, self.wake, clock)
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
-        self.webhooks = webhook_server(settings, remote, self.poller.refresh_now)
+        self.webhooks = webhook_server(settings, services.default, self.poller.refresh_now)
         self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
         self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake, clock))
         self.router = LaneRouter(settings, store, PREPARE_CHUNK)
@@ -275,9 +284,9 @@ class Engine:
                 hint = self.hints.get_nowait()
             except queue.Empty:
                 break
-            if hint is not None:
-                self.intake.note(hint.path, complete=hint.complete, closed=hint.closed)
-                names.add(hint.path.name)
+            name = None if hint is None else self.intake.note(hint.path, complete=hint.complete, closed=hint.closed)
+            if name is not None:  # its name in the drop zone: NAME/file.jsonl in a profile's folder
+                names.add(name)
         if now >= self._next_scan:
             self._next_scan = now + self.settings.scan_interval
             ready = self.intake.ready_files()
@@ -310,6 +319,7 @@ class Engine:
             "poller_alive": self.poller.is_alive(),
             "last_poll": self.poller.last_success,
             "account_blocked": self.holds.account_reason or None,
+            "account_holds": self.holds.account_reasons(),  # by provider profile (read by status)
         }
         with self.store.unsynced():
             self.store.set_fact("heartbeat", json.dumps(beat))

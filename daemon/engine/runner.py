@@ -12,9 +12,10 @@ from daemon.logs import get_logger
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.signals import StopFlags, captured_signals
-from daemon.providers import Profile, openai_default_profile
+from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile
 from daemon.service.credentials import KeySource, emulator_key_source, find_profile_key
 from daemon.service.openai_service import OpenAIService
+from daemon.service.profile_services import ProfileServices, connect_profiles, report_unconfigured
 from daemon.state import folders
 from daemon.state.store import Store
 
@@ -26,10 +27,15 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
         if emulator:
             settings = stack.enter_context(_emulated(settings))
             profile, key = openai_default_profile(settings.base_url), emulator_key_source()
+            one = OpenAIService.for_profile(profile, key, settings.request_timeout)
+            # The emulator serves every configured profile, so routing to folders can be tried out.
+            services = ProfileServices(dict.fromkeys([*settings.providers, DEFAULT_PROFILE], one))
         else:
-            profile = settings.default_profile
-            key = find_profile_key(profile)
-        return _serve(settings, profile, key, stack)
+            profile, key = settings.default_profile, find_profile_key(settings.default_profile)
+            profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
+            services = connect_profiles(profiles, settings.request_timeout)
+        stack.callback(services.close)
+        return _serve(settings, profile, key, services, stack)
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
@@ -38,7 +44,7 @@ def emulated(settings: Settings) -> _emulated:
     return _emulated(settings)
 
 
-def _serve(settings: Settings, profile: Profile, key: KeySource, stack: ExitStack) -> int:
+def _serve(settings: Settings, profile: Profile, key: KeySource, services: ProfileServices, stack: ExitStack) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
@@ -46,17 +52,17 @@ def _serve(settings: Settings, profile: Profile, key: KeySource, stack: ExitStac
     refuse_lost_state(settings)
     store = Store(settings.state / folders.DB_NAME)
     stack.callback(store.close)
-    remote = OpenAIService.for_profile(profile, key, settings.request_timeout)
-    stack.callback(remote.close)
+    report_unconfigured(store, services)
     log.info(
         "daemon_starting",
         root=str(settings.root),
         api=profile.base_url or "https://api.openai.com/v1",
         provider=profile.kind,
         key_from=key.description,
+        profiles=services.names(),
     )
     flags = stack.enter_context(captured_signals(StopFlags()))
-    engine = Engine(settings, store, remote, flags, Notifier(), WALL_CLOCK)  # the one clock every timing rule reads
+    engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK)  # the one clock every timing rule reads
     try:
         engine.start()
         with engine.bell.rung_by_signals():

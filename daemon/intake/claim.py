@@ -6,6 +6,11 @@ the file has stayed as it was for ``settle_seconds``: a producer that appends (`
 a loop) closes the file after every line, and claiming at the first close would cut its input in
 pieces. Claiming moves it out of the drop zone into state/inflight/<job id>.jsonl (a link and an
 unlink), recorded in the state before and after.
+
+The drop zone is the top of pending_upload/ (the default provider profile) and one subfolder per
+configured profile, one level deep: a file in ``pending_upload/NAME/`` becomes a job of profile
+NAME. Files are known by their name relative to the drop zone (``NAME/file.jsonl``), so the same
+name in two folders is two files. Any other subfolder is reported once and left alone.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from daemon import crashpoints
 from daemon.clock import Clock
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.fileops import fsync_dir, relink, safe_component, same_file
 from daemon.state.folders import INFLIGHT
 from daemon.state.rows import Job
@@ -57,6 +63,11 @@ def inflight_name(job_id: str, source_name: str) -> str:
     return f"{job_id}_{safe_component(source_name)}"
 
 
+def profile_folder(pending: Path, profile: str) -> Path:
+    """Where a file is dropped to run on ``profile``: the top of the drop zone for the default one."""
+    return pending if profile == DEFAULT_PROFILE else pending / profile
+
+
 def new_job_id() -> str:
     """Sortable by time, unique across restarts and machines: 20261121T141500Z-1a2b3c4d5e6f."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(6)
@@ -71,8 +82,11 @@ class Intake:
         min_file_age: float,
         settle_seconds: float = 0.0,
         clock: Clock | None = None,
+        *,
+        profiles: set[str] | None = None,
     ) -> None:
         self.pending = pending
+        self.profiles = frozenset(profiles or ())  # the subfolders files are claimed from, one per profile
         self.inflight = state_dir / INFLIGHT
         self.store = store
         self.min_file_age = min_file_age
@@ -86,11 +100,23 @@ class Intake:
         self._settling: set[str] = set()  # closed files looked at again on every pass until quiet
         self._recent: dict[str, tuple[float, str]] = {}  # name: (wall time, job id) of its last claim
         self._unrecordable: set[str] = set()  # names already reported as not UTF-8
+        self._unknown_folders: set[str] = set()  # subfolders already reported as no profile's
 
-    def note(self, path: Path, *, complete: bool, closed: bool = False) -> None:
-        """Record a watcher hint; a completion proof is checked against the file at the next look."""
-        if path.parent == self.pending and is_request_file(path.name) and complete:
-            self._proofs[path.name] = self._proofs.get(path.name, False) or closed
+    def relative(self, path: Path) -> str | None:
+        """``path``'s name in the drop zone (``file.jsonl``, ``NAME/file.jsonl``), or None if outside it."""
+        if path.parent == self.pending:
+            return path.name
+        if path.parent.parent == self.pending and path.parent.name in self.profiles:
+            return f"{path.parent.name}/{path.name}"
+        return None
+
+    def note(self, path: Path, *, complete: bool, closed: bool = False) -> str | None:
+        """Record a watcher hint (a completion proof is checked against the file at the next look);
+        the file's name in the drop zone, None if it is not in the drop zone."""
+        name = self.relative(path)
+        if name is not None and is_request_file(path.name) and complete:
+            self._proofs[name] = self._proofs.get(name, False) or closed
+        return name
 
     def settling(self) -> dict[str, int]:
         """The closed files waiting to be quiet for settle_seconds, with the size last seen."""
@@ -109,14 +135,41 @@ class Intake:
         return ready
 
     def _hinted(self, names: list[str]) -> list[str]:
-        return sorted({n for n in names if is_request_file(n)} | self._proofs.keys() | self._settling)
+        wanted = {n for n in names if is_request_file(os.path.basename(n))}
+        return sorted(wanted | self._proofs.keys() | self._settling)
 
     def _list(self) -> list[str]:
         try:
-            return sorted(e.name for e in os.scandir(self.pending) if is_request_file(e.name))
+            entries = list(os.scandir(self.pending))
         except OSError as exc:
             log.error("scan_failed", folder=str(self.pending), error=exc.strerror)
             return []
+        names = [e.name for e in entries if is_request_file(e.name)]
+        for folder in self._profile_folders(entries):
+            names += self._scan(self.pending / folder, f"{folder}/")
+        return sorted(names)
+
+    def _scan(self, folder: Path, prefix: str) -> list[str]:
+        try:
+            return [prefix + e.name for e in os.scandir(folder) if is_request_file(e.name)]
+        except OSError as exc:
+            log.error("scan_failed", folder=str(folder), error=exc.strerror)
+            return []
+
+    def _profile_folders(self, entries: list[os.DirEntry[str]]) -> list[str]:
+        """The profile subfolders present; any other (not a dot-folder) is reported once, left alone."""
+        folders = []
+        for entry in entries:
+            name = entry.name
+            if is_request_file(name) or name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            if name in self.profiles:
+                folders.append(name)
+            elif name not in self._unknown_folders:
+                self._unknown_folders.add(name)
+                shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+                log.warning("unknown_profile_folder", folder=shown, hint=_unknown_folder_hint(shown))
+        return sorted(folders)
 
     def _is_ready(self, name: str, now_mono: float, now_wall: float) -> bool:
         if not _is_utf8(name):
@@ -168,7 +221,16 @@ class Intake:
         now = time.time()
         ids = [new_job_id() for _ in paths]
         jobs = [
-            Job(i, p.name, str(p), str(self.inflight / inflight_name(i, p.name)), JobState.CLAIMING, now, now)
+            Job(
+                i,
+                p.name,
+                str(p),
+                str(self.inflight / inflight_name(i, p.name)),
+                JobState.CLAIMING,
+                now,
+                now,
+                profile=self._profile_of(p),
+            )
             for i, p in zip(ids, paths, strict=True)
         ]
         with self.store.transaction():  # intent first: a crash after a rename still finds the file
@@ -176,7 +238,8 @@ class Intake:
                 self.store.add_job(job)
         moved = [job for job in jobs if self._move(job)]
         kept = {job.id for job in moved}  # ids, not jobs: comparing dataclasses made this quadratic
-        fsync_dir(self.pending)
+        for folder in sorted({Path(job.source_path).parent for job in moved} | {self.pending}):
+            fsync_dir(folder)
         fsync_dir(self.inflight)
         crashpoints.reach("claimed")
         with self.store.transaction():
@@ -187,13 +250,17 @@ class Intake:
                     self.store.delete_job(job.id)
         for job in moved:
             job.state = JobState.CLAIMED
-            self._candidates.pop(job.source_name, None)
-            self._settling.discard(job.source_name)
-            log.info("file_claimed", file=job.source_name, job_id=job.id)
-            self._warn_continuation(job)
+            name = self.relative(Path(job.source_path)) or job.source_name
+            self._candidates.pop(name, None)
+            self._settling.discard(name)
+            log.info("file_claimed", file=job.source_name, job_id=job.id, profile=job.profile)
+            self._warn_continuation(job, name)
         return moved
 
-    def _warn_continuation(self, job: Job) -> None:
+    def _profile_of(self, path: Path) -> str:
+        return path.parent.name if path.parent != self.pending else DEFAULT_PROFILE
+
+    def _warn_continuation(self, job: Job, name: str) -> None:
         """Say so when an input of the same name was claimed a moment ago: it is likely the rest of
         a file its producer kept appending to after a pause longer than settle_seconds."""
         now = self._wall()
@@ -202,8 +269,8 @@ class Intake:
             if now - self._recent[first][0] <= CONTINUATION_WINDOW:
                 break
             del self._recent[first]
-        previous = self._recent.pop(job.source_name, None)
-        self._recent[job.source_name] = (now, job.id)
+        previous = self._recent.pop(name, None)
+        self._recent[name] = (now, job.id)
         if previous is not None:
             log.warning(
                 "input_may_be_continuation",
@@ -222,6 +289,13 @@ class Intake:
             log.warning("file_vanished", file=job.source_name, job_id=job.id)
             return False
         return True
+
+
+def _unknown_folder_hint(name: str) -> str:
+    return (
+        f"pending_upload/{name}/ names no provider profile, so its files are left alone; add a "
+        f"[providers.{name}] table to the config (and restart), or move the files to the top of pending_upload/"
+    )
 
 
 def _is_utf8(name: str) -> bool:

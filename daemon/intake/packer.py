@@ -219,10 +219,10 @@ class Packer:
         if not waiting or self._linger(waiting):
             return
         jobs = {p.job_id: self.store.job(p.job_id) for p in waiting}
-        groups: dict[tuple[str | None, str | None], list[Part]] = {}
+        groups: dict[tuple[str, str | None, str | None], list[Part]] = {}
         for part in sorted(waiting, key=lambda p: (jobs[p.job_id].created_at, p.id)):
             job = jobs[part.job_id]
-            groups.setdefault((job.endpoint, job.model), []).append(part)
+            groups.setdefault((job.profile, job.endpoint, job.model), []).append(part)  # never across profiles
         for group in groups.values():
             self._pack_group(group, jobs)
         self.wake()
@@ -284,6 +284,7 @@ class Packer:
         folder = str(pack.path.parent)
         job = Job(pack.pack_id, f"pack of {len(pack.members)} inputs", "", "", JobState.ACTIVE, now, now)
         job.kind, job.result_dir, job.endpoint, job.model = PACK_KIND, folder, first.endpoint, first.model
+        job.profile = first.profile  # its members' profile: a pack's batch runs on their service
         job.request_count, job.size = pack.requests, pack.size
         part = Part(
             pack.pack_id, 0, 0, str(pack.path), 1, pack.requests, pack.size, pack.est_tokens, PartState.READY, now, now

@@ -19,6 +19,7 @@ from daemon.intake.reports import validation_lines, write_report
 from daemon.intake.splitter import Split, split_lines, write_part
 from daemon.intake.validation import BatchLimits, HashingReader
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.archive import move_input
 from daemon.state.fileops import safe_component
 from daemon.state.folders import PARTS
@@ -29,14 +30,15 @@ from daemon.state.store import Store
 log = get_logger(__name__)
 
 
-def batch_limits(settings: Settings) -> BatchLimits:
+def batch_limits(settings: Settings, profile: str = DEFAULT_PROFILE) -> BatchLimits:
+    """The limits an input of ``profile`` is split by; the line forms its service takes."""
     return BatchLimits(
         settings.max_requests_per_batch,
         settings.max_bytes_per_batch,
         settings.max_embedding_inputs_per_batch,
         settings.max_tokens_per_batch,
         settings.max_line_bytes,
-        settings.default_profile.url_forms(),
+        settings.profile(profile).url_forms(),
     )
 
 
@@ -93,7 +95,9 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
         return None
     with fh:
         reader = HashingReader(fh)  # checked and fingerprinted in one read
-        split = split_lines(reader, settings.state / PARTS / job.id, batch_limits(settings), _hold(settings, fh))
+        split = split_lines(
+            reader, settings.state / PARTS / job.id, batch_limits(settings, job.profile), _hold(settings, fh)
+        )
     if not split.findings.ok:
         reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
         reject(settings, store, job, reason, validation_lines(split.findings))

@@ -74,7 +74,9 @@ def start_observer(
     """Start watching ``folder``; ``mode`` is auto, inotify or polling; ``on_hint`` is called after each hint.
     Only here do threads start: watchdog's observer constructors start their own."""
     observer = _make_observer(mode)
-    observer.schedule(_Handler(hints, on_hint), str(folder), recursive=False, event_filter=WATCHED_EVENTS)
+    # Recursive: files dropped in a provider profile's subfolder are routed to it. Deeper events
+    # are only hints too; Intake.relative drops those outside the top and the profile folders.
+    observer.schedule(_Handler(hints, on_hint), str(folder), recursive=True, event_filter=WATCHED_EVENTS)
     observer.start()
     return observer
 

@@ -45,6 +45,7 @@ from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds, learned_limit
 from daemon.service.overdue_batches import resubmission_status
 from daemon.service.part_steps import PartSteps
+from daemon.service.profile_services import ProfileServices
 from daemon.service.remote_cleanup import schedule_deletions
 from daemon.service.retrying import scheduled_delay
 from daemon.state.archive import move_input
@@ -71,7 +72,7 @@ class Collector(PartSteps):
         self,
         settings: Settings,
         store: Store,
-        remote: BatchService,
+        remote: BatchService | ProfileServices,
         holds: Holds,
         stop: threading.Event,
         *,
@@ -90,7 +91,7 @@ class Collector(PartSteps):
             self.retried(part_id, job, self._collect, "download")
         except (TransientError, AccountError, UnverifiedDownloadError) as exc:
             if isinstance(exc, AccountError):
-                self.holds.block_account(str(exc))
+                self.holds.block_account(str(exc), job.profile)
             delay = scheduled_delay(part.tries, getattr(exc, "retry_after", None))
             self.store.update_part(
                 part_id, tries=part.tries + 1, last_error=str(exc), next_action_at=self.clock.now() + delay
@@ -124,7 +125,7 @@ class Collector(PartSteps):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         verified = True
         if batch is not None:
-            batch = self._refreshed(part, batch) if self.verification.failing(batch.id) else batch
+            batch = self._refreshed(part, job, batch) if self.verification.failing(batch.id) else batch
             self._download(batch, folder, job)
             verified = self.verification.check(job, part, self._downloads_of(batch, folder, job, part))
         if (
@@ -142,13 +143,13 @@ class Collector(PartSteps):
         for file_id, name in zip((batch.output_file_id, batch.error_file_id), download_names(batch.id), strict=True):
             dest = folder / name
             if file_id and not dest.exists():  # Azure sends "" for "no file"
-                size = self.remote.download(file_id, dest)
+                size = self.service(job).download(file_id, dest)
                 log.info("results_downloaded", job_id=job.id, batch_id=batch.id, file=name, bytes=size)
 
-    def _refreshed(self, part: Part, batch: BatchInfo) -> BatchInfo:
+    def _refreshed(self, part: Part, job: Job, batch: BatchInfo) -> BatchInfo:
         """Downloads that did not add up may come from a stale or mangled batch object (no output
         file yet, counts of another moment): ask the service again before the next download."""
-        fresh = self.remote.retrieve(batch.id)
+        fresh = self.service(job).retrieve(batch.id)
         if fresh.status != part.batch_status or _counted(fresh) < _counted(batch):
             return batch  # a terminal batch changes neither its status nor its counts: not to be trusted
         self.store.update_part(part.id, batch_json=fresh.to_json())
@@ -259,7 +260,7 @@ class Collector(PartSteps):
         scratch = self.settings.state / PARTS / job_id
         unverified = set(unverified_batches(self.store, parts))
         try:
-            names = echoed_names(self.settings.default_profile.model_names, job.model)
+            names = echoed_names(self.service(job).profile.model_names, job.model)
             segments, changed = _segments(job, parts, folder, scratch, unverified, names), None
         except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc

@@ -30,6 +30,7 @@ def build_summary(
     return {
         "job_id": job.id,
         "input": job.source_name,
+        "profile": job.profile,  # the provider profile whose service ran it (its pending_upload/ folder)
         "sha256": job.sha256,
         "endpoint": job.endpoint,
         "model": job.model,

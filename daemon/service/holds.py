@@ -11,6 +11,7 @@ import threading
 
 from daemon.clock import WALL_CLOCK, Clock
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.store import Store
 from daemon.state.token_limits import LIMIT_FACT, known_limit
 
@@ -32,40 +33,47 @@ class Holds:
         self._store = store
         self._clock = clock
         self._lock = threading.Lock()
-        self._account_until = 0.0
-        self._account_reason = ""
+        # Per provider profile: an account problem on one service does not pause work on another.
+        self._account: dict[str, tuple[float, str]] = {}  # profile: (until, reason)
         self._model_until: dict[str, float] = {}
         self._model_turns: dict[str, threading.Lock] = {}
 
-    def block_account(self, reason: str) -> None:
+    def block_account(self, reason: str, profile: str = DEFAULT_PROFILE) -> None:
         with self._lock:
-            first = not self._account_reason
-            self._account_until = self._clock.now() + ACCOUNT_RETRY
-            self._account_reason = reason
+            first = profile not in self._account
+            self._account[profile] = (self._clock.now() + ACCOUNT_RETRY, reason)
         log.error(
             "account_blocked",
+            profile=profile,
             reason=reason,
             retry_in=ACCOUNT_RETRY,
             first=first,
             hint="inputs are kept; fix the key or the account and batchd resumes by itself",
         )
 
-    def clear_account(self) -> None:
+    def clear_account(self, profile: str = DEFAULT_PROFILE) -> None:
         with self._lock:
-            if not self._account_reason:
+            if self._account.pop(profile, None) is None:
                 return
-            self._account_reason = ""
-            self._account_until = 0.0
-        log.info("account_unblocked")
+        log.info("account_unblocked", profile=profile)
 
-    def account_wait(self, now: float) -> float:
-        """Seconds until the account may be tried again (0: go ahead)."""
+    def account_wait(self, now: float, profile: str = DEFAULT_PROFILE) -> float:
+        """Seconds until the profile's account may be tried again (0: go ahead)."""
         with self._lock:
-            return max(0.0, self._account_until - now) if self._account_reason else 0.0
+            held = self._account.get(profile)
+        return max(0.0, held[0] - now) if held else 0.0
 
     @property
     def account_reason(self) -> str:
-        return self._account_reason
+        """Every held profile's reason ("" when none is held); a non-default one is named."""
+        with self._lock:
+            held = sorted(self._account.items())
+        return "; ".join(reason if name == DEFAULT_PROFILE else f"{name}: {reason}" for name, (_, reason) in held)
+
+    def account_reasons(self) -> dict[str, str]:
+        """The reason of each held profile."""
+        with self._lock:
+            return {name: reason for name, (_, reason) in self._account.items()}
 
     def note_token_limit(self, model: str, message: str) -> int | None:
         """Remember the limit a token_limit_exceeded message names; return it, or the one learned before."""

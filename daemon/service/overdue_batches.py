@@ -14,6 +14,7 @@ from daemon.errors import DaemonError
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_service import BatchService
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.state.rows import Part
 from daemon.state.store import Store
 
@@ -23,10 +24,10 @@ _RUNNING = frozenset({"validating", "in_progress", "finalizing"})
 
 
 class OverdueBatches:
-    def __init__(self, settings: Settings, store: Store, remote: BatchService) -> None:
+    def __init__(self, settings: Settings, store: Store, remote: BatchService | ProfileServices) -> None:
         self.settings = settings
         self.store = store
-        self.remote = remote
+        self.services = profile_services(remote)
 
     def enforce(self, part: Part, batch: BatchInfo, now: float) -> BatchInfo:
         """Cancel ``batch`` if it has run too long; return its freshest state."""
@@ -35,7 +36,7 @@ class OverdueBatches:
         if batch.status not in _RUNNING or age <= self.settings.batch_age_limit or self.cancelled(batch.id):
             return batch
         try:
-            cancelled = self.remote.cancel(batch.id)
+            cancelled = self.services.of(self.store.job(part.job_id).profile).cancel(batch.id)
         except DaemonError as exc:  # tried again at the next poll
             log.warning("batch_overdue_cancel_failed", job_id=part.job_id, batch_id=batch.id, error=str(exc))
             return batch

@@ -13,6 +13,7 @@ from daemon.intake.quarantine import Quarantine
 from daemon.intake.refitter import Refitter
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.retrying import in_call
 from daemon.state.rows import Job, Part
 from daemon.state.store import Store
@@ -25,7 +26,7 @@ class PartSteps:
         self,
         settings: Settings,
         store: Store,
-        remote: BatchService,
+        remote: BatchService | ProfileServices,
         holds: Holds,
         stop: threading.Event,
         *,
@@ -34,11 +35,16 @@ class PartSteps:
         self.settings = settings
         self.clock = clock  # retries and poll waits are scheduled by it
         self.store = store
-        self.remote = remote
+        self.services = profile_services(remote)
+        self.remote = self.services.default  # the default profile's; a job's steps use service(job)
         self.holds = holds
         self.stop = stop
         self.quarantine = Quarantine(settings, store)
         self.refitter = Refitter(settings, store)  # a part over its model's token limit is split to fit
+
+    def service(self, job: Job) -> BatchService:
+        """The service of the job's provider profile (AccountError while it is not configured)."""
+        return self.services.of(job.profile)
 
     def retried(self, part_id: int, job: Job, step: Callable[[Part, Job], None], what: str = "part") -> None:
         """Run ``step`` with quick in-call retries; each try starts from the part's persisted state,

@@ -21,11 +21,13 @@ from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, DaemonError, MalformedReplyError, NotFoundError, PermanentError
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
 from daemon.service.lost_batches import LostBatches
 from daemon.service.overdue_batches import OverdueBatches
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.stuck_watch import StuckWatch
 from daemon.state.rows import Part
 from daemon.state.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, PartState
@@ -50,7 +52,7 @@ class Poller:
         self,
         settings: Settings,
         store: Store,
-        remote: BatchService,
+        remote: BatchService | ProfileServices,
         holds: Holds,
         stop: threading.Event,
         on_finished: Callable[[], None],
@@ -59,7 +61,8 @@ class Poller:
         self.settings = settings
         self.clock = clock
         self.store = store
-        self.remote = remote
+        self.services = profile_services(remote)
+        self.remote = self.services.default
         self.holds = holds
         self.stop = stop
         self.on_finished = on_finished
@@ -69,8 +72,9 @@ class Poller:
         self._urgent: set[str] = set()  # batch ids a webhook asked to check now
         self.stuck = StuckWatch(settings)
         self.lost = LostBatches(settings, store)
-        self.overdue = OverdueBatches(settings, store, remote)
+        self.overdue = OverdueBatches(settings, store, self.services)
         self._ended = 0  # parts the last fetch ended (their batch was lost)
+        self._profile_failures: dict[str, int] = {}  # failed polls in a row, by profile (several profiles only)
         self._thread = threading.Thread(target=self._loop, name="batchd-poller", daemon=True)
 
     def start(self) -> None:
@@ -139,7 +143,6 @@ class Poller:
                 self._urgent |= urgent  # still wanted: try them again with the next pass
             raise
         crashpoints.reach("polled")
-        self.holds.clear_account()
         self.last_success = self.clock.now()
         self.store.set_fact("last_poll", repr(self.last_success))  # read by the metrics endpoint
         for part in due:
@@ -161,21 +164,53 @@ class Poller:
         return due
 
     def _fetch(self, due: list[Part], now: float) -> dict[str, BatchInfo]:
+        """Each profile's batches from its own service. An account problem holds that profile's
+        batches back (asked again after the hold); the other profiles' are polled as usual."""
+        if len(self.services.names()) == 1:  # one profile: its failure fails the pass, as it always did
+            return self._fetch_profile(DEFAULT_PROFILE, due, now)
+        routed = self.store.routed_jobs()
+        groups: dict[str, list[Part]] = {}
+        for part in due:
+            groups.setdefault(routed.get(part.job_id, DEFAULT_PROFILE), []).append(part)
+        fresh: dict[str, BatchInfo] = {}
+        for profile, parts in sorted(groups.items()):
+            try:
+                fresh |= self._fetch_profile(profile, parts, now)
+            except AccountError as exc:
+                self.holds.block_account(str(exc), profile)
+                self._hold_back(parts, self.holds.account_wait(self.clock.now(), profile))
+            except DaemonError as exc:  # this service's outage: its batches wait, the others' are polled
+                failures = self._profile_failures[profile] = self._profile_failures.get(profile, 0) + 1
+                wait = backoff_after(failures)
+                log.warning("poll_failed", profile=profile, error=str(exc), retry_in=wait, failures=failures)
+                self._hold_back(parts, wait)
+            else:
+                self._profile_failures.pop(profile, None)
+        return fresh
+
+    def _hold_back(self, parts: list[Part], wait: float) -> None:
+        with self.store.transaction():
+            for part in parts:
+                self.store.update_part(part.id, next_action_at=self.clock.now() + wait)
+
+    def _fetch_profile(self, profile: str, due: list[Part], now: float) -> dict[str, BatchInfo]:
+        remote = self.services.of(profile)
         wanted = {p.batch_id for p in due if p.batch_id}
         fresh: dict[str, BatchInfo] = {}
-        if len(wanted) >= LIST_WHEN_AT_LEAST and self.remote.profile.supports_list:  # else one retrieve each
+        if len(wanted) >= LIST_WHEN_AT_LEAST and remote.profile.supports_list:  # else one retrieve each
             oldest = min(p.submitted_at or 0.0 for p in due)
             newest = max((p for p in due if p.batch_id), key=lambda p: p.submitted_at or 0.0).batch_id
-            fresh = self.remote.list_batches(oldest, wanted, newest)
+            fresh = remote.list_batches(oldest, wanted, newest)
         for batch_id in wanted - fresh.keys():
             try:
-                fresh[batch_id] = self.remote.retrieve(batch_id)
+                fresh[batch_id] = remote.retrieve(batch_id)
             except NotFoundError as exc:  # not listed either: the service may have lost it
                 self._ended += self.lost.missing(next(p for p in due if p.batch_id == batch_id), exc, now)
             except PermanentError as exc:  # one batch the service refuses must not stall all the others
                 self._set_aside(next(p for p in due if p.batch_id == batch_id), exc)
             except MalformedReplyError as exc:  # nor one the service answers with garbage for
                 self._ask_later(next(p for p in due if p.batch_id == batch_id), exc)
+        self.holds.clear_account(profile)
         return fresh
 
     def _ask_later(self, part: Part, exc: MalformedReplyError) -> None:

@@ -21,6 +21,7 @@ from daemon.logs import get_logger
 from daemon.service.batch_info import part_batch
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.retrying import scheduled_delay
 from daemon.state.rows import Job, Part, RemoteFile
 from daemon.state.store import Store
@@ -59,11 +60,16 @@ def remote_files_of(parts: list[Part]) -> list[tuple[str, str]]:
 
 class Hygiene:
     def __init__(
-        self, store: Store, remote: BatchService, holds: Holds, stop: threading.Event, clock: Clock = WALL_CLOCK
+        self,
+        store: Store,
+        remote: BatchService | ProfileServices,
+        holds: Holds,
+        stop: threading.Event,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.store = store
         self.clock = clock  # deletions are due, and retried, by it
-        self.remote = remote
+        self.services = profile_services(remote)
         self.holds = holds
         self.stop = stop
 
@@ -76,18 +82,19 @@ class Hygiene:
         for item in self.store.due_remote_files(now, limit=PER_PASS):
             if self.stop.is_set():
                 return
-            wait = self.holds.account_wait(self.clock.now())
+            profile = self.store.job(item.job_id).profile  # the file is on the service of its job's profile
+            wait = self.holds.account_wait(self.clock.now(), profile)
             if wait > 0:  # the account is blocked: do not add to the noise, try after the hold
                 self.store.update_remote_file(item.file_id, next_action_at=self.clock.now() + wait)
                 continue
-            self._delete(item)
+            self._delete(item, profile)
 
-    def _delete(self, item: RemoteFile) -> None:
+    def _delete(self, item: RemoteFile, profile: str) -> None:
         try:
-            existed = self.remote.delete_file(item.file_id)
+            existed = self.services.of(profile).delete_file(item.file_id)
         except (TransientError, AccountError) as exc:
             if isinstance(exc, AccountError):
-                self.holds.block_account(str(exc))
+                self.holds.block_account(str(exc), profile)
             self._retry_later(item, str(exc), getattr(exc, "retry_after", None))
         except PermanentError as exc:
             self._give_up(item, str(exc))

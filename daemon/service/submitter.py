@@ -69,12 +69,12 @@ class Submitter(PartSteps):
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
-            self.holds.block_account(str(exc))
-            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(self.clock.now()))
+            self.holds.block_account(str(exc), job.profile)
+            self._revert_intent(part_id, str(exc), delay=self.holds.account_wait(self.clock.now(), job.profile))
         except PermanentError as exc:
             self._give_up(part_id, job, str(exc))
         else:
-            self.holds.clear_account()
+            self.holds.clear_account(job.profile)
 
     def _run(self, part: Part, job: Job) -> None:
         if cancel_stands(job) and part.state in (PartState.READY, PartState.UPLOADED):
@@ -113,19 +113,19 @@ class Submitter(PartSteps):
 
     def _hold(self, part: Part, job: Job) -> float:
         now = self.clock.now()
-        wait = self.holds.account_wait(now)
+        wait = self.holds.account_wait(now, job.profile)
         if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
             wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
         if wait == 0 and part.state == PartState.UPLOADED:
             wait = self._budget_wait(part, now)
-        if wait == 0 and part.state == PartState.BATCH_INTENT and not self.remote.profile.supports_list:
+        if wait == 0 and part.state == PartState.BATCH_INTENT and not self.service(job).profile.supports_list:
             wait = self._unconfirmed_wait(part, job)
         return wait
 
     def _unconfirmed_wait(self, part: Part, job: Job) -> float:
         """A create whose reply was lost, on a service that cannot list batches: whether it made a
         batch cannot be told, so none is created again (that could be paid twice); the part waits."""
-        reason = unconfirmed_reason(self.remote.profile.name, part)
+        reason = unconfirmed_reason(self.service(job).profile.name, part)
         self.store.update_part(part.id, last_error=reason)
         log.error("batch_creation_unconfirmed", job_id=job.id, part=part.label, file_id=part.file_id, error=reason)
         return UNCONFIRMED_HOLD
@@ -147,11 +147,11 @@ class Submitter(PartSteps):
     def _step(self, part: Part, job: Job) -> None:
         assert part.id is not None
         if part.state == PartState.READY:
-            self._rename_models(part)
+            self._rename_models(part, job)
             self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=self.clock.now())
-            self._upload(part)
+            self._upload(part, job)
         elif part.state == PartState.UPLOAD_INTENT:
-            self._reconcile_upload(part)
+            self._reconcile_upload(part, job)
         elif part.state == PartState.UPLOADED:
             self.store.update_part(part.id, state=PartState.BATCH_INTENT, intent_at=self.clock.now())
             self._create(part, job)
@@ -160,26 +160,26 @@ class Submitter(PartSteps):
         else:
             raise PermanentError(f"part {part.label} is {part.state}; nothing to submit")
 
-    def _rename_models(self, part: Part) -> None:
+    def _rename_models(self, part: Part, job: Job) -> None:
         """The profile's model map, applied to the part file itself before it is sent: the file is
         then exactly the bytes uploaded, so batchd_part_sha256 (and `batchd recover`) describe them."""
-        names = self.settings.default_profile.model_names
+        names = self.service(job).profile.model_names
         size = rename_part(_path(part), names) if names else None
         if size is not None:  # byte_size keeps the size checked against the limits; a name is a few bytes
             log.info("models_renamed", job_id=part.job_id, part=part.label, bytes=size)
 
-    def _upload(self, part: Part) -> None:
-        file_id = self.remote.upload(_path(part), part.upload_name)
+    def _upload(self, part: Part, job: Job) -> None:
+        file_id = self.service(job).upload(_path(part), part.upload_name)
         crashpoints.reach("uploaded")
         self._record_upload(part, file_id, adopted=False)
 
-    def _reconcile_upload(self, part: Part) -> None:
-        if not self.remote.profile.supports_list:  # nothing to search: a second upload costs nothing
-            self._upload(part)
+    def _reconcile_upload(self, part: Part, job: Job) -> None:
+        if not self.service(job).profile.supports_list:  # nothing to search: a second upload costs nothing
+            self._upload(part, job)
             return
-        file_id = self.remote.find_file(part.upload_name, part.intent_at or 0.0)
+        file_id = self.service(job).find_file(part.upload_name, part.intent_at or 0.0)
         if file_id is None:
-            self._upload(part)
+            self._upload(part, job)
         else:
             self._record_upload(part, file_id, adopted=True)
 
@@ -197,7 +197,7 @@ class Submitter(PartSteps):
     def _create(self, part: Part, job: Job) -> None:
         assert part.file_id is not None
         assert job.endpoint is not None
-        batch = self.remote.create_batch(
+        batch = self.service(job).create_batch(
             part.file_id,
             job.endpoint,
             self.settings.completion_window,
@@ -208,17 +208,17 @@ class Submitter(PartSteps):
         self._record_batch(part, batch, adopted=False)
 
     def _reconcile_batch(self, part: Part, job: Job) -> None:
-        found = our_batches(self.remote, job, part)
+        found = our_batches(self.service(job), job, part)
         if not found:
             self._create(part, job)
             return
         keep, extra = found[0], found[1:]
         for duplicate in extra:
-            if not self.remote.profile.supports_cancel:  # it runs on; only the kept one's results are collected
+            if not self.service(job).profile.supports_cancel:  # it runs on; only the kept one's results are collected
                 log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=None)
                 continue
             log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=duplicate.id)
-            self.remote.cancel(duplicate.id)
+            self.service(job).cancel(duplicate.id)
         self._record_batch(part, keep, adopted=True)
 
     def _record_batch(self, part: Part, batch: BatchInfo, *, adopted: bool) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from daemon.config import CANCEL_NOTE
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.states import (
     FAILED_BATCH_STATUS,
     INPUT_KIND,
@@ -58,6 +59,7 @@ class Job:
     cancel_requested: bool = False  # `batchd cancel` ran: submit and resubmit nothing more
     abandon_requested_at: float | None = None  # when `batchd abandon` ran: the job ends, nothing more is sent
     abandon_after_cancel: bool = False  # abandoned with --cancel, accepted: it ends once those batches ended
+    profile: str = DEFAULT_PROFILE  # the provider profile whose service runs it (its pending_upload/ subfolder)
 
     @property
     def abandoned(self) -> bool:
@@ -213,6 +215,7 @@ def job_from(row: sqlite3.Row) -> Job:
         values["abandon_requested_at"] = noted_abandon_time(note, values["updated_at"]) if noted else None
         values["abandon_after_cancel"] = noted and CANCELLED_FIRST in note
     values["abandon_after_cancel"] = bool(values["abandon_after_cancel"])
+    values.setdefault("profile", DEFAULT_PROFILE)  # a read-only look at a database older than schema 6
     return Job(**values)
 
 

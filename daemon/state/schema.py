@@ -16,7 +16,9 @@ from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcom
 # 4: jobs.cancel_requested (was the note "cancel requested"; old jobs with that note get the flag).
 # 5: parts.origin and parts.outcome (were told from paths and made-up batch statuses), jobs.abandon_requested_at
 #    and jobs.abandon_after_cancel (were the note "abandoned by the operator at ..."); see _backfill_5.
-SCHEMA_VERSION = 5
+# 6: jobs.profile, the provider profile whose service runs the job (the pending_upload/ subfolder it
+#    came from); older jobs all ran on the one service there was: 'default'.
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -38,7 +40,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL DEFAULT 'input',
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     abandon_requested_at REAL,
-    abandon_after_cancel INTEGER NOT NULL DEFAULT 0
+    abandon_after_cancel INTEGER NOT NULL DEFAULT 0,
+    profile TEXT NOT NULL DEFAULT 'default'
 );
 CREATE TABLE IF NOT EXISTS parts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -136,6 +139,7 @@ _ADDED_COLUMNS = {
         "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
         "abandon_requested_at": "REAL",
         "abandon_after_cancel": "INTEGER NOT NULL DEFAULT 0",
+        "profile": "TEXT NOT NULL DEFAULT 'default'",
     },
     "parts": {
         "pack_id": "TEXT",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Unpack
 
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.creation_queries import CreationQueries
 from daemon.state.metrics_queries import MetricsQueries
 from daemon.state.remote_file_queries import RemoteFileQueries
@@ -84,6 +85,11 @@ class Store(MetricsQueries, RemoteFileQueries, CreationQueries):
         marks = ",".join("?" * len(wanted))
         rows = self._select(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN ({marks})", wanted)  # noqa: S608
         return int(rows[0]["n"])
+
+    def routed_jobs(self) -> dict[str, str]:
+        """The jobs routed to a provider profile other than the default one: job id to profile."""
+        rows = self._select("SELECT id, profile FROM jobs WHERE profile != ?", (DEFAULT_PROFILE,))
+        return {str(r["id"]): str(r["profile"]) for r in rows}
 
     def result_dir_taken(self, path: str, other_than: str) -> bool:
         rows = self._select("SELECT 1 FROM jobs WHERE result_dir = ? AND id != ?", (path, other_than))

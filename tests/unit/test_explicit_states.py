@@ -37,6 +37,7 @@ V5_COLUMNS = (
     ",\n    abandon_requested_at REAL,\n    abandon_after_cancel INTEGER NOT NULL DEFAULT 0",
     ",\n    origin TEXT NOT NULL DEFAULT 'own_file',\n    outcome TEXT",
 )
+V6_COLUMN = ",\n    profile TEXT NOT NULL DEFAULT 'default'"  # schema 6: a version 4 database lacks it too
 ABANDONED_AT = 1_767_323_045.0  # 2026-01-02 03:04:05 UTC
 OLD_ABANDON = "abandoned by the operator at 2026-01-02 03:04:05 UTC"
 
@@ -44,7 +45,7 @@ OLD_ABANDON = "abandoned by the operator at 2026-01-02 03:04:05 UTC"
 def _v4_database(path: Path) -> None:
     """A database as version 4 left it: its rows told these things only by their paths, notes and statuses."""
     old = schema._SCHEMA
-    for columns in V5_COLUMNS:
+    for columns in (*V5_COLUMNS, V6_COLUMN):
         assert columns in old
         old = old.replace(columns, "")
     conn = sqlite3.connect(path)
@@ -97,7 +98,7 @@ def test_a_version_4_database_gets_origins_outcomes_and_the_abandon_from_what_it
     _v4_database(db)
     store = Store(db)
     try:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 5
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION >= 5
         parts = _parts(store)
         origins = {key: p.origin for key, p in parts.items() if p.segment == 0}
         assert origins == {

@@ -31,7 +31,11 @@ SDK_USERS = frozenset(
 )
 # Where the OpenAI implementation is chosen and built; everything else holds a BatchService.
 SERVICE_BUILDERS = frozenset(
-    {"daemon/engine/runner.py", "daemon/cli/main.py", "daemon/cli/abandon.py", "daemon/cli/cancel.py"}
+    {
+        "daemon/engine/runner.py",
+        "daemon/cli/main.py",
+        "daemon/service/profile_services.py",  # one service per provider profile (also for cancel, abandon)
+    }
 )
 # A batch as the API sends it, with every part batchd reads (Azure's "" for a missing file).
 API_BATCH: dict[str, Any] = {
