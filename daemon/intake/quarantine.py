@@ -34,7 +34,7 @@ from daemon.state.archive import move_input
 from daemon.state.fileops import free_name, safe_component
 from daemon.state.folders import PARTS
 from daemon.state.rows import Job, Part
-from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartOrigin, PartState
+from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartState
 from daemon.state.store import Store
 from daemon.workers import MAX_COOLDOWN
 
@@ -146,15 +146,7 @@ class Quarantine:
             except InputChangedError as exc:
                 self.end_changed(job, exc)
                 continue
-            self.store.update_part(
-                member.id,
-                state=PartState.READY,
-                path=path,
-                origin=PartOrigin.OWN_FILE,
-                pack_id=None,
-                pack_slot=None,
-                next_action_at=0,
-            )
+            self.store.unpack_part(member.id, path)
         self.store.update_job(pack.id, state=JobState.FAILED, note=reason, finished_at=time.time())
         shutil.rmtree(pack.result_dir or "", ignore_errors=True)
 

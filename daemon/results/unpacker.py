@@ -31,7 +31,7 @@ from daemon.logs import get_logger
 from daemon.service.remote_cleanup import schedule_deletions
 from daemon.state.fileops import OWNER_ONLY_DIR, atomic_writer, write_atomic
 from daemon.state.rows import Job, Part
-from daemon.state.states import JobState, PartOrigin, PartOutcome, PartState
+from daemon.state.states import JobState, PartOutcome, PartState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -159,17 +159,8 @@ def _send_alone(settings: Settings, store: Store, pack: Job, members: list[Part]
     placed = _own_part_files(settings, store, [m for m in members if m.state == PartState.PACKED])
     with store.transaction():
         for member, path in placed:
-            store.update_part(
-                member.id,
-                state=PartState.READY,
-                path=path,
-                origin=PartOrigin.OWN_FILE,
-                pack_id=None,
-                pack_slot=None,
-                old_batch_ids=",".join(filter(None, [member.old_batch_ids, refused])),
-                last_error=reason,
-                next_action_at=0,
-            )
+            old_batch_ids = ",".join(filter(None, [member.old_batch_ids, refused]))
+            store.unpack_part(member.id, path, old_batch_ids=old_batch_ids, last_error=reason)
         store.update_job(pack.id, state=JobState.FAILED, note=reason, finished_at=time.time())
     log.warning("pack_refused", pack_id=pack.id, inputs=len(members), batch_ids=refused, action="sending one by one")
     shutil.rmtree(pack.result_dir or "", ignore_errors=True)

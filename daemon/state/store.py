@@ -114,6 +114,24 @@ class Store(MetricsQueries, RemoteFileQueries, CreationQueries):
                     check_origin_move(part_id, PartOrigin(rows[0]["origin"]), changes["origin"])
             self._update("parts", "id", part_id, dict(changes))
 
+    def unpack_part(
+        self, part_id: int, own_file: str, *, old_batch_ids: str | None = None, last_error: str | None = None
+    ) -> None:
+        """A packed member goes again in a batch of its own, from its own part file."""
+        changes: PartChanges = {
+            "state": PartState.READY,
+            "path": own_file,
+            "origin": PartOrigin.OWN_FILE,
+            "pack_id": None,
+            "pack_slot": None,
+            "next_action_at": 0,
+        }
+        if old_batch_ids is not None:
+            changes["old_batch_ids"] = old_batch_ids
+        if last_error is not None:
+            changes["last_error"] = last_error
+        self.update_part(part_id, **changes)
+
     def part(self, part_id: int) -> Part:
         rows = self._select("SELECT * FROM parts WHERE id = ?", (part_id,))
         if not rows:

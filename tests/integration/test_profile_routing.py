@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,22 +40,28 @@ def azure_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
         yield server
 
 
-@pytest.fixture(name="harness")
-def harness_fixture(tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer) -> Iterator[Harness]:
-    config = tmp_path / "batchd.toml"
+@contextmanager
+def _two_profiles(root: Path, openai: EmulatorServer, azure: EmulatorServer, extra: str = "") -> Iterator[Harness]:
+    """A daemon with the default profile on ``openai`` and `[providers.azure]` on ``azure``."""
+    root.mkdir()
+    config = root / "batchd.toml"
     config.write_text(
-        f'[providers.default]\nbase_url = "{openai_server.base_url}"\n\n'
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n',
+        f'[providers.default]\nbase_url = "{openai.base_url}"\n\n'
+        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure.base_url}"\n{extra}',
         encoding="utf-8",
     )
     providers = load_settings(config, environ={}).providers
-    root = tmp_path / "root"
-    root.mkdir()
-    harness = Harness(fast_settings(root, openai_server.base_url, providers=providers), openai_server).start()
+    harness = Harness(fast_settings(root, openai.base_url, providers=providers), openai).start()
     try:
         yield harness
     finally:
         harness.stop()
+
+
+@pytest.fixture(name="harness")
+def harness_fixture(tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer) -> Iterator[Harness]:
+    with _two_profiles(tmp_path / "root", openai_server, azure_server) as harness:
+        yield harness
 
 
 def _drop(harness: Harness, folder: str, name: str, content: str) -> None:
@@ -152,24 +159,12 @@ def test_a_profile_folders_azure_lines_use_its_url_forms_and_model_map(
 ) -> None:
     # Azure's short url form and a model map on a profile that is not the default: the input's folder
     # decides which profile's rules check the lines, rename the model and name it back in the results.
-    config = tmp_path / "mapped.toml"
-    config.write_text(
-        f'[providers.default]\nbase_url = "{openai_server.base_url}"\n\n'
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
-        f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\n',
-        encoding="utf-8",
-    )
-    providers = load_settings(config, environ={}).providers
-    root = tmp_path / "mapped-root"
-    root.mkdir()
-    harness = Harness(fast_settings(root, openai_server.base_url, providers=providers), openai_server).start()
-    try:
+    mapped = f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\n'
+    with _two_profiles(tmp_path / "mapped-root", openai_server, azure_server, mapped) as harness:
         _drop(harness, "azure", "short.jsonl", request_file(2, prefix="a", url="/chat/completions"))
         _drop(harness, ".", "short.jsonl", request_file(1, prefix="o", url="/chat/completions"))
         done = _job(harness, "azure", JobState.DONE)
         refused = _job(harness, "default", JobState.REJECTED)  # OpenAI takes only the /v1 form
-    finally:
-        harness.stop()
     assert [line["response"]["body"]["model"] for line in _results(done)] == ["gpt-4o-mini"] * 2  # type: ignore[index]
     batch = azure_server.batches()[0]
     assert azure_server.file_bytes(batch["input_file_id"]).count(DEPLOYMENT.encode()) == 2
