@@ -174,3 +174,22 @@ def test_token_limit_exceeded_when_creating_holds_the_model_and_creates_once_lat
     assert learned == "90000"
     assert part.outcome != PartOutcome.REFUSED
     assert [line["response"]["status_code"] for line in results] == [200] * 3
+
+
+def test_a_never_ending_azure_batch_is_cancelled_by_its_profiles_max_batch_age(
+    tmp_path: Path, azure: EmulatorServer
+) -> None:
+    """The top-level max_batch_age is unset (30 h); the profile's own 1 s ends the batch, whose
+    finished half is kept and whose rest goes again."""
+    azure.mishaps.never_end_next(1)  # Azure runs a batch until it is cancelled
+    harness = azure_harness(tmp_path, azure, f'base_url = "{azure.base_url}"\nmax_batch_age = 1\n').start()
+    try:
+        harness.drop("endless.jsonl", request_file(4, model=DEPLOYMENT))
+        harness.wait_job("endless.jsonl", JobState.DONE)
+        summary = harness.summary("endless.jsonl")
+    finally:
+        harness.stop()
+    assert harness.settings.max_batch_age is None
+    first, second = azure.batches()
+    assert (first["status"].lower(), second["status"].lower()) == ("cancelled", "completed")
+    assert summary["outcomes"] == {"succeeded": 4, "failed": 0, "not_run": 0}
