@@ -197,10 +197,11 @@ class Submitter(PartSteps):
     def _create(self, part: Part, job: Job) -> None:
         assert part.file_id is not None
         assert job.endpoint is not None
-        batch = self.service(job).create_batch(
+        service = self.service(job)
+        batch = service.create_batch(
             part.file_id,
             job.endpoint,
-            self.settings.completion_window,
+            service.profile.completion_window,  # the profile's own, one of those it allows
             batch_metadata(self.settings, job, part),
             self.settings.output_expires_after,
         )
