@@ -3,13 +3,18 @@ poll spacing and upload purpose; the top-level settings still rule where the pro
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
+from daemon.intake.preparer import batch_limits
+from daemon.intake.splitter import split_lines
 from daemon.providers import parse_profile
 from daemon.service.overdue_batches import age_limit
+from tests.support import request_file
 
 HOUR = 3600.0
+GROQ = {"kind": "openai_compatible", "base_url": "https://api.groq.com/openai/v1", "key_env": "GROQ_API_KEY"}
 AZURE_URL = "https://res.openai.azure.com/openai/v1/"
 
 
@@ -44,3 +49,21 @@ def test_a_profile_with_a_longer_window_gets_a_longer_age_limit() -> None:
     }
     settings = Settings(**with_profiles(groq=groq))
     assert age_limit(settings, "groq") == 7 * 24 * HOUR + 6 * HOUR
+
+
+def test_an_input_is_split_by_the_smaller_of_the_top_level_and_its_profiles_limits(tmp_path: Path) -> None:
+    small = {**GROQ, "max_requests_per_batch": 2, "max_bytes_per_batch": 5_000_000}
+    settings = Settings(max_bytes_per_batch=4_000_000, **with_profiles(groq=small))
+    groq, default = batch_limits(settings, "groq"), batch_limits(settings, "default")
+    assert (groq.max_requests, groq.max_bytes) == (2, 4_000_000)
+    assert (default.max_requests, default.max_bytes) == (settings.max_requests_per_batch, 4_000_000)
+    source = tmp_path / "in.jsonl"
+    source.write_text(request_file(5))
+    with source.open("rb") as fh:
+        split = split_lines(fh, tmp_path / "parts", groq)
+    assert [part.request_count for part in split.parts] == [2, 2, 1]
+
+
+def test_the_compatible_kind_splits_at_its_own_smaller_file_limit() -> None:
+    settings = Settings(**with_profiles(groq=GROQ))
+    assert batch_limits(settings, "groq").max_bytes == 100_000_000 < batch_limits(settings).max_bytes
