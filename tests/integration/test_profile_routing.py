@@ -44,7 +44,8 @@ def harness_fixture(tmp_path: Path, openai_server: EmulatorServer, azure_server:
     config = tmp_path / "batchd.toml"
     config.write_text(
         f'[providers.default]\nbase_url = "{openai_server.base_url}"\n\n'
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n',
+        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
+        "min_poll_interval = 0\n",  # the kind's minute between polls would only slow the test
         encoding="utf-8",
     )
     providers = load_settings(config, environ={}).providers
@@ -156,7 +157,7 @@ def test_a_profile_folders_azure_lines_use_its_url_forms_and_model_map(
     config.write_text(
         f'[providers.default]\nbase_url = "{openai_server.base_url}"\n\n'
         f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
-        f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\n',
+        f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\nmin_poll_interval = 0\n',  # no minute between polls here
         encoding="utf-8",
     )
     providers = load_settings(config, environ={}).providers
