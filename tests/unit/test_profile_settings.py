@@ -3,15 +3,19 @@ poll spacing and upload purpose; the top-level settings still rule where the pro
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
+from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.intake.preparer import batch_limits
 from daemon.intake.splitter import split_lines
-from daemon.providers import parse_profile
+from daemon.providers import openai_default_profile, parse_profile
+from daemon.service.credentials import KeySource
+from daemon.service.openai_service import OpenAIService
 from daemon.service.overdue_batches import age_limit
-from tests.support import request_file
+from tests.support import FAST, TEST_KEY, request_file
 
 HOUR = 3600.0
 GROQ = {"kind": "openai_compatible", "base_url": "https://api.groq.com/openai/v1", "key_env": "GROQ_API_KEY"}
@@ -67,3 +71,19 @@ def test_an_input_is_split_by_the_smaller_of_the_top_level_and_its_profiles_limi
 def test_the_compatible_kind_splits_at_its_own_smaller_file_limit() -> None:
     settings = Settings(**with_profiles(groq=GROQ))
     assert batch_limits(settings, "groq").max_bytes == 100_000_000 < batch_limits(settings).max_bytes
+
+
+def test_an_upload_uses_the_profiles_file_purpose_and_is_found_by_it(tmp_path: Path) -> None:
+    emulator_settings = EmulatorSettings(**FAST, data_dir=tmp_path / "emulator")  # type: ignore[arg-type]
+    with EmulatorServer(emulator_settings) as emulator:
+        profile = replace(openai_default_profile(emulator.base_url), file_purpose="user_data")
+        remote = OpenAIService.for_profile(profile, KeySource("test key", value=TEST_KEY), 10.0)
+        source = tmp_path / "part.jsonl"
+        source.write_text(request_file(2))
+        try:
+            file_id = remote.upload(source, "batchd-part.jsonl")
+            found = remote.find_file("batchd-part.jsonl", 0.0)
+        finally:
+            remote.close()
+        assert [(f["id"], f["purpose"]) for f in emulator.files()] == [(file_id, "user_data")]
+        assert found == file_id
