@@ -9,13 +9,18 @@ from typing import Any
 
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.intake.preparer import batch_limits
+from daemon.intake.claim import Intake
+from daemon.intake.packer import Packer
+from daemon.intake.preparer import batch_limits, prepare_jobs
 from daemon.intake.splitter import split_lines
 from daemon.providers import openai_default_profile, parse_profile
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
 from daemon.service.overdue_batches import age_limit
-from tests.support import FAST, TEST_KEY, request_file
+from daemon.state import folders
+from daemon.state.states import PACK_KIND
+from daemon.state.store import Store
+from tests.support import FAST, TEST_KEY, FakeClock, request_file
 
 HOUR = 3600.0
 GROQ = {"kind": "openai_compatible", "base_url": "https://api.groq.com/openai/v1", "key_env": "GROQ_API_KEY"}
@@ -87,3 +92,26 @@ def test_an_upload_uses_the_profiles_file_purpose_and_is_found_by_it(tmp_path: P
             remote.close()
         assert [(f["id"], f["purpose"]) for f in emulator.files()] == [(file_id, "user_data")]
         assert found == file_id
+
+
+def test_small_inputs_are_packed_within_their_profiles_limits(tmp_path: Path) -> None:
+    """Three inputs of two requests each: on the default profile one pack of six; on a profile
+    taking three requests a batch, no two fit together, so each goes alone."""
+    settings = Settings(root=tmp_path, **with_profiles(groq={**GROQ, "max_requests_per_batch": 3}))
+    folders.prepare(settings)
+    clock = FakeClock()
+    store = Store(settings.state / folders.DB_NAME)
+    try:
+        intake = Intake(settings.pending, settings.state, store, 0.0, 0.0, clock, profiles={"default", "groq"})
+        for relative in ("a.jsonl", "b.jsonl", "c.jsonl", "groq/a.jsonl", "groq/b.jsonl", "groq/c.jsonl"):
+            (settings.pending / relative).parent.mkdir(exist_ok=True)
+            (settings.pending / relative).write_text(request_file(2))
+        intake.ready_files()
+        clock.advance(1.0)
+        jobs = intake.claim_all(intake.ready_files())
+        prepare_jobs(settings, store, [store.job(j.id) for j in jobs])
+        Packer(settings, store, batch_limits(settings), lambda: None).run()
+        packs = [(j.profile, j.request_count) for j in store.jobs() if j.kind == PACK_KIND]
+    finally:
+        store.close()
+    assert packs == [("default", 6)]
