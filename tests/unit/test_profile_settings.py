@@ -7,8 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.errors import ConfigError
 from daemon.intake.claim import Intake
 from daemon.intake.packer import Packer
 from daemon.intake.preparer import batch_limits, prepare_jobs
@@ -115,3 +118,11 @@ def test_small_inputs_are_packed_within_their_profiles_limits(tmp_path: Path) ->
     finally:
         store.close()
     assert packs == [("default", 6)]
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure"])
+def test_a_window_the_kind_does_not_take_is_refused_at_start(kind: str) -> None:
+    table = {"kind": kind, "base_url": AZURE_URL, "completion_windows": ["24h", "7d"], "completion_window": "7d"}
+    with pytest.raises(ConfigError, match=rf"completion_window '7d': kind {kind} takes only \['24h'\]; leave it out"):
+        parse_profile("week", table)
+    assert parse_profile("week", {**table, "completion_window": "24h"}).completion_window == "24h"
