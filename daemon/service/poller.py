@@ -221,13 +221,15 @@ class Poller:
             except PermanentError as exc:  # one batch the service refuses must not stall all the others
                 self._set_aside(next(p for p in due if p.batch_id == batch_id), exc)
             except MalformedReplyError as exc:  # nor one the service answers with garbage for
-                self._ask_later(next(p for p in due if p.batch_id == batch_id), exc)
+                self._ask_later(next(p for p in due if p.batch_id == batch_id), exc, remote.profile.min_poll_interval)
         self.holds.clear_account(profile)
         return fresh
 
-    def _ask_later(self, part: Part, exc: MalformedReplyError) -> None:
-        """A transient fault of this one batch: asked again with the usual growing poll wait."""
+    def _ask_later(self, part: Part, exc: MalformedReplyError, floor: float) -> None:
+        """A transient fault of this one batch: asked again with the usual growing poll wait, never
+        sooner than its profile's ``floor``."""
         wait = min(max(part.poll_wait, self.settings.first_poll_after) * 2, self.settings.poll_interval)
+        wait = max(wait, floor)
         self.store.update_part(part.id, last_error=str(exc), poll_wait=wait, next_action_at=self.clock.now() + wait)
         log.info("batch_poll_deferred", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 

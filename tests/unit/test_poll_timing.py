@@ -203,3 +203,18 @@ def test_a_profiles_min_poll_interval_spaces_the_polls_of_its_batches(polled: Po
     finally:
         remote.close()
     assert waits == [5.0, 8.0, 8.0, 8.0]  # without the floor: 2, 4, 8, 8
+
+
+def test_a_garbled_reply_waits_at_least_the_profiles_min_poll_interval(polled: Polled) -> None:
+    polled.emulator.faults.add_rule(action="reply", method="GET", path_prefix="/v1/batches/", body='{"id": 5}', count=1)
+    profile = dataclasses.replace(openai_default_profile(polled.emulator.base_url), min_poll_interval=5.0)
+    remote = OpenAIService.for_profile(profile, KeySource("test key", value=TEST_KEY), 10.0)
+    poller = Poller(
+        polled.poller.settings, polled.store, remote, polled.poller.holds, threading.Event(), lambda: None, polled.clock
+    )
+    start = polled.clock.now()
+    try:
+        assert poller.poll_once(start) == 1
+    finally:
+        remote.close()
+    assert polled.store.part(polled.part.id).next_action_at == start + 5.0  # without the floor: 2 s
