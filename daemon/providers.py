@@ -319,6 +319,10 @@ def _check_windows(p: Profile) -> str | None:
         return (
             f"completion_window {p.completion_window!r} must be one of completion_windows {list(p.completion_windows)}"
         )
+    if p.kind != "openai_compatible" and p.completion_window not in limits.COMPLETION_WINDOWS:
+        # OpenAI and Azure refuse any other window when the batch is created, hours after the file came.
+        allowed = sorted(limits.COMPLETION_WINDOWS)
+        return f"completion_window {p.completion_window!r}: kind {p.kind} takes only {allowed}; leave it out"
     return None
 
 

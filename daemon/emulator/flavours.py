@@ -14,7 +14,8 @@
   (silently ignored, as a server does whose request model lacks the field); no `finalizing`
   (in_progress -> completed); output and error files of purpose `batch`; an error file always,
   empty when nothing failed; with `upper_statuses`, `COMPLETED` etc. (Novita); with
-  `iso_timestamps`, every `*_at` of a batch as ISO 8601 text (Together).
+  `iso_timestamps`, every `*_at` of a batch as ISO 8601 text (Together); completion windows
+  `24h` and `7d` (Groq takes 24h to 7d), where OpenAI takes only `24h`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from daemon.emulator.validation import batch_error
 
 AZURE_ENDPOINTS = ("/v1/chat/completions", "/v1/responses")
 FILE_ID_FIELDS = ("output_file_id", "error_file_id")
+COMPATIBLE_WINDOWS = ("24h", "7d")
 
 
 class Flavour:
@@ -126,7 +128,7 @@ class CompatibleFlavour(Flavour):
     def batch_params(self, payload: Any) -> BatchParams:
         if isinstance(payload, dict):
             payload = {name: value for name, value in payload.items() if name != "metadata"}
-        return parse_batch_params(payload)
+        return parse_batch_params(payload, COMPATIBLE_WINDOWS)
 
     def batch_json(self, body: dict[str, Any]) -> dict[str, Any]:
         if self._upper_statuses:

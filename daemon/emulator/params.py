@@ -51,7 +51,7 @@ def required_string(payload: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def parse_batch_params(payload: Any) -> BatchParams:
+def parse_batch_params(payload: Any, windows: tuple[str, ...] = ("24h",)) -> BatchParams:
     if not isinstance(payload, dict):
         raise bad_request("The request body must be a JSON object.")
     unknown = sorted(set(payload) - BATCH_FIELDS)
@@ -62,8 +62,9 @@ def parse_batch_params(payload: Any) -> BatchParams:
         message = f"Invalid value for 'endpoint': {endpoint!r}. Supported values are: {', '.join(ALLOWED_ENDPOINTS)}."
         raise bad_request(message, param="endpoint", code="invalid_value")
     window = required_string(payload, "completion_window")
-    if window != "24h":
-        message = f"Invalid value for 'completion_window': {window!r}. Supported values are: '24h'."
+    if window not in windows:
+        supported = ", ".join(f"'{w}'" for w in windows)
+        message = f"Invalid value for 'completion_window': {window!r}. Supported values are: {supported}."
         raise bad_request(message, param="completion_window", code="invalid_value")
     return BatchParams(
         input_file_id=required_string(payload, "input_file_id"),

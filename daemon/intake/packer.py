@@ -41,6 +41,7 @@ from daemon.intake.arrivals import small_arrivals
 from daemon.intake.claim import new_job_id
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.custom_ids import NotEditableError, with_prefix
+from daemon.intake.profile_limits import within_profile
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.recheck import checked_lines
 from daemon.intake.refitter import token_budget
@@ -240,6 +241,7 @@ class Packer:
         riders = [p for p in group if not sends_nothing_more(jobs[p.job_id])]
         packs: list[PackFile] = []
         limits = self._limits_for(jobs[group[0].job_id].model)
+        limits = within_profile(limits, self.settings.profile(jobs[group[0].job_id].profile))  # one profile a group
         for part in riders:
             added = self._add(packs[-1], part, jobs[part.job_id]) if packs else False
             if added is False:

@@ -31,14 +31,17 @@ log = get_logger(__name__)
 
 
 def batch_limits(settings: Settings, profile: str = DEFAULT_PROFILE) -> BatchLimits:
-    """The limits an input of ``profile`` is split by; the line forms its service takes."""
+    """The limits an input of ``profile`` is split by: the smaller of the top-level setting and the
+    profile's own (an Azure or compatible service may take less than OpenAI); the line forms its
+    service takes."""
+    chosen = settings.profile(profile)
     return BatchLimits(
-        settings.max_requests_per_batch,
-        settings.max_bytes_per_batch,
+        min(settings.max_requests_per_batch, chosen.max_requests_per_batch),
+        min(settings.max_bytes_per_batch, chosen.max_bytes_per_batch),
         settings.max_embedding_inputs_per_batch,
         settings.max_tokens_per_batch,
-        settings.max_line_bytes,
-        settings.profile(profile).url_forms(),
+        min(settings.max_line_bytes, chosen.max_bytes_per_batch),
+        chosen.url_forms(),
     )
 
 

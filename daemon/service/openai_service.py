@@ -155,8 +155,9 @@ class OpenAIService:
     @translated("files.create")
     def upload(self, path: Path, name: str) -> str:
         """Stream ``path`` up (an open handle, never the whole file in memory) as ``name``."""
+        purpose: Any = self.profile.file_purpose  # a service may name its own purpose; the SDK's Literal lists OpenAI's
         with open(path, "rb") as fh:
-            created = self.client.files.create(file=(name, fh, "application/jsonl"), purpose="batch")
+            created = self.client.files.create(file=(name, fh, "application/jsonl"), purpose=purpose)
         return checked_file(created, "files.create").id
 
     @translated("files.list")
@@ -166,7 +167,9 @@ class OpenAIService:
         A listed file that is malformed is skipped, even one of this name: the part is then
         uploaded again, which costs nothing (a second batch would; see ``find_batches``).
         """
-        for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
+        for item in page_items(
+            self.client.files.list(purpose=self.profile.file_purpose, order="desc", limit=1000), "files.list"
+        ):
             try:
                 file = checked_file(item, "files.list", "a listed file")
             except MalformedReplyError as exc:
@@ -183,7 +186,9 @@ class OpenAIService:
         """Every batch upload named ``prefix...`` since ``not_before``. Unlike ``find_file`` a
         malformed item is not skipped: whoever rebuilds state from this must see everything."""
         found: list[FileInfo] = []
-        for item in page_items(self.client.files.list(purpose="batch", order="desc", limit=1000), "files.list"):
+        for item in page_items(
+            self.client.files.list(purpose=self.profile.file_purpose, order="desc", limit=1000), "files.list"
+        ):
             file = checked_file(item, "files.list", "a listed file")
             if file.created_at < not_before - CLOCK_SKEW:
                 break

@@ -12,6 +12,7 @@ from __future__ import annotations
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_service import BatchService
 from daemon.service.profile_services import ProfileServices, profile_services
@@ -28,15 +29,22 @@ class OverdueBatches:
         self.settings = settings
         self.store = store
         self.services = profile_services(remote)
+        # The shortest limit of any profile: a batch younger than that needs no look-up of its job.
+        names = {DEFAULT_PROFILE, *settings.providers}
+        self.shortest = min(age_limit(settings, name) for name in names)
 
     def enforce(self, part: Part, batch: BatchInfo, now: float) -> BatchInfo:
         """Cancel ``batch`` if it has run too long; return its freshest state."""
         started = part.submitted_at or float(batch.created_at)
         age = now - started
-        if batch.status not in _RUNNING or age <= self.settings.batch_age_limit or self.cancelled(batch.id):
+        if batch.status not in _RUNNING or age <= self.shortest or self.cancelled(batch.id):
+            return batch
+        profile = self.store.job(part.job_id).profile
+        limit = age_limit(self.settings, profile)
+        if age <= limit:
             return batch
         try:
-            cancelled = self.services.of(self.store.job(part.job_id).profile).cancel(batch.id)
+            cancelled = self.services.of(profile).cancel(batch.id)
         except DaemonError as exc:  # tried again at the next poll
             log.warning("batch_overdue_cancel_failed", job_id=part.job_id, batch_id=batch.id, error=str(exc))
             return batch
@@ -48,12 +56,25 @@ class OverdueBatches:
             batch_id=batch.id,
             status=batch.status,
             age=round(age, 1),
-            limit=self.settings.batch_age_limit,
+            limit=limit,
+            profile=profile,
         )
         return cancelled
 
     def cancelled(self, batch_id: str) -> bool:
         return self.store.fact(_CANCELLED + batch_id) is not None
+
+
+def age_limit(settings: Settings, profile: str) -> float:
+    """Seconds a batch of ``profile`` may run: the profile's own ``max_batch_age`` (the azure kind
+    has a finite one by default, as Azure never expires a job), else the top-level setting, else
+    the profile's longest completion window plus 6 h."""
+    chosen = settings.profile(profile)
+    if chosen.max_batch_age is not None:
+        return chosen.max_batch_age
+    if settings.max_batch_age is not None:
+        return settings.max_batch_age
+    return max(settings.batch_age_limit, chosen.batch_age_limit)
 
 
 def resubmission_status(store: Store, part: Part) -> str | None:

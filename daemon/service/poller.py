@@ -148,11 +148,23 @@ class Poller:
         for part in due:
             if part.batch_id in fresh:
                 fresh[part.batch_id] = self.overdue.enforce(part, fresh[part.batch_id], now)
+        floor = self._poll_floor()
         with self.store.transaction():  # one commit per pass, not one per batch
-            finished = sum(self._record(part, fresh[part.batch_id], now) for part in due if part.batch_id in fresh)
+            finished = sum(
+                self._record(part, fresh[part.batch_id], now, floor(part)) for part in due if part.batch_id in fresh
+            )
         if finished or self._ended:
             self.on_finished()
         return len(due)
+
+    def _poll_floor(self) -> Callable[[Part], float]:
+        """Each part's shortest wait between polls: its profile's ``min_poll_interval`` (Azure asks
+        for a minute); the jobs are looked up only when some profile has one."""
+        floors = {name: self.services.of(name).profile.min_poll_interval for name in self.services.names()}
+        if not any(floors.values()):
+            return lambda part: 0.0
+        routed = self.store.routed_jobs()
+        return lambda part: floors.get(routed.get(part.job_id, DEFAULT_PROFILE), 0.0)
 
     def _due(self, now: float, urgent: set[str]) -> list[Part]:
         due = self.store.due_parts(PartState.SUBMITTED, now, limit=MAX_PER_PASS)
@@ -209,13 +221,15 @@ class Poller:
             except PermanentError as exc:  # one batch the service refuses must not stall all the others
                 self._set_aside(next(p for p in due if p.batch_id == batch_id), exc)
             except MalformedReplyError as exc:  # nor one the service answers with garbage for
-                self._ask_later(next(p for p in due if p.batch_id == batch_id), exc)
+                self._ask_later(next(p for p in due if p.batch_id == batch_id), exc, remote.profile.min_poll_interval)
         self.holds.clear_account(profile)
         return fresh
 
-    def _ask_later(self, part: Part, exc: MalformedReplyError) -> None:
-        """A transient fault of this one batch: asked again with the usual growing poll wait."""
+    def _ask_later(self, part: Part, exc: MalformedReplyError, floor: float) -> None:
+        """A transient fault of this one batch: asked again with the usual growing poll wait, never
+        sooner than its profile's ``floor``."""
         wait = min(max(part.poll_wait, self.settings.first_poll_after) * 2, self.settings.poll_interval)
+        wait = max(wait, floor)
         self.store.update_part(part.id, last_error=str(exc), poll_wait=wait, next_action_at=self.clock.now() + wait)
         log.info("batch_poll_deferred", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
@@ -224,8 +238,9 @@ class Poller:
         self.store.update_part(part.id, last_error=str(exc), next_action_at=self.clock.now() + wait)
         log.error("batch_poll_refused", job_id=part.job_id, part=part.label, batch_id=part.batch_id, error=str(exc))
 
-    def _record(self, part: Part, batch: BatchInfo, now: float) -> bool:
-        """Store the batch's new state; True when it reached a terminal status."""
+    def _record(self, part: Part, batch: BatchInfo, now: float, floor: float = 0.0) -> bool:
+        """Store the batch's new state; True when it reached a terminal status. The next poll comes
+        no sooner than ``floor`` seconds from now."""
         self.lost.seen(batch.id, ended=batch.status in TERMINAL_BATCH_STATUSES)
         if batch.status != part.batch_status:
             done, total = _progress(batch)
@@ -252,6 +267,7 @@ class Poller:
             )
             return True
         wait = min(max(part.poll_wait, self.settings.first_poll_after) * 2, self.settings.poll_interval)
+        wait = max(wait, floor)
         self.store.update_part(
             part.id,
             batch_status=batch.status,

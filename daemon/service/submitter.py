@@ -197,15 +197,16 @@ class Submitter(PartSteps):
     def _create(self, part: Part, job: Job) -> None:
         assert part.file_id is not None
         assert job.endpoint is not None
-        batch = self.service(job).create_batch(
+        service = self.service(job)
+        batch = service.create_batch(
             part.file_id,
             job.endpoint,
-            self.settings.completion_window,
+            service.profile.completion_window,  # the profile's own, one of those it allows
             batch_metadata(self.settings, job, part),
             self.settings.output_expires_after,
         )
         crashpoints.reach("batch_created")
-        self._record_batch(part, batch, adopted=False)
+        self._record_batch(part, batch, service.profile.min_poll_interval, adopted=False)
 
     def _reconcile_batch(self, part: Part, job: Job) -> None:
         found = our_batches(self.service(job), job, part)
@@ -219,11 +220,11 @@ class Submitter(PartSteps):
                 continue
             log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=duplicate.id)
             self.service(job).cancel(duplicate.id)
-        self._record_batch(part, keep, adopted=True)
+        self._record_batch(part, keep, self.service(job).profile.min_poll_interval, adopted=True)
 
-    def _record_batch(self, part: Part, batch: BatchInfo, *, adopted: bool) -> None:
+    def _record_batch(self, part: Part, batch: BatchInfo, min_poll: float, *, adopted: bool) -> None:
         now = self.clock.now()
-        wait = self.settings.first_poll_after
+        wait = max(self.settings.first_poll_after, min_poll)  # the profile's min_poll_interval
         self.store.update_part(
             part.id,
             state=PartState.SUBMITTED,

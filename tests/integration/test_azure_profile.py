@@ -13,7 +13,7 @@ from daemon.config import load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.service import holds
 from daemon.state.states import JobState, PartOutcome
-from tests.support import FAST, Harness, drop_before_start, fast_settings, request_file
+from tests.support import FAST, Harness, drop_before_start, fast_settings, request_file, wait_until
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the emulator's GlobalBatch deployment (EmulatorSettings.deployments)
 
@@ -28,6 +28,8 @@ def azure_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
 def azure_harness(tmp_path: Path, server: EmulatorServer, table: str) -> Harness:
     """The daemon with a `[providers.default]` read from a config file; the top-level base_url leads nowhere."""
     config = tmp_path / "batchd.toml"
+    if "min_poll_interval" not in table:  # the kind's minute between polls would only slow the tests
+        table += "min_poll_interval = 0\n"
     config.write_text(f'[providers.default]\nkind = "azure"\n{table}', encoding="utf-8")
     providers = load_settings(config, environ={}).providers
     root = tmp_path / "root"
@@ -174,3 +176,39 @@ def test_token_limit_exceeded_when_creating_holds_the_model_and_creates_once_lat
     assert learned == "90000"
     assert part.outcome != PartOutcome.REFUSED
     assert [line["response"]["status_code"] for line in results] == [200] * 3
+
+
+def test_a_never_ending_azure_batch_is_cancelled_by_its_profiles_max_batch_age(
+    tmp_path: Path, azure: EmulatorServer
+) -> None:
+    """The top-level max_batch_age is unset (30 h); the profile's own 1 s ends the batch, whose
+    finished half is kept and whose rest goes again."""
+    azure.mishaps.never_end_next(1)  # Azure runs a batch until it is cancelled
+    harness = azure_harness(tmp_path, azure, f'base_url = "{azure.base_url}"\nmax_batch_age = 1\n').start()
+    try:
+        harness.drop("endless.jsonl", request_file(4, model=DEPLOYMENT))
+        harness.wait_job("endless.jsonl", JobState.DONE)
+        summary = harness.summary("endless.jsonl")
+    finally:
+        harness.stop()
+    assert harness.settings.max_batch_age is None
+    first, second = azure.batches()
+    assert (first["status"].lower(), second["status"].lower()) == ("cancelled", "completed")
+    assert summary["outcomes"] == {"succeeded": 4, "failed": 0, "not_run": 0}
+
+
+def test_an_azure_batch_is_first_polled_after_its_profiles_min_poll_interval(
+    tmp_path: Path, azure: EmulatorServer
+) -> None:
+    harness = azure_harness(tmp_path, azure, f'base_url = "{azure.base_url}"\nmin_poll_interval = 30\n').start()
+    try:
+        harness.drop("slow.jsonl", request_file(2, model=DEPLOYMENT))
+        job = harness.wait_job("slow.jsonl", JobState.ACTIVE)
+        assert harness.store is not None
+        store = harness.store
+        part = wait_until(
+            lambda: next((p for p in store.parts(job.id) if p.submitted_at), None), what="the batch created"
+        )
+    finally:
+        harness.stop()
+    assert part.next_action_at - (part.submitted_at or 0.0) == 30.0  # not first_poll_after

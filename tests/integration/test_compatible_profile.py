@@ -153,3 +153,11 @@ def test_lost_upload_reply_without_list_uploads_again(tmp_path: Path, compatible
     assert compatible.calls.count("GET", "/v1/files") == 0
     assert compatible.calls.count("POST", "/v1/files") == 2
     assert len(compatible.batches()) == 1
+
+
+def test_a_batch_is_created_with_the_profiles_own_completion_window(tmp_path: Path, compatible: EmulatorServer) -> None:
+    """Groq takes 24h to 7d: the profile's `completion_window` is sent, not the top-level 24h."""
+    windows = 'completion_windows = ["24h", "7d"]\ncompletion_window = "7d"\n'
+    results, _ = run_one(profile_harness(tmp_path, compatible, windows), "week.jsonl", 2)
+    assert len(results) == 2
+    assert [batch["completion_window"] for batch in compatible.batches()] == ["7d"]

@@ -47,7 +47,8 @@ def _two_profiles(root: Path, openai: EmulatorServer, azure: EmulatorServer, ext
     config = root / "batchd.toml"
     config.write_text(
         f'[providers.default]\nbase_url = "{openai.base_url}"\n\n'
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure.base_url}"\n{extra}',
+        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure.base_url}"\n{extra}'
+        "min_poll_interval = 0\n",  # the kind's minute between polls would only slow the test
         encoding="utf-8",
     )
     providers = load_settings(config, environ={}).providers

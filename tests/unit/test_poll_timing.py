@@ -5,6 +5,7 @@ ends when the test says so, and no test waits for real time."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from structlog.testing import capture_logs
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.emulator.params import BatchParams, UploadParams
+from daemon.providers import openai_default_profile
 from daemon.service.credentials import KeySource
 from daemon.service.holds import ACCOUNT_RETRY, MODEL_HOLD_FACT, TOKEN_LIMIT_RETRY, Holds
 from daemon.service.openai_service import OpenAIService
@@ -176,3 +178,43 @@ def test_a_batch_stuck_in_validating_is_reported_once_when_it_passes_the_thresho
         store.close()
     assert [e["status"] for e in captured if e["event"] == "batch_stuck"] == ["validating"]
     assert len(warned_at) == 1 and limit < warned_at[0] - created <= limit + settings.poll_interval
+
+
+def test_a_profiles_min_poll_interval_spaces_the_polls_of_its_batches(polled: Polled) -> None:
+    """Azure asks for a minute between polls: the wait never drops below the profile's floor."""
+    profile = dataclasses.replace(openai_default_profile(polled.emulator.base_url), min_poll_interval=5.0)
+    remote = OpenAIService.for_profile(profile, KeySource("test key", value=TEST_KEY), 10.0)
+    poller = Poller(
+        polled.poller.settings,
+        polled.store,
+        remote,
+        polled.poller.holds,
+        threading.Event(),
+        lambda: None,
+        clock=polled.clock,
+    )
+    waits = []
+    try:
+        for _ in range(4):
+            now = polled.clock.now()
+            assert poller.poll_once(now) == 1
+            waits.append(polled.store.part(polled.part.id).next_action_at - now)
+            polled.clock.advance(waits[-1])
+    finally:
+        remote.close()
+    assert waits == [5.0, 8.0, 8.0, 8.0]  # without the floor: 2, 4, 8, 8
+
+
+def test_a_garbled_reply_waits_at_least_the_profiles_min_poll_interval(polled: Polled) -> None:
+    polled.emulator.faults.add_rule(action="reply", method="GET", path_prefix="/v1/batches/", body='{"id": 5}', count=1)
+    profile = dataclasses.replace(openai_default_profile(polled.emulator.base_url), min_poll_interval=5.0)
+    remote = OpenAIService.for_profile(profile, KeySource("test key", value=TEST_KEY), 10.0)
+    poller = Poller(
+        polled.poller.settings, polled.store, remote, polled.poller.holds, threading.Event(), lambda: None, polled.clock
+    )
+    start = polled.clock.now()
+    try:
+        assert poller.poll_once(start) == 1
+    finally:
+        remote.close()
+    assert polled.store.part(polled.part.id).next_action_at == start + 5.0  # without the floor: 2 s
