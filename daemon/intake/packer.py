@@ -239,7 +239,7 @@ class Packer:
         alone = [p for p in group if sends_nothing_more(jobs[p.job_id])]
         riders = [p for p in group if not sends_nothing_more(jobs[p.job_id])]
         packs: list[PackFile] = []
-        limits = self._limits_for(jobs[group[0].job_id].model)
+        limits = self._limits_for(jobs[group[0].job_id])
         for part in riders:
             added = self._add(packs[-1], part, jobs[part.job_id]) if packs else False
             if added is False:
@@ -261,10 +261,10 @@ class Packer:
         (it then waits for the next round, or has ended): one input never stops the rest."""
         return self.quarantine.guard(job.id, "pack", lambda: pack.try_add(part, part_lines(job, part)), contain=True)
 
-    def _limits_for(self, model: str | None) -> BatchLimits:
-        """The batch limits, the token budget cut to the model's learned limit: a pack over it
-        would only be refused (see refitter)."""
-        limit = known_limit(self.store, model) if model else None
+    def _limits_for(self, job: Job) -> BatchLimits:
+        """The batch limits, the token budget cut to the learned limit of the job's model on its
+        profile: a pack over it would only be refused (see refitter)."""
+        limit = known_limit(self.store, job.model, job.profile) if job.model else None
         if limit is None:
             return self.limits
         budget = min(token_budget(limit), self.limits.max_tokens or limit)
