@@ -216,23 +216,28 @@ class Packer:
     def run(self) -> None:
         """Pack what is waiting, unless more inputs are on their way and the wait is still short."""
         waiting = [p for p in self.store.parts_in([PartState.WAITING]) if not self.quarantine.cooling(p.job_id)]
-        if not waiting or self._linger(waiting):
+        if not waiting:
             return
         jobs = {p.job_id: self.store.job(p.job_id) for p in waiting}
+        # Each profile's service has its own creation budget: one nearly spent delays only its inputs.
+        lingering = {profile for profile in {j.profile for j in jobs.values()} if self._linger(waiting, profile)}
+        ready = [p for p in waiting if jobs[p.job_id].profile not in lingering]
+        if not ready:
+            return
         groups: dict[tuple[str, str | None, str | None], list[Part]] = {}
-        for part in sorted(waiting, key=lambda p: (jobs[p.job_id].created_at, p.id)):
+        for part in sorted(ready, key=lambda p: (jobs[p.job_id].created_at, p.id)):
             job = jobs[part.job_id]
             groups.setdefault((job.profile, job.endpoint, job.model), []).append(part)  # never across profiles
         for group in groups.values():
             self._pack_group(group, jobs)
         self.wake()
 
-    def _linger(self, waiting: list[Part]) -> bool:
+    def _linger(self, waiting: list[Part], profile: str) -> bool:
         now = self.clock.now()
         age = now - min(p.created_at for p in waiting)
         if age < self.settings.pack_wait and small_arrivals(self.settings, self.store, 1) > 0:
             return True
-        return age < self.budget.pack_wait_now(now)  # 0 until half the creation budget is used
+        return age < self.budget.pack_wait_now(now, profile)  # 0 until half the profile's creation budget is used
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
         # A cancelled or abandoned input goes alone: it is then ended without sending anything.

@@ -118,7 +118,7 @@ class Submitter(PartSteps):
             enqueued = self.store.enqueued_tokens(job.model, job.profile)
             wait = self.holds.model_wait(job.model, part.est_tokens, enqueued, now, job.profile)
         if wait == 0 and part.state == PartState.UPLOADED:
-            wait = self._budget_wait(part, now)
+            wait = self._budget_wait(part, job, now)
         if wait == 0 and part.state == PartState.BATCH_INTENT and not self.service(job).profile.supports_list:
             wait = self._unconfirmed_wait(part, job)
         return wait
@@ -131,15 +131,17 @@ class Submitter(PartSteps):
         log.error("batch_creation_unconfirmed", job_id=job.id, part=part.label, file_id=part.file_id, error=reason)
         return UNCONFIRMED_HOLD
 
-    def _budget_wait(self, part: Part, now: float) -> float:
-        """With the hourly creation budget spent, the create waits until the oldest one leaves the
-        window: the service would answer it with a 429 until then (see creation_budget)."""
-        wait = CreationBudget(self.settings, self.store).create_wait(now)
+    def _budget_wait(self, part: Part, job: Job, now: float) -> float:
+        """With the hourly creation budget of the job's profile spent, the create waits until the
+        oldest one leaves the window: that service would answer it with a 429 until then (see
+        creation_budget). Another profile's creates are another service's."""
+        wait = CreationBudget(self.settings, self.store).create_wait(now, job.profile)
         if wait > 0:
             log.info(
                 "batch_creation_held",
                 job_id=part.job_id,
                 part=part.label,
+                profile=job.profile,
                 retry_in=round(wait, 1),
                 budget=self.settings.creation_budget,
             )
