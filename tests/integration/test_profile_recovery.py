@@ -131,3 +131,26 @@ def test_an_input_is_not_given_back_while_a_profile_cannot_be_searched(
     assert any("azure" in why and "cannot list" in why for _, why in left)
     assert not list(settings.pending.rglob("unseen.jsonl")), "left in state/inflight/, never to be sent twice"
     assert len(list((settings.state / folders.INFLIGHT).iterdir())) == 1
+
+
+def test_an_input_uploaded_to_a_profile_but_never_batched_goes_back_to_its_folder(
+    tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer
+) -> None:
+    settings = _settings(
+        tmp_path, openai_server, f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
+    )
+    azure_server.faults.add_rule(action="status", method="POST", path_prefix="/v1/batches", status=500, count=1000)
+    harness = Harness(settings, openai_server).start()
+    (settings.pending / "azure").mkdir()
+    (settings.pending / "azure" / ".again.jsonl.tmp").write_text(request_file(2, prefix="a", model=DEPLOYMENT))
+    (settings.pending / "azure" / ".again.jsonl.tmp").rename(settings.pending / "azure" / "again.jsonl")
+    wait_until(lambda: azure_server.faults.fired >= 1, 20, "an upload on azure, its batch refused")
+    harness.stop()
+    azure_server.faults.clear()
+    lose_state(settings.root)
+    uploads = len(azure_server.files())
+    jobs, returned, left = _recover(settings)
+    assert (jobs, left) == ([], [])
+    assert [Path(dest) for _, dest in returned] == [settings.pending / "azure" / "again.jsonl"], "its own folder"
+    assert len(azure_server.files()) < uploads, "its stray upload deleted on the azure service"
+    assert (_creates(openai_server), len(azure_server.batches())) == (0, 0)
