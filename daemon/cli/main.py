@@ -354,9 +354,10 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
     from daemon.cli.recover import recover_state  # noqa: PLC0415
     from daemon.engine.runner import emulated  # noqa: PLC0415
-    from daemon.providers import openai_default_profile  # noqa: PLC0415
+    from daemon.providers import DEFAULT_PROFILE, openai_default_profile  # noqa: PLC0415
     from daemon.service.credentials import emulator_key_source  # noqa: PLC0415
     from daemon.service.openai_service import OpenAIService  # noqa: PLC0415
+    from daemon.service.profile_services import connect_profiles  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
@@ -366,10 +367,13 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             remote = OpenAIService.for_profile(
                 openai_default_profile(settings.base_url), emulator_key_source(), settings.request_timeout
             )
-        else:
-            remote = OpenAIService.connect_to(settings.default_profile, settings.request_timeout)
-        stack.callback(remote.close)
-        done = recover_state(settings, remote, args.since_days)
+            stack.callback(remote.close)
+            done = recover_state(settings, remote, args.since_days)
+        else:  # every configured profile's service is searched
+            profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
+            services = connect_profiles(profiles, settings.request_timeout)
+            stack.callback(services.close)
+            done = recover_state(settings, services, args.since_days)
     print("\n".join(done.lines()))
     return EXIT_FAILURE if done.left else EXIT_OK
 

@@ -9,6 +9,10 @@ members theirs. An input no batch carries goes back to pending_upload/ to be cla
 its stray uploads are deleted. Nothing is ever created on the service here, so no batch is paid
 for twice; what does not add up is left where it is and reported. Running it again does nothing
 more: only files and batches no job records are looked at.
+
+Every configured provider profile's service is searched; a rebuilt job records the profile whose
+service holds its batches. A profile whose service cannot list batches or keep metadata cannot show
+that an input was never sent, so while one is configured no input is given back (it is left, reported).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import orjson
 
 from daemon.config import Settings
 from daemon.errors import DaemonError, StateCorruptError
+from daemon.intake.claim import profile_folder
 from daemon.intake.packer import MANIFEST, PACK_FILE, UNMATCHED_NOTE
 from daemon.logs import get_logger
 from daemon.ops.job_rebuilder import (
@@ -38,8 +43,10 @@ from daemon.ops.job_rebuilder import (
 )
 from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
+from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
 from daemon.service.batch_service import BatchService
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.state import folders
 from daemon.state.fileops import free_name, fsync_dir, move_no_clobber, safe_component, same_file
 from daemon.state.states import TERMINAL_BATCH_STATUSES, PartState
@@ -72,7 +79,9 @@ class Recovered:
         return out
 
 
-def recover_state(settings: Settings, remote: BatchService, horizon_days: float = DEFAULT_HORIZON_DAYS) -> Recovered:
+def recover_state(
+    settings: Settings, remote: BatchService | ProfileServices, horizon_days: float = DEFAULT_HORIZON_DAYS
+) -> Recovered:
     """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root."""
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
@@ -109,14 +118,17 @@ def _set_aside(path: Path, stamp: str, why: str) -> None:
 
 
 class Recovery:
-    def __init__(self, settings: Settings, store: Store, remote: BatchService, not_before: float) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, remote: BatchService | ProfileServices, not_before: float
+    ) -> None:
         self.settings = settings
         self.store = store
-        self.remote = remote
+        self.services = profile_services(remote)
         self.not_before = not_before
         self.done = Recovered()
         self.view = RemoteView()
-        self.builder = JobBuilder(settings, store, PartRebuilder(settings, remote, self.view), self.view)
+        self.builder = JobBuilder(settings, store, PartRebuilder(settings, self.services, self.view), self.view)
+        self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
@@ -193,14 +205,21 @@ class Recovery:
 
     # what the service holds -------------------------------------------------------------
     def _read_service(self) -> None:
-        self.view.read(self.remote, self.not_before, _tracked_batch_ids(self.store))
+        tracked = _tracked_batch_ids(self.store)
+        for name in self.services.names():
+            service = self.services.of(name)
+            if not (service.profile.supports_list and service.profile.supports_metadata):
+                self.unsearchable.append(name)
+                log.warning("recovery_profile_unsearchable", profile=name)
+                continue
+            self.view.read(service, self.not_before, tracked, name)
 
     # rebuilding -------------------------------------------------------------------------
     def _recover_pack(self, pack_id: str, folder: Path, inflight: dict[str, Path]) -> None:
         members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
         batches = self.view.batches.get(pack_id, [])
         if not batches:
-            if self._within_horizon(pack_id, folder):  # never sent: its members go back to be claimed again
+            if self._surely_unsent(pack_id, folder):  # never sent: its members go back to be claimed again
                 self._settle_members(pack_id, members, inflight, give_back=True)
                 shutil.rmtree(folder, ignore_errors=True)
             else:
@@ -236,7 +255,7 @@ class Recovery:
         batches = self.view.batches.get(job_id, [])
         name = source_name_of(path)
         if not batches:
-            if not self._within_horizon(job_id, path):
+            if not self._surely_unsent(job_id, path):
                 return
             held = self._downloads_held(name, job_id)
             packed = self._unreadable_pack_of(path)
@@ -295,18 +314,27 @@ class Recovery:
 
     # returning and leaving --------------------------------------------------------------
     def _return_input(self, job_id: str, path: Path, name: str) -> None:
-        """Never submitted: back to the drop zone under its own name (or a free one), claimed anew."""
-        pending = self.settings.pending / safe_component(name)
+        """Never submitted: back to the drop zone under its own name (or a free one), claimed anew; to
+        its profile's folder if its stray uploads show which service it was for."""
+        folder = profile_folder(self.settings.pending, self._upload_profile(job_id))
+        folder.mkdir(exist_ok=True)
+        pending = folder / safe_component(name)
         if pending.exists() and same_file(pending, path):  # the claim's link was made, not its unlink
             path.unlink()
             dest = pending
         else:
-            dest = free_name(self.settings.pending, safe_component(name), job_id)
+            dest = free_name(folder, safe_component(name), job_id)
             move_no_clobber(path, dest)
         shutil.rmtree(self.settings.state / folders.PARTS / job_id, ignore_errors=True)
         self._delete_uploads(job_id)
         self.done.returned.append((str(path), str(dest)))
         log.info("input_returned", job_id=job_id, file=name, moved_to=str(dest))
+
+    def _upload_profile(self, job_id: str) -> str:
+        """The profile whose service holds this job's uploads (the default one if none is found)."""
+        prefix = f"batchd-{job_id}-"
+        found = sorted(self.view.profile_of[n] for n in self.view.uploads if n.startswith(prefix))
+        return found[0] if found else DEFAULT_PROFILE
 
     def _delete_uploads(self, job_id: str) -> None:
         """Its files uploaded before the state was lost: no batch uses them, and it is uploaded again."""
@@ -314,7 +342,7 @@ class Recovery:
         for upload_name, upload in sorted(self.view.uploads.items()):
             if upload_name.startswith(prefix):
                 try:
-                    self.remote.delete_file(upload.id)
+                    self.services.of(self.view.profile_of.get(upload_name, DEFAULT_PROFILE)).delete_file(upload.id)
                 except DaemonError as exc:
                     self._leave(Path(upload_name), f"stray upload {upload.id} could not be deleted: {exc}")
                     continue
@@ -327,6 +355,18 @@ class Recovery:
             for batch in batches:
                 if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
                     self._leave(Path(f"batch {batch.id}"), f"{batch.status} for job {job_id}; no job rebuilt for it")
+
+    def _surely_unsent(self, job_id: str, path: Path) -> bool:
+        """Whether finding no batch for this job proves it was never sent: it is within the horizon,
+        and every profile's service could be searched (else it is left, reported)."""
+        if not self._within_horizon(job_id, path):
+            return False
+        if self.unsearchable:
+            names = ", ".join(self.unsearchable)
+            why = f"no batch found, but the service of profile(s) {names} cannot list batches or keep metadata"
+            self._leave(path, f"{why}: it may have one there; check there, then drop the input again if it has none")
+            return False
+        return True
 
     def _within_horizon(self, job_id: str, path: Path) -> bool:
         """Whether every batch made for this job would be in the listing: it was claimed (or packed)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from daemon.service.holds import MODEL_HOLD_FACT, queue_full
+from daemon.providers import DEFAULT_PROFILE
+from daemon.service.holds import hold_fact, queue_full
 from daemon.state.rows import Job, Part
 from daemon.state.states import TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
@@ -29,19 +30,19 @@ class WaitFacts:
         beat = store.fact("heartbeat")
         self.account = _account_reason(beat)
         self._account_holds = _account_holds(beat)  # per profile, from a daemon that routes to several
-        self._enqueued = store.enqueued_tokens_by_model()
-        self._limits: dict[str, int | None] = {}
-        self._holds: dict[str, float] = {}
+        self._enqueued = store.enqueued_tokens_by_profile_model()
+        self._limits: dict[tuple[str, str], int | None] = {}  # (profile, model): as learned on that service
+        self._holds: dict[tuple[str, str], float] = {}
 
-    def limit(self, model: str) -> int | None:
-        if model not in self._limits:
-            self._limits[model] = known_limit(self._store, model)
-        return self._limits[model]
+    def limit(self, model: str, profile: str = DEFAULT_PROFILE) -> int | None:
+        if (profile, model) not in self._limits:
+            self._limits[(profile, model)] = known_limit(self._store, model, profile)
+        return self._limits[(profile, model)]
 
-    def hold_until(self, model: str) -> float:
-        if model not in self._holds:
-            self._holds[model] = float(self._store.fact(MODEL_HOLD_FACT + model) or 0.0)
-        return self._holds[model]
+    def hold_until(self, model: str, profile: str = DEFAULT_PROFILE) -> float:
+        if (profile, model) not in self._holds:
+            self._holds[(profile, model)] = float(self._store.fact(hold_fact(model, profile)) or 0.0)
+        return self._holds[(profile, model)]
 
     def account_for(self, profile: str) -> str | None:
         """The account hold on ``profile``'s service, if any."""
@@ -49,8 +50,8 @@ class WaitFacts:
             return self.account
         return self._account_holds.get(profile)
 
-    def enqueued(self, model: str) -> int:
-        return self._enqueued.get(model, 0)
+    def enqueued(self, model: str, profile: str = DEFAULT_PROFILE) -> int:
+        return self._enqueued.get((profile, model), 0)
 
 
 def job_wait(job: Job, parts: list[Part], facts: WaitFacts, now: float) -> dict[str, Any]:
@@ -82,11 +83,12 @@ def _hold(job: Job, unsent: list[Part], facts: WaitFacts, now: float) -> dict[st
     model = job.model
     if not model:
         return None
-    limit, until = facts.limit(model), facts.hold_until(model)
+    limit, until = facts.limit(model, job.profile), facts.hold_until(model, job.profile)
     if until > now:  # the service just said the queue is full
         return {"kind": "token_limit", "model": model, "limit": limit, "until": until}
     waiting = [p for p in unsent if p.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and p.next_action_at > now]
-    if any(queue_full(limit, facts.enqueued(model), p.est_tokens) for p in waiting):  # as holds.model_wait
+    enqueued = facts.enqueued(model, job.profile)
+    if any(queue_full(limit, enqueued, p.est_tokens) for p in waiting):  # as holds.model_wait
         return {"kind": "token_limit", "model": model, "limit": limit, "until": None}
     return None
 

@@ -16,6 +16,10 @@ keeps the count, plus the parts about to create one) and the packer's wait stret
 With the defaults (2,000 an hour, 0.5 s, 60 s) a trickle settles a little above half the budget:
 there a wait of a few seconds already gathers the files of that time into one batch.
 
+Each provider profile's service has its own limit: the budget (``creation_budget`` per
+``creation_window`` for each) is counted per profile, from the creates of its jobs' parts, so creates on
+Azure never hold OpenAI's back. Asked without a profile, it counts the creates of all of them.
+
 An input too big to share a batch never waits here. Its parts (and a pack that waited its bound)
 are held back only when the budget is spent (``create_wait``), until the oldest create leaves the
 window: the service would refuse that create with a 429 anyway, so this delays nothing it would
@@ -49,23 +53,24 @@ class CreationBudget:
         self.pack_wait_max = settings.pack_wait_max
         self.store = store
 
-    def used(self, now: float) -> int:
-        """Batches created in the last window, and those on their way to be created."""
-        return len(self.store.creation_times(now - self.window)) + self.store.uncreated_batches()
+    def used(self, now: float, profile: str | None = None) -> int:
+        """Batches created in the last window, and those on their way to be created (on ``profile``)."""
+        created = self.store.creation_times(now - self.window, profile)
+        return len(created) + self.store.uncreated_batches(profile=profile)
 
-    def pack_wait_now(self, now: float) -> float:
+    def pack_wait_now(self, now: float, profile: str | None = None) -> float:
         """The wait for company the budget asks of a small input now (0 below half of it)."""
-        return stretched_wait(self.used(now) / self.budget, self.pack_wait, self.pack_wait_max)
+        return stretched_wait(self.used(now, profile) / self.budget, self.pack_wait, self.pack_wait_max)
 
-    def tight(self, now: float) -> bool:
+    def tight(self, now: float, profile: str | None = None) -> bool:
         """Whether a small input should wait for company even when it is alone in the queue."""
-        return self.pack_wait_now(now) > 0
+        return self.pack_wait_now(now, profile) > 0
 
-    def create_wait(self, now: float) -> float:
-        """Seconds until one more batch may be created without going over the budget (0: now).
-        Creates other workers have under way (BATCH_INTENT) count as made."""
-        created = self.store.creation_times(now - self.window)
-        over = len(created) + self.store.uncreated_batches((PartState.BATCH_INTENT,)) - self.budget
+    def create_wait(self, now: float, profile: str | None = None) -> float:
+        """Seconds until one more batch may be created on ``profile``'s service without going over
+        its budget (0: now). Creates other workers have under way (BATCH_INTENT) count as made."""
+        created = self.store.creation_times(now - self.window, profile)
+        over = len(created) + self.store.uncreated_batches((PartState.BATCH_INTENT,), profile) - self.budget
         if over < 0:
             return 0.0
         if over >= len(created):  # the creates under way fill the budget alone: look again once they are made

@@ -217,31 +217,36 @@ class Packer:
     def run(self) -> None:
         """Pack what is waiting, unless more inputs are on their way and the wait is still short."""
         waiting = [p for p in self.store.parts_in([PartState.WAITING]) if not self.quarantine.cooling(p.job_id)]
-        if not waiting or self._linger(waiting):
+        if not waiting:
             return
         jobs = {p.job_id: self.store.job(p.job_id) for p in waiting}
+        # Each profile's service has its own creation budget: one nearly spent delays only its inputs.
+        lingering = {profile for profile in {j.profile for j in jobs.values()} if self._linger(waiting, profile)}
+        ready = [p for p in waiting if jobs[p.job_id].profile not in lingering]
+        if not ready:
+            return
         groups: dict[tuple[str, str | None, str | None], list[Part]] = {}
-        for part in sorted(waiting, key=lambda p: (jobs[p.job_id].created_at, p.id)):
+        for part in sorted(ready, key=lambda p: (jobs[p.job_id].created_at, p.id)):
             job = jobs[part.job_id]
             groups.setdefault((job.profile, job.endpoint, job.model), []).append(part)  # never across profiles
         for group in groups.values():
             self._pack_group(group, jobs)
         self.wake()
 
-    def _linger(self, waiting: list[Part]) -> bool:
+    def _linger(self, waiting: list[Part], profile: str) -> bool:
         now = self.clock.now()
         age = now - min(p.created_at for p in waiting)
         if age < self.settings.pack_wait and small_arrivals(self.settings, self.store, 1) > 0:
             return True
-        return age < self.budget.pack_wait_now(now)  # 0 until half the creation budget is used
+        return age < self.budget.pack_wait_now(now, profile)  # 0 until half the profile's creation budget is used
 
     def _pack_group(self, group: list[Part], jobs: dict[str, Job]) -> None:
         # A cancelled or abandoned input goes alone: it is then ended without sending anything.
         alone = [p for p in group if sends_nothing_more(jobs[p.job_id])]
         riders = [p for p in group if not sends_nothing_more(jobs[p.job_id])]
         packs: list[PackFile] = []
-        limits = self._limits_for(jobs[group[0].job_id].model)
-        limits = within_profile(limits, self.settings.profile(jobs[group[0].job_id].profile))  # one profile a group
+        first = jobs[group[0].job_id]
+        limits = within_profile(self._limits_for(first), self.settings.profile(first.profile))  # one profile a group
         for part in riders:
             added = self._add(packs[-1], part, jobs[part.job_id]) if packs else False
             if added is False:
@@ -263,10 +268,10 @@ class Packer:
         (it then waits for the next round, or has ended): one input never stops the rest."""
         return self.quarantine.guard(job.id, "pack", lambda: pack.try_add(part, part_lines(job, part)), contain=True)
 
-    def _limits_for(self, model: str | None) -> BatchLimits:
-        """The batch limits, the token budget cut to the model's learned limit: a pack over it
-        would only be refused (see refitter)."""
-        limit = known_limit(self.store, model) if model else None
+    def _limits_for(self, job: Job) -> BatchLimits:
+        """The batch limits, the token budget cut to the learned limit of the job's model on its
+        profile: a pack over it would only be refused (see refitter)."""
+        limit = known_limit(self.store, job.model, job.profile) if job.model else None
         if limit is None:
             return self.limits
         budget = min(token_budget(limit), self.limits.max_tokens or limit)

@@ -64,10 +64,12 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
     checked = [c for c in found if c is not None]
     if not checked:
         return
-    # Once per chunk: the same answer for every input in it. With the creation budget filling, an
-    # input alone in the queue waits for company too (see creation_budget).
-    company = has_company(settings, store) or CreationBudget(settings, store).tight(time.time())
-    placed = [_place(settings, item, company) for item in checked]
+    # Once per chunk (per profile in it). With its profile's creation budget filling, an input alone
+    # in the queue waits for company too (see creation_budget).
+    company = has_company(settings, store)
+    budget, now = CreationBudget(settings, store), time.time()
+    tight = {profile: budget.tight(now, profile) for profile in {item.job.profile for item in checked}}
+    placed = [_place(settings, item, company or tight[item.job.profile]) for item in checked]
     with store.transaction():  # each job's parts and its new state land together, or none do
         for item, place in zip(checked, placed, strict=True):
             _record(settings, store, item, place)

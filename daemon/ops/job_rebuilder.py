@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from daemon.config import Settings
+from daemon.intake.claim import profile_folder
 from daemon.intake.preparer import result_dir_for
 from daemon.intake.validation import BatchLimits, Findings, validate_file
 from daemon.ops.part_rebuilder import (
@@ -62,6 +63,7 @@ class JobBuilder:
         now, first = time.time(), batches[0]
         job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
         job.kind, job.result_dir, job.endpoint = PACK_KIND, str(folder), first.endpoint
+        job.profile = self.view.profile_of_batches(batches)  # its members' too: one pack, one service
         job.size = sum(p.byte_size for p in parts if p.attempt == 0)
         job.model = rows[0][0].model if rows else None
         job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
@@ -111,11 +113,13 @@ class JobBuilder:
         sha256, size = fingerprint(path)
         if claimed - {"", sha256}:
             raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
-        findings = validate_file(path, BatchLimits(urls=self.settings.default_profile.url_forms()))
+        profile = self.view.profile_of_batches(batches)  # the service its batches were found on
+        findings = validate_file(path, BatchLimits(urls=self.settings.profile(profile).url_forms()))
         if not findings.ok:
             raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
         now = time.time()
-        job = Job(job_id, name, str(self.settings.pending / name), str(path), JobState.ACTIVE, now, now)
+        pending = profile_folder(self.settings.pending, profile) / name
+        job = Job(job_id, name, str(pending), str(path), JobState.ACTIVE, now, now, profile=profile)
         job.sha256, job.size, job.endpoint, job.model = sha256, size, findings.endpoint, findings.model
         job.request_count, job.result_dir = findings.requests, str(self._result_dir(name, job_id, batches))
         return job, findings

@@ -23,9 +23,11 @@ from daemon.intake.line_reader import is_blank
 from daemon.intake.packer import split_slot
 from daemon.intake.validation import iter_lines, iter_normalised
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.results.collector import download_names
 from daemon.service.batch_info import BatchInfo, FileInfo
 from daemon.service.batch_service import BatchService
+from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.submitter import file_sha256
 from daemon.state.rows import Part
 from daemon.state.states import TERMINAL_BATCH_STATUSES, PartState
@@ -42,13 +44,15 @@ class UnmatchedError(DaemonError):
 
 @dataclass(slots=True)
 class RemoteView:
-    """What the service holds within the horizon: batchd's batches by job id, its uploads by name."""
+    """What the services hold within the horizon: batchd's batches by job id, its uploads by name,
+    and the provider profile whose service holds each of them."""
 
     batches: dict[str, list[BatchInfo]] = field(default_factory=dict)
     uploads: dict[str, FileInfo] = field(default_factory=dict)
     by_id: dict[str, BatchInfo] = field(default_factory=dict)
+    profile_of: dict[str, str] = field(default_factory=dict)  # batch id or upload name: its profile
 
-    def read(self, remote: BatchService, not_before: float, tracked: set[str]) -> None:
+    def read(self, remote: BatchService, not_before: float, tracked: set[str], profile: str = DEFAULT_PROFILE) -> None:
         """List the service's batches and uploads since ``not_before``; batches in ``tracked`` are
         recorded already and left out."""
         for batch in remote.batches_since(not_before):
@@ -56,8 +60,18 @@ class RemoteView:
             if job_id and batch.id not in tracked:
                 self.batches.setdefault(job_id, []).append(batch)
                 self.by_id[batch.id] = batch
+                self.profile_of[batch.id] = profile
         for upload in remote.uploads_since(not_before, "batchd-"):
-            self.uploads.setdefault(upload.filename, upload)
+            if upload.filename not in self.uploads:
+                self.uploads[upload.filename] = upload
+                self.profile_of[upload.filename] = profile
+
+    def profile_of_batches(self, batches: list[BatchInfo]) -> str:
+        """The one profile whose service holds all of ``batches``: one job's batches never span two."""
+        found = {self.profile_of.get(b.id, DEFAULT_PROFILE) for b in batches}
+        if len(found) > 1:
+            raise UnmatchedError(f"its batches are on the services of several profiles ({', '.join(sorted(found))})")
+        return found.pop() if found else DEFAULT_PROFILE
 
 
 def label_key(batch: BatchInfo) -> Key | None:
@@ -116,10 +130,14 @@ def slot_ids(pack_file: Path) -> list[set[str]]:
 class PartRebuilder:
     """Builds the parts of one job (an input or a pack) from its folder and its batches."""
 
-    def __init__(self, settings: Settings, remote: BatchService, view: RemoteView) -> None:
+    def __init__(self, settings: Settings, remote: BatchService | ProfileServices, view: RemoteView) -> None:
         self.settings = settings
-        self.remote = remote
+        self.services = profile_services(remote)
         self.view = view
+
+    def _service(self, batch: BatchInfo) -> BatchService:
+        """The service of the profile that holds ``batch``: its files are there."""
+        return self.services.of(self.view.profile_of.get(batch.id, DEFAULT_PROFILE))
 
     def parts(self, job_id: str, folder: Path, batches: list[BatchInfo]) -> list[Part]:
         by_key: dict[Key, list[BatchInfo]] = {}
@@ -160,7 +178,7 @@ class PartRebuilder:
         if batch.input_file_id is None:
             raise UnmatchedError(f"batch {batch.id} has no input file to restore the part from")
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.remote.download(batch.input_file_id, path)
+        self._service(batch).download(batch.input_file_id, path)
         if wanted and file_sha256(path) != wanted:
             path.unlink()
             raise UnmatchedError(f"the input file of batch {batch.id} does not match its batchd_part_sha256")
@@ -177,7 +195,7 @@ class PartRebuilder:
             files = (batch.output_file_id, batch.error_file_id)
             for file_id, name in zip(files, download_names(batch.id), strict=True):
                 if file_id and not (folder / name).exists():
-                    self.remote.download(file_id, folder / name)
+                    self._service(batch).download(file_id, folder / name)
 
 
 def first_lines(path: Path, counts: list[int]) -> list[int]:

@@ -166,16 +166,16 @@ class Collector(PartSteps):
         again later); False: it can never fit as it is and is collected as refused."""
         message = " ".join(e.message or "" for e in batch.errors)
         model = job.model or ""
-        limit = self.holds.note_token_limit(model, message)
+        limit = self.holds.note_token_limit(model, message, job.profile)
         reported = learned_limit(message) is not None
         verdict = Verdict.FITS if limit is None else self.refitter.refit(part, job, limit, reported=reported)
         # Refused a second time with nothing of ours queued: it is bigger than its estimate. (Once
         # could be another client of the account filling the queue.)
-        alone = part.old_batch_ids and self.store.enqueued_tokens(model) == 0
+        alone = part.old_batch_ids and self.store.enqueued_tokens(model, job.profile) == 0
         if verdict is Verdict.FITS and limit is not None and alone:
             verdict = self.refitter.halve(part, job, limit)
         if verdict is Verdict.FITS:  # not too big: the queue was full, so wait for room
-            self.holds.hold_model(model, limit)
+            self.holds.hold_model(model, limit, job.profile)
             self._requeue(part, job, batch, message)
         return verdict is not Verdict.REFUSED
 

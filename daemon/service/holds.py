@@ -1,5 +1,8 @@
 """Reasons to hold submissions back: an account problem, or a model's enqueued-token limit.
 
+Both are per provider profile: a full queue of an Azure deployment does not hold OpenAI's model of the
+same name back, nor does an account problem on one service pause another.
+
 An account error (bad key, no quota) must not fail every file: inputs stay where they are, the
 problem is reported loudly and periodically, and work resumes by itself once a call succeeds.
 """
@@ -13,12 +16,13 @@ from daemon.clock import WALL_CLOCK, Clock
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.store import Store
-from daemon.state.token_limits import LIMIT_FACT, known_limit
+from daemon.state.token_limits import known_limit, limit_fact, profile_fact
 
 log = get_logger(__name__)
 ACCOUNT_RETRY = 60.0  # how often a blocked account is tried again (and reported)
 TOKEN_LIMIT_RETRY = 120.0  # how long a model waits after the service said its queue was full
 MODEL_HOLD_FACT = "model_hold:"  # + model: until when its submissions are held (read by status)
+PROFILE_HOLD_FACT = "model_hold@"  # + profile + ":" + model: the same, for a profile other than default
 _LIMIT = re.compile(r"Limit:\s*([\d,]+)\s*enqueued tokens", re.IGNORECASE)
 
 
@@ -35,8 +39,8 @@ class Holds:
         self._lock = threading.Lock()
         # Per provider profile: an account problem on one service does not pause work on another.
         self._account: dict[str, tuple[float, str]] = {}  # profile: (until, reason)
-        self._model_until: dict[str, float] = {}
-        self._model_turns: dict[str, threading.Lock] = {}
+        self._model_until: dict[tuple[str, str], float] = {}  # (profile, model): until
+        self._model_turns: dict[tuple[str, str], threading.Lock] = {}
 
     def block_account(self, reason: str, profile: str = DEFAULT_PROFILE) -> None:
         with self._lock:
@@ -75,37 +79,45 @@ class Holds:
         with self._lock:
             return {name: reason for name, (_, reason) in self._account.items()}
 
-    def note_token_limit(self, model: str, message: str) -> int | None:
+    def note_token_limit(self, model: str, message: str, profile: str = DEFAULT_PROFILE) -> int | None:
         """Remember the limit a token_limit_exceeded message names; return it, or the one learned before."""
         limit = learned_limit(message)
         if limit is not None:
-            self._store.set_fact(f"{LIMIT_FACT}{model}", str(limit))
+            self._store.set_fact(limit_fact(model, profile), str(limit))
             return limit
-        return known_limit(self._store, model)
+        return known_limit(self._store, model, profile)
 
-    def hold_model(self, model: str, limit: int | None) -> None:
+    def hold_model(self, model: str, limit: int | None, profile: str = DEFAULT_PROFILE) -> None:
         """The model's queue was full: hold its submissions back for a while (recorded for status)."""
         until = self._clock.now() + TOKEN_LIMIT_RETRY
         with self._lock:
-            self._model_until[model] = until
-        self._store.set_fact(f"{MODEL_HOLD_FACT}{model}", repr(until))
-        log.warning("token_limit_reached", model=model, limit=limit, retry_in=TOKEN_LIMIT_RETRY)
+            self._model_until[(profile, model)] = until
+        self._store.set_fact(hold_fact(model, profile), repr(until))
+        log.warning("token_limit_reached", profile=profile, model=model, limit=limit, retry_in=TOKEN_LIMIT_RETRY)
 
-    def model_turn(self, model: str) -> threading.Lock:
+    def model_turn(self, model: str, profile: str = DEFAULT_PROFILE) -> threading.Lock:
         """Held while one batch of ``model`` is weighed against the queue and created: batches
         weighed at once would each see the queue without the others and overflow it together
         (as a refitted part's new parts would)."""
         with self._lock:
-            return self._model_turns.setdefault(model, threading.Lock())
+            return self._model_turns.setdefault((profile, model), threading.Lock())
 
-    def model_wait(self, model: str, est_tokens: int, enqueued: int, now: float) -> float:
-        """Seconds to hold a batch of ``est_tokens`` for ``model`` back (0: submit now)."""
+    def model_wait(
+        self, model: str, est_tokens: int, enqueued: int, now: float, profile: str = DEFAULT_PROFILE
+    ) -> float:
+        """Seconds to hold a batch of ``est_tokens`` for ``model`` on ``profile`` back (0: submit now);
+        ``enqueued`` counts that profile's batches only."""
         with self._lock:
-            until = self._model_until.get(model, 0.0)
+            until = self._model_until.get((profile, model), 0.0)
         if until > now:
             return until - now
-        limit = known_limit(self._store, model)
+        limit = known_limit(self._store, model, profile)
         return TOKEN_LIMIT_RETRY / 4 if queue_full(limit, enqueued, est_tokens) else 0.0
+
+
+def hold_fact(model: str, profile: str = DEFAULT_PROFILE) -> str:
+    """The fact key recording until when ``model`` on ``profile`` is held (read by status)."""
+    return profile_fact(MODEL_HOLD_FACT, PROFILE_HOLD_FACT, profile, model)
 
 
 def queue_full(limit: int | None, enqueued: int, est_tokens: int) -> bool:

@@ -102,22 +102,23 @@ class Submitter(PartSteps):
         """A batch about to be created waits its model's turn (see Holds.model_turn), once the model
         has a known limit to weigh it against: without one, creates of a burst stay in parallel."""
         weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model
-        if weighed and known_limit(self.store, job.model or "") is not None:
-            return self.holds.model_turn(job.model or "")
+        if weighed and known_limit(self.store, job.model or "", job.profile) is not None:
+            return self.holds.model_turn(job.model or "", job.profile)
         return contextlib.nullcontext()
 
     def _refitted(self, part: Part, job: Job) -> bool:
         """A part the model's learned token limit cannot take is split to fit before it is sent."""
-        limit = known_limit(self.store, job.model) if job.model else None
+        limit = known_limit(self.store, job.model, job.profile) if job.model else None
         return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
 
     def _hold(self, part: Part, job: Job) -> float:
         now = self.clock.now()
         wait = self.holds.account_wait(now, job.profile)
         if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
-            wait = self.holds.model_wait(job.model, part.est_tokens, self.store.enqueued_tokens(job.model), now)
+            enqueued = self.store.enqueued_tokens(job.model, job.profile)
+            wait = self.holds.model_wait(job.model, part.est_tokens, enqueued, now, job.profile)
         if wait == 0 and part.state == PartState.UPLOADED:
-            wait = self._budget_wait(part, now)
+            wait = self._budget_wait(part, job, now)
         if wait == 0 and part.state == PartState.BATCH_INTENT and not self.service(job).profile.supports_list:
             wait = self._unconfirmed_wait(part, job)
         return wait
@@ -130,15 +131,17 @@ class Submitter(PartSteps):
         log.error("batch_creation_unconfirmed", job_id=job.id, part=part.label, file_id=part.file_id, error=reason)
         return UNCONFIRMED_HOLD
 
-    def _budget_wait(self, part: Part, now: float) -> float:
-        """With the hourly creation budget spent, the create waits until the oldest one leaves the
-        window: the service would answer it with a 429 until then (see creation_budget)."""
-        wait = CreationBudget(self.settings, self.store).create_wait(now)
+    def _budget_wait(self, part: Part, job: Job, now: float) -> float:
+        """With the hourly creation budget of the job's profile spent, the create waits until the
+        oldest one leaves the window: that service would answer it with a 429 until then (see
+        creation_budget). Another profile's creates are another service's."""
+        wait = CreationBudget(self.settings, self.store).create_wait(now, job.profile)
         if wait > 0:
             log.info(
                 "batch_creation_held",
                 job_id=part.job_id,
                 part=part.label,
+                profile=job.profile,
                 retry_in=round(wait, 1),
                 budget=self.settings.creation_budget,
             )
@@ -252,7 +255,7 @@ class Submitter(PartSteps):
         """The create found the model's queue full: learn the limit it names and hold the model's
         batches back, as when a batch fails validation for it (collector._token_refused)."""
         model = job.model or ""
-        self.holds.hold_model(model, self.holds.note_token_limit(model, str(exc)))
+        self.holds.hold_model(model, self.holds.note_token_limit(model, str(exc), job.profile), job.profile)
 
     def _reschedule(self, part_id: int, exc: TransientError) -> None:
         part = self.store.part(part_id)

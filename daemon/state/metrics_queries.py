@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.database import Database
 from daemon.state.states import OUTCOME_WORDS, PartState
 
@@ -47,3 +48,18 @@ class MetricsQueries(Database):
             (str(PartState.SUBMITTED),),
         )
         return {str(r["model"]): int(r["n"]) for r in rows}
+
+    def enqueued_tokens_by_profile_model(self) -> dict[tuple[str, str], int]:
+        """``enqueued_tokens`` for every (profile, model) at once: each service has its own queue.
+        Read per job (``j.*``): status may look at a database older than the profile column."""
+        rows = self._select(
+            "SELECT j.*, SUM(p.est_tokens) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
+            "WHERE p.state = ? GROUP BY j.id",
+            (str(PartState.SUBMITTED),),
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for r in rows:
+            job = dict(r)  # a Row's ``in`` looks at its values, not its column names
+            key = (str(job.get("profile", DEFAULT_PROFILE)), str(job["model"]))
+            counts[key] = counts.get(key, 0) + int(r["n"])
+        return counts

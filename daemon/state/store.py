@@ -210,12 +210,13 @@ class Store(MetricsQueries, RemoteFileQueries, CreationQueries):
         due = rows[0]["due"]
         return None if due is None else float(due)
 
-    def enqueued_tokens(self, model: str) -> int:
-        """Estimated input tokens of this model's batches the service has not finished."""
+    def enqueued_tokens(self, model: str, profile: str = DEFAULT_PROFILE) -> int:
+        """Estimated input tokens of this model's batches ``profile``'s service has not finished
+        (each service has its own queue)."""
         rows = self._select(
             "SELECT COALESCE(SUM(p.est_tokens), 0) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
-            "WHERE p.state = ? AND j.model = ?",
-            (str(PartState.SUBMITTED), model),
+            "WHERE p.state = ? AND j.model = ? AND j.profile = ?",
+            (str(PartState.SUBMITTED), model, profile),
         )
         return int(rows[0]["n"])
 
