@@ -44,3 +44,18 @@ def harness_factory_fixture(tmp_path: Path, emulator: EmulatorServer) -> Iterato
 @pytest.fixture(name="harness")
 def harness_fixture(harness_factory: Callable[..., Harness]) -> Harness:
     return harness_factory().start()
+
+
+@pytest.fixture(name="openai_server")
+def openai_server_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """The default profile's service when two run side by side (see azure_server)."""
+    with EmulatorServer(EmulatorSettings(**FAST, data_dir=tmp_path / "openai")) as server:  # type: ignore[arg-type]
+        yield server
+
+
+@pytest.fixture(name="azure_server")
+def azure_server_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """An Azure-shaped service (v1 path, deployment names) for a `[providers.azure]` profile."""
+    settings = EmulatorSettings(**FAST, data_dir=tmp_path / "azure", flavour="azure")  # type: ignore[arg-type]
+    with EmulatorServer(settings) as server:
+        yield server

@@ -278,3 +278,9 @@ def scrape(port: int) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def azure_profile(server_url: str, extra: str = "") -> str:
+    """A `[providers.azure]` table for an Azure-shaped emulator at ``server_url``; polled as often as the
+    tests like (the kind's minute between polls would only slow them)."""
+    return f'[providers.azure]\nkind = "azure"\nbase_url = "{server_url}"\nmin_poll_interval = 0\n{extra}'

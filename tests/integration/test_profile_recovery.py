@@ -9,14 +9,11 @@ Two emulators on loopback, OpenAI's shape for the default profile and Azure's fo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.cli.recover import recover_state
 from daemon.config import Settings, load_settings
-from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.emulator import EmulatorServer
 from daemon.providers import DEFAULT_PROFILE
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
@@ -24,22 +21,9 @@ from daemon.service.profile_services import ProfileServices
 from daemon.state import folders
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
-from tests.support import FAST, TEST_KEY, Harness, fast_settings, lose_state, request_file, wait_until
+from tests.support import TEST_KEY, Harness, azure_profile, fast_settings, lose_state, request_file, wait_until
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the azure emulator's GlobalBatch deployment
-
-
-@pytest.fixture(name="openai_server")
-def openai_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorSettings(**FAST, data_dir=tmp_path / "openai")) as server:  # type: ignore[arg-type]
-        yield server
-
-
-@pytest.fixture(name="azure_server")
-def azure_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
-    settings = EmulatorSettings(**FAST, data_dir=tmp_path / "azure", flavour="azure")  # type: ignore[arg-type]
-    with EmulatorServer(settings) as server:
-        yield server
 
 
 def _settings(tmp_path: Path, openai_server: EmulatorServer, extra: str) -> Settings:
@@ -91,7 +75,9 @@ def test_recover_finds_a_batch_on_another_profiles_service_and_records_that_prof
     tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer
 ) -> None:
     settings = _settings(
-        tmp_path, openai_server, f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
+        tmp_path,
+        openai_server,
+        azure_profile(azure_server.base_url),
     )
     harness = Harness(settings, openai_server).start()
     _submitted_then_lost(harness, azure_server, "lost.jsonl")
@@ -122,7 +108,7 @@ def test_an_input_is_not_given_back_while_a_profile_cannot_be_searched(
     settings = _settings(
         tmp_path,
         openai_server,
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\nsupports_list = false\n',
+        azure_profile(azure_server.base_url, "supports_list = false\n"),
     )
     harness = Harness(settings, openai_server).start()
     _submitted_then_lost(harness, azure_server, "unseen.jsonl")
@@ -137,7 +123,9 @@ def test_an_input_uploaded_to_a_profile_but_never_batched_goes_back_to_its_folde
     tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer
 ) -> None:
     settings = _settings(
-        tmp_path, openai_server, f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
+        tmp_path,
+        openai_server,
+        azure_profile(azure_server.base_url),
     )
     azure_server.faults.add_rule(action="status", method="POST", path_prefix="/v1/batches", status=500, count=1000)
     harness = Harness(settings, openai_server).start()

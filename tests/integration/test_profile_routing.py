@@ -17,27 +17,14 @@ from pathlib import Path
 import pytest
 
 from daemon.config import load_settings
-from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.emulator import EmulatorServer
 from daemon.service import holds
 from daemon.state.rows import Job
 from daemon.state.states import JobState
-from tests.support import FAST, Harness, fast_settings, request_file, wait_until
+from tests.support import Harness, azure_profile, fast_settings, request_file, wait_until
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the azure emulator's GlobalBatch deployment
 HOLD = 8.0  # seconds an account hold lasts in the hold test
-
-
-@pytest.fixture(name="openai_server")
-def openai_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorSettings(**FAST, data_dir=tmp_path / "openai")) as server:  # type: ignore[arg-type]
-        yield server
-
-
-@pytest.fixture(name="azure_server")
-def azure_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
-    settings = EmulatorSettings(**FAST, data_dir=tmp_path / "azure", flavour="azure")  # type: ignore[arg-type]
-    with EmulatorServer(settings) as server:
-        yield server
 
 
 @contextmanager
@@ -46,9 +33,7 @@ def _two_profiles(root: Path, openai: EmulatorServer, azure: EmulatorServer, ext
     root.mkdir()
     config = root / "batchd.toml"
     config.write_text(
-        f'[providers.default]\nbase_url = "{openai.base_url}"\n\n'
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure.base_url}"\n{extra}'
-        "min_poll_interval = 0\n",  # the kind's minute between polls would only slow the test
+        f'[providers.default]\nbase_url = "{openai.base_url}"\n\n' + azure_profile(azure.base_url, extra),
         encoding="utf-8",
     )
     providers = load_settings(config, environ={}).providers

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from daemon.config import load_settings
-from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.emulator import EmulatorServer
 from daemon.service import holds
 from daemon.state.rows import Job
 from daemon.state.states import JobState
-from tests.support import FAST, Harness, fast_settings, request_file, wait_until
+from tests.support import Harness, azure_profile, fast_settings, request_file, wait_until
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the azure emulator's GlobalBatch deployment
 HOLD = 8.0  # seconds a model hold lasts here: the default profile's job must end well within it
@@ -30,26 +30,12 @@ QUEUE_FULL = (
 )
 
 
-@pytest.fixture(name="openai_server")
-def openai_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorSettings(**FAST, data_dir=tmp_path / "openai")) as server:  # type: ignore[arg-type]
-        yield server
-
-
-@pytest.fixture(name="azure_server")
-def azure_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
-    settings = EmulatorSettings(**FAST, data_dir=tmp_path / "azure", flavour="azure")  # type: ignore[arg-type]
-    with EmulatorServer(settings) as server:
-        yield server
-
-
 @pytest.fixture(name="harness")
 def harness_fixture(tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer) -> Iterator[Harness]:
     config = tmp_path / "batchd.toml"
     config.write_text(
         f'[providers.default]\nbase_url = "{openai_server.base_url}"\n\n'
-        f'[providers.azure]\nkind = "azure"\nbase_url = "{azure_server.base_url}"\n'
-        f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\n',
+        + azure_profile(azure_server.base_url, f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\n'),
         encoding="utf-8",
     )
     providers = load_settings(config, environ={}).providers
