@@ -35,16 +35,18 @@ def budgeted(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
     store.close()
 
 
-def add_job(store: Store, job_id: str, state: JobState = JobState.ACTIVE, name: str = "in.jsonl") -> Job:
-    job = Job(job_id, name, "", "", state, 0.0, 0.0)
+def add_job(
+    store: Store, job_id: str, state: JobState = JobState.ACTIVE, name: str = "in.jsonl", profile: str = "default"
+) -> Job:
+    job = Job(job_id, name, "", "", state, 0.0, 0.0, profile=profile)
     store.add_job(job)
     return job
 
 
-def created(store: Store, *times: float) -> None:
-    """Batches created at ``times``, each its own job's part, as the submitter records them."""
+def created(store: Store, *times: float, profile: str = "default") -> None:
+    """Batches created at ``times`` on ``profile``, each its own job's part, as the submitter records them."""
     for t in times:
-        job = add_job(store, f"job-{t}-{time.perf_counter_ns()}")
+        job = add_job(store, f"job-{t}-{time.perf_counter_ns()}", profile=profile)
         batch_id = f"batch_{job.id}"
         store.add_part(
             Part(job.id, 0, 0, "p", 1, 2, 10, 3, PartState.SUBMITTED, t, t, batch_id=batch_id, submitted_at=t)
@@ -99,9 +101,9 @@ def test_a_create_waits_only_when_the_whole_budget_is_spent(budgeted: tuple[Sett
     assert budget.create_wait(now) == pytest.approx(7.0)  # another worker's create counts as made
 
 
-def waiting_input(settings: Settings, store: Store, age: float) -> Part:
-    """A small input checked ``age`` seconds ago, waiting for company, alone in the queue."""
-    job = add_job(store, f"in-{age}-{time.perf_counter_ns()}", name="small.jsonl")
+def waiting_input(settings: Settings, store: Store, age: float, profile: str = "default") -> Part:
+    """A small input of ``profile`` checked ``age`` seconds ago, waiting for company, alone in the queue."""
+    job = add_job(store, f"in-{age}-{time.perf_counter_ns()}", name="small.jsonl", profile=profile)
     checked_at = time.time() - age
     own_file = settings.state / f"{job.id}.jsonl"  # its part file: the packer reads it
     own_file.write_text(request_file(2))
@@ -154,3 +156,45 @@ def test_the_bound_may_not_be_shorter_than_the_pack_wait(tmp_path: Path) -> None
         validate(dataclasses.replace(Settings(root=tmp_path), pack_wait=5.0, pack_wait_max=1.0))
     with pytest.raises(ConfigError, match="creation_budget"):
         validate(dataclasses.replace(Settings(root=tmp_path), creation_budget=0))
+
+
+# Per provider profile: each service has its own hourly limit, so the creates counted against a profile
+# are those of its own jobs' parts. Creates on Azure neither hold an OpenAI create back nor make an
+# OpenAI input wait for company.
+
+
+def profile_job(store: Store, profile: str) -> Job:
+    return add_job(store, f"{profile}-{time.perf_counter_ns()}", profile=profile)
+
+
+def test_creates_are_counted_on_their_jobs_profile(budgeted: tuple[Settings, Store]) -> None:
+    settings, store = budgeted
+    now = FakeClock().now()
+    created(store, *[now - 10.0] * 3, profile="azure")
+    created(store, now - 10.0, profile="default")
+    store.add_part(Part(profile_job(store, "azure").id, 0, 0, "b", 1, 2, 10, 3, PartState.UPLOADED, now, now))
+    budget = CreationBudget(settings, store)
+    assert budget.used(now, "azure") == 3 + 1
+    assert budget.used(now, "default") == 1
+    assert budget.used(now, "groq") == 0
+    assert budget.used(now) == 5, "without a profile: all of them, as before profiles"
+
+
+def test_a_spent_budget_on_one_profile_holds_only_its_creates(budgeted: tuple[Settings, Store]) -> None:
+    settings, store = budgeted
+    now = FakeClock().now()
+    created(store, *[now - 95.0 + i for i in range(BUDGET)], profile="azure")
+    budget = CreationBudget(settings, store)
+    assert budget.create_wait(now, "azure") == pytest.approx(5.0)  # when its oldest leaves the window
+    assert budget.create_wait(now, "default") == 0.0, "OpenAI's hourly limit is its own"
+    store.add_part(Part(profile_job(store, "default").id, 0, 0, "p", 1, 2, 10, 3, PartState.BATCH_INTENT, now, now))
+    assert budget.create_wait(now, "azure") == pytest.approx(5.0), "another profile's create under way"
+
+
+def test_a_budget_filling_on_one_profile_makes_only_its_inputs_wait(budgeted: tuple[Settings, Store]) -> None:
+    settings, store = budgeted
+    created(store, *[time.time() - 50.0] * BUDGET, profile="azure")  # azure's budget spent: its inputs wait
+    azure, openai = waiting_input(settings, store, 0.0, "azure"), waiting_input(settings, store, 0.0)
+    Packer(settings, store, batch_limits(settings), lambda: None).run()
+    assert store.part(azure.id).state == PartState.WAITING
+    assert store.part(openai.id).state == PartState.READY, "alone in OpenAI's queue, it goes at once"
