@@ -154,14 +154,27 @@ class Harness:
             self.services.close()  # the default profile's ``remote`` among them
         self.engine = None
 
-    def drop(self, name: str, content: str | bytes) -> Path:
-        """Write the way a careful producer does: a dot-temp file, then a rename into place."""
+    def drop(self, name: str, content: str | bytes, folder: str = "") -> Path:
+        """Write the way a careful producer does: a dot-temp file, then a rename into place; in the
+        profile subfolder ``folder`` of the drop zone if one is named."""
         data = content.encode() if isinstance(content, str) else content
-        tmp = self.settings.pending / f".{name}.tmp"
+        where = self.settings.pending / folder
+        where.mkdir(exist_ok=True)
+        tmp = where / f".{name}.tmp"
         tmp.write_bytes(data)
-        dest = self.settings.pending / name
+        dest = where / name
         os.rename(tmp, dest)
         return dest
+
+    def profile_job(self, profile: str, *states: JobState, timeout: float = 20) -> Job:
+        """Wait for a job of ``profile`` in one of ``states``."""
+
+        def found() -> Job | None:
+            assert self.store is not None
+            jobs = [j for j in self.store.jobs() if j.profile == profile and j.state in states]
+            return jobs[0] if jobs else None
+
+        return wait_until(found, timeout, f"a job of profile {profile} in {states}")  # type: ignore[no-any-return]
 
     def job(self, name: str) -> Job | None:
         assert self.store is not None
@@ -284,3 +297,8 @@ def azure_profile(server_url: str, extra: str = "") -> str:
     """A `[providers.azure]` table for an Azure-shaped emulator at ``server_url``; polled as often as the
     tests like (the kind's minute between polls would only slow them)."""
     return f'[providers.azure]\nkind = "azure"\nbase_url = "{server_url}"\nmin_poll_interval = 0\n{extra}'
+
+
+def batch_posts(server: EmulatorServer) -> int:
+    """POST calls to the emulator's batches routes (creates and cancels)."""
+    return sum(n for (method, route), n in server.calls.counts().items() if method == "POST" and "batches" in route)

@@ -21,7 +21,16 @@ from daemon.service.profile_services import ProfileServices
 from daemon.state import folders
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
-from tests.support import TEST_KEY, Harness, azure_profile, fast_settings, lose_state, request_file, wait_until
+from tests.support import (
+    TEST_KEY,
+    Harness,
+    azure_profile,
+    batch_posts,
+    fast_settings,
+    lose_state,
+    request_file,
+    wait_until,
+)
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the azure emulator's GlobalBatch deployment
 
@@ -51,18 +60,11 @@ def _recover(settings: Settings) -> tuple[list[str], list[tuple[str, str]], list
     return done.jobs, done.returned, done.left
 
 
-def _creates(server: EmulatorServer) -> int:
-    return sum(n for (method, route), n in server.calls.counts().items() if method == "POST" and "batches" in route)
-
-
 def _submitted_then_lost(harness: Harness, azure_server: EmulatorServer, name: str) -> None:
     """An azure input whose batch was created, the daemon stopped before it could collect it, and
     the state database lost."""
     azure_server.faults.add_rule(action="status", method="GET", path_prefix="/v1/batches", status=500, count=1000)
-    folder = harness.settings.pending / "azure"
-    folder.mkdir(exist_ok=True)
-    (folder / f".{name}.tmp").write_text(request_file(2, prefix="a", model=DEPLOYMENT))
-    (folder / f".{name}.tmp").rename(folder / name)
+    harness.drop(name, request_file(2, prefix="a", model=DEPLOYMENT), "azure")
     assert harness.store is not None
     store = harness.store
     wait_until(lambda: any(p.batch_id for j in store.jobs() for p in store.parts(j.id)), 20, "the azure batch")
@@ -99,7 +101,7 @@ def test_recover_finds_a_batch_on_another_profiles_service_and_records_that_prof
         restarted.stop()
     results = (Path(job.result_dir or "") / "results.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["custom_id"] for line in results) == ["a0", "a1"]
-    assert (_creates(openai_server), len(azure_server.batches())) == (0, 1), "never a second batch"
+    assert (batch_posts(openai_server), len(azure_server.batches())) == (0, 1), "never a second batch"
 
 
 def test_an_input_is_not_given_back_while_a_profile_cannot_be_searched(
@@ -129,9 +131,7 @@ def test_an_input_uploaded_to_a_profile_but_never_batched_goes_back_to_its_folde
     )
     azure_server.faults.add_rule(action="status", method="POST", path_prefix="/v1/batches", status=500, count=1000)
     harness = Harness(settings, openai_server).start()
-    (settings.pending / "azure").mkdir()
-    (settings.pending / "azure" / ".again.jsonl.tmp").write_text(request_file(2, prefix="a", model=DEPLOYMENT))
-    (settings.pending / "azure" / ".again.jsonl.tmp").rename(settings.pending / "azure" / "again.jsonl")
+    harness.drop("again.jsonl", request_file(2, prefix="a", model=DEPLOYMENT), "azure")
     wait_until(lambda: azure_server.faults.fired >= 1, 20, "an upload on azure, its batch refused")
     harness.stop()
     azure_server.faults.clear()
@@ -141,4 +141,4 @@ def test_an_input_uploaded_to_a_profile_but_never_batched_goes_back_to_its_folde
     assert (jobs, left) == ([], [])
     assert [Path(dest) for _, dest in returned] == [settings.pending / "azure" / "again.jsonl"], "its own folder"
     assert len(azure_server.files()) < uploads, "its stray upload deleted on the azure service"
-    assert (_creates(openai_server), len(azure_server.batches())) == (0, 0)
+    assert (batch_posts(openai_server), len(azure_server.batches())) == (0, 0)

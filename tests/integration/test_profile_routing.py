@@ -9,7 +9,6 @@ working.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from daemon.emulator import EmulatorServer
 from daemon.service import holds
 from daemon.state.rows import Job
 from daemon.state.states import JobState
-from tests.support import Harness, azure_profile, fast_settings, request_file, wait_until
+from tests.support import Harness, azure_profile, batch_posts, fast_settings, request_file, wait_until
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the azure emulator's GlobalBatch deployment
 HOLD = 8.0  # seconds an account hold lasts in the hold test
@@ -50,40 +49,19 @@ def harness_fixture(tmp_path: Path, openai_server: EmulatorServer, azure_server:
         yield harness
 
 
-def _drop(harness: Harness, folder: str, name: str, content: str) -> None:
-    """A careful producer: a dot-temp file in the folder, then a rename into place."""
-    where = harness.settings.pending / folder
-    where.mkdir(exist_ok=True)
-    (where / f".{name}.tmp").write_text(content)
-    os.rename(where / f".{name}.tmp", where / name)
-
-
-def _job(harness: Harness, profile: str, *states: JobState, timeout: float = 20) -> Job:
-    def found() -> Job | None:
-        assert harness.store is not None
-        jobs = [j for j in harness.store.jobs() if j.profile == profile and j.state in states]
-        return jobs[0] if jobs else None
-
-    return wait_until(found, timeout, f"a job of profile {profile} in {states}")  # type: ignore[no-any-return]
-
-
 def _results(job: Job) -> list[dict[str, object]]:
     text = (Path(job.result_dir or "") / "results.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines()]
-
-
-def _batches_created(server: EmulatorServer) -> int:
-    return sum(n for (method, route), n in server.calls.counts().items() if method == "POST" and "batches" in route)
 
 
 def test_each_folder_goes_to_its_profiles_service(
     harness: Harness, openai_server: EmulatorServer, azure_server: EmulatorServer
 ) -> None:
     # The same name in both folders: two jobs, neither overwrites the other's results.
-    _drop(harness, ".", "same.jsonl", request_file(3, prefix="o"))
-    _drop(harness, "azure", "same.jsonl", request_file(2, prefix="a", model=DEPLOYMENT))
-    top = _job(harness, "default", JobState.DONE)
-    azure = _job(harness, "azure", JobState.DONE)
+    harness.drop("same.jsonl", request_file(3, prefix="o"))
+    harness.drop("same.jsonl", request_file(2, prefix="a", model=DEPLOYMENT), "azure")
+    top = harness.profile_job("default", JobState.DONE)
+    azure = harness.profile_job("azure", JobState.DONE)
     assert (top.source_name, azure.source_name) == ("same.jsonl", "same.jsonl")
     assert top.result_dir != azure.result_dir and top.final_path != azure.final_path
     assert {Path(top.final_path or "").read_text(), Path(azure.final_path or "").read_text()} == {
@@ -92,7 +70,7 @@ def test_each_folder_goes_to_its_profiles_service(
     }  # both inputs archived whole under today's names (one tagged with its job id), neither overwritten
     assert sorted(str(line["custom_id"]) for line in _results(top)) == ["o0", "o1", "o2"]
     assert sorted(str(line["custom_id"]) for line in _results(azure)) == ["a0", "a1"]
-    assert (_batches_created(openai_server), _batches_created(azure_server)) == (1, 1)
+    assert (batch_posts(openai_server), batch_posts(azure_server)) == (1, 1)
     summary = json.loads((Path(azure.result_dir or "") / "summary.json").read_text())
     assert summary["profile"] == "azure"
     assert not (harness.settings.pending / "azure" / "same.jsonl").exists()
@@ -104,21 +82,21 @@ def test_an_account_hold_on_one_profile_leaves_the_other_working(
     # Long enough that the default profile's job could not finish within the hold if the hold were shared.
     monkeypatch.setattr(holds, "ACCOUNT_RETRY", HOLD)
     azure_server.faults.add_rule(action="status", method="POST", path_prefix="/v1/files", status=401, count=1000)
-    _drop(harness, "azure", "held.jsonl", request_file(2, prefix="a", model=DEPLOYMENT))
+    harness.drop("held.jsonl", request_file(2, prefix="a", model=DEPLOYMENT), "azure")
     assert harness.engine is not None
     engine = harness.engine
     wait_until(lambda: "azure" in engine.holds.account_reasons(), 10, "the azure profile to be held")
-    _drop(harness, ".", "free.jsonl", request_file(3, prefix="o"))
-    done = _job(harness, "default", JobState.DONE, timeout=HOLD / 2)  # runs while azure is held
+    harness.drop("free.jsonl", request_file(3, prefix="o"))
+    done = harness.profile_job("default", JobState.DONE, timeout=HOLD / 2)  # runs while azure is held
     assert sorted(str(line["custom_id"]) for line in _results(done)) == ["o0", "o1", "o2"]
-    held = _job(harness, "azure", JobState.ACTIVE)
+    held = harness.profile_job("azure", JobState.ACTIVE)
     assert "default" not in engine.holds.account_reasons()
     assert Path(held.inflight_path).exists() and not list(harness.settings.failed.iterdir())
-    assert _batches_created(azure_server) == 0 and azure_server.faults.fired >= 1
+    assert batch_posts(azure_server) == 0 and azure_server.faults.fired >= 1
     azure_server.faults.clear()  # the key is fixed: the held profile resumes by itself
-    finished = _job(harness, "azure", JobState.DONE, timeout=HOLD * 3)
+    finished = harness.profile_job("azure", JobState.DONE, timeout=HOLD * 3)
     assert sorted(str(line["custom_id"]) for line in _results(finished)) == ["a0", "a1"]
-    assert _batches_created(openai_server) == 1
+    assert batch_posts(openai_server) == 1
 
 
 def test_an_outage_of_one_profiles_service_leaves_the_others_polled(
@@ -126,17 +104,17 @@ def test_an_outage_of_one_profiles_service_leaves_the_others_polled(
 ) -> None:
     assert harness.store is not None
     store = harness.store
-    _drop(harness, "azure", "slow.jsonl", request_file(2, prefix="a", model=DEPLOYMENT))
-    azure = _job(harness, "azure", JobState.ACTIVE)
+    harness.drop("slow.jsonl", request_file(2, prefix="a", model=DEPLOYMENT), "azure")
+    azure = harness.profile_job("azure", JobState.ACTIVE)
     wait_until(lambda: any(p.batch_id for p in store.parts(azure.id)), 10, "the azure batch to be created")
     azure_server.faults.add_rule(action="status", method="GET", path_prefix="/v1/batches", status=500, count=1000)
     wait_until(lambda: azure_server.faults.fired >= 1, 10, "a poll of the azure batch to fail")
-    _drop(harness, ".", "quick.jsonl", request_file(3, prefix="o"))
-    done = _job(harness, "default", JobState.DONE, timeout=10)  # polled while azure's polls fail
+    harness.drop("quick.jsonl", request_file(3, prefix="o"))
+    done = harness.profile_job("default", JobState.DONE, timeout=10)  # polled while azure's polls fail
     assert sorted(str(line["custom_id"]) for line in _results(done)) == ["o0", "o1", "o2"]
     assert store.job(azure.id).state == JobState.ACTIVE
     azure_server.faults.clear()
-    finished = _job(harness, "azure", JobState.DONE, timeout=HOLD * 3)
+    finished = harness.profile_job("azure", JobState.DONE, timeout=HOLD * 3)
     assert sorted(str(line["custom_id"]) for line in _results(finished)) == ["a0", "a1"]
 
 
@@ -147,11 +125,11 @@ def test_a_profile_folders_azure_lines_use_its_url_forms_and_model_map(
     # decides which profile's rules check the lines, rename the model and name it back in the results.
     mapped = f'models = {{ "gpt-4o-mini" = "{DEPLOYMENT}" }}\n'
     with _two_profiles(tmp_path / "mapped-root", openai_server, azure_server, mapped) as harness:
-        _drop(harness, "azure", "short.jsonl", request_file(2, prefix="a", url="/chat/completions"))
-        _drop(harness, ".", "short.jsonl", request_file(1, prefix="o", url="/chat/completions"))
-        done = _job(harness, "azure", JobState.DONE)
-        refused = _job(harness, "default", JobState.REJECTED)  # OpenAI takes only the /v1 form
+        harness.drop("short.jsonl", request_file(2, prefix="a", url="/chat/completions"), "azure")
+        harness.drop("short.jsonl", request_file(1, prefix="o", url="/chat/completions"))
+        done = harness.profile_job("azure", JobState.DONE)
+        refused = harness.profile_job("default", JobState.REJECTED)  # OpenAI takes only the /v1 form
     assert [line["response"]["body"]["model"] for line in _results(done)] == ["gpt-4o-mini"] * 2  # type: ignore[index]
     batch = azure_server.batches()[0]
     assert azure_server.file_bytes(batch["input_file_id"]).count(DEPLOYMENT.encode()) == 2
-    assert refused.profile == "default" and _batches_created(openai_server) == 0
+    assert refused.profile == "default" and batch_posts(openai_server) == 0

@@ -8,7 +8,6 @@ so OpenAI's `gpt-4o-mini` goes on at once, and the azure file is created once af
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +16,8 @@ import pytest
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.service import holds
-from daemon.state.rows import Job
 from daemon.state.states import JobState
-from tests.support import Harness, azure_profile, fast_settings, request_file, wait_until
+from tests.support import Harness, azure_profile, batch_posts, fast_settings, request_file, wait_until
 
 DEPLOYMENT = "gpt-4o-mini-batch"  # the azure emulator's GlobalBatch deployment
 HOLD = 8.0  # seconds a model hold lasts here: the default profile's job must end well within it
@@ -48,26 +46,6 @@ def harness_fixture(tmp_path: Path, openai_server: EmulatorServer, azure_server:
         harness.stop()
 
 
-def _drop(harness: Harness, folder: str, name: str, content: str) -> None:
-    where = harness.settings.pending / folder
-    where.mkdir(exist_ok=True)
-    (where / f".{name}.tmp").write_text(content)
-    os.rename(where / f".{name}.tmp", where / name)
-
-
-def _job(harness: Harness, profile: str, state: JobState, timeout: float) -> Job:
-    def found() -> Job | None:
-        assert harness.store is not None
-        jobs = [j for j in harness.store.jobs() if j.profile == profile and j.state == state]
-        return jobs[0] if jobs else None
-
-    return wait_until(found, timeout, f"a job of profile {profile} in {state}")  # type: ignore[no-any-return]
-
-
-def _creates(server: EmulatorServer) -> int:
-    return sum(n for (method, route), n in server.calls.counts().items() if method == "POST" and "batches" in route)
-
-
 def test_a_full_queue_on_one_profile_holds_only_that_profiles_model(
     harness: Harness, openai_server: EmulatorServer, azure_server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,15 +53,15 @@ def test_a_full_queue_on_one_profile_holds_only_that_profiles_model(
     azure_server.faults.add_rule(action="reply", method="POST", path_prefix="/v1/batches", status=400, body=QUEUE_FULL)
     assert harness.store is not None
     store = harness.store
-    _drop(harness, "azure", "full.jsonl", request_file(2, prefix="a"))
+    harness.drop("full.jsonl", request_file(2, prefix="a"), "azure")
     wait_until(lambda: azure_server.faults.fired == 1, 10, "azure to say its queue is full")
     wait_until(lambda: store.fact("token_limit@azure:gpt-4o-mini") is not None, 10, "the azure limit to be learned")
-    _drop(harness, ".", "free.jsonl", request_file(3, prefix="o"))  # the same model, on OpenAI
-    done = _job(harness, "default", JobState.DONE, timeout=HOLD / 2)  # runs while azure's model is held
+    harness.drop("free.jsonl", request_file(3, prefix="o"))  # the same model, on OpenAI
+    done = harness.profile_job("default", JobState.DONE, timeout=HOLD / 2)  # runs while azure's model is held
     assert done.model == "gpt-4o-mini"
     assert store.fact("token_limit:gpt-4o-mini") is None, "OpenAI's limit was not learned from Azure's message"
     assert store.fact("token_limit@azure:gpt-4o-mini") == "90000"
     assert store.fact("model_hold:gpt-4o-mini") is None and store.fact("model_hold@azure:gpt-4o-mini") is not None
-    finished = _job(harness, "azure", JobState.DONE, timeout=HOLD * 3)  # created once, after its hold
+    finished = harness.profile_job("azure", JobState.DONE, timeout=HOLD * 3)  # created once, after its hold
     assert (Path(finished.result_dir or "") / "results.jsonl").read_text().count("custom_id") == 2
-    assert (_creates(openai_server), azure_server.faults.fired, len(azure_server.batches())) == (1, 1, 1)
+    assert (batch_posts(openai_server), azure_server.faults.fired, len(azure_server.batches())) == (1, 1, 1)
