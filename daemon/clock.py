@@ -15,12 +15,19 @@ class Clock(Protocol):
         """Seconds since the epoch, as ``time.time()`` gives them."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds that never jump back (``time.monotonic()``): for how long something has lasted."""
+        ...
+
 
 class WallClock:
     """The real time."""
 
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 WALL_CLOCK = WallClock()

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import enum
 import threading
-import time
 from collections.abc import Callable, Hashable, Mapping
 
 from daemon.config import Settings
-from daemon.workers import Workers
-
-STOP_POLL = 0.05  # how often a stop looks whether the running steps have finished
+from daemon.workers import Workers, wait_idle
 
 
 class Lane(enum.Enum):
@@ -63,8 +60,6 @@ class Lanes:
 
     def stop(self, grace: float, force: threading.Event) -> None:
         """Let running tasks of every lane finish for up to ``grace`` seconds in all (or until forced)."""
-        deadline = time.monotonic() + grace
-        while not self.idle() and time.monotonic() < deadline and not force.wait(STOP_POLL):
-            pass
+        wait_idle(self.idle, grace, force)
         for pool in self._pools.values():
             pool.stop(0.0, force)

@@ -25,6 +25,7 @@ log = get_logger(__name__)
 STORAGE_ERRORS = (OSError, sqlite3.OperationalError)
 FIRST_COOLDOWN = 1.0
 MAX_COOLDOWN = 60.0
+STOP_POLL = 0.05  # how often a stop looks whether the running steps have finished
 
 
 class Workers:
@@ -70,9 +71,7 @@ class Workers:
 
     def stop(self, grace: float, force: threading.Event) -> None:
         """Let running tasks finish for up to ``grace`` seconds (or until forced), then leave them."""
-        deadline = time.monotonic() + grace
-        while not self.idle() and time.monotonic() < deadline and not force.wait(0.05):
-            pass
+        wait_idle(self.idle, grace, force)
         for _ in self._threads:
             self._tasks.put(None)
 
@@ -100,6 +99,13 @@ class Workers:
             wait = min(MAX_COOLDOWN, last * 2 if last else FIRST_COOLDOWN)
             self._cooling[key] = (wait, self._clock.now() + wait)
         return wait
+
+
+def wait_idle(idle: Callable[[], bool], grace: float, force: threading.Event) -> None:
+    """Wait until ``idle()`` holds, for ``grace`` seconds at most, or until ``force`` is set."""
+    deadline = time.monotonic() + grace  # a pure wait at shutdown, not a timing rule: the monotonic clock
+    while not idle() and time.monotonic() < deadline and not force.wait(STOP_POLL):
+        pass
 
 
 def storage_reason(exc: BaseException) -> str:

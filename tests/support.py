@@ -64,6 +64,9 @@ class FakeClock:
         with self._lock:
             return self._now
 
+    def monotonic(self) -> float:
+        return self.now()  # moved by hand only, never back
+
     def __call__(self) -> float:
         return self.now()
 

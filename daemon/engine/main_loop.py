@@ -79,15 +79,13 @@ class Engine:
         self.bell = Doorbell()
         flags.stop.attach(self.bell)
         self.holds = Holds(store, clock)
-        # The wall clock stays out: quiet periods are measured on the monotonic clock (see Intake).
-        intake_clock = None if clock is WALL_CLOCK else clock
         self.intake = Intake(
             settings.pending,
             settings.state,
             store,
             settings.min_file_age,
             settings.settle_seconds,
-            intake_clock,
+            clock,
             profiles={DEFAULT_PROFILE, *settings.providers},
         )
         services = profile_services(remote)  # one per provider profile: each job's steps use its own

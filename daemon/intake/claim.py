@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import crashpoints
-from daemon.clock import Clock
+from daemon.clock import WALL_CLOCK, Clock
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.fileops import fsync_dir, relink, safe_component, same_file
@@ -81,7 +81,7 @@ class Intake:
         store: Store,
         min_file_age: float,
         settle_seconds: float = 0.0,
-        clock: Clock | None = None,
+        clock: Clock = WALL_CLOCK,
         *,
         profiles: set[str] | None = None,
     ) -> None:
@@ -93,8 +93,8 @@ class Intake:
         self.settle_seconds = settle_seconds
         # Quiet periods on the monotonic clock (a wall-clock jump must not claim a file early); a
         # test's clock drives both.
-        self._mono: Callable[[], float] = clock.now if clock else time.monotonic
-        self._wall: Callable[[], float] = clock.now if clock else time.time
+        self._mono: Callable[[], float] = clock.monotonic
+        self._wall: Callable[[], float] = clock.now
         self._candidates: dict[str, Candidate] = {}
         self._proofs: dict[str, bool] = {}  # name: whether a close (not only a rename) proved it
         self._settling: set[str] = set()  # closed files looked at again on every pass until quiet
