@@ -104,6 +104,13 @@ def add_flavour_arguments(parser: argparse.ArgumentParser) -> None:
         help="azure: a GlobalBatch deployment name lines may use as `model`; repeat for more "
         f"(default: {', '.join(_DEFAULTS.deployments)})",
     )
+    parser.add_argument(
+        "--file-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="input files kept at once (an Azure resource: 500); an upload beyond it is refused (default: no limit)",
+    )
     parser.add_argument("--upper-statuses", action="store_true", help="compatible: statuses in upper case (Novita)")
     parser.add_argument(
         "--iso-timestamps", action="store_true", help="compatible: batch times as ISO 8601 text (Together)"
@@ -125,6 +132,7 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         token_weight=args.token_weight,
         create_limit=args.create_limit,
         create_window=args.create_window,
+        file_limit=args.file_limit,
         flavour=args.flavour,
         deployments=tuple(args.deployments) if args.deployments else _DEFAULTS.deployments,
         upper_statuses=args.upper_statuses,

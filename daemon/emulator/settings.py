@@ -44,6 +44,9 @@ class EmulatorSettings:
     # it a create is answered 429 with Retry-After. None means unlimited.
     create_limit: int | None = None
     create_window: float = 3600.0
+    # Input files (purpose `batch`) the service keeps at once, as an Azure resource keeps 500; an
+    # upload beyond it is refused with a 400 until one is deleted. None means unlimited.
+    file_limit: int | None = None
 
     # `openai` (the default), `azure` or `compatible`: see flavours.py.
     flavour: str = "openai"
@@ -71,6 +74,8 @@ class EmulatorSettings:
             raise ValueError("token_limit must be >= 1 or None")
         if self.create_limit is not None and self.create_limit < 1:
             raise ValueError("create_limit must be >= 1 or None")
+        if self.file_limit is not None and self.file_limit < 1:
+            raise ValueError("file_limit must be >= 1 or None")
         if self.create_window <= 0:
             raise ValueError("create_window must be > 0")
         if self.flavour not in FLAVOURS:

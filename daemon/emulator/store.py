@@ -40,6 +40,7 @@ class Store:
         self._active: dict[str, BatchRecord] = {}
         self._batch_seq = itertools.count(1)
         self._creations = CreationLimit(settings.create_limit, settings.create_window)
+        self._file_limit = settings.file_limit
 
     def _advance(self) -> float:
         now = self._clock()
@@ -55,12 +56,25 @@ class Store:
 
     def add_upload(self, staged: Path, filename: str, params: UploadParams) -> dict[str, Any]:
         with self._lock:
+            self._check_file_room(params.purpose)
             created_at = int(self._clock())
             seconds = params.expires_after
             if seconds is None and params.purpose == "batch":
                 seconds = DEFAULT_BATCH_FILE_EXPIRY_SECONDS  # the API's default for batch inputs
             expires_at = created_at + seconds if seconds is not None else None
             return self._files.add(staged, filename, params.purpose, created_at, expires_at).to_json()
+
+    def _check_file_room(self, purpose: str) -> None:
+        """The service keeps only `file_limit` input files: one more is refused until one is deleted."""
+        if self._file_limit is None or purpose != "batch":
+            return
+        held = sum(1 for record in self._files.records() if record.purpose == "batch")
+        if held >= self._file_limit:
+            message = (
+                f"The maximum number of files ({self._file_limit}) for this resource has been reached. "
+                "Please delete files and try again."
+            )
+            raise bad_request(message, param="file", code="quota_exceeded")
 
     def file(self, file_id: str) -> dict[str, Any]:
         with self._lock:

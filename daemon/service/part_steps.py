@@ -12,6 +12,7 @@ from daemon.config import Settings
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.refitter import Refitter
 from daemon.service.batch_service import BatchService
+from daemon.service.file_room import FileRoom
 from daemon.service.holds import Holds
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.retrying import in_call
@@ -41,6 +42,7 @@ class PartSteps:
         self.stop = stop
         self.quarantine = Quarantine(settings, store)
         self.refitter = Refitter(settings, store)  # a part over its model's token limit is split to fit
+        self.file_room = FileRoom(store)  # room for input files (max_files); one lock for all workers
 
     def service(self, job: Job) -> BatchService:
         """The service of the job's provider profile (AccountError while it is not configured)."""

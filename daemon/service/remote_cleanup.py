@@ -20,6 +20,7 @@ from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.logs import get_logger
 from daemon.service.batch_info import part_batch
 from daemon.service.batch_service import BatchService
+from daemon.service.file_room import FileRoom
 from daemon.service.holds import Holds
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.retrying import scheduled_delay
@@ -72,6 +73,7 @@ class Hygiene:
         self.services = profile_services(remote)
         self.holds = holds
         self.stop = stop
+        self.file_room = FileRoom(store)
 
     def due(self, now: float) -> bool:
         return bool(self.store.due_remote_files(now, limit=1))
@@ -100,6 +102,8 @@ class Hygiene:
             self._give_up(item, str(exc))
         else:
             self.store.update_remote_file(item.file_id, state=DELETED, last_error=None)
+            if item.role == "input":  # an upload waiting for room under max_files may go now
+                self.file_room.free(profile, self.clock.now())
             log.info(
                 "remote_file_deleted",
                 job_id=item.job_id,

@@ -117,6 +117,8 @@ class Submitter(PartSteps):
         if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
             enqueued = self.store.enqueued_tokens(job.model, job.profile)
             wait = self.holds.model_wait(job.model, part.est_tokens, enqueued, now, job.profile)
+        if wait == 0 and part.state == PartState.READY:
+            wait = self.file_room.wait(part, self.service(job).profile)
         if wait == 0 and part.state == PartState.UPLOADED:
             wait = self._budget_wait(part, job, now)
         if wait == 0 and part.state == PartState.BATCH_INTENT and not self.service(job).profile.supports_list:
@@ -151,7 +153,9 @@ class Submitter(PartSteps):
         assert part.id is not None
         if part.state == PartState.READY:
             self._rename_models(part, job)
-            self.store.update_part(part.id, state=PartState.UPLOAD_INTENT, intent_at=self.clock.now())
+            if not self.file_room.reserve(part, self.service(job).profile, self.clock.now()):
+                # Another worker took the last place since _hold: nothing was sent; wait for room.
+                raise TransientError(f"part {part.label}: no room for another input file", ambiguous=False)
             self._upload(part, job)
         elif part.state == PartState.UPLOAD_INTENT:
             self._reconcile_upload(part, job)

@@ -40,6 +40,29 @@ class RemoteFileQueries(Database):
         rows = self._select(query, (now, *ended, limit))
         return [RemoteFile(**dict(r)) for r in rows]
 
+    def held_input_files(self, profile: str) -> int:
+        """Input files of the profile's jobs the service still holds, as far as the state knows: each
+        part's upload not yet deleted, plus each upload under way (no file id yet). Pack members carry
+        their pack's file: each file counts once."""
+        rows = self._select(
+            "SELECT COUNT(DISTINCT p.file_id) AS files, "
+            "SUM(p.file_id IS NULL AND p.state = 'upload_intent') AS uploading "
+            "FROM parts p JOIN jobs j ON j.id = p.job_id WHERE j.profile = ? "
+            "AND (p.file_id IS NULL OR p.file_id NOT IN (SELECT file_id FROM remote_files WHERE state = 'deleted'))",
+            (profile,),
+        )
+        return int(rows[0]["files"] or 0) + int(rows[0]["uploading"] or 0)
+
+    def wake_parts_waiting(self, profile: str, reason_prefix: str, now: float) -> int:
+        """Make the profile's ready parts held with a reason starting ``reason_prefix`` due now."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE parts SET next_action_at = ?, updated_at = ? WHERE state = 'ready' AND next_action_at > ? "
+                "AND substr(last_error, 1, ?) = ? AND job_id IN (SELECT id FROM jobs WHERE profile = ?)",
+                (now, now, now, len(reason_prefix), reason_prefix, profile),
+            )
+            return cursor.rowcount
+
     def remote_files(self, job_id: str) -> list[RemoteFile]:
         rows = self._select("SELECT * FROM remote_files WHERE job_id = ? ORDER BY file_id", (job_id,))
         return [RemoteFile(**dict(r)) for r in rows]
