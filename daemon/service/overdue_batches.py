@@ -5,6 +5,10 @@ batch in_progress for ever), which would leave a job open for ever. batchd cance
 itself and records that it did, so the collector keeps what finished and resubmits the rest per
 ``resubmit_unfinished`` exactly as for ``expired``, never as for a user's cancel (which resubmits
 nothing). The record lives in the state, so it survives a restart between cancel and collection.
+
+A profile that cannot cancel (``supports_cancel = false``) is not asked at every poll: the batch is
+reported once (``batch_overdue_uncancellable``, recorded in the state so a restart does not repeat
+it) and polled on until the service ends it, or the operator abandons the job (``batchd abandon``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from daemon.state.store import Store
 
 log = get_logger(__name__)
 _CANCELLED = "batch_overdue_cancelled:"  # facts key prefix: batchd cancelled this batch for its age
+_UNCANCELLABLE = "batch_overdue_uncancellable:"  # facts key prefix: overdue on a service that cannot cancel
 _RUNNING = frozenset({"validating", "in_progress", "finalizing"})
 
 
@@ -43,6 +48,9 @@ class OverdueBatches:
         limit = age_limit(self.settings, profile)
         if age <= limit:
             return batch
+        if not self.services.of(profile).profile.supports_cancel:
+            self._report_uncancellable(part, batch, now, age, limit, profile)
+            return batch
         try:
             cancelled = self.services.of(profile).cancel(batch.id)
         except DaemonError as exc:  # tried again at the next poll
@@ -60,6 +68,26 @@ class OverdueBatches:
             profile=profile,
         )
         return cancelled
+
+    def _report_uncancellable(
+        self, part: Part, batch: BatchInfo, now: float, age: float, limit: float, profile: str
+    ) -> None:
+        """Once per batch: it is overdue, but its service cannot cancel it, so it is waited for."""
+        if self.store.fact(_UNCANCELLABLE + batch.id) is not None:
+            return
+        self.store.set_fact(_UNCANCELLABLE + batch.id, repr(now))
+        log.error(
+            "batch_overdue_uncancellable",
+            job_id=part.job_id,
+            part=part.label,
+            batch_id=batch.id,
+            status=batch.status,
+            age=round(age, 1),
+            limit=limit,
+            profile=profile,
+            hint="the profile cannot cancel (supports_cancel = false): batchd waits for the service to end the "
+            "batch; cancel it in the service's console, or give the job up with batchd abandon",
+        )
 
     def cancelled(self, batch_id: str) -> bool:
         return self.store.fact(_CANCELLED + batch_id) is not None
