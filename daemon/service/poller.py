@@ -119,10 +119,29 @@ class Poller:
             return "unknown"
         if part.state != PartState.SUBMITTED:
             return "finished"  # already seen ending: nothing left to refresh
+        if self._held_to_min_poll(part):
+            return "queued"
         with self._lock:
             self._urgent.add(batch_id)
         self.wake.set()
         return "queued"
+
+    def _held_to_min_poll(self, part: Part) -> bool:
+        """A check the profile's ``min_poll_interval`` does not allow yet (Azure: a minute since the
+        last one) is brought forward to the earliest moment it allows, not made at once."""
+        name = self.store.job(part.job_id).profile
+        floor = self.services.of(name).profile.min_poll_interval if name in self.services.names() else 0.0
+        earliest = part.next_action_at - part.poll_wait + floor  # the last check, plus the floor
+        now = self.clock.now()
+        if floor <= 0 or earliest <= now:
+            return False
+        if earliest < part.next_action_at:
+            self.store.update_part(part.id, next_action_at=earliest)
+            self.wake.set()
+        log.info(
+            "batch_refresh_deferred", job_id=part.job_id, part=part.label, batch_id=part.batch_id, at=round(earliest, 1)
+        )
+        return True
 
     def _until_due(self, cap: float) -> float:
         due = self.store.next_due(PartState.SUBMITTED)

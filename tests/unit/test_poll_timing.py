@@ -218,3 +218,33 @@ def test_a_garbled_reply_waits_at_least_the_profiles_min_poll_interval(polled: P
     finally:
         remote.close()
     assert polled.store.part(polled.part.id).next_action_at == start + 5.0  # without the floor: 2 s
+
+
+def test_a_webhooks_check_now_comes_no_sooner_than_the_profiles_min_poll_interval(polled: Polled) -> None:
+    """A webhook asks for a batch at once; on a profile with a floor between checks (Azure: a
+    minute), the check is brought forward to the earliest moment the floor allows, not made now."""
+    profile = dataclasses.replace(openai_default_profile(polled.emulator.base_url), min_poll_interval=5.0)
+    remote = OpenAIService.for_profile(profile, KeySource("test key", value=TEST_KEY), 10.0)
+    poller = Poller(
+        polled.poller.settings, polled.store, remote, polled.poller.holds, threading.Event(), lambda: None, polled.clock
+    )
+    batch_id = polled.part.batch_id or ""
+    try:
+        first = polled.clock.now()
+        poller.poll_once(first)  # checked now; the next one 5 s later
+        polled.clock.advance(5.0)
+        second = polled.clock.now()
+        poller.poll_once(second)  # the wait has grown to the poll_interval: 8 s
+        assert polled.store.part(polled.part.id).next_action_at == second + 8.0
+        polled.clock.advance(1.0)
+        before = _retrieves(polled.emulator)
+        assert poller.refresh_now(batch_id) == "queued"
+        assert poller.poll_once(polled.clock.now()) == 0 and _retrieves(polled.emulator) == before  # not yet
+        assert polled.store.part(polled.part.id).next_action_at == second + 5.0  # brought forward to the floor
+        polled.clock.advance(4.0)
+        assert poller.poll_once(polled.clock.now()) == 1 and _retrieves(polled.emulator) == before + 1
+        polled.clock.advance(5.0)  # past the floor since the last check: a webhook is acted on at once
+        assert poller.refresh_now(batch_id) == "queued"
+        assert poller.poll_once(polled.clock.now()) == 1 and _retrieves(polled.emulator) == before + 2
+    finally:
+        remote.close()
