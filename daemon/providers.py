@@ -78,6 +78,9 @@ class Profile:
     max_batch_age: float | None = None
     # The `models` table: (model as the lines name it, name sent instead), e.g. an Azure deployment.
     models: tuple[tuple[str, str], ...] = ()
+    # Where the signing secret of webhooks about this profile's batches is; None: the one of the
+    # default profile (OPENAI_WEBHOOK_SECRET and its kin).
+    webhook_keys: KeyLookup | None = None
 
     def __repr__(self) -> str:
         return f"Profile({self.name}: {self.kind} at {self.base_url or 'the default URL'})"
@@ -169,7 +172,9 @@ def parse_profile(name: str, table: Any) -> Profile:
         raise ConfigError(f"{where} kind must be one of {', '.join(KIND_DEFAULTS)} (got {kind!r})")
     base = KIND_DEFAULTS[kind]
     changes = {key: _converted(where, key, value) for key, value in table.items() if key in PROFILE_KEYS}
-    profile = replace(base, name=name, keys=_key_lookup(where, table, base.keys), **changes)
+    keys = _key_lookup(where, table, base.keys)
+    webhook_keys = _webhook_lookup(where, table)
+    profile = replace(base, name=name, keys=keys, webhook_keys=webhook_keys, **changes)
     check_profile(profile, where)
     return profile
 
@@ -186,8 +191,8 @@ def _refuse_keys_in_config(where: str, table: Mapping[str, Any]) -> None:
 
 def _check_known_keys(where: str, table: Mapping[str, Any]) -> None:
     for key in table:
-        if key != "kind" and key not in PROFILE_KEYS and key not in KEY_LOOKUP_KEYS:
-            known = ", ".join(sorted({"kind", *PROFILE_KEYS, *KEY_LOOKUP_KEYS}))
+        if key != "kind" and key not in PROFILE_KEYS and key not in KEY_LOOKUP_KEYS and key not in WEBHOOK_LOOKUP_KEYS:
+            known = ", ".join(sorted({"kind", *PROFILE_KEYS, *KEY_LOOKUP_KEYS, *WEBHOOK_LOOKUP_KEYS}))
             raise ConfigError(f"{where}: unknown key {key!r}; a profile knows {known}")
 
 
@@ -198,6 +203,15 @@ def _key_lookup(where: str, table: Mapping[str, Any], default: KeyLookup) -> Key
         if key in table and (not isinstance(table[key], str) or not table[key].strip()):
             raise ConfigError(f"{where} {key} must be a non-empty name (got {table[key]!r})")
     return KeyLookup(**named) if named else default
+
+
+def _webhook_lookup(where: str, table: Mapping[str, Any]) -> KeyLookup | None:
+    """The sources the table names for its webhook signing secret; None: the default profile's."""
+    named = {field: table[key] for key, field in WEBHOOK_LOOKUP_KEYS.items() if key in table}
+    for key in WEBHOOK_LOOKUP_KEYS:
+        if key in table and (not isinstance(table[key], str) or not table[key].strip()):
+            raise ConfigError(f"{where} {key} must be a non-empty name (got {table[key]!r})")
+    return KeyLookup(**named) if named else None
 
 
 def _converted(where: str, key: str, value: Any) -> Any:
@@ -271,6 +285,11 @@ PROFILE_KEYS: Mapping[str, Callable[[Any], Any]] = {
     "models": _names,
 }
 KEY_LOOKUP_KEYS: Mapping[str, str] = {"key_env": "env", "key_file_env": "file_env", "key_credential": "credential"}
+WEBHOOK_LOOKUP_KEYS: Mapping[str, str] = {
+    "webhook_secret_env": "env",
+    "webhook_secret_file_env": "file_env",
+    "webhook_secret_credential": "credential",
+}
 
 
 def check_profile(profile: Profile, where: str) -> None:

@@ -97,7 +97,7 @@ class Engine:
         self.poller = Poller(settings, store, services, self.holds, flags.stop, self.wake, clock)
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
-        self.webhooks = webhook_server(settings, services.default, self.poller.refresh_now)
+        self.webhooks = webhook_server(settings, services.default, self.poller.refresh_now, store)
         self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
         self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake, clock))
         self.router = LaneRouter(settings, store, PREPARE_CHUNK)

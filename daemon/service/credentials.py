@@ -110,6 +110,21 @@ def find_webhook_secret(environ: Mapping[str, str] | None = None) -> KeySource |
     return _found(WEBHOOK_KEYS, os.environ if environ is None else environ, "webhook signing secret")
 
 
+def find_profile_webhook_secret(profile: Profile, environ: Mapping[str, str] | None = None) -> KeySource | None:
+    """The webhook signing secret a profile names (None if it names none: the default's serves it);
+    CredentialError if it names one that is not set."""
+    if profile.webhook_keys is None:
+        return None
+    source = _found(profile.webhook_keys, os.environ if environ is None else environ, "webhook signing secret")
+    if source is None:
+        raise CredentialError(
+            f"no webhook signing secret for provider profile {profile.name}: set {profile.webhook_keys.described()} "
+            f"(named in [providers.{profile.name}] as webhook_secret_env, webhook_secret_file_env or "
+            "webhook_secret_credential), or remove those keys to use the default profile's secret"
+        )
+    return source
+
+
 def entra_token_provider() -> Callable[[], str]:
     """Microsoft Entra ID tokens for Azure OpenAI, refreshed by azure-identity before they expire."""
     try:

@@ -11,6 +11,9 @@ in count and age, not in the state database: the SDK refuses any delivery signed
 5 minutes ago, so a captured delivery cannot be replayed later than that, and acting twice on one
 costs only an extra status check. That is not worth a database write per delivery, nor letting
 senders grow the database.
+
+A delivery is verified with the signing secret of the profile whose batch it names, where that
+profile names one (``webhook_secret_env`` etc.; see webhook_secrets.py), else with the default one.
 """
 
 from __future__ import annotations
@@ -29,9 +32,17 @@ from daemon.http_endpoints import port_error
 from daemon.http_listener import Handler, HttpListener, Limits
 from daemon.http_messages import Request, Response
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.service.batch_info import WebhookEvent
 from daemon.service.batch_service import BatchService
-from daemon.service.credentials import WEBHOOK_CREDENTIAL_NAME, KeySource, find_webhook_secret
+from daemon.service.credentials import (
+    WEBHOOK_CREDENTIAL_NAME,
+    KeySource,
+    find_profile_webhook_secret,
+    find_webhook_secret,
+)
+from daemon.service.webhook_secrets import ProfileSecrets, batch_profiles
+from daemon.state.store import Store
 
 log = get_logger(__name__)
 BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"})
@@ -70,21 +81,27 @@ class SeenIds:
 class WebhookReceiver:
     """What to do with one delivery, apart from HTTP: verify, drop replays, ask for a refresh."""
 
-    def __init__(self, service: BatchService, secret: KeySource, refresh: RefreshBatch) -> None:
+    def __init__(
+        self, service: BatchService, secret: KeySource, refresh: RefreshBatch, profiles: ProfileSecrets | None = None
+    ) -> None:
         self.service = service
-        self.secret = secret
+        self.secret = secret  # the default profile's
         self.refresh = refresh
+        self.profiles = profiles  # the profiles with a secret of their own, and whose batch is whose
         self.seen = SeenIds()
 
     def handle(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         """Return the HTTP status and a one-word outcome for the sender."""
+        profile, secret = DEFAULT_PROFILE, self.secret
+        if self.profiles is not None:
+            profile, secret = self.profiles.choose(body, self.secret)
         try:
-            event = self.service.unwrap_webhook(body, headers, self.secret.read())
+            event = self.service.unwrap_webhook(body, headers, secret.read())
         except CredentialError as exc:
             log.error("webhook_secret_unreadable", error=str(exc))
             return 500, "unavailable"  # not the sender's fault: let it deliver again later
         except ValueError as exc:  # a bad or stale signature, a missing header, a body that is not JSON
-            log.warning("webhook_rejected", reason=str(exc), webhook_id=headers.get("webhook-id"))
+            log.warning("webhook_rejected", reason=str(exc), webhook_id=headers.get("webhook-id"), profile=profile)
             return 400, "rejected"
         webhook_id = headers["webhook-id"]  # unwrap checked it is there
         if not self.seen.add(webhook_id, time.time()):
@@ -160,8 +177,11 @@ class WebhookServer:
         self._listener = None
 
 
-def webhook_server(settings: Settings, service: BatchService, refresh: RefreshBatch) -> WebhookServer | None:
-    """The receiver when ``webhook_port`` is set (it then needs a signing secret), else None."""
+def webhook_server(
+    settings: Settings, service: BatchService, refresh: RefreshBatch, store: Store | None = None
+) -> WebhookServer | None:
+    """The receiver when ``webhook_port`` is set (it then needs a signing secret), else None. With
+    the ``store``, each delivery is verified with the secret of its batch's profile if it has one."""
     if settings.webhook_port is None:
         return None
     secret = find_webhook_secret()
@@ -172,7 +192,18 @@ def webhook_server(settings: Settings, service: BatchService, refresh: RefreshBa
             f"{WEBHOOK_CREDENTIAL_NAME}; or unset webhook_port"
         )
     check_secret(secret)
-    return WebhookServer(settings, WebhookReceiver(service, secret, refresh))
+    return WebhookServer(settings, WebhookReceiver(service, secret, refresh, _profile_secrets(settings, store)))
+
+
+def _profile_secrets(settings: Settings, store: Store | None) -> ProfileSecrets | None:
+    """The secrets profiles name for themselves (each checked at start), or None if none does."""
+    found = {name: find_profile_webhook_secret(profile) for name, profile in settings.providers.items()}
+    own = {name: secret for name, secret in found.items() if secret is not None}
+    for secret in own.values():
+        check_secret(secret)
+    if not own or store is None:
+        return None
+    return ProfileSecrets(own, batch_profiles(store))
 
 
 def check_secret(secret: KeySource) -> None:

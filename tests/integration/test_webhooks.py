@@ -19,14 +19,14 @@ import openai
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.config import Settings
+from daemon.config import Settings, load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.errors import CredentialError
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
-from daemon.service.webhooks import WebhookReceiver, WebhookServer
+from daemon.service.webhooks import WebhookReceiver, WebhookServer, webhook_server
 from daemon.state.states import JobState, PartState
-from tests.support import Harness, request_file, wait_until
+from tests.support import Harness, azure_profile, fast_settings, request_file, wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"batchd-test-signing-key-32-bytes").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody-else-entirely-32-bytes!").decode()
@@ -234,3 +234,48 @@ def test_webhook_port_without_a_secret_stops_the_start(
 
 
 # Where the secret comes from -------------------------------------------------------------------
+
+
+def test_a_delivery_is_verified_with_the_secret_of_its_batchs_profile(
+    tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The azure profile names its own signing secret: a delivery about its batch is verified with
+    that one (the default profile's secret no longer passes for it), and acted on."""
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("AZURE_HOOK_SECRET", OTHER_SECRET)
+    root = tmp_path / "root"
+    root.mkdir()
+    config = root / "batchd.toml"
+    config.write_text(azure_profile(azure_server.base_url, 'webhook_secret_env = "AZURE_HOOK_SECRET"\n'))
+    providers = load_settings(config, environ={}).providers
+    settings = fast_settings(
+        root, openai_server.base_url, providers=providers, webhook_port=0, first_poll_after=600.0, poll_interval=600.0
+    )
+    harness = Harness(settings, openai_server).start()
+    try:
+        assert harness.engine is not None and harness.engine.webhooks is not None
+        port = harness.engine.webhooks.port
+        harness.drop("hooked.jsonl", request_file(2, model="gpt-4o-mini-batch"), "azure")
+        job = harness.profile_job("azure", JobState.ACTIVE)
+        assert harness.store is not None
+        store = harness.store
+        part = wait_until(lambda: next(iter(p for p in store.parts(job.id) if p.batch_id), None), 10)
+        wait_until(lambda: azure_server.batches()[0]["status"] == "completed", 10, "the batch to finish remotely")
+        assert deliver(port, event(part.batch_id), secret=SECRET) == (400, {"status": "rejected"})
+        assert deliver(port, event(part.batch_id), secret=OTHER_SECRET) == (200, {"status": "queued"})
+        harness.profile_job("azure", JobState.DONE, timeout=10)
+        assert deliver(port, event("batch_unknown_here"), secret=SECRET) == (200, {"status": "unknown"})
+    finally:
+        harness.stop()
+
+
+def test_a_profile_naming_a_secret_that_is_not_set_stops_the_start(
+    tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("AZURE_HOOK_SECRET", raising=False)
+    config = tmp_path / "batchd.toml"
+    config.write_text(azure_profile(azure_server.base_url, 'webhook_secret_env = "AZURE_HOOK_SECRET"\n'))
+    providers = load_settings(config, environ={}).providers
+    with pytest.raises(CredentialError, match=r"no webhook signing secret for provider profile azure: set \$AZURE"):
+        webhook_server(Settings(root=tmp_path, webhook_port=0, providers=providers), None, Recorder())  # type: ignore[arg-type]

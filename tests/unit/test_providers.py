@@ -10,7 +10,7 @@ import pytest
 
 from daemon.config import Settings, load_settings
 from daemon.errors import ConfigError, CredentialError
-from daemon.providers import KEY_LOOKUP_KEYS, PROFILE_KEYS, Profile, entra_available
+from daemon.providers import KEY_LOOKUP_KEYS, PROFILE_KEYS, WEBHOOK_LOOKUP_KEYS, Profile, entra_available
 from daemon.service.credentials import find_profile_key
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "batchd.toml"
@@ -75,11 +75,20 @@ def test_a_compatible_profile_assumes_no_metadata_list_or_expiry(tmp_path: Path)
         (AZURE + "max_batch_age = 0\n", "max_batch_age must be greater than 0"),
         (AZURE + 'supports_list = "no"\n', "supports_list: expected true or false"),
         (AZURE + 'key_env = ""\n', "key_env must be a non-empty name"),
+        (AZURE + "webhook_secret_env = 5\n", "webhook_secret_env must be a non-empty name"),
     ],
 )
 def test_a_bad_profile_is_refused_naming_table_and_key(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         loaded(tmp_path, "[providers.default]\n" + table)
+
+
+def test_a_profile_may_name_its_own_webhook_secret(tmp_path: Path) -> None:
+    table = AZURE + 'webhook_secret_env = "AZ_HOOK"\nwebhook_secret_file_env = "AZ_HOOK_FILE"\n'
+    profile = loaded(tmp_path, "[providers.azure]\n" + table).providers["azure"]
+    assert profile.webhook_keys is not None and profile.webhook_keys.described() == "$AZ_HOOK or $AZ_HOOK_FILE"
+    plain = loaded(tmp_path, "[providers.azure]\n" + AZURE).providers["azure"]
+    assert plain.webhook_keys is None  # the default profile's secret serves it
 
 
 def test_a_profile_name_must_be_usable_as_a_folder(tmp_path: Path) -> None:
@@ -118,10 +127,12 @@ def test_the_default_openai_profile_keeps_the_openai_key_lookup() -> None:
 
 def test_every_profile_field_has_a_key_and_is_documented() -> None:
     fields = {f.name for f in dataclasses.fields(Profile)}
-    assert fields == {*PROFILE_KEYS, "name", "kind", "keys"}
+    assert fields == {*PROFILE_KEYS, "name", "kind", "keys", "webhook_keys"}
     text = EXAMPLE.read_text(encoding="utf-8")
     missing = [
-        key for key in ("kind", *PROFILE_KEYS, *KEY_LOOKUP_KEYS) if not re.search(rf"^# #? ?{key} =", text, re.M)
+        key
+        for key in ("kind", *PROFILE_KEYS, *KEY_LOOKUP_KEYS, *WEBHOOK_LOOKUP_KEYS)
+        if not re.search(rf"^# #? ?{key} =", text, re.M)
     ]
     assert missing == []
 
