@@ -73,8 +73,12 @@ def _add_validate(sub: Any) -> None:
     p = sub.add_parser(
         "validate",
         help="check request files without uploading anything",
-        description="Run the checks batchd runs before an upload; exit 1 on any problem.",
+        description="Run the checks batchd runs before an upload; exit 1 on any problem. A file is checked "
+        "for its provider profile (url forms, limits): --profile, else its pending_upload/NAME/ folder's, "
+        "else the default profile.",
     )
+    _common(p)
+    p.add_argument("--profile", metavar="NAME", help="check as for provider profile NAME ([providers.NAME])")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
 
@@ -243,25 +247,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from daemon.cli.validation_profile import chosen_profile, profile_limits  # noqa: PLC0415
     from daemon.intake.reports import validation_lines  # noqa: PLC0415
     from daemon.intake.validation import validate_file  # noqa: PLC0415
 
+    settings = settings_from(args)
     bad = 0
     for path in args.files:
+        profile = chosen_profile(settings, path, args.profile)
         try:
-            findings = validate_file(path)
+            findings = validate_file(path, profile_limits(settings, profile))
         except OSError as exc:
             print(printable(f"{path}: cannot read: {exc.strerror}"))
             bad += 1
             continue
         if findings.ok:
-            print(printable(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})"))
+            shape = f"{findings.requests} requests, {findings.endpoint}, model {findings.model}"
+            print(printable(f"{path}: ok ({shape}{_profile_note(profile)})"))
         else:
             bad += 1
-            print(printable(f"{path}: {findings.problem_count} problem(s)"))
+            print(printable(f"{path}: {findings.problem_count} problem(s){_profile_note(profile, ' for')}"))
             for line in validation_lines(findings):
                 print(f"  {printable(line)}")
     return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _profile_note(profile: str, lead: str = ",") -> str:
+    return "" if profile == "default" else f"{lead} profile {profile}"
 
 
 def _open_store_readonly(settings: Settings) -> Any:
