@@ -38,6 +38,7 @@ from daemon.ops.job_rebuilder import (
     JOB_ID,
     JobBuilder,
     Rows,
+    profile_of_inflight,
     result_dirs,
     source_name_of,
 )
@@ -315,8 +316,9 @@ class Recovery:
     # returning and leaving --------------------------------------------------------------
     def _return_input(self, job_id: str, path: Path, name: str) -> None:
         """Never submitted: back to the drop zone under its own name (or a free one), claimed anew; to
-        its profile's folder if its stray uploads show which service it was for."""
-        folder = profile_folder(self.settings.pending, self._upload_profile(job_id))
+        its profile's folder, as its name in state/inflight/ says (or, from older versions, as its stray
+        uploads show)."""
+        folder = profile_folder(self.settings.pending, profile_of_inflight(path) or self._upload_profile(job_id))
         folder.mkdir(exist_ok=True)
         pending = folder / safe_component(name)
         if pending.exists() and same_file(pending, path):  # the claim's link was made, not its unlink

@@ -57,10 +57,12 @@ def is_request_file(name: str) -> bool:
     return name.endswith(".jsonl") and not name.startswith(".") and not name.endswith(IGNORED_SUFFIXES)
 
 
-def inflight_name(job_id: str, source_name: str) -> str:
-    """The claimed input's name under state/inflight/: its job id, then the name it was dropped
-    with, so ``batchd recover`` can give it back under that name if the state is lost."""
-    return f"{job_id}_{safe_component(source_name)}"
+def inflight_name(job_id: str, source_name: str, profile: str = DEFAULT_PROFILE) -> str:
+    """The claimed input's name under state/inflight/: its job id (with ``@PROFILE@`` for a profile
+    other than the default, else ``_``), then the name it was dropped with, so ``batchd recover`` can give it
+    back under that name, to its profile's folder, if the state is lost."""
+    routed = "_" if profile == DEFAULT_PROFILE else f"@{profile}@"  # a profile name may hold "_", never "@"
+    return f"{job_id}{routed}{safe_component(source_name)}"
 
 
 def profile_folder(pending: Path, profile: str) -> Path:
@@ -225,7 +227,7 @@ class Intake:
                 i,
                 p.name,
                 str(p),
-                str(self.inflight / inflight_name(i, p.name)),
+                str(self.inflight / inflight_name(i, p.name, self._profile_of(p))),
                 JobState.CLAIMING,
                 now,
                 now,

@@ -31,7 +31,8 @@ from daemon.state.states import PACK_KIND, TERMINAL_BATCH_STATUSES, JobState, Pa
 from daemon.state.store import Store
 
 JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
-INFLIGHT_NAME = re.compile(rf"({JOB_ID})(?:_(.+)|\.jsonl)", re.DOTALL)  # intake.inflight_name
+# intake.inflight_name: JOBID_NAME, JOBID@PROFILE@NAME (or JOBID.jsonl, as older versions named them)
+INFLIGHT_NAME = re.compile(rf"({JOB_ID})(?:_(.+)|@([a-z0-9][a-z0-9_-]{{0,63}})@(.+)|\.jsonl)", re.DOTALL)
 DOWNLOAD_ENDINGS = ("_output.jsonl", "_errors.jsonl")  # collector.download_names
 Rows = tuple[Job, list[Part]]  # a job and its parts, recorded together
 
@@ -151,11 +152,18 @@ class JobBuilder:
 
 
 def source_name_of(inflight: Path) -> str:
-    """The name an input was dropped with, from its name in state/inflight/ (JOBID_NAME)."""
+    """The name an input was dropped with, from its name in state/inflight/ (JOBID_NAME, JOBID@PROFILE@NAME)."""
     match = INFLIGHT_NAME.fullmatch(inflight.name)
-    if match is None or match[2] is None:
-        return inflight.name if match is None else f"{match[1]}.jsonl"
-    return match[2]
+    if match is None:
+        return inflight.name
+    return match[2] or match[4] or f"{match[1]}.jsonl"
+
+
+def profile_of_inflight(inflight: Path) -> str | None:
+    """The profile an input was claimed for, from its name in state/inflight/ (None: not named there,
+    the default profile's, or claimed by an older version)."""
+    match = INFLIGHT_NAME.fullmatch(inflight.name)
+    return None if match is None else match[3]
 
 
 def result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]:

@@ -142,3 +142,23 @@ def test_an_input_uploaded_to_a_profile_but_never_batched_goes_back_to_its_folde
     assert [Path(dest) for _, dest in returned] == [settings.pending / "azure" / "again.jsonl"], "its own folder"
     assert len(azure_server.files()) < uploads, "its stray upload deleted on the azure service"
     assert (batch_posts(openai_server), len(azure_server.batches())) == (0, 0)
+
+
+def test_an_input_of_a_profile_never_uploaded_goes_back_to_its_folder(
+    tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer
+) -> None:
+    """Neither a batch nor an upload tells which service it was for: its name in state/inflight/ does."""
+    settings = _settings(tmp_path, openai_server, azure_profile(azure_server.base_url))
+    azure_server.faults.add_rule(action="status", method="POST", path_prefix="/v1/files", status=500, count=1000)
+    harness = Harness(settings, openai_server).start()
+    harness.drop("unsent.jsonl", request_file(2, prefix="a", model=DEPLOYMENT), "azure")
+    wait_until(lambda: azure_server.faults.fired >= 1, 20, "an upload to azure refused")
+    harness.stop()
+    azure_server.faults.clear()
+    lose_state(settings.root)
+    assert azure_server.files() == []
+    jobs, returned, left = _recover(settings)
+    assert (jobs, left) == ([], [])
+    assert [Path(dest) for _, dest in returned] == [settings.pending / "azure" / "unsent.jsonl"], "its own folder"
+    assert (settings.pending / "azure" / "unsent.jsonl").read_text() == request_file(2, prefix="a", model=DEPLOYMENT)
+    assert (batch_posts(openai_server), len(azure_server.batches())) == (0, 0)

@@ -17,9 +17,10 @@ from structlog.testing import capture_logs
 from daemon.cli.status import job_rows, render_table
 from daemon.config import Settings
 from daemon.errors import AccountError, CredentialError
-from daemon.intake.claim import Intake
+from daemon.intake.claim import Intake, inflight_name
 from daemon.intake.packer import Packer
 from daemon.intake.preparer import batch_limits, prepare_jobs
+from daemon.ops.job_rebuilder import INFLIGHT_NAME, profile_of_inflight, source_name_of
 from daemon.providers import parse_profile
 from daemon.service.holds import Holds
 from daemon.service.profile_services import ProfileServices, connect_profiles, report_unconfigured
@@ -225,3 +226,16 @@ def test_open_jobs_of_a_profile_no_longer_configured_are_reported_at_start(tmp_p
             services.of("groq")  # a step of such a job is held (an account hold), never failed
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("profile", "name"),
+    [("default", "plain.jsonl"), ("azure", "again.jsonl"), ("azure_eu", "a_b@c.jsonl"), ("x-1", "_lead.jsonl")],
+)
+def test_an_inflight_name_gives_back_the_name_and_the_profile(profile: str, name: str) -> None:
+    """`batchd recover` reads both from the claimed input's name when the state is lost."""
+    job_id = "20261203T001855Z-faa26f68d409"
+    inflight = Path(inflight_name(job_id, name, profile))
+    assert source_name_of(inflight) == name
+    assert profile_of_inflight(inflight) == (None if profile == "default" else profile)
+    assert INFLIGHT_NAME.fullmatch(inflight.name)[1] == job_id  # type: ignore[index]
