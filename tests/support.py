@@ -293,7 +293,14 @@ def scrape(port: int) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
+    """The sample with exactly ``labels``; else the sum of those carrying them among others (a metric
+    by profile too, read over every profile); None if there is none."""
+    exact = samples.get((name, tuple(sorted(labels.items()))))
+    if exact is not None:
+        return exact
+    wanted = set(labels.items())
+    found = [v for (n, have), v in samples.items() if n == name and wanted <= set(have)]
+    return sum(found) if found else None
 
 
 def azure_profile(server_url: str, extra: str = "") -> str:

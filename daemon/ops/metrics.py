@@ -21,9 +21,10 @@ from daemon.config import Settings
 from daemon.http_endpoints import port_error
 from daemon.http_listener import HttpListener
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.service.batch_info import BatchInfo
 from daemon.service.holds import Holds
-from daemon.service.sdk_errors import error_counts
+from daemon.service.sdk_errors import error_counts_by_profile
 from daemon.service.stuck_watch import STUCK_AFTER, status_since, stuck_limit
 from daemon.state.states import ACTIVE_BATCH_STATUSES, TERMINAL_BATCH_STATUSES, JobState, PartState
 from daemon.state.store import Store
@@ -43,52 +44,69 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
-        yield from self._files()
-        yield _by_label("batchd_jobs", "Jobs (input files) by state.", "state", _zeros(JobState), self._jobs())
-        parts = self.store.state_counts("parts")
-        yield _by_label("batchd_parts", "Parts (one batch each) by state.", "state", _zeros(PartState), parts)
-        statuses = _zeros(ACTIVE_BATCH_STATUSES | TERMINAL_BATCH_STATUSES)
-        yield _by_label("batchd_batches", "Batches by last seen status.", "status", statuses, self._statuses())
-        yield self._requests()
-        yield self._api_errors()
+        jobs = self.store.state_counts_by_profile("jobs")
+        parts = self.store.state_counts_by_profile("parts")
+        statuses = self.store.batch_status_counts_by_profile()
+        profiles = self._profiles(jobs)
+        yield from self._files(jobs, profiles)
+        yield _by_label("batchd_jobs", "Jobs (input files) by state.", "state", JobState, jobs, profiles)
+        yield _by_label("batchd_parts", "Parts (one batch each) by state.", "state", PartState, parts, profiles)
+        known = ACTIVE_BATCH_STATUSES | TERMINAL_BATCH_STATUSES
+        yield _by_label("batchd_batches", "Batches by last seen status.", "status", known, statuses, profiles)
+        yield self._requests(profiles)
+        yield self._api_errors(profiles)
         yield from self._timings(now)
         yield self._enqueued()
-        yield self._stuck(now)
+        yield self._stuck(now, profiles)
         if self.holds is not None:
-            blocked = GaugeMetricFamily("batchd_account_blocked", "1 while an account error holds every input.")
-            blocked.add_metric([], 1.0 if self.holds.account_reason else 0.0)
+            blocked = GaugeMetricFamily(
+                "batchd_account_blocked", "1 while an account error holds the profile's inputs.", labels=["profile"]
+            )
+            reasons = self.holds.account_reasons()
+            for profile in profiles:
+                blocked.add_metric([profile], 1.0 if profile in reasons else 0.0)
             yield blocked
 
-    def _jobs(self) -> dict[str, int]:
-        return self.store.state_counts("jobs")
+    def _profiles(self, jobs: dict[tuple[str, str], int]) -> list[str]:
+        """Every configured profile (its series are there from the start), and any a job still names."""
+        return sorted({DEFAULT_PROFILE, *self.settings.providers, *(profile for profile, _ in jobs)})
 
-    def _statuses(self) -> dict[str, int]:
-        return self.store.batch_status_counts()
-
-    def _files(self) -> Iterator[Metric]:
-        jobs = self._jobs()
+    def _files(self, jobs: dict[tuple[str, str], int], profiles: list[str]) -> Iterator[Metric]:
         # Job rows are never removed once claimed, so these only grow: counters.
-        claimed = sum(n for state, n in jobs.items() if state != JobState.CLAIMING)
-        yield _counter("batchd_files_claimed", "Input files claimed from the drop zone.", claimed)
-        rejected = jobs.get(JobState.REJECTED, 0)
-        yield _counter("batchd_files_rejected", "Input files rejected by validation (moved to failed/).", rejected)
-
-    def _requests(self) -> Metric:
-        succeeded, failed = self.store.request_totals()
-        family = CounterMetricFamily(
-            "batchd_requests", "Requests the service reports as done, by outcome.", labels=["outcome"]
+        claimed = CounterMetricFamily(
+            "batchd_files_claimed", "Input files claimed from the drop zone.", labels=["profile"]
         )
-        family.add_metric(["succeeded"], succeeded)
-        family.add_metric(["failed"], failed)
+        rejected = CounterMetricFamily(
+            "batchd_files_rejected", "Input files rejected by validation (moved to failed/).", labels=["profile"]
+        )
+        for profile in profiles:
+            mine = {state: n for (owner, state), n in jobs.items() if owner == profile}
+            claimed.add_metric([profile], sum(n for state, n in mine.items() if state != JobState.CLAIMING))
+            rejected.add_metric([profile], mine.get(JobState.REJECTED, 0))
+        yield claimed
+        yield rejected
+
+    def _requests(self, profiles: list[str]) -> Metric:
+        totals = self.store.request_totals_by_profile()
+        family = CounterMetricFamily(
+            "batchd_requests", "Requests the service reports as done, by outcome.", labels=["outcome", "profile"]
+        )
+        for profile in profiles:
+            succeeded, failed = totals.get(profile, (0, 0))
+            family.add_metric(["succeeded", profile], succeeded)
+            family.add_metric(["failed", profile], failed)
         return family
 
-    def _api_errors(self) -> Metric:
-        counts = dict.fromkeys(ERROR_CLASSES, 0) | error_counts()
+    def _api_errors(self, profiles: list[str]) -> Metric:
+        base = {(kind, profile): 0 for kind in ERROR_CLASSES for profile in profiles}
+        counts = base | error_counts_by_profile()
         family = CounterMetricFamily(
-            "batchd_api_errors", "Failed API calls by class since start (each try counts).", labels=["class"]
+            "batchd_api_errors",
+            "Failed API calls by class since start (each try counts).",
+            labels=["class", "profile"],
         )
-        for kind, n in sorted(counts.items()):
-            family.add_metric([kind], n)
+        for (kind, profile), n in sorted(counts.items()):
+            family.add_metric([kind, profile], n)
         return family
 
     def _timings(self, now: float) -> Iterator[Metric]:
@@ -109,42 +127,49 @@ class StateCollector(Collector):
     def _enqueued(self) -> Metric:
         family = GaugeMetricFamily(
             "batchd_enqueued_tokens",
-            "Estimated input tokens of unfinished batches, by model (the service limits these per model).",
-            labels=["model"],
+            "Estimated input tokens of unfinished batches, by model (each service limits these per model).",
+            labels=["model", "profile"],
         )
-        for model, tokens in sorted(self.store.enqueued_tokens_by_model().items()):
-            family.add_metric([model], tokens)
+        for (profile, model), tokens in sorted(self.store.enqueued_tokens_by_profile_model().items()):
+            family.add_metric([model, profile], tokens)
         return family
 
-    def _stuck(self, now: float) -> Metric:
-        counts = dict.fromkeys(STUCK_AFTER, 0)
-        for batch in self._running_batches():
+    def _stuck(self, now: float, profiles: list[str]) -> Metric:
+        counts = {(status, profile): 0 for status in STUCK_AFTER for profile in profiles}
+        for profile, batch in self._running_batches():
             limit, since = stuck_limit(self.settings, batch.status), status_since(batch)
             if limit is not None and since is not None and now - since > limit:
-                counts[batch.status] += 1
+                counts[(batch.status, profile)] = counts.get((batch.status, profile), 0) + 1
         family = GaugeMetricFamily(
             "batchd_batches_stuck",
             "Batches longer than their stuck_*_after setting in validating, finalizing or cancelling.",
-            labels=["status"],
+            labels=["status", "profile"],
         )
-        for status, n in counts.items():
-            family.add_metric([status], n)
+        for (status, profile), n in sorted(counts.items()):
+            family.add_metric([status, profile], n)
         return family
 
-    def _running_batches(self) -> Iterator[BatchInfo]:
+    def _running_batches(self) -> Iterator[tuple[str, BatchInfo]]:
+        """(profile, batch) of every batch still running."""
+        routed = self.store.routed_jobs()
         for part in self.store.parts_in([PartState.SUBMITTED]):
             if part.batch_json:
-                yield BatchInfo.from_json(part.batch_json)
+                yield routed.get(part.job_id, DEFAULT_PROFILE), BatchInfo.from_json(part.batch_json)
 
 
-def _zeros(names: Iterable[str]) -> dict[str, int]:
-    return {str(name): 0 for name in names}
-
-
-def _by_label(name: str, doc: str, label: str, base: dict[str, int], counts: dict[str, int]) -> Metric:
-    family = GaugeMetricFamily(name, doc, labels=[label])
-    for value, n in sorted((base | counts).items()):
-        family.add_metric([value], n)
+def _by_label(
+    name: str,
+    doc: str,
+    label: str,
+    known: Iterable[str],
+    counts: dict[tuple[str, str], int],
+    profiles: list[str],
+) -> Metric:
+    """One series per (value, profile): every known value of every profile, zero when none."""
+    family = GaugeMetricFamily(name, doc, labels=[label, "profile"])
+    base = {(profile, str(value)): 0 for profile in profiles for value in known}
+    for (profile, value), n in sorted((base | counts).items(), key=lambda item: (item[0][1], item[0][0])):
+        family.add_metric([value, profile], n)
     return family
 
 

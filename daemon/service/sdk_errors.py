@@ -25,6 +25,7 @@ from daemon.errors import (
     TokenLimitError,
     TransientError,
 )
+from daemon.providers import DEFAULT_PROFILE
 from daemon.redaction import redact
 
 ACCOUNT_CODES = frozenset(
@@ -33,8 +34,9 @@ ACCOUNT_CODES = frozenset(
 
 QUEUE_FULL_CODE = "token_limit_exceeded"  # the model's enqueued-token queue is full (Azure: at create)
 
-# Failed API calls by class since start, for the metrics endpoint: the one count not in the state.
-_counts: Counter[str] = Counter()
+# Failed API calls by (class, provider profile) since start, for the metrics endpoint: the one count
+# not in the state.
+_counts: Counter[tuple[str, str]] = Counter()
 _counts_lock = threading.Lock()
 _KINDS = {
     TransientError: "transient",
@@ -47,21 +49,31 @@ _KINDS = {
 
 
 def error_counts() -> dict[str, int]:
+    """Failed calls by class, over every profile."""
+    totals: Counter[str] = Counter()
+    for (kind, _), n in error_counts_by_profile().items():
+        totals[kind] += n
+    return dict(totals)
+
+
+def error_counts_by_profile() -> dict[tuple[str, str], int]:
+    """Failed calls by (class, profile)."""
     with _counts_lock:
         return dict(_counts)
 
 
-def classify(exc: BaseException) -> DaemonError:
+def classify(exc: BaseException, profile: str = DEFAULT_PROFILE) -> DaemonError:
     """Return the batchd error for ``exc`` (its message is safe to log: secrets are masked)."""
     if isinstance(exc, DaemonError) and not isinstance(exc, CredentialError):
         return exc  # classified (and counted) already, by an inner call
-    return counted(_classify_new(exc))
+    return counted(_classify_new(exc), profile)
 
 
-def counted(error: DaemonError) -> DaemonError:
-    """Count ``error`` as one failed call (a malformed reply is raised by batchd, not classified)."""
+def counted(error: DaemonError, profile: str = DEFAULT_PROFILE) -> DaemonError:
+    """Count ``error`` as one failed call of ``profile``'s service (a malformed reply is raised by
+    batchd, not classified)."""
     with _counts_lock:
-        _counts[_KINDS.get(type(error), "other")] += 1
+        _counts[(_KINDS.get(type(error), "other"), profile)] += 1
     return error
 
 

@@ -49,6 +49,39 @@ class MetricsQueries(Database):
         )
         return {str(r["model"]): int(r["n"]) for r in rows}
 
+    def state_counts_by_profile(self, table: str) -> dict[tuple[str, str], int]:
+        """Rows of ``jobs`` or ``parts`` by (profile, state); a part counts under its job's profile."""
+        if table not in ("jobs", "parts"):
+            raise ValueError(table)
+        join = "" if table == "jobs" else " p JOIN jobs j ON j.id = p.job_id"
+        who = "profile" if table == "jobs" else "j.profile"
+        state = "state" if table == "jobs" else "p.state"
+        rows = self._select(
+            f"SELECT {who} AS profile, {state} AS state, COUNT(*) AS n FROM {table}{join} GROUP BY 1, 2",  # noqa: S608
+            (),
+        )
+        return {(str(r["profile"]), str(r["state"])): int(r["n"]) for r in rows}
+
+    def batch_status_counts_by_profile(self) -> dict[tuple[str, str], int]:
+        """``batch_status_counts`` by (profile, status)."""
+        shown = _SHOWN_STATUS.replace("outcome", "p.outcome").replace("batch_status", "p.batch_status")
+        query = (
+            f"SELECT j.profile AS profile, {shown} AS status, COUNT(*) AS n FROM parts p "  # noqa: S608 - marks only
+            "JOIN jobs j ON j.id = p.job_id WHERE p.batch_id IS NOT NULL GROUP BY 1, 2 HAVING status IS NOT NULL"
+        )
+        return {(str(r["profile"]), str(r["status"])): int(r["n"]) for r in self._select(query, _SHOWN_ARGS)}
+
+    def request_totals_by_profile(self) -> dict[str, tuple[int, int]]:
+        """``request_totals`` by profile: (completed, failed)."""
+        rows = self._select(
+            "SELECT j.profile AS profile, "
+            "COALESCE(SUM(json_extract(p.batch_json, '$.request_counts.completed')), 0) AS ok, "
+            "COALESCE(SUM(json_extract(p.batch_json, '$.request_counts.failed')), 0) AS bad "
+            "FROM parts p JOIN jobs j ON j.id = p.job_id WHERE p.batch_json IS NOT NULL GROUP BY 1",
+            (),
+        )
+        return {str(r["profile"]): (int(r["ok"]), int(r["bad"])) for r in rows}
+
     def enqueued_tokens_by_profile_model(self) -> dict[tuple[str, str], int]:
         """``enqueued_tokens`` for every (profile, model) at once: each service has its own queue.
         Read per job (``j.*``): status may look at a database older than the profile column."""
