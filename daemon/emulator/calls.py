@@ -26,11 +26,23 @@ class CallLog:
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._credentials: list[tuple[str, str, str]] = []
 
     def record(self, method: str, path: str, route: str, status: int) -> None:
         with self._lock:
             self._calls.append(Call(method, path, route, status))
             self._counts[(method, route)] += 1
+
+    def record_credential(self, method: str, route: str, credential: str) -> None:
+        """How a call authenticated, as sent: `Bearer TOKEN`, `api-key KEY` or "" (tests check which
+        key or token a client sent; the emulator holds no real secret)."""
+        with self._lock:
+            self._credentials.append((method, route, credential))
+
+    def credentials(self) -> list[tuple[str, str, str]]:
+        """(method, route, credential) of each call, in order of arrival."""
+        with self._lock:
+            return list(self._credentials)
 
     def count(self, method: str, route: str) -> int:
         """How many `method route` requests arrived, e.g. count("POST", "/v1/batches")."""
@@ -49,6 +61,7 @@ class CallLog:
         with self._lock:
             self._calls.clear()
             self._counts.clear()
+            self._credentials.clear()
 
     def __len__(self) -> int:
         with self._lock:

@@ -73,10 +73,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         self._call: tuple[str, str, str] | None = None
+        self._credential = ""
         try:
             request = self._parse_request()
             if request is None:
                 return
+            self._credential = _credential_of(request)
             if request.path.startswith(CONTROL_PREFIX):
                 self._call = (request.method, urlsplit(self.path).path, request.path)
                 self._answer(request, self.app.control.handle(request))
@@ -94,6 +96,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if self._call is not None:
             method, path, template = self._call
             self._call = None
+            self.app.calls.record_credential(method, template, self._credential)
             self.app.calls.record(method, path, template, status)
 
     def _parse_request(self) -> ApiRequest | None:
@@ -215,3 +218,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+
+
+def _credential_of(request: ApiRequest) -> str:
+    """The key or token the call carried, as the call log records it."""
+    api_key = request.header("api-key")
+    if api_key is not None:
+        return f"api-key {api_key}"
+    return request.header("Authorization") or ""

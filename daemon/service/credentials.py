@@ -125,13 +125,19 @@ def find_profile_webhook_secret(profile: Profile, environ: Mapping[str, str] | N
     return source
 
 
-def entra_token_provider() -> Callable[[], str]:
-    """Microsoft Entra ID tokens for Azure OpenAI, refreshed by azure-identity before they expire."""
+def entra_token_provider(credential: Any = None) -> Callable[[], str]:
+    """Microsoft Entra ID tokens for Azure OpenAI, refreshed by azure-identity before they expire.
+    ``credential``: any object with azure-identity's ``get_token``; None: DefaultAzureCredential
+    (environment, managed identity, Azure CLI login, ...)."""
     try:
         identity: Any = importlib.import_module(ENTRA_MODULE)
     except ImportError:
-        raise CredentialError(f"auth = entra needs the azure-identity package: pip install '{ENTRA_EXTRA}'") from None
-    provider: Callable[[], str] = identity.get_bearer_token_provider(identity.DefaultAzureCredential(), ENTRA_SCOPE)
+        raise CredentialError(
+            f"auth = entra needs the azure-identity package, which is not installed: pip install '{ENTRA_EXTRA}' "
+            "(or use auth = api-key with the resource's key)"
+        ) from None
+    chosen = identity.DefaultAzureCredential() if credential is None else credential
+    provider: Callable[[], str] = identity.get_bearer_token_provider(chosen, ENTRA_SCOPE)
     return provider
 
 
