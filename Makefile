@@ -16,10 +16,12 @@ $(BIN)/batchd: pyproject.toml
 	touch $@
 
 demo: $(BIN)/batchd
-	mkdir -p $(DEMO)/pending_upload
+	mkdir -p $(DEMO)/pending_upload/azure
 	for f in config/examples/*.jsonl; do \
 	  [ -e "$(DEMO)/pending_upload/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/"; done
-	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2
+	for f in config/examples/azure/*.jsonl; do \
+	  [ -e "$(DEMO)/pending_upload/azure/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/azure/"; done
+	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2 --config config/demo.toml
 
 # One tier after the other, quickest first, so a broken unit stops the run before the slow tiers start.
 # Each tier runs on several pytest-xdist processes, sized by how much of a test is waiting: an

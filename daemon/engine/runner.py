@@ -7,6 +7,7 @@ from contextlib import ExitStack
 
 from daemon.clock import WALL_CLOCK
 from daemon.config import Settings
+from daemon.engine.emulated_profiles import emulated_services
 from daemon.engine.main_loop import Engine
 from daemon.logs import get_logger
 from daemon.ops.lost_state_guard import refuse_lost_state
@@ -14,7 +15,6 @@ from daemon.ops.sd_notify import Notifier
 from daemon.ops.signals import StopFlags, captured_signals
 from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile
 from daemon.service.credentials import KeySource, emulator_key_source, find_profile_key
-from daemon.service.openai_service import OpenAIService
 from daemon.service.profile_services import ProfileServices, connect_profiles, report_unconfigured
 from daemon.state import folders
 from daemon.state.store import Store
@@ -27,9 +27,8 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
         if emulator:
             settings = stack.enter_context(_emulated(settings))
             profile, key = openai_default_profile(settings.base_url), emulator_key_source()
-            one = OpenAIService.for_profile(profile, key, settings.request_timeout)
-            # The emulator serves every configured profile, so routing to folders can be tried out.
-            services = ProfileServices(dict.fromkeys([*settings.providers, DEFAULT_PROFILE], one))
+            # Each configured profile on an emulator of its kind, so routing to folders can be tried out.
+            services = emulated_services(settings, stack)
         else:
             profile, key = settings.default_profile, find_profile_key(settings.default_profile)
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)

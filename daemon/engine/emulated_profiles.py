@@ -1,0 +1,61 @@
+"""`batchd run --emulator` with provider profiles: each profile talks to a built-in emulator of its kind.
+
+A profile of kind ``openai`` uses the emulator the run already started; ``azure`` and
+``openai_compatible`` profiles share one more emulator of the flavour that imitates them (Azure's
+``api-key`` header, v1 path and deployment names; a compatible service's string bodies and missing
+metadata), each on its own loopback port. So `make demo` shows files routed to two services at once,
+with no key. The azure emulator serves the deployments the profiles' model maps name (or its default
+one). An ``entra`` profile sends the emulator key as ``api-key`` instead: no token is needed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
+
+from daemon.config import Settings
+from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE, Profile
+from daemon.service.credentials import emulator_key_source
+from daemon.service.openai_service import OpenAIService
+from daemon.service.profile_services import ProfileServices
+
+log = get_logger(__name__)
+FLAVOURS: Mapping[str, str] = {"openai": "openai", "azure": "azure", "openai_compatible": "compatible"}
+# As the demo's own emulator: long enough to watch a batch move through its statuses.
+DEMO_TIMINGS = {"validating_seconds": 2.0, "in_progress_seconds": 5.0, "finalizing_seconds": 1.0}
+
+
+def emulated_services(settings: Settings, stack: ExitStack) -> ProfileServices:
+    """A service per configured profile, each on an emulator of its kind (started here, stopped by
+    ``stack``); ``settings.base_url`` is the run's own (openai) emulator."""
+    profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
+    urls = {"openai": settings.base_url or ""}
+    for flavour in sorted({FLAVOURS[p.kind] for p in profiles.values()} - {"openai"}):
+        urls[flavour] = _started(flavour, _deployments(profiles.values()), stack)
+    services = {name: _service(profile, urls[FLAVOURS[profile.kind]], settings) for name, profile in profiles.items()}
+    return ProfileServices(services)
+
+
+def _started(flavour: str, deployments: tuple[str, ...], stack: ExitStack) -> str:
+    from daemon.emulator import EmulatorServer, EmulatorSettings  # noqa: PLC0415 - emulator mode only
+
+    chosen = EmulatorSettings(**DEMO_TIMINGS, flavour=flavour, **({"deployments": deployments} if deployments else {}))  # type: ignore[arg-type]
+    server = EmulatorServer(chosen)
+    server.start()
+    stack.callback(server.stop)
+    log.warning("emulator_mode", api=server.base_url, flavour=flavour, message="profiles of this kind use it")
+    return server.base_url
+
+
+def _deployments(profiles: Iterable[Profile]) -> tuple[str, ...]:
+    """The deployment names the azure profiles' model maps send (the emulator refuses others)."""
+    found = {name for p in profiles if p.kind == "azure" for _, name in p.models}
+    return tuple(sorted(found))
+
+
+def _service(profile: Profile, url: str, settings: Settings) -> OpenAIService:
+    auth = "api-key" if profile.auth == "entra" else profile.auth
+    emulated = dataclasses.replace(profile, base_url=url, api_version=None, auth=auth)
+    return OpenAIService.for_profile(emulated, emulator_key_source(), settings.request_timeout)

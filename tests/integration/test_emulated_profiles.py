@@ -1,0 +1,35 @@
+"""`batchd run --emulator` with provider profiles (what `make demo` runs): each profile is served by a
+built-in emulator of its kind, so an azure profile meets Azure's dialect (api-key, v1 path,
+deployment names) on its own loopback port while the default profile meets OpenAI's."""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import ExitStack
+from pathlib import Path
+
+from daemon.config import load_settings
+from daemon.emulator import EmulatorServer
+from daemon.engine.emulated_profiles import emulated_services
+from tests.support import request_file
+
+DEMO_CONFIG = Path(__file__).parents[2] / "config" / "demo.toml"
+
+
+def test_the_demo_configs_azure_profile_gets_an_azure_emulator_of_its_own(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    settings = dataclasses.replace(load_settings(DEMO_CONFIG, environ={}), root=tmp_path, base_url=emulator.base_url)
+    lines = tmp_path / "in.jsonl"
+    with ExitStack() as stack:
+        services = emulated_services(settings, stack)
+        stack.callback(services.close)
+        azure, default = services.of("azure"), services.of("default")
+        assert default.profile.base_url == emulator.base_url
+        assert azure.profile.base_url != emulator.base_url and str(azure.profile.base_url).endswith("/openai/v1")
+        assert azure.profile.auth == "api-key" and azure.profile.model_names == {"gpt-4o-mini": "gpt-4o-mini-batch"}
+        lines.write_text(request_file(1, model="gpt-4o-mini-batch", url="/chat/completions"))
+        file_id = azure.upload(lines, "a.jsonl")
+        batch = azure.create_batch(file_id, "/chat/completions", "24h", {}, None)
+        assert batch.status == "validating"
+    assert emulator.calls.count("POST", "/v1/files") == 0, "nothing of the azure profile reached the openai emulator"
