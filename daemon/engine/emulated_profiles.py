@@ -22,6 +22,7 @@ from daemon.service.openai_service import OpenAIService
 from daemon.service.profile_services import ProfileServices
 
 log = get_logger(__name__)
+# A profile kind -> the emulator flavour imitating it; a kind not listed: the flavour of its own name.
 FLAVOURS: Mapping[str, str] = {"openai": "openai", "azure": "azure", "openai_compatible": "compatible"}
 # As the demo's own emulator: long enough to watch a batch move through its statuses.
 DEMO_TIMINGS = {"validating_seconds": 2.0, "in_progress_seconds": 5.0, "finalizing_seconds": 1.0}
@@ -32,10 +33,14 @@ def emulated_services(settings: Settings, stack: ExitStack) -> ProfileServices:
     ``stack``); ``settings.base_url`` is the run's own (openai) emulator."""
     profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
     urls = {"openai": settings.base_url or ""}
-    for flavour in sorted({FLAVOURS[p.kind] for p in profiles.values()} - {"openai"}):
+    for flavour in sorted({_flavour(p) for p in profiles.values()} - {"openai"}):
         urls[flavour] = _started(flavour, _deployments(profiles.values()), stack)
-    services = {name: _service(profile, urls[FLAVOURS[profile.kind]], settings) for name, profile in profiles.items()}
+    services = {name: _service(profile, urls[_flavour(profile)], settings) for name, profile in profiles.items()}
     return ProfileServices(services)
+
+
+def _flavour(profile: Profile) -> str:
+    return FLAVOURS.get(profile.kind, profile.kind)
 
 
 def _started(flavour: str, deployments: tuple[str, ...], stack: ExitStack) -> str:
