@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.emulator.anthropic_body import body_requests
-from daemon.emulator.anthropic_errors import anthropic_error_reply
+from daemon.emulator.anthropic_errors import REQUEST_ID_HEADER, anthropic_error_reply
 from daemon.emulator.anthropic_requests import check_size, limited
 from daemon.emulator.anthropic_store import AnthropicStore
 from daemon.emulator.api import Route
@@ -31,7 +31,7 @@ Handler = Callable[[ApiRequest, dict[str, str]], Reply]
 
 
 class AnthropicApi:
-    id_header = "request-id"
+    id_header = REQUEST_ID_HEADER
     chunked_bodies = True  # a client may stream a 256 MB create body without knowing its size
 
     def __init__(self, store: AnthropicStore) -> None:
@@ -115,7 +115,7 @@ class AnthropicApi:
 
     def results(self, _: ApiRequest, params: dict[str, str]) -> Reply:
         handle, size = self._store.open_results(params["batch_id"])
-        return FileReply(handle, size)
+        return FileReply(handle, size, content_type="application/x-jsonl")
 
 
 def check_headers(request: ApiRequest) -> None:

@@ -71,6 +71,7 @@ def test_an_ended_batch_cannot_be_canceled(sdk: anthropic.Anthropic, clock: Fake
     assert caught.value.body == {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": caught.value.body["error"]["message"]},  # type: ignore[index]
+        "request_id": caught.value.request_id,
     }
     assert "already ended" in caught.value.message
 
