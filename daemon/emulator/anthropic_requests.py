@@ -28,7 +28,6 @@ from typing import Any
 
 import orjson
 
-from daemon.emulator.answers import estimate_tokens
 from daemon.emulator.anthropic_params import params_problem
 from daemon.emulator.errors import ApiError, bad_request
 from daemon.emulator.ids import stable_fraction, stable_hex
@@ -117,7 +116,8 @@ def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: floa
             custom_id, params = check_request(index, item, error_of)
             raw = orjson.dumps({"custom_id": custom_id, "params": params}) + b"\n"
             out.write(raw)
-            requests.append(RequestRef(custom_id, index, offset, len(raw), estimate_tokens(params)))
+            # About 4 bytes per token, as answers.estimate_tokens, without serialising the params again.
+            requests.append(RequestRef(custom_id, index, offset, len(raw), max(1, len(raw) // 4)))
             offset += len(raw)
             error_of[custom_id] = error_for(params, custom_id, seed, error_rate)
             expiring = expiring or EXPIRE_TRIGGER in str(params.get("model"))
