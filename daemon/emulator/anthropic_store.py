@@ -4,7 +4,8 @@ A batch is `in_progress` from creation; its requests finish at an even pace over
 `in_progress_seconds`, and it `ended` when all have (counts and `results_url` appear only then,
 as on the real service). A batch still running at `expires_at` (created + `expiry_seconds`) ends
 there, with the requests that had not run `expired`. A cancel moves it to `canceling` for
-`cancelling_seconds`; it then ends with the requests that had not run `canceled`. A batch the
+`cancelling_seconds`; it then ends with the requests that had not run `canceled`. Results can be
+downloaded for 29 days after creation; then `archived_at` is set and they answer 404. A batch the
 mishaps call endless stalls half-way and ignores expiry until it is cancelled; one that vanished
 answers 404 and is left out of listings.
 """
@@ -25,6 +26,9 @@ from daemon.emulator.errors import ApiError, bad_request, not_found
 from daemon.emulator.ids import new_id
 from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.settings import EmulatorSettings
+
+# How long after its creation a batch's results can be downloaded (Anthropic: 29 days).
+RESULTS_RETENTION = 29 * 86_400.0
 
 
 class AnthropicStore:
@@ -117,6 +121,8 @@ class AnthropicStore:
             batch = self._known(batch_id)
             if batch.results_path is None:
                 raise not_found(f"Message batch {batch_id} has not ended yet; its results are not available.")
+            if batch.archived is not None:
+                raise not_found(f"The results of message batch {batch_id} were archived and are no longer available.")
             return batch.results_path.open("rb"), batch.results_path.stat().st_size
 
     def batches(self) -> list[MessageBatchRecord]:
@@ -138,6 +144,15 @@ class AnthropicStore:
             moment = self._end_time(batch)
             if moment is not None and moment <= now:
                 self._end(batch, moment)
+            if batch.status == "ended" and batch.archived is None and batch.created + RESULTS_RETENTION <= now:
+                self._archive(batch)
+
+    @staticmethod
+    def _archive(batch: MessageBatchRecord) -> None:
+        """Results are kept 29 days after creation; then the batch shows `archived_at` and they are gone."""
+        batch.archived = batch.created + RESULTS_RETENTION
+        if batch.results_path is not None:
+            batch.results_path.unlink(missing_ok=True)
 
     def _end_time(self, batch: MessageBatchRecord) -> float | None:
         settings = self._settings
