@@ -81,23 +81,22 @@ class AnthropicApi:
         check_size(request.body.remaining)
         staged = self._store.staging_path()
         try:
-            batch = self._store.create(body_requests(limited(request.body.read)), staged)
+            batch = self._store.create(body_requests(limited(request.body.read)), staged, root_url(request))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 staged.unlink()
             raise
-        return JsonReply(200, batch.to_json(root_url(request)))
+        return JsonReply(200, batch)
 
     def retrieve(self, request: ApiRequest, params: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.batch(params["batch_id"]).to_json(root_url(request)))
+        return JsonReply(200, self._store.batch(params["batch_id"], root_url(request)))
 
     def list_batches(self, request: ApiRequest, _: dict[str, str]) -> Reply:
         limit = parse_limit(request.query.get("limit"))
         before_id, after_id = request.query.get("before_id"), request.query.get("after_id")
         if before_id is not None and after_id is not None:
             raise bad_request("Only one of before_id and after_id may be given.")
-        rows, has_more = self._store.page(limit, before_id, after_id)
-        data = [batch.to_json(root_url(request)) for batch in rows]
+        data, has_more = self._store.page(limit, before_id, after_id, root_url(request))
         page: dict[str, Any] = {
             "data": data,
             "has_more": has_more,
@@ -107,7 +106,7 @@ class AnthropicApi:
         return JsonReply(200, page)
 
     def cancel(self, request: ApiRequest, params: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.cancel(params["batch_id"]).to_json(root_url(request)))
+        return JsonReply(200, self._store.cancel(params["batch_id"], root_url(request)))
 
     def delete(self, _: ApiRequest, params: dict[str, str]) -> Reply:
         self._store.delete(params["batch_id"])

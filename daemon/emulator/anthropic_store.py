@@ -47,8 +47,12 @@ class AnthropicStore:
     def staging_path(self) -> Path:
         return self._root / f"requests-{new_id('')}.jsonl"
 
-    def create(self, items: Iterable[Any], staged: Path) -> MessageBatchRecord:
-        """Check and store the requests (raising the create call's 400), then admit the batch."""
+    def create(self, items: Iterable[Any], staged: Path, root_url: str) -> dict[str, Any]:
+        """Check and store the requests (raising the create call's 400), then admit the batch.
+
+        Like every method that answers with batches, it returns their JSON, made under the lock so
+        a batch ending on another thread never shows half changed; `root_url` is for `results_url`.
+        """
         settings = self._settings
         plan = write_requests(items, staged, settings.seed, settings.request_error_rate)
         with self._lock:
@@ -59,27 +63,31 @@ class AnthropicStore:
             self._batches[batch.id] = batch
             self.mishaps.created(batch.id)
             self._advance(now)  # a zero processing time ends at once
-            return batch
+            return batch.to_json(root_url)
 
     # Reads and changes
 
-    def batch(self, batch_id: str) -> MessageBatchRecord:
+    def batch(self, batch_id: str, root_url: str) -> dict[str, Any]:
         with self._lock:
             self._advance(self._clock())
-            return self._known(batch_id)
+            return self._known(batch_id).to_json(root_url)
 
-    def page(self, limit: int, before_id: str | None, after_id: str | None) -> tuple[list[MessageBatchRecord], bool]:
+    def page(
+        self, limit: int, before_id: str | None, after_id: str | None, root_url: str
+    ) -> tuple[list[dict[str, Any]], bool]:
         """One page of the listing (newest first) and whether more lie beyond it in that direction."""
         with self._lock:
             self._advance(self._clock())
             rows = [b for b in reversed(self._batches.values()) if not self.mishaps.vanished(b.id)]
             if after_id is not None:
                 start = self._position(rows, after_id, "after_id") + 1
-                return rows[start : start + limit], len(rows) > start + limit
-            if before_id is not None:
+                page, has_more = rows[start : start + limit], len(rows) > start + limit
+            elif before_id is not None:
                 end = self._position(rows, before_id, "before_id")
-                return rows[max(0, end - limit) : end], end - limit > 0
-            return rows[:limit], len(rows) > limit
+                page, has_more = rows[max(0, end - limit) : end], end - limit > 0
+            else:
+                page, has_more = rows[:limit], len(rows) > limit
+            return [batch.to_json(root_url) for batch in page], has_more
 
     @staticmethod
     def _position(rows: list[MessageBatchRecord], batch_id: str, name: str) -> int:
@@ -88,7 +96,7 @@ class AnthropicStore:
                 return position
         raise bad_request(f"{name}: no message batch with id '{batch_id}'.")
 
-    def cancel(self, batch_id: str) -> MessageBatchRecord:
+    def cancel(self, batch_id: str, root_url: str) -> dict[str, Any]:
         with self._lock:
             now = self._clock()
             self._advance(now)
@@ -100,7 +108,7 @@ class AnthropicStore:
                 batch.status = "canceling"
                 batch.cancel_initiated = now
                 self._advance(now)  # a zero canceling time ends at once
-            return batch
+            return batch.to_json(root_url)
 
     def delete(self, batch_id: str) -> None:
         with self._lock:
@@ -130,6 +138,12 @@ class AnthropicStore:
         with self._lock:
             self._advance(self._clock())
             return list(self._batches.values())
+
+    def snapshots(self, root_url: str) -> list[dict[str, Any]]:
+        """The JSON of every batch (vanished ones too), oldest first: for assertions."""
+        with self._lock:
+            self._advance(self._clock())
+            return [batch.to_json(root_url) for batch in self._batches.values()]
 
     def _known(self, batch_id: str) -> MessageBatchRecord:
         batch = self._batches.get(batch_id)
