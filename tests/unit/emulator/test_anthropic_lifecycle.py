@@ -78,12 +78,15 @@ def test_an_ended_batch_cannot_be_canceled(sdk: anthropic.Anthropic, clock: Fake
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.batches.cancel(created.id)
 
-    assert caught.value.body == {
+    body: Any = caught.value.body
+    assert body == {
         "type": "error",
-        "error": {"type": "invalid_request_error", "message": caught.value.body["error"]["message"]},  # type: ignore[index]
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"Message batch {created.id} has already ended and cannot be canceled.",
+        },
         "request_id": caught.value.request_id,
     }
-    assert "already ended" in caught.value.message
 
 
 def test_a_batch_still_running_at_expires_at_ends_with_the_rest_expired(
