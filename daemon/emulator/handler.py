@@ -9,13 +9,14 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
-from daemon.emulator.api import Api
 from daemon.emulator.calls import DROPPED, CallLog
+from daemon.emulator.chunked import ChunkedBodyReader
 from daemon.emulator.control import CONTROL_PREFIX, ControlApi
 from daemon.emulator.errors import ApiError
 from daemon.emulator.faults import FaultPlan, FaultRule
 from daemon.emulator.ids import new_id
-from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply, error_reply
+from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply
+from daemon.emulator.service_api import ServiceApi
 from daemon.emulator.tampering import tampered
 
 STREAM_CHUNK = 64 * 1024
@@ -25,7 +26,7 @@ STREAM_CHUNK = 64 * 1024
 class Application:
     """Everything a request handler needs; shared by all connections of one server."""
 
-    api: Api
+    api: ServiceApi
     control: ControlApi
     faults: FaultPlan
     calls: CallLog
@@ -37,10 +38,10 @@ class _AppServer(Protocol):
     app: Application
 
 
-def fault_reply(fault: FaultRule) -> JsonReply:
+def fault_error(fault: FaultRule) -> ApiError:
     message = fault.message or f"Emulated fault: HTTP {fault.status}."
     code = "rate_limit_exceeded" if fault.status == 429 else None
-    return error_reply(ApiError(fault.status, message, code=code, headers=fault.headers()))
+    return ApiError(fault.status, message, code=code, headers=fault.headers())
 
 
 class EmulatorHandler(BaseHTTPRequestHandler):
@@ -102,13 +103,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _parse_request(self) -> ApiRequest | None:
         url = urlsplit(self.path)
         length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding") or (length is not None and not length.isdigit()):
-            # Chunked uploads are not supported; the SDK always sends Content-Length.
+        encoding = (self.headers.get("Transfer-Encoding") or "").lower()
+        chunked = encoding == "chunked" and self.app.api.chunked_bodies
+        if (encoding and not chunked) or (length is not None and not length.isdigit()):
+            # Chunked uploads are not supported (but by Anthropic's create); the SDKs send Content-Length.
             self.close_connection = True
-            self._send_json(error_reply(ApiError(411, "A Content-Length header is required.")))
+            self._send_json(self.app.api.error_reply(ApiError(411, "A Content-Length header is required.")))
             return None
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
-        body = BodyReader(self.rfile, int(length or 0))
+        body = ChunkedBodyReader(self.rfile) if chunked else BodyReader(self.rfile, int(length or 0))
         headers = {name.lower(): value for name, value in self.headers.items()}
         raw_path = url.path.rstrip("/") or "/"
         return ApiRequest(self.command, self.app.api.path_of(raw_path), query, headers, body, raw_path)
@@ -148,7 +151,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         elif fault.action == "reply":
             self._send_raw(fault)
         else:
-            self._send(fault_reply(fault))
+            self._send(self.app.api.error_reply(fault_error(fault)))
 
     def _fault_after_processing(self, reply: Reply, fault: FaultRule) -> None:
         if fault.action == "drop_midway":
@@ -160,7 +163,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         else:
             close_reply(reply)
             if fault.action == "status":
-                self._send(fault_reply(fault))
+                self._send(self.app.api.error_reply(fault_error(fault)))
             elif fault.action == "reply":
                 self._send_raw(fault)
             else:
@@ -176,7 +179,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._send_json(reply)
             return
         with reply.handle:
-            self._send_head(reply.status, "application/octet-stream", reply.size, {})
+            self._send_head(reply.status, reply.content_type, reply.size, {})
             while chunk := reply.handle.read(STREAM_CHUNK):
                 self.wfile.write(chunk)
 
@@ -200,7 +203,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload[: len(payload) // 2])
         else:
             with reply.handle:
-                self._send_head(reply.status, "application/octet-stream", reply.size, {})
+                self._send_head(reply.status, reply.content_type, reply.size, {})
                 left = reply.size // 2
                 while left > 0 and (chunk := reply.handle.read(min(STREAM_CHUNK, left))):
                     self.wfile.write(chunk)
@@ -212,7 +215,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
-        self.send_header("x-request-id", new_id("req_"))
+        if self.app.api.id_header not in extra:  # an error body may already name its request id
+            self.send_header(self.app.api.id_header, new_id("req_"))
         for name, value in extra.items():
             self.send_header(name, value)
         if self.close_connection:
