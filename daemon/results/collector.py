@@ -28,6 +28,7 @@ from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
 from daemon.intake.reports import write_report
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
+from daemon.results.anthropic_results import result_form_of
 from daemon.results.merger import RESULTS_NAME, Segment, index_outputs, merge, write_output_order
 from daemon.results.outcome import FAILED
 from daemon.results.summary import build_summary
@@ -266,6 +267,8 @@ class Collector(PartSteps):
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
         in_order = changed is None
         changed = changed or _resized(job)
+        for segment in segments:  # a request without a result is written in its service's line shape
+            segment.result_form = result_form_of(self.service(job).profile)
         counts = merge(segments, folder / RESULTS_NAME, self.settings.normalise_bodies)
         now = self.clock.now()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from daemon.errors import AccountError
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE, Profile
+from daemon.service.anthropic_service import AnthropicService
 from daemon.service.batch_service import BatchService
 from daemon.service.openai_service import OpenAIService
 from daemon.state.states import OPEN_JOB_STATES
@@ -58,12 +59,19 @@ def connect_profiles(profiles: Mapping[str, Profile], timeout: float) -> Profile
     services: dict[str, BatchService] = {}
     try:
         for name, profile in sorted(profiles.items()):
-            services[name] = OpenAIService.connect_to(profile, timeout)
+            services[name] = connect_service(profile, timeout)
     except Exception:
         for service in services.values():
             service.close()
         raise
     return ProfileServices(services)
+
+
+def connect_service(profile: Profile, timeout: float) -> BatchService:
+    """The service of one profile, spoken to as its kind says."""
+    if profile.kind == "anthropic":
+        return AnthropicService.connect_to(profile, timeout)
+    return OpenAIService.connect_to(profile, timeout)
 
 
 def profile_services(remote: BatchService | ProfileServices) -> ProfileServices:
