@@ -59,3 +59,15 @@ def azure_server_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
     settings = EmulatorSettings(**FAST, data_dir=tmp_path / "azure", flavour="azure")  # type: ignore[arg-type]
     with EmulatorServer(settings) as server:
         yield server
+
+
+@pytest.fixture(name="anthropic_server")
+def anthropic_server_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """Anthropic's Message Batches API (`Anthropic(base_url=server.base_url, ...)`) for an anthropic profile.
+
+    A batch runs FAST["in_progress_seconds"]; expires_at is 2 s after creation, so the `expire` trigger
+    ends a batch (half its requests expired) soon enough for a test.
+    """
+    values = {**FAST, "data_dir": tmp_path / "anthropic", "flavour": "anthropic", "expiry_seconds": 2.0}
+    with EmulatorServer(EmulatorSettings(**values)) as server:  # type: ignore[arg-type]
+        yield server

@@ -35,6 +35,8 @@ class Route:
 
 
 class Api:
+    id_header = "x-request-id"  # the response header naming the request
+
     def __init__(self, store: Store, flavour: Flavour | None = None) -> None:
         self._store = store
         self._flavour = flavour or Flavour()
@@ -66,6 +68,9 @@ class Api:
             if route.method == method:
                 return template, route.handler, match.groupdict()
         return template, None, {}
+
+    def error_reply(self, error: ApiError) -> JsonReply:
+        return error_reply(error)
 
     def handle(self, request: ApiRequest) -> Reply:
         _, handler, params = self.route_of(request.method, request.path)

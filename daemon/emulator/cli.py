@@ -93,8 +93,9 @@ def add_flavour_arguments(parser: argparse.ArgumentParser) -> None:
         "--flavour",
         choices=FLAVOURS,
         default=_DEFAULTS.flavour,
-        help="the service to imitate: openai, azure (api-key, /openai/v1/ paths, deployments, no expiry) or "
-        "compatible (string bodies, no metadata, no finalizing) (default: %(default)s)",
+        help="the service to imitate: openai, azure (api-key, /openai/v1/ paths, deployments, no expiry), "
+        "compatible (string bodies, no metadata, no finalizing) or anthropic (Message Batches at "
+        "/v1/messages/batches; trigger words in daemon/emulator/anthropic_requests.py) (default: %(default)s)",
     )
     parser.add_argument(
         "--deployment",
@@ -107,6 +108,13 @@ def add_flavour_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upper-statuses", action="store_true", help="compatible: statuses in upper case (Novita)")
     parser.add_argument(
         "--iso-timestamps", action="store_true", help="compatible: batch times as ISO 8601 text (Together)"
+    )
+    parser.add_argument(
+        "--expiry-seconds",
+        type=float,
+        default=_DEFAULTS.expiry_seconds,
+        help="anthropic: seconds from creation to expires_at; requests not run by then end expired "
+        "(default: %(default)s)",
     )
 
 
@@ -129,6 +137,7 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         deployments=tuple(args.deployments) if args.deployments else _DEFAULTS.deployments,
         upper_statuses=args.upper_statuses,
         iso_timestamps=args.iso_timestamps,
+        expiry_seconds=args.expiry_seconds,
     )
 
 

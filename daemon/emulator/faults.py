@@ -10,7 +10,7 @@ Three kinds, all bounded:
       - "drop": close the connection without any response;
       - "slow": wait `delay` seconds (cut short when the server stops), then answer normally;
       - "drop_midway": send the headers with the full Content-Length and half the body, then close;
-      - "tamper": answer a file download (GET .../content only) with a 200 whose body is changed
+      - "tamper": answer a file download (GET .../content, or Anthropic's .../results) with a 200 whose body is changed
         as `mode` says (see tampering.py), `lines` lines at a time where that applies.
       - "reply": answer `status` (200 unless given) with the raw `body` as `content_type`: a
         malformed reply (`{"id": 5}`, an HTML page) that a client must not take for an answer.
@@ -38,6 +38,9 @@ HOLD_LIMIT = 60.0  # seconds a "hold" without a delay waits at most for release(
 # An omitted status (0) means 200 for "reply" and 500 for every other action.
 DEFAULT_STATUS = {"reply": 200}
 
+
+# Paths of result downloads: OpenAI's file content and Anthropic's Message Batch results.
+DOWNLOAD_SUFFIXES = ("/content", "/results")
 
 # What a quirky or broken server has been seen to send with a 200: (content type, body).
 MALFORMED_REPLIES = (
@@ -121,7 +124,7 @@ class FaultRule:
             raise ValueError("a hold comes before processing; after_processing must be false")
 
     def matches(self, method: str, path: str, size: int = 0) -> bool:
-        if self.action == "tamper" and not path.endswith("/content"):
+        if self.action == "tamper" and not path.endswith(DOWNLOAD_SUFFIXES):
             return False  # only file downloads are tampered with, never listings or metadata
         return (
             (self.method is None or self.method == method)
@@ -278,7 +281,7 @@ class FaultPlan:
 
     def _roll_reply(self, path: str) -> FaultRule | None:
         # Downloads are left alone: tampered output files are a fault of their own.
-        if self._reply_rate <= 0 or self._reply_count == 0 or path.endswith("/content"):
+        if self._reply_rate <= 0 or self._reply_count == 0 or path.endswith(DOWNLOAD_SUFFIXES):
             return None
         if self._rng.random() >= self._reply_rate:
             return None

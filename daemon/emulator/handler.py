@@ -9,13 +9,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
-from daemon.emulator.api import Api
 from daemon.emulator.calls import DROPPED, CallLog
 from daemon.emulator.control import CONTROL_PREFIX, ControlApi
 from daemon.emulator.errors import ApiError
 from daemon.emulator.faults import FaultPlan, FaultRule
 from daemon.emulator.ids import new_id
-from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply, error_reply
+from daemon.emulator.messages import ApiRequest, BodyReader, JsonReply, Reply, close_reply
+from daemon.emulator.service_api import ServiceApi
 from daemon.emulator.tampering import tampered
 
 STREAM_CHUNK = 64 * 1024
@@ -25,7 +25,7 @@ STREAM_CHUNK = 64 * 1024
 class Application:
     """Everything a request handler needs; shared by all connections of one server."""
 
-    api: Api
+    api: ServiceApi
     control: ControlApi
     faults: FaultPlan
     calls: CallLog
@@ -37,10 +37,10 @@ class _AppServer(Protocol):
     app: Application
 
 
-def fault_reply(fault: FaultRule) -> JsonReply:
+def fault_error(fault: FaultRule) -> ApiError:
     message = fault.message or f"Emulated fault: HTTP {fault.status}."
     code = "rate_limit_exceeded" if fault.status == 429 else None
-    return error_reply(ApiError(fault.status, message, code=code, headers=fault.headers()))
+    return ApiError(fault.status, message, code=code, headers=fault.headers())
 
 
 class EmulatorHandler(BaseHTTPRequestHandler):
@@ -102,7 +102,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding") or (length is not None and not length.isdigit()):
             # Chunked uploads are not supported; the SDK always sends Content-Length.
             self.close_connection = True
-            self._send_json(error_reply(ApiError(411, "A Content-Length header is required.")))
+            self._send_json(self.app.api.error_reply(ApiError(411, "A Content-Length header is required.")))
             return None
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
         body = BodyReader(self.rfile, int(length or 0))
@@ -145,7 +145,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         elif fault.action == "reply":
             self._send_raw(fault)
         else:
-            self._send(fault_reply(fault))
+            self._send(self.app.api.error_reply(fault_error(fault)))
 
     def _fault_after_processing(self, reply: Reply, fault: FaultRule) -> None:
         if fault.action == "drop_midway":
@@ -157,7 +157,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         else:
             close_reply(reply)
             if fault.action == "status":
-                self._send(fault_reply(fault))
+                self._send(self.app.api.error_reply(fault_error(fault)))
             elif fault.action == "reply":
                 self._send_raw(fault)
             else:
@@ -209,7 +209,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
-        self.send_header("x-request-id", new_id("req_"))
+        self.send_header(self.app.api.id_header, new_id("req_"))
         for name, value in extra.items():
             self.send_header(name, value)
         if self.close_connection:

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from daemon.emulator.anthropic_api import AnthropicApi
+from daemon.emulator.anthropic_store import AnthropicStore
 from daemon.emulator.api import Api
 from daemon.emulator.calls import CallLog
 from daemon.emulator.control import ControlApi
@@ -23,6 +25,7 @@ from daemon.emulator.faults import FaultPlan
 from daemon.emulator.flavours import flavour_for
 from daemon.emulator.handler import Application, EmulatorHandler
 from daemon.emulator.mishaps import Mishaps
+from daemon.emulator.service_api import ServiceApi
 from daemon.emulator.settings import EmulatorSettings
 from daemon.emulator.store import Store
 
@@ -97,7 +100,7 @@ class EmulatorServer:
         self._clock = clock
         self._stopping = threading.Event()
         self._state_lock = threading.Lock()
-        self._store: Store | None = None
+        self._store: Store | AnthropicStore | None = None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._private_dir: Path | None = None
@@ -108,9 +111,9 @@ class EmulatorServer:
             if self._httpd is not None or self._stopping.is_set():
                 raise RuntimeError("an EmulatorServer can be started only once")
             self._data_dir = self._prepare_data_dir()
-            store = Store(self.settings, self._data_dir, self._clock)
+            store, api = self._service(self._data_dir)
             app = Application(
-                Api(store, flavour_for(self.settings)),
+                api,
                 ControlApi(self.faults, self.calls, store.mishaps),
                 self.faults,
                 self.calls,
@@ -123,6 +126,13 @@ class EmulatorServer:
             )
             self._thread.start()
         return self
+
+    def _service(self, data_dir: Path) -> tuple[Store | AnthropicStore, ServiceApi]:
+        if self.settings.flavour == "anthropic":
+            messages = AnthropicStore(self.settings, data_dir, self._clock)
+            return messages, AnthropicApi(messages)
+        store = Store(self.settings, data_dir, self._clock)
+        return store, Api(store, flavour_for(self.settings))
 
     def _prepare_data_dir(self) -> Path:
         if self.settings.data_dir is None:
@@ -170,7 +180,10 @@ class EmulatorServer:
 
     @property
     def base_url(self) -> str:
-        """What to pass as `OpenAI(base_url=...)` (Azure's v1 form for the azure flavour)."""
+        """What to pass as `OpenAI(base_url=...)` (Azure's v1 form for the azure flavour), or as
+        `Anthropic(base_url=...)` for the anthropic flavour (the root: the SDK adds `/v1/...`)."""
+        if self.settings.flavour == "anthropic":
+            return self.url
         return f"{self.url}/openai/v1" if self.settings.flavour == "azure" else f"{self.url}/v1"
 
     @property
@@ -184,15 +197,29 @@ class EmulatorServer:
     def store(self) -> Store:
         if self._store is None:
             raise RuntimeError("the emulator is not started")
+        if isinstance(self._store, AnthropicStore):
+            raise RuntimeError("the anthropic flavour has no files; see EmulatorServer.message_batches")
+        return self._store
+
+    @property
+    def message_batches(self) -> AnthropicStore:
+        """The anthropic flavour's Message Batches (records with their plans and results)."""
+        if not isinstance(self._store, AnthropicStore):
+            raise RuntimeError("only the anthropic flavour has Message Batches")
         return self._store
 
     @property
     def mishaps(self) -> Mishaps:
         """Batches the service forgets or never ends (see mishaps.py)."""
-        return self.store.mishaps
+        if self._store is None:
+            raise RuntimeError("the emulator is not started")
+        return self._store.mishaps
 
     def batches(self) -> list[dict[str, Any]]:
-        """Copies of all Batch objects as the API would return them now, oldest first."""
+        """Copies of all Batch objects as the API would return them now, oldest first (Message
+        Batches as their JSON for the anthropic flavour)."""
+        if isinstance(self._store, AnthropicStore):
+            return [batch.to_json(self.url) for batch in self._store.batches()]
         return self.store.batches()
 
     def files(self) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Which service the emulator imitates; daemon/emulator/flavours.py says how each differs.
-FLAVOURS = ("openai", "azure", "compatible")
+FLAVOURS = ("openai", "azure", "compatible", "anthropic")
 # GlobalBatch deployment names the azure flavour serves when none are given.
 DEFAULT_DEPLOYMENTS = ("gpt-4o-mini-batch",)
 
@@ -53,6 +53,9 @@ class EmulatorSettings:
     # (as Together sends them).
     upper_statuses: bool = False
     iso_timestamps: bool = False
+    # anthropic: seconds from creation to a Message Batch's `expires_at` (the real service: 24 h);
+    # requests that have not run by then end `expired`.
+    expiry_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
         durations = (
@@ -71,6 +74,8 @@ class EmulatorSettings:
             raise ValueError("token_limit must be >= 1 or None")
         if self.create_limit is not None and self.create_limit < 1:
             raise ValueError("create_limit must be >= 1 or None")
+        if self.expiry_seconds <= 0:
+            raise ValueError("expiry_seconds must be > 0")
         if self.create_window <= 0:
             raise ValueError("create_window must be > 0")
         if self.flavour not in FLAVOURS:

@@ -1,0 +1,165 @@
+"""The requests of a Message Batch create call: checked as Anthropic checks them, then kept on disk.
+
+Anthropic validates the whole request list synchronously: a bad request fails the create call
+with a 400 naming it (`requests.3.custom_id: ...`), nothing is created. Accepted requests are
+written one JSON line each to a file under the data directory, so their bodies are re-read one
+at a time when results are written (memory stays flat) and only offsets stay in memory.
+
+Trigger words, so tests can script outcomes:
+  * in a request's `params.model`: `fail-validation` fails the create call with a 400 naming the
+    request; `fail-all` makes the request errored (use it on every line to fail them all);
+    `expire` (on any request) makes the batch run only half its requests, so the rest are
+    `expired` when the batch reaches its `expires_at`;
+  * in a request's `messages` or `system` text: `fail-request` (invalid_request_error),
+    `fail-overloaded` (overloaded_error), `fail-rate-limit` (rate_limit_error), `fail-api-error`
+    (api_error): that request ends `errored` with that error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from daemon.emulator.answers import estimate_tokens
+from daemon.emulator.errors import ApiError, bad_request
+from daemon.emulator.ids import stable_fraction, stable_hex
+from daemon.emulator.records import RequestRef
+
+CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_REQUESTS = 100_000
+MAX_BODY_BYTES = 256 * 1024 * 1024
+REQUEST_FIELDS = frozenset({"custom_id", "params"})
+REQUIRED_PARAMS = ("model", "max_tokens", "messages")
+FAIL_VALIDATION_TRIGGER = "fail-validation"
+FAIL_ALL_TRIGGER = "fail-all"
+EXPIRE_TRIGGER = "expire"
+# Words in a request's text and the error its result then carries.
+CONTENT_TRIGGERS = {
+    "fail-request": "invalid_request_error",
+    "fail-overloaded": "overloaded_error",
+    "fail-rate-limit": "rate_limit_error",
+    "fail-api-error": "api_error",
+}
+ERROR_MESSAGES = {
+    "invalid_request_error": "Emulated invalid request for custom_id '{custom_id}'.",
+    "overloaded_error": "Overloaded",
+    "rate_limit_error": "Emulated rate limit: this request would exceed your rate limit.",
+    "api_error": "Internal server error",
+}
+
+
+@dataclass(slots=True)
+class MessagePlan:
+    """A batch's accepted requests and everything decided about them up front (from seed + custom_id)."""
+
+    input_path: Path
+    requests: list[RequestRef]
+    # Indices into `requests` in the order they finish (and appear in the results).
+    order: list[int]
+    # errors[i]: the error type of the request at result position i, None when it succeeds.
+    errors: list[str | None]
+    # How many requests (in `order`) run before the batch would expire: all, or half with `expire`.
+    target: int
+
+
+def too_large(size: int) -> ApiError | None:
+    if size <= MAX_BODY_BYTES:
+        return None
+    return ApiError(413, f"Request exceeds the maximum allowed number of bytes ({MAX_BODY_BYTES}).")
+
+
+def request_items(payload: Any) -> list[Any]:
+    """The `requests` list of a create body, after the checks on the body itself."""
+    if not isinstance(payload, dict):
+        raise bad_request("Input should be a valid dictionary or object.")
+    for key in payload:
+        if key != "requests":
+            raise bad_request(f"{key}: Extra inputs are not permitted")
+    items = payload.get("requests")
+    if items is None:
+        raise bad_request("requests: Field required")
+    if not isinstance(items, list):
+        raise bad_request("requests: Input should be a valid list")
+    if not items:
+        raise bad_request("requests: List should have at least 1 item after validation, not 0")
+    if len(items) > MAX_REQUESTS:
+        raise bad_request(f"requests: List should have at most {MAX_REQUESTS} items after validation, not {len(items)}")
+    return items
+
+
+def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: float) -> MessagePlan:
+    """Check every request and write it to `path`; raises the create call's 400 on the first bad one."""
+    requests: list[RequestRef] = []
+    error_of: dict[str, str | None] = {}
+    expiring = False
+    offset = 0
+    with path.open("wb") as out:
+        for index, item in enumerate(items):
+            custom_id, params = check_request(index, item, error_of)
+            raw = orjson.dumps({"custom_id": custom_id, "params": params}) + b"\n"
+            out.write(raw)
+            requests.append(RequestRef(custom_id, index, offset, len(raw), estimate_tokens(params)))
+            offset += len(raw)
+            error_of[custom_id] = error_for(params, custom_id, seed, error_rate)
+            expiring = expiring or EXPIRE_TRIGGER in params["model"]
+    order = sorted(range(len(requests)), key=lambda index: stable_hex(seed, "order", requests[index].custom_id))
+    errors = [error_of[requests[index].custom_id] for index in order]
+    target = len(requests) // 2 if expiring else len(requests)
+    return MessagePlan(path, requests, order, errors, target)
+
+
+def check_request(index: int, item: Any, seen: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    where = f"requests.{index}"
+    if not isinstance(item, dict):
+        raise bad_request(f"{where}: Input should be a valid dictionary or object")
+    for key in REQUEST_FIELDS:
+        if key not in item:
+            raise bad_request(f"{where}.{key}: Field required")
+    for key in item:
+        if key not in REQUEST_FIELDS:
+            raise bad_request(f"{where}.{key}: Extra inputs are not permitted")
+    custom_id = item["custom_id"]
+    if not isinstance(custom_id, str) or not CUSTOM_ID_PATTERN.match(custom_id):
+        raise bad_request(f"{where}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+    if custom_id in seen:
+        raise bad_request(f"{where}.custom_id: Duplicate custom_id '{custom_id}'; each request needs a unique one.")
+    params = item["params"]
+    check_params(f"{where}.params", params)
+    return custom_id, params
+
+
+def check_params(where: str, params: Any) -> None:
+    if not isinstance(params, dict):
+        raise bad_request(f"{where}: Input should be a valid dictionary or object")
+    for key in REQUIRED_PARAMS:
+        if key not in params:
+            raise bad_request(f"{where}.{key}: Field required")
+    model, max_tokens, messages = params["model"], params["max_tokens"], params["messages"]
+    if not isinstance(model, str) or not model:
+        raise bad_request(f"{where}.model: Input should be a valid string")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise bad_request(f"{where}.max_tokens: Input should be greater than or equal to 1")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request(f"{where}.messages: Input should be a valid list with at least 1 item")
+    if params.get("stream"):
+        raise bad_request(f"{where}.stream: Streaming is not supported in the Message Batches API.")
+    if FAIL_VALIDATION_TRIGGER in model:
+        raise bad_request(f"{where}.model: Emulated validation failure: model '{model}' is not available for batch.")
+
+
+def error_for(params: dict[str, Any], custom_id: str, seed: int, error_rate: float) -> str | None:
+    """The error this request's result will carry, or None for a Message."""
+    if FAIL_ALL_TRIGGER in params["model"]:
+        return "invalid_request_error"
+    text = orjson.dumps([params.get("system"), params["messages"]])
+    for word, error_type in CONTENT_TRIGGERS.items():
+        if word.encode() in text:
+            return error_type
+    if stable_fraction(seed, "error", custom_id) < error_rate:
+        return "invalid_request_error"
+    return None

@@ -1,0 +1,127 @@
+"""The results file of an ended Message Batch: one JSON line per request, in the plan's order.
+
+`{"custom_id", "result": {"type": "succeeded", "message": Message}}`, or `errored` with an
+error response, or `canceled` / `expired` for requests that never ran. Bodies are re-read from
+the batch's request file one at a time, so memory stays flat for 100,000 requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from daemon.emulator.answers import count_words, estimate_tokens, text_of
+from daemon.emulator.anthropic_requests import ERROR_MESSAGES, MessagePlan
+from daemon.emulator.ids import stable_hex
+from daemon.emulator.records import RequestRef
+
+OUTCOMES = ("succeeded", "errored", "canceled", "expired")
+
+
+@dataclass(slots=True)
+class ResultCounts:
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self, processing: int = 0) -> dict[str, int]:
+        return {
+            "processing": processing,
+            "succeeded": self.succeeded,
+            "errored": self.errored,
+            "canceled": self.canceled,
+            "expired": self.expired,
+        }
+
+
+def message(params: dict[str, Any], custom_id: str, seed: int) -> dict[str, Any]:
+    """A Message as the Messages API answers `params`: deterministic text naming the request."""
+    tag = stable_hex(seed, custom_id, length=24)
+    model = params["model"]
+    prompt = text_of(params["messages"][-1])
+    words = f"Emulated answer {tag[:12]} from {model}: {' '.join(prompt.split())[:200]}".split()
+    max_tokens = params["max_tokens"]
+    stop_reason = "max_tokens" if len(words) > max_tokens else "end_turn"
+    text = " ".join(words[:max_tokens])
+    return {
+        "id": f"msg_{tag}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text, "citations": None}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage(params, count_words(text)),
+    }
+
+
+def usage(params: dict[str, Any], output_tokens: int) -> dict[str, Any]:
+    """Input tokens estimated from the params; with `cache_control` in them, a quarter of the input
+    counts as written to the cache and a quarter as read from it (so cache fields are not always 0)."""
+    tokens = estimate_tokens(params)
+    cached = tokens // 4 if b"cache_control" in orjson.dumps(params) else 0
+    return {
+        "input_tokens": tokens - 2 * cached,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": cached,
+        "cache_read_input_tokens": cached,
+        "cache_creation": {"ephemeral_5m_input_tokens": cached, "ephemeral_1h_input_tokens": 0},
+        "server_tool_use": None,
+        "service_tier": "batch",
+    }
+
+
+def errored_result(error_type: str, custom_id: str) -> dict[str, Any]:
+    message_text = ERROR_MESSAGES[error_type].format(custom_id=custom_id)
+    error = {"type": "error", "error": {"type": error_type, "message": message_text}}
+    return {"type": "errored", "error": error}
+
+
+def read_params(source: BinaryIO, ref: RequestRef) -> dict[str, Any]:
+    source.seek(ref.offset)
+    params: dict[str, Any] = orjson.loads(source.read(ref.length))["params"]
+    return params
+
+
+def write_results(plan: MessagePlan, finished: int, cutoff: str, seed: int, output: Path) -> ResultCounts:
+    """Write every request's result; positions from `finished` on never ran and get `cutoff`
+    (`canceled` or `expired`)."""
+    counts = ResultCounts(usage=dict.fromkeys(USAGE_FIELDS, 0))
+    with plan.input_path.open("rb") as source, output.open("wb") as out:
+        for position, index in enumerate(plan.order):
+            ref = plan.requests[index]
+            result = _result(plan, position, finished, cutoff, source, ref, seed, counts)
+            out.write(orjson.dumps({"custom_id": ref.custom_id, "result": result}) + b"\n")
+    return counts
+
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _result(
+    plan: MessagePlan,
+    position: int,
+    finished: int,
+    cutoff: str,
+    source: BinaryIO,
+    ref: RequestRef,
+    seed: int,
+    counts: ResultCounts,
+) -> dict[str, Any]:
+    if position >= finished:
+        setattr(counts, cutoff, getattr(counts, cutoff) + 1)
+        return {"type": cutoff}
+    error_type = plan.errors[position]
+    if error_type is not None:
+        counts.errored += 1
+        return errored_result(error_type, ref.custom_id)
+    counts.succeeded += 1
+    answer = message(read_params(source, ref), ref.custom_id, seed)
+    for name in USAGE_FIELDS:
+        counts.usage[name] += answer["usage"][name]
+    return {"type": "succeeded", "message": answer}
