@@ -1,0 +1,166 @@
+"""A `[providers.claude]` of kind anthropic, end to end: the daemon against the emulator's anthropic flavour.
+
+Files dropped in pending_upload/claude/ are checked as Message Batches lines, sent in the create
+call itself, polled, and their results written in Anthropic's shape in input order; a lost create
+reply never makes a second batch; an OpenAI profile works beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from daemon.cli.main import main
+from daemon.config import load_settings
+from daemon.emulator import EmulatorServer
+from daemon.pricing import DEFAULT_PRICES, ModelPrice
+from daemon.state.states import JobState
+from tests.support import Harness, fast_settings, request_file, wait_until
+
+MODEL = "claude-test"
+PRICE = ModelPrice(1.0, 2.0)
+
+
+def claude_lines(count: int, prefix: str = "q", model: str = MODEL) -> str:
+    """Message Batches requests, one per line, in Anthropic's own shape."""
+    return "".join(
+        json.dumps(
+            {
+                "custom_id": f"{prefix}-{i}",
+                "params": {"model": model, "max_tokens": 32, "messages": [{"role": "user", "content": f"say {i}"}]},
+            }
+        )
+        + "\n"
+        for i in range(count)
+    )
+
+
+def claude_table(server: EmulatorServer, extra: str = "") -> str:
+    return f'[providers.claude]\nkind = "anthropic"\nbase_url = "{server.base_url}"\n{extra}'
+
+
+@contextmanager
+def claude_daemon(
+    root: Path, server: EmulatorServer, extra: str = "", openai_url: str = "http://127.0.0.1:9"
+) -> Iterator[Harness]:
+    root.mkdir()
+    config = root / "batchd.toml"
+    config.write_text(
+        f'[providers.default]\nbase_url = "{openai_url}"\n\n' + claude_table(server, extra), encoding="utf-8"
+    )
+    providers = load_settings(config, environ={}).providers
+    settings = fast_settings(root, openai_url, providers=providers, prices={**DEFAULT_PRICES, MODEL: PRICE})
+    harness = Harness(settings, server).start()
+    try:
+        yield harness
+    finally:
+        harness.stop()
+
+
+def creates(server: EmulatorServer) -> int:
+    counts = server.calls.counts()
+    return sum(n for (method, route), n in counts.items() if method == "POST" and route == "/v1/messages/batches")
+
+
+def test_a_file_in_the_claude_folder_comes_back_in_anthropic_shape_in_input_order(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    # Two requests a batch: five requests go as three batches and are merged back in input order.
+    with claude_daemon(tmp_path / "root", anthropic_server, "max_requests_per_batch = 2\n") as harness:
+        harness.drop("ask.jsonl", claude_lines(5), folder="claude")
+        job = harness.profile_job("claude", JobState.DONE)
+        results = harness.results(job.source_name)
+        summary = harness.summary(job.source_name)
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(5)]
+    assert {line["result"]["type"] for line in results} == {"succeeded"}
+    assert creates(anthropic_server) == 3 == len(anthropic_server.batches())
+    assert summary["profile"] == "claude" and summary["outcomes"] == {"succeeded": 5, "failed": 0, "not_run": 0}
+    usage = summary["usage"]
+    assert usage["lines_with_usage"] == 5 and usage["prompt_tokens"] > 0 and "cache_read_input_tokens" in usage
+    wanted = (usage["prompt_tokens"] * PRICE.input + usage["completion_tokens"] * PRICE.output) / 1e6
+    assert summary["estimated_cost_usd"] == pytest.approx(wanted)
+
+
+def test_lines_anthropic_refuses_go_to_failed_with_line_numbers_and_nothing_is_sent(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    bad = claude_lines(1) + '{"custom_id": "has space", "params": {"model": "claude-test", "max_tokens": 5}}\n'
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("bad.jsonl", bad, folder="claude")
+        harness.profile_job("claude", JobState.REJECTED)
+        report = (harness.settings.failed / "bad.jsonl.report.txt").read_text()
+    assert "line 2" in report and "A-Z a-z 0-9 _ -" in report and "params.messages" in report
+    assert creates(anthropic_server) == 0
+
+
+def test_a_lost_create_reply_makes_exactly_one_batch(tmp_path: Path, anthropic_server: EmulatorServer) -> None:
+    """The service creates the batch but the reply never arrives (the connection drops): batchd
+    finds the batch by its request count and, once it ended, by the custom_ids of its results."""
+    anthropic_server.faults.add_rule(
+        action="drop", method="POST", path_prefix="/v1/messages/batches", after_processing=True, count=1
+    )
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("lost.jsonl", claude_lines(4), folder="claude")
+        job = harness.profile_job("claude", JobState.DONE, timeout=60)
+        results = harness.results(job.source_name)
+    assert len(anthropic_server.batches()) == 1, "a second batch was created after the lost reply"
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
+    assert {line["result"]["type"] for line in results} == {"succeeded"}
+
+
+def test_small_claude_inputs_share_one_batch_and_get_their_own_ids_back(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    root = tmp_path / "root"
+    with claude_daemon(root, anthropic_server, extra="") as harness:
+        harness.stop()  # drop both before the daemon looks, so one pass claims them together
+        for name in ("a.jsonl", "b.jsonl"):
+            harness.drop(name, claude_lines(2, prefix="same"), folder="claude")
+        harness.start()
+        for name in ("a.jsonl", "b.jsonl"):
+            harness.wait_job(name, timeout=30)
+        results = {name: harness.results(name) for name in ("a.jsonl", "b.jsonl")}
+    assert len(anthropic_server.batches()) == 1, "the two small inputs did not share a batch"
+    for lines in results.values():
+        assert [line["custom_id"] for line in lines] == ["same-0", "same-1"]
+        assert {line["result"]["type"] for line in lines} == {"succeeded"}
+
+
+def test_an_openai_profile_and_an_anthropic_profile_side_by_side(
+    tmp_path: Path, anthropic_server: EmulatorServer, openai_server: EmulatorServer
+) -> None:
+    with claude_daemon(tmp_path / "root", anthropic_server, openai_url=openai_server.base_url) as harness:
+        harness.drop("gpt.jsonl", request_file(3))
+        harness.drop("claude.jsonl", claude_lines(3), folder="claude")
+        gpt = harness.wait_job("gpt.jsonl", timeout=30)
+        claude = harness.profile_job("claude", JobState.DONE, timeout=30)
+        gpt_results, claude_results = harness.results("gpt.jsonl"), harness.results(claude.source_name)
+    assert gpt.profile == "default" and claude.profile == "claude"
+    assert all(line["response"]["status_code"] == 200 for line in gpt_results)
+    assert {line["result"]["type"] for line in claude_results} == {"succeeded"}
+    assert len(openai_server.batches()) == 1 and len(anthropic_server.batches()) == 1
+
+
+def test_batchd_cancel_cancels_a_claude_batch_and_its_lines_say_canceled(
+    tmp_path: Path,
+    anthropic_server: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")  # the command connects with the profile's own key
+    anthropic_server.mishaps.never_end_next(1)  # the batch stalls half-way until it is cancelled
+    root = tmp_path / "root"
+    with claude_daemon(root, anthropic_server) as harness:
+        harness.drop("stop.jsonl", claude_lines(4), folder="claude")
+        wait_until(lambda: [b for b in anthropic_server.batches() if b["processing_status"] == "in_progress"], 20)
+        assert main(["cancel", "stop.jsonl", "--root", str(root), "--config", str(root / "batchd.toml")]) == 0
+        job = harness.wait_job("stop.jsonl", JobState.DONE, timeout=30)
+        results = harness.results("stop.jsonl")
+    assert "is cancelling" in capsys.readouterr().out
+    assert job.cancel_requested and len(anthropic_server.batches()) == 1
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
+    assert "canceled" in {line["result"]["type"] for line in results}
