@@ -76,6 +76,13 @@ def _add_validate(sub: Any) -> None:
         description="Run the checks batchd runs before an upload; exit 1 on any problem.",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument(
+        "--format",
+        choices=("auto", "openai", "anthropic"),
+        default="auto",
+        help="line shape to check: OpenAI Batch API lines, or Anthropic Message Batches lines "
+        "({custom_id, params}, for a profile of kind anthropic); auto: by the file's first line",
+    )
 
 
 def _add_status(sub: Any) -> None:
@@ -243,13 +250,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from daemon.intake.line_formats import format_limits, sniffed_format, validate_input  # noqa: PLC0415
     from daemon.intake.reports import validation_lines  # noqa: PLC0415
-    from daemon.intake.validation import validate_file  # noqa: PLC0415
 
     bad = 0
     for path in args.files:
         try:
-            findings = validate_file(path)
+            shape = sniffed_format(path) if args.format == "auto" else args.format
+            findings = validate_input(path, format_limits(shape))
         except OSError as exc:
             print(printable(f"{path}: cannot read: {exc.strerror}"))
             bad += 1

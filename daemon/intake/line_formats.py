@@ -11,7 +11,7 @@ import orjson
 from daemon.intake.anthropic_lines import ANTHROPIC_FORMAT, AnthropicLineChecker
 from daemon.intake.line_reader import is_blank
 from daemon.intake.validation import BatchLimits, Findings, LineChecker, iter_requests
-from daemon.providers import Profile
+from daemon.providers import KIND_DEFAULTS, Profile
 
 OPENAI_FORMAT = "openai"
 SNIFFED_BYTES = 1 << 20  # a first line longer than this is not looked into: checked as OpenAI's
@@ -20,6 +20,19 @@ SNIFFED_BYTES = 1 << 20  # a first line longer than this is not looked into: che
 def line_format_of(profile: Profile) -> str:
     """The line shape ``profile``'s service takes."""
     return ANTHROPIC_FORMAT if profile.kind == "anthropic" else OPENAI_FORMAT
+
+
+def format_limits(line_format: str) -> BatchLimits:
+    """The limits of a line shape's own service, for ``batchd validate`` without a profile."""
+    if line_format != ANTHROPIC_FORMAT:
+        return BatchLimits()
+    anthropic = KIND_DEFAULTS["anthropic"]
+    return BatchLimits(
+        max_requests=anthropic.max_requests_per_batch,
+        max_bytes=anthropic.max_bytes_per_batch,
+        urls=anthropic.endpoints,
+        line_format=ANTHROPIC_FORMAT,
+    )
 
 
 def line_checker(limits: BatchLimits) -> LineChecker:
