@@ -13,10 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
+from daemon.emulator.anthropic_body import body_requests
 from daemon.emulator.anthropic_errors import anthropic_error_reply
-from daemon.emulator.anthropic_requests import MAX_BODY_BYTES, request_items, too_large
+from daemon.emulator.anthropic_requests import check_size, limited
 from daemon.emulator.anthropic_store import AnthropicStore
 from daemon.emulator.api import Route
 from daemon.emulator.errors import ApiError, bad_request
@@ -33,6 +32,7 @@ Handler = Callable[[ApiRequest, dict[str, str]], Reply]
 
 class AnthropicApi:
     id_header = "request-id"
+    chunked_bodies = True  # a client may stream a 256 MB create body without knowing its size
 
     def __init__(self, store: AnthropicStore) -> None:
         self._store = store
@@ -78,18 +78,10 @@ class AnthropicApi:
             return anthropic_error_reply(ApiError(500, "Internal server error"))
 
     def create(self, request: ApiRequest, _: dict[str, str]) -> Reply:
-        problem = too_large(request.body.remaining)
-        if problem is not None:
-            raise problem
-        raw = request.body.read_all(MAX_BODY_BYTES)
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise bad_request("The request body is not valid JSON.") from error
-        del raw
+        check_size(request.body.remaining)
         staged = self._store.staging_path()
         try:
-            batch = self._store.create(request_items(payload), staged)
+            batch = self._store.create(body_requests(limited(request.body.read)), staged)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 staged.unlink()

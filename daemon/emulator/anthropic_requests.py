@@ -18,7 +18,7 @@ Trigger words, so tests can script outcomes:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,29 +67,30 @@ class MessagePlan:
     target: int
 
 
-def too_large(size: int) -> ApiError | None:
-    if size <= MAX_BODY_BYTES:
-        return None
+def too_large() -> ApiError:
     return ApiError(413, f"Request exceeds the maximum allowed number of bytes ({MAX_BODY_BYTES}).")
 
 
-def request_items(payload: Any) -> list[Any]:
-    """The `requests` list of a create body, after the checks on the body itself."""
-    if not isinstance(payload, dict):
-        raise bad_request("Input should be a valid dictionary or object.")
-    for key in payload:
-        if key != "requests":
-            raise bad_request(f"{key}: Extra inputs are not permitted")
-    items = payload.get("requests")
-    if items is None:
-        raise bad_request("requests: Field required")
-    if not isinstance(items, list):
-        raise bad_request("requests: Input should be a valid list")
-    if not items:
-        raise bad_request("requests: List should have at least 1 item after validation, not 0")
-    if len(items) > MAX_REQUESTS:
-        raise bad_request(f"requests: List should have at most {MAX_REQUESTS} items after validation, not {len(items)}")
-    return items
+def check_size(announced: int) -> None:
+    """The 413 for a body whose Content-Length is over the limit, before any of it is read."""
+    if announced > MAX_BODY_BYTES:
+        raise too_large()
+
+
+def limited(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """`read`, raising the 413 once more than the limit came (a chunked body has no length to check)."""
+    total = 0
+    limit = MAX_BODY_BYTES
+
+    def read_within(size: int) -> bytes:
+        nonlocal total
+        data = read(size)
+        total += len(data)
+        if total > limit:
+            raise too_large()
+        return data
+
+    return read_within
 
 
 def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: float) -> MessagePlan:
@@ -100,6 +101,8 @@ def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: floa
     offset = 0
     with path.open("wb") as out:
         for index, item in enumerate(items):
+            if index == MAX_REQUESTS:
+                raise bad_request(f"requests: List should have at most {MAX_REQUESTS} items after validation")
             custom_id, params = check_request(index, item, error_of)
             raw = orjson.dumps({"custom_id": custom_id, "params": params}) + b"\n"
             out.write(raw)
@@ -107,6 +110,8 @@ def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: floa
             offset += len(raw)
             error_of[custom_id] = error_for(params, custom_id, seed, error_rate)
             expiring = expiring or EXPIRE_TRIGGER in params["model"]
+    if not requests:
+        raise bad_request("requests: List should have at least 1 item after validation, not 0")
     order = sorted(range(len(requests)), key=lambda index: stable_hex(seed, "order", requests[index].custom_id))
     errors = [error_of[requests[index].custom_id] for index in order]
     target = len(requests) // 2 if expiring else len(requests)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,7 +43,7 @@ class AnthropicStore:
     def staging_path(self) -> Path:
         return self._root / f"requests-{new_id('')}.jsonl"
 
-    def create(self, items: list[Any], staged: Path) -> MessageBatchRecord:
+    def create(self, items: Iterable[Any], staged: Path) -> MessageBatchRecord:
         """Check and store the requests (raising the create call's 400), then admit the batch."""
         settings = self._settings
         plan = write_requests(items, staged, settings.seed, settings.request_error_rate)

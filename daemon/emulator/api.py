@@ -36,6 +36,7 @@ class Route:
 
 class Api:
     id_header = "x-request-id"  # the response header naming the request
+    chunked_bodies = False
 
     def __init__(self, store: Store, flavour: Flavour | None = None) -> None:
         self._store = store

@@ -10,6 +10,7 @@ from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 from daemon.emulator.calls import DROPPED, CallLog
+from daemon.emulator.chunked import ChunkedBodyReader
 from daemon.emulator.control import CONTROL_PREFIX, ControlApi
 from daemon.emulator.errors import ApiError
 from daemon.emulator.faults import FaultPlan, FaultRule
@@ -99,13 +100,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _parse_request(self) -> ApiRequest | None:
         url = urlsplit(self.path)
         length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding") or (length is not None and not length.isdigit()):
-            # Chunked uploads are not supported; the SDK always sends Content-Length.
+        encoding = (self.headers.get("Transfer-Encoding") or "").lower()
+        chunked = encoding == "chunked" and self.app.api.chunked_bodies
+        if (encoding and not chunked) or (length is not None and not length.isdigit()):
+            # Chunked uploads are not supported (but by Anthropic's create); the SDKs send Content-Length.
             self.close_connection = True
             self._send_json(self.app.api.error_reply(ApiError(411, "A Content-Length header is required.")))
             return None
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
-        body = BodyReader(self.rfile, int(length or 0))
+        body = ChunkedBodyReader(self.rfile) if chunked else BodyReader(self.rfile, int(length or 0))
         headers = {name.lower(): value for name, value in self.headers.items()}
         raw_path = url.path.rstrip("/") or "/"
         return ApiRequest(self.command, self.app.api.path_of(raw_path), query, headers, body, raw_path)

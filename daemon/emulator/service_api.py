@@ -14,6 +14,8 @@ Handler = Callable[[ApiRequest, dict[str, str]], Reply]
 class ServiceApi(Protocol):
     # The response header that carries a request id (`x-request-id`, Anthropic's `request-id`).
     id_header: str
+    # Whether request bodies may come `Transfer-Encoding: chunked` (else 411).
+    chunked_bodies: bool
 
     def path_of(self, raw: str) -> str: ...
 
