@@ -4,8 +4,8 @@ A profile of kind ``anthropic`` takes Message Batches requests as Anthropic docu
 line. Each is checked before anything is sent: the custom_id is 1-64 characters of
 ``[A-Za-z0-9_-]`` and unique in the file, ``params`` is an object naming ``model`` (one model per
 file, as for OpenAI inputs: the price and the holds are per model), a positive whole ``max_tokens``
-and a non-empty ``messages`` list, and nothing else is at the top level (the service refuses an
-unknown key for the whole batch). Lines are sent byte for byte as they were checked.
+and a non-empty ``messages`` list, it does not ask to stream, and nothing else is at the top
+level (the service refuses an unknown key for the whole batch). Lines are sent byte for byte as they were checked.
 
 Inputs that share a batch (packer) get their custom_ids prefixed with ``<slot>-``: digits, then the
 first ``-``, so the slot and the input's own id are told apart exactly (``unpacker``), and the
@@ -100,6 +100,8 @@ def params_problems(params: dict[str, Any]) -> list[str]:
     messages = params.get("messages")
     if not isinstance(messages, list) or not messages:
         found.append("params.messages must be a non-empty list of messages")
+    if params.get("stream"):
+        found.append("params.stream: a batched request cannot stream; remove stream")
     return found
 
 

@@ -8,6 +8,7 @@ reply never makes a second batch; an OpenAI profile works beside it.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,18 +21,19 @@ from daemon.emulator import EmulatorServer
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
 from daemon.state.states import JobState
 from tests.support import Harness, fast_settings, request_file, wait_until
+from tests.unit.emulator.anthropic_helpers import anthropic_client
 
 MODEL = "claude-test"
 PRICE = ModelPrice(1.0, 2.0)
 
 
-def claude_lines(count: int, prefix: str = "q", model: str = MODEL) -> str:
+def claude_lines(count: int, prefix: str = "q", model: str = MODEL, text: str = "say") -> str:
     """Message Batches requests, one per line, in Anthropic's own shape."""
     return "".join(
         json.dumps(
             {
                 "custom_id": f"{prefix}-{i}",
-                "params": {"model": model, "max_tokens": 32, "messages": [{"role": "user", "content": f"say {i}"}]},
+                "params": {"model": model, "max_tokens": 32, "messages": [{"role": "user", "content": f"{text} {i}"}]},
             }
         )
         + "\n"
@@ -164,3 +166,45 @@ def test_batchd_cancel_cancels_a_claude_batch_and_its_lines_say_canceled(
     assert job.cancel_requested and len(anthropic_server.batches()) == 1
     assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
     assert "canceled" in {line["result"]["type"] for line in results}
+
+
+def test_expired_requests_are_resubmitted_and_none_that_ran_is_sent_again(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    """A model named with "expire" runs half a batch's requests before it expires (2 s here): the
+    rest go again in a new batch, up to three times, then are reported expired."""
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("late.jsonl", claude_lines(8, model="claude-expire"), folder="claude")
+        job = harness.profile_job("claude", JobState.DONE, timeout=60)
+        results = harness.results(job.source_name)
+        summary = harness.summary(job.source_name)
+    client = anthropic_client(anthropic_server)
+    batches = anthropic_server.batches()
+    ran = Counter(
+        line.custom_id
+        for batch in batches
+        for line in client.messages.batches.results(batch["id"])
+        if line.result.type == "succeeded"
+    )
+    assert 1 < len(batches) <= 4 and max(ran.values()) == 1, "a request that ran was sent again"
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(8)]
+    succeeded = {line["custom_id"] for line in results if line["result"]["type"] == "succeeded"}
+    assert succeeded == set(ran) and len(succeeded) > 4, "the resubmissions ran more of the requests"
+    assert {line["result"]["type"] for line in results} <= {"succeeded", "expired"}
+    assert summary["outcomes"]["succeeded"] == len(succeeded)
+
+
+def test_an_overloaded_request_is_its_own_outcome_and_nothing_is_retried(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    lines = claude_lines(2) + claude_lines(1, prefix="busy", text="fail-overloaded")
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("busy.jsonl", lines, folder="claude")
+        job = harness.profile_job("claude", JobState.DONE, timeout=30)
+        results = harness.results(job.source_name)
+        summary = harness.summary(job.source_name)
+    assert len(anthropic_server.batches()) == 1
+    assert [line["result"]["type"] for line in results] == ["succeeded", "succeeded", "errored"]
+    assert results[2]["result"]["error"]["error"]["type"] == "overloaded_error"
+    assert summary["outcomes"] == {"succeeded": 2, "failed": 1, "not_run": 0}
+    assert summary["failures"]["overloaded_error"]["count"] == 1

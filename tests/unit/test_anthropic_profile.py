@@ -82,6 +82,7 @@ def test_good_message_batches_lines_pass(tmp_path: Path) -> None:
         (line(max_tokens=0), "params.max_tokens must be a whole number of 1 or more"),
         (line(messages=[]), "params.messages must be a non-empty list"),
         (line(model=5), "params.model is missing"),
+        (line(stream=True), "cannot stream"),
         ('{"custom_id": "a"}\n', "params is missing"),
         ('{"custom_id": "a", "params": {}, "extra": 1}\n', "unknown top-level key(s) ['extra']"),
         ('{"custom_id": "a", "method": "POST", "url": "/v1/messages", "body": {}}\n', "OpenAI Batch API line"),
