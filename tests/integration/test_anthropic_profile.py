@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.cli.main import main
+from daemon.cli.status import status_text
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
@@ -208,3 +210,36 @@ def test_an_overloaded_request_is_its_own_outcome_and_nothing_is_retried(
     assert results[2]["result"]["error"]["error"]["type"] == "overloaded_error"
     assert summary["outcomes"] == {"succeeded": 2, "failed": 1, "not_run": 0}
     assert summary["failures"]["overloaded_error"]["count"] == 1
+
+
+def test_status_shows_a_running_claude_job_and_abandon_ends_it(
+    tmp_path: Path,
+    anthropic_server: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setattr("daemon.cli.main.configure", lambda *_: None)
+    anthropic_server.mishaps.never_end_next(1)  # never ends unless cancelled
+    root = tmp_path / "root"
+    with claude_daemon(root, anthropic_server) as harness:
+        harness.drop("slow.jsonl", claude_lines(4), folder="claude")
+        harness.profile_job("claude", JobState.ACTIVE)
+
+        def shown() -> dict[str, Any] | None:
+            rows = [
+                r for r in json.loads(status_text(harness.settings, as_json=True))["jobs"] if r["file"] == "slow.jsonl"
+            ]
+            return rows[0] if rows and rows[0]["batches"] else None
+
+        row = wait_until(shown, 20, "status to show the job's batch")
+        config = ["--config", str(root / "batchd.toml")]
+        assert main(["abandon", "slow.jsonl", "--root", str(root), "--wait", "20", *config]) == 0
+        job = harness.wait_job("slow.jsonl", JobState.FAILED)
+        results = harness.results("slow.jsonl")
+    # Anthropic counts requests as processing until the whole batch ends.
+    assert row["profile"] == "claude" and (row["requests_done"], row["requests_total"]) == (0, 4)
+    assert row["batches"] == [{"id": anthropic_server.batches()[0]["id"], "status": "in_progress"}]
+    assert job.abandon_requested_at is not None
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
+    assert "errored" in {line["result"]["type"] for line in results}  # the abandoned ones, in Anthropic's shape
