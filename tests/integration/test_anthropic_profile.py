@@ -243,3 +243,21 @@ def test_status_shows_a_running_claude_job_and_abandon_ends_it(
     assert job.abandon_requested_at is not None
     assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
     assert "errored" in {line["result"]["type"] for line in results}  # the abandoned ones, in Anthropic's shape
+
+
+@pytest.mark.parametrize("mode", ["drop_lines", "extra_ids", "duplicate_ids", "garbage"])
+def test_tampered_results_are_fetched_again_until_they_add_up(
+    tmp_path: Path, anthropic_server: EmulatorServer, mode: str
+) -> None:
+    anthropic_server.faults.add_rule(
+        action="tamper", method="GET", path_prefix="/v1/messages/batches", mode=mode, count=1
+    )
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("t.jsonl", claude_lines(4), folder="claude")
+        job = harness.profile_job("claude", JobState.DONE, timeout=40)
+        results = harness.results(job.source_name)
+        summary = harness.summary(job.source_name)
+    downloads = sum(n for (method, route), n in anthropic_server.calls.counts().items() if route.endswith("/results"))
+    assert downloads == 2, "the tampered download was not fetched again"
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
+    assert {line["result"]["type"] for line in results} == {"succeeded"} and summary["problems"] == []
