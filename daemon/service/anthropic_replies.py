@@ -11,7 +11,7 @@ the results are downloaded from.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon.errors import MalformedReplyError
@@ -82,7 +82,8 @@ def _time(value: Any, call: str, name: str, *, required: bool = False) -> int | 
         return value
     if isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
         except ValueError:
             pass
     raise MalformedReplyError(call, f"{name} is not a time")

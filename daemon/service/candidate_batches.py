@@ -7,14 +7,16 @@ ours already holds and that this part did not have before. A candidate is ours o
 name exactly the part's custom_ids, which can only be read once it has ended. So:
 
 - an ended candidate whose results hold the part's custom_ids is adopted;
-- while any candidate is still running it could be ours: nothing is created (that could pay
-  twice), and the part is looked at again later (``CandidatesPendingError``);
+- while any candidate is still running, or has results naming some of the part's custom_ids but
+  not exactly them (a download damaged on the way), it could be ours: nothing is created (that
+  could pay twice), and the part is looked at again later (``CandidatesPendingError``);
 - with no candidate left that could be ours, the batch is created.
 """
 
 from __future__ import annotations
 
 import contextlib
+from enum import Enum
 from pathlib import Path
 
 import orjson
@@ -30,33 +32,38 @@ from daemon.state.states import TERMINAL_BATCH_STATUSES
 from daemon.state.store import Store
 
 log = get_logger(__name__)
-CANDIDATE_WAIT = 60.0  # a running candidate is looked at again after this long (most end within an hour)
 
 
 class CandidatesPendingError(TransientError):
     """A batch that may be this part's is still running: whether it is ours is known once it ends."""
 
-    def __init__(self, part: Part, batch_ids: list[str]) -> None:
+    def __init__(self, part: Part, batch_ids: list[str], wait: float) -> None:
         super().__init__(
             f"the reply to creating the batch of part {part.label} was lost; batch(es) {', '.join(batch_ids)} "
-            "may be it and are still running, so no other is created (that could be paid twice); "
-            "whether one is ours is known from its results once it ends",
-            retry_after=CANDIDATE_WAIT,
+            "may be it (still running, or results naming some of its requests), so no other is created "
+            "(that could be paid twice); whether one is ours is known from its results once it ends",
+            retry_after=wait,
         )
 
 
-def own_batch(remote: BatchService, store: Store, part: Part, scratch: Path) -> BatchInfo | None:
+def own_batch(remote: BatchService, store: Store, part: Part, scratch: Path, wait: float) -> BatchInfo | None:
     """The batch the part's lost create made, or None if there is none (create it); raises
-    ``CandidatesPendingError`` while one that may be it is still running."""
-    running: list[str] = []
+    ``CandidatesPendingError`` (look again in ``wait`` seconds at the soonest, as a batch is polled)
+    while one that may be it is undecided."""
+    undecided: list[str] = []
     for batch in candidates(remote, store, part):
         if batch.status not in TERMINAL_BATCH_STATUSES:
-            running.append(batch.id)
-        elif batch.output_file_id and holds_requests(remote, batch, Path(part.path), scratch):
+            undecided.append(batch.id)
+            continue
+        match = requests_match(remote, batch, Path(part.path), scratch) if batch.output_file_id else Match.NONE
+        if match is Match.SAME:
             log.info("lost_batch_confirmed", job_id=part.job_id, part=part.label, batch_id=batch.id)
             return batch
-    if running:
-        raise CandidatesPendingError(part, running)
+        if match is Match.SOME:  # a damaged download of ours, or a stranger sharing ids: looked at again later
+            log.warning("lost_batch_unconfirmed", job_id=part.job_id, part=part.label, batch_id=batch.id)
+            undecided.append(batch.id)
+    if undecided:
+        raise CandidatesPendingError(part, undecided, wait)
     return None
 
 
@@ -76,14 +83,21 @@ def candidates(remote: BatchService, store: Store, part: Part) -> list[BatchInfo
     return sorted(found, key=lambda b: (b.created_at, b.id))
 
 
-def holds_requests(remote: BatchService, batch: BatchInfo, requests: Path, scratch: Path) -> bool:
-    """Whether the ended ``batch``'s results name exactly the custom_ids of the ``requests`` file."""
+class Match(Enum):
+    SAME = "same"  # the results name exactly the part's custom_ids: the part's batch
+    SOME = "some"  # some of them: results damaged on the way (or another's batch sharing ids)
+    NONE = "none"  # none of them: not the part's
+
+
+def requests_match(remote: BatchService, batch: BatchInfo, requests: Path, scratch: Path) -> Match:
+    """How the ended ``batch``'s results' custom_ids compare with those of the ``requests`` file."""
     assert batch.output_file_id is not None
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     download = scratch / f".candidate-{batch.id}.jsonl"
     try:
         remote.download(batch.output_file_id, download)
-        return _custom_ids(download) == _custom_ids(requests)
+        found, wanted = _custom_ids(download), _custom_ids(requests)
+        return Match.SAME if found == wanted else Match.SOME if found & wanted else Match.NONE
     finally:
         with contextlib.suppress(FileNotFoundError):
             download.unlink()

@@ -235,7 +235,7 @@ class Submitter(PartSteps):
         (CandidatesPendingError, a transient error: the part is tried again later), else create."""
         service = self.service(job)
         scratch = self.settings.state / PARTS / job.id
-        found = own_batch(service, self.store, part, scratch)
+        found = own_batch(service, self.store, part, scratch, self.settings.poll_interval)
         if found is None:
             self._create(part, job)
         else:

@@ -261,3 +261,23 @@ def test_tampered_results_are_fetched_again_until_they_add_up(
     assert downloads == 2, "the tampered download was not fetched again"
     assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
     assert {line["result"]["type"] for line in results} == {"succeeded"} and summary["problems"] == []
+
+
+def test_a_lost_create_whose_results_come_damaged_is_not_created_again(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    """The first look at the batch the lost reply made gets results missing lines: it may still be
+    ours, so batchd waits and looks again rather than create a second batch."""
+    anthropic_server.faults.add_rule(
+        action="drop", method="POST", path_prefix="/v1/messages/batches", after_processing=True, count=1
+    )
+    anthropic_server.faults.add_rule(
+        action="tamper", method="GET", path_prefix="/v1/messages/batches", mode="drop_lines", count=1
+    )
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("lost.jsonl", claude_lines(4), folder="claude")
+        job = harness.profile_job("claude", JobState.DONE, timeout=60)
+        results = harness.results(job.source_name)
+    assert len(anthropic_server.batches()) == 1, "a second batch was created after the lost reply"
+    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
+    assert {line["result"]["type"] for line in results} == {"succeeded"}

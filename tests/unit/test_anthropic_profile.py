@@ -258,7 +258,9 @@ def search(
     part_file.write_text(line("a") + line("b"), encoding="utf-8")
     part = Part("job", 0, 0, str(part_file), 1, 2, 10, 3, PartState.BATCH_INTENT, 0, 0)
     part.intent_at = 1000.0
-    return own_batch(cast(Any, FakeService(batches, results)), cast(Store, FakeStore(set(held))), part, tmp_path / "s")
+    return own_batch(
+        cast(Any, FakeService(batches, results)), cast(Store, FakeStore(set(held))), part, tmp_path / "s", 1.0
+    )
 
 
 def test_an_ended_batch_with_the_parts_ids_is_adopted(tmp_path: Path) -> None:
@@ -282,3 +284,9 @@ def test_batches_of_another_count_time_or_part_are_no_candidates(tmp_path: Path)
         candidate("held", "in_progress"),
     ]
     assert search(tmp_path, batches, {}, held=frozenset({"held"})) is None  # none could be ours: create
+
+
+def test_results_naming_only_some_of_the_parts_ids_keep_it_waiting(tmp_path: Path) -> None:
+    """A damaged download of our own batch must not let a second one be created."""
+    with pytest.raises(CandidatesPendingError, match="some of its requests"):
+        search(tmp_path, [candidate("mine", "completed")], {"mine": ["a", "z"]})
