@@ -10,7 +10,8 @@ Trigger words in an input's `body.model`: `fail-validation`, `expire`, `fail-all
 Faults: faults.py. HTTP control endpoints for a separately run emulator: control.py. The service's
 limits it enforces when set: enqueued tokens per model (`token_limit`), batch creations per window
 (`create_limit`, `create_window`: creation_limit.py).
-Other services (Azure OpenAI, third-party compatible ones): `EmulatorSettings(flavour=...)`, see flavours.py.
+Other services (Azure OpenAI, third-party compatible ones): `EmulatorSettings(flavour=...)`, see flavours.py;
+Anthropic's Message Batches: `flavour="anthropic"`, see anthropic_api.py and anthropic_requests.py (triggers).
 """
 
 from daemon.emulator.faults import FaultPlan, FaultRule

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.emulator.anthropic_body import body_requests
-from daemon.emulator.anthropic_errors import anthropic_error_reply
+from daemon.emulator.anthropic_errors import REQUEST_ID_HEADER, anthropic_error_reply
 from daemon.emulator.anthropic_requests import check_size, limited
 from daemon.emulator.anthropic_store import AnthropicStore
 from daemon.emulator.api import Route
@@ -31,7 +31,7 @@ Handler = Callable[[ApiRequest, dict[str, str]], Reply]
 
 
 class AnthropicApi:
-    id_header = "request-id"
+    id_header = REQUEST_ID_HEADER
     chunked_bodies = True  # a client may stream a 256 MB create body without knowing its size
 
     def __init__(self, store: AnthropicStore) -> None:
@@ -81,23 +81,22 @@ class AnthropicApi:
         check_size(request.body.remaining)
         staged = self._store.staging_path()
         try:
-            batch = self._store.create(body_requests(limited(request.body.read)), staged)
+            batch = self._store.create(body_requests(limited(request.body.read)), staged, root_url(request))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 staged.unlink()
             raise
-        return JsonReply(200, batch.to_json(root_url(request)))
+        return JsonReply(200, batch)
 
     def retrieve(self, request: ApiRequest, params: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.batch(params["batch_id"]).to_json(root_url(request)))
+        return JsonReply(200, self._store.batch(params["batch_id"], root_url(request)))
 
     def list_batches(self, request: ApiRequest, _: dict[str, str]) -> Reply:
         limit = parse_limit(request.query.get("limit"))
         before_id, after_id = request.query.get("before_id"), request.query.get("after_id")
         if before_id is not None and after_id is not None:
             raise bad_request("Only one of before_id and after_id may be given.")
-        rows, has_more = self._store.page(limit, before_id, after_id)
-        data = [batch.to_json(root_url(request)) for batch in rows]
+        data, has_more = self._store.page(limit, before_id, after_id, root_url(request))
         page: dict[str, Any] = {
             "data": data,
             "has_more": has_more,
@@ -107,7 +106,7 @@ class AnthropicApi:
         return JsonReply(200, page)
 
     def cancel(self, request: ApiRequest, params: dict[str, str]) -> Reply:
-        return JsonReply(200, self._store.cancel(params["batch_id"]).to_json(root_url(request)))
+        return JsonReply(200, self._store.cancel(params["batch_id"], root_url(request)))
 
     def delete(self, _: ApiRequest, params: dict[str, str]) -> Reply:
         self._store.delete(params["batch_id"])
@@ -115,7 +114,7 @@ class AnthropicApi:
 
     def results(self, _: ApiRequest, params: dict[str, str]) -> Reply:
         handle, size = self._store.open_results(params["batch_id"])
-        return FileReply(handle, size)
+        return FileReply(handle, size, content_type="application/x-jsonl")
 
 
 def check_headers(request: ApiRequest) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.emulator.errors import ApiError
+from daemon.emulator.ids import new_id
 from daemon.emulator.messages import JsonReply
 
+REQUEST_ID_HEADER = "request-id"
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -33,10 +35,12 @@ def anthropic_error_type(status: int) -> str:
     return "api_error" if status >= 500 else "invalid_request_error"
 
 
-def anthropic_error_body(error_type: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": message}}
+def anthropic_error_body(error_type: str, message: str, request_id: str | None = None) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
 
 
 def anthropic_error_reply(error: ApiError) -> JsonReply:
-    body = anthropic_error_body(anthropic_error_type(error.status), error.message)
-    return JsonReply(error.status, body, error.headers)
+    """The error with its request id in the body and in the `request-id` header, as Anthropic sends both."""
+    request_id = new_id("req_")
+    body = anthropic_error_body(anthropic_error_type(error.status), error.message, request_id)
+    return JsonReply(error.status, body, {**error.headers, REQUEST_ID_HEADER: request_id})

@@ -29,6 +29,7 @@ class MessageBatchRecord:
     status: str = "in_progress"  # in_progress -> (canceling ->) ended
     cancel_initiated: float | None = None
     ended: float | None = None
+    archived: float | None = None  # when the results stopped being available
     # Requests (in plan order) that ran before the cancel; the rest end `canceled`.
     processed_at_cancel: int | None = None
     counts: ResultCounts | None = None
@@ -50,7 +51,7 @@ class MessageBatchRecord:
             "ended_at": rfc3339(self.ended),
             "created_at": rfc3339(self.created),
             "expires_at": rfc3339(self.expires),
-            "archived_at": None,
+            "archived_at": rfc3339(self.archived),
             "cancel_initiated_at": rfc3339(self.cancel_initiated),
             "results_url": f"{root_url}{BATCHES_PATH}/{self.id}/results" if ended else None,
         }

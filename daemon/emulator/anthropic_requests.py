@@ -1,14 +1,17 @@
 """The requests of a Message Batch create call: checked as Anthropic checks them, then kept on disk.
 
-Anthropic validates the whole request list synchronously: a bad request fails the create call
-with a 400 naming it (`requests.3.custom_id: ...`), nothing is created. Accepted requests are
+Anthropic checks the request list synchronously: a bad request (fields, custom_id pattern and
+uniqueness, params not an object) fails the create call with a 400 naming it
+(`requests.3.custom_id: ...`) and nothing is created. Each request's `params` is validated
+when the batch runs (anthropic_params.py): a bad one ends `errored`. Accepted requests are
 written one JSON line each to a file under the data directory, so their bodies are re-read one
 at a time when results are written (memory stays flat) and only offsets stay in memory.
 
 Trigger words, so tests can script outcomes:
   * in a request's `params.model`: `fail-validation` fails the create call with a 400 naming the
-    request; `fail-all` makes the request errored (use it on every line to fail them all);
-    `expire` (on any request) makes the batch run only half its requests, so the rest are
+    request (a hook for the create's 400 path; the real service would only error the request);
+    `fail-all` makes the request errored (use it on every line to fail them all); `expire` (on
+    any request) makes the batch run only half its requests, so the rest are
     `expired` when the batch reaches its `expires_at`;
   * in a request's `messages` or `system` text: `fail-request` (invalid_request_error),
     `fail-overloaded` (overloaded_error), `fail-rate-limit` (rate_limit_error), `fail-api-error`
@@ -25,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from daemon.emulator.answers import estimate_tokens
+from daemon.emulator.anthropic_params import params_problem
 from daemon.emulator.errors import ApiError, bad_request
 from daemon.emulator.ids import stable_fraction, stable_hex
 from daemon.emulator.records import RequestRef
@@ -34,7 +37,6 @@ CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_REQUESTS = 100_000
 MAX_BODY_BYTES = 256 * 1024 * 1024
 REQUEST_FIELDS = frozenset({"custom_id", "params"})
-REQUIRED_PARAMS = ("model", "max_tokens", "messages")
 FAIL_VALIDATION_TRIGGER = "fail-validation"
 FAIL_ALL_TRIGGER = "fail-all"
 EXPIRE_TRIGGER = "expire"
@@ -53,6 +55,14 @@ ERROR_MESSAGES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    """The error a request's result carries: an Anthropic error type and its message."""
+
+    type: str
+    message: str
+
+
 @dataclass(slots=True)
 class MessagePlan:
     """A batch's accepted requests and everything decided about them up front (from seed + custom_id)."""
@@ -61,8 +71,8 @@ class MessagePlan:
     requests: list[RequestRef]
     # Indices into `requests` in the order they finish (and appear in the results).
     order: list[int]
-    # errors[i]: the error type of the request at result position i, None when it succeeds.
-    errors: list[str | None]
+    # errors[i]: the error of the request at result position i, None when it succeeds.
+    errors: list[RequestError | None]
     # How many requests (in `order`) run before the batch would expire: all, or half with `expire`.
     target: int
 
@@ -94,9 +104,9 @@ def limited(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
 
 
 def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: float) -> MessagePlan:
-    """Check every request and write it to `path`; raises the create call's 400 on the first bad one."""
+    """Check every request's envelope and write it to `path`; raises the create call's 400 on the first bad one."""
     requests: list[RequestRef] = []
-    error_of: dict[str, str | None] = {}
+    error_of: dict[str, RequestError | None] = {}
     expiring = False
     offset = 0
     with path.open("wb") as out:
@@ -106,10 +116,11 @@ def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: floa
             custom_id, params = check_request(index, item, error_of)
             raw = orjson.dumps({"custom_id": custom_id, "params": params}) + b"\n"
             out.write(raw)
-            requests.append(RequestRef(custom_id, index, offset, len(raw), estimate_tokens(params)))
+            # About 4 bytes per token, as answers.estimate_tokens, without serialising the params again.
+            requests.append(RequestRef(custom_id, index, offset, len(raw), max(1, len(raw) // 4)))
             offset += len(raw)
             error_of[custom_id] = error_for(params, custom_id, seed, error_rate)
-            expiring = expiring or EXPIRE_TRIGGER in params["model"]
+            expiring = expiring or EXPIRE_TRIGGER in str(params.get("model"))
     if not requests:
         raise bad_request("requests: List should have at least 1 item after validation, not 0")
     order = sorted(range(len(requests)), key=lambda index: stable_hex(seed, "order", requests[index].custom_id))
@@ -119,6 +130,7 @@ def write_requests(items: Iterable[Any], path: Path, seed: int, error_rate: floa
 
 
 def check_request(index: int, item: Any, seen: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The create call's checks on one request: its fields, custom_id and that params is an object."""
     where = f"requests.{index}"
     if not isinstance(item, dict):
         raise bad_request(f"{where}: Input should be a valid dictionary or object")
@@ -128,43 +140,30 @@ def check_request(index: int, item: Any, seen: dict[str, Any]) -> tuple[str, dic
     for key in item:
         if key not in REQUEST_FIELDS:
             raise bad_request(f"{where}.{key}: Extra inputs are not permitted")
-    custom_id = item["custom_id"]
+    custom_id, params = item["custom_id"], item["params"]
     if not isinstance(custom_id, str) or not CUSTOM_ID_PATTERN.match(custom_id):
         raise bad_request(f"{where}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
     if custom_id in seen:
         raise bad_request(f"{where}.custom_id: Duplicate custom_id '{custom_id}'; each request needs a unique one.")
-    params = item["params"]
-    check_params(f"{where}.params", params)
+    if not isinstance(params, dict):
+        raise bad_request(f"{where}.params: Input should be a valid dictionary or object")
+    model = params.get("model")
+    if isinstance(model, str) and FAIL_VALIDATION_TRIGGER in model:
+        raise bad_request(f"{where}.params.model: Emulated validation failure: model '{model}' is not available.")
     return custom_id, params
 
 
-def check_params(where: str, params: Any) -> None:
-    if not isinstance(params, dict):
-        raise bad_request(f"{where}: Input should be a valid dictionary or object")
-    for key in REQUIRED_PARAMS:
-        if key not in params:
-            raise bad_request(f"{where}.{key}: Field required")
-    model, max_tokens, messages = params["model"], params["max_tokens"], params["messages"]
-    if not isinstance(model, str) or not model:
-        raise bad_request(f"{where}.model: Input should be a valid string")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise bad_request(f"{where}.max_tokens: Input should be greater than or equal to 1")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request(f"{where}.messages: Input should be a valid list with at least 1 item")
-    if params.get("stream"):
-        raise bad_request(f"{where}.stream: Streaming is not supported in the Message Batches API.")
-    if FAIL_VALIDATION_TRIGGER in model:
-        raise bad_request(f"{where}.model: Emulated validation failure: model '{model}' is not available for batch.")
-
-
-def error_for(params: dict[str, Any], custom_id: str, seed: int, error_rate: float) -> str | None:
+def error_for(params: dict[str, Any], custom_id: str, seed: int, error_rate: float) -> RequestError | None:
     """The error this request's result will carry, or None for a Message."""
+    problem = params_problem(params)
+    if problem is not None:
+        return RequestError("invalid_request_error", problem)
     if FAIL_ALL_TRIGGER in params["model"]:
-        return "invalid_request_error"
+        return RequestError("invalid_request_error", f"Emulated failure for custom_id '{custom_id}' (fail-all).")
     text = orjson.dumps([params.get("system"), params["messages"]])
     for word, error_type in CONTENT_TRIGGERS.items():
         if word.encode() in text:
-            return error_type
+            return RequestError(error_type, ERROR_MESSAGES[error_type].format(custom_id=custom_id))
     if stable_fraction(seed, "error", custom_id) < error_rate:
-        return "invalid_request_error"
+        return RequestError("invalid_request_error", f"Emulated request failure for custom_id '{custom_id}'.")
     return None

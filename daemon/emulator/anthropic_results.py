@@ -13,8 +13,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from daemon.emulator.answers import count_words, estimate_tokens, text_of
-from daemon.emulator.anthropic_requests import ERROR_MESSAGES, MessagePlan
+from daemon.emulator.answers import estimate_tokens, text_of
+from daemon.emulator.anthropic_requests import MessagePlan, RequestError
 from daemon.emulator.ids import stable_hex
 from daemon.emulator.records import RequestRef
 
@@ -47,16 +47,20 @@ def message(params: dict[str, Any], custom_id: str, seed: int) -> dict[str, Any]
     words = f"Emulated answer {tag[:12]} from {model}: {' '.join(prompt.split())[:200]}".split()
     max_tokens = params["max_tokens"]
     stop_reason = "max_tokens" if len(words) > max_tokens else "end_turn"
-    text = " ".join(words[:max_tokens])
+    kept = words[:max_tokens]
+    # max_tokens 0 only fills the prompt cache: no content at all.
+    content = [{"type": "text", "text": " ".join(kept), "citations": None}] if kept else []
     return {
         "id": f"msg_{tag}",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text, "citations": None}],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": usage(params, count_words(text)),
+        "stop_details": None,
+        "container": None,
+        "usage": usage(params, len(kept)),
     }
 
 
@@ -71,15 +75,17 @@ def usage(params: dict[str, Any], output_tokens: int) -> dict[str, Any]:
         "cache_creation_input_tokens": cached,
         "cache_read_input_tokens": cached,
         "cache_creation": {"ephemeral_5m_input_tokens": cached, "ephemeral_1h_input_tokens": 0},
+        "inference_geo": None,
+        "output_tokens_details": None,
         "server_tool_use": None,
         "service_tier": "batch",
     }
 
 
-def errored_result(error_type: str, custom_id: str) -> dict[str, Any]:
-    message_text = ERROR_MESSAGES[error_type].format(custom_id=custom_id)
-    error = {"type": "error", "error": {"type": error_type, "message": message_text}}
-    return {"type": "errored", "error": error}
+def errored_result(error: RequestError, custom_id: str, seed: int) -> dict[str, Any]:
+    request_id = f"req_{stable_hex(seed, 'request', custom_id, length=24)}"
+    body = {"type": "error", "error": {"type": error.type, "message": error.message}, "request_id": request_id}
+    return {"type": "errored", "error": body}
 
 
 def read_params(source: BinaryIO, ref: RequestRef) -> dict[str, Any]:
@@ -116,10 +122,10 @@ def _result(
     if position >= finished:
         setattr(counts, cutoff, getattr(counts, cutoff) + 1)
         return {"type": cutoff}
-    error_type = plan.errors[position]
-    if error_type is not None:
+    error = plan.errors[position]
+    if error is not None:
         counts.errored += 1
-        return errored_result(error_type, ref.custom_id)
+        return errored_result(error, ref.custom_id, seed)
     counts.succeeded += 1
     answer = message(read_params(source, ref), ref.custom_id, seed)
     for name in USAGE_FIELDS:

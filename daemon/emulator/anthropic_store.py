@@ -4,7 +4,8 @@ A batch is `in_progress` from creation; its requests finish at an even pace over
 `in_progress_seconds`, and it `ended` when all have (counts and `results_url` appear only then,
 as on the real service). A batch still running at `expires_at` (created + `expiry_seconds`) ends
 there, with the requests that had not run `expired`. A cancel moves it to `canceling` for
-`cancelling_seconds`; it then ends with the requests that had not run `canceled`. A batch the
+`cancelling_seconds`; it then ends with the requests that had not run `canceled`. Results can be
+downloaded for 29 days after creation; then `archived_at` is set and they answer 404. A batch the
 mishaps call endless stalls half-way and ignores expiry until it is cancelled; one that vanished
 answers 404 and is left out of listings.
 """
@@ -26,6 +27,9 @@ from daemon.emulator.ids import new_id
 from daemon.emulator.mishaps import Mishaps
 from daemon.emulator.settings import EmulatorSettings
 
+# How long after its creation a batch's results can be downloaded (Anthropic: 29 days).
+RESULTS_RETENTION = 29 * 86_400.0
+
 
 class AnthropicStore:
     def __init__(self, settings: EmulatorSettings, root: Path, clock: Callable[[], float]) -> None:
@@ -43,8 +47,12 @@ class AnthropicStore:
     def staging_path(self) -> Path:
         return self._root / f"requests-{new_id('')}.jsonl"
 
-    def create(self, items: Iterable[Any], staged: Path) -> MessageBatchRecord:
-        """Check and store the requests (raising the create call's 400), then admit the batch."""
+    def create(self, items: Iterable[Any], staged: Path, root_url: str) -> dict[str, Any]:
+        """Check and store the requests (raising the create call's 400), then admit the batch.
+
+        Like every method that answers with batches, it returns their JSON, made under the lock so
+        a batch ending on another thread never shows half changed; `root_url` is for `results_url`.
+        """
         settings = self._settings
         plan = write_requests(items, staged, settings.seed, settings.request_error_rate)
         with self._lock:
@@ -55,27 +63,31 @@ class AnthropicStore:
             self._batches[batch.id] = batch
             self.mishaps.created(batch.id)
             self._advance(now)  # a zero processing time ends at once
-            return batch
+            return batch.to_json(root_url)
 
     # Reads and changes
 
-    def batch(self, batch_id: str) -> MessageBatchRecord:
+    def batch(self, batch_id: str, root_url: str) -> dict[str, Any]:
         with self._lock:
             self._advance(self._clock())
-            return self._known(batch_id)
+            return self._known(batch_id).to_json(root_url)
 
-    def page(self, limit: int, before_id: str | None, after_id: str | None) -> tuple[list[MessageBatchRecord], bool]:
+    def page(
+        self, limit: int, before_id: str | None, after_id: str | None, root_url: str
+    ) -> tuple[list[dict[str, Any]], bool]:
         """One page of the listing (newest first) and whether more lie beyond it in that direction."""
         with self._lock:
             self._advance(self._clock())
             rows = [b for b in reversed(self._batches.values()) if not self.mishaps.vanished(b.id)]
             if after_id is not None:
                 start = self._position(rows, after_id, "after_id") + 1
-                return rows[start : start + limit], len(rows) > start + limit
-            if before_id is not None:
+                page, has_more = rows[start : start + limit], len(rows) > start + limit
+            elif before_id is not None:
                 end = self._position(rows, before_id, "before_id")
-                return rows[max(0, end - limit) : end], end - limit > 0
-            return rows[:limit], len(rows) > limit
+                page, has_more = rows[max(0, end - limit) : end], end - limit > 0
+            else:
+                page, has_more = rows[:limit], len(rows) > limit
+            return [batch.to_json(root_url) for batch in page], has_more
 
     @staticmethod
     def _position(rows: list[MessageBatchRecord], batch_id: str, name: str) -> int:
@@ -84,7 +96,7 @@ class AnthropicStore:
                 return position
         raise bad_request(f"{name}: no message batch with id '{batch_id}'.")
 
-    def cancel(self, batch_id: str) -> MessageBatchRecord:
+    def cancel(self, batch_id: str, root_url: str) -> dict[str, Any]:
         with self._lock:
             now = self._clock()
             self._advance(now)
@@ -96,7 +108,7 @@ class AnthropicStore:
                 batch.status = "canceling"
                 batch.cancel_initiated = now
                 self._advance(now)  # a zero canceling time ends at once
-            return batch
+            return batch.to_json(root_url)
 
     def delete(self, batch_id: str) -> None:
         with self._lock:
@@ -117,6 +129,8 @@ class AnthropicStore:
             batch = self._known(batch_id)
             if batch.results_path is None:
                 raise not_found(f"Message batch {batch_id} has not ended yet; its results are not available.")
+            if batch.archived is not None:
+                raise not_found(f"The results of message batch {batch_id} were archived and are no longer available.")
             return batch.results_path.open("rb"), batch.results_path.stat().st_size
 
     def batches(self) -> list[MessageBatchRecord]:
@@ -124,6 +138,12 @@ class AnthropicStore:
         with self._lock:
             self._advance(self._clock())
             return list(self._batches.values())
+
+    def snapshots(self, root_url: str) -> list[dict[str, Any]]:
+        """The JSON of every batch (vanished ones too), oldest first: for assertions."""
+        with self._lock:
+            self._advance(self._clock())
+            return [batch.to_json(root_url) for batch in self._batches.values()]
 
     def _known(self, batch_id: str) -> MessageBatchRecord:
         batch = self._batches.get(batch_id)
@@ -138,6 +158,15 @@ class AnthropicStore:
             moment = self._end_time(batch)
             if moment is not None and moment <= now:
                 self._end(batch, moment)
+            if batch.status == "ended" and batch.archived is None and batch.created + RESULTS_RETENTION <= now:
+                self._archive(batch)
+
+    @staticmethod
+    def _archive(batch: MessageBatchRecord) -> None:
+        """Results are kept 29 days after creation; then the batch shows `archived_at` and they are gone."""
+        batch.archived = batch.created + RESULTS_RETENTION
+        if batch.results_path is not None:
+            batch.results_path.unlink(missing_ok=True)
 
     def _end_time(self, batch: MessageBatchRecord) -> float | None:
         settings = self._settings

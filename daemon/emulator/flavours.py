@@ -16,6 +16,9 @@
   empty when nothing failed; with `upper_statuses`, `COMPLETED` etc. (Novita); with
   `iso_timestamps`, every `*_at` of a batch as ISO 8601 text (Together); completion windows
   `24h` and `7d` (Groq takes 24h to 7d), where OpenAI takes only `24h`.
+* `anthropic`: Anthropic's Message Batches, a different API altogether (no files; requests in the
+  create call; `in_progress`/`canceling`/`ended`; streamed results). It has routes and a store of
+  its own (anthropic_api.py, anthropic_store.py), chosen by the server; nothing here applies.
 """
 
 from __future__ import annotations

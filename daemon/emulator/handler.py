@@ -176,7 +176,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._send_json(reply)
             return
         with reply.handle:
-            self._send_head(reply.status, "application/octet-stream", reply.size, {})
+            self._send_head(reply.status, reply.content_type, reply.size, {})
             while chunk := reply.handle.read(STREAM_CHUNK):
                 self.wfile.write(chunk)
 
@@ -200,7 +200,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload[: len(payload) // 2])
         else:
             with reply.handle:
-                self._send_head(reply.status, "application/octet-stream", reply.size, {})
+                self._send_head(reply.status, reply.content_type, reply.size, {})
                 left = reply.size // 2
                 while left > 0 and (chunk := reply.handle.read(min(STREAM_CHUNK, left))):
                     self.wfile.write(chunk)
@@ -212,7 +212,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
-        self.send_header(self.app.api.id_header, new_id("req_"))
+        if self.app.api.id_header not in extra:  # an error body may already name its request id
+            self.send_header(self.app.api.id_header, new_id("req_"))
         for name, value in extra.items():
             self.send_header(name, value)
         if self.close_connection:

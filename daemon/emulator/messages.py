@@ -93,6 +93,7 @@ class FileReply:
     handle: BinaryIO
     size: int
     status: int = 200
+    content_type: str = "application/octet-stream"
 
 
 Reply = JsonReply | FileReply

@@ -219,7 +219,7 @@ class EmulatorServer:
         """Copies of all Batch objects as the API would return them now, oldest first (Message
         Batches as their JSON for the anthropic flavour)."""
         if isinstance(self._store, AnthropicStore):
-            return [batch.to_json(self.url) for batch in self._store.batches()]
+            return self._store.snapshots(self.url)
         return self.store.batches()
 
     def files(self) -> list[dict[str, Any]]:

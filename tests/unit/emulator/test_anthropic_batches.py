@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import pytest
 
 from daemon.emulator import EmulatorServer
+from daemon.emulator.cli import add_emulator_arguments, run_emulator_command
+from tests.support import wait_until
 from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, results_by_id, wait_ended
 from tests.unit.emulator.conftest import ServerFactory
 
@@ -73,3 +78,42 @@ def test_an_ended_batch_can_be_deleted_and_is_gone_after(sdk: anthropic.Anthropi
     with pytest.raises(anthropic.NotFoundError):
         sdk.messages.batches.retrieve(created.id)
     assert list(sdk.messages.batches.list()) == []
+
+
+def test_server_batches_lists_message_batches_as_the_api_shows_them(
+    sdk: anthropic.Anthropic, messages_server: EmulatorServer
+) -> None:
+    first = sdk.messages.batches.create(requests=message_requests(1))
+    second = sdk.messages.batches.create(requests=message_requests(2))
+
+    snapshot = messages_server.batches()
+
+    assert [batch["id"] for batch in snapshot] == [first.id, second.id]  # oldest first
+    assert snapshot[1]["request_counts"]["processing"] + snapshot[1]["request_counts"]["succeeded"] == 2
+    assert messages_server.calls.count("POST", "/v1/messages/batches") == 2
+
+
+def test_batchd_emulator_serves_the_anthropic_flavour(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_emulator_arguments(parser)
+    args = parser.parse_args(["--port", "0", "--data-dir", str(tmp_path), "--flavour", "anthropic"])
+    args.in_progress_seconds = 0.0
+    stop = threading.Event()
+    runner = threading.Thread(target=run_emulator_command, args=(args, stop))
+    runner.start()
+    output: list[str] = []
+
+    def base_url() -> str | None:
+        output.append(capsys.readouterr().out)
+        text = "".join(output)
+        return text.split("emulator listening on ", 1)[1].strip() if "emulator listening on " in text else None
+
+    try:
+        url = wait_until(base_url, 5.0, "the listening line", every=0.01)
+        with anthropic.Anthropic(base_url=url, api_key="k", max_retries=0) as client:
+            created = client.messages.batches.create(requests=message_requests(2))
+            assert [line.custom_id for line in client.messages.batches.results(created.id)] != []
+    finally:
+        stop.set()
+        runner.join(5)
+    assert not url.endswith("/v1")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.emulator import anthropic_body
 from daemon.emulator.anthropic_body import body_requests
+from daemon.emulator.anthropic_requests import write_requests
 from daemon.emulator.errors import ApiError
 
 REQUESTS: list[Any] = [
@@ -87,3 +90,28 @@ def test_requests_are_yielded_before_the_body_has_arrived() -> None:
 
     assert first == {"n": 0}
     assert stream.tell() < len(body) // 10
+
+
+def peak_memory(count: int, tmp_path: Path) -> int:
+    """Peak memory while `count` requests of 256 KiB each are read from a body and stored."""
+    filler = "x" * (1 << 18)
+    requests = [
+        {"custom_id": f"r{n}", "params": {"model": "m", "max_tokens": 1, "system": filler}} for n in range(count)
+    ]
+    stream = io.BytesIO(json.dumps({"requests": requests}).encode())
+    del requests
+    tracemalloc.start()
+    try:
+        plan = write_requests(body_requests(stream.read), tmp_path / f"requests-{count}.jsonl", seed=0, error_rate=0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(plan.requests) == count
+    return peak
+
+
+def test_memory_does_not_grow_with_the_size_of_the_body(tmp_path: Path) -> None:
+    """Parsed whole, 64 requests of 256 KiB would take 16 MiB more than 8 of them."""
+    small, big = peak_memory(8, tmp_path), peak_memory(64, tmp_path)
+
+    assert big < small + (2 << 20), f"{small / (1 << 20):.1f} MiB for 2 MiB, {big / (1 << 20):.1f} MiB for 16 MiB"

@@ -78,8 +78,9 @@ def test_a_5xx_before_processing_creates_nothing_and_has_anthropic_shape(
     assert caught.value.body == {
         "type": "error",
         "error": {"type": error_type, "message": f"Emulated fault: HTTP {status}."},
+        "request_id": caught.value.request_id,
     }
-    assert caught.value.request_id is not None
+    assert caught.value.request_id is not None and caught.value.request_id.startswith("req_")
     assert listed(sdk) == []
 
 

@@ -71,6 +71,7 @@ def test_an_ended_batch_cannot_be_canceled(sdk: anthropic.Anthropic, clock: Fake
     assert caught.value.body == {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": caught.value.body["error"]["message"]},  # type: ignore[index]
+        "request_id": caught.value.request_id,
     }
     assert "already ended" in caught.value.message
 
@@ -205,3 +206,20 @@ def test_listed_batches_show_the_same_state_as_retrieve(sdk: anthropic.Anthropic
 
     assert listed == sdk.messages.batches.retrieve(created.id)
     assert listed.processing_status == "ended"
+
+
+def test_results_are_archived_29_days_after_creation(sdk: anthropic.Anthropic, clock: FakeClock) -> None:
+    created = sdk.messages.batches.create(requests=message_requests(2))
+    clock.advance(29 * 86_400 - 1)
+    available = sdk.messages.batches.retrieve(created.id)
+    assert len(list(sdk.messages.batches.results(created.id))) == 2
+    clock.advance(1)
+
+    archived = sdk.messages.batches.retrieve(created.id)
+
+    assert available.archived_at is None
+    assert archived.archived_at is not None
+    assert (archived.archived_at - archived.created_at).total_seconds() == pytest.approx(29 * 86_400)
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        list(sdk.messages.batches.results(created.id))
+    assert "archived" in caught.value.message

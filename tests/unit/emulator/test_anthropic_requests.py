@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from daemon.emulator import EmulatorServer, anthropic_requests
-from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests
+from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, results_by_id, wait_ended
 from tests.unit.emulator.conftest import ServerFactory
 
 HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01", "content-type": "application/json"}
@@ -52,14 +52,8 @@ BAD_REQUESTS = [
     pytest.param(with_change(2, {"custom_id": "req-0"}), "Duplicate custom_id 'req-0'", id="duplicate"),
     pytest.param(with_change(1, {"extra": 1}), "requests.1.extra: Extra inputs", id="unknown field"),
     pytest.param(with_change(1, {"params": "text"}), "requests.1.params: Input should be a valid dict", id="params"),
-    pytest.param(with_params(0, {}, drop="model"), "requests.0.params.model: Field required", id="no model"),
-    pytest.param(with_params(0, {}, drop="max_tokens"), "requests.0.params.max_tokens: Field", id="no max_tokens"),
-    pytest.param(with_params(0, {}, drop="messages"), "requests.0.params.messages: Field", id="no messages"),
-    pytest.param(with_params(1, {"max_tokens": 0}), "requests.1.params.max_tokens", id="max_tokens 0"),
-    pytest.param(with_params(1, {"max_tokens": "9"}), "requests.1.params.max_tokens", id="max_tokens text"),
-    pytest.param(with_params(1, {"messages": []}), "requests.1.params.messages", id="no message"),
-    pytest.param(with_params(1, {"model": ""}), "requests.1.params.model", id="empty model"),
-    pytest.param(with_params(2, {"stream": True}), "requests.2.params.stream", id="stream"),
+    pytest.param([{"params": {}}], "requests.0.custom_id: Field required", id="no custom_id"),
+    pytest.param([{"custom_id": "a"}], "requests.0.params: Field required", id="no params"),
     pytest.param(with_params(2, {"model": "claude-fail-validation"}), "Emulated validation", id="trigger"),
     pytest.param([], "at least 1 item", id="no requests"),
 ]
@@ -78,6 +72,48 @@ def test_a_bad_request_fails_the_create_call_and_creates_nothing(
     assert message in caught.value.body["error"]["message"]  # type: ignore[index]
     assert list(sdk.messages.batches.list()) == []
     assert not list(messages_server.data_dir.iterdir())  # the rejected requests were not kept
+
+
+BAD_PARAMS = [
+    pytest.param(with_params(0, {}, drop="model"), "model: Field required", id="no model"),
+    pytest.param(with_params(0, {}, drop="max_tokens"), "max_tokens: Field required", id="no max_tokens"),
+    pytest.param(with_params(0, {}, drop="messages"), "messages: Field required", id="no messages"),
+    pytest.param(with_params(0, {"max_tokens": -1}), "max_tokens: Input should be", id="max_tokens -1"),
+    pytest.param(with_params(0, {"max_tokens": "9"}), "max_tokens: Input should be", id="max_tokens text"),
+    pytest.param(with_params(0, {"messages": []}), "messages: at least one", id="no message"),
+    pytest.param(with_params(0, {"messages": ["hi"]}), "messages: each message", id="message text"),
+    pytest.param(with_params(0, {"model": ""}), "model: Input should be", id="empty model"),
+    pytest.param(with_params(0, {"stream": True}), "stream: streaming is not supported", id="stream"),
+    pytest.param(with_params(0, {"temprature": 1}), "temprature: Extra inputs are not permitted", id="unknown"),
+]
+
+
+@pytest.mark.parametrize(("requests", "message"), BAD_PARAMS)
+def test_bad_params_are_found_when_the_batch_runs_and_error_that_request(
+    sdk: anthropic.Anthropic, requests: list[Any], message: str
+) -> None:
+    """As Anthropic does: params are validated asynchronously, so the create call succeeds."""
+    created = sdk.messages.batches.create(requests=requests)
+
+    batch = wait_ended(sdk, created.id)
+    results = results_by_id(sdk, created.id)
+
+    assert (batch.request_counts.errored, batch.request_counts.succeeded) == (1, 2)
+    bad = results["req-0"].result
+    assert bad.type == "errored"
+    assert bad.error.error.type == "invalid_request_error"
+    assert message in bad.error.error.message
+
+
+def test_max_tokens_0_only_fills_the_cache_with_no_content(sdk: anthropic.Anthropic) -> None:
+    created = sdk.messages.batches.create(requests=with_params(0, {"max_tokens": 0}))
+
+    wait_ended(sdk, created.id)
+    result = results_by_id(sdk, created.id)["req-0"].result
+
+    assert result.type == "succeeded"
+    assert result.message.content == [] and result.message.stop_reason == "max_tokens"
+    assert result.message.usage.output_tokens == 0
 
 
 def test_custom_ids_of_64_allowed_characters_are_accepted(sdk: anthropic.Anthropic) -> None:
@@ -131,6 +167,7 @@ def test_a_chunked_body_over_the_limit_is_refused(
     assert response.json() == {
         "type": "error",
         "error": {"type": "request_too_large", "message": response.json()["error"]["message"]},
+        "request_id": response.headers["request-id"],
     }
     assert messages_server.batches() == []
 
@@ -182,7 +219,9 @@ def test_a_call_without_a_key_is_a_401(messages_server: EmulatorServer) -> None:
     assert response.json() == {
         "type": "error",
         "error": {"type": "authentication_error", "message": "x-api-key header is required"},
+        "request_id": response.headers["request-id"],
     }
+    assert response.headers.get_list("request-id") == [response.json()["request_id"]]  # one id, not two
 
 
 def test_a_key_as_x_api_key_or_bearer_is_accepted(messages_server: EmulatorServer) -> None:
@@ -219,6 +258,7 @@ def test_every_reply_names_its_request_in_a_request_id_header(sdk: anthropic.Ant
     assert caught.value.body == {
         "type": "error",
         "error": {"type": "not_found_error", "message": "No message batch found with id 'msgbatch_unknown'."},
+        "request_id": caught.value.request_id,
     }
 
 

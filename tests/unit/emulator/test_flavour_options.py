@@ -47,3 +47,24 @@ def test_unknown_flavour_and_empty_deployments_are_refused() -> None:
 def test_azure_base_url_is_the_v1_form() -> None:
     with EmulatorServer(EmulatorSettings(flavour="azure")) as server:
         assert server.base_url == f"http://127.0.0.1:{server.port}/openai/v1"
+
+
+def test_anthropic_flavour_and_its_expiry_from_the_command_line() -> None:
+    settings = parsed("--flavour", "anthropic", "--expiry-seconds", "90")
+    assert (settings.flavour, settings.expiry_seconds) == ("anthropic", 90.0)
+    assert parsed().expiry_seconds == 86_400.0
+
+
+def test_a_non_positive_expiry_is_refused() -> None:
+    with pytest.raises(ValueError, match="expiry_seconds"):
+        EmulatorSettings(flavour="anthropic", expiry_seconds=0)
+
+
+def test_the_anthropic_base_url_is_the_root_and_only_it_has_message_batches() -> None:
+    with EmulatorServer(EmulatorSettings(flavour="anthropic")) as server:
+        assert server.base_url == f"http://127.0.0.1:{server.port}"
+        assert server.message_batches.batches() == []
+        with pytest.raises(RuntimeError, match="no files"):
+            _ = server.store
+    with EmulatorServer(EmulatorSettings()) as server, pytest.raises(RuntimeError, match="only the anthropic"):
+        _ = server.message_batches
