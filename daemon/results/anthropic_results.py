@@ -4,8 +4,9 @@
 results.jsonl of a job run by a profile of kind ``anthropic`` holds one such line per request. A
 request without a result from the service (its batch was lost, abandoned, refused, or its
 downloads never added up) gets one in the same shape: ``expired`` or ``canceled`` when its batch
-ended so before it ran, otherwise ``errored`` with batchd's own error code (``batch_lost``,
-``result_missing``, ...) as the inner error's type, where Anthropic puts its own (``overloaded_error``).
+ended so before it ran, otherwise ``errored`` with an ``api_error`` (the only fitting type of
+Anthropic's published schema) and batchd's own code (``batch_lost``, ``result_missing``, ...) beside
+the result as ``"error": {"code", "message"}``, as in batchd's OpenAI-shaped lines.
 Usage comes from ``result.message.usage``, cache tokens included.
 """
 
@@ -31,8 +32,13 @@ def absent_result(openai_line: dict[str, Any]) -> dict[str, Any]:
     kind = _NEVER_RAN.get(code)
     if kind is not None:
         return {"custom_id": openai_line["custom_id"], "result": {"type": kind}}
-    error = {"type": "error", "error": {"type": code, "message": message}}
-    return {"custom_id": openai_line["custom_id"], "result": {"type": "errored", "error": error}}
+    # Anthropic's schema knows only its own error types: batchd's code goes beside the result.
+    error = {"type": "error", "request_id": None, "error": {"type": "api_error", "message": message}}
+    return {
+        "custom_id": openai_line["custom_id"],
+        "result": {"type": "errored", "error": error},
+        "error": {"code": code, "message": message},
+    }
 
 
 def described_result(result: dict[str, Any]) -> tuple[str, str]:

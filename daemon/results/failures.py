@@ -47,12 +47,12 @@ class FailureTally:
 
 def describe(line: dict[str, Any]) -> tuple[str, str]:
     """(error code, message) of a line that did not succeed, from its error or its response body."""
+    error = line.get("error")
+    if isinstance(error, dict):  # an OpenAI error, or batchd's own code beside an Anthropic result
+        return _code(error, "error"), _text(error.get("message"))
     result = line.get("result")
     if isinstance(result, dict) and "response" not in line:
         return described_result(result)
-    error = line.get("error")
-    if isinstance(error, dict):
-        return _code(error, "error"), _text(error.get("message"))
     if isinstance(error, str) and error:
         return "error", error
     response = line.get("response")

@@ -22,6 +22,7 @@ from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
 from daemon.state.states import JobState
+from tests.anthropic_spec import problems, sent_requests
 from tests.support import Harness, fast_settings, request_file, wait_until
 from tests.unit.emulator.anthropic_helpers import anthropic_client
 
@@ -208,6 +209,11 @@ def test_an_overloaded_request_is_its_own_outcome_and_nothing_is_retried(
     assert len(anthropic_server.batches()) == 1
     assert [line["result"]["type"] for line in results] == ["succeeded", "succeeded", "errored"]
     assert results[2]["result"]["error"]["error"]["type"] == "overloaded_error"
+    # What was sent and what was written both conform to Anthropic's published API description.
+    assert [
+        p for r in sent_requests(anthropic_server) for p in problems("MessageBatchIndividualRequestParams", r)
+    ] == []
+    assert [p for line in results for p in problems("MessageBatchIndividualResponse", line)] == []
     assert summary["outcomes"] == {"succeeded": 2, "failed": 1, "not_run": 0}
     assert summary["failures"]["overloaded_error"]["count"] == 1
 
@@ -243,6 +249,8 @@ def test_status_shows_a_running_claude_job_and_abandon_ends_it(
     assert job.abandon_requested_at is not None
     assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
     assert "errored" in {line["result"]["type"] for line in results}  # the abandoned ones, in Anthropic's shape
+    assert [p for line in results for p in problems("MessageBatchIndividualResponse", line)] == []
+    assert {line["error"]["code"] for line in results if "error" in line} == {"abandoned"}
 
 
 @pytest.mark.parametrize("mode", ["drop_lines", "extra_ids", "duplicate_ids", "garbage"])

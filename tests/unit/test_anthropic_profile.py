@@ -27,6 +27,7 @@ from daemon.service.candidate_batches import CandidatesPendingError, own_batch
 from daemon.state.rows import Part
 from daemon.state.states import PartState
 from daemon.state.store import Store
+from tests.anthropic_spec import problems as spec_problems
 
 
 def line(custom_id: str = "q-1", **params: Any) -> str:
@@ -156,7 +157,8 @@ def test_a_malformed_message_batch_is_refused(changes: dict[str, Any]) -> None:
 
 def test_the_create_body_is_the_part_files_lines_as_a_json_list_of_the_announced_length(tmp_path: Path) -> None:
     part = tmp_path / "0.jsonl"
-    lines = [line(f"q{i}", pad="x" * (BODY_CHUNK // 3)).encode() for i in range(7)]
+    long_text = [{"role": "user", "content": "x" * (BODY_CHUNK // 3)}]
+    lines = [line(f"q{i}", messages=long_text).encode() for i in range(7)]
     part.write_bytes(b"".join(lines))
     length, chunks = request_body(part)
     pieces = list(chunks)
@@ -164,6 +166,7 @@ def test_the_create_body_is_the_part_files_lines_as_a_json_list_of_the_announced
     assert len(body) == length
     assert [json.dumps(r).encode() for r in json.loads(body)["requests"]] == [raw.rstrip(b"\n") for raw in lines]
     assert max(len(p) for p in pieces) <= BODY_CHUNK + max(len(raw) for raw in lines) + 2, "chunks stay bounded"
+    assert spec_problems("CreateMessageBatchParams", json.loads(body)) == [], "the body is what Anthropic's API takes"
 
 
 def result(custom_id: str, kind: str, **more: Any) -> dict[str, Any]:
@@ -185,6 +188,7 @@ def test_a_request_without_a_result_is_written_in_anthropics_shape() -> None:
     assert absent_result(not_run_line("a", "cancelled")) == result("a", "canceled")
     lost = absent_result(not_run_line("a", "lost"))
     assert lost["result"]["type"] == "errored" and error_code(lost) == "batch_lost"
+    assert describe(lost)[0] == "batch_lost" and rank(lost) == FAILED
 
 
 def test_an_overload_is_a_request_outcome_described_by_its_type() -> None:
