@@ -94,6 +94,8 @@ def status_error(response: httpx2.Response, call: str) -> DaemonError:
     """The batchd error for an HTTP error reply of Anthropic's API (message masked of secrets)."""
     status, kind, message = response.status_code, *_error_of(response)
     text = f"{call}: HTTP {status}{f' {kind}' if kind else ''}: {redact(message)}"
+    if status < 400:  # e.g. a redirect that could not be followed: not the content asked for
+        return MalformedReplyError(call, f"HTTP {status} instead of the content")
     if status in (401, 403) or kind in ACCOUNT_TYPES:
         return AccountError(text)
     if status in (408, 409, 429, 529) or status >= 500:
@@ -155,11 +157,19 @@ class AnthropicService:
     def for_profile(
         cls, profile: Profile, key: KeySource, timeout: float, transport: httpx2.BaseTransport | None = None
     ) -> AnthropicService:
+        base_url = (profile.base_url or ANTHROPIC_URL).rstrip("/")
+        home = _origin(base_url)
+
         def sign(request: httpx2.Request) -> None:
-            request.headers["x-api-key"] = key.read()  # read before each request: a changed key file just works
+            # Read before each request (a changed key file just works); sent only to the configured
+            # service, never to a host a results download is redirected to.
+            if _origin(str(request.url)) == home:
+                request.headers["x-api-key"] = key.read()
+            else:
+                request.headers.pop("x-api-key", None)
 
         client = httpx2.Client(
-            base_url=(profile.base_url or ANTHROPIC_URL).rstrip("/"),
+            base_url=base_url,
             timeout=httpx2.Timeout(timeout, connect=10.0),
             headers={"anthropic-version": profile.api_version or ANTHROPIC_VERSION, "accept": "application/json"},
             event_hooks={"request": [sign]},
@@ -243,8 +253,9 @@ class AnthropicService:
     def download(self, file_id: str, dest: Path) -> int:
         """Stream the results at ``file_id`` (the batch's results_url) to ``dest``, whole or not at all."""
         size = 0
-        with self.client.stream("GET", self._results_url(file_id)) as response, atomic_writer(dest) as fh:
-            if response.status_code >= 400:
+        url = self._results_url(file_id)
+        with self.client.stream("GET", url, follow_redirects=True) as response, atomic_writer(dest) as fh:
+            if response.status_code != 200:
                 raise status_error(response, "messages.batches.results")
             for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
                 fh.write(chunk)
@@ -258,8 +269,8 @@ class AnthropicService:
 
     def _results_url(self, url: str) -> str:
         """The key is sent only to the configured service: a results_url elsewhere is asked of it by path."""
-        base, given = urlsplit(str(self.client.base_url)), urlsplit(url)
-        if (given.scheme, given.netloc) != (base.scheme, base.netloc):
+        given = urlsplit(url)
+        if _origin(url) != _origin(str(self.client.base_url)):
             log.warning("results_url_rehomed", host=given.netloc)
             return given.path + (f"?{given.query}" if given.query else "")
         return url
@@ -287,6 +298,11 @@ class AnthropicService:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise MalformedReplyError(call, "the reply is not JSON") from None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def listed_time(item: object) -> int | None:

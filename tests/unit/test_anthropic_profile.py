@@ -3,11 +3,13 @@ create body, the result lines, packed ids and the search for a batch whose creat
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
 from typing import Any, cast
 
+import httpx2
 import pytest
 
 from daemon.config import load_settings
@@ -16,14 +18,16 @@ from daemon.intake.anthropic_lines import ANTHROPIC_FORMAT
 from daemon.intake.line_formats import format_limits, sniffed_format, validate_input
 from daemon.intake.packer import _copy_prefixed, split_slot
 from daemon.pricing import ModelPrice
+from daemon.providers import KIND_DEFAULTS
 from daemon.results.anthropic_results import absent_result
 from daemon.results.failures import describe
 from daemon.results.outcome import FAILED, NOT_RUN, SUCCEEDED, error_code, not_run_line, rank
 from daemon.results.usage import results_usage
 from daemon.service.anthropic_replies import batch_from_reply
-from daemon.service.anthropic_service import BODY_CHUNK, request_body
+from daemon.service.anthropic_service import BODY_CHUNK, AnthropicService, request_body
 from daemon.service.batch_info import BatchInfo, RequestCounts
 from daemon.service.candidate_batches import CandidatesPendingError, own_batch
+from daemon.service.credentials import KeySource
 from daemon.state.rows import Part
 from daemon.state.states import PartState
 from daemon.state.store import Store
@@ -294,3 +298,19 @@ def test_results_naming_only_some_of_the_parts_ids_keep_it_waiting(tmp_path: Pat
     """A damaged download of our own batch must not let a second one be created."""
     with pytest.raises(CandidatesPendingError, match="some of its requests"):
         search(tmp_path, [candidate("mine", "completed")], {"mine": ["a", "z"]})
+
+
+def test_the_key_goes_only_to_the_configured_service_when_results_are_redirected(tmp_path: Path) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.url.host, request.headers.get("x-api-key")))
+        if request.url.host == "api.example":
+            return httpx2.Response(302, headers={"location": "https://storage.example/results.jsonl"})
+        return httpx2.Response(200, content=b'{"custom_id": "a", "result": {"type": "expired"}}\n')
+
+    profile = dataclasses.replace(KIND_DEFAULTS["anthropic"], name="c", base_url="https://api.example")
+    service = AnthropicService.for_profile(profile, KeySource("k", value="secret"), 5, httpx2.MockTransport(answer))
+    size = service.download("https://api.example/v1/messages/batches/b/results", tmp_path / "out.jsonl")
+    assert size == (tmp_path / "out.jsonl").stat().st_size > 0
+    assert seen == [("api.example", "secret"), ("storage.example", None)]
