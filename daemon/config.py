@@ -76,6 +76,9 @@ class Settings:
     # it was submitted, sets that job aside in failed/ with a report instead of retrying it for ever.
     quarantine_after: int = 5
     resubmit_unfinished: frozenset[str] = frozenset({"expired"})  # statuses whose unrun requests go again
+    # Error codes (as summary.json's failures name them, e.g. overloaded_error) whose failed requests
+    # go again by themselves, like unfinished ones (at most 3 times); empty: a failure is an outcome.
+    retry_failed_codes: frozenset[str] = frozenset()
     # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
     output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
     delete_remote_files: bool = True  # delete the uploaded input and the outputs once results are written

@@ -50,7 +50,7 @@ def claude_table(server: EmulatorServer, extra: str = "") -> str:
 
 @contextmanager
 def claude_daemon(
-    root: Path, server: EmulatorServer, extra: str = "", openai_url: str = "http://127.0.0.1:9"
+    root: Path, server: EmulatorServer, extra: str = "", openai_url: str = "http://127.0.0.1:9", **changes: Any
 ) -> Iterator[Harness]:
     root.mkdir()
     config = root / "batchd.toml"
@@ -58,7 +58,7 @@ def claude_daemon(
         f'[providers.default]\nbase_url = "{openai_url}"\n\n' + claude_table(server, extra), encoding="utf-8"
     )
     providers = load_settings(config, environ={}).providers
-    settings = fast_settings(root, openai_url, providers=providers, prices={**DEFAULT_PRICES, MODEL: PRICE})
+    settings = fast_settings(root, openai_url, providers=providers, prices={**DEFAULT_PRICES, MODEL: PRICE}, **changes)
     harness = Harness(settings, server).start()
     try:
         yield harness
@@ -289,3 +289,20 @@ def test_a_lost_create_whose_results_come_damaged_is_not_created_again(
     assert len(anthropic_server.batches()) == 1, "a second batch was created after the lost reply"
     assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
     assert {line["result"]["type"] for line in results} == {"succeeded"}
+
+
+def test_failures_with_a_listed_code_go_again_at_most_three_times_and_nothing_else_does(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    lines = claude_lines(2) + claude_lines(1, prefix="busy", text="fail-overloaded")
+    codes = frozenset({"overloaded_error"})
+    with claude_daemon(tmp_path / "root", anthropic_server, retry_failed_codes=codes) as harness:
+        harness.drop("again.jsonl", lines, folder="claude")
+        job = harness.profile_job("claude", JobState.DONE, timeout=40)
+        results = harness.results(job.source_name)
+    client = anthropic_client(anthropic_server)
+    sent = Counter(
+        line.custom_id for b in anthropic_server.batches() for line in client.messages.batches.results(b["id"])
+    )
+    assert sent == {"q-0": 1, "q-1": 1, "busy-0": 4}, "the overloaded request went again 3 times, nothing else did"
+    assert [line["result"]["type"] for line in results] == ["succeeded", "succeeded", "errored"]

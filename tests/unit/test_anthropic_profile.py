@@ -22,6 +22,7 @@ from daemon.providers import KIND_DEFAULTS
 from daemon.results.anthropic_results import absent_result
 from daemon.results.failures import describe
 from daemon.results.outcome import FAILED, NOT_RUN, SUCCEEDED, error_code, not_run_line, rank
+from daemon.results.retry_codes import retryable_ids
 from daemon.results.usage import results_usage
 from daemon.service.anthropic_replies import batch_from_reply
 from daemon.service.anthropic_service import BODY_CHUNK, AnthropicService, request_body
@@ -314,3 +315,23 @@ def test_the_key_goes_only_to_the_configured_service_when_results_are_redirected
     size = service.download("https://api.example/v1/messages/batches/b/results", tmp_path / "out.jsonl")
     assert size == (tmp_path / "out.jsonl").stat().st_size > 0
     assert seen == [("api.example", "secret"), ("storage.example", None)]
+
+
+def test_only_failures_with_a_listed_code_that_succeeded_nowhere_are_retried(tmp_path: Path) -> None:
+    busy = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    bad = {"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(
+        "".join(json.dumps(x) + "\n" for x in [result("a", "errored", error=busy), result("b", "errored", error=busy)])
+        + json.dumps(
+            {"custom_id": "c", "response": {"status_code": 429, "body": {"error": {"code": "rate_limit_exceeded"}}}}
+        )
+        + "\n"
+        + json.dumps(result("d", "errored", error=bad))
+        + "\n",
+        encoding="utf-8",
+    )
+    second.write_text(json.dumps(result("b", "succeeded")) + "\n", encoding="utf-8")
+    codes = frozenset({"overloaded_error", "rate_limit_exceeded"})
+    assert retryable_ids([first, second, tmp_path / "missing"], codes) == {"a", "c"}
+    assert retryable_ids([first], frozenset()) == set()
