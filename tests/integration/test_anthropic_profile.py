@@ -306,3 +306,18 @@ def test_failures_with_a_listed_code_go_again_at_most_three_times_and_nothing_el
     )
     assert sent == {"q-0": 1, "q-1": 1, "busy-0": 4}, "the overloaded request went again 3 times, nothing else did"
     assert [line["result"]["type"] for line in results] == ["succeeded", "succeeded", "errored"]
+
+
+def test_batchd_retry_checks_a_fixed_claude_input_as_anthropic_lines(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    root = tmp_path / "root"
+    with claude_daemon(root, anthropic_server) as harness:
+        harness.drop("fix.jsonl", '{"custom_id": "bad id", "params": {}}\n', folder="claude")
+        first = harness.profile_job("claude", JobState.REJECTED)
+        (harness.settings.failed / "fix.jsonl").write_text(claude_lines(2), encoding="utf-8")
+        assert main(["retry", "--root", str(root), "--config", str(root / "batchd.toml"), "fix.jsonl"]) == 0
+        again = wait_until(lambda: (j := harness.job("fix.jsonl")) and j.id != first.id and j, 20, "a new job")
+        harness.wait_job("fix.jsonl")
+        results = harness.results("fix.jsonl")
+    assert again.profile == "claude" and [line["custom_id"] for line in results] == ["q-0", "q-1"]
