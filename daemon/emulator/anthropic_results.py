@@ -18,11 +18,13 @@ from daemon.emulator.anthropic_requests import MessagePlan, RequestError
 from daemon.emulator.ids import stable_hex
 from daemon.emulator.records import RequestRef
 
-OUTCOMES = ("succeeded", "errored", "canceled", "expired")
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 @dataclass(slots=True)
 class ResultCounts:
+    """A batch's outcome counts, and the usage of its Messages summed (USAGE_FIELDS) for assertions."""
+
     succeeded: int = 0
     errored: int = 0
     canceled: int = 0
@@ -96,38 +98,36 @@ def read_params(source: BinaryIO, ref: RequestRef) -> dict[str, Any]:
 
 def write_results(plan: MessagePlan, finished: int, cutoff: str, seed: int, output: Path) -> ResultCounts:
     """Write every request's result; positions from `finished` on never ran and get `cutoff`
-    (`canceled` or `expired`)."""
-    counts = ResultCounts(usage=dict.fromkeys(USAGE_FIELDS, 0))
+    (`canceled` or `expired`). The counts include the usage summed over the Messages."""
     with plan.input_path.open("rb") as source, output.open("wb") as out:
+        results = _Results(plan, finished, cutoff, source, seed)
         for position, index in enumerate(plan.order):
             ref = plan.requests[index]
-            result = _result(plan, position, finished, cutoff, source, ref, seed, counts)
-            out.write(orjson.dumps({"custom_id": ref.custom_id, "result": result}) + b"\n")
-    return counts
+            line = {"custom_id": ref.custom_id, "result": results.result(position, ref)}
+            out.write(orjson.dumps(line) + b"\n")
+    return results.counts
 
 
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+@dataclass(slots=True)
+class _Results:
+    plan: MessagePlan
+    finished: int
+    cutoff: str
+    source: BinaryIO
+    seed: int
+    counts: ResultCounts = field(default_factory=lambda: ResultCounts(usage=dict.fromkeys(USAGE_FIELDS, 0)))
 
-
-def _result(
-    plan: MessagePlan,
-    position: int,
-    finished: int,
-    cutoff: str,
-    source: BinaryIO,
-    ref: RequestRef,
-    seed: int,
-    counts: ResultCounts,
-) -> dict[str, Any]:
-    if position >= finished:
-        setattr(counts, cutoff, getattr(counts, cutoff) + 1)
-        return {"type": cutoff}
-    error = plan.errors[position]
-    if error is not None:
-        counts.errored += 1
-        return errored_result(error, ref.custom_id, seed)
-    counts.succeeded += 1
-    answer = message(read_params(source, ref), ref.custom_id, seed)
-    for name in USAGE_FIELDS:
-        counts.usage[name] += answer["usage"][name]
-    return {"type": "succeeded", "message": answer}
+    def result(self, position: int, ref: RequestRef) -> dict[str, Any]:
+        counts = self.counts
+        if position >= self.finished:
+            setattr(counts, self.cutoff, getattr(counts, self.cutoff) + 1)
+            return {"type": self.cutoff}
+        error = self.plan.errors[position]
+        if error is not None:
+            counts.errored += 1
+            return errored_result(error, ref.custom_id, self.seed)
+        counts.succeeded += 1
+        answer = message(read_params(self.source, ref), ref.custom_id, self.seed)
+        for name in USAGE_FIELDS:
+            counts.usage[name] += answer["usage"][name]
+        return {"type": "succeeded", "message": answer}

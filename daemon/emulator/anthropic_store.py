@@ -47,6 +47,11 @@ class AnthropicStore:
     def staging_path(self) -> Path:
         return self._root / f"requests-{new_id('')}.jsonl"
 
+    def check_rate(self) -> None:
+        """The creation limit's 429, before a create's body is read (a rate limit comes first)."""
+        with self._lock:
+            self._creations.check(self._clock())
+
     def create(self, items: Iterable[Any], staged: Path, root_url: str) -> dict[str, Any]:
         """Check and store the requests (raising the create call's 400), then admit the batch.
 

@@ -19,6 +19,13 @@ class CreationLimit:
         """Count one create at ``now``, or raise the 429 the service answers when the limit is reached."""
         if self._limit is None:
             return
+        self.check(now)
+        self._times.append(now)
+
+    def check(self, now: float) -> None:
+        """Raise the 429 if a create at ``now`` would be refused, without counting one."""
+        if self._limit is None:
+            return
         while self._times and self._times[0] <= now - self._window:
             self._times.popleft()
         if len(self._times) >= self._limit:
@@ -30,4 +37,3 @@ class CreationLimit:
                 code="rate_limit_exceeded",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-        self._times.append(now)

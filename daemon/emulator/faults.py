@@ -10,8 +10,9 @@ Three kinds, all bounded:
       - "drop": close the connection without any response;
       - "slow": wait `delay` seconds (cut short when the server stops), then answer normally;
       - "drop_midway": send the headers with the full Content-Length and half the body, then close;
-      - "tamper": answer a file download (GET .../content, or Anthropic's .../results) with a 200 whose body is changed
-        as `mode` says (see tampering.py), `lines` lines at a time where that applies.
+      - "tamper": answer a file download (GET .../content, or Anthropic's .../results) with a 200
+        whose body is changed as `mode` says (see tampering.py), `lines` lines at a time where that
+        applies.
       - "reply": answer `status` (200 unless given) with the raw `body` as `content_type`: a
         malformed reply (`{"id": 5}`, an HTML page) that a client must not take for an answer.
       - "hold": wait until `release()` (or the server stops, or `delay` seconds pass when given,

@@ -41,7 +41,8 @@ def tampered(reply: Reply, mode: str, lines: int) -> Reply:
             spool.write(chunk)
     size = spool.tell()
     spool.seek(0)
-    return FileReply(spool, size, reply.status, reply.content_type)  # type: ignore[arg-type] # a SpooledTemporaryFile is a BinaryIO
+    # A SpooledTemporaryFile is a BinaryIO in all but its declared type.
+    return FileReply(spool, size, reply.status, reply.content_type)  # type: ignore[arg-type]
 
 
 def _body(source: IO[bytes], size: int, mode: str, lines: int) -> Iterator[bytes]:

@@ -8,8 +8,15 @@ import anthropic
 import pytest
 
 from daemon.emulator import EmulatorServer
-from tests.anthropic_spec import problems, sent_requests
-from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, results_by_id, wait_ended
+from tests.anthropic_spec import problems
+from tests.unit.emulator.anthropic_helpers import (
+    anthropic_client,
+    executed_requests,
+    message_requests,
+    results_by_id,
+    sent_requests,
+    wait_ended,
+)
 
 
 def test_a_batch_ends_and_its_results_match_what_was_sent(anthropic_server: EmulatorServer) -> None:
@@ -40,6 +47,8 @@ def test_a_lost_create_reply_leaves_one_batch(anthropic_server: EmulatorServer) 
         with pytest.raises(anthropic.APIConnectionError):
             sdk.messages.batches.create(requests=message_requests(3))
         listed = list(sdk.messages.batches.list())
+        wait_ended(sdk, listed[0].id)
 
     assert len(listed) == 1
     assert len(sent_requests(anthropic_server)) == 3
+    assert executed_requests(anthropic_server) == {"req-0": 1, "req-1": 1, "req-2": 1}

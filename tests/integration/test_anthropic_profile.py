@@ -22,9 +22,9 @@ from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
 from daemon.state.states import JobState
-from tests.anthropic_spec import problems, sent_requests
+from tests.anthropic_spec import problems
 from tests.support import Harness, fast_settings, request_file, wait_until
-from tests.unit.emulator.anthropic_helpers import anthropic_client
+from tests.unit.emulator.anthropic_helpers import anthropic_client, sent_requests
 
 MODEL = "claude-test"
 PRICE = ModelPrice(1.0, 2.0)

@@ -21,9 +21,9 @@ from pydantic import TypeAdapter
 
 from daemon.emulator import EmulatorServer
 from daemon.emulator.anthropic_params import PARAMS_FIELDS
-from tests.anthropic_spec import problems, sent_requests, spec
+from tests.anthropic_spec import problems, spec
 from tests.support import FakeClock
-from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests
+from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, sent_requests
 from tests.unit.emulator.conftest import ServerFactory
 from tests.unit.emulator.test_anthropic_requests import BAD_PARAMS, BAD_REQUESTS
 

@@ -109,6 +109,17 @@ def test_the_creation_limit_answers_429_with_retry_after(make_server: ServerFact
     assert len(kept) == 1  # the refused create's requests were not kept
 
 
+def test_the_creation_limit_comes_before_the_body_is_read(make_server: ServerFactory) -> None:
+    server = make_server(flavour="anthropic", create_limit=1, create_window=60.0)
+    with anthropic_client(server) as sdk:
+        sdk.messages.batches.create(requests=message_requests(1))
+    with httpx2.Client(base_url=server.url, headers=HEADERS) as http:
+        refused = http.post(BATCHES, content=b"not even JSON")
+
+    assert refused.status_code == 429  # not the 400 the body would get
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+
+
 def test_the_random_error_rate_answers_in_anthropic_shape(
     sdk: anthropic.Anthropic, messages_server: EmulatorServer
 ) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 import anthropic
 import pytest
 
+from daemon.emulator import EmulatorServer
 from tests.support import FakeClock
-from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, results_by_id
+from tests.unit.emulator.anthropic_helpers import anthropic_client, executed_requests, message_requests, results_by_id
 from tests.unit.emulator.conftest import ServerFactory
 
 # Requests finish evenly over 10 s of fake time; a cancel takes 1 s; batches expire after 100 s.
@@ -17,8 +18,13 @@ TIMING = {"in_progress_seconds": 10.0, "cancelling_seconds": 1.0, "expiry_second
 
 
 @pytest.fixture
-def sdk(make_server: ServerFactory, clock: FakeClock) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(make_server(clock=clock, flavour="anthropic", **TIMING)) as client:
+def server(make_server: ServerFactory, clock: FakeClock) -> EmulatorServer:
+    return make_server(clock=clock, flavour="anthropic", **TIMING)
+
+
+@pytest.fixture
+def sdk(server: EmulatorServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic_client(server) as client:
         yield client
 
 
@@ -41,7 +47,9 @@ def test_counts_stay_processing_until_the_whole_batch_ends(sdk: anthropic.Anthro
     assert ended.ended_at is not None and (ended.ended_at - ended.created_at).total_seconds() == pytest.approx(10)
 
 
-def test_a_cancel_ends_the_batch_with_the_unrun_requests_canceled(sdk: anthropic.Anthropic, clock: FakeClock) -> None:
+def test_a_cancel_ends_the_batch_with_the_unrun_requests_canceled(
+    sdk: anthropic.Anthropic, server: EmulatorServer, clock: FakeClock
+) -> None:
     created = sdk.messages.batches.create(requests=message_requests(10))
     clock.advance(3.0)  # 3 of 10 requests have run
 
@@ -57,8 +65,10 @@ def test_a_cancel_ends_the_batch_with_the_unrun_requests_canceled(sdk: anthropic
     assert again.processing_status == "canceling" and again.cancel_initiated_at == canceling.cancel_initiated_at
     assert ended.processing_status == "ended"
     assert counts(ended) == {"processing": 0, "succeeded": 3, "errored": 0, "canceled": 7, "expired": 0}
-    kinds = [line.result.type for line in results_by_id(sdk, created.id).values()]
-    assert sorted(kinds) == ["canceled"] * 7 + ["succeeded"] * 3
+    results = results_by_id(sdk, created.id)
+    assert sorted(line.result.type for line in results.values()) == ["canceled"] * 7 + ["succeeded"] * 3
+    ran = {cid for cid, line in results.items() if line.result.type == "succeeded"}
+    assert executed_requests(server) == dict.fromkeys(ran, 1)
 
 
 def test_an_ended_batch_cannot_be_canceled(sdk: anthropic.Anthropic, clock: FakeClock) -> None:
@@ -68,12 +78,15 @@ def test_an_ended_batch_cannot_be_canceled(sdk: anthropic.Anthropic, clock: Fake
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.batches.cancel(created.id)
 
-    assert caught.value.body == {
+    body: Any = caught.value.body
+    assert body == {
         "type": "error",
-        "error": {"type": "invalid_request_error", "message": caught.value.body["error"]["message"]},  # type: ignore[index]
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"Message batch {created.id} has already ended and cannot be canceled.",
+        },
         "request_id": caught.value.request_id,
     }
-    assert "already ended" in caught.value.message
 
 
 def test_a_batch_still_running_at_expires_at_ends_with_the_rest_expired(

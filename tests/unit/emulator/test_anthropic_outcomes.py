@@ -117,3 +117,17 @@ def test_results_come_in_a_reproducible_order_that_is_not_input_order(make_serve
     assert first == order(make_server(flavour="anthropic"))
     assert sorted(first) == sorted(f"req-{index}" for index in range(20))
     assert first != [f"req-{index}" for index in range(20)]
+
+
+def test_the_batch_record_sums_the_usage_of_its_messages(make_server: ServerFactory) -> None:
+    server = make_server(flavour="anthropic")
+    requests = message_requests(3)
+    requests[0]["params"]["system"] = [{"type": "text", "text": "ctx " * 50, "cache_control": {"type": "ephemeral"}}]
+    with anthropic_client(server) as sdk:
+        _, results = run(sdk, requests)
+
+    (batch,) = server.message_batches.batches()
+    assert batch.counts is not None
+    for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        assert batch.counts.usage[name] == sum(getattr(line.result.message.usage, name) for line in results.values())
+    assert batch.counts.usage["cache_read_input_tokens"] > 0

@@ -268,3 +268,15 @@ def test_an_unknown_path_is_a_404_in_anthropic_shape(messages_server: EmulatorSe
 
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_only_the_anthropic_flavour_takes_chunked_bodies(make_server: ServerFactory) -> None:
+    openai_server = make_server()
+
+    with httpx2.Client(base_url=openai_server.url) as http:
+        response = http.post(
+            "/v1/batches", headers={"authorization": "Bearer k"}, content=iter([b'{"input_file_id": "f"}'])
+        )
+
+    assert response.status_code == 411
+    assert response.json()["error"]["message"] == "A Content-Length header is required."
