@@ -387,6 +387,12 @@ def _check_choices(s: Settings) -> None:
     unknown = s.resubmit_unfinished - RESUBMITTABLE
     if unknown:
         raise ConfigError(f"resubmit_unfinished may hold only expired and cancelled (got {sorted(unknown)})")
+    odd = sorted(code for code in s.retry_failed_codes if not code.replace("_", "").replace("-", "").isalnum())
+    if odd:
+        raise ConfigError(
+            f"retry_failed_codes holds error codes as summary.json's failures names them, such as "
+            f"overloaded_error (got {odd})"
+        )
     if s.output_expires_after is not None and not (
         limits.EXPIRY_MIN_SECONDS <= s.output_expires_after <= limits.EXPIRY_MAX_SECONDS
     ):

@@ -335,3 +335,12 @@ def test_only_failures_with_a_listed_code_that_succeeded_nowhere_are_retried(tmp
     codes = frozenset({"overloaded_error", "rate_limit_exceeded"})
     assert retryable_ids([first, second, tmp_path / "missing"], codes) == {"a", "c"}
     assert retryable_ids([first], frozenset()) == set()
+
+
+def test_retry_failed_codes_are_read_and_checked(tmp_path: Path) -> None:
+    config = tmp_path / "batchd.toml"
+    config.write_text('retry_failed_codes = ["overloaded_error", "rate_limit_error"]\n', encoding="utf-8")
+    assert load_settings(config, environ={}).retry_failed_codes == {"overloaded_error", "rate_limit_error"}
+    config.write_text('retry_failed_codes = ["overloaded error"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="such as overloaded_error"):
+        load_settings(config, environ={})
