@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from daemon.errors import TransientError
+from daemon.errors import NotFoundError, TransientError
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
@@ -95,7 +95,10 @@ def requests_match(remote: BatchService, batch: BatchInfo, requests: Path, scrat
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     download = scratch / f".candidate-{batch.id}.jsonl"
     try:
-        remote.download(batch.output_file_id, download)
+        try:
+            remote.download(batch.output_file_id, download)
+        except NotFoundError:  # its results are gone (kept 29 days): whose it was cannot be told
+            return Match.SOME
         found, wanted = _custom_ids(download), _custom_ids(requests)
         return Match.SAME if found == wanted else Match.SOME if found & wanted else Match.NONE
     finally:

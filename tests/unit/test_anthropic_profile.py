@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from daemon.config import load_settings
-from daemon.errors import ConfigError, MalformedReplyError
+from daemon.errors import ConfigError, MalformedReplyError, NotFoundError
 from daemon.intake.anthropic_lines import ANTHROPIC_FORMAT
 from daemon.intake.line_formats import format_limits, sniffed_format, validate_input
 from daemon.intake.packer import _copy_prefixed, split_slot
@@ -243,6 +243,8 @@ class FakeService:
         return self.batches
 
     def download(self, file_id: str, dest: Path) -> int:
+        if file_id not in self.results:
+            raise NotFoundError("results archived")
         text = "".join(json.dumps(result(c, "succeeded")) + "\n" for c in self.results[file_id])
         dest.write_text(text, encoding="utf-8")
         return len(text)
@@ -344,3 +346,8 @@ def test_retry_failed_codes_are_read_and_checked(tmp_path: Path) -> None:
     config.write_text('retry_failed_codes = ["overloaded error"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="such as overloaded_error"):
         load_settings(config, environ={})
+
+
+def test_a_candidate_whose_results_are_gone_keeps_the_part_waiting(tmp_path: Path) -> None:
+    with pytest.raises(CandidatesPendingError):
+        search(tmp_path, [candidate("archived", "completed")], {})
