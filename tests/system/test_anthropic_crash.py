@@ -83,7 +83,7 @@ def test_a_kill_after_the_create_was_accepted_leaves_one_batch_per_part_and_ever
     proc = spawn_daemon(root, _env(tmp_path, claude_emulator), log)
     try:
         done = lambda: sum(state == "done" for _, state in job_states(root)) == len(inputs)  # noqa: E731
-        wait_until(done, 60, "both inputs done after the restart")
+        wait_until(done, 120, "both inputs done after the restart")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
