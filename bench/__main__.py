@@ -38,6 +38,7 @@ SCRIPTS = (
     Script("listeners", quick="--connections 500"),
     Script("creation_budget", quick="--scale 120"),
     Script("idle", quick="--seconds 15 --batches 2000"),
+    Script("anthropic_create", quick="--mb 20 --requests 10000"),
     Script("seed_compare"),  # fewer files would measure the emulator's fixed batch lifecycle, not the tools
 )
 

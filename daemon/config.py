@@ -76,6 +76,9 @@ class Settings:
     # it was submitted, sets that job aside in failed/ with a report instead of retrying it for ever.
     quarantine_after: int = 5
     resubmit_unfinished: frozenset[str] = frozenset({"expired"})  # statuses whose unrun requests go again
+    # Error codes (as summary.json's failures name them, e.g. overloaded_error) whose failed requests
+    # go again by themselves, like unfinished ones (at most 3 times); empty: a failure is an outcome.
+    retry_failed_codes: frozenset[str] = frozenset()
     # Seconds the service keeps output files (the API's maximum, 30 days): a backstop for remote hygiene.
     output_expires_after: int | None = limits.EXPIRY_MAX_SECONDS
     delete_remote_files: bool = True  # delete the uploaded input and the outputs once results are written
@@ -384,6 +387,12 @@ def _check_choices(s: Settings) -> None:
     unknown = s.resubmit_unfinished - RESUBMITTABLE
     if unknown:
         raise ConfigError(f"resubmit_unfinished may hold only expired and cancelled (got {sorted(unknown)})")
+    odd = sorted(code for code in s.retry_failed_codes if not code.replace("_", "").replace("-", "").isalnum())
+    if odd:
+        raise ConfigError(
+            f"retry_failed_codes holds error codes as summary.json's failures names them, such as "
+            f"overloaded_error (got {odd})"
+        )
     if s.output_expires_after is not None and not (
         limits.EXPIRY_MIN_SECONDS <= s.output_expires_after <= limits.EXPIRY_MAX_SECONDS
     ):

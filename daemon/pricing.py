@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 PER_TOKENS = 1_000_000
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # gpt-4o-mini-2024-07-18 is priced as gpt-4o-mini
+# gpt-4o-mini-2024-07-18 is priced as gpt-4o-mini, claude-sonnet-4-20250514 as claude-sonnet-4
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 
 
 class ModelPrice(NamedTuple):
@@ -33,7 +34,22 @@ DEFAULT_PRICES: Mapping[str, ModelPrice] = {
     "o4-mini": ModelPrice(0.55, 2.20),
     "text-embedding-3-small": ModelPrice(0.01, 0.0),
     "text-embedding-3-large": ModelPrice(0.065, 0.0),
+    # Anthropic Message Batches: half the standard price, from the pricing table of Anthropic's
+    # docs (docs.anthropic.com, "Pricing", batch processing column) as published in 2025; the
+    # dated model ids (claude-sonnet-4-20250514) are priced by their alias below (_SNAPSHOT).
+    "claude-opus-4-1": ModelPrice(7.50, 37.50),
+    "claude-opus-4": ModelPrice(7.50, 37.50),
+    "claude-sonnet-4-5": ModelPrice(1.50, 7.50),
+    "claude-sonnet-4": ModelPrice(1.50, 7.50),
+    "claude-3-7-sonnet": ModelPrice(1.50, 7.50),
+    "claude-haiku-4-5": ModelPrice(0.50, 2.50),
+    "claude-3-5-haiku": ModelPrice(0.40, 2.00),
+    "claude-3-haiku": ModelPrice(0.125, 0.625),
 }
+# Anthropic's prompt caching, as multiples of the input price (the batch discount applies too):
+# writing a 5-minute cache entry costs 1.25 times the input price, reading one 0.1 times.
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.1
 
 
 def price_for(model: str | None, prices: Mapping[str, ModelPrice]) -> ModelPrice | None:
@@ -48,6 +64,13 @@ def estimate_cost(prompt_tokens: int, completion_tokens: int, price: ModelPrice 
         return None
     cost = (prompt_tokens * price.input + completion_tokens * price.output) / PER_TOKENS
     return round(cost, 9)  # nano-dollars: small jobs still show a figure
+
+
+def cache_cost(written: int, read: int, price: ModelPrice | None) -> float:
+    """USD for Anthropic's cache tokens at ``price`` (0 without a price: the caller has none then)."""
+    if price is None:
+        return 0.0
+    return (written * price.input * CACHE_WRITE_FACTOR + read * price.input * CACHE_READ_FACTOR) / PER_TOKENS
 
 
 def parse_prices(value: Any) -> dict[str, ModelPrice]:

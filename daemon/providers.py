@@ -18,8 +18,8 @@ from typing import Any, Literal, get_args
 from daemon import limits
 from daemon.errors import ConfigError
 
-ProviderKind = Literal["openai", "azure", "openai_compatible"]
-AuthStyle = Literal["bearer", "api-key", "entra"]
+ProviderKind = Literal["openai", "azure", "openai_compatible", "anthropic"]
+AuthStyle = Literal["bearer", "api-key", "entra", "x-api-key"]
 DEFAULT_PROFILE = "default"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a profile name is also a folder name (routing)
 WINDOW_PATTERN = re.compile(r"([1-9][0-9]*)([hd])")
@@ -30,6 +30,13 @@ AZURE_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/responses"})  # the on
 AZURE_FILES_PER_RESOURCE = 500  # input files an Azure resource keeps without expires_after on upload
 AZURE_MIN_POLL = 60.0  # Azure asks clients to poll a batch no more often than once a minute
 COMPATIBLE_MAX_BYTES = 100 * 1000 * 1000  # the smallest file limit among compatible services (Groq)
+# Anthropic's Message Batches: the request list travels in the create call (no files), at most
+# 100,000 requests or 256 MB a batch; lines are {custom_id, params} for POST /v1/messages.
+ANTHROPIC_URL = "https://api.anthropic.com"
+ANTHROPIC_ENDPOINTS = frozenset({"/v1/messages"})
+ANTHROPIC_MAX_REQUESTS = 100_000
+ANTHROPIC_MAX_BYTES = 256 * 1000 * 1000
+ANTHROPIC_VERSION = "2023-06-01"  # the anthropic-version header sent unless api_version says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,7 @@ OPENAI_KEYS = KeyLookup(credential="openai-api-key", file_env="OPENAI_API_KEY_FI
 AZURE_KEYS = KeyLookup(
     credential="azure-openai-api-key", file_env="AZURE_OPENAI_API_KEY_FILE", env="AZURE_OPENAI_API_KEY"
 )
+ANTHROPIC_KEYS = KeyLookup(credential="anthropic-api-key", file_env="ANTHROPIC_API_KEY_FILE", env="ANTHROPIC_API_KEY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +68,8 @@ class Profile:
     kind: ProviderKind = "openai"
     base_url: str | None = None  # None: OPENAI_BASE_URL, else the SDK's default (openai only)
     keys: KeyLookup = OPENAI_KEYS
-    auth: AuthStyle = "bearer"  # Authorization: Bearer KEY; `api-key: KEY`; or an Entra ID token
-    api_version: str | None = None  # Azure's api-version form; None for the v1 endpoint
+    auth: AuthStyle = "bearer"  # Authorization: Bearer KEY; `api-key: KEY`; an Entra ID token; `x-api-key: KEY`
+    api_version: str | None = None  # Azure's api-version form (None: the v1 endpoint); Anthropic's anthropic-version
     file_purpose: str = "batch"
     completion_windows: tuple[str, ...] = ("24h",)
     completion_window: str = "24h"  # the one used when a batch is created
@@ -124,6 +132,18 @@ KIND_DEFAULTS: Mapping[str, Profile] = {
         max_bytes_per_batch=COMPATIBLE_MAX_BYTES,
         supports_metadata=False,
         supports_list=False,
+        supports_expiry=False,
+    ),
+    "anthropic": Profile(
+        kind="anthropic",
+        base_url=ANTHROPIC_URL,
+        keys=ANTHROPIC_KEYS,
+        auth="x-api-key",
+        api_version=ANTHROPIC_VERSION,
+        endpoints=ANTHROPIC_ENDPOINTS,
+        max_requests_per_batch=ANTHROPIC_MAX_REQUESTS,
+        max_bytes_per_batch=ANTHROPIC_MAX_BYTES,
+        supports_metadata=False,  # a Message Batch carries none: a lost create is found by counts and results
         supports_expiry=False,
     ),
 }
@@ -305,8 +325,8 @@ def _check_connection(p: Profile) -> str | None:
         return f"base_url: a profile of kind {p.kind} needs its service's URL, e.g. https://RESOURCE.openai.azure.com/openai/v1/"
     if p.base_url is not None and not p.base_url.startswith(("https://", "http://")):
         return f"base_url must start with https:// (or http:// for a local service), got {p.base_url!r}"
-    if p.api_version is not None and p.kind != "azure":
-        return "api_version: only Azure OpenAI takes an api-version; remove it"
+    if p.api_version is not None and p.kind not in ("azure", "anthropic"):
+        return "api_version: only Azure OpenAI takes an api-version (and Anthropic an anthropic-version); remove it"
     if p.api_version is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", p.api_version) is None:
         return f"api_version must look like 2024-10-21 or 2025-03-01-preview (got {p.api_version!r})"
     if not p.file_purpose:
@@ -317,6 +337,12 @@ def _check_connection(p: Profile) -> str | None:
 def _check_auth(p: Profile) -> str | None:
     if p.auth not in get_args(AuthStyle):
         return f"auth must be one of {', '.join(get_args(AuthStyle))} (got {p.auth!r})"
+    if (p.auth == "x-api-key") != (p.kind == "anthropic"):
+        return 'auth: x-api-key is the only auth of kind = "anthropic", and only that kind uses it; leave auth out'
+    return _check_key_source(p)
+
+
+def _check_key_source(p: Profile) -> str | None:
     if p.auth == "entra":
         if p.kind != "azure":
             return 'auth: entra (a Microsoft Entra ID token) works only with kind = "azure"'
@@ -369,6 +395,8 @@ def _check_models(p: Profile) -> str | None:
     # A part is renamed when it is sent, and again if the send is retried: a name that is itself
     # renamed would change the request a second time.
     names = p.model_names
+    if names and p.kind == "anthropic":
+        return "models: a model map is not applied to kind anthropic; name the Claude model in each line's params.model"
     chained = sorted(name for name in names.values() if name in names and names[name] != name)
     if chained:
         return (

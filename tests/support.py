@@ -29,7 +29,7 @@ from daemon.ops.signals import StopFlags
 from daemon.providers import DEFAULT_PROFILE
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
-from daemon.service.profile_services import ProfileServices
+from daemon.service.profile_services import ProfileServices, service_for
 from daemon.state import folders
 from daemon.state.rows import Job
 from daemon.state.states import JobState
@@ -133,7 +133,7 @@ class Harness:
         others = {n: p for n, p in self.settings.providers.items() if n != DEFAULT_PROFILE}
         self.services = ProfileServices(
             {DEFAULT_PROFILE: self.remote}
-            | {n: OpenAIService.for_profile(p, key, self.settings.request_timeout) for n, p in others.items()}
+            | {n: service_for(p, key, self.settings.request_timeout) for n, p in others.items()}
         )
         self.flags = StopFlags()
         self.engine = Engine(self.settings, self.store, self.services, self.flags)

@@ -80,6 +80,13 @@ def _add_validate(sub: Any) -> None:
     _common(p)
     p.add_argument("--profile", metavar="NAME", help="check as for provider profile NAME ([providers.NAME])")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument(
+        "--format",
+        choices=("auto", "openai", "anthropic"),
+        default="auto",
+        help="line shape to check: OpenAI Batch API lines, or Anthropic Message Batches lines "
+        "({custom_id, params}, for a profile of kind anthropic); auto: by the file's first line",
+    )
 
 
 def _add_status(sub: Any) -> None:
@@ -248,15 +255,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from daemon.cli.validation_profile import chosen_profile, profile_limits  # noqa: PLC0415
+    from daemon.intake.line_formats import format_limits, sniffed_format, validate_input  # noqa: PLC0415
     from daemon.intake.reports import validation_lines  # noqa: PLC0415
-    from daemon.intake.validation import validate_file  # noqa: PLC0415
+    from daemon.providers import DEFAULT_PROFILE  # noqa: PLC0415
 
     settings = settings_from(args)
     bad = 0
     for path in args.files:
         profile = chosen_profile(settings, path, args.profile)
         try:
-            findings = validate_file(path, profile_limits(settings, profile))
+            limits = profile_limits(settings, profile)
+            # A file outside any profile's folder is checked in the shape its lines have.
+            shape = args.format if args.format != "auto" else limits.line_format
+            if args.format == "auto" and profile == DEFAULT_PROFILE:
+                shape = sniffed_format(path)
+            findings = validate_input(path, limits if shape == limits.line_format else format_limits(shape))
         except OSError as exc:
             print(printable(f"{path}: cannot read: {exc.strerror}"))
             bad += 1

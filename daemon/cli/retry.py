@@ -18,9 +18,11 @@ from pathlib import Path
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.intake.claim import is_request_file, profile_folder
+from daemon.intake.line_formats import line_format_of, validate_input
 from daemon.intake.reports import report_path, validation_lines
-from daemon.intake.validation import BatchLimits, validate_file
+from daemon.intake.validation import BatchLimits
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.fileops import free_name, move_no_clobber
 from daemon.state.folders import DB_NAME
 from daemon.state.rows import Job
@@ -48,7 +50,7 @@ def requeue(settings: Settings, name: str, *, force: bool = False) -> Requeued:
     """Move the failed input called ``name`` (its name in failed/, its original name or its job id)."""
     source, job = _find(settings, name)
     if not force:
-        _check_fixed(source, settings)
+        _check_fixed(source, settings, job.profile if job is not None else DEFAULT_PROFILE)
     dest = _destination(settings, source, job)
     try:
         move_no_clobber(source, dest)
@@ -113,10 +115,13 @@ def _inputs(folder: Path) -> Iterator[str]:
                 yield entry.name
 
 
-def _check_fixed(source: Path, settings: Settings) -> None:
-    """Refuse an input that would only be rejected again, and say what is still wrong."""
+def _check_fixed(source: Path, settings: Settings, profile: str) -> None:
+    """Refuse an input that would only be rejected again on its profile (whose line shape may be
+    Anthropic's), and say what is still wrong."""
+    chosen = settings.profile(profile)
+    limits = BatchLimits(urls=chosen.url_forms(), line_format=line_format_of(chosen))
     try:
-        findings = validate_file(source, BatchLimits(urls=settings.default_profile.url_forms()))
+        findings = validate_input(source, limits)
     except OSError as exc:
         raise RequeueError(f"cannot read {source}: {exc.strerror}; give batchd's user read permission") from None
     if findings.ok:

@@ -26,7 +26,7 @@ from daemon.intake.line_reader import is_blank
 from daemon.intake.validation import HashingReader, iter_lines
 from daemon.logs import get_logger
 from daemon.results.merger import RESULTS_NAME
-from daemon.results.outcome import MAY_HAVE_RUN_CODES, SUCCEEDED, rank
+from daemon.results.outcome import MAY_HAVE_RUN_CODES, SUCCEEDED, error_code, rank
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import DB_NAME
 from daemon.state.rows import Job
@@ -126,8 +126,7 @@ def _write_unsuccessful(job: Job, source: Path, results: Path, dest: Path) -> tu
 
 
 def _may_have_run(result: dict[str, Any] | None) -> bool:
-    error = result.get("error") if result else None
-    return isinstance(error, dict) and error.get("code") in MAY_HAVE_RUN_CODES
+    return result is not None and error_code(result) in MAY_HAVE_RUN_CODES
 
 
 def _request_lines(reader: HashingReader) -> Iterator[bytes]:

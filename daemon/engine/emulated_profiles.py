@@ -17,9 +17,9 @@ from contextlib import ExitStack
 from daemon.config import Settings
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE, Profile
+from daemon.service.batch_service import BatchService
 from daemon.service.credentials import emulator_key_source
-from daemon.service.openai_service import OpenAIService
-from daemon.service.profile_services import ProfileServices
+from daemon.service.profile_services import ProfileServices, service_for
 
 log = get_logger(__name__)
 # A profile kind -> the emulator flavour imitating it; a kind not listed: the flavour of its own name.
@@ -60,7 +60,9 @@ def _deployments(profiles: Iterable[Profile]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _service(profile: Profile, url: str, settings: Settings) -> OpenAIService:
+def _service(profile: Profile, url: str, settings: Settings) -> BatchService:
     auth = "api-key" if profile.auth == "entra" else profile.auth
-    emulated = dataclasses.replace(profile, base_url=url, api_version=None, auth=auth)
-    return OpenAIService.for_profile(emulated, emulator_key_source(), settings.request_timeout)
+    # Anthropic's version header is part of its protocol (the emulator requires it): kept.
+    version = profile.api_version if profile.kind == "anthropic" else None
+    emulated = dataclasses.replace(profile, base_url=url, api_version=version, auth=auth)
+    return service_for(emulated, emulator_key_source(), settings.request_timeout)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import orjson
 from daemon import crashpoints
 from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
+from daemon.intake.anthropic_lines import ANTHROPIC_FORMAT, PACK_SEP, pack_prefix_fits
 from daemon.intake.arrivals import small_arrivals
 from daemon.intake.claim import new_job_id
 from daemon.intake.creation_budget import CreationBudget
@@ -58,6 +60,7 @@ from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)
 SLOT_SEP = ":"
+_SLOTTED = re.compile(rf"([0-9]+)[{re.escape(SLOT_SEP + PACK_SEP)}](.*)", re.DOTALL)
 PACK_FILE = "0.jsonl"
 # Beside the pack file: which input is in which slot, so `batchd recover` can rebuild a lost pack.
 MANIFEST = "members.json"
@@ -77,14 +80,16 @@ def has_company(settings: Settings, store: Store) -> bool:
     return small_arrivals(settings, store, 2) > 1 or store.next_due(PartState.WAITING) is not None
 
 
-def slot_prefix(slot: int) -> str:
-    return f"{slot}{SLOT_SEP}"
+def slot_prefix(slot: int, sep: str = SLOT_SEP) -> str:
+    """``<slot>:``, or ``<slot>-`` where ":" is not a custom_id character (Anthropic, anthropic_lines)."""
+    return f"{slot}{sep}"
 
 
 def split_slot(custom_id: str) -> tuple[int, str] | None:
-    """(slot, the input's own custom_id) from an id inside a pack; None if it carries no slot."""
-    slot, sep, own = custom_id.partition(SLOT_SEP)
-    return (int(slot), own) if sep and slot.isdigit() else None
+    """(slot, the input's own custom_id) from an id inside a pack; None if it carries no slot. The
+    slot is the leading digits; the character after them is the separator, whichever it is."""
+    match = _SLOTTED.fullmatch(custom_id)
+    return (int(match.group(1)), match.group(2)) if match else None
 
 
 @dataclass(slots=True)
@@ -100,16 +105,21 @@ class PackFile:
     size: int = 0
     inputs: int = 0  # embedding inputs
     est_tokens: int = 0
+    sep: str = SLOT_SEP  # Anthropic's custom_ids take no ":" and at most 64 characters (anthropic_lines)
 
     def try_add(self, part: Part, lines: Iterator[bytes]) -> bool:
         """Append ``part``'s ``lines``; if the pack would go over a limit (or they cannot be read
         as checked), take them out again."""
         mark = self.fh.tell()
         try:
-            requests, size, inputs = _copy_prefixed(lines, self.fh, slot_prefix(len(self.members)))
+            copied = _copy_prefixed(lines, self.fh, slot_prefix(len(self.members), self.sep), self.sep == PACK_SEP)
         except BaseException:
             self._cut(mark)
             raise
+        if copied is None:  # an id with no room left for the prefix: the input goes alone
+            self._cut(mark)
+            return False
+        requests, size, inputs = copied
         if not self._fits(requests, size, inputs, part.est_tokens):
             self._cut(mark)
             return False
@@ -153,13 +163,18 @@ def write_manifest(pack: PackFile, jobs: dict[str, Job]) -> None:
     write_atomic(pack.path.with_name(MANIFEST), orjson.dumps({"pack_id": pack.pack_id, "members": members}))
 
 
-def _copy_prefixed(lines: Iterator[bytes], out: IO[bytes], prefix: str) -> tuple[int, int, int]:
+def _copy_prefixed(
+    lines: Iterator[bytes], out: IO[bytes], prefix: str, short_ids: bool = False
+) -> tuple[int, int, int] | None:
     """Write ``lines`` with prefixed custom_ids, every other byte as it was checked (custom_ids);
-    return (requests, bytes, embedding inputs)."""
+    return (requests, bytes, embedding inputs). ``short_ids``: None if a prefixed id would pass
+    Anthropic's 64 characters."""
     requests = size = inputs = 0
     for raw in lines:
         data = with_prefix(raw, prefix)
         line, sent = orjson.loads(raw), orjson.loads(data)
+        if short_ids and not pack_prefix_fits(line["custom_id"], prefix):
+            return None
         if sent["custom_id"] != prefix + line["custom_id"]:  # the scanner missed: never send a wrong id
             raise NotEditableError(f"custom_id {line['custom_id']!r} could not be prefixed in place")
         out.write(data)
@@ -282,7 +297,8 @@ class Packer:
         folder = self.folder / pack_id
         folder.mkdir(mode=OWNER_ONLY_DIR)
         path = folder / PACK_FILE
-        return PackFile(pack_id, path, open(path, "wb"), limits)
+        sep = PACK_SEP if limits.line_format == ANTHROPIC_FORMAT else SLOT_SEP
+        return PackFile(pack_id, path, open(path, "wb"), limits, sep=sep)
 
     def _record(self, pack: PackFile, first: Job) -> None:
         pack.seal()

@@ -13,6 +13,7 @@ from typing import IO
 
 from daemon.config import Settings
 from daemon.intake.creation_budget import CreationBudget
+from daemon.intake.line_formats import line_format_of
 from daemon.intake.packer import has_company, packable
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import validation_lines, write_report
@@ -42,6 +43,7 @@ def batch_limits(settings: Settings, profile: str = DEFAULT_PROFILE) -> BatchLim
         settings.max_tokens_per_batch,
         min(settings.max_line_bytes, chosen.max_bytes_per_batch),
         chosen.url_forms(),
+        line_format_of(chosen),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from daemon.intake.line_formats import line_format_of
 from daemon.intake.validation import BatchLimits
 from daemon.providers import Profile
 
@@ -15,4 +16,5 @@ def within_profile(limits: BatchLimits, profile: Profile) -> BatchLimits:
         limits,
         max_requests=min(limits.max_requests, profile.max_requests_per_batch),
         max_bytes=min(limits.max_bytes, profile.max_bytes_per_batch),
+        line_format=line_format_of(profile),
     )

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from daemon.intake.line_formats import line_checker
 from daemon.intake.validation import (
     BatchLimits,
     Findings,
-    LineChecker,
     LineSource,
     Request,
     iter_normalised,
@@ -79,7 +79,7 @@ def split_lines(source: LineSource, dest_dir: Path, batch_limits: BatchLimits, h
     its normalised lines come back in ``Split.held``. A small input packed with others needs no
     part file (the pack reads the input itself), which spares a burst of them a synced write each.
     """
-    checker = LineChecker(batch_limits)
+    checker = line_checker(batch_limits)
     split = Split(checker.findings)
     writer: IO[bytes] | None = None
     try:

@@ -38,6 +38,7 @@ class BatchLimits:
     max_line_bytes: int = limits.DEFAULT_MAX_LINE_BYTES
     # The line `url` values the service takes (Profile.url_forms: Azure's also without /v1).
     urls: frozenset[str] = limits.ENDPOINTS
+    line_format: str = "openai"  # the line shape checked: "openai", or "anthropic" (intake/line_formats.py)
 
 
 @dataclass(frozen=True, slots=True)

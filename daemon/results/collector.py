@@ -28,8 +28,10 @@ from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
 from daemon.intake.reports import write_report
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
+from daemon.results.anthropic_results import result_form_of
 from daemon.results.merger import RESULTS_NAME, Segment, index_outputs, merge, write_output_order
 from daemon.results.outcome import FAILED
+from daemon.results.retry_codes import retryable_ids
 from daemon.results.summary import build_summary
 from daemon.results.unpacker import unpack
 from daemon.results.verification import (
@@ -124,18 +126,20 @@ class Collector(PartSteps):
         folder = Path(job.result_dir or "")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         verified = True
+        retry: set[str] = set()
         if batch is not None:
             batch = self._refreshed(part, job, batch) if self.verification.failing(batch.id) else batch
             self._download(batch, folder, job)
             verified = self.verification.check(job, part, self._downloads_of(batch, folder, job, part))
+            retry = retryable_ids(_part_downloads(folder, batch.id), self.settings.retry_failed_codes)
         if (
             verified  # requests of a batch whose downloads did not add up may have run: never sent again
-            and resubmission_status(self.store, part) in self.settings.resubmit_unfinished
+            and (resubmission_status(self.store, part) in self.settings.resubmit_unfinished or retry)
             and not sends_nothing_more(self.store.job(job.id))  # re-read: a cancel may have come since
             and _resubmissions(self.store.parts(part.job_id), part) < MAX_RESUBMISSIONS
             and not part.imported_without_input  # its requests are not here to resend
         ):
-            self._resubmit_unfinished(part, folder)
+            self._resubmit_unfinished(part, folder, retry)
         else:
             self.store.update_part(part.id, state=PartState.DOWNLOADED)
 
@@ -194,14 +198,15 @@ class Collector(PartSteps):
         )
         log.warning("batch_requeued", job_id=job.id, part=part.label, batch_id=batch.id, reason="token_limit_exceeded")
 
-    def _resubmit_unfinished(self, part: Part, folder: Path) -> None:
-        """Put the requests that never ran into a new part; the ones that ran are never sent again."""
+    def _resubmit_unfinished(self, part: Part, folder: Path, retry: set[str]) -> None:
+        """Put the requests that never ran (and the failures to ``retry``) into a new part; the
+        others that ran are never sent again."""
         with NEW_PARTS:
-            self._add_unfinished(part, folder)
+            self._add_unfinished(part, folder, retry)
 
-    def _add_unfinished(self, part: Part, folder: Path) -> None:
+    def _add_unfinished(self, part: Part, folder: Path, retry: set[str]) -> None:
         assert part.batch_id is not None
-        ran = _ran_ids([folder / n for n in download_names(part.batch_id)])
+        ran = _ran_ids(_part_downloads(folder, part.batch_id)) - retry
         attempt = next_attempt(self.store.parts(part.job_id), part.segment)  # a refitted segment has several
         new_path = Path(part.path).with_name(f"{part.segment}.{attempt}.jsonl")
         count, size = _write_unfinished(Path(part.path), new_path, ran)
@@ -230,6 +235,7 @@ class Collector(PartSteps):
             part=part.label,
             batch_id=part.batch_id,
             requests=count,
+            retried_failures=len(retry),
             status=part.batch_status,
         )
 
@@ -266,6 +272,8 @@ class Collector(PartSteps):
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
         in_order = changed is None
         changed = changed or _resized(job)
+        for segment in segments:  # a request without a result is written in its service's line shape
+            segment.result_form = result_form_of(self.service(job).profile)
         counts = merge(segments, folder / RESULTS_NAME, self.settings.normalise_bodies)
         now = self.clock.now()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
@@ -365,6 +373,10 @@ def _resubmissions(parts: list[Part], part: Part) -> int:
         and p.first_line == part.first_line
         and p.batch_status not in (None, "failed")
     )
+
+
+def _part_downloads(folder: Path, batch_id: str) -> list[Path]:
+    return [folder / name for name in download_names(batch_id)]
 
 
 def _ran_ids(downloads: list[Path]) -> set[str]:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from daemon.intake.line_reader import CEILING, LongLine, read_lines
+from daemon.results.anthropic_results import described_result
 from daemon.results.outcome import SUCCEEDED, rank
 from daemon.results.usage import response_body
 
@@ -47,8 +48,11 @@ class FailureTally:
 def describe(line: dict[str, Any]) -> tuple[str, str]:
     """(error code, message) of a line that did not succeed, from its error or its response body."""
     error = line.get("error")
-    if isinstance(error, dict):
+    if isinstance(error, dict):  # an OpenAI error, or batchd's own code beside an Anthropic result
         return _code(error, "error"), _text(error.get("message"))
+    result = line.get("result")
+    if isinstance(result, dict) and "response" not in line:
+        return described_result(result)
     if isinstance(error, str) and error:
         return "error", error
     response = line.get("response")

@@ -18,6 +18,7 @@ import orjson
 from daemon import crashpoints
 from daemon.intake.line_reader import CEILING, LongLine, is_blank, read_lines
 from daemon.intake.validation import iter_lines, iter_normalised
+from daemon.results.anthropic_results import ANTHROPIC_FORM, absent_result
 from daemon.results.body_form import copy_result_line
 from daemon.results.outcome import FAILED, SUCCEEDED, missing_line, not_run_line, outcome_name, rank
 from daemon.state.fileops import atomic_writer
@@ -38,6 +39,8 @@ class Segment:
     results_missing: bool = False  # its last batch's downloads were accepted without adding up
     # Name sent -> model the lines named (the profile's model map, undone where the service echoes it).
     model_names: dict[str, str] = field(default_factory=dict)
+    # The shape of the lines written for requests without a result: the service's own (anthropic_results).
+    result_form: str = "openai"
 
 
 @dataclass(slots=True)
@@ -68,7 +71,10 @@ def _merge_segment(segment: Segment, out: IO[bytes], counts: Counter[str], norma
                 entry = index.get(custom_id)
                 if entry is None:
                     missing = missing_line(custom_id, segment.last_status) if segment.results_missing else None
-                    line = orjson.dumps(missing or not_run_line(custom_id, segment.last_status, never_ran)) + b"\n"
+                    absent = missing or not_run_line(custom_id, segment.last_status, never_ran)
+                    if segment.result_form == ANTHROPIC_FORM:
+                        absent = absent_result(absent)
+                    line = orjson.dumps(absent) + b"\n"
                     counts["not_run"] += 1
                     out.write(line)
                 else:

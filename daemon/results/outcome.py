@@ -15,7 +15,14 @@ RESULT_MISSING = "result_missing"
 MAY_HAVE_RUN_CODES = frozenset({RESULT_MISSING, "batch_lost"})
 
 
+# Anthropic's result types (``{"custom_id", "result": {"type": ...}}``): canceled and expired never ran.
+RESULT_RANKS = {"succeeded": SUCCEEDED, "errored": FAILED, "canceled": NOT_RUN, "expired": NOT_RUN}
+
+
 def rank(line: dict[str, Any]) -> int:
+    result = line.get("result")
+    if isinstance(result, dict) and "response" not in line:  # a Message Batches result line
+        return RESULT_RANKS.get(str(result.get("type")), FAILED)
     error = line.get("error")
     if error:
         code = error.get("code") if isinstance(error, dict) else None
@@ -23,6 +30,20 @@ def rank(line: dict[str, Any]) -> int:
     response = line.get("response")
     status = response.get("status_code") if isinstance(response, dict) else None
     return SUCCEEDED if isinstance(status, int) and 200 <= status < 300 else FAILED
+
+
+def error_code(line: dict[str, Any]) -> str | None:
+    """The error code of a line without a result: OpenAI's ``error.code``, or the type of the
+    error inside an Anthropic ``errored`` result (where batchd writes its own codes too)."""
+    error = line.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        return code if isinstance(code, str) else None
+    result = line.get("result")
+    inner = result.get("error") if isinstance(result, dict) else None
+    inner = inner.get("error") if isinstance(inner, dict) else None
+    code = inner.get("type") if isinstance(inner, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def outcome_name(line_rank: int) -> str:

@@ -24,7 +24,7 @@ from daemon import crashpoints
 from daemon.config import Settings
 from daemon.intake.custom_ids import NotEditableError, without_prefix
 from daemon.intake.line_reader import CEILING, LongLine, is_blank, read_line, read_lines
-from daemon.intake.packer import UNMATCHED_NOTE, own_part_file, slot_prefix, split_slot
+from daemon.intake.packer import UNMATCHED_NOTE, own_part_file, split_slot
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.recheck import InputChangedError
 from daemon.logs import get_logger
@@ -109,7 +109,8 @@ def own_line(raw: bytes) -> bytes:
     slotted = split_slot(line["custom_id"])
     assert slotted is not None  # only lines with a member's slot were indexed
     try:
-        kept = without_prefix(raw.rstrip(b"\r\n"), slot_prefix(slotted[0]))
+        prefix = line["custom_id"][: len(line["custom_id"]) - len(slotted[1])]  # "<slot>:" or "<slot>-"
+        kept = without_prefix(raw.rstrip(b"\r\n"), prefix)
     except (NotEditableError, orjson.JSONDecodeError):
         kept = None
     if kept is not None and orjson.loads(kept).get("custom_id") == slotted[1]:

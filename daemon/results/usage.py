@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 
 from daemon.intake.line_reader import CEILING, LongLine, read_lines
-from daemon.pricing import ModelPrice, estimate_cost, price_for
+from daemon.pricing import ModelPrice, cache_cost, estimate_cost, price_for
+from daemon.results.anthropic_results import result_usage
 
 
 @dataclass(slots=True)
@@ -31,6 +32,10 @@ class TokenUsage:
     # Lines (or batches) whose usage was read, of those that should carry it (succeeded lines).
     counted: int = 0
     expected: int = 0
+    # Anthropic's prompt caching (result.message.usage); reported only for its result lines.
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_reported: bool = False
 
     @property
     def known(self) -> bool:
@@ -57,14 +62,23 @@ class TokenUsage:
         """The figures with how many lines they cover; None (unknown) when none could be read."""
         if not self.known:
             return None
-        return {**self.as_dict(), "lines_with_usage": self.counted, "lines_succeeded": self.expected}
+        cache = {
+            "cache_creation_input_tokens": self.cache_creation_tokens,
+            "cache_read_input_tokens": self.cache_read_tokens,
+        }
+        cache = cache if self.cache_reported else {}
+        return {**self.as_dict(), **cache, "lines_with_usage": self.counted, "lines_succeeded": self.expected}
 
     def cost(self, model: str | None, prices: Mapping[str, ModelPrice]) -> float | None:
         """Estimated USD at ``model``'s batch price; None when the model has no known price or
         the usage of some succeeded lines is unknown."""
         if not self.complete:
             return None
-        return estimate_cost(self.prompt_tokens, self.completion_tokens, price_for(model, prices))
+        price = price_for(model, prices)
+        cost = estimate_cost(self.prompt_tokens, self.completion_tokens, price)
+        if cost is None or not self.cache_reported:
+            return cost
+        return round(cost + cache_cost(self.cache_creation_tokens, self.cache_read_tokens, price), 9)
 
 
 def results_usage(path: Path) -> TokenUsage:
@@ -82,6 +96,10 @@ def results_usage(path: Path) -> TokenUsage:
 def add_line(usage: TokenUsage, raw: bytes) -> None:
     try:
         line: Any = orjson.loads(raw)
+        result = line.get("result") if "response" not in line else None
+        if isinstance(result, dict):
+            add_result(usage, result)
+            return
         response = line["response"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return  # not a line of the API's shape: nothing known about it
@@ -97,6 +115,22 @@ def add_line(usage: TokenUsage, raw: bytes) -> None:
     completion = _count(counts, "completion_tokens", "output_tokens")
     total = counts.get("total_tokens")
     usage.add(prompt, completion, total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+def add_result(usage: TokenUsage, result: dict[str, Any]) -> None:
+    """An Anthropic result line: a succeeded one should carry ``message.usage`` (input tokens
+    there exclude the cached ones, which are counted apart)."""
+    usage.cache_reported = True
+    if result.get("type") != "succeeded":
+        return
+    usage.expected += 1
+    counts = result_usage(result)
+    if counts is None:
+        return
+    usage.counted += 1
+    usage.add(_count(counts, "input_tokens"), _count(counts, "output_tokens"))
+    usage.cache_creation_tokens += _count(counts, "cache_creation_input_tokens")
+    usage.cache_read_tokens += _count(counts, "cache_read_input_tokens")
 
 
 def response_body(response: dict[str, Any]) -> dict[str, Any]:

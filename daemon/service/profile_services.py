@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from daemon.errors import AccountError
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE, Profile
+from daemon.service.anthropic_service import AnthropicService
 from daemon.service.batch_service import BatchService
+from daemon.service.credentials import KeySource, find_profile_key
 from daemon.service.openai_service import OpenAIService
 from daemon.state.states import OPEN_JOB_STATES
 from daemon.state.store import Store
@@ -58,12 +60,25 @@ def connect_profiles(profiles: Mapping[str, Profile], timeout: float) -> Profile
     services: dict[str, BatchService] = {}
     try:
         for name, profile in sorted(profiles.items()):
-            services[name] = OpenAIService.connect_to(profile, timeout)
+            services[name] = connect_service(profile, timeout)
     except Exception:
         for service in services.values():
             service.close()
         raise
     return ProfileServices(services)
+
+
+def connect_service(profile: Profile, timeout: float) -> BatchService:
+    """The service of one profile, its key looked up where the profile says."""
+    return service_for(profile, find_profile_key(profile), timeout)
+
+
+def service_for(profile: Profile, key: KeySource, timeout: float) -> BatchService:
+    """The service of one profile with ``key``, spoken to as its kind says: Anthropic's Message
+    Batches, or the OpenAI Batch API (OpenAI, Azure, compatible services)."""
+    if profile.kind == "anthropic":
+        return AnthropicService.for_profile(profile, key, timeout)
+    return OpenAIService.for_profile(profile, key, timeout)
 
 
 def profile_services(remote: BatchService | ProfileServices) -> ProfileServices:

@@ -21,9 +21,11 @@ from daemon.intake.refitter import Verdict
 from daemon.logs import get_logger
 from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_search import UNCONFIRMED_HOLD, our_batches, unconfirmed_reason
+from daemon.service.candidate_batches import own_batch
 from daemon.service.part_steps import PartSteps
 from daemon.service.retrying import scheduled_delay
 from daemon.state.fileops import fingerprint
+from daemon.state.folders import PARTS
 from daemon.state.job_endings import cancel_stands
 from daemon.state.rows import Job, Part
 from daemon.state.states import TERMINAL_JOB_STATES, PartOutcome, PartState
@@ -216,6 +218,9 @@ class Submitter(PartSteps):
         self._record_batch(part, batch, service.profile.min_poll_interval, adopted=False)
 
     def _reconcile_batch(self, part: Part, job: Job) -> None:
+        if self.service(job).profile.kind == "anthropic":  # nothing of ours on its batches: see candidate_batches
+            self._reconcile_by_requests(part, job)
+            return
         found = our_batches(self.service(job), job, part)
         if not found:
             self._create(part, job)
@@ -228,6 +233,17 @@ class Submitter(PartSteps):
             log.error("duplicate_batch_found", job_id=job.id, part=part.label, kept=keep.id, cancelled=duplicate.id)
             self.service(job).cancel(duplicate.id)
         self._record_batch(part, keep, self.service(job).profile.min_poll_interval, adopted=True)
+
+    def _reconcile_by_requests(self, part: Part, job: Job) -> None:
+        """Adopt the batch whose results hold the part's requests, wait while one that may be it runs
+        (CandidatesPendingError, a transient error: the part is tried again later), else create."""
+        service = self.service(job)
+        scratch = self.settings.state / PARTS / job.id
+        found = own_batch(service, self.store, part, scratch, self.settings.poll_interval)
+        if found is None:
+            self._create(part, job)
+        else:
+            self._record_batch(part, found, service.profile.min_poll_interval, adopted=True)
 
     def _record_batch(self, part: Part, batch: BatchInfo, min_poll: float, *, adopted: bool) -> None:
         now = self.clock.now()

@@ -56,11 +56,11 @@ def test_a_compatible_profile_assumes_no_metadata_list_or_expiry(tmp_path: Path)
     [
         (AZURE + 'api_key = "sk-123"\n', r"\[providers.default\] api_key: a key must never be in the config file"),
         (AZURE + "colour = 1\n", r"\[providers.default\]: unknown key 'colour'"),
-        ('kind = "gemini"\n', r"kind must be one of openai, azure, openai_compatible \(got 'gemini'\)"),
+        ('kind = "gemini"\n', r"kind must be one of openai, azure, openai_compatible, anthropic \(got 'gemini'\)"),
         ('kind = "azure"\n', r"\[providers.default\] base_url: a profile of kind azure needs"),
         (AZURE.replace("https", "ftp"), "base_url must start with https://"),
         ('kind = "openai_compatible"\nbase_url = "http://l/v1"\n', "needs a key source: set key_env"),
-        (AZURE + 'auth = "basic"\n', r"auth must be one of bearer, api-key, entra \(got 'basic'\)"),
+        (AZURE + 'auth = "basic"\n', r"auth must be one of bearer, api-key, entra, x-api-key \(got 'basic'\)"),
         ('auth = "entra"\n', 'entra .* works only with kind = "azure"'),
         ('api_version = "2024-10-21"\n', "only Azure OpenAI takes an api-version"),
         (AZURE + 'api_version = "latest"\n', "api_version must look like 2024-10-21"),

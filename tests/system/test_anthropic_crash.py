@@ -1,0 +1,103 @@
+"""The crash matrix for a profile of kind anthropic: the real daemon SIGKILLed after the service
+accepted a Message Batch and before its id was recorded, then restarted.
+
+Message Batches carry no metadata, so the restarted daemon can only find the batch it made by its
+request count and, once it ended, by the custom_ids of its results. After the restart exactly one
+batch exists per part and every request ran exactly once (counted per custom_id in the service's
+own results).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.emulator import EmulatorServer, EmulatorSettings
+from tests.support import FAST, daemon_env, job_states, spawn_daemon, wait_until
+from tests.unit.emulator.anthropic_helpers import anthropic_client
+
+REQUESTS = 7
+PER_BATCH = 3  # seven requests in parts of three: three batches per input
+KILLED = -signal.SIGKILL
+
+
+@pytest.fixture(name="claude_emulator")
+def claude_emulator_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    values = {**FAST, "data_dir": tmp_path / "emulator-data", "flavour": "anthropic"}
+    with EmulatorServer(EmulatorSettings(**values)) as server:  # type: ignore[arg-type]
+        yield server
+
+
+def claude_input(prefix: str) -> bytes:
+    lines = (
+        {
+            "custom_id": f"{prefix}-{i}",
+            "params": {"model": "claude-test", "max_tokens": 16, "messages": [{"role": "user", "content": f"n {i}"}]},
+        }
+        for i in range(REQUESTS)
+    )
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def _env(tmp_path: Path, server: EmulatorServer, **extra: str) -> dict[str, str]:
+    config = tmp_path / "batchd.toml"
+    config.write_text(
+        f'[providers.claude]\nkind = "anthropic"\nbase_url = "{server.base_url}"\n'
+        f"max_requests_per_batch = {PER_BATCH}\n",
+        encoding="utf-8",
+    )
+    return daemon_env(server.url, BATCHD_CONFIG=str(config), ANTHROPIC_API_KEY="test-key", **extra)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_kill_after_the_create_was_accepted_leaves_one_batch_per_part_and_every_request_run_once(
+    tmp_path: Path, claude_emulator: EmulatorServer
+) -> None:
+    root, log = tmp_path / "root", tmp_path / "daemon.log"
+    inputs = {name: claude_input(name.removesuffix(".jsonl")) for name in ("first.jsonl", "second.jsonl")}
+    drop = root / "pending_upload" / "claude"
+    drop.mkdir(parents=True)
+    for name, data in inputs.items():
+        (drop / f".{name}").write_bytes(data)
+        (drop / f".{name}").rename(drop / name)
+
+    proc = spawn_daemon(root, _env(tmp_path, claude_emulator, BATCHD_CRASH_AT="batch_created"), log)
+    try:
+        assert proc.wait(timeout=30) == KILLED, f"the daemon never reached batch_created: {log.read_text()}"
+    finally:
+        _end(proc)
+    # Parts are submitted in parallel: the kill may find other creates answered too, none recorded.
+    assert claude_emulator.batches(), "the service should hold the batch whose reply was never recorded"
+
+    proc = spawn_daemon(root, _env(tmp_path, claude_emulator), log)
+    try:
+        done = lambda: sum(state == "done" for _, state in job_states(root)) == len(inputs)  # noqa: E731
+        wait_until(done, 120, "both inputs done after the restart")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        _end(proc)
+
+    parts = len(inputs) * -(-REQUESTS // PER_BATCH)
+    batches = claude_emulator.batches()
+    assert len(batches) == parts, f"{len(batches)} batches for {parts} parts: {log.read_text()[-4000:]}"
+    client = anthropic_client(claude_emulator)
+    ran = Counter(line.custom_id for batch in batches for line in client.messages.batches.results(batch["id"]))
+    wanted = [json.loads(line)["custom_id"] for data in inputs.values() for line in data.splitlines()]
+    assert ran == Counter(wanted), "every request ran exactly once"
+    for name, data in inputs.items():
+        results = (root / "batch_results" / name.removesuffix(".jsonl") / "results.jsonl").read_text().splitlines()
+        in_order = [json.loads(line)["custom_id"] for line in data.splitlines()]
+        assert [json.loads(line)["custom_id"] for line in results] == in_order
+        assert {json.loads(line)["result"]["type"] for line in results} == {"succeeded"}
