@@ -73,10 +73,13 @@ class CommandDesk:
     def open(self, watch_mode: str, ring: Callable[[], None]) -> None:
         """Make the folder (owner-only unless set up shared, see systemd/batchd.tmpfiles), show that a
         daemon takes commands, and watch for requests."""
-        self.folder.mkdir(mode=OWNER_ONLY_DIR, exist_ok=True)
-        if not self._presence.acquire(self._stop):
-            log.warning("command_lock_busy", path=str(self._presence.path), action="commands still taken")
-        self._observer = start_observer(self.folder, self._events, watch_mode, ring)
+        try:
+            self.folder.mkdir(mode=OWNER_ONLY_DIR, exist_ok=True)
+            if not self._presence.acquire(self._stop):
+                log.warning("command_lock_busy", path=str(self._presence.path), action="commands still taken")
+            self._observer = start_observer(self.folder, self._events, watch_mode, ring)
+        except OSError as exc:  # the daemon runs on; commands act directly, as without a daemon
+            log.error("commands_unavailable", folder=str(self.folder), error=exc.strerror or str(exc))
 
     def close(self) -> None:
         if self._observer is not None:
