@@ -118,6 +118,11 @@ def _positive(unit: str, most: int) -> Callable[[str], float]:
 _positive_seconds = _positive("seconds", 3600)
 
 
+def _timeout_seconds(text: str) -> float:
+    """0 to 3600 seconds (0: do not wait; `abandon --wait 0` always meant that)."""
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_seconds(text)
+
+
 def _duration(text: str) -> float:
     from daemon.cli.status_totals import parse_duration  # noqa: PLC0415
 
@@ -155,8 +160,9 @@ def _timeout(p: argparse.ArgumentParser, dest: str = "timeout", *aliases: str) -
         "--timeout",
         *aliases,
         dest=dest,
-        type=_positive_seconds,
+        type=_timeout_seconds,
         default=30.0,
+        metavar="SECONDS",
         help="with a daemon running, the command is carried out by it: seconds to wait for its outcome (default 30)",
     )
 
