@@ -90,9 +90,23 @@ def _add_validate(sub: Any) -> None:
 
 
 def _add_status(sub: Any) -> None:
-    p = sub.add_parser("status", help="show every job: file, state, batches, progress, tokens, estimated cost, age")
+    p = sub.add_parser(
+        "status",
+        help="show every job: file, state, batches, progress, results, tokens, estimated cost, age, why it waits",
+        description="One line per job (its age stops when it ends; its job id last), a WHY column while a job "
+        "waits, and a totals line. Batch ids are shortened to their ends (the newest two, +N more): --wide "
+        "lists them whole.",
+    )
     _common(p)
     p.add_argument("--json", action="store_true", help="one JSON document, for scripts (one per line with --watch)")
+    p.add_argument("--wide", action="store_true", help="every batch of a job, with its whole id")
+    p.add_argument("--active", action="store_true", help="only the jobs that have not ended")
+    p.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="only the jobs not ended or ended in the last DURATION (90s, 30m, 2h, 7d)",
+    )
     p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     p.add_argument("--interval", type=_positive_seconds, default=2.0, help="seconds between refreshes (default 2)")
 
@@ -113,6 +127,22 @@ def _positive(unit: str, most: int) -> Callable[[str], float]:
 
 
 _positive_seconds = _positive("seconds", 3600)
+
+
+def _timeout_seconds(text: str) -> float:
+    """0 to 3600 seconds (0: do not wait; `abandon --wait 0` always meant that)."""
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_seconds(text)
+
+
+def _duration(text: str) -> float:
+    from daemon.cli.status_totals import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _positive_days = _positive("days", 3650)
 
 
@@ -133,13 +163,33 @@ def _add_retry(sub: Any) -> None:
         help="instead: drop a new input NAME.retry-failed.jsonl of only the failed and not-run requests "
         "of the finished job NAME (same custom_ids, the original lines)",
     )
+    _timeout(p)
+
+
+def _timeout(p: argparse.ArgumentParser, dest: str = "timeout", *aliases: str) -> None:
+    p.add_argument(
+        "--timeout",
+        *aliases,
+        dest=dest,
+        type=_timeout_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="with a daemon running, the command is carried out by it: seconds to wait for its outcome (default 30)",
+    )
 
 
 def _add_cancel(sub: Any) -> None:
-    p = sub.add_parser("cancel", help="cancel a job's batches; what finished is still collected")
+    p = sub.add_parser(
+        "cancel",
+        help="cancel a job's batches; what finished is still collected",
+        description="Cancel the batches of NAME. With a daemon running on the root, the daemon does it (it "
+        "holds the key: this command needs none) and this command prints the outcome; with none, it is done "
+        "here and needs the key.",
+    )
     _common(p)
     p.add_argument("name", help="the input's file name (as dropped) or the job id")
     p.add_argument("--emulator-url", help=argparse.SUPPRESS)
+    _timeout(p)
 
 
 def _add_abandon(sub: Any) -> None:
@@ -160,9 +210,7 @@ def _add_abandon(sub: Any) -> None:
         help="cancel the job's running batches first; the job then ends once they have ended and what they "
         "finished is collected",
     )
-    p.add_argument(
-        "--wait", type=float, default=30.0, help="seconds to wait for a running daemon to end it (default 30)"
-    )
+    _timeout(p, "wait", "--wait")
 
 
 def _add_healthcheck(sub: Any) -> None:
@@ -246,11 +294,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from daemon.cli.command_handlers import daemon_handlers  # noqa: PLC0415
     from daemon.engine.runner import run_daemon  # noqa: PLC0415 - keeps `batchd validate` light
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return run_daemon(settings, emulator=args.emulator)
+    return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -303,14 +352,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from daemon.ops.signals import StopFlags, captured_signals  # noqa: PLC0415
 
     settings = settings_from(args)
+    shown = {"wide": args.wide, "active": args.active, "since": args.since}
     if not args.watch:
-        print(status_text(settings, as_json=args.json))
+        print(status_text(settings, as_json=args.json, **shown))
         return EXIT_OK
     flags = StopFlags()
     with captured_signals(flags):  # Ctrl-C (or SIGTERM) ends the watch cleanly, exit 0
         tty = sys.stdout.isatty()
         watch(
-            lambda: status_text(settings, as_json=args.json, indent=None),
+            lambda: status_text(settings, as_json=args.json, indent=None, **shown),
             flags.stop,
             args.interval,
             sys.stdout,
@@ -322,43 +372,56 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
     from daemon.cli.cancel import cancel_job  # noqa: PLC0415
+    from daemon.cli.command_sender import send_or_act  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return cancel_job(settings, args.name)
+    return send_or_act(settings, "cancel", args.name, {}, args.timeout, lambda: cancel_job(settings, args.name))
 
 
 def _cmd_abandon(args: argparse.Namespace) -> int:
     from daemon.cli.abandon import abandon_job  # noqa: PLC0415
+    from daemon.cli.command_sender import send_or_act  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return abandon_job(settings, args.name, cancel=args.cancel, wait=max(0.0, args.wait))
+    return send_or_act(
+        settings,
+        "abandon",
+        args.name,
+        {"cancel": args.cancel},
+        args.wait,
+        lambda: abandon_job(settings, args.name, cancel=args.cancel, wait=args.wait),
+    )
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
-    from daemon.cli.retry import requeue  # noqa: PLC0415
+    from daemon.cli.command_sender import send_or_act  # noqa: PLC0415
 
     settings = settings_from(args)
     if args.failed:
-        return _retry_failed(settings, args.name)
-    done = requeue(settings, args.name, force=args.force)
-    print(printable(f"moved {done.source} to {done.dest}; batchd picks it up as a new job"))
-    if done.report is not None:
-        print(printable(f"the old report is kept as {done.report}"))
+        return send_or_act(
+            settings, "retry_failed", args.name, {}, args.timeout, lambda: _retry_failed(settings, args.name)
+        )
+    options = {"force": args.force}
+    return send_or_act(
+        settings, "retry", args.name, options, args.timeout, lambda: _retry(settings, args.name, args.force)
+    )
+
+
+def _retry(settings: Settings, name: str, force: bool) -> int:
+    from daemon.cli.command_handlers import requeued_text  # noqa: PLC0415
+    from daemon.cli.retry import requeue  # noqa: PLC0415
+
+    print(requeued_text(requeue(settings, name, force=force)))
     return EXIT_OK
 
 
 def _retry_failed(settings: Settings, name: str) -> int:
+    from daemon.cli.command_handlers import rerun_text  # noqa: PLC0415
     from daemon.cli.retry_failed import rerun_failed  # noqa: PLC0415
 
-    done = rerun_failed(settings, name)
-    print(printable(f"dropped {done.requests} failed or not-run request(s) of job {done.job_id} as {done.dest}"))
-    if done.maybe_ran:
-        print(
-            f"note: {done.maybe_ran} of them may have run and been paid for without a result coming back "
-            "(result_missing, batch_lost); they will run and be paid for again"
-        )
+    print(rerun_text(rerun_failed(settings, name)))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from daemon.config import Settings
 from daemon.engine.emulated_profiles import emulated_services
 from daemon.engine.main_loop import Engine
 from daemon.logs import get_logger
+from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.signals import StopFlags, captured_signals
@@ -22,7 +23,8 @@ from daemon.state.store import Store
 log = get_logger(__name__)
 
 
-def run_daemon(settings: Settings, *, emulator: bool) -> int:
+def run_daemon(settings: Settings, *, emulator: bool, commands: HandlerFactory | None = None) -> int:
+    """Run until stopped; ``commands``: how the daemon carries out the operators' commands (from the cli)."""
     with ExitStack() as stack:
         if emulator:
             settings = stack.enter_context(_emulated(settings))
@@ -34,7 +36,7 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
             services = connect_profiles(profiles, settings.request_timeout)
         stack.callback(services.close)
-        return _serve(settings, profile, key, services, stack)
+        return _serve(settings, profile, key, services, stack, commands)
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
@@ -43,7 +45,14 @@ def emulated(settings: Settings) -> _emulated:
     return _emulated(settings)
 
 
-def _serve(settings: Settings, profile: Profile, key: KeySource, services: ProfileServices, stack: ExitStack) -> int:
+def _serve(
+    settings: Settings,
+    profile: Profile,
+    key: KeySource,
+    services: ProfileServices,
+    stack: ExitStack,
+    commands: HandlerFactory | None,
+) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
@@ -61,7 +70,8 @@ def _serve(settings: Settings, profile: Profile, key: KeySource, services: Profi
         profiles=services.names(),
     )
     flags = stack.enter_context(captured_signals(StopFlags()))
-    engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK)  # the one clock every timing rule reads
+    # The one clock every timing rule reads.
+    engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK, commands)
     try:
         engine.start()
         with engine.bell.rung_by_signals():

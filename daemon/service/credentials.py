@@ -22,6 +22,10 @@ WEBHOOK_CREDENTIAL_NAME = "openai-webhook-secret"
 WEBHOOK_KEYS = KeyLookup(
     credential=WEBHOOK_CREDENTIAL_NAME, file_env="OPENAI_WEBHOOK_SECRET_FILE", env="OPENAI_WEBHOOK_SECRET"
 )
+NOTIFY_CREDENTIAL_NAME = "batchd-notify-secret"  # signs the on_job_done URL's deliveries
+NOTIFY_KEYS = KeyLookup(
+    credential=NOTIFY_CREDENTIAL_NAME, file_env="BATCHD_NOTIFY_SECRET_FILE", env="BATCHD_NOTIFY_SECRET"
+)
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 EMULATOR_KEY = "emulator-key"  # a placeholder the emulator accepts; it unlocks nothing real
 
@@ -123,6 +127,11 @@ def find_profile_webhook_secret(profile: Profile, environ: Mapping[str, str] | N
             "webhook_secret_credential), or remove those keys to use the default profile's secret"
         )
     return source
+
+
+def find_notify_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
+    """The on_job_done URL's signing secret's source, looked up like the API key; None when none is set."""
+    return _found(NOTIFY_KEYS, os.environ if environ is None else environ, "notification signing secret")
 
 
 def entra_token_provider(credential: Any = None) -> Callable[[], str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from daemon.config import CANCEL_NOTE
 from daemon.errors import StateCorruptError
 from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST, noted_abandon_time
-from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcome
+from daemon.state.states import INPUT_KIND, OUTCOME_WORDS, PACK_KIND, TERMINAL_JOB_STATES, PartOrigin, PartOutcome
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
 # 3: jobs.kind, parts.pack_id and parts.pack_slot (small inputs packed into one batch), added by ALTER.
@@ -18,7 +18,11 @@ from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcom
 #    and jobs.abandon_after_cancel (were the note "abandoned by the operator at ..."); see _backfill_5.
 # 6: jobs.profile, the provider profile whose service runs the job (the pending_upload/ subfolder it
 #    came from); older jobs all ran on the one service there was: 'default'.
-SCHEMA_VERSION = 6
+# 7: commands, the operators' requests (cancel, abandon, retry) the running daemon carries out, with who
+#    asked, when, and the outcome (ops/command_desk.py); a new table, so older databases just gain it.
+#    And job_notices, the on_job_done notifications owed: a row per input job that ended, added by a
+#    trigger in the transaction that ends it (no ending is missed, whichever code path ends it).
+SCHEMA_VERSION = 7
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -89,7 +93,30 @@ CREATE TABLE IF NOT EXISTS remote_files (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS remote_files_by_state ON remote_files(state, next_action_at);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    requested_by TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    result TEXT,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, requested_at);
 """
+
+_ENDED = ", ".join(f"'{state}'" for state in sorted(TERMINAL_JOB_STATES))
+# The on_job_done notifications owed (state/notice_queries.py): written in the transaction that ends the job.
+# (Constants only in the f-string.)
+_SCHEMA += f"""CREATE TABLE IF NOT EXISTS job_notices (job_id TEXT PRIMARY KEY, ended_at REAL NOT NULL);
+CREATE TRIGGER IF NOT EXISTS job_ended AFTER UPDATE OF state ON jobs
+WHEN NEW.kind = '{INPUT_KIND}' AND NEW.state IN ({_ENDED}) AND OLD.state NOT IN ({_ENDED})
+BEGIN
+    INSERT OR IGNORE INTO job_notices (job_id, ended_at) VALUES (NEW.id, COALESCE(NEW.finished_at, NEW.updated_at));
+END;
+"""  # noqa: S608
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
