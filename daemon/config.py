@@ -24,7 +24,8 @@ from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, p
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 ENV_PREFIX = "BATCHD_"
-NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME})  # BATCHD_* variables that are not settings
+# BATCHD_* variables that are not settings (the web page's token is a secret, read like the API key)
+NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME, "BATCHD_WEB_TOKEN", "BATCHD_WEB_TOKEN_FILE"})
 # batchd uses five metadata pairs itself (job, part, source, sha256, part_sha256); the API allows 16.
 RESERVED_METADATA_PAIRS = 5
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
@@ -100,6 +101,8 @@ class Settings:
     metrics_address: str = "127.0.0.1"  # loopback by default: metrics are for a local scraper or proxy
     webhook_port: int | None = None  # OpenAI batch webhook receiver; None = off (polling alone)
     webhook_address: str = "127.0.0.1"  # a reverse proxy terminates TLS and forwards here
+    web_port: int | None = None  # the operator web page; None = off
+    web_address: str = "127.0.0.1"  # loopback by default: the page is for the operator on this machine
     stuck_validating_after: float = 3600.0  # warn (batch_stuck) when a batch validates longer than this
     stuck_finalizing_after: float = 3600.0  # ... finalizes longer than this
     stuck_cancelling_after: float = 3600.0  # ... is cancelling longer than this
@@ -188,6 +191,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         _check_known(key, f"config file {path}")
     if "api_key" in data:
         raise ConfigError("api_key must not be in the config file; use a key file or OPENAI_API_KEY")
+    if "web_token" in data:
+        raise ConfigError("web_token must not be in the config file; use BATCHD_WEB_TOKEN_FILE or BATCHD_WEB_TOKEN")
     return data
 
 
@@ -446,7 +451,7 @@ def _check_metadata(s: Settings) -> None:
 
 
 def _check_listeners(s: Settings) -> None:
-    for kind in ("metrics", "webhook"):
+    for kind in ("metrics", "webhook", "web"):
         port, address = getattr(s, f"{kind}_port"), getattr(s, f"{kind}_address")
         if port is not None and not 1 <= port <= 65535:
             raise ConfigError(f"{kind}_port must be between 1 and 65535, or unset to turn it off (got {port})")
@@ -456,5 +461,8 @@ def _check_listeners(s: Settings) -> None:
             raise ConfigError(
                 f"{kind}_address must be an IP address such as 127.0.0.1 or :: (got {address!r})"
             ) from None
-    if s.metrics_port is not None and s.metrics_port == s.webhook_port:
-        raise ConfigError(f"metrics_port and webhook_port must differ (both {s.metrics_port})")
+    ports = [(key, getattr(s, key)) for key in ("metrics_port", "webhook_port", "web_port")]
+    for n, (key, port) in enumerate(ports):
+        for other, other_port in ports[n + 1 :]:
+            if port is not None and port == other_port:
+                raise ConfigError(f"{key} and {other} must differ (both {port})")

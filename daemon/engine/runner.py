@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from daemon.clock import WALL_CLOCK
 from daemon.config import Settings
 from daemon.engine.main_loop import Engine
+from daemon.http_endpoints import Endpoint
 from daemon.logs import get_logger
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
@@ -20,9 +22,11 @@ from daemon.state import folders
 from daemon.state.store import Store
 
 log = get_logger(__name__)
+# Endpoints built from the engine by a floor above it (the web page, which shares `batchd status`'s views).
+MoreEndpoints = Callable[[Engine], list[Endpoint]]
 
 
-def run_daemon(settings: Settings, *, emulator: bool) -> int:
+def run_daemon(settings: Settings, *, emulator: bool, more_endpoints: MoreEndpoints | None = None) -> int:
     with ExitStack() as stack:
         if emulator:
             settings = stack.enter_context(_emulated(settings))
@@ -35,7 +39,7 @@ def run_daemon(settings: Settings, *, emulator: bool) -> int:
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
             services = connect_profiles(profiles, settings.request_timeout)
         stack.callback(services.close)
-        return _serve(settings, profile, key, services, stack)
+        return _serve(settings, profile, key, services, stack, more_endpoints)
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
@@ -44,7 +48,14 @@ def emulated(settings: Settings) -> _emulated:
     return _emulated(settings)
 
 
-def _serve(settings: Settings, profile: Profile, key: KeySource, services: ProfileServices, stack: ExitStack) -> int:
+def _serve(
+    settings: Settings,
+    profile: Profile,
+    key: KeySource,
+    services: ProfileServices,
+    stack: ExitStack,
+    more_endpoints: MoreEndpoints | None,
+) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
@@ -63,6 +74,7 @@ def _serve(settings: Settings, profile: Profile, key: KeySource, services: Profi
     )
     flags = stack.enter_context(captured_signals(StopFlags()))
     engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK)  # the one clock every timing rule reads
+    engine.endpoints += more_endpoints(engine) if more_endpoints else []
     try:
         engine.start()
         with engine.bell.rung_by_signals():

@@ -22,6 +22,10 @@ WEBHOOK_CREDENTIAL_NAME = "openai-webhook-secret"
 WEBHOOK_KEYS = KeyLookup(
     credential=WEBHOOK_CREDENTIAL_NAME, file_env="OPENAI_WEBHOOK_SECRET_FILE", env="OPENAI_WEBHOOK_SECRET"
 )
+WEB_TOKEN_CREDENTIAL_NAME = "batchd-web-token"  # noqa: S105 - the name of a credential file, not a secret
+WEB_TOKEN_KEYS = KeyLookup(
+    credential=WEB_TOKEN_CREDENTIAL_NAME, file_env="BATCHD_WEB_TOKEN_FILE", env="BATCHD_WEB_TOKEN"
+)
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 EMULATOR_KEY = "emulator-key"  # a placeholder the emulator accepts; it unlocks nothing real
 
@@ -108,6 +112,11 @@ def _checked(source: KeySource) -> KeySource:
 def find_webhook_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
     """The webhook signing secret's source, looked up like the API key; None when none is set."""
     return _found(WEBHOOK_KEYS, os.environ if environ is None else environ, "webhook signing secret")
+
+
+def find_web_token(environ: Mapping[str, str] | None = None) -> KeySource | None:
+    """The web page's operator token (its buttons act only with it); None: the page has no buttons."""
+    return _found(WEB_TOKEN_KEYS, os.environ if environ is None else environ, "web token")
 
 
 def entra_token_provider() -> Callable[[], str]:

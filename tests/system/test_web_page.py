@@ -1,0 +1,161 @@
+"""The operator web page in a real browser: Debian's chromium, driven by Playwright, against a daemon on
+the emulator. Screenshots of the main views are saved in each test's temporary folder.
+
+Playwright rather than Selenium: one pip package that drives the chromium binary directly (no
+driver whose version must match the browser), and its waits (``expect``) poll a condition with a
+timeout, so no test sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.cli.web_server import WebServer
+from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.state.states import JobState
+from tests.support import TEST_KEY, Harness, fast_settings, request_file
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+Page = Any
+CHROMIUM = os.environ.get("BATCHD_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LXdlYmhvb2stc2lnbmluZy1rZXk="  # base64 of a made-up key
+WEB_TOKEN = "operator-token-7c1e2b5d"
+HOSTILE = "<img src=x onerror=alert(1)>.jsonl"
+QUOTED = "a\"b'c&amp;d&lt; <b>bold.jsonl"  # no slash: a file name cannot hold one
+LOOK = 15_000  # ms: how long a page may take to show a change (the daemon polls every 0.2 s)
+
+
+def web_port(harness: Harness) -> int:
+    assert harness.engine is not None
+    return next(e.port for e in harness.engine.endpoints if isinstance(e, WebServer))
+
+
+@pytest.fixture(name="browser")
+def browser_fixture() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"no chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(name="slow_emulator")
+def slow_emulator_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """Batches in progress for a few seconds, so a page sees them move."""
+    settings = EmulatorSettings(
+        validating_seconds=0.2,
+        in_progress_seconds=4.0,
+        finalizing_seconds=0.2,
+        cancelling_seconds=0.2,
+        data_dir=tmp_path / "emulator-data",
+    )
+    with EmulatorServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(name="web_daemon")
+def web_daemon_fixture(tmp_path: Path, slow_emulator: EmulatorServer) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make(**changes: Any) -> Harness:
+        root = tmp_path / "root"
+        root.mkdir(exist_ok=True)
+        harness = Harness(fast_settings(root, slow_emulator.base_url, web_port=0, **changes), slow_emulator)
+        made.append(harness)
+        return harness.start()
+
+    yield make
+    for harness in made:
+        harness.stop()
+
+
+def open_page(browser: Any, url: str) -> Page:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda dialog: pytest.fail(f"a script ran on the page: {dialog.message}"))
+    page.goto(url)
+    return page
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "screenshots" / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_the_job_list_follows_a_job_to_done_without_a_reload(
+    web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path
+) -> None:
+    harness = web_daemon()
+    harness.drop("movies.jsonl", request_file(40))
+    harness.wait_job("movies.jsonl", JobState.ACTIVE)
+    page = open_page(browser, f"http://127.0.0.1:{web_port(harness)}/")
+    page.evaluate("window.loadedOnce = 'yes'")  # gone if the page reloads
+    row = page.locator("#jobs tr", has_text="movies.jsonl")
+    bar = row.locator("svg.bar")
+    playwright_api.expect(bar).to_have_attribute("data-total", "40")
+    assert int(bar.get_attribute("data-done") or 0) < 40, "the job was already done when the page loaded"
+    shot(page, tmp_path, "jobs-running")
+    playwright_api.expect(bar).to_have_attribute("data-done", "40", timeout=LOOK)
+    playwright_api.expect(row.locator(".state")).to_have_text("done", timeout=LOOK)
+    assert page.evaluate("window.loadedOnce") == "yes"
+    assert int(page.locator("main").get_attribute("data-updates") or 0) > 0
+    playwright_api.expect(page.locator("#daemon")).to_contain_text("up since")
+    playwright_api.expect(page.locator("svg.chart")).to_be_visible()
+    shot(page, tmp_path, "jobs-done")
+    row.locator("a").click()
+    playwright_api.expect(page.locator("#job-name")).to_have_text("movies.jsonl")
+    playwright_api.expect(page.locator("#batches")).to_contain_text("completed")
+    playwright_api.expect(page.locator("#summary")).to_contain_text('"succeeded": 40')
+    shot(page, tmp_path, "job-done")
+
+
+def test_a_failed_input_shows_its_report(web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path) -> None:
+    harness = web_daemon()
+    harness.drop("broken.jsonl", request_file(2) + '{"custom_id": "x"}\nnot json\n')
+    job = harness.wait_job("broken.jsonl", JobState.REJECTED)
+    page = open_page(browser, f"http://127.0.0.1:{web_port(harness)}/?state=rejected")
+    page.locator("#jobs a", has_text="broken.jsonl").click()
+    report = page.locator("#report")
+    playwright_api.expect(report).to_contain_text("line 3")
+    playwright_api.expect(report).to_contain_text("line 4")
+    assert page.url.endswith(f"/jobs/{job.id}")
+    shot(page, tmp_path, "job-rejected")
+
+
+def test_hostile_names_are_shown_as_text_and_no_secret_is_on_any_page(
+    web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("BATCHD_WEB_TOKEN", WEB_TOKEN)
+    harness = web_daemon(webhook_port=0)
+    harness.drop(HOSTILE, request_file(3))
+    harness.drop(QUOTED, "not json\n")
+    harness.wait_job(HOSTILE, JobState.DONE)
+    harness.wait_job(QUOTED, JobState.REJECTED)
+    base = f"http://127.0.0.1:{web_port(harness)}"
+    page = open_page(browser, f"{base}/")
+    playwright_api.expect(page.locator("#jobs a", has_text=HOSTILE)).to_have_count(1)
+    playwright_api.expect(page.locator("#jobs a", has_text=QUOTED)).to_have_count(1)
+    assert page.locator("#jobs img").count() == 0 and page.locator("#jobs b").count() == 0
+    shot(page, tmp_path, "hostile-names")
+    urls = [f"{base}/", f"{base}/?fragment=1", f"{base}/login"]
+    urls += [f"{base}/jobs/{job.id}" for job in harness.store.jobs()] if harness.store else []
+    for url in urls:
+        page.goto(url)
+        playwright_api.expect(page.locator("img")).to_have_count(0)
+        text = page.content()
+        for secret in (TEST_KEY, WEBHOOK_SECRET, WEB_TOKEN, WEBHOOK_SECRET.removeprefix("whsec_")):
+            assert secret not in text, f"{url} shows a secret"
+    with urllib.request.urlopen(f"{base}/") as reply:
+        policy = reply.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src 'nonce-" in policy and "unsafe-inline" not in policy
