@@ -22,10 +22,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon.cli.command_handlers import daemon_handlers
 from daemon.cli.web_server import web_endpoints
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer
 from daemon.engine.main_loop import Engine
+from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.signals import StopFlags
 from daemon.providers import DEFAULT_PROFILE
 from daemon.service.credentials import KeySource
@@ -123,6 +125,8 @@ class Harness:
     remote: OpenAIService | None = None
     services: ProfileServices | None = None  # the default profile's is ``remote``; one more per other profile
     thread: threading.Thread | None = None
+    # How it carries out `batchd cancel` ... sent to it (as `batchd run` does); None: they act directly.
+    commands: HandlerFactory | None = daemon_handlers
 
     def start(self) -> Harness:
         folders.prepare(self.settings)
@@ -137,7 +141,7 @@ class Harness:
             | {n: OpenAIService.for_profile(p, key, self.settings.request_timeout) for n, p in others.items()}
         )
         self.flags = StopFlags()
-        self.engine = Engine(self.settings, self.store, self.services, self.flags)
+        self.engine = Engine(self.settings, self.store, self.services, self.flags, commands=self.commands)
         self.engine.endpoints += web_endpoints(self.engine)  # as `batchd run` adds them
         self.engine.start()
         self.thread = threading.Thread(target=self.engine.run, name="test-engine", daemon=True)

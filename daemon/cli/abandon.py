@@ -14,8 +14,10 @@ collected (a cancel the service refuses leaves that batch to the lost-batch grac
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Callable
 
 from daemon.config import Settings
 from daemon.errors import AlreadyRunningError, DaemonError, PermanentError
@@ -45,7 +47,7 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
         remote = connect_jobs_profiles(settings.providers, {j.profile for j in jobs}, settings.request_timeout)
         try:
             for job in jobs:
-                _request(store, remote.of(job.profile), job, cancel=cancel)
+                request_abandon(store, remote.of(job.profile), job, cancel=cancel)
             _see_ended(settings, store, remote, jobs, wait)
         finally:
             remote.close()
@@ -54,29 +56,33 @@ def abandon_job(settings: Settings, name: str, *, cancel: bool, wait: float) -> 
     return 0
 
 
-def _request(store: Store, remote: BatchService, job: Job, *, cancel: bool) -> None:
-    cancelled = cancel and _cancel_batches(store, remote, job)
+def request_abandon(
+    store: Store, remote: BatchService, job: Job, *, cancel: bool, say: Callable[[str], None] = print
+) -> None:
+    """Record the operator's request on the job (cancelling its batches first if asked); who owns the
+    state then ends it. What happened goes to ``say`` line by line."""
+    cancelled = cancel and _cancel_batches(store, remote, job, say)
     store.update_job(job.id, abandon_requested_at=time.time(), abandon_after_cancel=cancelled)
     log.info("job_abandon_requested", job_id=job.id, file=job.source_name, cancel=cancelled)
-    print(f"{job.source_name}: {abandon_note(store.job(job.id))}")
+    say(f"{job.source_name}: {abandon_note(store.job(job.id))}")
 
 
-def _cancel_batches(store: Store, remote: BatchService, job: Job) -> bool:
+def _cancel_batches(store: Store, remote: BatchService, job: Job, say: Callable[[str], None]) -> bool:
     """Cancel the job's own running batches; True if any cancel was accepted (the job then waits for it)."""
     accepted = False
     for part in store.parts(job.id):
         if part.state == PartState.PACKED:
-            print(f"{job.source_name}: shares a batch with other inputs (pack {part.pack_id}); that batch runs on")
+            say(f"{job.source_name}: shares a batch with other inputs (pack {part.pack_id}); that batch runs on")
         if part.state != PartState.SUBMITTED or not part.batch_id:
             continue
         try:
             batch = remote.cancel(part.batch_id)
         except PermanentError as exc:
-            print(f"{job.source_name}: the service refused to cancel batch {part.batch_id}: {exc}")
+            say(f"{job.source_name}: the service refused to cancel batch {part.batch_id}: {exc}")
             continue
         accepted = True
         log.info("batch_cancel_requested", job_id=job.id, batch_id=part.batch_id, status=batch.status)
-        print(f"{job.source_name}: batch {part.batch_id} is {batch.status}")
+        say(f"{job.source_name}: batch {part.batch_id} is {batch.status}")
     return accepted
 
 
@@ -116,3 +122,21 @@ def _say_where(store: Store, jobs: list[Job], later: str) -> None:
             print(f"{job.source_name}: ended; input in {now.final_path}, results in {now.result_dir}")
         else:
             print(f"{job.source_name}: recorded; it ends {later}")
+
+
+def see_ended_by_daemon(settings: Settings, name: str, since: float, wait: float) -> None:
+    """After the daemon recorded the abandon: wait up to ``wait`` seconds for the jobs to end and say
+    where their files are, if this user may read the state (an operator in the group may not)."""
+    db = settings.state / folders.DB_NAME
+    if not os.access(db, os.R_OK):
+        return
+    store = Store(db, readonly=True)
+    try:
+        jobs = [
+            j
+            for j in store.jobs()
+            if name in (j.source_name, j.id) and j.abandon_requested_at and j.abandon_requested_at >= since
+        ]
+        _wait_for_daemon(store, jobs, wait)
+    finally:
+        store.close()

@@ -6,6 +6,8 @@ batch yet to cancel): a cancel the service refuses (404, 400 ...) leaves the job
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from daemon.config import Settings
 from daemon.display import printable
 from daemon.errors import DaemonError, PermanentError, TransientError
@@ -36,14 +38,15 @@ def cancel_job(settings: Settings, name: str) -> int:
     return 1 if refused else 0
 
 
-def cancel_one(store: Store, remote: BatchService, job: Job) -> bool:
-    """Cancel ``job``'s batches; False if the service refused and nothing was recorded."""
+def cancel_one(store: Store, remote: BatchService, job: Job, say: Callable[[str], None] = print) -> bool:
+    """Cancel ``job``'s batches; False if the service refused and nothing was recorded. What happened
+    goes to ``say`` line by line (the terminal, or a command's outcome when the daemon carries it out)."""
     parts = store.parts(job.id)
     packs = {p.pack_id for p in parts if p.state == PartState.PACKED and p.pack_id}
     if packs:
         # Its requests share a batch with other inputs: cancelling that batch would cancel theirs too.
         ids = ", ".join(sorted(packs))
-        print(f"{printable(job.source_name)}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
+        say(f"{printable(job.source_name)}: shares a batch with other inputs (pack {ids}); cancel the pack by its id")
         return True
     running = [p for p in parts if p.state == PartState.SUBMITTED and p.batch_id]
     accepted = not running and _record(store, job)  # nothing sent yet: the flag alone stops it
@@ -53,7 +56,7 @@ def cancel_one(store: Store, remote: BatchService, job: Job) -> bool:
             batch = remote.cancel(part.batch_id)
         except PermanentError as exc:
             log.warning("batch_cancel_refused", job_id=job.id, batch_id=part.batch_id, error=str(exc))
-            print(f"{printable(job.source_name)}: the service refused to cancel batch {part.batch_id}: {exc}")
+            say(f"{printable(job.source_name)}: the service refused to cancel batch {part.batch_id}: {exc}")
             continue
         except TransientError:
             _record(store, job)  # no answer: the cancel may have gone through, so resubmit nothing
@@ -61,9 +64,9 @@ def cancel_one(store: Store, remote: BatchService, job: Job) -> bool:
         # The flag stops the daemon from resubmitting what the cancel left unfinished.
         accepted = accepted or _record(store, job)
         log.info("batch_cancel_requested", job_id=job.id, batch_id=part.batch_id, status=batch.status)
-        print(f"{printable(job.source_name)}: batch {part.batch_id} is {batch.status}")
+        say(f"{printable(job.source_name)}: batch {part.batch_id} is {batch.status}")
     if not accepted:
-        print(f"{printable(job.source_name)}: not cancelled; the job goes on as before (`batchd abandon` ends it)")
+        say(f"{printable(job.source_name)}: not cancelled; the job goes on as before (`batchd abandon` ends it)")
     return accepted
 
 

@@ -123,13 +123,32 @@ def _add_retry(sub: Any) -> None:
         help="instead: drop a new input NAME.retry-failed.jsonl of only the failed and not-run requests "
         "of the finished job NAME (same custom_ids, the original lines)",
     )
+    _timeout(p)
+
+
+def _timeout(p: argparse.ArgumentParser, dest: str = "timeout", *aliases: str) -> None:
+    p.add_argument(
+        "--timeout",
+        *aliases,
+        dest=dest,
+        type=_positive_seconds,
+        default=30.0,
+        help="with a daemon running, the command is carried out by it: seconds to wait for its outcome (default 30)",
+    )
 
 
 def _add_cancel(sub: Any) -> None:
-    p = sub.add_parser("cancel", help="cancel a job's batches; what finished is still collected")
+    p = sub.add_parser(
+        "cancel",
+        help="cancel a job's batches; what finished is still collected",
+        description="Cancel the batches of NAME. With a daemon running on the root, the daemon does it (it "
+        "holds the key: this command needs none) and this command prints the outcome; with none, it is done "
+        "here and needs the key.",
+    )
     _common(p)
     p.add_argument("name", help="the input's file name (as dropped) or the job id")
     p.add_argument("--emulator-url", help=argparse.SUPPRESS)
+    _timeout(p)
 
 
 def _add_abandon(sub: Any) -> None:
@@ -150,9 +169,7 @@ def _add_abandon(sub: Any) -> None:
         help="cancel the job's running batches first; the job then ends once they have ended and what they "
         "finished is collected",
     )
-    p.add_argument(
-        "--wait", type=float, default=30.0, help="seconds to wait for a running daemon to end it (default 30)"
-    )
+    _timeout(p, "wait", "--wait")
 
 
 def _add_healthcheck(sub: Any) -> None:
@@ -237,12 +254,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from daemon.cli.web_server import web_endpoints  # noqa: PLC0415 - keeps `batchd validate` light
-    from daemon.engine.runner import run_daemon  # noqa: PLC0415
+    from daemon.cli.command_handlers import daemon_handlers  # noqa: PLC0415
+    from daemon.cli.web_server import web_endpoints  # noqa: PLC0415
+    from daemon.engine.runner import run_daemon  # noqa: PLC0415 - keeps `batchd validate` light
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return run_daemon(settings, emulator=args.emulator, more_endpoints=web_endpoints)
+    return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers, more_endpoints=web_endpoints)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -300,43 +318,56 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
     from daemon.cli.cancel import cancel_job  # noqa: PLC0415
+    from daemon.cli.command_sender import send_or_act  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return cancel_job(settings, args.name)
+    return send_or_act(settings, "cancel", args.name, {}, args.timeout, lambda: cancel_job(settings, args.name))
 
 
 def _cmd_abandon(args: argparse.Namespace) -> int:
     from daemon.cli.abandon import abandon_job  # noqa: PLC0415
+    from daemon.cli.command_sender import send_or_act  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return abandon_job(settings, args.name, cancel=args.cancel, wait=max(0.0, args.wait))
+    return send_or_act(
+        settings,
+        "abandon",
+        args.name,
+        {"cancel": args.cancel},
+        args.wait,
+        lambda: abandon_job(settings, args.name, cancel=args.cancel, wait=args.wait),
+    )
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
-    from daemon.cli.retry import requeue  # noqa: PLC0415
+    from daemon.cli.command_sender import send_or_act  # noqa: PLC0415
 
     settings = settings_from(args)
     if args.failed:
-        return _retry_failed(settings, args.name)
-    done = requeue(settings, args.name, force=args.force)
-    print(printable(f"moved {done.source} to {done.dest}; batchd picks it up as a new job"))
-    if done.report is not None:
-        print(printable(f"the old report is kept as {done.report}"))
+        return send_or_act(
+            settings, "retry_failed", args.name, {}, args.timeout, lambda: _retry_failed(settings, args.name)
+        )
+    options = {"force": args.force}
+    return send_or_act(
+        settings, "retry", args.name, options, args.timeout, lambda: _retry(settings, args.name, args.force)
+    )
+
+
+def _retry(settings: Settings, name: str, force: bool) -> int:
+    from daemon.cli.command_handlers import requeued_text  # noqa: PLC0415
+    from daemon.cli.retry import requeue  # noqa: PLC0415
+
+    print(requeued_text(requeue(settings, name, force=force)))
     return EXIT_OK
 
 
 def _retry_failed(settings: Settings, name: str) -> int:
+    from daemon.cli.command_handlers import rerun_text  # noqa: PLC0415
     from daemon.cli.retry_failed import rerun_failed  # noqa: PLC0415
 
-    done = rerun_failed(settings, name)
-    print(printable(f"dropped {done.requests} failed or not-run request(s) of job {done.job_id} as {done.dest}"))
-    if done.maybe_ran:
-        print(
-            f"note: {done.maybe_ran} of them may have run and been paid for without a result coming back "
-            "(result_missing, batch_lost); they will run and be paid for again"
-        )
+    print(rerun_text(rerun_failed(settings, name)))
     return EXIT_OK
 
 

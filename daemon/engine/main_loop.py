@@ -28,6 +28,7 @@ from daemon.intake.preparer import batch_limits, prepare_jobs
 from daemon.intake.watcher import Hint, start_observer
 from daemon.lanes import Lane, Lanes, lane_sizes
 from daemon.logs import get_logger
+from daemon.ops.command_desk import CommandDesk, HandlerFactory
 from daemon.ops.lost_state_guard import RECOVER_HINT, lost_database
 from daemon.ops.metrics import metrics_server
 from daemon.ops.sd_notify import Notifier
@@ -69,8 +70,10 @@ class Engine:
         flags: StopFlags,
         notifier: Notifier | None = None,
         clock: Clock = WALL_CLOCK,
+        commands: HandlerFactory | None = None,
     ) -> None:
-        """Build every part; no thread starts before ``start``."""
+        """Build every part; no thread starts before ``start``. With ``commands`` (how to carry out each
+        kind), the daemon takes the operators' commands (ops/command_desk.py); without, they act directly."""
         self.settings = settings
         self.store = store
         self.flags = flags
@@ -103,6 +106,9 @@ class Engine:
         self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake, clock))
         self.router = LaneRouter(settings, store, PREPARE_CHUNK)
         self.abandonment = Abandonment(store, self.collector, self.workers.busy)
+        self.commands = (
+            CommandDesk(settings.root, store, commands(settings, store, services), flags.stop) if commands else None
+        )
         self.observer: BaseObserver | None = None  # started in start(): watchdog's constructors start threads
         self._rung = False  # a wake-up arrived during the gap after a pass: the next sleep is skipped
         self._data_version = store.data_version()
@@ -131,6 +137,8 @@ class Engine:
         self.poller.start()
         for endpoint in self.endpoints:
             endpoint.start()
+        if self.commands is not None:
+            self.commands.open(self.settings.watch_mode, self.bell.ring)
         self.run_once(self.clock.now())
         log.info(
             "daemon_started",
@@ -221,6 +229,7 @@ class Engine:
         have ``changed`` since the last pass, the jobs are not looked over for merging and abandonment
         (that reads every open job: with thousands tracked, most of an idle daemon's time)."""
         self._claim_ready(now)
+        self._dispatch_commands()
         self._dispatch_preparation()
         if self.packer.due():
             self.workers.submit(Lane.SUBMIT, ("packer",), self.packer.run)
@@ -246,6 +255,13 @@ class Engine:
             self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.collector.finish_job, job_id))
         for job_id in self.abandonment.due():  # `batchd abandon` asked; same key: never beside finish_job
             self.workers.submit(Lane.COLLECT, ("job", job_id), partial(self.abandonment.end, job_id))
+
+    def _dispatch_commands(self) -> None:
+        """The operators' commands (`batchd cancel` ...), each a step of its own: cancel calls the service."""
+        if self.commands is None:
+            return
+        for command in self.commands.claim():
+            self.workers.submit(Lane.COLLECT, ("command", command.id), partial(self.commands.carry_out, command))
 
     def _submit(self, part_id: int) -> None:
         self.submitter.advance(part_id)
@@ -331,6 +347,8 @@ class Engine:
         self.notifier.stopping()
         for endpoint in self.endpoints:
             endpoint.stop()
+        if self.commands is not None:
+            self.commands.close()
         if self.observer is not None:
             self.observer.stop()
         self.workers.stop(SHUTDOWN_GRACE, self.flags.force)

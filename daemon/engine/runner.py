@@ -11,6 +11,7 @@ from daemon.config import Settings
 from daemon.engine.main_loop import Engine
 from daemon.http_endpoints import Endpoint
 from daemon.logs import get_logger
+from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.signals import StopFlags, captured_signals
@@ -26,7 +27,14 @@ log = get_logger(__name__)
 MoreEndpoints = Callable[[Engine], list[Endpoint]]
 
 
-def run_daemon(settings: Settings, *, emulator: bool, more_endpoints: MoreEndpoints | None = None) -> int:
+def run_daemon(
+    settings: Settings,
+    *,
+    emulator: bool,
+    commands: HandlerFactory | None = None,
+    more_endpoints: MoreEndpoints | None = None,
+) -> int:
+    """Run until stopped; ``commands``: how the daemon carries out the operators' commands (from the cli)."""
     with ExitStack() as stack:
         if emulator:
             settings = stack.enter_context(_emulated(settings))
@@ -39,7 +47,7 @@ def run_daemon(settings: Settings, *, emulator: bool, more_endpoints: MoreEndpoi
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
             services = connect_profiles(profiles, settings.request_timeout)
         stack.callback(services.close)
-        return _serve(settings, profile, key, services, stack, more_endpoints)
+        return _serve(settings, profile, key, services, stack, commands, more_endpoints)
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
@@ -54,6 +62,7 @@ def _serve(
     key: KeySource,
     services: ProfileServices,
     stack: ExitStack,
+    commands: HandlerFactory | None,
     more_endpoints: MoreEndpoints | None,
 ) -> int:
     folders.prepare(settings)
@@ -73,7 +82,8 @@ def _serve(
         profiles=services.names(),
     )
     flags = stack.enter_context(captured_signals(StopFlags()))
-    engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK)  # the one clock every timing rule reads
+    # The one clock every timing rule reads.
+    engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK, commands)
     engine.endpoints += more_endpoints(engine) if more_endpoints else []
     try:
         engine.start()

@@ -18,7 +18,9 @@ from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcom
 #    and jobs.abandon_after_cancel (were the note "abandoned by the operator at ..."); see _backfill_5.
 # 6: jobs.profile, the provider profile whose service runs the job (the pending_upload/ subfolder it
 #    came from); older jobs all ran on the one service there was: 'default'.
-SCHEMA_VERSION = 6
+# 7: commands, the operators' requests (cancel, abandon, retry) the running daemon carries out, with who
+#    asked, when, and the outcome (ops/command_desk.py); a new table, so older databases just gain it.
+SCHEMA_VERSION = 7
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -89,6 +91,18 @@ CREATE TABLE IF NOT EXISTS remote_files (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS remote_files_by_state ON remote_files(state, next_action_at);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    requested_by TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    result TEXT,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, requested_at);
 """
 
 

@@ -3,7 +3,8 @@
 Every external call is bracketed by a write here: the intent before it, the result after it.
 The Store is the one object the daemon's floors hold: the connection and transactions
 (database.py), the job and part queries here, the metrics tallies (metrics_queries.py), the
-remote files to delete (remote_file_queries.py) and the batches created lately (creation_queries.py).
+remote files to delete (remote_file_queries.py), the batches created lately (creation_queries.py) and
+the operators' commands (command_queries.py).
 The schema and its migrations are in schema.py.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from typing import Unpack
 
 from daemon.providers import DEFAULT_PROFILE
+from daemon.state.command_queries import CommandQueries
 from daemon.state.creation_queries import CreationQueries
 from daemon.state.metrics_queries import MetricsQueries
 from daemon.state.remote_file_queries import RemoteFileQueries
@@ -28,7 +30,7 @@ from daemon.state.states import (
 )
 
 
-class Store(MetricsQueries, RemoteFileQueries, CreationQueries):
+class Store(MetricsQueries, RemoteFileQueries, CreationQueries, CommandQueries):
     """Typed access to the state database. Thread-safe: one connection behind a lock."""
 
     # jobs -------------------------------------------------------------------------------

@@ -143,6 +143,8 @@ def test_tmpfiles_make_a_setgid_drop_zone(tmp_path: Path) -> None:
     uid = int(passwd_entry(tmp_path)[2])
     assert (root.stat().st_mode & 0o7777, root.stat().st_uid) == (0o750, uid)
     assert (inbox.stat().st_mode & 0o7777, inbox.stat().st_uid) == (0o2770, uid)
+    commands = tmp_path / "var/lib/batchd/commands"  # operators' requests to the daemon (ops/command_queue.py)
+    assert (commands.stat().st_mode & 0o7777, commands.stat().st_uid) == (0o2770, uid)
 
 
 # --- systemd: static checks -------------------------------------------------------------------
