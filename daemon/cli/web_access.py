@@ -25,6 +25,8 @@ log = get_logger(__name__)
 COOKIE = "batchd_session"
 SESSION_SECONDS = 12 * 3600.0
 MAX_SESSIONS = 64  # the oldest is forgotten first: a flood of logins cannot grow memory
+FAILED_LOGINS = 10  # wrong tokens allowed per LOCKOUT_SECONDS before logins are refused for that long
+LOCKOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,23 @@ class Sessions:
         self.lifetime = lifetime
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
+        self._failures: list[float] = []  # monotonic times of recent wrong tokens
 
     @property
     def enabled(self) -> bool:
         """Buttons exist only when a web token is configured."""
         return self.token is not None
 
+    def locked_out(self) -> bool:
+        """Too many wrong tokens lately: guessing is slowed to a few tries a minute."""
+        now = time.monotonic()
+        with self._lock:
+            self._failures = [t for t in self._failures if t > now - LOCKOUT_SECONDS]
+            return len(self._failures) >= FAILED_LOGINS
+
     def login(self, given: str) -> Session | None:
         """A new session when ``given`` is the token, else None."""
-        if self.token is None or not given:
+        if self.token is None or not given or self.locked_out():
             return None
         try:
             expected = self.token.read()
@@ -56,6 +66,8 @@ class Sessions:
             log.error("web_token_unreadable", error=str(exc))
             return None
         if not hmac.compare_digest(given.encode(), expected.encode()):
+            with self._lock:
+                self._failures.append(time.monotonic())
             return None
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(24), time.monotonic() + self.lifetime)
         with self._lock:

@@ -53,7 +53,7 @@ form.filter{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.2re
 input,select,button{font:inherit;padding:.2rem .45rem}
 button{cursor:pointer;border:1px solid #8894a0;border-radius:4px;background:#fff}
 button.danger{border-color:var(--bad);color:var(--bad)}
-.actions{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}
+.actions{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center;margin:0 0 .6rem}
 .actions form{display:inline}
 .notice{background:#fff8e1;border:1px solid #f0d47a;padding:.4rem .7rem;border-radius:4px;margin:.4rem 0}
 .error{background:#fdecea;border-color:#e6a3a0}
@@ -167,7 +167,7 @@ def security_headers(nonce: str) -> list[tuple[str, str]]:
         ("Content-Security-Policy", policy),
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
-        ("Referrer-Policy", "no-referrer"),
+        ("Referrer-Policy", "same-origin"),  # "no-referrer" would make a form's Origin "null"
         ("Cache-Control", "no-store"),
     ]
 

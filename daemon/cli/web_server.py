@@ -15,7 +15,17 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlencode
 
-from daemon.cli.web_access import Session, Sessions
+from daemon.cli.web_access import Session, Sessions, clear_cookie, set_cookie
+from daemon.cli.web_actions import (
+    ActionRefusedError,
+    ask,
+    buttons_for,
+    buttons_html,
+    checked_session,
+    commands_html,
+    form_fields,
+    same_origin,
+)
 from daemon.cli.web_chart import chart
 from daemon.cli.web_facts import daemon_facts, ended_batches, job_detail, job_list
 from daemon.cli.web_layout import document, esc, html_response, live_page, live_part, new_nonce, url_part
@@ -27,6 +37,7 @@ from daemon.http_messages import Request, Response
 from daemon.logs import get_logger
 from daemon.service.credentials import find_web_token
 from daemon.state.folders import DB_NAME
+from daemon.state.rows import Job
 from daemon.state.store import Store
 
 if TYPE_CHECKING:
@@ -62,11 +73,61 @@ class WebPage:
         if path.startswith("/jobs/") and path.count("/") == 2:
             return self._job(path.removeprefix("/jobs/"), query, session)
         if path == "/login":
-            return self._login_page(session)
+            return self._login_page(session, target=_safe_next(query.get("next", "/")))
         return self._plain(404, "Not found", "No such page: start again from the job list.")
 
     def _post(self, request: Request, path: str, session: Session | None) -> Response:
+        if path == "/login":
+            return self._login(request)
+        try:
+            if path == "/logout":
+                return self._logout(request, session)
+            if path.startswith("/jobs/") and path.count("/") == 3:
+                return self._act(request, *path.removeprefix("/jobs/").split("/"), session=session)
+        except ActionRefusedError as refusal:
+            log.warning("web_action_refused", path=path, client=request.client, reason=refusal.message)
+            return self._plain(refusal.status, "Refused", refusal.message)
         return self._plain(404, "Not found", "Nothing to post here.")
+
+    def _act(self, request: Request, job_id: str, kind: str, *, session: Session | None) -> Response:
+        checked_session(request, self.sessions, session)
+        job = self._input_job(job_id)
+        if kind not in {b.kind for b in buttons_for(job, self._failed_requests(job))}:
+            raise ActionRefusedError(409, f"{kind} is not possible for this job now ({job.state}).")
+        command_id = ask(self.settings, job, kind, request.client)
+        return _see_other(f"/jobs/{url_part(job.id)}?asked={url_part(command_id)}")
+
+    def _input_job(self, job_id: str) -> Job:
+        try:
+            return self.store.job(job_id)
+        except KeyError:
+            raise ActionRefusedError(404, f"There is no job {job_id}.") from None
+
+    def _failed_requests(self, job: Job) -> int:
+        detail = job_detail(self.store, self.settings, job.id, time.time())
+        return 0 if detail is None else detail.row["split"].failed + detail.row["split"].not_run
+
+    def _login(self, request: Request) -> Response:
+        fields = form_fields(request)
+        target = _safe_next(fields.get("next", "/"))
+        if not same_origin(request):
+            log.warning("web_login_refused", client=request.client, reason="cross-origin form")
+            return self._login_page(None, "Refused: the form was not sent from this page.", 403, target)
+        if self.sessions.locked_out():
+            log.warning("web_login_refused", client=request.client, reason="too many wrong tokens")
+            return self._login_page(None, "Too many wrong tokens: wait a minute and try again.", 429, target)
+        session = self.sessions.login(fields.get("token", ""))
+        if session is None:
+            log.warning("web_login_refused", client=request.client, reason="wrong token")
+            return self._login_page(None, "That is not the web token.", 403, target)
+        log.info("web_login", client=request.client)
+        return _see_other(target, [set_cookie(session)])
+
+    def _logout(self, request: Request, session: Session | None) -> Response:
+        ended = checked_session(request, self.sessions, session)
+        self.sessions.end(ended)
+        log.info("web_logout", client=request.client)
+        return _see_other("/", [clear_cookie()])
 
     # views ------------------------------------------------------------------------------------
 
@@ -90,9 +151,19 @@ class WebPage:
         detail = job_detail(self.store, self.settings, job_id, now)
         if detail is None:
             return self._plain(404, "No such job", f"There is no job {job_id}: it may belong to another root.")
+        split = detail.row["split"]
+        buttons = buttons_for(detail.job, split.failed + split.not_run)
+        asked = '<p class="notice" id="asked">Asked the daemon; its answer appears under Commands.</p>'
+        commands = [c for c in self.store.recent_commands(200) if c.target in (detail.job.id, detail.job.source_name)]
         pieces: list[Piece] = [
             (None, f'<h1 id="job-name">{esc(detail.job.source_name)}</h1>'),
-            ("job", job_fragment(detail, now)),
+            (None, asked if "asked" in query else ""),
+            # The buttons are live too: once the job ends, cancel goes and retry comes.
+            (
+                "job",
+                buttons_html(detail.job, buttons, session, self.sessions)
+                + job_fragment(detail, now, commands_html(commands)),
+            ),
         ]
         return self._view(detail.job.source_name, pieces, f"/jobs/{url_part(job_id)}?fragment=1", query, session)
 
@@ -114,8 +185,21 @@ class WebPage:
             '<button type="submit">log out</button></form>'
         )
 
-    def _login_page(self, session: Session | None, problem: str = "", status: int = 200) -> Response:
-        return self._plain(404, "Not found", "No such page: start again from the job list.")
+    def _login_page(self, session: Session | None, problem: str = "", status: int = 200, target: str = "/") -> Response:
+        if not self.sessions.enabled:
+            return self._plain(404, "No login", "This page has no buttons: no web token is configured.")
+        nonce = new_nonce()
+        said = f'<p class="notice error" id="login-problem">{esc(problem)}</p>' if problem else ""
+        already = '<p class="notice">You are logged in.</p>' if session is not None else ""
+        body = (
+            f'<main><h1>Log in</h1>{already}{said}<form method="post" action="/login" class="panel">'
+            f'<input type="hidden" name="next" value="{esc(target)}">'
+            '<p><label>web token <input type="password" name="token" autocomplete="current-password" required>'
+            '</label> <button type="submit">log in</button></p><p class="mute">The token is the one set in '
+            "BATCHD_WEB_TOKEN, the file named by BATCHD_WEB_TOKEN_FILE, or the systemd credential "
+            "batchd-web-token.</p></form></main>"
+        )
+        return html_response(document("log in", body, nonce), nonce, status)
 
     def _plain(self, status: int, title: str, message: str) -> Response:
         nonce = new_nonce()
@@ -124,6 +208,16 @@ class WebPage:
             '<p><a href="/">job list</a></p></main>'
         )
         return html_response(document(title, body, nonce), nonce, status)
+
+
+def _see_other(target: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    """After a POST: the browser loads ``target`` with a GET (a reload does not send the form again)."""
+    return Response(303, b"", [("Location", target), ("Cache-Control", "no-store"), *(headers or [])])
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after logging in: a path of this page only, never another site."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
 class WebServer:

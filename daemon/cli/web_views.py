@@ -124,7 +124,7 @@ def _job_row(row: dict[str, Any]) -> str:
     )
 
 
-def job_fragment(detail: JobDetail, now: float) -> str:
+def job_fragment(detail: JobDetail, now: float, commands: str = "") -> str:
     job, row = detail.job, detail.row
     split: Split = row["split"]
     facts = [
@@ -149,7 +149,7 @@ def job_fragment(detail: JobDetail, now: float) -> str:
     cells = "".join(f'<div><span class="k">{esc(name)}</span><b>{value}</b></div>' for name, value in facts)
     return (
         f'<section class="panel"><div>{progress_bar(split)} {legend()}</div><div class="facts">{cells}</div></section>'
-        f"{_batches(detail.parts)}{_results(detail)}{_failures(detail.summary)}{_report(detail.report)}"
+        f"{commands}{_batches(detail.parts)}{_results(detail)}{_failures(detail.summary)}{_report(detail.report)}"
         f"{_summary(detail.summary)}"
     )
 

@@ -20,7 +20,7 @@ import pytest
 from daemon.cli.web_server import WebServer
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.state.states import JobState
-from tests.support import TEST_KEY, Harness, fast_settings, request_file
+from tests.support import TEST_KEY, Harness, fast_settings, request_file, wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 Page = Any
@@ -159,3 +159,51 @@ def test_hostile_names_are_shown_as_text_and_no_secret_is_on_any_page(
     with urllib.request.urlopen(f"{base}/") as reply:
         policy = reply.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src 'nonce-" in policy and "unsafe-inline" not in policy
+
+
+def test_cancel_through_the_button_needs_the_token(
+    web_daemon: Callable[..., Harness],
+    slow_emulator: EmulatorServer,
+    browser: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BATCHD_WEB_TOKEN", WEB_TOKEN)
+    slow_emulator.mishaps.never_end_next(1)  # in progress until cancelled
+    harness = web_daemon()
+    harness.drop("endless.jsonl", request_file(10))
+    job = harness.wait_job("endless.jsonl", JobState.ACTIVE)
+    wait_until(lambda: any(p.batch_id for p in harness.store.parts(job.id)) if harness.store else None)
+    job_url = f"http://127.0.0.1:{web_port(harness)}/jobs/{job.id}"
+    page = open_page(browser, job_url)
+    playwright_api.expect(page.locator("#login-link")).to_be_visible()
+    assert page.locator("#actions button").count() == 0
+    # Without a session, a forged form (even with a guessed CSRF field) and a wrong token are refused.
+    forged = page.request.post(f"{job_url}/cancel", form={"csrf": "guess"}, max_redirects=0)
+    assert forged.status == 403 and "Log in with the web token" in forged.text()
+    page.locator("#login-link").click()
+    page.fill("input[name=token]", "not-the-token")
+    page.click("button[type=submit]")
+    playwright_api.expect(page.locator("#login-problem")).to_have_text("That is not the web token.")
+    shot(page, tmp_path, "login-refused")
+    assert harness.store is not None and not harness.store.job(job.id).cancel_requested
+    assert harness.store.recent_commands() == []
+    # With the token: logged in, back on the job's page, its cancel button goes through the daemon.
+    page.fill("input[name=token]", WEB_TOKEN)
+    page.click("button[type=submit]")
+    playwright_api.expect(page).to_have_url(job_url)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "batchd_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    shot(page, tmp_path, "job-with-buttons")
+    page.click("#actions button[value=cancel]")
+    playwright_api.expect(page.locator("#asked")).to_be_visible()
+    row = page.locator("#commands tr", has_text="cancel")
+    playwright_api.expect(row.locator(".command-state")).to_have_text("done", timeout=LOOK)
+    playwright_api.expect(page.locator("#job-state")).to_have_text("done", timeout=LOOK)
+    playwright_api.expect(page.locator("#actions button[value=cancel]")).to_have_count(0)  # live, no reload
+    assert harness.store.job(job.id).cancel_requested
+    assert "web page (127.0.0.1)" in harness.store.recent_commands()[0].requested_by
+    shot(page, tmp_path, "job-cancelled")
+    # The CSRF token is the session's: the same session without it is refused.
+    stale = page.request.post(f"{job_url}/abandon", form={"csrf": "stale"}, max_redirects=0)
+    assert stale.status == 403 and len(harness.store.recent_commands()) == 1
