@@ -187,12 +187,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist; fix the --config path") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    if "web_token" in data:  # a secret: said before "unknown setting", which would not say where it goes
+        raise ConfigError("web_token must not be in the config file; use BATCHD_WEB_TOKEN_FILE or BATCHD_WEB_TOKEN")
     for key in data:
         _check_known(key, f"config file {path}")
     if "api_key" in data:
         raise ConfigError("api_key must not be in the config file; use a key file or OPENAI_API_KEY")
-    if "web_token" in data:
-        raise ConfigError("web_token must not be in the config file; use BATCHD_WEB_TOKEN_FILE or BATCHD_WEB_TOKEN")
     return data
 
 

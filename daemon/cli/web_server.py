@@ -110,6 +110,9 @@ class WebPage:
     def _login(self, request: Request) -> Response:
         fields = form_fields(request)
         target = _safe_next(fields.get("next", "/"))
+        if not self.sessions.enabled:
+            log.warning("web_login_refused", client=request.client, reason="no web token configured")
+            return self._login_page(None)
         if not same_origin(request):
             log.warning("web_login_refused", client=request.client, reason="cross-origin form")
             return self._login_page(None, "Refused: the form was not sent from this page.", 403, target)
