@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from daemon.cli.web_layout import esc, when
 
 WIDTH, HEIGHT = 900, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 64, 22, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 90, 22, 28
 BUCKETS = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)  # the first that keeps the chart under MAX_BARS
 MAX_BARS = 60
 MIN_BARS = 30  # a first hour still spreads over the chart's width rather than one wide bar

@@ -22,7 +22,7 @@ from daemon.intake.reports import report_path
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.usage import batches_usage
 from daemon.state.rows import Job, Part
-from daemon.state.states import INPUT_KIND, TERMINAL_BATCH_STATUSES, TERMINAL_JOB_STATES, JobState
+from daemon.state.states import INPUT_KIND, TERMINAL_BATCH_STATUSES, TERMINAL_JOB_STATES, JobState, PartState
 from daemon.state.store import Store
 
 MAX_ROWS = 200  # jobs listed at once, newest first: a filter or a search finds older ones
@@ -103,7 +103,7 @@ def job_list(store: Store, settings: Settings, now: float, state: str = "", quer
     parts = store.parts_by_job()
     for row in shown:
         job = kinds[row["job_id"]]
-        row["split"] = split(row, parts.get(job.id, []))
+        row["split"] = split(row, parts.get(job.id, []), parts.get(row.get("pack") or "", []))
         row["age_seconds"] = (job.finished_at or now) - job.created_at  # an ended job's age stops
     return JobList(shown, len(matched), len(rows))
 
@@ -118,17 +118,28 @@ def _state_matches(row_state: str, wanted: str) -> bool:
     return row_state == wanted
 
 
-def split(row: Mapping[str, Any], parts: list[Part]) -> Split:
-    """From the summary once the job ended; before, the done requests split by their batches' counts."""
+def split(row: Mapping[str, Any], parts: list[Part], pack_parts: list[Part] | None = None) -> Split:
+    """From the summary once the job ended; before, the done requests split by their batches' counts
+    (for an input riding in a shared batch, its share of that batch's progress)."""
     total = int(row["requests_total"] or 0)
     outcomes = row.get("outcomes")
     if outcomes:
         found = Split(outcomes["succeeded"], outcomes["failed"], outcomes["not_run"], total)
         return Split(found.succeeded, found.failed, found.not_run, max(total, found.done))
+    if pack_parts and any(p.state == PartState.PACKED for p in parts):
+        return _share(pack_parts, total)
     failed = sum(_batch_counts(p).get("failed") or 0 for p in parts)
     done = int(row["requests_done"] or 0)
     failed = min(done, failed)
     return Split(done - failed, failed, 0, max(total, done))
+
+
+def _share(pack_parts: list[Part], total: int) -> Split:
+    counts = [_batch_counts(p) for p in pack_parts]
+    carried = sum(int(c.get("total") or 0) for c in counts) or 1
+    succeeded = sum(int(c.get("completed") or 0) for c in counts) * total // carried
+    failed = sum(int(c.get("failed") or 0) for c in counts) * total // carried
+    return Split(min(succeeded, total), min(failed, total - min(succeeded, total)), 0, total)
 
 
 def _batch_counts(part: Part) -> dict[str, Any]:
@@ -154,7 +165,7 @@ def job_detail(store: Store, settings: Settings, job_id: str, now: float) -> Job
         return None
     parts = store.parts(job.id)
     row = next((r for r in job_rows(store, now, settings.prices) if r["job_id"] == job.id), {})
-    row["split"] = split(row, parts)
+    row["split"] = split(row, parts, store.parts(row["pack"]) if row.get("pack") else [])
     row["age_seconds"] = (job.finished_at or now) - job.created_at
     summary = _summary(job)
     return JobDetail(job, row, parts, summary, _report(job), _files(job))

@@ -205,5 +205,5 @@ def test_cancel_through_the_button_needs_the_token(
     assert "web page (127.0.0.1)" in harness.store.recent_commands()[0].requested_by
     shot(page, tmp_path, "job-cancelled")
     # The CSRF token is the session's: the same session without it is refused.
-    stale = page.request.post(f"{job_url}/abandon", form={"csrf": "stale"}, max_redirects=0)
+    stale = page.request.post(f"{job_url}/retry_failed", form={"csrf": "stale"}, max_redirects=0)
     assert stale.status == 403 and len(harness.store.recent_commands()) == 1
