@@ -148,6 +148,14 @@ def test_hostile_names_are_shown_as_text_and_no_secret_is_on_any_page(
     playwright_api.expect(page.locator("#jobs a", has_text=QUOTED)).to_have_count(1)
     assert page.locator("#jobs img").count() == 0 and page.locator("#jobs b").count() == 0
     shot(page, tmp_path, "hostile-names")
+    page.fill("input[name=q]", "onerror")  # the filter: searched by name, without a script
+    page.click("form.filter button")
+    playwright_api.expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    playwright_api.expect(page.locator("#jobs a")).to_have_text(HOSTILE)
+    page.select_option("select[name=state]", "rejected")
+    page.fill("input[name=q]", "")
+    page.click("form.filter button")
+    playwright_api.expect(page.locator("#jobs a")).to_have_text(QUOTED)
     urls = [f"{base}/", f"{base}/?fragment=1", f"{base}/login"]
     urls += [f"{base}/jobs/{job.id}" for job in harness.store.jobs()] if harness.store else []
     for url in urls:
