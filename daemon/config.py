@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,11 +25,17 @@ from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, p
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 ENV_PREFIX = "BATCHD_"
-# BATCHD_* variables that are not settings (the web page's token is a secret, read like the API key)
-NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME, "BATCHD_WEB_TOKEN", "BATCHD_WEB_TOKEN_FILE"})
+# BATCHD_* variables that are not settings: secrets, read like the API key (the on_job_done URL's signing
+# secret, ops/job_notifications.py; the web page's token, cli/web_access.py).
+NOTIFY_SECRET_ENVS = ("BATCHD_NOTIFY_SECRET", "BATCHD_NOTIFY_SECRET_FILE")
+WEB_TOKEN_ENVS = ("BATCHD_WEB_TOKEN", "BATCHD_WEB_TOKEN_FILE")
+NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME, *NOTIFY_SECRET_ENVS, *WEB_TOKEN_ENVS})
 # batchd uses five metadata pairs itself (job, part, source, sha256, part_sha256); the API allows 16.
 RESERVED_METADATA_PAIRS = 5
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
+# The job endings on_job_done can tell: done (every request succeeded), failed (the input is in failed/),
+# needs_attention (done, but some requests failed or did not run).
+NOTIFY_EVENTS = ("done", "failed", "needs_attention")
 CANCEL_NOTE = "cancel requested"  # a job's note once `batchd cancel` ran: submit and resubmit nothing more
 OVERDUE_MARGIN = 6 * 3600.0  # max_batch_age by default: the completion window plus this
 MIN_LINE_BYTES = 1024  # max_line_bytes below this would refuse ordinary requests
@@ -114,6 +121,11 @@ class Settings:
     max_batch_age: float | None = None
     # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
     providers: Mapping[str, Profile] = field(default_factory=dict)
+    # When a job ends (ops/job_notifications.py): a command run as an argument list, no shell, with the
+    # job's fields as BATCHD_* environment variables; and/or a URL POSTed a JSON body signed with HMAC-SHA256.
+    on_job_done_command: tuple[str, ...] = ()
+    on_job_done_url: str | None = None
+    on_job_done_events: frozenset[str] = frozenset(NOTIFY_EVENTS)  # which endings are told
 
     def path(self, name: str) -> Path:
         """Return the absolute path of one of the folders (e.g. ``"pending_dir"``)."""
@@ -288,6 +300,16 @@ def _as_bool(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _as_argv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # from the environment: split like a shell would, but none runs it
+        return tuple(shlex.split(value))
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(
+            'expected a list of texts: the program and its arguments, e.g. ["/usr/local/bin/tell", "--quiet"]'
+        )
+    return tuple(value)
+
+
 def _as_status_set(value: Any) -> frozenset[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple | frozenset | set):
@@ -305,6 +327,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "Mapping[str, str]": _as_metadata,
     "frozenset[str]": _as_status_set,
     "bool": _as_bool,
+    "tuple[str, ...]": _as_argv,
     "Mapping[str, ModelPrice]": parse_prices,
 }
 
@@ -318,6 +341,7 @@ def validate(settings: Settings) -> None:
         _check_batch_limits,
         _check_metadata,
         _check_listeners,
+        _check_notifications,
     ):
         check(settings)
 
@@ -448,6 +472,18 @@ def _check_metadata(s: Settings) -> None:
             raise ConfigError(f"metadata key {key!r} must be 1-64 characters and not start with batchd_")
         if len(value) > limits.METADATA_MAX_VALUE:
             raise ConfigError(f"metadata value for {key!r} is longer than 512 characters")
+
+
+def _check_notifications(s: Settings) -> None:
+    unknown = s.on_job_done_events - set(NOTIFY_EVENTS)
+    if unknown:
+        raise ConfigError(
+            f"on_job_done_events may hold only {', '.join(NOTIFY_EVENTS)} (got {', '.join(sorted(unknown))})"
+        )
+    if s.on_job_done_command and not s.on_job_done_command[0]:
+        raise ConfigError('on_job_done_command must start with the program to run, e.g. ["/usr/local/bin/tell"]')
+    if s.on_job_done_url is not None and not s.on_job_done_url.startswith(("http://", "https://")):
+        raise ConfigError(f"on_job_done_url must be an http:// or https:// URL (got {s.on_job_done_url!r})")
 
 
 def _check_listeners(s: Settings) -> None:

@@ -29,6 +29,7 @@ from daemon.intake.watcher import Hint, start_observer
 from daemon.lanes import Lane, Lanes, lane_sizes
 from daemon.logs import get_logger
 from daemon.ops.command_desk import CommandDesk, HandlerFactory
+from daemon.ops.job_notifications import job_notifications
 from daemon.ops.lost_state_guard import RECOVER_HINT, lost_database
 from daemon.ops.metrics import metrics_server
 from daemon.ops.sd_notify import Notifier
@@ -103,6 +104,7 @@ class Engine:
         self.metrics = metrics_server(settings, store, self.holds)
         self.webhooks = webhook_server(settings, services.default, self.poller.refresh_now)
         self.endpoints: list[Endpoint] = [e for e in (self.metrics, self.webhooks) if e]
+        self.notifications = job_notifications(settings, store, flags.stop)  # on_job_done; None when off
         self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake, clock))
         self.router = LaneRouter(settings, store, PREPARE_CHUNK)
         self.abandonment = Abandonment(store, self.collector, self.workers.busy)
@@ -139,6 +141,8 @@ class Engine:
             endpoint.start()
         if self.commands is not None:
             self.commands.open(self.settings.watch_mode, self.bell.ring)
+        if self.notifications is not None:
+            self.notifications.start()
         self.run_once(self.clock.now())
         log.info(
             "daemon_started",
@@ -240,6 +244,8 @@ class Engine:
         if changed:
             self._next_resync = now + RESYNC_INTERVAL
             self._dispatch_job_endings()
+            if self.notifications is not None:  # a job that ended rang the bell: its notice is owed now
+                self.notifications.look()
             self.poller.wake.set()  # it sleeps until the next batch it knows is due: a new one may be sooner
         if self.settings.delete_remote_files and self.hygiene.due(now):
             self.workers.submit(Lane.COLLECT, ("hygiene",), self.hygiene.run_due)
@@ -349,6 +355,8 @@ class Engine:
             endpoint.stop()
         if self.commands is not None:
             self.commands.close()
+        if self.notifications is not None:
+            self.notifications.stop()
         if self.observer is not None:
             self.observer.stop()
         self.workers.stop(SHUTDOWN_GRACE, self.flags.force)

@@ -26,6 +26,10 @@ WEB_TOKEN_CREDENTIAL_NAME = "batchd-web-token"  # noqa: S105 - the name of a cre
 WEB_TOKEN_KEYS = KeyLookup(
     credential=WEB_TOKEN_CREDENTIAL_NAME, file_env="BATCHD_WEB_TOKEN_FILE", env="BATCHD_WEB_TOKEN"
 )
+NOTIFY_CREDENTIAL_NAME = "batchd-notify-secret"  # signs the on_job_done URL's deliveries
+NOTIFY_KEYS = KeyLookup(
+    credential=NOTIFY_CREDENTIAL_NAME, file_env="BATCHD_NOTIFY_SECRET_FILE", env="BATCHD_NOTIFY_SECRET"
+)
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 EMULATOR_KEY = "emulator-key"  # a placeholder the emulator accepts; it unlocks nothing real
 
@@ -117,6 +121,11 @@ def find_webhook_secret(environ: Mapping[str, str] | None = None) -> KeySource |
 def find_web_token(environ: Mapping[str, str] | None = None) -> KeySource | None:
     """The web page's operator token (its buttons act only with it); None: the page has no buttons."""
     return _found(WEB_TOKEN_KEYS, os.environ if environ is None else environ, "web token")
+
+
+def find_notify_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
+    """The on_job_done URL's signing secret's source, looked up like the API key; None when none is set."""
+    return _found(NOTIFY_KEYS, os.environ if environ is None else environ, "notification signing secret")
 
 
 def entra_token_provider() -> Callable[[], str]:

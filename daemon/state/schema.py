@@ -9,7 +9,7 @@ from pathlib import Path
 from daemon.config import CANCEL_NOTE
 from daemon.errors import StateCorruptError
 from daemon.state.rows import ABANDON_NOTE, CANCELLED_FIRST, noted_abandon_time
-from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcome
+from daemon.state.states import INPUT_KIND, OUTCOME_WORDS, PACK_KIND, TERMINAL_JOB_STATES, PartOrigin, PartOutcome
 
 # 2: remote_files (remote hygiene). Every table is CREATE IF NOT EXISTS, so older databases just gain it.
 # 3: jobs.kind, parts.pack_id and parts.pack_slot (small inputs packed into one batch), added by ALTER.
@@ -20,6 +20,8 @@ from daemon.state.states import OUTCOME_WORDS, PACK_KIND, PartOrigin, PartOutcom
 #    came from); older jobs all ran on the one service there was: 'default'.
 # 7: commands, the operators' requests (cancel, abandon, retry) the running daemon carries out, with who
 #    asked, when, and the outcome (ops/command_desk.py); a new table, so older databases just gain it.
+#    And job_notices, the on_job_done notifications owed: a row per input job that ended, added by a
+#    trigger in the transaction that ends it (no ending is missed, whichever code path ends it).
 SCHEMA_VERSION = 7
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -104,6 +106,17 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, requested_at);
 """
+
+_ENDED = ", ".join(f"'{state}'" for state in sorted(TERMINAL_JOB_STATES))
+# The on_job_done notifications owed (state/notice_queries.py): written in the transaction that ends the job.
+# (Constants only in the f-string.)
+_SCHEMA += f"""CREATE TABLE IF NOT EXISTS job_notices (job_id TEXT PRIMARY KEY, ended_at REAL NOT NULL);
+CREATE TRIGGER IF NOT EXISTS job_ended AFTER UPDATE OF state ON jobs
+WHEN NEW.kind = '{INPUT_KIND}' AND NEW.state IN ({_ENDED}) AND OLD.state NOT IN ({_ENDED})
+BEGIN
+    INSERT OR IGNORE INTO job_notices (job_id, ended_at) VALUES (NEW.id, COALESCE(NEW.finished_at, NEW.updated_at));
+END;
+"""  # noqa: S608
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -4,7 +4,7 @@ Every external call is bracketed by a write here: the intent before it, the resu
 The Store is the one object the daemon's floors hold: the connection and transactions
 (database.py), the job and part queries here, the metrics tallies (metrics_queries.py), the
 remote files to delete (remote_file_queries.py), the batches created lately (creation_queries.py) and
-the operators' commands (command_queries.py).
+the operators' commands (command_queries.py) and the notifications owed (notice_queries.py).
 The schema and its migrations are in schema.py.
 """
 
@@ -17,6 +17,7 @@ from daemon.providers import DEFAULT_PROFILE
 from daemon.state.command_queries import CommandQueries
 from daemon.state.creation_queries import CreationQueries
 from daemon.state.metrics_queries import MetricsQueries
+from daemon.state.notice_queries import NoticeQueries
 from daemon.state.remote_file_queries import RemoteFileQueries
 from daemon.state.rows import Job, JobChanges, Part, PartChanges, job_from, part_from, row_values
 from daemon.state.states import (
@@ -30,7 +31,7 @@ from daemon.state.states import (
 )
 
 
-class Store(MetricsQueries, RemoteFileQueries, CreationQueries, CommandQueries):
+class Store(MetricsQueries, RemoteFileQueries, CreationQueries, CommandQueries, NoticeQueries):
     """Typed access to the state database. Thread-safe: one connection behind a lock."""
 
     # jobs -------------------------------------------------------------------------------
