@@ -27,6 +27,7 @@ Page = Any
 CHROMIUM = os.environ.get("BATCHD_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LXdlYmhvb2stc2lnbmluZy1rZXk="  # base64 of a made-up key
 WEB_TOKEN = "operator-token-7c1e2b5d"
+NOTIFY_SECRET = "notify-secret-93b1f0aa"
 HOSTILE = "<img src=x onerror=alert(1)>.jsonl"
 QUOTED = "a\"b'c&amp;d&lt; <b>bold.jsonl"  # no slash: a file name cannot hold one
 LOOK = 15_000  # ms: how long a page may take to show a change (the daemon polls every 0.2 s)
@@ -119,7 +120,10 @@ def test_the_job_list_follows_a_job_to_done_without_a_reload(
     shot(page, tmp_path, "job-done")
 
 
-def test_a_failed_input_shows_its_report(web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path) -> None:
+def test_a_failed_input_shows_its_report_and_goes_again_once_fixed(
+    web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHD_WEB_TOKEN", WEB_TOKEN)
     harness = web_daemon()
     harness.drop("broken.jsonl", request_file(2) + '{"custom_id": "x"}\nnot json\n')
     job = harness.wait_job("broken.jsonl", JobState.REJECTED)
@@ -130,12 +134,23 @@ def test_a_failed_input_shows_its_report(web_daemon: Callable[..., Harness], bro
     playwright_api.expect(report).to_contain_text("line 4")
     assert page.url.endswith(f"/jobs/{job.id}")
     shot(page, tmp_path, "job-rejected")
+    assert job.final_path is not None
+    Path(job.final_path).write_text(request_file(4))  # the operator fixes the input in failed/
+    page.locator("#login-link").click()
+    page.fill("input[name=token]", WEB_TOKEN)
+    page.click("button[type=submit]")
+    page.click("#actions button[value=retry]")
+    row = page.locator("#commands tr", has_text="retry")
+    playwright_api.expect(row.locator(".command-state")).to_have_text("done", timeout=LOOK)
+    again = wait_until(lambda: harness.job("broken.jsonl") if harness.job("broken.jsonl") != job else None)
+    assert harness.wait_job("broken.jsonl", JobState.DONE).id == again.id != job.id
 
 
 def test_hostile_names_are_shown_as_text_and_no_secret_is_on_any_page(
     web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("BATCHD_NOTIFY_SECRET", NOTIFY_SECRET)
     monkeypatch.setenv("BATCHD_WEB_TOKEN", WEB_TOKEN)
     harness = web_daemon(webhook_port=0)
     harness.drop(HOSTILE, request_file(3))
@@ -162,7 +177,7 @@ def test_hostile_names_are_shown_as_text_and_no_secret_is_on_any_page(
         page.goto(url)
         playwright_api.expect(page.locator("img")).to_have_count(0)
         text = page.content()
-        for secret in (TEST_KEY, WEBHOOK_SECRET, WEB_TOKEN, WEBHOOK_SECRET.removeprefix("whsec_")):
+        for secret in (TEST_KEY, WEBHOOK_SECRET, WEB_TOKEN, NOTIFY_SECRET, WEBHOOK_SECRET.removeprefix("whsec_")):
             assert secret not in text, f"{url} shows a secret"
     with urllib.request.urlopen(f"{base}/") as reply:
         policy = reply.headers["Content-Security-Policy"]
