@@ -83,6 +83,7 @@ SCRIPT = """
     main.setAttribute("data-updates", String(Number(main.getAttribute("data-updates") || 0) + 1));
   }
   function tick() {
+    var started = Date.now();
     fetch(src, {credentials: "same-origin", cache: "no-store"}).then(function (reply) {
       if (!reply.ok) { throw new Error(String(reply.status)); }
       return reply.text();
@@ -91,7 +92,10 @@ SCRIPT = """
       if (stale) { stale.hidden = true; }
     }).catch(function () {
       if (stale) { stale.hidden = false; }
-    }).then(function () { window.setTimeout(tick, every); });
+    }).then(function () {
+      // A big state makes a fragment slow to build: then ask less often (the daemon spends at most a tenth).
+      window.setTimeout(tick, Math.max(every, 10 * (Date.now() - started)));
+    });
   }
   window.setTimeout(tick, every);
 }());
