@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +22,16 @@ import pytest
 from daemon.cli.web_server import WebServer
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.state.states import JobState
-from tests.support import TEST_KEY, Harness, fast_settings, request_file, wait_until
+from tests.support import (
+    TEST_KEY,
+    Harness,
+    daemon_env,
+    fast_settings,
+    job_states,
+    request_file,
+    spawn_daemon,
+    wait_until,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 Page = Any
@@ -230,3 +241,37 @@ def test_cancel_through_the_button_needs_the_token(
     # The CSRF token is the session's: the same session without it is refused.
     stale = page.request.post(f"{job_url}/retry_failed", form={"csrf": "stale"}, max_redirects=0)
     assert stale.status == 403 and len(harness.store.recent_commands()) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def page_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return str(reply.read().decode())
+    except OSError:
+        return ""
+
+
+def test_batchd_run_serves_the_page_on_web_port(tmp_path: Path, slow_emulator: EmulatorServer, browser: Any) -> None:
+    """`batchd run` as a user starts it: the page is on BATCHD_WEB_PORT, on loopback."""
+    root, port = tmp_path / "root", free_port()
+    (root / "pending_upload").mkdir(parents=True)
+    (root / "pending_upload" / "x.jsonl").write_text(request_file(3))
+    env = daemon_env(slow_emulator.base_url, BATCHD_WEB_PORT=str(port), BATCHD_WEB_TOKEN=WEB_TOKEN)
+    proc = spawn_daemon(root, env, tmp_path / "daemon.log")
+    try:
+        wait_until(lambda: ("x.jsonl", "done") in job_states(root), timeout=30, what="the file to be done")
+        page = open_page(browser, f"http://127.0.0.1:{port}/")
+        playwright_api.expect(page.locator("#jobs tr", has_text="x.jsonl").locator(".state")).to_have_text("done")
+        playwright_api.expect(page.locator("header")).to_contain_text("log in to act")
+        assert WEB_TOKEN not in page.content()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert page_text(f"http://127.0.0.1:{port}/") == ""  # the port is closed with the daemon
