@@ -131,7 +131,7 @@ def span(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def document(title: str, body: str, nonce: str, *, header_right: str = "", notice: str = "") -> str:
+def document(title: str, body: str, nonce: str, *, header_right: str = "") -> str:
     """A whole page: ``body`` is already escaped HTML (the static part and the live part)."""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -142,7 +142,6 @@ def document(title: str, body: str, nonce: str, *, header_right: str = "", notic
 <header><a href="/">batchd</a><a href="/">jobs</a>
 <span id="stale" hidden>not updating: the daemon does not answer</span>
 <span class="who">{header_right}</span></header>
-{notice}
 {body}
 <script nonce="{nonce}">{SCRIPT}</script>
 </body></html>"""

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from daemon.engine.main_loop import Engine
 
 log = get_logger(__name__)
+MAX_QUERY_FIELDS = 20
 Query = dict[str, str]
 Piece = tuple[str | None, str]  # a part of a view: (its id when the script refreshes it, its HTML)
 
@@ -59,12 +60,15 @@ class WebPage:
 
     def handle(self, request: Request) -> Response:
         path, _, raw_query = request.target.partition("?")
-        query = {k: v[0] for k, v in parse_qs(raw_query, max_num_fields=20).items()}
-        session = self.sessions.find(request.headers.get("Cookie"))
-        if request.method in ("GET", "HEAD"):
-            return self._get(unquote(path), query, session)
-        if request.method == "POST":
-            return self._post(request, unquote(path), session)
+        try:
+            query = {k: v[0] for k, v in parse_qs(raw_query, max_num_fields=MAX_QUERY_FIELDS).items()}
+            session = self.sessions.find(request.headers.get("Cookie"))
+            if request.method in ("GET", "HEAD"):
+                return self._get(unquote(path), query, session)
+            if request.method == "POST":
+                return self._post(request, unquote(path), session)
+        except ValueError:  # more query or form fields than any page of ours sends
+            return self._plain(400, "Bad request", "Too many fields in the address or the form.")
         return self._plain(405, "Method not allowed", "Use GET to look and the page's buttons to act.")
 
     def _get(self, path: str, query: Query, session: Session | None) -> Response:

@@ -148,6 +148,7 @@ def test_pages_carry_a_strict_policy_and_refuse_what_they_must(tmp_path: Path, s
     assert headers["X-Frame-Options"] == "DENY"
     assert page.handle(request("GET", "/jobs/nope")).status == 404
     assert page.handle(request("PUT", "/")).status == 405
+    assert page.handle(request("GET", "/?" + "&".join(f"f{n}=1" for n in range(50)))).status == 400
     assert page.handle(request("POST", "/jobs/nope/cancel", b"csrf=x")).status == 403  # no session
     wrong = page.handle(request("POST", "/login", b"token=wrong&next=/"))
     assert wrong.status == 403 and not any(name == "Set-Cookie" for name, _ in wrong.headers)
