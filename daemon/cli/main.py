@@ -80,9 +80,23 @@ def _add_validate(sub: Any) -> None:
 
 
 def _add_status(sub: Any) -> None:
-    p = sub.add_parser("status", help="show every job: file, state, batches, progress, tokens, estimated cost, age")
+    p = sub.add_parser(
+        "status",
+        help="show every job: file, state, batches, progress, results, tokens, estimated cost, age, why it waits",
+        description="One line per job (its age stops when it ends; its job id last), a WHY column while a job "
+        "waits, and a totals line. Batch ids are shortened to their ends (the newest two, +N more): --wide "
+        "lists them whole.",
+    )
     _common(p)
     p.add_argument("--json", action="store_true", help="one JSON document, for scripts (one per line with --watch)")
+    p.add_argument("--wide", action="store_true", help="every batch of a job, with its whole id")
+    p.add_argument("--active", action="store_true", help="only the jobs that have not ended")
+    p.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="only the jobs not ended or ended in the last DURATION (90s, 30m, 2h, 7d)",
+    )
     p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     p.add_argument("--interval", type=_positive_seconds, default=2.0, help="seconds between refreshes (default 2)")
 
@@ -103,6 +117,22 @@ def _positive(unit: str, most: int) -> Callable[[str], float]:
 
 
 _positive_seconds = _positive("seconds", 3600)
+
+
+def _timeout_seconds(text: str) -> float:
+    """0 to 3600 seconds (0: do not wait; `abandon --wait 0` always meant that)."""
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_seconds(text)
+
+
+def _duration(text: str) -> float:
+    from daemon.cli.status_totals import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _positive_days = _positive("days", 3650)
 
 
@@ -131,8 +161,9 @@ def _timeout(p: argparse.ArgumentParser, dest: str = "timeout", *aliases: str) -
         "--timeout",
         *aliases,
         dest=dest,
-        type=_positive_seconds,
+        type=_timeout_seconds,
         default=30.0,
+        metavar="SECONDS",
         help="with a daemon running, the command is carried out by it: seconds to wait for its outcome (default 30)",
     )
 
@@ -299,14 +330,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from daemon.ops.signals import StopFlags, captured_signals  # noqa: PLC0415
 
     settings = settings_from(args)
+    shown = {"wide": args.wide, "active": args.active, "since": args.since}
     if not args.watch:
-        print(status_text(settings, as_json=args.json))
+        print(status_text(settings, as_json=args.json, **shown))
         return EXIT_OK
     flags = StopFlags()
     with captured_signals(flags):  # Ctrl-C (or SIGTERM) ends the watch cleanly, exit 0
         tty = sys.stdout.isatty()
         watch(
-            lambda: status_text(settings, as_json=args.json, indent=None),
+            lambda: status_text(settings, as_json=args.json, indent=None, **shown),
             flags.stop,
             args.interval,
             sys.stdout,

@@ -8,6 +8,7 @@ done, so a resubmitted job does not appear to go backwards.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from daemon.cli.status_totals import chosen, totals, totals_line
 from daemon.cli.status_waits import WaitFacts, job_wait, short_why
 from daemon.config import Settings
 from daemon.display import printable
@@ -32,6 +34,8 @@ from daemon.state.store import Store
 SUMMARY_NAME = "summary.json"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 RESULTS_HEADER = "OK/FAILED/NOT-RUN"
+SHOWN_BATCHES = 2  # batches named in the table's cell (the newest); --wide and --json list them all
+SHORT_ID = 8  # characters kept of a batch id in the table: its end, which is what differs
 
 
 def job_rows(
@@ -72,7 +76,9 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "resubmissions": sum(1 for p in parts if p.attempt > 0),
         "usage": usage,
         "estimated_cost_usd": cost,
-        "age_seconds": round(now - job.created_at, 1),
+        # A job's age stops when it ends: how long it took, not how long ago it started.
+        "age_seconds": round((job.finished_at or now) - job.created_at, 1),
+        "ended_at": job.finished_at,
         "results": job.result_dir,
         "note": shown_note(job),
         "pack": next((p.pack_id for p in parts if p.pack_id), None),  # the pack carrying this input, if any
@@ -152,20 +158,23 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def render_table(rows: list[dict[str, Any]]) -> str:
+def render_table(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
+    """One line per job; the job id last, so the columns before it keep their places. Batch ids are
+    shortened to their ends, at most SHOWN_BATCHES of them, unless ``wide``."""
     if not rows:
         return "no jobs yet"
-    header = ("FILE", "STATE", "BATCHES", "PROGRESS", RESULTS_HEADER, "TOKENS", "COST", "AGE")
+    header = ("FILE", "STATE", "BATCHES", "PROGRESS", RESULTS_HEADER, "TOKENS", "COST", "AGE", "JOB")
     table = [header] + [
         (
             printable(row["file"]),
             f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
-            printable(",".join(f"{b['id']}({b['status']})" for b in row["batches"])) or "-",
+            printable(_batches(row["batches"], wide)) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
             _results(row["outcomes"]),
             _tokens(row["usage"]),
             _cost(row["estimated_cost_usd"]),
             _age(row["age_seconds"]),
+            printable(row.get("job_id") or "-"),
         )
         for row in rows
     ]
@@ -177,6 +186,21 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         table = [(*r, "WHY" if n == 0 else short_why(rows[n - 1].get("why"))) for n, r in enumerate(table)]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
+
+
+def _batches(batches: list[dict[str, Any]], wide: bool) -> str:
+    """``id(status)`` of each batch, the ids cut to their last characters and the oldest left out
+    (``+N``) unless ``wide``: one word, so the table's columns stay put."""
+    if wide:
+        return ",".join(f"{b['id']}({b['status']})" for b in batches)
+    shown = batches[-SHOWN_BATCHES:]
+    cells = [f"{_short(str(b['id']))}({b['status']})" for b in shown]
+    more = len(batches) - len(shown)
+    return ",".join(cells) + (f"+{more}" if more else "")
+
+
+def _short(batch_id: str) -> str:
+    return batch_id if len(batch_id) <= SHORT_ID + 1 else "…" + batch_id[-SHORT_ID:]
 
 
 def _results(outcomes: dict[str, int] | None) -> str:
@@ -215,17 +239,36 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def status_text(settings: Settings, *, as_json: bool, indent: int | None = 2) -> str:
-    """The status view of ``settings.root``, read through a read-only connection."""
+def status_text(
+    settings: Settings,
+    *,
+    as_json: bool,
+    indent: int | None = 2,
+    wide: bool = False,
+    active: bool = False,
+    since: float | None = None,
+) -> str:
+    """The status view of ``settings.root``, read through a read-only connection: every job, or only
+    those not ended (``active``), or also those ended in the last ``since`` seconds; a totals line."""
     db = settings.state / DB_NAME
     if not db.exists():
         raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+    if not os.access(db, os.R_OK):
+        raise DaemonError(
+            f"cannot read the state database {db} (permission denied): it is the daemon's alone; run "
+            "`batchd status` as the daemon's user (under systemd: sudo -u batchd)"
+        )
+    now = time.time()
     store = Store(db, readonly=True)
     try:
-        rows = job_rows(store, prices=settings.prices)
+        rows = job_rows(store, now, prices=settings.prices)
     finally:
         store.close()
-    return json.dumps({"jobs": rows}, indent=indent) if as_json else render_table(rows)
+    rows = chosen(rows, active=active, since=None if since is None else now - since)
+    total = totals(rows)
+    if as_json:
+        return json.dumps({"jobs": rows, "totals": total}, indent=indent)
+    return render_table(rows, wide=wide) + (f"\n{totals_line(total)}" if rows else "")
 
 
 def watch(

@@ -44,6 +44,8 @@ from daemon.state.store import Store
 
 log = get_logger(__name__)
 OUTCOME_KEPT = 86400.0  # an outcome nobody came for is removed after a day (the table keeps it)
+PRUNE_EVERY = 3600.0  # seconds between looks for such outcomes
+CLAIMS_PER_PASS = 100  # requests entered per pass of the main loop; more wait for the next (rung at once)
 
 
 class CommandRefusedError(DaemonError):
@@ -69,14 +71,20 @@ class CommandDesk:
         self._presence = DaemonPresence(root)
         self._events: queue.Queue[Hint | None] = queue.Queue()  # only wakes the loop; drained each claim
         self._observer: BaseObserver | None = None
+        self._ring: Callable[[], None] = lambda: None
+        self._next_prune = 0.0  # monotonic
 
     def open(self, watch_mode: str, ring: Callable[[], None]) -> None:
         """Make the folder (owner-only unless set up shared, see systemd/batchd.tmpfiles), show that a
         daemon takes commands, and watch for requests."""
-        self.folder.mkdir(mode=OWNER_ONLY_DIR, exist_ok=True)
-        if not self._presence.acquire(self._stop):
-            log.warning("command_lock_busy", path=str(self._presence.path), action="commands still taken")
-        self._observer = start_observer(self.folder, self._events, watch_mode, ring)
+        self._ring = ring
+        try:
+            self.folder.mkdir(mode=OWNER_ONLY_DIR, exist_ok=True)
+            if not self._presence.acquire(self._stop):
+                log.warning("command_lock_busy", path=str(self._presence.path), action="commands still taken")
+            self._observer = start_observer(self.folder, self._events, watch_mode, ring)
+        except OSError as exc:  # the daemon runs on; commands act directly, as without a daemon
+            log.error("commands_unavailable", folder=str(self.folder), error=exc.strerror or str(exc))
 
     def close(self) -> None:
         if self._observer is not None:
@@ -94,9 +102,11 @@ class CommandDesk:
             names = sorted(os.listdir(self.folder))
         except OSError:
             names = []
-        for name in names:
-            if name.endswith(REQUEST_SUFFIX) and not name.startswith("."):
-                self._enter(self.folder / name)
+        requests = [n for n in names if n.endswith(REQUEST_SUFFIX) and not n.startswith(".")]
+        for name in requests[:CLAIMS_PER_PASS]:
+            self._enter(self.folder / name)
+        if len(requests) > CLAIMS_PER_PASS:
+            self._ring()  # the rest at the next pass, which this makes come at once
         self._prune(names)
         return self.store.requested_commands()
 
@@ -131,6 +141,9 @@ class CommandDesk:
         return command_from_dict(data)
 
     def _prune(self, names: list[str]) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
         old = time.time() - OUTCOME_KEPT
         for name in names:
             path = self.folder / name

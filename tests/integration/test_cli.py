@@ -22,7 +22,8 @@ def test_status_and_healthcheck_while_running(harness: Harness, capsys: pytest.C
     ]
     assert main(["status", "--root", root]) == 0
     table = capsys.readouterr().out
-    header = ["FILE", "STATE", "BATCHES", "PROGRESS", "OK/FAILED/NOT-RUN", "TOKENS", "COST", "AGE"]
+    # The job id came last (issue 16): the columns before it keep their places.
+    header = ["FILE", "STATE", "BATCHES", "PROGRESS", "OK/FAILED/NOT-RUN", "TOKENS", "COST", "AGE", "JOB"]
     assert table.splitlines()[0].split() == header
     assert table.splitlines()[1].split()[4] == "4/0/0"
     assert "4/4" in table
