@@ -95,16 +95,14 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
 
 def job_list(store: Store, settings: Settings, now: float, state: str = "", query: str = "") -> JobList:
     """Input jobs newest first, those in ``state`` (or open/ended) whose name holds ``query``."""
-    kinds = {job.id: job for job in store.jobs()}
-    rows = [r for r in job_rows(store, now, settings.prices) if kinds[r["job_id"]].kind == INPUT_KIND]
+    kinds = {job.id: job.kind for job in store.jobs()}
+    rows = [r for r in job_rows(store, now, settings.prices) if kinds[r["job_id"]] == INPUT_KIND]
     rows.reverse()
     matched = [r for r in rows if _state_matches(r["state"], state) and query.casefold() in r["file"].casefold()]
     shown = matched[:MAX_ROWS]
     parts = store.parts_by_job()
     for row in shown:
-        job = kinds[row["job_id"]]
-        row["split"] = split(row, parts.get(job.id, []), parts.get(row.get("pack") or "", []))
-        row["age_seconds"] = (job.finished_at or now) - job.created_at  # an ended job's age stops
+        row["split"] = split(row, parts.get(row["job_id"], []), parts.get(row.get("pack") or "", []))
     return JobList(shown, len(matched), len(rows))
 
 
@@ -166,7 +164,6 @@ def job_detail(store: Store, settings: Settings, job_id: str, now: float) -> Job
     parts = store.parts(job.id)
     row = next((r for r in job_rows(store, now, settings.prices) if r["job_id"] == job.id), {})
     row["split"] = split(row, parts, store.parts(row["pack"]) if row.get("pack") else [])
-    row["age_seconds"] = (job.finished_at or now) - job.created_at
     summary = _summary(job)
     return JobDetail(job, row, parts, summary, _report(job), _files(job))
 
