@@ -3,6 +3,7 @@ answers to requests that must be refused (tests/system/test_web_page.py drives i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
@@ -13,14 +14,16 @@ import pytest
 from daemon.cli.main import build_parser, settings_from
 from daemon.cli.web_access import FAILED_LOGINS, Sessions, csrf_matches, set_cookie
 from daemon.cli.web_chart import Ended, chart
-from daemon.cli.web_facts import JobList, Split
+from daemon.cli.web_facts import DaemonFacts, JobList, Split, split
 from daemon.cli.web_server import WebPage, _safe_next
-from daemon.cli.web_views import jobs_table, progress_bar
+from daemon.cli.web_views import daemon_panel, jobs_table, progress_bar
 from daemon.config import Settings, load_settings
 from daemon.errors import ConfigError
 from daemon.http_messages import Request
 from daemon.service.credentials import KeySource, find_web_token
 from daemon.state import folders
+from daemon.state.rows import Part
+from daemon.state.states import PartState
 from daemon.state.store import Store
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'&amp;.jsonl"
@@ -172,3 +175,36 @@ def test_without_a_token_there_is_nothing_to_log_in_to(tmp_path: Path, store: St
 )
 def test_after_a_login_only_this_page_is_a_destination(given: str, kept: str) -> None:
     assert _safe_next(given) == kept
+
+
+def part(state: PartState, counts: dict[str, int] | None, requests: int = 10) -> Part:
+    batch = json.dumps({"id": "b", "status": "in_progress", "request_counts": counts}) if counts else None
+    return Part("j", 0, 0, "p", 1, requests, 100, 10, state, 0.0, 0.0, batch_json=batch)
+
+
+def test_a_running_job_splits_its_done_requests_by_its_batches_counts() -> None:
+    running = {"requests_total": 10, "requests_done": 6, "outcomes": None}
+    assert split(running, [part(PartState.SUBMITTED, {"completed": 4, "failed": 2, "total": 10})]) == Split(4, 2, 0, 10)
+    ended = {"requests_total": 10, "requests_done": 10, "outcomes": {"succeeded": 7, "failed": 1, "not_run": 2}}
+    assert split(ended, []) == Split(7, 1, 2, 10)
+    # An input riding in a shared batch: its share of that batch's progress.
+    packed = {"requests_total": 4, "requests_done": 0, "outcomes": None}
+    pack = [part(PartState.SUBMITTED, {"completed": 50, "failed": 10, "total": 100}, 100)]
+    assert split(packed, [part(PartState.PACKED, None, 4)], pack) == Split(2, 0, 0, 4)
+
+
+def test_the_daemon_panel_shows_holds_and_budget_escaped() -> None:
+    facts = DaemonFacts(
+        started_at=100.0,
+        heartbeat_at=190.0,
+        stopped=False,
+        last_poll=None,
+        account_holds={"azure": "quota <exceeded> & billing"},
+        profiles=[("default", "openai", "https://api.openai.com/v1")],
+        jobs={"active": 2},
+        parts={"submitted": 3},
+        budget=[("default", 12, 2000, 3600.0)],
+    )
+    html = daemon_panel(facts, 200.0)
+    assert "azure: quota &lt;exceeded&gt; &amp; billing" in html
+    assert "default: 12 of 2,000 per 60m" in html and "active 2" in html and "none yet" in html
