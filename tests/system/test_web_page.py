@@ -66,7 +66,7 @@ def slow_emulator_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
     """Batches in progress for a few seconds, so a page sees them move."""
     settings = EmulatorSettings(
         validating_seconds=0.2,
-        in_progress_seconds=4.0,
+        in_progress_seconds=6.0,  # time enough for a page to load before a batch ends, on a busy machine too
         finalizing_seconds=0.2,
         cancelling_seconds=0.2,
         data_dir=tmp_path / "emulator-data",
