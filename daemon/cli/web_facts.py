@@ -77,7 +77,6 @@ class JobDetail:
 
 def daemon_facts(store: Store, settings: Settings, started_at: float, now: float) -> DaemonFacts:
     beat = _heartbeat(store)
-    holds = beat.get("account_holds")
     profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
     budget = CreationBudget(settings, store)
     return DaemonFacts(
@@ -85,7 +84,7 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
         heartbeat_at=_number(beat.get("at")),
         stopped=bool(beat.get("stopped")),
         last_poll=_number(beat.get("last_poll")),
-        account_holds={str(k): str(v) for k, v in holds.items()} if isinstance(holds, dict) else {},
+        account_holds=_holds(beat),
         profiles=[(name, p.kind, p.base_url or "https://api.openai.com/v1") for name, p in profiles.items()],
         jobs=store.state_counts("jobs"),
         parts=store.state_counts("parts"),
@@ -237,6 +236,17 @@ def _heartbeat(store: Store) -> dict[str, Any]:
     except ValueError:
         return {}
     return beat if isinstance(beat, dict) else {}
+
+
+def _holds(beat: dict[str, Any]) -> dict[str, str]:
+    """Account holds by profile, as the heartbeat records them (an older one: one hold for all)."""
+    if beat.get("stopped"):
+        return {}
+    holds = beat.get("account_holds")
+    if isinstance(holds, dict):
+        return {str(k): str(v) for k, v in holds.items() if v}
+    blocked = beat.get("account_blocked")
+    return {"every profile": str(blocked)} if blocked else {}
 
 
 def _number(value: object) -> float | None:

@@ -208,3 +208,14 @@ def test_the_daemon_panel_shows_holds_and_budget_escaped() -> None:
     html = daemon_panel(facts, 200.0)
     assert "azure: quota &lt;exceeded&gt; &amp; billing" in html
     assert "default: 12 of 2,000 per 60m" in html and "active 2" in html and "none yet" in html
+
+
+def test_account_holds_come_from_the_daemons_heartbeat(tmp_path: Path, store: Store) -> None:
+    page = WebPage(Settings(root=tmp_path), store, Sessions(None), 0.0)
+    beat = {"at": 1.0, "last_poll": 2.0, "account_holds": {"default": "billing_hard_limit_reached <&>"}}
+    store.set_fact("heartbeat", json.dumps(beat))
+    body = page.handle(request("GET", "/?fragment=1")).body.decode()
+    assert "default: billing_hard_limit_reached &lt;&amp;&gt;" in body
+    assert "<html" not in body  # the fragment alone, for the script
+    store.set_fact("heartbeat", json.dumps({"at": 0, "stopped": True, "account_holds": beat["account_holds"]}))
+    assert "billing_hard_limit_reached" not in page.handle(request("GET", "/")).body.decode()
