@@ -118,10 +118,15 @@ def _job_row(row: dict[str, Any]) -> str:
         f'<tr data-job="{esc(row["job_id"])}"><td class="name"><a href="/jobs/{url_part(row["job_id"])}">'
         f"{esc(row['file'])}</a>{profile}</td>"
         f'<td><span class="state {esc(state)}">{esc(shown_state)}</span></td><td>{progress_bar(split)}</td>'
-        f'<td class="num">{split.done:,}/{split.total:,}</td><td class="num">{len(row["batches"])}</td>'
+        f'<td class="num">{_requests(split)}</td><td class="num">{len(row["batches"])}</td>'
         f'<td class="num">{esc(_tokens(row["usage"]))}</td><td class="num">{esc(money(row["estimated_cost_usd"]))}</td>'
         f'<td class="num">{esc(span(row["age_seconds"]))}</td><td class="why">{esc(row.get("why") or "")}</td></tr>'
     )
+
+
+def _requests(split: Split) -> str:
+    """Done of total; "-" before the input was read (or when it was rejected unread)."""
+    return f"{split.done:,}/{split.total:,}" if split.total else "-"
 
 
 def job_fragment(detail: JobDetail, now: float, commands: str = "") -> str:
