@@ -68,7 +68,8 @@ def request_command(
             tmp.unlink()
         raise CommandError(
             f"cannot leave a command in {folder} ({exc.strerror}); the daemon creates it on start, and "
-            "under systemd group batchd may write to it once systemd/batchd.tmpfiles is installed"
+            "under systemd members of group batchd may write to it once systemd/batchd.tmpfiles is installed "
+            "(`id` shows your groups; a new member must log in again)"
         ) from None
     return command_id
 
