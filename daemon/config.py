@@ -25,11 +25,11 @@ from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, p
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 ENV_PREFIX = "BATCHD_"
-# The on_job_done URL's signing secret is read like the other secrets (ops/job_notifications.py), not a setting.
+# BATCHD_* variables that are not settings: secrets, read like the API key (the on_job_done URL's signing
+# secret, ops/job_notifications.py; the web page's token, cli/web_access.py).
 NOTIFY_SECRET_ENVS = ("BATCHD_NOTIFY_SECRET", "BATCHD_NOTIFY_SECRET_FILE")
-NOT_SETTINGS = frozenset(
-    {"BATCHD_CONFIG", crashpoints.ENV_NAME, *NOTIFY_SECRET_ENVS}
-)  # BATCHD_* variables that are not settings
+WEB_TOKEN_ENVS = ("BATCHD_WEB_TOKEN", "BATCHD_WEB_TOKEN_FILE")
+NOT_SETTINGS = frozenset({"BATCHD_CONFIG", crashpoints.ENV_NAME, *NOTIFY_SECRET_ENVS, *WEB_TOKEN_ENVS})
 # batchd uses five metadata pairs itself (job, part, source, sha256, part_sha256); the API allows 16.
 RESERVED_METADATA_PAIRS = 5
 RESUBMITTABLE = frozenset({"expired", "cancelled"})
@@ -111,6 +111,8 @@ class Settings:
     metrics_address: str = "127.0.0.1"  # loopback by default: metrics are for a local scraper or proxy
     webhook_port: int | None = None  # OpenAI batch webhook receiver; None = off (polling alone)
     webhook_address: str = "127.0.0.1"  # a reverse proxy terminates TLS and forwards here
+    web_port: int | None = None  # the operator web page; None = off
+    web_address: str = "127.0.0.1"  # loopback by default: the page is for the operator on this machine
     stuck_validating_after: float = 3600.0  # warn (batch_stuck) when a batch validates longer than this
     stuck_finalizing_after: float = 3600.0  # ... finalizes longer than this
     stuck_cancelling_after: float = 3600.0  # ... is cancelling longer than this
@@ -200,6 +202,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist; fix the --config path") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    if "web_token" in data:  # a secret: said before "unknown setting", which would not say where it goes
+        raise ConfigError("web_token must not be in the config file; use BATCHD_WEB_TOKEN_FILE or BATCHD_WEB_TOKEN")
     for key in data:
         _check_known(key, f"config file {path}")
     if "api_key" in data:
@@ -492,7 +496,7 @@ def _check_notifications(s: Settings) -> None:
 
 
 def _check_listeners(s: Settings) -> None:
-    for kind in ("metrics", "webhook"):
+    for kind in ("metrics", "webhook", "web"):
         port, address = getattr(s, f"{kind}_port"), getattr(s, f"{kind}_address")
         if port is not None and not 1 <= port <= 65535:
             raise ConfigError(f"{kind}_port must be between 1 and 65535, or unset to turn it off (got {port})")
@@ -502,5 +506,8 @@ def _check_listeners(s: Settings) -> None:
             raise ConfigError(
                 f"{kind}_address must be an IP address such as 127.0.0.1 or :: (got {address!r})"
             ) from None
-    if s.metrics_port is not None and s.metrics_port == s.webhook_port:
-        raise ConfigError(f"metrics_port and webhook_port must differ (both {s.metrics_port})")
+    ports = [(key, getattr(s, key)) for key in ("metrics_port", "webhook_port", "web_port")]
+    for n, (key, port) in enumerate(ports):
+        for other, other_port in ports[n + 1 :]:
+            if port is not None and port == other_port:
+                raise ConfigError(f"{key} and {other} must differ (both {port})")

@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.cli.command_handlers import daemon_handlers
+from daemon.cli.web_server import web_endpoints
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer
 from daemon.engine.main_loop import Engine
@@ -141,6 +142,7 @@ class Harness:
         )
         self.flags = StopFlags()
         self.engine = Engine(self.settings, self.store, self.services, self.flags, commands=self.commands)
+        self.engine.endpoints += web_endpoints(self.engine)  # as `batchd run` adds them
         self.engine.start()
         self.thread = threading.Thread(target=self.engine.run, name="test-engine", daemon=True)
         self.thread.start()

@@ -67,6 +67,7 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--watch-mode", choices=("auto", "inotify", "polling"), help="polling for NFS/SMB mounts")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", choices=("auto", "json", "console"))
+    p.add_argument("--web-port", type=int, help="serve the operator web page on this port (default: off)")
 
 
 def _add_validate(sub: Any) -> None:
@@ -289,17 +290,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "watch_mode": getattr(args, "watch_mode", None),
         "log_level": getattr(args, "log_level", None),
         "log_format": getattr(args, "log_format", None),
+        "web_port": getattr(args, "web_port", None),
     }
     return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from daemon.cli.command_handlers import daemon_handlers  # noqa: PLC0415
+    from daemon.cli.web_server import web_endpoints  # noqa: PLC0415
     from daemon.engine.runner import run_daemon  # noqa: PLC0415 - keeps `batchd validate` light
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers)
+    return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers, more_endpoints=web_endpoints)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

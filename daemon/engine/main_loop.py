@@ -21,6 +21,7 @@ from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.doorbell import Doorbell
 from daemon.engine.lane_router import LaneRouter
+from daemon.http_endpoints import Endpoint
 from daemon.intake.claim import Intake, recover_claims
 from daemon.intake.packer import Packer
 from daemon.intake.preparer import batch_limits, prepare_jobs
@@ -30,7 +31,7 @@ from daemon.logs import get_logger
 from daemon.ops.command_desk import CommandDesk, HandlerFactory
 from daemon.ops.job_notifications import job_notifications
 from daemon.ops.lost_state_guard import RECOVER_HINT, lost_database
-from daemon.ops.metrics import MetricsServer, metrics_server
+from daemon.ops.metrics import metrics_server
 from daemon.ops.sd_notify import Notifier
 from daemon.ops.seed_import import SeedImport
 from daemon.ops.signals import StopFlags
@@ -43,7 +44,7 @@ from daemon.service.poller import Poller
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.service.remote_cleanup import Hygiene
 from daemon.service.submitter import Submitter
-from daemon.service.webhooks import WebhookServer, webhook_server
+from daemon.service.webhooks import webhook_server
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 from daemon.workers import STORAGE_ERRORS, Workers, storage_reason
@@ -102,7 +103,7 @@ class Engine:
         # The optional endpoints, built before any thread starts: a missing webhook secret stops us cleanly.
         self.metrics = metrics_server(settings, store, self.holds)
         self.webhooks = webhook_server(settings, services.default, self.poller.refresh_now, store)
-        self.endpoints: list[MetricsServer | WebhookServer] = [e for e in (self.metrics, self.webhooks) if e]
+        self.endpoints: list[Endpoint] = [e for e in (self.metrics, self.webhooks) if e]
         self.notifications = job_notifications(settings, store, flags.stop)  # on_job_done; None when off
         self.workers = Lanes(lane_sizes(settings), lambda size: Workers(size, self.wake, clock))
         self.router = LaneRouter(settings, store, PREPARE_CHUNK)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from daemon.clock import WALL_CLOCK
 from daemon.config import Settings
 from daemon.engine.emulated_profiles import emulated_services
 from daemon.engine.main_loop import Engine
+from daemon.http_endpoints import Endpoint
 from daemon.logs import get_logger
 from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.lost_state_guard import refuse_lost_state
@@ -21,9 +23,17 @@ from daemon.state import folders
 from daemon.state.store import Store
 
 log = get_logger(__name__)
+# Endpoints built from the engine by a floor above it (the web page, which shares `batchd status`'s views).
+MoreEndpoints = Callable[[Engine], list[Endpoint]]
 
 
-def run_daemon(settings: Settings, *, emulator: bool, commands: HandlerFactory | None = None) -> int:
+def run_daemon(
+    settings: Settings,
+    *,
+    emulator: bool,
+    commands: HandlerFactory | None = None,
+    more_endpoints: MoreEndpoints | None = None,
+) -> int:
     """Run until stopped; ``commands``: how the daemon carries out the operators' commands (from the cli)."""
     with ExitStack() as stack:
         if emulator:
@@ -36,7 +46,7 @@ def run_daemon(settings: Settings, *, emulator: bool, commands: HandlerFactory |
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
             services = connect_profiles(profiles, settings.request_timeout)
         stack.callback(services.close)
-        return _serve(settings, profile, key, services, stack, commands)
+        return _serve(settings, profile, key, services, stack, commands, more_endpoints)
     return 0  # pragma: no cover - ExitStack never swallows here
 
 
@@ -52,6 +62,7 @@ def _serve(
     services: ProfileServices,
     stack: ExitStack,
     commands: HandlerFactory | None,
+    more_endpoints: MoreEndpoints | None,
 ) -> int:
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
@@ -72,6 +83,7 @@ def _serve(
     flags = stack.enter_context(captured_signals(StopFlags()))
     # The one clock every timing rule reads.
     engine = Engine(settings, store, services, flags, Notifier(), WALL_CLOCK, commands)
+    engine.endpoints += more_endpoints(engine) if more_endpoints else []
     try:
         engine.start()
         with engine.bell.rung_by_signals():

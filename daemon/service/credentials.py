@@ -22,6 +22,10 @@ WEBHOOK_CREDENTIAL_NAME = "openai-webhook-secret"
 WEBHOOK_KEYS = KeyLookup(
     credential=WEBHOOK_CREDENTIAL_NAME, file_env="OPENAI_WEBHOOK_SECRET_FILE", env="OPENAI_WEBHOOK_SECRET"
 )
+WEB_TOKEN_CREDENTIAL_NAME = "batchd-web-token"  # noqa: S105 - the name of a credential file, not a secret
+WEB_TOKEN_KEYS = KeyLookup(
+    credential=WEB_TOKEN_CREDENTIAL_NAME, file_env="BATCHD_WEB_TOKEN_FILE", env="BATCHD_WEB_TOKEN"
+)
 NOTIFY_CREDENTIAL_NAME = "batchd-notify-secret"  # signs the on_job_done URL's deliveries
 NOTIFY_KEYS = KeyLookup(
     credential=NOTIFY_CREDENTIAL_NAME, file_env="BATCHD_NOTIFY_SECRET_FILE", env="BATCHD_NOTIFY_SECRET"
@@ -127,6 +131,11 @@ def find_profile_webhook_secret(profile: Profile, environ: Mapping[str, str] | N
             "webhook_secret_credential), or remove those keys to use the default profile's secret"
         )
     return source
+
+
+def find_web_token(environ: Mapping[str, str] | None = None) -> KeySource | None:
+    """The web page's operator token (its buttons act only with it); None: the page has no buttons."""
+    return _found(WEB_TOKEN_KEYS, os.environ if environ is None else environ, "web token")
 
 
 def find_notify_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
