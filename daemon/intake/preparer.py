@@ -17,7 +17,7 @@ from daemon.intake.packer import has_company, packable
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import validation_lines, write_report
 from daemon.intake.splitter import Split, split_lines, write_part
-from daemon.intake.validation import BatchLimits, HashingReader
+from daemon.intake.validation import BatchLimits, Findings, HashingReader
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.archive import move_input
@@ -105,7 +105,7 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
         )
     if not split.findings.ok:
         reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
-        reject(settings, store, job, reason, validation_lines(split.findings))
+        reject(settings, store, job, reason, [], split.findings)
         return None
     return Checked(job, split, reader.hexdigest(), reader.size)
 
@@ -182,10 +182,14 @@ def result_dir_for(settings: Settings, store: Store, source_name: str, job_id: s
     return candidate
 
 
-def reject(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> None:
-    """Move the input to failed/ with a report; the job ends as REJECTED."""
+def reject(
+    settings: Settings, store: Store, job: Job, reason: str, lines: list[str], findings: Findings | None = None
+) -> None:
+    """Move the input to failed/ with a report (``findings`` listed in it); the job ends as REJECTED."""
     dest = move_input(store, job, settings.failed)
     shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)
+    if findings is not None:  # the fixes it suggests name the input where it now is
+        lines = [*lines, *validation_lines(findings, f"{settings.failed_dir}/{dest.name}")]
     report = write_report(dest, job.source_name, job.id, reason, lines)
     store.update_job(job.id, state=JobState.REJECTED, note=reason, finished_at=time.time())
     log.warning("file_rejected", file=job.source_name, job_id=job.id, reason=reason, report=str(report))
