@@ -1,4 +1,4 @@
-"""The ``batchd`` command line: run, validate, status, cancel, abandon, retry, healthcheck, recover, emulator.
+"""The ``batchd`` command line: run, validate, wrap, status, cancel, abandon, retry, healthcheck, recover, emulator.
 
 Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
 """
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_validate(sub)
+    _add_wrap(sub)
     _add_status(sub)
     _add_cancel(sub)
     _add_abandon(sub)
@@ -76,6 +77,25 @@ def _add_validate(sub: Any) -> None:
         description="Run the checks batchd runs before an upload; exit 1 on any problem.",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def _add_wrap(sub: Any) -> None:
+    p = sub.add_parser(
+        "wrap",
+        help="turn bare request bodies (or a JSON array) into Batch API lines",
+        description="Read FILE: JSON Lines of bare request bodies such as "
+        '{"model": ..., "messages": [...]}, or one JSON array of bodies or requests; write one Batch API '
+        'request per line, {"custom_id": PREFIX + line number, "method": "POST", "url": URL, "body": ...}. '
+        "The same file always gets the same custom_ids. Lines that already are Batch API requests are kept. "
+        "Without --url the endpoint is taken from the bodies where their fields say it (messages: "
+        "/v1/chat/completions; input with an embedding model: /v1/embeddings; ...).",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--url", help="the endpoint of every request, e.g. /v1/chat/completions (default: from the bodies)")
+    p.add_argument("--id-prefix", default="line-", help="custom_id = this + the line number (default line-)")
+    p.add_argument(
+        "-o", "--output", default="-", help="where to write the lines (may be FILE itself; default: standard output)"
+    )
 
 
 def _add_status(sub: Any) -> None:
@@ -200,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "run": _cmd_run,
         "validate": _cmd_validate,
+        "wrap": _cmd_wrap,
         "status": _cmd_status,
         "cancel": _cmd_cancel,
         "abandon": _cmd_abandon,
@@ -262,6 +283,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             for line in validation_lines(findings):
                 print(f"  {printable(line)}")
     return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _cmd_wrap(args: argparse.Namespace) -> int:
+    from daemon.intake.bare_bodies import wrap_file, wrap_to  # noqa: PLC0415
+
+    try:
+        if args.output == "-":
+            with open(args.file, "rb") as fh:
+                done = wrap_to(fh, sys.stdout.buffer, args.url, args.id_prefix)
+            sys.stdout.flush()
+        else:
+            done = wrap_file(args.file, Path(args.output), args.url, args.id_prefix)
+    except OSError as exc:
+        print(printable(f"batchd: {args.file}: {exc.strerror}"), file=sys.stderr)
+        return EXIT_FAILURE
+    where = "standard output" if args.output == "-" else args.output
+    what = f"wrapped {done.wrapped} request(s) for {done.url}" if done.wrapped else "wrapped nothing"
+    print(printable(f"{what}, kept {done.kept} Batch API request(s) as they were; wrote {where}"), file=sys.stderr)
+    return EXIT_OK
 
 
 def _open_store_readonly(settings: Settings) -> Any:
