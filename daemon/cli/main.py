@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or confi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -74,9 +75,13 @@ def _add_validate(sub: Any) -> None:
     p = sub.add_parser(
         "validate",
         help="check request files without uploading anything",
-        description="Run the checks batchd runs before an upload; exit 1 on any problem.",
+        description="Run the checks batchd runs before an upload; exit 1 on any problem. For each file that "
+        "passes, say how many batches it would make, its estimated input tokens and their cost at the batch "
+        "price (the [prices] table of the config; output tokens are not known before the batch runs).",
     )
+    _common(p)
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON document: a list with one object per file")
 
 
 def _add_wrap(sub: Any) -> None:
@@ -264,24 +269,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from daemon.intake.estimates import estimate_file  # noqa: PLC0415
+    from daemon.intake.preparer import batch_limits  # noqa: PLC0415
     from daemon.intake.reports import validation_lines  # noqa: PLC0415
-    from daemon.intake.validation import validate_file  # noqa: PLC0415
 
-    bad = 0
+    settings = settings_from(args)
+    bad, documents = 0, []
     for path in args.files:
         try:
-            findings = validate_file(path)
+            estimate = estimate_file(path, batch_limits(settings), settings.prices)
         except OSError as exc:
-            print(printable(f"{path}: cannot read: {exc.strerror}"))
             bad += 1
+            documents.append({"file": str(path), "ok": False, "error": f"cannot read: {exc.strerror}"})
+            if not args.json:
+                print(printable(f"{path}: cannot read: {exc.strerror}"))
+            continue
+        findings = estimate.findings
+        bad += not findings.ok
+        problems = validation_lines(findings, str(path))
+        documents.append({"file": str(path), **estimate.as_json(), "problems": problems})
+        if args.json:
             continue
         if findings.ok:
             print(printable(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})"))
+            print(printable(f"  {estimate.text()}"))
         else:
-            bad += 1
             print(printable(f"{path}: {findings.problem_count} problem(s)"))
-            for line in validation_lines(findings):
+            for line in problems:
                 print(f"  {printable(line)}")
+    if args.json:
+        print(json.dumps(documents, indent=2, ensure_ascii=False))
     return EXIT_FAILURE if bad else EXIT_OK
 
 
