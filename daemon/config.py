@@ -109,6 +109,13 @@ class Settings:
     # A batch still running this long after it was submitted is cancelled and treated like an
     # expired one. None: the completion window plus 6 h (a service that never expires batches).
     max_batch_age: float | None = None
+    # Wrap inputs of bare request bodies ({"model": ..., "messages": [...]}) or one JSON array as Batch
+    # API lines at intake (custom_id line-N), with wrap_url, else the url the bodies point to; the
+    # original is kept in uploaded_files/originals/. False: such an input is rejected with the fix.
+    wrap_bare_bodies: bool = False
+    wrap_url: str | None = None
+    # The most bytes a *.jsonl.gz input may decompress to; more (a gzip bomb) rejects it.
+    max_decompressed_bytes: int = 4_000_000_000
     # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
     providers: Mapping[str, Profile] = field(default_factory=dict)
 
@@ -313,6 +320,7 @@ def validate(settings: Settings) -> None:
         _check_batch_limits,
         _check_metadata,
         _check_listeners,
+        _check_inputs,
     ):
         check(settings)
 
@@ -458,3 +466,16 @@ def _check_listeners(s: Settings) -> None:
             ) from None
     if s.metrics_port is not None and s.metrics_port == s.webhook_port:
         raise ConfigError(f"metrics_port and webhook_port must differ (both {s.metrics_port})")
+
+
+def _check_inputs(s: Settings) -> None:
+    if s.wrap_url is not None and s.wrap_url not in limits.ENDPOINTS:
+        raise ConfigError(
+            f"wrap_url must be a Batch API endpoint such as /v1/chat/completions, or unset to take it from "
+            f"the bodies (got {s.wrap_url!r})"
+        )
+    if s.max_decompressed_bytes < MIN_LINE_BYTES:
+        raise ConfigError(
+            f"max_decompressed_bytes must be at least {MIN_LINE_BYTES} bytes, e.g. 4000000000 "
+            f"(got {s.max_decompressed_bytes})"
+        )

@@ -21,7 +21,7 @@ import orjson
 
 from daemon.errors import DaemonError
 from daemon.intake.body_rules import inferred_url
-from daemon.intake.line_reader import is_blank, iter_lines
+from daemon.intake.line_reader import LineSource, is_blank, iter_lines
 from daemon.state.fileops import atomic_writer
 
 DEFAULT_PREFIX = "line-"
@@ -48,7 +48,7 @@ def opens_array(first: bytes) -> bool:
     return first.lstrip().startswith(b"[")
 
 
-def items_of(fh: IO[bytes]) -> Iterator[tuple[int, Any]]:
+def items_of(fh: LineSource) -> Iterator[tuple[int, Any]]:
     """(line number, value) of each line of a JSON Lines file, or (position, item) of a JSON array."""
     first = fh.read(1 << 12)
     fh.seek(0)
@@ -64,7 +64,7 @@ def items_of(fh: IO[bytes]) -> Iterator[tuple[int, Any]]:
             raise WrapError(f"line {line_no} is not valid JSON ({exc}); fix it, then wrap the file again") from None
 
 
-def _array_items(fh: IO[bytes]) -> Iterator[tuple[int, Any]]:
+def _array_items(fh: LineSource) -> Iterator[tuple[int, Any]]:
     try:
         value = orjson.loads(fh.read())
     except orjson.JSONDecodeError as exc:
@@ -111,7 +111,7 @@ class Wrapper:
         return url
 
 
-def wrap_to(source: IO[bytes], out: IO[bytes], url: str | None, id_prefix: str = DEFAULT_PREFIX) -> Wrapped:
+def wrap_to(source: LineSource, out: IO[bytes], url: str | None, id_prefix: str = DEFAULT_PREFIX) -> Wrapped:
     """Write ``source``'s requests to ``out`` as Batch API lines, one per line."""
     wrapper = Wrapper(url, id_prefix)
     for n, item in items_of(source):

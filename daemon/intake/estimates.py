@@ -8,11 +8,13 @@ English text. Output tokens cannot be known before the batch runs, so the cost i
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.intake.drop_names import is_compressed
 from daemon.intake.splitter import PartFile
 from daemon.intake.validation import BatchLimits, Findings, LineChecker, iter_requests
 from daemon.pricing import ModelPrice, estimate_cost, price_for
@@ -58,7 +60,7 @@ def estimate_file(path: Path, batch_limits: BatchLimits, prices: Mapping[str, Mo
     checker = LineChecker(batch_limits)
     parts: list[PartFile] = []
     tokens = 0
-    with open(path, "rb") as fh:
+    with gzip.GzipFile(path, "rb") if is_compressed(path.name) else open(path, "rb") as fh:
         for request in iter_requests(fh, checker):
             tokens += request.est_tokens
             if not parts or not parts[-1].fits(request, batch_limits):

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import IO
 
 from daemon.config import Settings
+from daemon.intake.conversion import ConversionError, convert_input, plan_for
 from daemon.intake.creation_budget import CreationBudget
+from daemon.intake.drop_names import request_stem
 from daemon.intake.packer import has_company, packable
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import validation_lines, write_report
@@ -89,10 +91,11 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
 def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     """Split the input into part files, or reject it (its own commits, before anything else)."""
     path = Path(job.inflight_path)
-    problem = _unusable(path)
+    problem = _unusable(path) or _converted(settings, store, job)
     if problem:
         reject(settings, store, job, problem, [])
         return None
+    path = Path(job.inflight_path)  # the converted input, if it was
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; only a failure to open means a bad input
     except OSError as exc:
@@ -108,6 +111,18 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
         reject(settings, store, job, reason, [], split.findings)
         return None
     return Checked(job, split, reader.hexdigest(), reader.size)
+
+
+def _converted(settings: Settings, store: Store, job: Job) -> str | None:
+    """Decompress or wrap the input if it needs it (see conversion); why it cannot be, or None."""
+    plan = plan_for(settings, job)
+    if not plan.needed:
+        return None
+    try:
+        convert_input(settings, store, job, plan)
+    except ConversionError as exc:
+        return str(exc)
+    return None
 
 
 def _hold(settings: Settings, fh: IO[bytes]) -> int:
@@ -175,7 +190,7 @@ def _unusable(path: Path) -> str | None:
 
 def result_dir_for(settings: Settings, store: Store, source_name: str, job_id: str) -> Path:
     """batch_results/<name>/, or a job-tagged name so a later input never overwrites earlier results."""
-    stem = safe_component(source_name.removesuffix(".jsonl"))
+    stem = safe_component(request_stem(source_name))
     candidate = settings.results / stem
     if candidate.exists() or store.result_dir_taken(str(candidate), job_id):
         candidate = settings.results / f"{stem}.{job_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -48,3 +49,10 @@ def test_validate_json_lists_a_bad_file_with_its_problems(tmp_path: Path, capsys
     assert (bad["ok"], bad["problem_count"]) == (False, 4)
     assert bad["problems"][0].startswith("all 4 lines: this line is a bare request body")
     assert missing["error"].startswith("cannot read")
+
+
+def test_validate_reads_a_gzip_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "packed.jsonl.gz"
+    path.write_bytes(gzip.compress(request_file(4).encode()))
+    assert main(["validate", "--root", str(tmp_path), str(path)]) == 0
+    assert "ok (4 requests" in capsys.readouterr().out

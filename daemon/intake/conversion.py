@@ -1,0 +1,148 @@
+"""Conversion: an input decompressed (``*.jsonl.gz``) or wrapped (bare bodies, with
+``wrap_bare_bodies``) before it is checked, so that what is checked is what is sent.
+
+The converted file becomes the job's input from then on: checked, split, sent, archived, and read
+again by ``batchd retry --failed``, so every later step sees one plain JSON Lines file. A
+compressed ``NAME.jsonl.gz`` becomes ``NAME.jsonl``. The original is kept, as dropped, in
+``uploaded_files/originals/``. Decompression is streamed and bounded: more than
+``max_decompressed_bytes`` out (a gzip bomb, or a mistake) rejects the input before the disk fills.
+
+Order, for crashes: the converted file is written and synced, then recorded as the job's input,
+then the original is moved away. A crash before the record converts again; one after it leaves the
+original in state/inflight/ beside the converted input (nothing is lost; see the report).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from daemon.config import Settings
+from daemon.intake.bare_bodies import WrapError, is_bare_body, opens_array, wrap_to
+from daemon.intake.claim import inflight_name
+from daemon.intake.drop_names import is_compressed, request_stem
+from daemon.intake.line_reader import LineTooLongError
+from daemon.logs import get_logger
+from daemon.state.fileops import atomic_writer, free_name, fsync_dir, move_no_clobber, safe_component
+from daemon.state.rows import Job
+from daemon.state.store import Store
+
+log = get_logger(__name__)
+ORIGINALS = "originals"  # under uploaded_files/
+_FIRST_LINE = 1 << 20  # how much of the first line is read to tell bare bodies from requests
+_COPY = 1 << 20
+
+
+class ConversionError(ValueError):
+    """The input cannot be converted; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    decompress: bool
+    wrap: bool
+
+    @property
+    def needed(self) -> bool:
+        return self.decompress or self.wrap
+
+
+def plan_for(settings: Settings, job: Job) -> Plan:
+    decompress = is_compressed(job.source_name)
+    wrap = settings.wrap_bare_bodies and _looks_bare(Path(job.inflight_path), decompress)
+    return Plan(decompress, wrap)
+
+
+def _looks_bare(path: Path, compressed: bool) -> bool:
+    """Whether the file's first request line is a bare body, or the file is one JSON array."""
+    try:
+        with _open(path, compressed) as fh:
+            line = fh.readline(_FIRST_LINE)
+            while line and not line.strip():
+                line = fh.readline(_FIRST_LINE)
+    except (OSError, EOFError, zlib.error):
+        return False  # the check that follows says what is wrong with it
+    if opens_array(line):
+        return True
+    try:
+        return is_bare_body(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _open(path: Path, compressed: bool) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if compressed else open(path, "rb")
+
+
+def convert_input(settings: Settings, store: Store, job: Job, plan: Plan) -> None:
+    """Write the converted input, make it the job's input (``job`` is updated), keep the original."""
+    original = Path(job.inflight_path)
+    name = request_stem(job.source_name) + ".jsonl" if plan.decompress else job.source_name
+    stored = name if plan.decompress else f"{request_stem(name)}.wrapped.jsonl"
+    dest = original.with_name(inflight_name(job.id, stored))
+    url = settings.wrap_url
+    try:
+        with _open(original, plan.decompress) as source, atomic_writer(dest) as out:
+            bounded = BoundedReader(source, settings.max_decompressed_bytes)
+            wrapped = wrap_to(bounded, out, url) if plan.wrap else None
+            if wrapped is None:
+                _copy(bounded, out)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ConversionError(f"it is not a valid gzip file ({exc}); compress the JSON Lines file again") from None
+    except (WrapError, LineTooLongError) as exc:
+        raise ConversionError(f"its bare request bodies could not be wrapped: {exc}") from None
+    store.update_job(job.id, inflight_path=str(dest), source_name=name)
+    job.inflight_path, job.source_name = str(dest), name
+    kept = _keep_original(settings, original, job)
+    log.info("input_converted", job_id=job.id, file=name, decompressed=plan.decompress, wrapped=plan.wrap,
+             original=str(kept))  # fmt: skip
+
+
+def _copy(source: BoundedReader, out: IO[bytes]) -> None:
+    while chunk := source.read(_COPY):
+        out.write(chunk)
+
+
+def _keep_original(settings: Settings, original: Path, job: Job) -> Path:
+    folder = settings.uploaded / ORIGINALS
+    folder.mkdir(mode=0o700, exist_ok=True)
+    dropped = original.name.removeprefix(f"{job.id}_")
+    dest = free_name(folder, safe_component(dropped), job.id)
+    move_no_clobber(original, dest)
+    fsync_dir(folder)
+    return dest
+
+
+class BoundedReader:
+    """A binary file read no further than ``limit`` bytes: past it, ConversionError (a gzip bomb
+    is stopped after ``limit`` bytes out, not when the disk is full)."""
+
+    def __init__(self, fh: io.BufferedIOBase, limit: int) -> None:
+        self._fh = fh
+        self._limit = limit
+
+    def _checked(self, data: bytes) -> bytes:
+        if self._fh.tell() > self._limit:
+            raise ConversionError(
+                f"it holds more than {self._limit:,} bytes decompressed (max_decompressed_bytes); "
+                "split it into smaller files"
+            )
+        return data
+
+    def readline(self, size: int = -1, /) -> bytes:
+        return self._checked(self._fh.readline(size))
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._checked(self._fh.read(size if size >= 0 else self._limit + 1))
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
