@@ -114,6 +114,9 @@ class Settings:
     # original is kept in uploaded_files/originals/. False: such an input is rejected with the fix.
     wrap_bare_bodies: bool = False
     wrap_url: str | None = None
+    # An input with bad lines: "reject" sends all of it to failed/; "split_out" sends the bad lines
+    # there (NAME.split-out.jsonl, with a report) and the good ones ahead (see intake/partial_inputs.py).
+    partial_inputs: str = "reject"
     # The most bytes a *.jsonl.gz input may decompress to; more (a gzip bomb) rejects it.
     max_decompressed_bytes: int = 4_000_000_000
     # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
@@ -389,6 +392,7 @@ def _check_choices(s: Settings) -> None:
     _check_choice("log_format", s.log_format, get_args(LogFormat))
     _check_choice("log_level", s.log_level, ("debug", "info", "warning", "error"))
     _check_choice("completion_window", s.completion_window, tuple(sorted(limits.COMPLETION_WINDOWS)))
+    _check_choice("partial_inputs", s.partial_inputs, ("reject", "split_out"))
     unknown = s.resubmit_unfinished - RESUBMITTABLE
     if unknown:
         raise ConfigError(f"resubmit_unfinished may hold only expired and cancelled (got {sorted(unknown)})")

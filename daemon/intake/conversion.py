@@ -99,7 +99,7 @@ def convert_input(settings: Settings, store: Store, job: Job, plan: Plan) -> Non
         raise ConversionError(f"its bare request bodies could not be wrapped: {exc}") from None
     store.update_job(job.id, inflight_path=str(dest), source_name=name)
     job.inflight_path, job.source_name = str(dest), name
-    kept = _keep_original(settings, original, job)
+    kept = keep_original(settings, original, job)
     log.info("input_converted", job_id=job.id, file=name, decompressed=plan.decompress, wrapped=plan.wrap,
              original=str(kept))  # fmt: skip
 
@@ -109,7 +109,7 @@ def _copy(source: BoundedReader, out: IO[bytes]) -> None:
         out.write(chunk)
 
 
-def _keep_original(settings: Settings, original: Path, job: Job) -> Path:
+def keep_original(settings: Settings, original: Path, job: Job) -> Path:
     folder = settings.uploaded / ORIGINALS
     folder.mkdir(mode=0o700, exist_ok=True)
     dropped = original.name.removeprefix(f"{job.id}_")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -16,6 +17,7 @@ from daemon.intake.conversion import ConversionError, convert_input, plan_for
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.drop_names import request_stem
 from daemon.intake.packer import has_company, packable
+from daemon.intake.partial_inputs import SPLIT_OUT, Separation, split_out, write_note
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import validation_lines, write_report
 from daemon.intake.splitter import Split, split_lines, write_part
@@ -55,6 +57,7 @@ class Checked:
     split: Split
     sha256: str
     size: int
+    separation: Separation | None = None  # lines split out of it (partial_inputs = split_out)
 
 
 def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: Quarantine | None = None) -> None:
@@ -75,6 +78,7 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
     with store.transaction():  # each job's parts and its new state land together, or none do
         for item, place in zip(checked, placed, strict=True):
             _record(settings, store, item, place)
+    _note_separations(store, checked)
     for item in checked:
         findings = item.split.findings
         log.info(
@@ -88,6 +92,13 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
         )
 
 
+def _note_separations(store: Store, checked: list[Checked]) -> None:
+    for item in checked:
+        if item.separation is not None:
+            job = store.job(item.job.id)
+            write_note(Path(job.result_dir or ""), job.source_name, item.separation)
+
+
 def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     """Split the input into part files, or reject it (its own commits, before anything else)."""
     path = Path(job.inflight_path)
@@ -95,6 +106,22 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     if problem:
         reject(settings, store, job, problem, [])
         return None
+    checked = _split(settings, store, job)
+    if checked is None or checked.split.findings.ok:
+        return checked
+    if settings.partial_inputs == SPLIT_OUT:
+        separation = split_out(settings, store, job, batch_limits(settings, job.profile))
+        if separation is not None:  # the good lines alone are the input now: checked again, they pass
+            checked = _split(settings, store, job)
+            if checked is None or checked.split.findings.ok:
+                return None if checked is None else dataclasses.replace(checked, separation=separation)
+    reason = f"{checked.split.findings.problem_count} problem(s) found before anything was uploaded"
+    reject(settings, store, job, reason, [], checked.split.findings)
+    return None
+
+
+def _split(settings: Settings, store: Store, job: Job) -> Checked | None:
+    """The job's input checked and split (maybe with problems); None if it could not be read (rejected)."""
     path = Path(job.inflight_path)  # the converted input, if it was
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; only a failure to open means a bad input
@@ -106,10 +133,6 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
         split = split_lines(
             reader, settings.state / PARTS / job.id, batch_limits(settings, job.profile), _hold(settings, fh)
         )
-    if not split.findings.ok:
-        reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
-        reject(settings, store, job, reason, [], split.findings)
-        return None
     return Checked(job, split, reader.hexdigest(), reader.size)
 
 

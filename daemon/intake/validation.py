@@ -94,6 +94,7 @@ class LineChecker:
         self._candidate_line = 0  # the last line whose custom_id's hash was seen before
         self._endpoint_line = 0
         self._model_line = 0
+        self.repeated_lines: list[int] | None = None  # a list: every line whose custom_id repeats is added
 
     def check(self, line_no: int, raw: bytes | LongLine) -> Request | None:
         """Return the request on this line, or None (blank line, or a problem was recorded)."""
@@ -182,6 +183,8 @@ class LineChecker:
         for line_no, custom_id, first in self._ids.settle(source, start):
             count += 1
             self.findings.requests -= self._ids.was_counted(line_no)
+            if self.repeated_lines is not None:
+                self.repeated_lines.append(line_no)
             if len(found) < MAX_LISTED_PROBLEMS:
                 found.append((line_no, f"custom_id {custom_id!r} is already used on line {first}"))
         if count:

@@ -117,3 +117,45 @@ def test_without_the_setting_bare_bodies_are_rejected_with_both_fixes(prepared: 
     assert "batchd wrap failed/blog.jsonl --url /v1/chat/completions -o failed/blog.jsonl" in report
     assert "wrap_bare_bodies = true" in report
     assert report.rstrip().endswith("run `batchd retry blog.jsonl`; batchd treats it as a new job.")
+
+
+def test_split_out_sends_the_good_lines_and_sets_the_bad_ones_apart(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    settings = dataclasses.replace(settings, partial_inputs="split_out")
+    good = request_file(3).splitlines()
+    chat_without_messages = good[2].replace('"messages"', '"input"')
+    text = "\n".join([good[0], "{not json", good[1], good[0], chat_without_messages]) + "\n"
+    job = claimed(settings, store, "mixed.jsonl", text.encode())
+    prepare_jobs(settings, store, [job])
+    done = store.job(job.id)
+    assert (done.state, done.request_count) == (JobState.ACTIVE, 2)
+    assert [line["custom_id"] for line in sent_lines(store, done)] == ["r0", "r1"]
+    bad = settings.failed / "mixed.split-out.jsonl"
+    assert bad.read_text().splitlines() == ["{not json", good[0], chat_without_messages]
+    report = (settings.failed / "mixed.split-out.jsonl.report.txt").read_text()
+    assert "3 line(s) failed the checks and were split out" in report
+    assert "line 2: not valid JSON" in report
+    assert "line 4: custom_id 'r0' is already used on line 1" in report
+    assert "line 5: body.messages is missing; /v1/chat/completions requires it" in report
+    assert "batchd retry mixed.split-out.jsonl" in report
+    note = json.loads((Path(done.result_dir or "") / "split_out.json").read_text())
+    assert (note["lines_split_out"], note["line_numbers"]) == (3, [2, 4, 5])
+    assert (settings.uploaded / "originals" / "mixed.jsonl").read_text() == text
+
+
+def test_split_out_of_an_input_with_no_good_line_rejects_it_whole(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    settings = dataclasses.replace(settings, partial_inputs="split_out")
+    job = claimed(settings, store, "allbad.jsonl", b"{not json\n[1]\n")
+    prepare_jobs(settings, store, [job])
+    assert store.job(job.id).state == JobState.REJECTED
+    assert (settings.failed / "allbad.jsonl").read_bytes() == b"{not json\n[1]\n"
+    assert not (settings.failed / "allbad.split-out.jsonl").exists()
+
+
+def test_by_default_one_bad_line_rejects_the_whole_input(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    job = claimed(settings, store, "one-bad.jsonl", (request_file(3) + "{not json\n").encode())
+    prepare_jobs(settings, store, [job])
+    assert store.job(job.id).state == JobState.REJECTED
+    assert not (settings.failed / "one-bad.split-out.jsonl").exists()
