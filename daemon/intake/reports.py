@@ -54,6 +54,12 @@ def validation_lines(findings: Findings, file: str = "FILE") -> list[str]:
     return [*lines, *_fixes(findings, file)]
 
 
+def wrapped_at_intake(findings: Findings) -> bool:
+    """Whether every problem is one that wrap_bare_bodies fixes at intake (bare bodies, one JSON array)."""
+    fixed = (findings.groups.groups.get(name) for name in (BARE_BODY_HINT, JSON_ARRAY_PROBLEM))
+    return findings.problem_count > 0 and sum(g.count for g in fixed if g is not None) == findings.problem_count
+
+
 def _group_line(message: str, group: Group, all_lines: int) -> str:
     if group.count == all_lines:
         return f"all {group.count:,} lines: {message}"
