@@ -8,14 +8,16 @@ compressed ``NAME.jsonl.gz`` becomes ``NAME.jsonl``. The original is kept, as dr
 ``max_decompressed_bytes`` out (a gzip bomb, or a mistake) rejects the input before the disk fills.
 
 Order, for crashes: the converted file is written and synced, then recorded as the job's input,
-then the original is moved away. A crash before the record converts again; one after it leaves the
-original in state/inflight/ beside the converted input (nothing is lost; see the report).
+then the original is moved away. A crash before the record converts again; after it, the original
+is moved away at the next look at the job (finish_conversion: its name is the converted one's
+without CONVERTED).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,6 @@ import orjson
 
 from daemon.config import Settings
 from daemon.intake.bare_bodies import WrapError, is_bare_body, opens_array, wrap_to
-from daemon.intake.claim import inflight_name
 from daemon.intake.drop_names import is_compressed, request_stem
 from daemon.intake.line_reader import LineTooLongError
 from daemon.logs import get_logger
@@ -35,6 +36,7 @@ from daemon.state.store import Store
 
 log = get_logger(__name__)
 ORIGINALS = "originals"  # under uploaded_files/
+CONVERTED = ".converted.jsonl"  # appended to the original's name in state/inflight/
 _FIRST_LINE = 1 << 20  # how much of the first line is read to tell bare bodies from requests
 _COPY = 1 << 20
 
@@ -80,12 +82,27 @@ def _open(path: Path, compressed: bool) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 
+def converted_path(original: Path) -> Path:
+    """Where the converted copy of ``original`` (in state/inflight/) is written: beside it, named so
+    that the original's path can be told from it (see finish_conversion)."""
+    return original.with_name(original.name + CONVERTED)
+
+
+def finish_conversion(settings: Settings, job: Job) -> None:
+    """After a crash between recording a converted input and moving its original away: move it now
+    (an original left in state/inflight/ would look like an input of its own to `batchd recover`)."""
+    current = Path(job.inflight_path)
+    if current.name.endswith(CONVERTED):
+        original = current.with_name(current.name.removesuffix(CONVERTED))
+        if os.path.lexists(original):
+            keep_original(settings, original, job)
+
+
 def convert_input(settings: Settings, store: Store, job: Job, plan: Plan) -> None:
     """Write the converted input, make it the job's input (``job`` is updated), keep the original."""
     original = Path(job.inflight_path)
     name = request_stem(job.source_name) + ".jsonl" if plan.decompress else job.source_name
-    stored = name if plan.decompress else f"{request_stem(name)}.wrapped.jsonl"
-    dest = original.with_name(inflight_name(job.id, stored))
+    dest = converted_path(original)
     url = settings.wrap_url
     try:
         with _open(original, plan.decompress) as source, atomic_writer(dest) as out:

@@ -19,8 +19,7 @@ from typing import IO, Any
 import orjson
 
 from daemon.config import Settings
-from daemon.intake.claim import inflight_name
-from daemon.intake.conversion import keep_original
+from daemon.intake.conversion import CONVERTED, converted_path, keep_original
 from daemon.intake.drop_names import request_stem
 from daemon.intake.line_reader import LongLine, copy_line, read_lines
 from daemon.intake.reports import validation_lines, write_report
@@ -62,7 +61,7 @@ def split_out(settings: Settings, store: Store, job: Job, batch_limits: BatchLim
     if not any(good):
         return None
     stem = request_stem(job.source_name)
-    kept_path = source.with_name(inflight_name(job.id, f"{stem}.checked.jsonl"))
+    kept_path = converted_path(source)
     bad_path = free_name(settings.failed, safe_component(f"{stem}.split-out.jsonl"), job.id)
     lines, count = _write_apart(source, good, kept_path, bad_path, batch_limits.max_line_bytes)
     fsync_dir(settings.failed)
@@ -70,7 +69,10 @@ def split_out(settings: Settings, store: Store, job: Job, batch_limits: BatchLim
     store.update_job(job.id, inflight_path=str(kept_path))
     original = job.source_name
     job.inflight_path = str(kept_path)
-    keep_original(settings, source, job)
+    if source.name.endswith(CONVERTED):
+        source.unlink()  # a decompressed or wrapped copy: the original as dropped is kept already
+    else:
+        keep_original(settings, source, job)
     kept = sum(good)
     log.warning("lines_split_out", job_id=job.id, file=original, lines=count, kept=kept, report=str(report))
     return Separation(kept, lines, count, bad_path, report)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from daemon.config import Settings
-from daemon.intake.conversion import ConversionError, convert_input, plan_for
+from daemon.intake.conversion import ConversionError, convert_input, finish_conversion, plan_for
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.drop_names import request_stem
 from daemon.intake.packer import has_company, packable
@@ -138,6 +138,7 @@ def _split(settings: Settings, store: Store, job: Job) -> Checked | None:
 
 def _converted(settings: Settings, store: Store, job: Job) -> str | None:
     """Decompress or wrap the input if it needs it (see conversion); why it cannot be, or None."""
+    finish_conversion(settings, job)
     plan = plan_for(settings, job)
     if not plan.needed:
         return None

@@ -159,3 +159,28 @@ def test_by_default_one_bad_line_rejects_the_whole_input(prepared: tuple[Setting
     prepare_jobs(settings, store, [job])
     assert store.job(job.id).state == JobState.REJECTED
     assert not (settings.failed / "one-bad.split-out.jsonl").exists()
+
+
+def test_an_original_left_behind_by_a_crash_is_moved_away_at_the_next_look(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    job = claimed(settings, store, "late.jsonl.gz", gzip.compress(request_file(2).encode()))
+    converted = Path(job.inflight_path + ".converted.jsonl")
+    converted.write_text(request_file(2))
+    store.update_job(job.id, inflight_path=str(converted), source_name="late.jsonl")  # recorded, then the crash
+    prepare_jobs(settings, store, [store.job(job.id)])
+    assert store.job(job.id).state == JobState.ACTIVE
+    assert sorted(p.name for p in (settings.state / folders.INFLIGHT).iterdir()) == [converted.name]
+    assert (settings.uploaded / "originals" / "late.jsonl.gz").exists()
+
+
+def test_split_out_of_a_decompressed_input_keeps_only_the_dropped_original(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    settings = dataclasses.replace(settings, partial_inputs="split_out")
+    dropped = gzip.compress((request_file(2) + "oops\n").encode())
+    job = claimed(settings, store, "both.jsonl.gz", dropped)
+    prepare_jobs(settings, store, [job])
+    done = store.job(job.id)
+    assert (done.state, done.request_count, done.source_name) == (JobState.ACTIVE, 2, "both.jsonl")
+    assert [p.name for p in (settings.uploaded / "originals").iterdir()] == ["both.jsonl.gz"]
+    assert (settings.failed / "both.split-out.jsonl").read_text() == "oops\n"
+    assert [p.name for p in (settings.state / folders.INFLIGHT).iterdir()] == [Path(done.inflight_path).name]
