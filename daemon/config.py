@@ -155,6 +155,11 @@ class Settings:
         """The profile an input of folder ``name`` runs on (the default one for the top folder)."""
         return self.providers.get(name) or self.default_profile
 
+    def wraps_bare_bodies(self, profile: str) -> bool:
+        """Whether inputs of ``profile`` with bare request bodies are wrapped at intake."""
+        own = self.profile(profile).wrap_bare_bodies
+        return self.wrap_bare_bodies if own is None else own
+
     @property
     def batch_age_limit(self) -> float:
         """Seconds a batch may run before batchd cancels it (``max_batch_age``)."""

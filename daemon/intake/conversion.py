@@ -57,7 +57,7 @@ class Plan:
 
 def plan_for(settings: Settings, job: Job) -> Plan:
     decompress = is_compressed(job.source_name)
-    wrap = settings.wrap_bare_bodies and _looks_bare(Path(job.inflight_path), decompress)
+    wrap = settings.wraps_bare_bodies(job.profile) and _looks_bare(Path(job.inflight_path), decompress)
     return Plan(decompress, wrap)
 
 

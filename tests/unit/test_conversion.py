@@ -15,6 +15,7 @@ import pytest
 from daemon.config import Settings
 from daemon.intake.claim import inflight_name
 from daemon.intake.preparer import prepare_jobs
+from daemon.providers import parse_profile
 from daemon.state import folders
 from daemon.state.rows import Job
 from daemon.state.states import JobState
@@ -33,12 +34,12 @@ def prepared(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
     store.close()
 
 
-def claimed(settings: Settings, store: Store, name: str, data: bytes) -> Job:
+def claimed(settings: Settings, store: Store, name: str, data: bytes, profile: str = "default") -> Job:
     now = time.time()
     job_id = f"job-{len(store.jobs())}"
     inflight = settings.state / folders.INFLIGHT / inflight_name(job_id, name)
     inflight.write_bytes(data)
-    job = Job(job_id, name, str(settings.pending / name), str(inflight), JobState.CLAIMED, now, now)
+    job = Job(job_id, name, str(settings.pending / name), str(inflight), JobState.CLAIMED, now, now, profile=profile)
     store.add_job(job)
     return job
 
@@ -184,3 +185,15 @@ def test_split_out_of_a_decompressed_input_keeps_only_the_dropped_original(prepa
     assert [p.name for p in (settings.uploaded / "originals").iterdir()] == ["both.jsonl.gz"]
     assert (settings.failed / "both.split-out.jsonl").read_text() == "oops\n"
     assert [p.name for p in (settings.state / folders.INFLIGHT).iterdir()] == [Path(done.inflight_path).name]
+
+
+def test_a_profile_may_wrap_bare_bodies_when_the_top_level_does_not(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    profiles = {"wrapping": parse_profile("wrapping", {"wrap_bare_bodies": True})}
+    settings = dataclasses.replace(settings, providers={**settings.providers, **profiles})
+    data = "".join(BARE % n for n in range(2)).encode()
+    top = claimed(settings, store, "top.jsonl", data)
+    own = claimed(settings, store, "own.jsonl", data, profile="wrapping")
+    prepare_jobs(settings, store, [top, own])
+    assert store.job(top.id).state == JobState.REJECTED
+    assert (store.job(own.id).state, store.job(own.id).request_count) == (JobState.ACTIVE, 2)
