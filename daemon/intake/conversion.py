@@ -49,6 +49,7 @@ class ConversionError(ValueError):
 class Plan:
     decompress: bool
     wrap: bool
+    array: bool = False  # the input is one JSON array (wrapped whole, see _bound)
 
     @property
     def needed(self) -> bool:
@@ -57,23 +58,30 @@ class Plan:
 
 def plan_for(settings: Settings, job: Job) -> Plan:
     decompress = is_compressed(job.source_name)
-    wrap = settings.wraps_bare_bodies(job.profile) and _looks_bare(Path(job.inflight_path), decompress)
-    return Plan(decompress, wrap)
+    if not settings.wraps_bare_bodies(job.profile):
+        return Plan(decompress, wrap=False)
+    first = _first_line(Path(job.inflight_path), decompress)
+    return Plan(decompress, _is_bare(first), opens_array(first))
 
 
-def _looks_bare(path: Path, compressed: bool) -> bool:
-    """Whether the file's first request line is a bare body, or the file is one JSON array."""
+def _first_line(path: Path, compressed: bool) -> bytes:
+    """The file's first line that is not blank (its first MiB); empty if it cannot be read."""
     try:
         with _open(path, compressed) as fh:
             line = fh.readline(_FIRST_LINE)
             while line and not line.strip():
                 line = fh.readline(_FIRST_LINE)
     except (OSError, EOFError, zlib.error):
-        return False  # the check that follows says what is wrong with it
-    if opens_array(line):
+        return b""  # the check that follows says what is wrong with it
+    return line
+
+
+def _is_bare(first: bytes) -> bool:
+    """Whether a first line shows bare request bodies: a bare body, or the opening of one JSON array."""
+    if opens_array(first):
         return True
     try:
-        return is_bare_body(orjson.loads(line))
+        return is_bare_body(orjson.loads(first))
     except orjson.JSONDecodeError:
         return False
 
@@ -106,11 +114,11 @@ def convert_input(settings: Settings, store: Store, job: Job, plan: Plan) -> Non
     url = settings.wrap_url
     try:
         with _open(original, plan.decompress) as source, atomic_writer(dest) as out:
-            bounded = BoundedReader(source, settings.max_decompressed_bytes)
+            bounded = _bounded(source, settings, plan)
             wrapped = wrap_to(bounded, out, url) if plan.wrap else None
             if wrapped is None:
                 _copy(bounded, out)
-    except (OSError, EOFError, zlib.error) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a full disk is no fault of the input: raised
         raise ConversionError(f"it is not a valid gzip file ({exc}); compress the JSON Lines file again") from None
     except (WrapError, LineTooLongError) as exc:
         raise ConversionError(f"its bare request bodies could not be wrapped: {exc}") from None
@@ -119,6 +127,16 @@ def convert_input(settings: Settings, store: Store, job: Job, plan: Plan) -> Non
     kept = keep_original(settings, original, job)
     log.info("input_converted", job_id=job.id, file=name, decompressed=plan.decompress, wrapped=plan.wrap,
              original=str(kept))  # fmt: skip
+
+
+def _bounded(source: io.BufferedIOBase, settings: Settings, plan: Plan) -> BoundedReader:
+    """The input, read no further than allowed: a JSON array is parsed whole, so it is held to
+    max_line_bytes (memory); anything else to max_decompressed_bytes (disk)."""
+    if plan.array:
+        too_big = "it is one JSON array of more than {limit:,} bytes (max_line_bytes), too big to wrap at intake; "
+        return BoundedReader(source, settings.max_line_bytes, too_big + "run `batchd wrap` on it instead")
+    too_big = "it holds more than {limit:,} bytes decompressed (max_decompressed_bytes); split it into smaller files"
+    return BoundedReader(source, settings.max_decompressed_bytes, too_big)
 
 
 def _copy(source: BoundedReader, out: IO[bytes]) -> None:
@@ -140,16 +158,14 @@ class BoundedReader:
     """A binary file read no further than ``limit`` bytes: past it, ConversionError (a gzip bomb
     is stopped after ``limit`` bytes out, not when the disk is full)."""
 
-    def __init__(self, fh: io.BufferedIOBase, limit: int) -> None:
+    def __init__(self, fh: io.BufferedIOBase, limit: int, too_big: str) -> None:
         self._fh = fh
         self._limit = limit
+        self._too_big = too_big  # the problem, with {limit} in it
 
     def _checked(self, data: bytes) -> bytes:
         if self._fh.tell() > self._limit:
-            raise ConversionError(
-                f"it holds more than {self._limit:,} bytes decompressed (max_decompressed_bytes); "
-                "split it into smaller files"
-            )
+            raise ConversionError(self._too_big.format(limit=self._limit))
         return data
 
     def readline(self, size: int = -1, /) -> bytes:

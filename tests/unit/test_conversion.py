@@ -197,3 +197,15 @@ def test_a_profile_may_wrap_bare_bodies_when_the_top_level_does_not(prepared: tu
     prepare_jobs(settings, store, [top, own])
     assert store.job(top.id).state == JobState.REJECTED
     assert (store.job(own.id).state, store.job(own.id).request_count) == (JobState.ACTIVE, 2)
+
+
+def test_a_json_array_too_big_to_parse_at_intake_is_rejected_with_the_fix(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    settings = dataclasses.replace(settings, wrap_bare_bodies=True, max_line_bytes=1024)
+    array = json.dumps([{"model": "m", "input": "x" * 100}] * 20).encode()
+    job = claimed(settings, store, "big-array.jsonl", array)
+    prepare_jobs(settings, store, [job])
+    assert store.job(job.id).state == JobState.REJECTED
+    report = (settings.failed / "big-array.jsonl.report.txt").read_text()
+    assert "one JSON array of more than 1,024 bytes (max_line_bytes)" in report
+    assert (settings.failed / "big-array.jsonl").read_bytes() == array
