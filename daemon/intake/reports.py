@@ -78,7 +78,10 @@ def _fixes(findings: Findings, file: str) -> list[str]:
     given = f" --url {url}" if url else " --url /v1/..."
     command = f"batchd wrap {file}{given} -o {file}"
     if JSON_ARRAY_PROBLEM in groups.groups:
-        return [f"Fix: run `batchd wrap {file} -o {file}` (add --url if its items are bare bodies)."]
+        return [
+            f"Fix: run `batchd wrap {file} -o {file}` (bare bodies get the url their fields name; add --url URL "
+            "if they do not name one), or set wrap_bare_bodies = true in the config to have batchd do it at intake."
+        ]
     assert bare is not None
     what = "all of them are" if bare.count == groups.lines else f"{bare.count:,} lines are"
     return [
