@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or confi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -269,37 +268,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from daemon.intake.estimates import estimate_file  # noqa: PLC0415
-    from daemon.intake.preparer import batch_limits  # noqa: PLC0415
-    from daemon.intake.reports import validation_lines  # noqa: PLC0415
+    from daemon.cli.file_checks import check_files  # noqa: PLC0415
 
-    settings = settings_from(args)
-    bad, documents = 0, []
-    for path in args.files:
-        try:
-            estimate = estimate_file(path, batch_limits(settings), settings.prices)
-        except OSError as exc:
-            bad += 1
-            documents.append({"file": str(path), "ok": False, "error": f"cannot read: {exc.strerror}"})
-            if not args.json:
-                print(printable(f"{path}: cannot read: {exc.strerror}"))
-            continue
-        findings = estimate.findings
-        bad += not findings.ok
-        problems = validation_lines(findings, str(path))
-        documents.append({"file": str(path), **estimate.as_json(), "problems": problems})
-        if args.json:
-            continue
-        if findings.ok:
-            print(printable(f"{path}: ok ({findings.requests} requests, {findings.endpoint}, model {findings.model})"))
-            print(printable(f"  {estimate.text()}"))
-        else:
-            print(printable(f"{path}: {findings.problem_count} problem(s)"))
-            for line in problems:
-                print(f"  {printable(line)}")
-    if args.json:
-        print(json.dumps(documents, indent=2, ensure_ascii=False))
-    return EXIT_FAILURE if bad else EXIT_OK
+    return EXIT_OK if check_files(settings_from(args), args.files, args.json) else EXIT_FAILURE
 
 
 def _cmd_wrap(args: argparse.Namespace) -> int:

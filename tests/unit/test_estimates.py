@@ -56,3 +56,10 @@ def test_validate_reads_a_gzip_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     path.write_bytes(gzip.compress(request_file(4).encode()))
     assert main(["validate", "--root", str(tmp_path), str(path)]) == 0
     assert "ok (4 requests" in capsys.readouterr().out
+
+
+def test_validate_names_a_gzip_file_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "plain.jsonl.gz"
+    path.write_text(request_file(2))
+    assert main(["validate", "--root", str(tmp_path), str(path)]) == 1
+    assert "plain.jsonl.gz: cannot read: Not a gzipped file" in capsys.readouterr().out
