@@ -23,6 +23,7 @@ from daemon.intake.estimates import estimate_file
 from daemon.intake.reports import report_path, validation_lines, wrapped_at_intake
 from daemon.intake.validation import BatchLimits
 from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE
 from daemon.state.fileops import free_name, move_no_clobber
 from daemon.state.folders import DB_NAME
 from daemon.state.rows import Job
@@ -50,7 +51,7 @@ def requeue(settings: Settings, name: str, *, force: bool = False) -> Requeued:
     """Move the failed input called ``name`` (its name in failed/, its original name or its job id)."""
     source, job = _find(settings, name)
     if not force:
-        _check_fixed(source, settings)
+        _check_fixed(source, settings, job.profile if job is not None else DEFAULT_PROFILE)
     dest = _destination(settings, source, job)
     try:
         move_no_clobber(source, dest)
@@ -115,14 +116,14 @@ def _inputs(folder: Path) -> Iterator[str]:
                 yield entry.name
 
 
-def _check_fixed(source: Path, settings: Settings) -> None:
+def _check_fixed(source: Path, settings: Settings, profile: str) -> None:
     """Refuse an input that would only be rejected again, and say what is still wrong."""
     try:
         limits = BatchLimits(urls=settings.default_profile.url_forms())
         findings = estimate_file(source, limits, {}).findings  # reads a .jsonl.gz too
     except (OSError, EOFError, zlib.error) as exc:
         raise RequeueError(f"cannot read {source}: {exc}; give batchd's user read permission") from None
-    if findings.ok or (settings.wrap_bare_bodies and wrapped_at_intake(findings)):
+    if findings.ok or (settings.wraps_bare_bodies(profile) and wrapped_at_intake(findings)):
         return
     lines = validation_lines(findings, str(source))[:_SHOWN]
     listed = "\n  ".join(lines)
