@@ -43,7 +43,10 @@ class Run:
 
 def write_long_line(path: Path, mib: int) -> int:
     """One request whose body holds ``mib`` MiB of filler, without a newline; return the line's size."""
-    head = b'{"custom_id": "huge", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "x": "'
+    head = (
+        b'{"custom_id": "huge", "method": "POST", "url": "/v1/chat/completions", '
+        b'"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}], "x": "'
+    )
     with open(path, "wb") as fh:
         fh.write(head)
         piece = b"A" * _PIECE

@@ -122,6 +122,16 @@ class Settings:
     # A batch still running this long after it was submitted is cancelled and treated like an
     # expired one. None: the completion window plus 6 h (a service that never expires batches).
     max_batch_age: float | None = None
+    # Wrap inputs of bare request bodies ({"model": ..., "messages": [...]}) or one JSON array as Batch
+    # API lines at intake (custom_id line-N), with wrap_url, else the url the bodies point to; the
+    # original is kept in uploaded_files/originals/. False: such an input is rejected with the fix.
+    wrap_bare_bodies: bool = False
+    wrap_url: str | None = None
+    # An input with bad lines: "reject" sends all of it to failed/; "split_out" sends the bad lines
+    # there (NAME.split-out.jsonl, with a report) and the good ones ahead (see intake/partial_inputs.py).
+    partial_inputs: str = "reject"
+    # The most bytes a *.jsonl.gz input may decompress to; more (a gzip bomb) rejects it.
+    max_decompressed_bytes: int = 4_000_000_000
     # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
     providers: Mapping[str, Profile] = field(default_factory=dict)
     # When a job ends (ops/job_notifications.py): a command run as an argument list, no shell, with the
@@ -162,6 +172,11 @@ class Settings:
     def profile(self, name: str) -> Profile:
         """The profile an input of folder ``name`` runs on (the default one for the top folder)."""
         return self.providers.get(name) or self.default_profile
+
+    def wraps_bare_bodies(self, profile: str) -> bool:
+        """Whether inputs of ``profile`` with bare request bodies are wrapped at intake."""
+        own = self.profile(profile).wrap_bare_bodies
+        return self.wrap_bare_bodies if own is None else own
 
     @property
     def batch_age_limit(self) -> float:
@@ -345,6 +360,7 @@ def validate(settings: Settings) -> None:
         _check_metadata,
         _check_listeners,
         _check_notifications,
+        _check_inputs,
     ):
         check(settings)
 
@@ -413,6 +429,7 @@ def _check_choices(s: Settings) -> None:
     _check_choice("log_format", s.log_format, get_args(LogFormat))
     _check_choice("log_level", s.log_level, ("debug", "info", "warning", "error"))
     _check_choice("completion_window", s.completion_window, tuple(sorted(limits.COMPLETION_WINDOWS)))
+    _check_choice("partial_inputs", s.partial_inputs, ("reject", "split_out"))
     unknown = s.resubmit_unfinished - RESUBMITTABLE
     if unknown:
         raise ConfigError(f"resubmit_unfinished may hold only expired and cancelled (got {sorted(unknown)})")
@@ -511,3 +528,16 @@ def _check_listeners(s: Settings) -> None:
         for other, other_port in ports[n + 1 :]:
             if port is not None and port == other_port:
                 raise ConfigError(f"{key} and {other} must differ (both {port})")
+
+
+def _check_inputs(s: Settings) -> None:
+    if s.wrap_url is not None and s.wrap_url not in limits.ENDPOINTS:
+        raise ConfigError(
+            f"wrap_url must be a Batch API endpoint such as /v1/chat/completions, or unset to take it from "
+            f"the bodies (got {s.wrap_url!r})"
+        )
+    if s.max_decompressed_bytes < MIN_LINE_BYTES:
+        raise ConfigError(
+            f"max_decompressed_bytes must be at least {MIN_LINE_BYTES} bytes, e.g. 4000000000 "
+            f"(got {s.max_decompressed_bytes})"
+        )

@@ -82,6 +82,8 @@ class Profile:
     supports_list: bool = True
     supports_cancel: bool = True
     supports_expiry: bool = True  # expires_after on upload, output_expires_after on create
+    # Wrap inputs of bare request bodies at intake (see config's wrap_bare_bodies); None: as that says.
+    wrap_bare_bodies: bool | None = None
     # Seconds a batch may run before batchd cancels it; None: the longest window plus 6 h.
     max_batch_age: float | None = None
     # The `models` table: (model as the lines name it, name sent instead), e.g. an Azure deployment.
@@ -301,6 +303,7 @@ PROFILE_KEYS: Mapping[str, Callable[[Any], Any]] = {
     "supports_list": _flag,
     "supports_cancel": _flag,
     "supports_expiry": _flag,
+    "wrap_bare_bodies": _flag,
     "max_batch_age": _seconds,
     "models": _names,
 }

@@ -1,4 +1,4 @@
-"""The ``batchd`` command line: run, validate, status, cancel, abandon, retry, healthcheck, recover, emulator.
+"""The ``batchd`` command line: run, validate, wrap, status, cancel, abandon, retry, healthcheck, recover, emulator.
 
 Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
 """
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_validate(sub)
+    _add_wrap(sub)
     _add_status(sub)
     _add_cancel(sub)
     _add_abandon(sub)
@@ -76,7 +77,9 @@ def _add_validate(sub: Any) -> None:
         help="check request files without uploading anything",
         description="Run the checks batchd runs before an upload; exit 1 on any problem. A file is checked "
         "for its provider profile (url forms, limits): --profile, else its pending_upload/NAME/ folder's, "
-        "else the default profile.",
+        "else the default profile. For each file that passes, say how many batches it would make, its "
+        "estimated input tokens and their cost at the batch price (the [prices] table of the config; output "
+        "tokens are not known before the batch runs).",
     )
     _common(p)
     p.add_argument("--profile", metavar="NAME", help="check as for provider profile NAME ([providers.NAME])")
@@ -87,6 +90,26 @@ def _add_validate(sub: Any) -> None:
         default="auto",
         help="line shape to check: OpenAI Batch API lines, or Anthropic Message Batches lines "
         "({custom_id, params}, for a profile of kind anthropic); auto: by the file's first line",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document: a list with one object per file")
+
+
+def _add_wrap(sub: Any) -> None:
+    p = sub.add_parser(
+        "wrap",
+        help="turn bare request bodies (or a JSON array) into Batch API lines",
+        description="Read FILE: JSON Lines of bare request bodies such as "
+        '{"model": ..., "messages": [...]}, or one JSON array of bodies or requests; write one Batch API '
+        'request per line, {"custom_id": PREFIX + line number, "method": "POST", "url": URL, "body": ...}. '
+        "The same file always gets the same custom_ids. Lines that already are Batch API requests are kept. "
+        "Without --url the endpoint is taken from the bodies where their fields say it (messages: "
+        "/v1/chat/completions; input with an embedding model: /v1/embeddings; ...).",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--url", help="the endpoint of every request, e.g. /v1/chat/completions (default: from the bodies)")
+    p.add_argument("--id-prefix", default="line-", help="custom_id = this + the line number (default line-)")
+    p.add_argument(
+        "-o", "--output", default="-", help="where to write the lines (may be FILE itself; default: standard output)"
     )
 
 
@@ -260,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "run": _cmd_run,
         "validate": _cmd_validate,
+        "wrap": _cmd_wrap,
         "status": _cmd_status,
         "cancel": _cmd_cancel,
         "abandon": _cmd_abandon,
@@ -306,39 +330,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from daemon.cli.validation_profile import chosen_profile, profile_limits  # noqa: PLC0415
-    from daemon.intake.line_formats import format_limits, sniffed_format, validate_input  # noqa: PLC0415
-    from daemon.intake.reports import validation_lines  # noqa: PLC0415
-    from daemon.providers import DEFAULT_PROFILE  # noqa: PLC0415
+    from daemon.cli.file_checks import check_files  # noqa: PLC0415
 
-    settings = settings_from(args)
-    bad = 0
-    for path in args.files:
-        profile = chosen_profile(settings, path, args.profile)
-        try:
-            limits = profile_limits(settings, profile)
-            # A file outside any profile's folder is checked in the shape its lines have.
-            shape = args.format if args.format != "auto" else limits.line_format
-            if args.format == "auto" and profile == DEFAULT_PROFILE:
-                shape = sniffed_format(path)
-            findings = validate_input(path, limits if shape == limits.line_format else format_limits(shape))
-        except OSError as exc:
-            print(printable(f"{path}: cannot read: {exc.strerror}"))
-            bad += 1
-            continue
-        if findings.ok:
-            shape = f"{findings.requests} requests, {findings.endpoint}, model {findings.model}"
-            print(printable(f"{path}: ok ({shape}{_profile_note(profile)})"))
+    return (
+        EXIT_OK if check_files(settings_from(args), args.files, args.json, args.profile, args.format) else EXIT_FAILURE
+    )
+
+
+def _cmd_wrap(args: argparse.Namespace) -> int:
+    from daemon.intake.bare_bodies import wrap_file, wrap_to  # noqa: PLC0415
+
+    try:
+        if args.output == "-":
+            with open(args.file, "rb") as fh:
+                done = wrap_to(fh, sys.stdout.buffer, args.url, args.id_prefix)
+            sys.stdout.flush()
         else:
-            bad += 1
-            print(printable(f"{path}: {findings.problem_count} problem(s){_profile_note(profile, ' for')}"))
-            for line in validation_lines(findings):
-                print(f"  {printable(line)}")
-    return EXIT_FAILURE if bad else EXIT_OK
-
-
-def _profile_note(profile: str, lead: str = ",") -> str:
-    return "" if profile == "default" else f"{lead} profile {profile}"
+            done = wrap_file(args.file, Path(args.output), args.url, args.id_prefix)
+    except OSError as exc:
+        print(printable(f"batchd: {args.file}: {exc.strerror}"), file=sys.stderr)
+        return EXIT_FAILURE
+    where = "standard output" if args.output == "-" else args.output
+    what = f"wrapped {done.wrapped} request(s) for {done.url}" if done.wrapped else "wrapped nothing"
+    print(printable(f"{what}, kept {done.kept} Batch API request(s) as they were; wrote {where}"), file=sys.stderr)
+    return EXIT_OK
 
 
 def _open_store_readonly(settings: Settings) -> Any:

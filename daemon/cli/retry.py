@@ -11,6 +11,7 @@ import contextlib
 import os
 import stat
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from pathlib import Path
 from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.intake.claim import is_request_file, profile_folder
-from daemon.intake.line_formats import line_format_of, validate_input
-from daemon.intake.reports import report_path, validation_lines
+from daemon.intake.estimates import estimate_file
+from daemon.intake.line_formats import line_format_of
+from daemon.intake.reports import report_path, validation_lines, wrapped_at_intake
 from daemon.intake.validation import BatchLimits
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
@@ -121,12 +123,12 @@ def _check_fixed(source: Path, settings: Settings, profile: str) -> None:
     chosen = settings.profile(profile)
     limits = BatchLimits(urls=chosen.url_forms(), line_format=line_format_of(chosen))
     try:
-        findings = validate_input(source, limits)
-    except OSError as exc:
-        raise RequeueError(f"cannot read {source}: {exc.strerror}; give batchd's user read permission") from None
-    if findings.ok:
+        findings = estimate_file(source, limits, {}).findings  # reads a .jsonl.gz too
+    except (OSError, EOFError, zlib.error) as exc:
+        raise RequeueError(f"cannot read {source}: {exc}; give batchd's user read permission") from None
+    if findings.ok or (settings.wraps_bare_bodies(profile) and wrapped_at_intake(findings)):
         return
-    lines = validation_lines(findings)[:_SHOWN]
+    lines = validation_lines(findings, str(source))[:_SHOWN]
     listed = "\n  ".join(lines)
     raise RequeueError(
         f"{source} still has {findings.problem_count} problem(s); fix them first "
@@ -140,7 +142,10 @@ def _destination(settings: Settings, source: Path, job: Job | None) -> Path:
     if not is_request_file(name):
         name = source.name
     if not is_request_file(name):
-        raise RequeueError(f"{name} is not a name batchd picks up (it must end in .jsonl, not start with a dot)")
+        raise RequeueError(
+            f"{name} is not a name batchd picks up (it must end in .jsonl, in any letter case, or .jsonl.gz, "
+            "and not start with a dot)"
+        )
     folder = settings.pending if job is None else profile_folder(settings.pending, job.profile)
     folder.mkdir(exist_ok=True)  # a job of another profile runs again on the service it ran on
     dest = folder / name

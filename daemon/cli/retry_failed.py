@@ -22,6 +22,7 @@ import orjson
 from daemon.cli.retry import RequeueError
 from daemon.config import Settings
 from daemon.intake.claim import profile_folder
+from daemon.intake.drop_names import request_stem
 from daemon.intake.line_reader import is_blank
 from daemon.intake.validation import HashingReader, iter_lines
 from daemon.logs import get_logger
@@ -163,7 +164,7 @@ def _check_unchanged(job: Job, source: Path, reader: HashingReader) -> None:
 
 def _base_name(source_name: str) -> str:
     """``NAME`` of ``NAME.jsonl`` or of an earlier ``NAME.retry-failed.jsonl``."""
-    stem = source_name.removesuffix(".jsonl")
+    stem = request_stem(source_name)
     return stem.removesuffix(f".{RETRY_TAG}").lstrip(".") or "input"
 
 

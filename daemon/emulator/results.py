@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from daemon.emulator.answers import answer
+from daemon.emulator.body_checks import BodyError, body_error
 from daemon.emulator.errors import error_body
 from daemon.emulator.ids import stable_hex
 from daemon.emulator.records import InputPlan, RequestRef
@@ -122,6 +123,24 @@ def http_error_line(job: ResultJob, ref: RequestRef, tally: ResultTally) -> dict
     return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
 
 
+def refused_line(job: ResultJob, ref: RequestRef, error: BodyError, tally: ResultTally) -> dict[str, Any]:
+    """A request whose body the endpoint refused (see body_checks): a 400 in the error file."""
+    tally.failed += 1
+    line_id, request_id = _line_ids(job, ref)
+    body = error_body(error.message, "invalid_request_error", code=error.code, param=error.param)
+    response = {"status_code": 400, "request_id": request_id, "body": _body(job, body)}
+    return {"id": line_id, "custom_id": ref.custom_id, "response": response, "error": None}
+
+
+def _ran_line(job: ResultJob, ref: RequestRef, source: BinaryIO, tally: ResultTally) -> tuple[dict[str, Any], bool]:
+    """The line of a request that ran, and whether it succeeded (its body passed the endpoint's checks)."""
+    body = read_body(source, ref)
+    error = body_error(job.endpoint, body)
+    if error is not None:
+        return refused_line(job, ref, error, tally), False
+    return success_line(job, ref, body, tally), True
+
+
 def _body(job: ResultJob, body: dict[str, Any]) -> dict[str, Any] | str:
     return orjson.dumps(body).decode() if job.string_bodies else body
 
@@ -152,9 +171,9 @@ def write_results(job: ResultJob) -> ResultTally:
                 if not job.drop_finished:
                     err.write_line(line)
             else:
-                line = success_line(job, ref, read_body(source, ref), tally)
+                line, ok = _ran_line(job, ref, source, tally)
                 if not job.drop_finished:
-                    out.write_line(line)
+                    (out if ok else err).write_line(line)
     tally.output_path = out.written
     tally.error_path = err.written
     return tally

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from daemon import crashpoints
 from daemon.clock import WALL_CLOCK, Clock
+from daemon.intake.drop_names import ignored_reason, is_being_written, is_request_file
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.fileops import fsync_dir, relink, safe_component, same_file
@@ -34,7 +35,7 @@ from daemon.state.states import JobState
 from daemon.state.store import Store
 
 log = get_logger(__name__)
-IGNORED_SUFFIXES = (".tmp", ".part", "~", ".swp")
+__all__ = ["Intake", "is_request_file"]  # where the CLI has always imported is_request_file from
 # With a recent mtime but an event-less history, re-check at least this long before claiming.
 SETTLE_SECONDS = 1.0
 # Two inputs of one name claimed at most this far apart may be one appending producer's file cut in two.
@@ -51,10 +52,6 @@ class Candidate:
     stable_since: float  # monotonic time the signature was first seen unchanged
     proven: tuple[int, int, int] | None = None  # signature at the last completion event
     settle: bool = False  # the last proof was a close: it holds once the file was quiet for settle_seconds
-
-
-def is_request_file(name: str) -> bool:
-    return name.endswith(".jsonl") and not name.startswith(".") and not name.endswith(IGNORED_SUFFIXES)
 
 
 def inflight_name(job_id: str, source_name: str, profile: str = DEFAULT_PROFILE) -> str:
@@ -103,6 +100,7 @@ class Intake:
         self._recent: dict[str, tuple[float, str]] = {}  # name: (wall time, job id) of its last claim
         self._unrecordable: set[str] = set()  # names already reported as not UTF-8
         self._unknown_folders: set[str] = set()  # subfolders already reported as no profile's
+        self._ignored: set[str] = set()  # names already reported as not request files
 
     def relative(self, path: Path) -> str | None:
         """``path``'s name in the drop zone (``file.jsonl``, ``NAME/file.jsonl``), or None if outside it."""
@@ -147,16 +145,30 @@ class Intake:
             log.error("scan_failed", folder=str(self.pending), error=exc.strerror)
             return []
         names = [e.name for e in entries if is_request_file(e.name)]
+        self._report_ignored([e for e in entries if not e.is_dir(follow_symlinks=False)], "")
         for folder in self._profile_folders(entries):
             names += self._scan(self.pending / folder, f"{folder}/")
         return sorted(names)
 
     def _scan(self, folder: Path, prefix: str) -> list[str]:
         try:
-            return [prefix + e.name for e in os.scandir(folder) if is_request_file(e.name)]
+            entries = list(os.scandir(folder))
         except OSError as exc:
             log.error("scan_failed", folder=str(folder), error=exc.strerror)
             return []
+        self._report_ignored(entries, prefix)
+        return [prefix + e.name for e in entries if is_request_file(e.name)]
+
+    def _report_ignored(self, entries: list[os.DirEntry[str]], prefix: str) -> None:
+        """Say once per name why an entry that is no request file (nor being written) is left alone."""
+        for entry in entries:
+            name = prefix + entry.name
+            if is_request_file(entry.name) or is_being_written(entry.name) or name in self._ignored:
+                continue
+            self._ignored.add(name)
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+            reason = ignored_reason(shown.rpartition("/")[2], entry.is_dir(follow_symlinks=False))
+            log.warning("file_ignored", file=shown, reason=reason)
 
     def _profile_folders(self, entries: list[os.DirEntry[str]]) -> list[str]:
         """The profile subfolders present; any other (not a dot-folder) is reported once, left alone."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -12,13 +13,16 @@ from pathlib import Path
 from typing import IO
 
 from daemon.config import Settings
+from daemon.intake.conversion import ConversionError, convert_input, finish_conversion, plan_for
 from daemon.intake.creation_budget import CreationBudget
+from daemon.intake.drop_names import request_stem
 from daemon.intake.line_formats import line_format_of
 from daemon.intake.packer import has_company, packable
+from daemon.intake.partial_inputs import SPLIT_OUT, Separation, split_out, write_note
 from daemon.intake.quarantine import Quarantine
 from daemon.intake.reports import validation_lines, write_report
 from daemon.intake.splitter import Split, split_lines, write_part
-from daemon.intake.validation import BatchLimits, HashingReader
+from daemon.intake.validation import BatchLimits, Findings, HashingReader
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.archive import move_input
@@ -55,6 +59,7 @@ class Checked:
     split: Split
     sha256: str
     size: int
+    separation: Separation | None = None  # lines split out of it (partial_inputs = split_out)
 
 
 def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: Quarantine | None = None) -> None:
@@ -75,6 +80,7 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
     with store.transaction():  # each job's parts and its new state land together, or none do
         for item, place in zip(checked, placed, strict=True):
             _record(settings, store, item, place)
+    _note_separations(store, checked)
     for item in checked:
         findings = item.split.findings
         log.info(
@@ -88,13 +94,37 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
         )
 
 
+def _note_separations(store: Store, checked: list[Checked]) -> None:
+    for item in checked:
+        if item.separation is not None:
+            job = store.job(item.job.id)
+            write_note(Path(job.result_dir or ""), job.source_name, item.separation)
+
+
 def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
     """Split the input into part files, or reject it (its own commits, before anything else)."""
     path = Path(job.inflight_path)
-    problem = _unusable(path)
+    problem = _unusable(path) or _converted(settings, store, job)
     if problem:
         reject(settings, store, job, problem, [])
         return None
+    checked = _split(settings, store, job)
+    if checked is None or checked.split.findings.ok:
+        return checked
+    if settings.partial_inputs == SPLIT_OUT:
+        separation = split_out(settings, store, job, batch_limits(settings, job.profile))
+        if separation is not None:  # the good lines alone are the input now: checked again, they pass
+            checked = _split(settings, store, job)
+            if checked is None or checked.split.findings.ok:
+                return None if checked is None else dataclasses.replace(checked, separation=separation)
+    reason = f"{checked.split.findings.problem_count} problem(s) found before anything was uploaded"
+    reject(settings, store, job, reason, [], checked.split.findings)
+    return None
+
+
+def _split(settings: Settings, store: Store, job: Job) -> Checked | None:
+    """The job's input checked and split (maybe with problems); None if it could not be read (rejected)."""
+    path = Path(job.inflight_path)  # the converted input, if it was
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; only a failure to open means a bad input
     except OSError as exc:
@@ -105,11 +135,20 @@ def _check(settings: Settings, store: Store, job: Job) -> Checked | None:
         split = split_lines(
             reader, settings.state / PARTS / job.id, batch_limits(settings, job.profile), _hold(settings, fh)
         )
-    if not split.findings.ok:
-        reason = f"{split.findings.problem_count} problem(s) found before anything was uploaded"
-        reject(settings, store, job, reason, validation_lines(split.findings))
-        return None
     return Checked(job, split, reader.hexdigest(), reader.size)
+
+
+def _converted(settings: Settings, store: Store, job: Job) -> str | None:
+    """Decompress or wrap the input if it needs it (see conversion); why it cannot be, or None."""
+    finish_conversion(settings, job)
+    plan = plan_for(settings, job)
+    if not plan.needed:
+        return None
+    try:
+        convert_input(settings, store, job, plan)
+    except ConversionError as exc:
+        return str(exc)
+    return None
 
 
 def _hold(settings: Settings, fh: IO[bytes]) -> int:
@@ -177,17 +216,21 @@ def _unusable(path: Path) -> str | None:
 
 def result_dir_for(settings: Settings, store: Store, source_name: str, job_id: str) -> Path:
     """batch_results/<name>/, or a job-tagged name so a later input never overwrites earlier results."""
-    stem = safe_component(source_name.removesuffix(".jsonl"))
+    stem = safe_component(request_stem(source_name))
     candidate = settings.results / stem
     if candidate.exists() or store.result_dir_taken(str(candidate), job_id):
         candidate = settings.results / f"{stem}.{job_id}"
     return candidate
 
 
-def reject(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> None:
-    """Move the input to failed/ with a report; the job ends as REJECTED."""
+def reject(
+    settings: Settings, store: Store, job: Job, reason: str, lines: list[str], findings: Findings | None = None
+) -> None:
+    """Move the input to failed/ with a report (``findings`` listed in it); the job ends as REJECTED."""
     dest = move_input(store, job, settings.failed)
     shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)
+    if findings is not None:  # the fixes it suggests name the input where it now is
+        lines = [*lines, *validation_lines(findings, f"{settings.failed_dir}/{dest.name}")]
     report = write_report(dest, job.source_name, job.id, reason, lines)
     store.update_job(job.id, state=JobState.REJECTED, note=reason, finished_at=time.time())
     log.warning("file_rejected", file=job.source_name, job_id=job.id, reason=reason, report=str(report))

@@ -6,7 +6,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from daemon.intake.validation import Findings
+from daemon.intake.problem_groups import Group
+from daemon.intake.validation import BARE_BODY_HINT, JSON_ARRAY_PROBLEM, Findings
 from daemon.state.fileops import write_atomic
 
 
@@ -15,6 +16,8 @@ def report_path(failed_input: Path) -> Path:
 
 
 FIX_ADVICE = "Fix the input and drop it into the drop zone again; batchd treats it as a new job."
+# The advice a report ends with when {name} is the input's name in failed/: the command to run.
+RETRY_ADVICE = "Fix the input where it is in failed/, then run `batchd retry {name}`; batchd treats it as a new job."
 
 
 def write_report(
@@ -27,16 +30,61 @@ def write_report(
         "",
         *lines,
         "",
-        advice,
+        RETRY_ADVICE.format(name=failed_input.name) if advice == FIX_ADVICE else advice,
     ]
     dest = report_path(failed_input)
     write_atomic(dest, ("\n".join(text) + "\n").encode("utf-8"), mode=0o644)
     return dest
 
 
-def validation_lines(findings: Findings) -> list[str]:
-    lines = [f"line {n}: {msg}" if n else msg for n, msg in findings.problems]
-    rest = findings.problem_count - len(findings.problems)
+def validation_lines(findings: Findings, file: str = "FILE") -> list[str]:
+    """The problems, each problem found on several lines once with its count; ``file`` is how the
+    commands suggested name the input."""
+    groups = findings.groups
+    repeated = dict(groups.repeated())
+    lines = [_group_line(message, group, groups.lines) for message, group in repeated.items()]
+    listed = sum(group.count for group in repeated.values())
+    for n, msg in findings.problems:
+        if msg not in repeated:
+            lines.append(f"line {n}: {msg}" if n else msg)
+            listed += 1
+    rest = findings.problem_count - listed
     if rest > 0:
         lines.append(f"... and {rest} more problems not listed")
-    return lines
+    return [*lines, *_fixes(findings, file)]
+
+
+def wrapped_at_intake(findings: Findings) -> bool:
+    """Whether every problem is one that wrap_bare_bodies fixes at intake (bare bodies, one JSON array)."""
+    fixed = (findings.groups.groups.get(name) for name in (BARE_BODY_HINT, JSON_ARRAY_PROBLEM))
+    return findings.problem_count > 0 and sum(g.count for g in fixed if g is not None) == findings.problem_count
+
+
+def _group_line(message: str, group: Group, all_lines: int) -> str:
+    if group.count == all_lines:
+        return f"all {group.count:,} lines: {message}"
+    shown = ", ".join(str(n) for n in group.lines)
+    more = f" and {group.count - len(group.lines):,} more" if group.count > len(group.lines) else ""
+    return f"{group.count:,} lines ({shown}{more}): {message}"
+
+
+def _fixes(findings: Findings, file: str) -> list[str]:
+    """The command that fixes a whole file of bare bodies or one JSON array."""
+    groups = findings.groups
+    bare = groups.groups.get(BARE_BODY_HINT)
+    if bare is None and JSON_ARRAY_PROBLEM not in groups.groups:
+        return []
+    url = groups.bare_url
+    given = f" --url {url}" if url else " --url /v1/..."
+    command = f"batchd wrap {file}{given} -o {file}"
+    if JSON_ARRAY_PROBLEM in groups.groups:
+        return [
+            f"Fix: run `batchd wrap {file} -o {file}` (bare bodies get the url their fields name; add --url URL "
+            "if they do not name one), or set wrap_bare_bodies = true in the config to have batchd do it at intake."
+        ]
+    assert bare is not None
+    what = "all of them are" if bare.count == groups.lines else f"{bare.count:,} lines are"
+    return [
+        f"Fix: {what} bare request bodies; run `{command}` to wrap them (custom_ids from line numbers), "
+        "or set wrap_bare_bodies = true in the config to have batchd wrap them at intake."
+    ]

@@ -16,8 +16,10 @@ from typing import IO, Any
 import orjson
 
 from daemon import limits
+from daemon.intake.body_rules import body_problem
 from daemon.intake.id_register import IdRegister
 from daemon.intake.line_reader import LineSource, LongLine, content_length, is_blank, iter_lines, read_lines
+from daemon.intake.problem_groups import ProblemGroups
 
 __all__ = ["LineSource", "iter_lines"]  # where the results and the CLI have always imported them from
 
@@ -62,6 +64,7 @@ class Findings:
     endpoint: str | None = None
     model: str | None = None
     bytes_read: int = 0
+    groups: ProblemGroups = field(default_factory=ProblemGroups)  # identical problems, counted together
 
     @property
     def ok(self) -> bool:
@@ -69,6 +72,7 @@ class Findings:
 
     def add(self, line_no: int, message: str) -> None:
         self.problem_count += 1
+        self.groups.add(line_no, message)
         if len(self.problems) < MAX_LISTED_PROBLEMS:
             self.problems.append((line_no, message))
 
@@ -76,6 +80,8 @@ class Findings:
         """Add ``count`` problems found after the pass (the first of them in ``found``), each in its
         line's place and first on it, as if found in the pass: the same list either way."""
         self.problem_count += count
+        for line_no, message in found:
+            self.groups.add(line_no, message)
         self.problems = sorted([*found, *self.problems], key=lambda problem: problem[0])[:MAX_LISTED_PROBLEMS]
 
 
@@ -89,16 +95,14 @@ class LineChecker:
         self._candidate_line = 0  # the last line whose custom_id's hash was seen before
         self._endpoint_line = 0
         self._model_line = 0
+        self.repeated_lines: list[int] | None = None  # a list: every line whose custom_id repeats is added
 
     def check(self, line_no: int, raw: bytes | LongLine) -> Request | None:
         """Return the request on this line, or None (blank line, or a problem was recorded)."""
         if isinstance(raw, LongLine):
             self.findings.add(line_no, long_line_problem(raw, self.limits.max_line_bytes))
             return None
-        if is_blank(raw):
-            return None
-        if line_no == 1 and raw.startswith(BOM):
-            self.findings.add(1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
+        if is_blank(raw) or self._file_problem(line_no, raw):
             return None
         size = content_length(raw) + 1  # as uploaded: ending in one LF
         if size > self.limits.max_bytes:
@@ -111,6 +115,21 @@ class LineChecker:
             return None
         data = raw if len(raw) == size and raw.endswith(b"\n") else raw.rstrip(b"\r\n") + b"\n"
         return Request(line_no, data, found[0], found[1], max(1, size // 4))
+
+    def _file_problem(self, line_no: int, raw: bytes) -> bool:
+        """Whether this line is taken up by a problem of the whole file: a BOM, one JSON array."""
+        groups = self.findings.groups
+        if groups.whole_document:
+            return True
+        groups.lines += 1
+        if groups.lines == 1 and _opens_array(raw):
+            groups.whole_document = True  # one problem for the file, not one per line of the array
+            self.findings.add(0, JSON_ARRAY_PROBLEM)
+            return True
+        if line_no == 1 and raw.startswith(BOM):
+            self.findings.add(1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
+            return True
+        return False
 
     def _parse(self, line_no: int, line: bytes) -> dict[str, Any] | None:
         try:
@@ -126,13 +145,14 @@ class LineChecker:
     def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int] | None:
         """(custom_id, embedding inputs) of a valid request, or None (problems were recorded)."""
         if "model" in obj and not obj.keys() & {"custom_id", "method", "url", "body"}:
+            self.findings.groups.note_bare(obj)
             self.findings.add(line_no, BARE_BODY_HINT)  # the seed script's example format
             return None
         before = self.findings.problem_count
         custom_id = self._check_custom_id(line_no, obj.get("custom_id", _MISSING))
         self._check_method(line_no, obj.get("method", _MISSING))
         self._check_url(line_no, obj.get("url", _MISSING))
-        body = self._check_body(line_no, obj.get("body", _MISSING))
+        body = self._check_body(line_no, obj.get("body", _MISSING), obj.get("url"))
         if self.findings.problem_count != before or custom_id is None or body is None:
             return None
         self.findings.requests += 1
@@ -164,6 +184,8 @@ class LineChecker:
         for line_no, custom_id, first in self._ids.settle(source, start):
             count += 1
             self.findings.requests -= self._ids.was_counted(line_no)
+            if self.repeated_lines is not None:
+                self.repeated_lines.append(line_no)
             if len(found) < MAX_LISTED_PROBLEMS:
                 found.append((line_no, f"custom_id {custom_id!r} is already used on line {first}"))
         if count:
@@ -188,7 +210,7 @@ class LineChecker:
                 f"url {value!r} differs from {f.endpoint!r} on line {self._endpoint_line}; one file, one endpoint",
             )
 
-    def _check_body(self, line_no: int, body: object) -> dict[str, Any] | None:
+    def _check_body(self, line_no: int, body: object, url: object) -> dict[str, Any] | None:
         f = self.findings
         if not isinstance(body, dict):
             f.add(line_no, _body_problem(body))
@@ -196,6 +218,10 @@ class LineChecker:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             f.add(line_no, "body.model is missing or not a string; every request must name its model")
+            return None
+        problem = body_problem(url, body) if isinstance(url, str) and url in self.limits.urls else None
+        if problem is not None:
+            f.add(line_no, problem)
             return None
         if f.model is None:
             f.model, self._model_line = model, line_no
@@ -219,8 +245,23 @@ class LineChecker:
 _MISSING: Any = object()
 BARE_BODY_HINT = (
     "this line is a bare request body, not a Batch API request; wrap it as "
-    '{"custom_id": "...", "method": "POST", "url": "/v1/...", "body": {...}}'
+    '{"custom_id": "...", "method": "POST", "url": "/v1/...", "body": {...}} (batchd wrap does)'
 )
+JSON_ARRAY_PROBLEM = (
+    "this file is one JSON array, not JSON Lines (one request object per line); batchd wrap writes it as JSON Lines"
+)
+
+
+def _opens_array(raw: bytes) -> bool:
+    """Whether a file's first line opens a JSON array of objects: a pretty-printed one (the line
+    alone is no JSON) or a whole array on one line. ``[1, 2]`` is only a bad line."""
+    if not raw.lstrip().startswith(b"["):
+        return False
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return True
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
 
 
 def long_line_problem(line: LongLine, max_line_bytes: int) -> str:

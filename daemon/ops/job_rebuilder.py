@@ -14,6 +14,7 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.intake.claim import profile_folder
+from daemon.intake.drop_names import request_stem
 from daemon.intake.preparer import result_dir_for
 from daemon.intake.validation import BatchLimits, Findings, validate_file
 from daemon.ops.part_rebuilder import (
@@ -168,7 +169,7 @@ def profile_of_inflight(inflight: Path) -> str | None:
 
 def result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]:
     """The folder tagged with the job id, and the plain one (see preparer.result_dir_for)."""
-    stem = safe_component(name.removesuffix(".jsonl"))
+    stem = safe_component(request_stem(name))
     return settings.results / f"{stem}.{job_id}", settings.results / stem
 
 

@@ -22,6 +22,7 @@ from daemon.clock import WALL_CLOCK, Clock
 from daemon.config import Settings
 from daemon.errors import AccountError, PermanentError, TransientError
 from daemon.intake.model_names import echoed_names
+from daemon.intake.partial_inputs import read_note
 from daemon.intake.quarantine import failed_place
 from daemon.intake.recheck import InputChangedError, read_checked
 from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
@@ -278,6 +279,8 @@ class Collector(PartSteps):
         now = self.clock.now()
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         summary["problems"] = problem_entries(self.store, parts)
+        if (split_out := read_note(folder)) is not None:  # lines of the input that were never sent
+            summary["split_out"] = split_out
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         _warn_unsuccessful(job, summary)

@@ -132,6 +132,8 @@ class JobChanges(TypedDict, total=False):
 
     state: JobState
     result_dir: str
+    source_name: str  # a converted input's new name (NAME.jsonl.gz decompressed is NAME.jsonl)
+    inflight_path: str  # a converted input's file (see intake/conversion.py)
     sha256: str
     size: int
     endpoint: str | None

@@ -34,7 +34,7 @@ def test_status_without_state_says_so(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 @pytest.mark.parametrize(
-    "command", ["run", "validate", "status", "cancel", "abandon", "healthcheck", "recover", "emulator"]
+    "command", ["run", "validate", "wrap", "status", "cancel", "abandon", "healthcheck", "recover", "emulator"]
 )
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

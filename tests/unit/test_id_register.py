@@ -15,9 +15,11 @@ import pytest
 from daemon.intake.id_register import IdRegister, lines_at
 from daemon.intake.validation import BatchLimits, Findings, HashingReader, LineChecker, iter_requests, validate_file
 
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
 
 def line(cid: str, method: str = "POST") -> str:
-    return json.dumps({"custom_id": cid, "method": method, "url": "/v1/chat/completions", "body": {"model": "m"}})
+    return json.dumps({"custom_id": cid, "method": method, "url": "/v1/chat/completions", "body": BODY})
 
 
 def checked(lines: list[str], id_hash: Callable[[str], int] = hash, prefix: bytes = b"") -> Findings:

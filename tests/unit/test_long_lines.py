@@ -25,13 +25,17 @@ from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, JobState, PartState
 from daemon.state.store import Store
 
-SMALL = '{"custom_id": "s", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}'
+SMALL = (
+    '{"custom_id": "s", "method": "POST", "url": "/v1/chat/completions", '
+    '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}'
+)
 
 
 def request(length: int, custom_id: str = "big") -> bytes:
     """A valid request line of exactly ``length`` bytes (line ending not counted)."""
     head = (
-        f'{{"custom_id": "{custom_id}", "method": "POST", "url": "/v1/chat/completions", "body": {{"model": "m", "x": "'
+        f'{{"custom_id": "{custom_id}", "method": "POST", "url": "/v1/chat/completions", "body": {{"model": "m", '
+        '"messages": [{"role": "user", "content": "hi"}], "x": "'
     )
     tail = '"}}'
     return (head + "a" * (length - len(head) - len(tail)) + tail).encode()

@@ -10,9 +10,16 @@ import pytest
 from daemon import limits
 from daemon.intake.validation import BatchLimits, validate_file
 
+BODIES: dict[str, dict[str, object]] = {
+    "/v1/chat/completions": {"messages": [{"role": "user", "content": "hi"}]},
+    "/v1/embeddings": {"input": "hi"},
+    "/v1/responses": {"input": "hi"},
+}
+
 
 def line(cid: object = "a", url: str = "/v1/chat/completions", model: str = "m", **extra: object) -> str:
-    record: dict[str, object] = {"custom_id": cid, "method": "POST", "url": url, "body": {"model": model}}
+    body = {"model": model, **BODIES.get(url if url.startswith("/v1/") else "/v1" + url, {})}
+    record: dict[str, object] = {"custom_id": cid, "method": "POST", "url": url, "body": body}
     record.update(extra)
     return json.dumps(record)
 
