@@ -22,8 +22,7 @@ PACKS = "packs"  # per pack, under state/: its shared part file and its download
 
 def prepare(settings: Settings) -> None:
     """Create every folder and check the contract; raise FolderError saying what to fix."""
-    if not settings.root.is_dir():
-        raise FolderError(f"root folder {settings.root} does not exist; create it or fix `root`")
+    _make_root(settings.root)
     for key in FOLDER_KEYS:
         _make(settings.path(key), private=key in {"state_dir", "results_dir"})
     for sub in (INFLIGHT, PARTS, PACKS):
@@ -31,6 +30,19 @@ def prepare(settings: Settings) -> None:
     for key in FOLDER_KEYS:
         _check_writable(settings.path(key))
     _check_one_filesystem(settings)
+
+
+def _make_root(root: Path) -> None:
+    """Create a missing root, but not its parents: a typo in a path must not build a tree somewhere."""
+    if root.is_dir():
+        return
+    parent = root.absolute().parent
+    if not parent.is_dir():
+        raise FolderError(
+            f"root folder {root} does not exist, and neither does its parent {parent}; "
+            "create the parent (batchd creates the root itself) or fix `root` / --root"
+        )
+    _make(root, private=False)
 
 
 def _make(path: Path, *, private: bool) -> None:
