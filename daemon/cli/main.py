@@ -259,7 +259,13 @@ def _add_help(sub: Any) -> None:
         help="explain a topic (exit-codes, emulator, metadata, shared-results, ...) or a command",
         description="Without a topic: list the topics. With one: print it. With a command's name: its --help.",
     )
-    p.add_argument("topic", nargs="?", metavar="TOPIC", help=f"one of: {', '.join(TOPICS)}, or a command")
+    p.add_argument(
+        "topic",
+        nargs="?",
+        metavar="TOPIC",
+        choices=(*TOPICS, *sub.choices),  # every command is added by now
+        help=f"one of: {', '.join(TOPICS)}, or a command",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
