@@ -34,7 +34,7 @@ def _batch_created(root: Path) -> bool:
         return False
     conn = sqlite3.connect(db)
     try:
-        return conn.execute("SELECT COUNT(*) FROM parts WHERE batch_id IS NOT NULL").fetchone()[0] > 0
+        return bool(conn.execute("SELECT COUNT(*) FROM parts WHERE batch_id IS NOT NULL").fetchone()[0] > 0)
     except sqlite3.OperationalError:  # the daemon is still creating its tables
         return False
     finally:
