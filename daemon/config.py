@@ -20,6 +20,7 @@ from daemon import crashpoints, limits
 from daemon.errors import ConfigError
 from daemon.pricing import DEFAULT_PRICES, ModelPrice, parse_prices
 from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, parse_profiles
+from daemon.results_sharing import results_sharing
 
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
@@ -109,6 +110,10 @@ class Settings:
     # A batch still running this long after it was submitted is cancelled and treated like an
     # expired one. None: the completion window plus 6 h (a service that never expires batches).
     max_batch_age: float | None = None
+    # Shared set-ups (daemon/results_sharing.py): batch_results/, failed/ and each complete results
+    # folder get this group (a name or a number) and folder mode ("0750"; files without the x bits).
+    results_group: str | None = None
+    results_mode: str | None = None
     # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
     providers: Mapping[str, Profile] = field(default_factory=dict)
 
@@ -313,8 +318,13 @@ def validate(settings: Settings) -> None:
         _check_batch_limits,
         _check_metadata,
         _check_listeners,
+        _check_results_sharing,
     ):
         check(settings)
+
+
+def _check_results_sharing(s: Settings) -> None:
+    results_sharing(s.results_group, s.results_mode)  # raises ConfigError naming the key
 
 
 def _check_intervals(s: Settings) -> None:

@@ -24,7 +24,8 @@ At most 11 pairs; keys 1-64 characters, not starting with batchd_; values at mos
 A wrong pair stops batchd at start (exit 2) with a message naming it."""
 
 _SHARED_RESULTS = """Shared set-ups: let the people who drop files read their results.
-  results_group = "batchd"   folders and files under batch_results/ (and failed/ reports) get this group
+  results_group = "batchd"   batch_results/ and failed/, and each job's results folder once complete
+                             (with everything in it), get this group
   results_mode = "0750"      the mode of those folders; files get it without the execute bits (0640)
 batchd checks at start that the group exists and that it may use it (it is one of the daemon user's
 groups); a wrong value exits 2. Under systemd, keep UMask=0077 for everything else: these two keys

@@ -40,6 +40,7 @@ from daemon.results.verification import (
     unmatched_name,
     unverified_batches,
 )
+from daemon.results_sharing import results_sharing
 from daemon.service.batch_info import BatchInfo, part_batch
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds, learned_limit
@@ -82,6 +83,7 @@ class Collector(PartSteps):
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
         self.verification = Verification(store, settings.verify_downloads_for, clock)
+        self.sharing = results_sharing(settings.results_group, settings.results_mode)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -271,6 +273,7 @@ class Collector(PartSteps):
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         summary["problems"] = problem_entries(self.store, parts)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        self.sharing.share_tree(folder)  # complete now: readable by results_group, if set
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         _warn_unsuccessful(job, summary)
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends

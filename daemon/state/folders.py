@@ -11,6 +11,7 @@ from typing import IO
 
 from daemon.config import FOLDER_KEYS, Settings
 from daemon.errors import AlreadyRunningError, FolderError
+from daemon.results_sharing import ResultsSharing, results_sharing
 from daemon.state.fileops import OWNER_ONLY_DIR
 
 LOCK_NAME = "batchd.lock"
@@ -27,6 +28,9 @@ def prepare(settings: Settings) -> None:
         _make(settings.path(key), private=key in {"state_dir", "results_dir"})
     for sub in (INFLIGHT, PARTS, PACKS):
         _make(settings.state / sub, private=True)
+    sharing = results_sharing(settings.results_group, settings.results_mode)
+    for key in ("results_dir", "failed_dir"):  # where the people who drop files look
+        _share(sharing, settings.path(key))
     for key in FOLDER_KEYS:
         _check_writable(settings.path(key))
     _check_one_filesystem(settings)
@@ -52,6 +56,13 @@ def _make(path: Path, *, private: bool) -> None:
         raise FolderError(f"cannot create folder {path}: {exc.strerror}") from None
     if not path.is_dir():
         raise FolderError(f"{path} exists but is not a folder; move it away")
+
+
+def _share(sharing: ResultsSharing, path: Path) -> None:
+    try:
+        sharing.share(path)
+    except OSError as exc:
+        raise FolderError(f"cannot give {path} the results_group/results_mode: {exc.strerror}") from None
 
 
 def _check_writable(path: Path) -> None:
