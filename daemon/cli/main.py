@@ -223,8 +223,8 @@ def _add_recover(sub: Any) -> None:
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="ask a fresh built-in emulator, as `run --emulator` uses (it forgets its batches when it stops, "
-        "so every input goes back to pending_upload/)",
+        help="ask the built-in emulator, as `run --emulator` uses it (its files and batches are kept under "
+        "ROOT/.emulator/, so the batches of a demo are found again)",
     )
 
 
