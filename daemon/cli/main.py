@@ -33,6 +33,7 @@ from daemon.state.folders import DB_NAME
 
 log = get_logger("daemon.cli.main")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 # Problems of the set-up, not of the moment: a restart cannot fix them, so they exit 2 (EXIT_CODES_TEXT).
 SETUP_ERRORS = (CredentialError, FolderError, AlreadyRunningError, StateLostError)
 EXIT_CODES_TEXT = """exit codes:
@@ -274,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(argv)
     except BrokenPipeError:
         return _reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C before a command set its own handlers (e.g. while `run` starts)
+        print("batchd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _reader_gone() -> int:

@@ -106,6 +106,9 @@ class _emulated:  # noqa: N801 - used like a function, as a context manager
         from daemon.emulator import EmulatorServer, EmulatorSettings  # noqa: PLC0415 - emulator mode only
 
         self._settings = settings
+        # Owner-only, like state/: it holds copies of the inputs uploaded to it.
+        if settings.root.is_dir():
+            (settings.root / EMULATOR_DIR).mkdir(mode=0o700, exist_ok=True)
         # Demo timings: long enough to watch a batch move through its statuses, short enough to wait for.
         demo = EmulatorSettings(
             validating_seconds=2.0,

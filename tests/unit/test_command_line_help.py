@@ -143,3 +143,14 @@ def test_another_daemon_on_the_root_exits_2(
         holder.release()
     assert "already running on this root" in capsys.readouterr().err
     assert not (tmp_path / runner.EMULATOR_DIR).exists(), "no emulator was started for a root it cannot lock"
+
+
+def test_ctrl_c_before_a_command_handles_signals_ends_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_validate", interrupted)
+    assert cli.main(["validate", "x.jsonl"]) == 130
+    assert capsys.readouterr().err == "batchd: interrupted\n"
