@@ -35,7 +35,9 @@ log = get_logger("daemon.cli.main")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 # Problems of the set-up, not of the moment: a restart cannot fix them, so they exit 2 (EXIT_CODES_TEXT).
-SETUP_ERRORS = (CredentialError, FolderError, AlreadyRunningError, StateLostError)
+# Another batchd on the root is one too for `run` only (two daemons configured on one root); for a
+# one-off command such as `recover` it is a moment to wait for (exit 1).
+SETUP_ERRORS = (CredentialError, FolderError, StateLostError)
 EXIT_CODES_TEXT = """exit codes:
   0  success
   1  a failure while running, or problems found (validate, healthcheck, recover); a restart may help
@@ -335,7 +337,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return run_daemon(settings, emulator=args.emulator)
+    try:
+        return run_daemon(settings, emulator=args.emulator)
+    except AlreadyRunningError as exc:  # still held after run's patience: a second daemon on one root
+        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -80,9 +80,16 @@ def load(folder: Path) -> Snapshot:
     path = folder / SNAPSHOT_NAME
     if not path.exists():
         return Snapshot()
+    try:
+        return _read(path, folder)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}); move the folder away to start empty") from None
+
+
+def _read(path: Path, folder: Path) -> Snapshot:
     document = json.loads(path.read_text(encoding="utf-8"))
     if document.get("version") != VERSION:
-        raise ValueError(f"{path} was written by another emulator version; move it away to start empty")
+        raise ValueError(f"written by another emulator version ({document.get('version')!r})")
     files = [FileRecord(**item, path=folder / item["id"]) for item in document["files"]]
     batches = [_batch(item, folder) for item in document["batches"]]
     return Snapshot(files, {key: int(value) for key, value in document["seqs"].items()}, batches)

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from daemon.clock import WALL_CLOCK
 from daemon.config import Settings
 from daemon.engine.main_loop import Engine
-from daemon.errors import AlreadyRunningError
+from daemon.errors import AlreadyRunningError, FolderError
 from daemon.logs import get_logger
 from daemon.ops.lost_state_guard import refuse_lost_state
 from daemon.ops.sd_notify import Notifier
@@ -120,7 +120,10 @@ class _emulated:  # noqa: N801 - used like a function, as a context manager
         self._server = EmulatorServer(demo)
 
     def __enter__(self) -> Settings:
-        self._server.start()
+        try:
+            self._server.start()
+        except ValueError as exc:  # its kept state cannot be read (snapshot.py says which file)
+            raise FolderError(f"the built-in emulator cannot start: {exc}") from None
         log.warning(
             "emulator_mode",
             api=self._server.base_url,

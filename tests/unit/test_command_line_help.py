@@ -154,3 +154,10 @@ def test_ctrl_c_before_a_command_handles_signals_ends_quietly(
     monkeypatch.setattr(cli, "_cmd_validate", interrupted)
     assert cli.main(["validate", "x.jsonl"]) == 130
     assert capsys.readouterr().err == "batchd: interrupted\n"
+
+
+def test_a_demo_state_that_cannot_be_read_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / runner.EMULATOR_DIR).mkdir()
+    (tmp_path / runner.EMULATOR_DIR / "state.json").write_text("[]")
+    assert cli.main(["run", "--emulator", "--root", str(tmp_path)]) == 2
+    assert "move the folder away" in capsys.readouterr().err
