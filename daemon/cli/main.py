@@ -39,11 +39,12 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 # one-off command such as `recover` it is a moment to wait for (exit 1).
 SETUP_ERRORS = (CredentialError, FolderError, StateLostError)
 EXIT_CODES_TEXT = """exit codes:
-  0  success
-  1  a failure while running, or problems found (validate, healthcheck, recover); a restart may help
-  2  a usage or configuration error: a wrong setting, a missing or unreadable API key, a root whose
-     parent does not exist, an unusable folder, another batchd on the same root. Restarting cannot fix
-     it (systemd: RestartPreventExitStatus=2); the message says what to change."""
+    0  success
+    1  a failure while running, or problems found (validate, healthcheck, recover); a restart may help
+    2  a usage or configuration error: a wrong setting, a missing or unreadable API key, a root whose
+       parent does not exist, an unusable folder, another daemon on the same root (run). Restarting
+       cannot fix it (systemd: RestartPreventExitStatus=2); the message says what to change.
+  130  interrupted (Ctrl-C) before the command could stop cleanly by itself"""
 
 
 def build_parser() -> argparse.ArgumentParser:
