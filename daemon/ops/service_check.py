@@ -13,7 +13,7 @@ import time
 from contextlib import suppress
 from urllib.parse import urlparse
 
-from daemon.errors import AccountError, DaemonError, NotFoundError, TransientError
+from daemon.errors import AccountError, DaemonError, PermanentError, TransientError
 from daemon.logs import get_logger
 from daemon.service.batch_service import BatchService
 from daemon.service.profile_services import ProfileServices
@@ -69,5 +69,5 @@ def _call(service: BatchService) -> None:
     if service.profile.supports_list:
         service.batches_since(time.time())  # the first page only: one GET /batches
         return
-    with suppress(NotFoundError):  # the service answered, with the key accepted
+    with suppress(PermanentError):  # a 404 (or a 400 for the made-up id): it answered, the key accepted
         service.retrieve(PROBE_BATCH_ID)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from structlog.testing import capture_logs
 
 from daemon.emulator import EmulatorServer
@@ -54,3 +56,15 @@ def test_an_unreachable_host_is_named() -> None:
     (failed,) = [e for e in captured if e["event"] == "service_check_failed"]
     assert failed["problem"] == "cannot reach 127.0.0.1"
     assert "base_url" in failed["hint"]
+
+
+def test_a_service_that_cannot_list_is_asked_for_one_batch(emulator: EmulatorServer) -> None:
+    profile = dataclasses.replace(openai_default_profile(emulator.base_url), supports_list=False)
+    service = OpenAIService.for_profile(profile, KeySource("test", value=TEST_KEY), 5.0)
+    try:
+        with capture_logs() as captured:
+            assert check_services(ProfileServices({DEFAULT_PROFILE: service})) == {DEFAULT_PROFILE: True}
+    finally:
+        service.close()
+    assert [e["event"] for e in captured] == ["service_checked"]  # its 404 for a made-up id is an answer
+    assert emulator.calls.count("GET", "/v1/batches") == 0
