@@ -12,8 +12,6 @@ import pytest
 from daemon.cli.completion import completion_script
 from daemon.cli.main import build_parser
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-
 
 def _complete(script: Path, *words: str) -> list[str]:
     """What bash offers after ``words`` (the last one is being typed)."""
@@ -25,6 +23,7 @@ def _complete(script: Path, *words: str) -> list[str]:
     return [word for word in done.stdout.splitlines() if word]
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completes_commands_options_and_choices(tmp_path: Path) -> None:
     script = tmp_path / "batchd.bash"
     script.write_text(completion_script(build_parser(), "bash"))
@@ -47,3 +46,11 @@ def test_a_reader_that_goes_away_leaves_no_traceback(tmp_path: Path) -> None:
     assert done.stdout.startswith(str(bad))
     assert "Traceback" not in done.stderr
     assert "BrokenPipeError" not in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="needs zsh")
+def test_the_zsh_script_parses(tmp_path: Path) -> None:
+    script = tmp_path / "_batchd"
+    script.write_text(completion_script(build_parser(), "zsh"))
+    done = subprocess.run(["zsh", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
