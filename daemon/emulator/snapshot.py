@@ -60,7 +60,7 @@ def save(folder: Path, files: list[FileRecord], seqs: dict[str, int], batches: l
         "seqs": seqs,
         "batches": [_batch_json(batch) for batch in batches],
     }
-    temporary = folder / f".{SNAPSHOT_NAME}.part"
+    temporary = folder / f".{SNAPSHOT_NAME}.{os.getpid()}.part"  # two processes never share a half-written one
     temporary.write_text(json.dumps(document), encoding="utf-8")
     os.replace(temporary, folder / SNAPSHOT_NAME)
 
@@ -74,7 +74,7 @@ def _batch_json(batch: BatchRecord) -> dict[str, Any]:
 
 def load(folder: Path) -> Snapshot:
     """The snapshot in ``folder``; an empty one if there is none (a first start)."""
-    for leftover in folder.glob("incoming-*.part"):  # an upload cut short by the stop
+    for leftover in [*folder.glob("incoming-*.part"), *folder.glob(f".{SNAPSHOT_NAME}.*.part")]:  # cut short
         with contextlib.suppress(OSError):
             leftover.unlink()
     path = folder / SNAPSHOT_NAME
