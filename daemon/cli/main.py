@@ -50,7 +50,7 @@ EXIT_CODES_TEXT = """exit codes:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchd",
-        description="Turn a folder into a queue for the OpenAI Batch API: drop *.jsonl request files into "
+        description="Turn a folder into a queue for the OpenAI Batch API: drop *.jsonl request files into\n"
         "pending_upload/, get results in input order in batch_results/.",
         epilog=EXIT_CODES_TEXT + "\n\nMore: `batchd help` lists the help topics; `batchd COMMAND --help`.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

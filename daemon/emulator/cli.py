@@ -25,7 +25,7 @@ a line's body.model choose another ending (the rest of the model name is free, e
 
 Faults, changed while it runs over HTTP (no key needed), all bounded in count:
   curl -X POST $URL/_emulator/faults -d '{"error_rate": 0.2}'            500s on 20% of requests
-  curl -X POST $URL/_emulator/faults -d '{"rules": [{"method": "POST", "path": "/v1/batches",
+  curl -X POST $URL/_emulator/faults -d '{"rules": [{"method": "POST", "path_prefix": "/v1/batches",
        "action": "status", "status": 429, "count": 3}]}'                  also: drop, slow, drop_midway,
                                                                           tamper, reply, hold
   curl -X DELETE $URL/_emulator/faults                                   clear them
