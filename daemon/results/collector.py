@@ -273,13 +273,20 @@ class Collector(PartSteps):
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
         summary["problems"] = problem_entries(self.store, parts)
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
-        self.sharing.share_tree(folder)  # complete now: readable by results_group, if set
+        self._share(folder)
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         _warn_unsuccessful(job, summary)
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
         self._archive(job, parts, now, changed, in_order)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
+
+    def _share(self, folder: Path) -> None:
+        """Complete results become readable by results_group; a failure to do so never holds the job up."""
+        try:
+            self.sharing.share_tree(folder)
+        except OSError as exc:
+            log.warning("results_not_shared", folder=str(folder), error=exc.strerror, hint="check results_group")
 
     def _archive(
         self, job: Job, parts: list[Part], now: float, changed: InputChangedError | None = None, in_order: bool = True
