@@ -47,8 +47,8 @@ COPY --from=build /opt/batchd /opt/batchd
 # PATH finds `batchd`; unbuffered output so every log line reaches `docker logs` at once.
 ENV PATH=/opt/batchd/bin:$PATH PYTHONUNBUFFERED=1
 
-# The key comes from a compose/swarm secret file, never from ENV or a build arg; to pass OPENAI_API_KEY
-# instead, also set OPENAI_API_KEY_FILE= (empty), since a key file wins over the environment.
+# The key comes from a compose/swarm secret file, never from ENV or a build arg. A key file that is not
+# there gives way to OPENAI_API_KEY, so `docker run -e OPENAI_API_KEY=...` also works as it is.
 # DL3064 takes the name for a secret; the value is only a path.
 # hadolint ignore=DL3064
 ENV OPENAI_API_KEY_FILE=/run/secrets/openai-api-key

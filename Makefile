@@ -9,9 +9,16 @@ DEMO := demo
 
 .PHONY: demo test test-fast test-integration test-system lint typecheck check bench bench-quick clean
 
-$(BIN)/batchd: pyproject.toml
+# The demo installs only what running needs, as a user would (a regular install: again after a change to
+# the code); the test targets add the development tools ($(BIN)/pytest) and make the install editable.
+$(BIN)/batchd: pyproject.toml $(shell find daemon -name '*.py')
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet .
+	touch $@
+
+$(BIN)/pytest: pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -33,30 +40,30 @@ INTEGRATION_WORKERS ?= 4
 SYSTEM_WORKERS ?= 3
 test: test-fast test-integration test-system
 
-test-fast: $(BIN)/batchd
+test-fast: $(BIN)/pytest
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
 
-test-integration: $(BIN)/batchd
+test-integration: $(BIN)/pytest
 	$(BIN)/python -m pytest -n $(INTEGRATION_WORKERS) tests/integration
 
-test-system: $(BIN)/batchd
+test-system: $(BIN)/pytest
 	$(BIN)/python -m pytest -n $(SYSTEM_WORKERS) tests/system
 
-lint: $(BIN)/batchd
+lint: $(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(BIN)/batchd
+typecheck: $(BIN)/pytest
 	$(BIN)/mypy
 
 check: lint typecheck test
 
 # Every script in bench/__main__.py, each in its own process, then one PASS/MISS table; fails on any MISS.
-bench: $(BIN)/batchd
+bench: $(BIN)/pytest
 	$(BIN)/python -m bench
 
 # The same at small sizes (a few minutes less): a quick look, not the figures of the README.
-bench-quick: $(BIN)/batchd
+bench-quick: $(BIN)/pytest
 	$(BIN)/python -m bench --quick
 
 clean:

@@ -21,6 +21,7 @@ from daemon import crashpoints, limits
 from daemon.errors import ConfigError
 from daemon.pricing import DEFAULT_PRICES, ModelPrice, parse_prices
 from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, parse_profiles
+from daemon.results_sharing import results_sharing
 
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
@@ -132,6 +133,10 @@ class Settings:
     partial_inputs: str = "reject"
     # The most bytes a *.jsonl.gz input may decompress to; more (a gzip bomb) rejects it.
     max_decompressed_bytes: int = 4_000_000_000
+    # Shared set-ups (daemon/results_sharing.py): batch_results/, failed/ and each complete results
+    # folder get this group (a name or a number) and folder mode ("0750"; files without the x bits).
+    results_group: str | None = None
+    results_mode: str | None = None
     # [providers.NAME] tables (daemon/providers.py); empty: the default profile alone, from base_url.
     providers: Mapping[str, Profile] = field(default_factory=dict)
     # When a job ends (ops/job_notifications.py): a command run as an argument list, no shell, with the
@@ -361,8 +366,13 @@ def validate(settings: Settings) -> None:
         _check_listeners,
         _check_notifications,
         _check_inputs,
+        _check_results_sharing,
     ):
         check(settings)
+
+
+def _check_results_sharing(s: Settings) -> None:
+    results_sharing(s.results_group, s.results_mode)  # raises ConfigError naming the key
 
 
 def _check_intervals(s: Settings) -> None:

@@ -1,11 +1,15 @@
-"""The ``batchd`` command line: run, validate, wrap, status, cancel, abandon, retry, healthcheck, recover, emulator.
+"""The ``batchd`` command line: run, validate, wrap, status, cancel, abandon, retry, healthcheck, recover,
+emulator, completion, help.
 
-Exit codes: 0 success, 1 a runtime failure or problems found, 2 a usage or configuration error.
+Exit codes (EXIT_CODES_TEXT): 0 success, 1 a runtime failure or problems found, 2 a usage or configuration
+error that a restart cannot fix.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,20 +19,41 @@ from typing import Any
 from daemon import __version__
 from daemon.config import Settings, load_settings
 from daemon.display import printable
-from daemon.errors import ConfigError, DaemonError, StateLostError
+from daemon.errors import (
+    AlreadyRunningError,
+    ConfigError,
+    CredentialError,
+    DaemonError,
+    FolderError,
+    StateLostError,
+)
 from daemon.logs import configure, get_logger
 from daemon.redaction import redact
 from daemon.state.folders import DB_NAME
 
 log = get_logger("daemon.cli.main")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+# Problems of the set-up, not of the moment: a restart cannot fix them, so they exit 2 (EXIT_CODES_TEXT).
+# Another batchd on the root is one too for `run` only (two daemons configured on one root); for a
+# one-off command such as `recover` it is a moment to wait for (exit 1).
+SETUP_ERRORS = (CredentialError, FolderError, StateLostError)
+EXIT_CODES_TEXT = """exit codes:
+    0  success
+    1  a failure while running, or problems found (validate, healthcheck, recover); a restart may help
+    2  a usage or configuration error: a wrong setting, a missing or unreadable API key, a root whose
+       parent does not exist, an unusable folder, another daemon on the same root (run). Restarting
+       cannot fix it (systemd: RestartPreventExitStatus=2); the message says what to change.
+  130  interrupted (Ctrl-C) before the command could stop cleanly by itself"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchd",
-        description="Turn a folder into a queue for the OpenAI BatchInfo API: drop *.jsonl request files into "
+        description="Turn a folder into a queue for the OpenAI Batch API: drop *.jsonl request files into\n"
         "pending_upload/, get results in input order in batch_results/.",
+        epilog=EXIT_CODES_TEXT + "\n\nMore: `batchd help` lists the help topics; `batchd COMMAND --help`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"batchd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_healthcheck(sub)
     _add_recover(sub)
     _add_emulator(sub)
+    _add_completion(sub)
+    _add_help(sub)
     return parser
 
 
@@ -55,13 +82,13 @@ def _add_run(sub: Any) -> None:
         "run",
         help="run the daemon",
         description="Watch the drop zone and run every input "
-        "through the BatchInfo API until stopped (SIGTERM or Ctrl-C; a second one forces).",
+        "through the Batch API until stopped (SIGTERM or Ctrl-C; a second one forces).",
     )
     _common(p)
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="use a built-in local emulator of the BatchInfo API instead of OpenAI (fake answers, no key)",
+        help="use a built-in local emulator of the Batch API instead of OpenAI (fake answers, no key)",
     )
     p.add_argument("--poll-interval", type=float, help="longest wait between status checks, seconds (default 60)")
     p.add_argument("--min-file-age", type=float, help="quiet seconds before an event-less file is claimed")
@@ -117,9 +144,11 @@ def _add_status(sub: Any) -> None:
     p = sub.add_parser(
         "status",
         help="show every job: file, state, batches, progress, results, tokens, estimated cost, age, why it waits",
-        description="One line per job (its age stops when it ends; its job id last), a WHY column while a job "
-        "waits, and a totals line. Batch ids are shortened to their ends (the newest two, +N more): --wide "
-        "lists them whole.",
+        description="One line per job: its file, state, batch ids, progress, results once it ended, tokens, "
+        "estimated cost, age (it stops when the job ends), a WHY column while a job waits, and its job id last; "
+        "then a totals line. Batch ids are shortened to their ends (the newest two, +N more): --wide lists them "
+        "whole. --json for scripts, --watch to redraw until Ctrl-C. Reads the state database of --root; works "
+        "while the daemon runs.",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="one JSON document, for scripts (one per line with --watch)")
@@ -206,9 +235,11 @@ def _add_cancel(sub: Any) -> None:
     p = sub.add_parser(
         "cancel",
         help="cancel a job's batches; what finished is still collected",
-        description="Cancel the batches of NAME. With a daemon running on the root, the daemon does it (it "
-        "holds the key: this command needs none) and this command prints the outcome; with none, it is done "
-        "here and needs the key.",
+        description="Cancel the batches of the job NAME (its file name as dropped, or its job id). Requests "
+        "that finished are still collected and written to its results; the others get 'batch_cancelled' "
+        "lines. With a daemon running on the root, the daemon does it (it holds the key: this command needs "
+        "none) and this command prints the outcome; with none, it is done here and needs the key. A cancel "
+        "the service refuses is printed and not recorded (exit 1).",
     )
     _common(p)
     p.add_argument("name", help="the input's file name (as dropped) or the job id")
@@ -238,7 +269,12 @@ def _add_abandon(sub: Any) -> None:
 
 
 def _add_healthcheck(sub: Any) -> None:
-    p = sub.add_parser("healthcheck", help="exit 0 if the daemon on this root is alive and looping")
+    p = sub.add_parser(
+        "healthcheck",
+        help="exit 0 if the daemon on this root is alive and looping",
+        description="Exit 0 only while the daemon on --root has written a heartbeat within --max-age seconds "
+        "and its threads are alive; exit 1 otherwise, with the reason (for Docker HEALTHCHECK and monitors).",
+    )
     _common(p)
     p.add_argument("--max-age", type=float, default=30.0, help="oldest acceptable heartbeat, seconds (default 30)")
 
@@ -266,19 +302,72 @@ def _add_recover(sub: Any) -> None:
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="ask a fresh built-in emulator, as `run --emulator` uses (it forgets its batches when it stops, "
-        "so every input goes back to pending_upload/)",
+        help="ask the built-in emulator, as `run --emulator` uses it (its files and batches are kept under "
+        "ROOT/.emulator/, so the batches of a demo are found again)",
     )
 
 
 def _add_emulator(sub: Any) -> None:
-    from daemon.emulator.cli import add_emulator_arguments  # noqa: PLC0415 - only this command needs it
+    from daemon.emulator.cli import EMULATOR_DESCRIPTION, add_emulator_arguments  # noqa: PLC0415 - only here
 
-    p = sub.add_parser("emulator", help="serve a local emulator of the Files and Batches API (for tests and demos)")
+    p = sub.add_parser(
+        "emulator",
+        help="serve a local emulator of the Files and Batches API (for tests and demos)",
+        description=EMULATOR_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_emulator_arguments(p)
 
 
+def _add_completion(sub: Any) -> None:
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Print a completion script for bash or zsh, generated from batchd's own options. "
+        "bash: `batchd completion bash > ~/.local/share/bash-completion/completions/batchd`; "
+        "zsh: `batchd completion zsh > ~/.zfunc/_batchd` with ~/.zfunc in $fpath before compinit.",
+    )
+    p.add_argument("shell", choices=("bash", "zsh"))
+
+
+def _add_help(sub: Any) -> None:
+    from daemon.cli.help_topics import TOPICS  # noqa: PLC0415 - the topic names only
+
+    p = sub.add_parser(
+        "help",
+        help="explain a topic (exit-codes, emulator, metadata, shared-results, ...) or a command",
+        description="Without a topic: list the topics. With one: print it. With a command's name: its --help.",
+    )
+    p.add_argument(
+        "topic",
+        nargs="?",
+        metavar="TOPIC",
+        choices=(*TOPICS, *sub.choices),  # every command is added by now
+        help=f"one of: {', '.join(TOPICS)}, or a command",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader that went away (`batchd validate big.jsonl | head -1`) ends it quietly."""
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C before a command set its own handlers (e.g. while `run` starts)
+        print("batchd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _reader_gone() -> int:
+    # Python would report the broken pipe again when it flushes stdout at exit: point it at /dev/null.
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_FAILURE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
         "run": _cmd_run,
@@ -291,13 +380,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "healthcheck": _cmd_healthcheck,
         "recover": _cmd_recover,
         "emulator": _cmd_emulator,
+        "completion": _cmd_completion,
+        "help": _cmd_help,
     }[args.command]
     try:
         return int(handler(args))
     except ConfigError as exc:
         print(printable(f"batchd: configuration error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
-    except StateLostError as exc:
+    except SETUP_ERRORS as exc:
         print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_USAGE
     except DaemonError as exc:
@@ -326,7 +417,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
-    return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers, more_endpoints=web_endpoints)
+    try:
+        return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers, more_endpoints=web_endpoints)
+    except AlreadyRunningError as exc:  # still held after run's patience: a second daemon on one root
+        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -491,3 +586,21 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     flags = StopFlags()
     with captured_signals(flags):
         return int(run_emulator_command(args, flags.stop))
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from daemon.cli.completion import completion_script  # noqa: PLC0415
+
+    print(completion_script(build_parser(), args.shell), end="")
+    return EXIT_OK
+
+
+def _cmd_help(args: argparse.Namespace) -> int:
+    from daemon.cli.help_topics import topic_text  # noqa: PLC0415
+
+    text = topic_text(args.topic, build_parser())
+    if text is None:
+        print(printable(f"batchd: no help topic {args.topic!r}; `batchd help` lists them"), file=sys.stderr)
+        return EXIT_USAGE
+    print(text)
+    return EXIT_OK

@@ -10,6 +10,32 @@ from daemon.emulator.server import EmulatorServer
 from daemon.emulator.settings import FLAVOURS, EmulatorSettings
 
 DEFAULT_PORT = 8089
+EMULATOR_DESCRIPTION = """Serve a local emulator of the OpenAI Files and Batches API on 127.0.0.1 (for tests, demos
+and benchmarks; the answers are fake). It prints the two lines a client needs:
+  export OPENAI_BASE_URL=http://127.0.0.1:8089/v1
+  export OPENAI_API_KEY=emulator-key      (any non-empty key is accepted)
+
+A batch moves validating -> in_progress -> finalizing -> completed on the timings below. Trigger words in
+a line's body.model choose another ending (the rest of the model name is free, e.g. gpt-4o-mini-expire):
+  fail-validation   the batch fails at the end of validating with a batch-level error
+  expire            the batch expires at the end of in_progress with about half its requests done
+                    (azure flavour: it stays in_progress until cancelled instead)
+  fail-all          the batch completes with every request in the error file and no output file
+--request-error-rate makes that fraction of requests fail with an HTTP error line.
+
+Faults, changed while it runs over HTTP (no key needed), all bounded in count:
+  curl -X POST $URL/_emulator/faults -d '{"error_rate": 0.2}'            500s on 20% of requests
+  curl -X POST $URL/_emulator/faults -d '{"rules": [{"method": "POST", "path_prefix": "/v1/batches",
+       "action": "status", "status": 429, "count": 3}]}'                  also: drop, slow, drop_midway,
+                                                                          tamper, reply, hold
+  curl -X DELETE $URL/_emulator/faults                                   clear them
+  curl -X POST $URL/_emulator/batches -d '{"vanish": ["batch_..."]}'     forget a batch (404); also
+                                                                          restore, never_end, vanish_next,
+                                                                          never_end_next
+  curl $URL/_emulator/calls                                              requests counted per route
+With --data-dir its files and batches are kept in that folder (state.json) and a restart goes on with
+them; without it everything lives in a temporary folder removed at exit. `batchd run --emulator` keeps
+its emulator's state under ROOT/.emulator/."""
 
 
 _DEFAULTS = EmulatorSettings()
@@ -41,7 +67,13 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         _DEFAULTS.cancelling_seconds,
         "seconds a batch stays cancelling (default: %(default)s)",
     ),
-    ("--data-dir", Path, None, "where to store uploaded and generated files (default: a temporary directory)"),
+    (
+        "--data-dir",
+        Path,
+        None,
+        "where to keep files and batches (state.json); a restart goes on with them "
+        "(default: a temporary directory, removed at exit)",
+    ),
     ("--seed", int, _DEFAULTS.seed, "seed for fake answers, output order and failing requests (default: %(default)s)"),
     (
         "--request-error-rate",
@@ -132,6 +164,7 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         finalizing_seconds=args.finalizing_seconds,
         cancelling_seconds=args.cancelling_seconds,
         data_dir=args.data_dir,
+        keep_state=args.data_dir is not None,
         seed=args.seed,
         request_error_rate=args.request_error_rate,
         token_limit=args.token_limit,
@@ -158,5 +191,17 @@ def run_emulator_command(args: argparse.Namespace, stop: threading.Event) -> int
         server.faults.set_reply_rate(args.reply_rate)
     with server:
         print(f"emulator listening on {server.base_url}", flush=True)
+        print(client_lines(server.base_url, args.flavour), flush=True)
         stop.wait()
     return 0
+
+
+def client_lines(base_url: str, flavour: str) -> str:
+    """The shell lines that point a client (the SDK, or batchd) at this emulator."""
+    if flavour == "azure":  # a batchd profile's table names the url; the key variable is its default
+        profile = f'# and in [providers.NAME]: kind = "azure", base_url = "{base_url}/"'
+        return f"export AZURE_OPENAI_API_KEY=emulator-key\n{profile}"
+    if flavour == "anthropic":  # the SDK's variables; a batchd profile names the url in its table
+        profile = f'# and in [providers.NAME]: kind = "anthropic", base_url = "{base_url}"'
+        return f"export ANTHROPIC_BASE_URL={base_url}\nexport ANTHROPIC_API_KEY=emulator-key\n{profile}"
+    return f"export OPENAI_BASE_URL={base_url}\nexport OPENAI_API_KEY=emulator-key  # any non-empty key"

@@ -45,6 +45,15 @@ class FileTable:
         self._seqs[file_id] = record.seq
         return record
 
+    def restore(self, records: list[FileRecord], seqs: dict[str, int]) -> None:
+        """Take back what a snapshot kept (see snapshot.py); numbering goes on after it."""
+        self._records = {record.id: record for record in records}
+        self._seqs = dict(seqs) | {record.id: record.seq for record in records}
+        self._counter = itertools.count(max(self._seqs.values(), default=0) + 1)
+
+    def sequences(self) -> dict[str, int]:
+        return dict(self._seqs)
+
     def find(self, file_id: str) -> FileRecord | None:
         return self._records.get(file_id)
 

@@ -86,6 +86,19 @@ class Lifecycle:
             if batch.status == "in_progress":
                 self._set_progress(batch, self._processed(batch, now))
 
+    def replan(self, batch: BatchRecord) -> None:
+        """Work out again the plan a batch had before a restart: it follows from its input and the seed."""
+        try:
+            scan = scan_input(batch.input_path, batch.endpoint, self._flavour.line_url)
+        except OSError:
+            return  # its input is gone: it is reported with no requests
+        if isinstance(scan, list):
+            return
+        plan = build_plan(scan, self._settings)
+        if self._mishaps.endless(batch.id):
+            plan = dataclasses.replace(plan, target=len(plan.requests) // 2)
+        batch.plan = plan
+
     def cancel(self, batch: BatchRecord, now: float) -> None:
         """Start cancelling; requests finished by now will be in the output. Idempotent while cancelling."""
         if batch.status == "cancelling":

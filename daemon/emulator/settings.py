@@ -25,6 +25,9 @@ class EmulatorSettings:
     cancelling_seconds: float = 0.5
     # None: a private temporary directory that is removed when the server stops.
     data_dir: Path | None = None
+    # Keep the files and batches in data_dir/state.json, so a restarted emulator goes on with them
+    # (a demo stopped with Ctrl-C finishes its batches when started again). Needs a data_dir.
+    keep_state: bool = False
     # Makes fake answers, output order and the requests picked by request_error_rate reproducible.
     seed: int = 0
     # Fraction of requests (picked by a hash of seed + custom_id) answered with an HTTP error line.
@@ -83,6 +86,8 @@ class EmulatorSettings:
             raise ValueError("expiry_seconds must be > 0")
         if self.create_window <= 0:
             raise ValueError("create_window must be > 0")
+        if self.keep_state and self.data_dir is None:
+            raise ValueError("keep_state needs a data_dir to keep the state in")
         if self.flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, not {self.flavour!r}")
         if not self.deployments or not all(isinstance(name, str) and name for name in self.deployments):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from daemon.emulator import snapshot
 from daemon.emulator.creation_limit import CreationLimit
 from daemon.emulator.errors import bad_request, not_found
 from daemon.emulator.files import FileTable
@@ -41,12 +42,35 @@ class Store:
         self._batch_seq = itertools.count(1)
         self._creations = CreationLimit(settings.create_limit, settings.create_window)
         self._file_limit = settings.file_limit
+        self._root = root
+        self._keep_state = settings.keep_state
+        if self._keep_state:
+            self._restore()
+
+    def _restore(self) -> None:
+        kept = snapshot.load(self._root)
+        self._files.restore(kept.files, kept.deleted_seqs)
+        for batch, planned in sorted(kept.batches, key=lambda item: item[0].seq):
+            if planned:
+                self._lifecycle.replan(batch)
+            self._batches[batch.id] = batch
+            if not batch.terminal:
+                self._active[batch.id] = batch
+        self._batch_seq = itertools.count(max((b.seq for b in self._batches.values()), default=0) + 1)
+
+    def _persist(self) -> None:
+        if self._keep_state:
+            snapshot.save(self._root, self._files.records(), self._files.sequences(), list(self._batches.values()))
 
     def _advance(self) -> float:
         now = self._clock()
+        before = [batch.status for batch in self._active.values()]
         self._lifecycle.advance(self._active, now)
+        moved = before != [batch.status for batch in self._active.values()]
         for batch_id in [key for key, batch in self._active.items() if batch.terminal]:
             del self._active[batch_id]
+        if moved:
+            self._persist()
         return now
 
     # Files
@@ -62,7 +86,9 @@ class Store:
             if seconds is None and params.purpose == "batch":
                 seconds = DEFAULT_BATCH_FILE_EXPIRY_SECONDS  # the API's default for batch inputs
             expires_at = created_at + seconds if seconds is not None else None
-            return self._files.add(staged, filename, params.purpose, created_at, expires_at).to_json()
+            record = self._files.add(staged, filename, params.purpose, created_at, expires_at)
+            self._persist()
+            return record.to_json()
 
     def _check_file_room(self, purpose: str) -> None:
         """The service keeps only `file_limit` input files: one more is refused until one is deleted."""
@@ -97,6 +123,7 @@ class Store:
             path = self._files.get(file_id).path
             still_needed = any(batch.input_path == path for batch in self._active.values())
             self._files.remove(file_id, keep_bytes=still_needed)
+            self._persist()
             return {"id": file_id, "object": "file", "deleted": True}
 
     def open_content(self, file_id: str) -> tuple[BinaryIO, int]:
@@ -128,6 +155,7 @@ class Store:
             self._active[batch.id] = batch
             self.mishaps.created(batch.id)
             self._advance()  # a zero validating time moves on at once
+            self._persist()
             return batch.to_json()
 
     def _batch_input(self, file_id: str) -> FileRecord:
@@ -170,6 +198,7 @@ class Store:
             batch = self._batch(batch_id)
             self._lifecycle.cancel(batch, now)
             self._advance()  # a zero cancelling time finishes at once
+            self._persist()
             return batch.to_json()
 
     @staticmethod

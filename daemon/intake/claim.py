@@ -52,6 +52,9 @@ class Candidate:
     stable_since: float  # monotonic time the signature was first seen unchanged
     proven: tuple[int, int, int] | None = None  # signature at the last completion event
     settle: bool = False  # the last proof was a close: it holds once the file was quiet for settle_seconds
+    # Created by a link with an old mtime (`batchd retry`, `ln`): no close or rename will ever prove it,
+    # so it is looked at closely, like a settling file, and claimed once quiet for SETTLE_SECONDS.
+    linked: bool = False
 
 
 def inflight_name(job_id: str, source_name: str, profile: str = DEFAULT_PROFILE) -> str:
@@ -97,6 +100,7 @@ class Intake:
         self._candidates: dict[str, Candidate] = {}
         self._proofs: dict[str, bool] = {}  # name: whether a close (not only a rename) proved it
         self._settling: set[str] = set()  # closed files looked at again on every pass until quiet
+        self._created: set[str] = set()  # names a creation event announced since the last look
         self._recent: dict[str, tuple[float, str]] = {}  # name: (wall time, job id) of its last claim
         self._unrecordable: set[str] = set()  # names already reported as not UTF-8
         self._unknown_folders: set[str] = set()  # subfolders already reported as no profile's
@@ -114,8 +118,11 @@ class Intake:
         """Record a watcher hint (a completion proof is checked against the file at the next look);
         the file's name in the drop zone, None if it is not in the drop zone."""
         name = self.relative(path)
-        if name is not None and is_request_file(path.name) and complete:
-            self._proofs[name] = self._proofs.get(name, False) or closed
+        if name is not None and is_request_file(path.name):
+            if complete:
+                self._proofs[name] = self._proofs.get(name, False) or closed
+            else:
+                self._created.add(name)
         return name
 
     def settling(self) -> dict[str, int]:
@@ -189,6 +196,8 @@ class Intake:
         if not _is_utf8(name):
             self._report_unrecordable(name)
             return False
+        created = name in self._created
+        self._created.discard(name)
         try:
             st = os.lstat(self.pending / name)
         except OSError:
@@ -205,6 +214,8 @@ class Intake:
             cand.proven, cand.settle = signature, self._proofs.pop(name)
         quiet = now_mono - cand.stable_since
         old = now_wall - st.st_mtime_ns / 1e9
+        if created:
+            cand.linked = old >= self.min_file_age
         ready = (
             (cand.proven == signature and (not cand.settle or quiet >= self.settle_seconds))
             or quiet >= self.min_file_age
@@ -215,7 +226,7 @@ class Intake:
 
     def _note_settling(self, name: str, cand: Candidate, ready: bool) -> None:
         # A closed file no event will mention again is looked at on every pass until it is quiet.
-        if cand.settle and not ready:
+        if (cand.settle or cand.linked) and not ready:
             self._settling.add(name)
         else:
             self._settling.discard(name)

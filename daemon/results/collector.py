@@ -43,6 +43,7 @@ from daemon.results.verification import (
     unmatched_name,
     unverified_batches,
 )
+from daemon.results_sharing import results_sharing
 from daemon.service.batch_info import BatchInfo, part_batch
 from daemon.service.batch_service import BatchService
 from daemon.service.holds import Holds, learned_limit
@@ -85,6 +86,7 @@ class Collector(PartSteps):
         self._finishing: dict[str, threading.Lock] = {}  # one finish_job at a time per job
         self._finishing_guard = threading.Lock()
         self.verification = Verification(store, settings.verify_downloads_for, clock)
+        self.sharing = results_sharing(settings.results_group, settings.results_mode)
 
     def collect_part(self, part_id: int) -> None:
         """Bring a FINISHED part to DOWNLOADED (or requeue it); then finish its job if it was the last."""
@@ -282,12 +284,20 @@ class Collector(PartSteps):
         if (split_out := read_note(folder)) is not None:  # lines of the input that were never sent
             summary["split_out"] = split_out
         write_atomic(folder / SUMMARY_NAME, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        self._share(folder)
         log.info("results_written", job_id=job_id, file=job.source_name, folder=str(folder), **summary["outcomes"])
         _warn_unsuccessful(job, summary)
         schedule_deletions(self.settings, self.store, job, parts)  # results are durable; due once the job ends
         self._archive(job, parts, now, changed, in_order)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
+
+    def _share(self, folder: Path) -> None:
+        """Complete results become readable by results_group; a failure to do so never holds the job up."""
+        try:
+            self.sharing.share_tree(folder)
+        except OSError as exc:
+            log.warning("results_not_shared", folder=str(folder), error=exc.strerror, hint="check results_group")
 
     def _archive(
         self, job: Job, parts: list[Part], now: float, changed: InputChangedError | None = None, in_order: bool = True

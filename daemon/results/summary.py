@@ -1,10 +1,17 @@
-"""summary.json: what happened to one input, for people and scripts."""
+"""summary.json: what happened to one input, for people and scripts.
+
+One token vocabulary, the Batch API's own (its Batch object's ``usage``, the Responses API):
+``input_tokens``, ``output_tokens``, ``total_tokens``, in the summed ``usage`` as in each batch's.
+The summed usage also keeps ``prompt_tokens`` / ``completion_tokens``, the names it had before, for
+scripts that read them (deprecated). Times are epoch seconds with an ISO 8601 UTC twin (``*_iso``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +51,42 @@ def build_summary(
         "failures": results_failures(results),
         "batches": batches,
         # None when no line's usage could be read; lines_with_usage < lines_succeeded: partial.
-        "usage": usage.report(),
+        "usage": usage_entry(usage.report()),
         # Absent price (unknown model) or partial usage: None, never a guessed or short figure.
         "estimated_cost_usd": usage.cost(job.model, prices),
         "price_usd_per_1m_tokens": price._asdict() if price else None,
         "timings": {
             "claimed_at": job.created_at,
+            "claimed_at_iso": iso_time(job.created_at),
             "first_submitted_at": first_submit,
+            "first_submitted_at_iso": iso_time(first_submit),
             "collected_at": collected_at,
+            "collected_at_iso": iso_time(collected_at),
             "seconds_total": round(collected_at - job.created_at, 3),
         },
     }
+
+
+def usage_entry(report: dict[str, int] | None) -> dict[str, int] | None:
+    """The summed usage in the API's words, with the old chat-style names kept for old readers."""
+    if report is None:
+        return None
+    return {
+        "input_tokens": report["prompt_tokens"],
+        "output_tokens": report["completion_tokens"],
+        "total_tokens": report["total_tokens"],
+        "lines_with_usage": report["lines_with_usage"],
+        "lines_succeeded": report["lines_succeeded"],
+        "prompt_tokens": report["prompt_tokens"],  # deprecated: input_tokens
+        "completion_tokens": report["completion_tokens"],  # deprecated: output_tokens
+    }
+
+
+def iso_time(moment: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC to the second (2026-12-03T00:15:46Z); None stays None."""
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _batch_entry(part: Part) -> dict[str, Any]:

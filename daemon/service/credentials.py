@@ -99,17 +99,26 @@ def _found(lookup: KeyLookup, env: Mapping[str, str], what: str) -> KeySource | 
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if lookup.credential and cred_dir and (Path(cred_dir) / lookup.credential).is_file():
         path = Path(cred_dir) / lookup.credential
-        return _checked(KeySource(f"systemd credential {lookup.credential}", file=path, what=what))
+        return _checked(KeySource(f"systemd credential {lookup.credential}", file=path, what=what), lookup)
+    variable = env.get(lookup.env, "").strip() if lookup.env else ""
     if lookup.file_env and env.get(lookup.file_env):
         path = Path(env[lookup.file_env])
-        return _checked(KeySource(f"{lookup.file_env}={path}", file=path, what=what))
-    if lookup.env and env.get(lookup.env, "").strip():
-        return KeySource(lookup.env, value=env[lookup.env].strip(), what=what)
+        if variable and not path.exists():
+            # The image always names a key file; `-e OPENAI_API_KEY=...` alone must still work.
+            return KeySource(f"{lookup.env} ({lookup.file_env}={path} does not exist)", value=variable, what=what)
+        return _checked(KeySource(f"{lookup.file_env}={path}", file=path, what=what), lookup)
+    if lookup.env and variable:
+        return KeySource(lookup.env, value=variable, what=what)
     return None
 
 
-def _checked(source: KeySource) -> KeySource:
-    source.read()  # fail at start-up, loudly, rather than on the first upload
+def _checked(source: KeySource, lookup: KeyLookup) -> KeySource:
+    """Read the key once now: fail at start-up, loudly, rather than on the first upload."""
+    try:
+        source.read()
+    except CredentialError as exc:
+        way_out = f"; or give the key in {lookup.env} and set {lookup.file_env}= (empty)" if lookup.env else ""
+        raise CredentialError(f"{exc}{way_out}") from None
     return source
 
 

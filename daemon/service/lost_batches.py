@@ -64,6 +64,8 @@ class LostBatches:
             batch_id=part.batch_id,
             error=str(exc),
             grace=self.settings.lost_batch_grace,
+            hint=f"polled until lost_batch_grace has passed, then the job ends with a report in failed/ (what "
+            f"finished is kept); to end it now: batchd abandon {part.job_id}",
         )
         return now
 

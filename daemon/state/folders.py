@@ -11,6 +11,7 @@ from typing import IO
 
 from daemon.config import FOLDER_KEYS, Settings
 from daemon.errors import AlreadyRunningError, FolderError
+from daemon.results_sharing import ResultsSharing, results_sharing
 from daemon.state.fileops import OWNER_ONLY_DIR
 
 LOCK_NAME = "batchd.lock"
@@ -22,15 +23,30 @@ PACKS = "packs"  # per pack, under state/: its shared part file and its download
 
 def prepare(settings: Settings) -> None:
     """Create every folder and check the contract; raise FolderError saying what to fix."""
-    if not settings.root.is_dir():
-        raise FolderError(f"root folder {settings.root} does not exist; create it or fix `root`")
+    _make_root(settings.root)
     for key in FOLDER_KEYS:
         _make(settings.path(key), private=key in {"state_dir", "results_dir"})
     for sub in (INFLIGHT, PARTS, PACKS):
         _make(settings.state / sub, private=True)
+    sharing = results_sharing(settings.results_group, settings.results_mode)
+    for key in ("results_dir", "failed_dir"):  # where the people who drop files look
+        _share(sharing, settings.path(key))
     for key in FOLDER_KEYS:
         _check_writable(settings.path(key))
     _check_one_filesystem(settings)
+
+
+def _make_root(root: Path) -> None:
+    """Create a missing root, but not its parents: a typo in a path must not build a tree somewhere."""
+    if root.is_dir():
+        return
+    parent = root.absolute().parent
+    if not parent.is_dir():
+        raise FolderError(
+            f"root folder {root} does not exist, and neither does its parent {parent}; "
+            "create the parent (batchd creates the root itself) or fix `root` / --root"
+        )
+    _make(root, private=False)
 
 
 def _make(path: Path, *, private: bool) -> None:
@@ -40,6 +56,13 @@ def _make(path: Path, *, private: bool) -> None:
         raise FolderError(f"cannot create folder {path}: {exc.strerror}") from None
     if not path.is_dir():
         raise FolderError(f"{path} exists but is not a folder; move it away")
+
+
+def _share(sharing: ResultsSharing, path: Path) -> None:
+    try:
+        sharing.share(path)
+    except OSError as exc:
+        raise FolderError(f"cannot give {path} the results_group/results_mode: {exc.strerror}") from None
 
 
 def _check_writable(path: Path) -> None:

@@ -53,6 +53,8 @@ def test_a_batch_seen_again_within_the_grace_is_collected(
         harness.wait_job("back.jsonl", JobState.DONE)
     assert harness.summary("back.jsonl")["outcomes"]["succeeded"] == 3
     assert any(e["event"] == "batch_found_again" and e["batch_id"] == batch_id for e in captured)
+    (noticed,) = [e for e in captured if e["event"] == "batch_not_found"]
+    assert "batchd abandon" in noticed["hint"], "the first 404 says what happens next and how to end it now"
 
 
 def test_a_lost_shared_batch_ends_every_input_it_carried(

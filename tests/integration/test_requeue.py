@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,3 +183,23 @@ def test_retry_failed_warns_about_requests_that_may_have_run(
     out = capsys.readouterr().out
     assert "dropped 2 failed or not-run request(s)" in out
     assert "2 of them may have run and been paid for" in out
+
+
+def test_a_retried_input_is_claimed_at_once_not_at_the_next_rescan(
+    harness_factory: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without a rescan or a min_file_age to fall back on, only the watcher's event can bring it in.
+    harness = harness_factory(scan_interval=3600.0, min_file_age=60.0).start()
+    failed = _rejected(harness, "late.jsonl")
+    first = harness.job("late.jsonl")
+    assert first is not None
+    failed.write_text(request_file(2))
+    an_hour_ago = failed.stat().st_mtime - 3600
+    os.utime(failed, (an_hour_ago, an_hour_ago))  # fixed a while ago: a link of it has an old mtime
+    assert _retry(harness, "late.jsonl") == 0
+    capsys.readouterr()
+    wait_until(
+        lambda: (job := harness.job("late.jsonl")) is not None and job.id != first.id,
+        10.0,
+        "the retried input claimed (a link gives only a creation event: no close, no rename)",
+    )

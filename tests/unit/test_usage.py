@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,15 @@ def test_string_bodies_from_the_server_are_counted(tmp_path: Path, string_emulat
     served = batch["usage"]
     assert summary["usage"]["prompt_tokens"] == served["input_tokens"] > 0
     assert summary["usage"]["completion_tokens"] == served["output_tokens"] > 0
+    # One vocabulary, the Batch API's, in the summed usage as in each batch's (the old names stay as aliases).
+    assert summary["usage"]["input_tokens"] == served["input_tokens"]
+    assert summary["usage"]["output_tokens"] == served["output_tokens"]
+    assert summary["batches"][0]["usage"]["input_tokens"] == served["input_tokens"]
+    timings = summary["timings"]
+    for name in ("claimed_at", "first_submitted_at", "collected_at"):  # epoch seconds with an ISO 8601 twin
+        when = datetime.fromisoformat(timings[f"{name}_iso"])
+        assert when.tzinfo is not None and when.utcoffset() == timedelta(0)
+        assert abs(when.timestamp() - timings[name]) < 1
     assert summary["estimated_cost_usd"] > 0
     failed = summary["outcomes"]["failed"]
     assert 0 < failed < 8

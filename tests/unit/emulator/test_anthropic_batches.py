@@ -106,7 +106,7 @@ def test_batchd_emulator_serves_the_anthropic_flavour(capsys: pytest.CaptureFixt
     def base_url() -> str | None:
         output.append(capsys.readouterr().out)
         text = "".join(output)
-        return text.split("emulator listening on ", 1)[1].strip() if "emulator listening on " in text else None
+        return text.split("emulator listening on ", 1)[1].split("\n", 1)[0].strip() if "emulator listening on " in text else None
 
     try:
         url = wait_until(base_url, 5.0, "the listening line", every=0.01)

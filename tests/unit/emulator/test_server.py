@@ -63,14 +63,18 @@ def test_cli_serves_until_stop(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     def listening_line() -> str | None:
         output.append(capsys.readouterr().out)
         text = "".join(output)
-        return text if "emulator listening on" in text else None
+        return text if "OPENAI_API_KEY=" in text else None
 
-    line = wait_until(listening_line, 5.0, "the listening line", every=0.01).strip()
+    printed = wait_until(listening_line, 5.0, "the listening line and the client's lines", every=0.01)
+    line = printed.splitlines()[0].strip()
     assert line.startswith("emulator listening on http://127.0.0.1:")
     assert line.endswith("/v1")
     with httpx2.Client() as http:
         root = line.removeprefix("emulator listening on ").removesuffix("/v1")
         assert http.get(f"{root}/_emulator/health").status_code == 200
+    # The two lines a client needs, ready to paste into a shell.
+    assert f"export OPENAI_BASE_URL={root}/v1\n" in printed
+    assert "export OPENAI_API_KEY=emulator-key" in printed
     stop.set()
     runner.join(5)
     assert result == [0]

@@ -1,0 +1,77 @@
+"""``batchd help TOPIC``: the explanations that belong to no single command's --help."""
+
+from __future__ import annotations
+
+import argparse
+
+_FOLDERS = """Folders under the root (--root, or `root` in the config file):
+  pending_upload/   you drop *.jsonl request files here (rename them into place); a subfolder NAME/ runs
+                    them on provider profile NAME
+  batch_results/    batchd writes NAME/results.jsonl (input order), summary.json and the raw files
+  uploaded_files/   inputs whose results are written (an archive)
+  failed/           inputs that cannot succeed as they are, each with NAME.report.txt;
+                    fix one and run `batchd retry NAME`
+  state/            the state database, the lock, in-flight copies (do not edit)
+`batchd run` creates the root if its parent folder exists, and every folder in it."""
+
+_METADATA = """Batch metadata: key=value pairs added to every batch batchd creates (shown in the OpenAI
+dashboard and in `batchd status --json`), besides the five batchd_* pairs batchd uses itself.
+  config file:  [metadata]
+                team = "search"
+                cost_centre = "cc-42"
+  environment:  BATCHD_METADATA="team=search,cost_centre=cc-42"   (replaces the file's table)
+At most 11 pairs; keys 1-64 characters, not starting with batchd_; values at most 512 characters.
+A wrong pair stops batchd at start (exit 2) with a message naming it."""
+
+_SHARED_RESULTS = """Shared set-ups: let the people who drop files read their results.
+  results_group = "batchd"   batch_results/ and failed/, and each job's results folder once complete
+                             (with everything in it), get this group
+  results_mode = "0750"      the mode of those folders; files get it without the execute bits (0640)
+batchd checks at start that the group exists and that it may use it (it is one of the daemon user's
+groups); a wrong value exits 2. Under systemd, keep UMask=0077 for everything else: these two keys
+set the results' group and mode explicitly. In a container, set BATCHD_RESULTS_GROUP to a group id
+(numeric) that the readers on the host share, and BATCHD_RESULTS_MODE."""
+
+_COMPLETION = """Shell completion, generated from batchd's own options:
+  bash:  batchd completion bash > ~/.local/share/bash-completion/completions/batchd
+  zsh:   batchd completion zsh > ~/.zfunc/_batchd   (with fpath=(~/.zfunc $fpath) before compinit)
+Open a new shell afterwards."""
+
+
+def _topics() -> dict[str, str]:
+    from daemon.cli.main import EXIT_CODES_TEXT  # noqa: PLC0415 - main imports this module's names lazily too
+    from daemon.emulator.cli import EMULATOR_DESCRIPTION  # noqa: PLC0415
+
+    return {
+        "exit-codes": EXIT_CODES_TEXT,
+        "folders": _FOLDERS,
+        "emulator": EMULATOR_DESCRIPTION,
+        "metadata": _METADATA,
+        "shared-results": _SHARED_RESULTS,
+        "completion": _COMPLETION,
+    }
+
+
+TOPICS = ("exit-codes", "folders", "emulator", "metadata", "shared-results", "completion")
+
+
+def topic_text(name: str | None, parser: argparse.ArgumentParser) -> str | None:
+    """The topic's text, a command's --help, the list of topics (no name), or None (no such topic)."""
+    if name is None:
+        return (
+            "Help topics (`batchd help TOPIC`):\n"
+            + "\n".join(f"  {topic}" for topic in TOPICS)
+            + ("\nand every command: `batchd help run` is `batchd run --help`.")
+        )
+    topics = _topics()
+    if name in topics:
+        return topics[name]
+    commands = _commands(parser)
+    return commands[name].format_help() if name in commands else None
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
