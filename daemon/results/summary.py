@@ -79,6 +79,8 @@ def usage_entry(report: dict[str, int] | None) -> dict[str, int] | None:
         "lines_succeeded": report["lines_succeeded"],
         "prompt_tokens": report["prompt_tokens"],  # deprecated: input_tokens
         "completion_tokens": report["completion_tokens"],  # deprecated: output_tokens
+        # Anthropic's cache counts, already in the API's words, where the service reports them.
+        **{key: value for key, value in report.items() if key.startswith("cache_")},
     }
 
 
