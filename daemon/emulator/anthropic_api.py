@@ -17,7 +17,7 @@ from daemon.emulator.anthropic_body import body_requests
 from daemon.emulator.anthropic_errors import REQUEST_ID_HEADER, anthropic_error_reply
 from daemon.emulator.anthropic_requests import check_size, limited
 from daemon.emulator.anthropic_store import AnthropicStore
-from daemon.emulator.api import Route
+from daemon.emulator.api import Route, matched_route
 from daemon.emulator.errors import ApiError, bad_request
 from daemon.emulator.faults import api_path
 from daemon.emulator.keys import bearer_token
@@ -51,15 +51,7 @@ class AnthropicApi:
 
     def route_of(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
         """(template for the call log, handler or None, path parameters)."""
-        template = path
-        for route, pattern in self._routes:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            template = route.template
-            if route.method == method:
-                return template, route.handler, match.groupdict()
-        return template, None, {}
+        return matched_route(self._routes, method, path)
 
     def error_reply(self, error: ApiError) -> JsonReply:
         return anthropic_error_reply(error)

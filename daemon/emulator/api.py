@@ -34,6 +34,22 @@ class Route:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
 
 
+def matched_route(
+    routes: list[tuple[Route, re.Pattern[str]]], method: str, path: str
+) -> tuple[str, Handler | None, dict[str, str]]:
+    """(template for the call log, handler or None, path parameters): a path that matches a route of
+    another method keeps that route's template, so the call log names it (and the reply is a 405-like 404)."""
+    template = path
+    for route, pattern in routes:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        template = route.template
+        if route.method == method:
+            return template, route.handler, match.groupdict()
+    return template, None, {}
+
+
 class Api:
     id_header = "x-request-id"  # the response header naming the request
     chunked_bodies = False
@@ -60,15 +76,7 @@ class Api:
 
     def route_of(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
         """(template for the call log, handler or None, path parameters)."""
-        template = path
-        for route, pattern in self._routes:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            template = route.template
-            if route.method == method:
-                return template, route.handler, match.groupdict()
-        return template, None, {}
+        return matched_route(self._routes, method, path)
 
     def error_reply(self, error: ApiError) -> JsonReply:
         return error_reply(error)

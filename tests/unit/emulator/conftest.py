@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from tests.support import FakeClock
+from tests.unit.emulator.anthropic_helpers import anthropic_client
 
 FAST = {
     "validating_seconds": 0.05,
@@ -75,3 +77,16 @@ def client(server: EmulatorServer) -> Iterator[openai.OpenAI]:
 def manual_client(manual_server: EmulatorServer) -> Iterator[openai.OpenAI]:
     with make_client(manual_server) as sdk:
         yield sdk
+
+
+@pytest.fixture
+def messages_server(make_server: ServerFactory) -> EmulatorServer:
+    """The emulator as Anthropic's Message Batches."""
+    return make_server(flavour="anthropic")
+
+
+@pytest.fixture
+def sdk(messages_server: EmulatorServer) -> Iterator[anthropic.Anthropic]:
+    """The official anthropic SDK pointed at ``messages_server`` (its own retries off)."""
+    with anthropic_client(messages_server) as client:
+        yield client

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -13,19 +12,7 @@ import pytest
 from daemon.emulator import EmulatorServer
 from daemon.emulator.cli import add_emulator_arguments, run_emulator_command
 from tests.support import wait_until
-from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, results_by_id, wait_ended
-from tests.unit.emulator.conftest import ServerFactory
-
-
-@pytest.fixture
-def messages_server(make_server: ServerFactory) -> EmulatorServer:
-    return make_server(flavour="anthropic")
-
-
-@pytest.fixture
-def sdk(messages_server: EmulatorServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(messages_server) as client:
-        yield client
+from tests.unit.emulator.anthropic_helpers import message_requests, results_by_id, wait_ended
 
 
 def test_a_created_batch_is_in_progress_with_every_request_processing(sdk: anthropic.Anthropic) -> None:
@@ -106,7 +93,9 @@ def test_batchd_emulator_serves_the_anthropic_flavour(capsys: pytest.CaptureFixt
     def base_url() -> str | None:
         output.append(capsys.readouterr().out)
         text = "".join(output)
-        return text.split("emulator listening on ", 1)[1].split("\n", 1)[0].strip() if "emulator listening on " in text else None
+        if "emulator listening on " not in text:
+            return None
+        return text.split("emulator listening on ", 1)[1].split("\n", 1)[0].strip()
 
     try:
         url = wait_until(base_url, 5.0, "the listening line", every=0.01)

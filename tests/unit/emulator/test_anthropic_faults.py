@@ -4,7 +4,6 @@ slow, cut and tampered results downloads, the creation limit and the control end
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import anthropic
 import httpx2
@@ -16,17 +15,6 @@ from tests.unit.emulator.conftest import ServerFactory
 
 BATCHES = "/v1/messages/batches"
 HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
-
-
-@pytest.fixture
-def messages_server(make_server: ServerFactory) -> EmulatorServer:
-    return make_server(flavour="anthropic")
-
-
-@pytest.fixture
-def sdk(messages_server: EmulatorServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(messages_server) as client:
-        yield client
 
 
 def listed(sdk: anthropic.Anthropic) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -11,21 +10,10 @@ import orjson
 import pytest
 
 from daemon.emulator import EmulatorServer, anthropic_requests
-from tests.unit.emulator.anthropic_helpers import anthropic_client, message_requests, results_by_id, wait_ended
+from tests.unit.emulator.anthropic_helpers import message_requests, results_by_id, wait_ended
 from tests.unit.emulator.conftest import ServerFactory
 
 HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01", "content-type": "application/json"}
-
-
-@pytest.fixture
-def messages_server(make_server: ServerFactory) -> EmulatorServer:
-    return make_server(flavour="anthropic")
-
-
-@pytest.fixture
-def sdk(messages_server: EmulatorServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(messages_server) as client:
-        yield client
 
 
 def with_change(index: int, change: dict[str, Any], count: int = 3) -> list[Any]:
