@@ -33,3 +33,25 @@ def test_the_demo_configs_azure_profile_gets_an_azure_emulator_of_its_own(
         batch = azure.create_batch(file_id, "/chat/completions", "24h", {}, None)
         assert batch.status == "validating"
     assert emulator.calls.count("POST", "/v1/files") == 0, "nothing of the azure profile reached the openai emulator"
+
+
+def test_an_anthropic_profile_gets_an_anthropic_emulator_with_its_version_header(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    config = tmp_path / "batchd.toml"
+    config.write_text('[providers.claude]\nkind = "anthropic"\n')
+    settings = dataclasses.replace(load_settings(config, environ={}), root=tmp_path, base_url=emulator.base_url)
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        '{"custom_id": "q-1", "params": {"model": "claude-sonnet-4-5", "max_tokens": 10, '
+        '"messages": [{"role": "user", "content": "Hello"}]}}\n'
+    )
+    with ExitStack() as stack:
+        services = emulated_services(settings, stack)
+        stack.callback(services.close)
+        claude = services.of("claude")
+        assert claude.profile.base_url != emulator.base_url
+        # The emulator refuses a create without anthropic-version: the header must survive emulation.
+        batch = claude.create_batch(claude.upload(lines, "in.jsonl"), "/v1/messages", "24h", {}, None)
+        assert batch.id.startswith("msgbatch_") and claude.retrieve(batch.id).id == batch.id
+    assert emulator.calls.count("POST", "/v1/messages/batches") == 0, "the openai emulator was not asked"
