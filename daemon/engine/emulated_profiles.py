@@ -62,7 +62,5 @@ def _deployments(profiles: Iterable[Profile]) -> tuple[str, ...]:
 
 def _service(profile: Profile, url: str, settings: Settings) -> BatchService:
     auth = "api-key" if profile.auth == "entra" else profile.auth
-    # Anthropic's version header is part of its protocol (the emulator requires it): kept.
-    version = profile.api_version if profile.kind == "anthropic" else None
-    emulated = dataclasses.replace(profile, base_url=url, api_version=version, auth=auth)
+    emulated = dataclasses.replace(profile, base_url=url, api_version=None, auth=auth)
     return service_for(emulated, emulator_key_source(), settings.request_timeout)

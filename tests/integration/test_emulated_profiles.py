@@ -35,7 +35,7 @@ def test_the_demo_configs_azure_profile_gets_an_azure_emulator_of_its_own(
     assert emulator.calls.count("POST", "/v1/files") == 0, "nothing of the azure profile reached the openai emulator"
 
 
-def test_an_anthropic_profile_gets_an_anthropic_emulator_with_its_version_header(
+def test_an_anthropic_profile_gets_an_anthropic_emulator_and_service(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     config = tmp_path / "batchd.toml"
@@ -51,7 +51,7 @@ def test_an_anthropic_profile_gets_an_anthropic_emulator_with_its_version_header
         stack.callback(services.close)
         claude = services.of("claude")
         assert claude.profile.base_url != emulator.base_url
-        # The emulator refuses a create without anthropic-version: the header must survive emulation.
+        # Built by kind: an OpenAI-shaped service would upload a file the anthropic emulator has no route for.
         batch = claude.create_batch(claude.upload(lines, "in.jsonl"), "/v1/messages", "24h", {}, None)
         assert batch.id.startswith("msgbatch_") and claude.retrieve(batch.id).id == batch.id
     assert emulator.calls.count("POST", "/v1/messages/batches") == 0, "the openai emulator was not asked"
