@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
+from pathlib import Path
 
 from daemon.config import Settings
 from daemon.logs import get_logger
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 # A profile kind -> the emulator flavour imitating it; a kind not listed: the flavour of its own name.
 FLAVOURS: Mapping[str, str] = {"openai": "openai", "azure": "azure", "openai_compatible": "compatible"}
 # As the demo's own emulator: long enough to watch a batch move through its statuses.
+KEPT_DIR = ".emulator"  # the run's emulator keeps its state here; the others in a folder per flavour
 DEMO_TIMINGS = {"validating_seconds": 2.0, "in_progress_seconds": 5.0, "finalizing_seconds": 1.0}
 
 
@@ -34,7 +36,7 @@ def emulated_services(settings: Settings, stack: ExitStack) -> ProfileServices:
     profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
     urls = {"openai": settings.base_url or ""}
     for flavour in sorted({_flavour(p) for p in profiles.values()} - {"openai"}):
-        urls[flavour] = _started(flavour, _deployments(profiles.values()), stack)
+        urls[flavour] = _started(flavour, _deployments(profiles.values()), stack, settings.root / KEPT_DIR / flavour)
     services = {name: _service(profile, urls[_flavour(profile)], settings) for name, profile in profiles.items()}
     return ProfileServices(services)
 
@@ -43,10 +45,14 @@ def _flavour(profile: Profile) -> str:
     return FLAVOURS.get(profile.kind, profile.kind)
 
 
-def _started(flavour: str, deployments: tuple[str, ...], stack: ExitStack) -> str:
+def _started(flavour: str, deployments: tuple[str, ...], stack: ExitStack, kept: Path) -> str:
     from daemon.emulator import EmulatorServer, EmulatorSettings  # noqa: PLC0415 - emulator mode only
 
-    chosen = EmulatorSettings(**DEMO_TIMINGS, flavour=flavour, **({"deployments": deployments} if deployments else {}))  # type: ignore[arg-type]
+    # Kept under the root like the run's own emulator, so a demo stopped with Ctrl-C finishes these
+    # batches too (the anthropic flavour keeps nothing across a restart yet).
+    keep = {"data_dir": kept, "keep_state": True} if flavour != "anthropic" else {}
+    extra = {"deployments": deployments} if deployments else {}
+    chosen = EmulatorSettings(**DEMO_TIMINGS, flavour=flavour, **extra, **keep)  # type: ignore[arg-type]
     server = EmulatorServer(chosen)
     server.start()
     stack.callback(server.stop)

@@ -32,6 +32,10 @@ def test_the_demo_configs_azure_profile_gets_an_azure_emulator_of_its_own(
         file_id = azure.upload(lines, "a.jsonl")
         batch = azure.create_batch(file_id, "/chat/completions", "24h", {}, None)
         assert batch.status == "validating"
+    with ExitStack() as stack:  # `make demo` again after a Ctrl-C: the azure emulator kept its batches
+        services = emulated_services(settings, stack)
+        stack.callback(services.close)
+        assert services.of("azure").retrieve(batch.id).id == batch.id
     assert emulator.calls.count("POST", "/v1/files") == 0, "nothing of the azure profile reached the openai emulator"
 
 
