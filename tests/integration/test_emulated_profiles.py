@@ -39,9 +39,7 @@ def test_the_demo_configs_azure_profile_gets_an_azure_emulator_of_its_own(
     assert emulator.calls.count("POST", "/v1/files") == 0, "nothing of the azure profile reached the openai emulator"
 
 
-def test_an_anthropic_profile_gets_an_anthropic_emulator_and_service(
-    tmp_path: Path, emulator: EmulatorServer
-) -> None:
+def test_an_anthropic_profile_gets_an_anthropic_emulator_and_service(tmp_path: Path, emulator: EmulatorServer) -> None:
     config = tmp_path / "batchd.toml"
     config.write_text('[providers.claude]\nkind = "anthropic"\n')
     settings = dataclasses.replace(load_settings(config, environ={}), root=tmp_path, base_url=emulator.base_url)
