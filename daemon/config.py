@@ -21,7 +21,7 @@ from daemon import crashpoints, limits
 from daemon.errors import ConfigError
 from daemon.pricing import DEFAULT_PRICES, ModelPrice, parse_prices
 from daemon.providers import DEFAULT_PROFILE, Profile, openai_default_profile, parse_profiles
-from daemon.results_sharing import results_sharing
+from daemon.results_sharing import ResultsSharing, results_sharing
 
 WatchMode = Literal["auto", "inotify", "polling"]
 LogFormat = Literal["auto", "json", "console"]
@@ -144,6 +144,10 @@ class Settings:
     on_job_done_command: tuple[str, ...] = ()
     on_job_done_url: str | None = None
     on_job_done_events: frozenset[str] = frozenset(NOTIFY_EVENTS)  # which endings are told
+
+    def sharing(self) -> ResultsSharing:
+        """results_group / results_mode resolved (checked at start, so this does not fail)."""
+        return results_sharing(self.results_group, self.results_mode)
 
     def path(self, name: str) -> Path:
         """Return the absolute path of one of the folders (e.g. ``"pending_dir"``)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daemon.intake.problem_groups import Group
 from daemon.intake.validation import BARE_BODY_HINT, JSON_ARRAY_PROBLEM, Findings
+from daemon.results_sharing import ResultsSharing
 from daemon.state.fileops import write_atomic
 
 
@@ -21,8 +22,16 @@ RETRY_ADVICE = "Fix the input where it is in failed/, then run `batchd retry {na
 
 
 def write_report(
-    failed_input: Path, source_name: str, job_id: str, reason: str, lines: Iterable[str], advice: str = FIX_ADVICE
+    failed_input: Path,
+    source_name: str,
+    job_id: str,
+    reason: str,
+    lines: Iterable[str],
+    advice: str = FIX_ADVICE,
+    sharing: ResultsSharing | None = None,
 ) -> Path:
+    """The report beside an input in failed/; with ``sharing`` (results_group / results_mode), the input
+    and its report get that group and mode, so whoever dropped the file can read why it failed."""
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     text = [
         f"batchd could not process {source_name!r} (job {job_id}, {when}).",
@@ -34,6 +43,10 @@ def write_report(
     ]
     dest = report_path(failed_input)
     write_atomic(dest, ("\n".join(text) + "\n").encode("utf-8"), mode=0o644)
+    if sharing is not None:
+        for path in (failed_input, dest):
+            if path.exists():
+                sharing.share(path)
     return dest
 
 

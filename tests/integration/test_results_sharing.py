@@ -13,6 +13,7 @@ import pytest
 
 from daemon.config import load_settings
 from daemon.errors import ConfigError
+from daemon.state.states import JobState
 from tests.support import Harness, request_file
 
 
@@ -63,3 +64,15 @@ def test_wrong_values_stop_the_start_naming_the_key(environ: dict[str, str], mes
 def test_a_group_by_number_and_the_default_mode() -> None:
     settings = load_settings(environ={"BATCHD_RESULTS_GROUP": str(os.getegid())})
     assert settings.results_group == str(os.getegid())
+
+
+def test_a_failed_input_and_its_report_get_the_group_and_mode(harness_factory: Callable[..., Harness]) -> None:
+    harness = harness_factory(results_group=_group(), results_mode="0750").start()
+    harness.drop("broken.jsonl", "not json at all\n")
+    harness.wait_job("broken.jsonl", JobState.REJECTED)
+    failed = harness.settings.failed
+    reports = list(failed.glob("broken.jsonl*.report.txt"))
+    assert len(reports) == 1, list(failed.iterdir())
+    for path in (failed / "broken.jsonl", reports[0]):
+        assert _mode(path) == 0o640, path
+        assert path.stat().st_gid == os.getegid()
