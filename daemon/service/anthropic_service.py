@@ -39,7 +39,7 @@ from daemon.redaction import redact
 from daemon.service.anthropic_replies import batch_from_reply, page_from_reply
 from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
 from daemon.service.credentials import KeySource, find_profile_key
-from daemon.service.sdk_errors import classify, counted, retry_after
+from daemon.service.sdk_errors import classify, counted, profile_of, reported, retry_after
 from daemon.state.fileops import atomic_writer
 
 log = get_logger(__name__)
@@ -74,16 +74,13 @@ def translated(call: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             try:
                 return fn(*args, **kwargs)
             except MalformedReplyError as exc:
-                log.warning("reply_malformed", call=exc.call, error=str(exc))
-                raise counted(exc) from None
+                raise reported(exc, profile_of(args)) from None
             except DaemonError:
                 raise
             except OSError:
                 raise  # local storage (a full disk): not the service's fault
-            except httpx2.HTTPStatusError as exc:
-                raise counted(status_error(exc.response, call)) from None
             except Exception as exc:  # noqa: BLE001 - every failure is classified, none is swallowed
-                raise classify(exc) from None
+                raise classify(exc, profile_of(args)) from None
 
         return wrapper
 
@@ -256,7 +253,7 @@ class AnthropicService:
         url = self._results_url(file_id)
         with self.client.stream("GET", url, follow_redirects=True) as response, atomic_writer(dest) as fh:
             if response.status_code != 200:
-                raise status_error(response, "messages.batches.results")
+                raise self._failed(response, "messages.batches.results")
             for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
                 fh.write(chunk)
                 size += len(chunk)
@@ -290,10 +287,15 @@ class AnthropicService:
             if not more or after is None:
                 return
 
-    @staticmethod
-    def _json(response: httpx2.Response, call: str) -> Any:
+    def _failed(self, response: httpx2.Response, call: str) -> DaemonError:
+        """An error reply as a batchd error, counted as a failed call of this profile's service (a
+        malformed one is logged and counted by ``translated``)."""
+        error = status_error(response, call)
+        return error if isinstance(error, MalformedReplyError) else counted(error, self.profile.name)
+
+    def _json(self, response: httpx2.Response, call: str) -> Any:
         if response.status_code >= 400:
-            raise status_error(response, call)
+            raise self._failed(response, call)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:

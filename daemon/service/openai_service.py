@@ -23,7 +23,7 @@ from openai.types import Batch
 from daemon import crashpoints
 from daemon.errors import MalformedReplyError, PermanentError
 from daemon.logs import get_logger
-from daemon.providers import DEFAULT_PROFILE, AuthStyle, Profile
+from daemon.providers import AuthStyle, Profile
 from daemon.service.batch_info import BatchInfo, FileInfo, WebhookEvent
 from daemon.service.credentials import KeySource, find_profile_key
 from daemon.service.reply_checks import (
@@ -35,7 +35,7 @@ from daemon.service.reply_checks import (
     page_items,
     tolerated,
 )
-from daemon.service.sdk_errors import classify, counted
+from daemon.service.sdk_errors import classify, profile_of, reported
 from daemon.state.fileops import atomic_writer
 
 log = get_logger(__name__)
@@ -99,30 +99,17 @@ def translated(call: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise
             except (ValueError, TypeError, AttributeError) as exc:
                 # What the SDK raises on a 200 reply it cannot parse (not JSON, a page that is no list).
-                raise _reported(
-                    MalformedReplyError(call, f"the reply could not be read ({type(exc).__name__})"), _profile_of(args)
+                raise reported(
+                    MalformedReplyError(call, f"the reply could not be read ({type(exc).__name__})"), profile_of(args)
                 ) from None
             except MalformedReplyError as exc:
-                raise _reported(exc, _profile_of(args)) from None
+                raise reported(exc, profile_of(args)) from None
             except Exception as exc:  # noqa: BLE001 - every failure is classified, none is swallowed
-                raise classify(exc, _profile_of(args)) from None
+                raise classify(exc, profile_of(args)) from None
 
         return wrapper
 
     return decorate
-
-
-def _reported(exc: MalformedReplyError, profile: str) -> MalformedReplyError:
-    # Callers retry (or reconcile) quietly; this is where a quirky service shows in the log.
-    log.warning("reply_malformed", call=exc.call, error=str(exc), profile=profile)
-    counted(exc, profile)
-    return exc
-
-
-def _profile_of(args: tuple[object, ...]) -> str:
-    """The profile of the service whose method failed (its errors are counted under it)."""
-    profile = getattr(args[0], "profile", None) if args else None
-    return profile.name if isinstance(profile, Profile) else DEFAULT_PROFILE
 
 
 class OpenAIService:

@@ -25,7 +25,8 @@ from daemon.errors import (
     TokenLimitError,
     TransientError,
 )
-from daemon.providers import DEFAULT_PROFILE
+from daemon.logs import get_logger
+from daemon.providers import DEFAULT_PROFILE, Profile
 from daemon.redaction import redact
 
 ACCOUNT_CODES = frozenset(
@@ -67,6 +68,21 @@ def classify(exc: BaseException, profile: str = DEFAULT_PROFILE) -> DaemonError:
     if isinstance(exc, DaemonError) and not isinstance(exc, CredentialError):
         return exc  # classified (and counted) already, by an inner call
     return counted(_classify_new(exc), profile)
+
+
+def reported(exc: MalformedReplyError, profile: str) -> MalformedReplyError:
+    """Log and count a malformed reply: callers retry (or reconcile) quietly, so this is where a
+    quirky service shows in the log."""
+    get_logger(__name__).warning("reply_malformed", call=exc.call, error=str(exc), profile=profile)
+    counted(exc, profile)
+    return exc
+
+
+def profile_of(args: tuple[object, ...]) -> str:
+    """The profile of the service whose method failed (``args[0]``: the service; its errors are
+    counted under its profile)."""
+    profile = getattr(args[0], "profile", None) if args else None
+    return profile.name if isinstance(profile, Profile) else DEFAULT_PROFILE
 
 
 def counted(error: DaemonError, profile: str = DEFAULT_PROFILE) -> DaemonError:

@@ -21,6 +21,7 @@ from daemon.cli.status import status_text
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
+from daemon.service.sdk_errors import error_counts_by_profile
 from daemon.state.states import JobState
 from tests.anthropic_spec import problems
 from tests.support import Harness, fast_settings, request_file, wait_until
@@ -321,3 +322,20 @@ def test_batchd_retry_checks_a_fixed_claude_input_as_anthropic_lines(
         harness.wait_job("fix.jsonl")
         results = harness.results("fix.jsonl")
     assert again.profile == "claude" and [line["custom_id"] for line in results] == ["q-0", "q-1"]
+
+
+def test_a_failed_call_of_the_anthropic_service_is_counted_under_its_profile(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    def transient(profile: str) -> int:
+        return error_counts_by_profile().get(("transient", profile), 0)
+
+    before = {name: transient(name) for name in ("claude", "default")}
+    anthropic_server.faults.add_rule(
+        action="status", method="POST", path_prefix="/v1/messages/batches", status=500, count=1
+    )
+    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
+        harness.drop("claude.jsonl", claude_lines(2), folder="claude")
+        harness.profile_job("claude", JobState.DONE, timeout=30)
+    assert transient("claude") == before["claude"] + 1
+    assert transient("default") == before["default"]
