@@ -26,10 +26,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from daemon.errors import DaemonError
 from daemon.state.command_queries import ENDED_COMMAND_STATES, Command, command_from_dict
+from daemon.state.folders import PidLock
 
 COMMANDS_DIR = "commands"  # under the root, beside pending_upload/
 PRESENCE_NAME = "daemon.lock"
@@ -142,12 +143,11 @@ def daemon_presence(root: Path) -> bool | None:
     return False
 
 
-class DaemonPresence:
+class DaemonPresence(PidLock):
     """The running daemon's lock on ``commands/daemon.lock``: while held, commands go through it."""
 
     def __init__(self, root: Path) -> None:
-        self.path = spool_folder(root) / PRESENCE_NAME
-        self._fh: IO[str] | None = None
+        super().__init__(spool_folder(root) / PRESENCE_NAME)
 
     def acquire(self, stop: threading.Event) -> bool:
         """Take the lock (False if a probe kept it busy throughout: commands then act directly)."""
@@ -161,17 +161,7 @@ class DaemonPresence:
                 if stop.wait(PRESENCE_STEP):
                     break
                 continue
-            fh.truncate(0)
-            fh.write(str(os.getpid()))
-            fh.flush()
-            self._fh = fh
+            self._hold(fh)
             return True
         fh.close()
         return False
-
-    def release(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from daemon.intake.line_reader import CEILING, LongLine, read_lines
 from daemon.results.failures import describe
 from daemon.results.outcome import FAILED, SUCCEEDED, rank
+from daemon.results.verification import json_object
 
 
 def retryable_ids(downloads: Iterable[Path], codes: frozenset[str]) -> set[str]:
@@ -30,7 +28,7 @@ def retryable_ids(downloads: Iterable[Path], codes: frozenset[str]) -> set[str]:
             continue
         with open(path, "rb") as fh:
             for _, raw in read_lines(fh, CEILING):
-                line = None if isinstance(raw, LongLine) else _parsed(raw)
+                line = None if isinstance(raw, LongLine) else json_object(raw)
                 custom_id = line.get("custom_id") if line is not None else None
                 if line is None or not isinstance(custom_id, str):
                     continue
@@ -40,11 +38,3 @@ def retryable_ids(downloads: Iterable[Path], codes: frozenset[str]) -> set[str]:
                 elif outcome == FAILED and describe(line)[0] in codes:
                     failed.add(custom_id)
     return failed - succeeded
-
-
-def _parsed(raw: bytes) -> dict[str, Any] | None:
-    try:
-        line = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return line if isinstance(line, dict) else None

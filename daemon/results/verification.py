@@ -66,7 +66,7 @@ class Tally:
         self.lines[role] = self.lines.get(role, 0) + 1
         if isinstance(raw, LongLine):
             return self._reject(f"more than {CEILING:,} bytes (too big to read)", role, line_no)
-        line = _parsed(raw)
+        line = json_object(raw)
         custom_id = line.get("custom_id") if line is not None else None
         if line is None or not isinstance(custom_id, str):
             return self._reject("not a JSON object with a string custom_id", role, line_no)
@@ -103,7 +103,8 @@ class Tally:
         return found
 
 
-def _parsed(raw: bytes) -> dict[str, Any] | None:
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """One output line as a JSON object; None if it is not one."""
     try:
         line = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -84,12 +84,34 @@ def _check_one_filesystem(settings: Settings) -> None:
         )
 
 
-class InstanceLock:
+class PidLock:
+    """A lock file held for the life of the process, with the holder's pid written in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def _hold(self, fh: IO[str]) -> None:
+        """``fh`` is locked: name this process in it and keep it open until ``release``."""
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class InstanceLock(PidLock):
     """An exclusive lock on state/batchd.lock, held for the life of the process."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / LOCK_NAME
-        self._fh: IO[str] | None = None
+        super().__init__(state_dir / LOCK_NAME)
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # owner-only, like all state
@@ -104,15 +126,4 @@ class InstanceLock:
                 f"another batchd (pid {holder}) is already running on this root; "
                 "stop it first, or give this one a different root"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        self._hold(fh)
