@@ -103,12 +103,21 @@ def test_lines_anthropic_refuses_go_to_failed_with_line_numbers_and_nothing_is_s
     assert creates(anthropic_server) == 0
 
 
-def test_a_lost_create_reply_makes_exactly_one_batch(tmp_path: Path, anthropic_server: EmulatorServer) -> None:
+@pytest.mark.parametrize("damaged", [False, True], ids=["whole_results", "damaged_results"])
+def test_a_lost_create_reply_makes_exactly_one_batch(
+    tmp_path: Path, anthropic_server: EmulatorServer, damaged: bool
+) -> None:
     """The service creates the batch but the reply never arrives (the connection drops): batchd
-    finds the batch by its request count and, once it ended, by the custom_ids of its results."""
+    finds the batch by its request count and, once it ended, by the custom_ids of its results.
+    With ``damaged``, the first look at those results gets lines missing: the batch may still be
+    ours, so batchd waits and looks again rather than create a second batch."""
     anthropic_server.faults.add_rule(
         action="drop", method="POST", path_prefix="/v1/messages/batches", after_processing=True, count=1
     )
+    if damaged:
+        anthropic_server.faults.add_rule(
+            action="tamper", method="GET", path_prefix="/v1/messages/batches", mode="drop_lines", count=1
+        )
     with claude_daemon(tmp_path / "root", anthropic_server) as harness:
         harness.drop("lost.jsonl", claude_lines(4), folder="claude")
         job = harness.profile_job("claude", JobState.DONE, timeout=60)
@@ -270,26 +279,6 @@ def test_tampered_results_are_fetched_again_until_they_add_up(
     assert downloads == 2, "the tampered download was not fetched again"
     assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
     assert {line["result"]["type"] for line in results} == {"succeeded"} and summary["problems"] == []
-
-
-def test_a_lost_create_whose_results_come_damaged_is_not_created_again(
-    tmp_path: Path, anthropic_server: EmulatorServer
-) -> None:
-    """The first look at the batch the lost reply made gets results missing lines: it may still be
-    ours, so batchd waits and looks again rather than create a second batch."""
-    anthropic_server.faults.add_rule(
-        action="drop", method="POST", path_prefix="/v1/messages/batches", after_processing=True, count=1
-    )
-    anthropic_server.faults.add_rule(
-        action="tamper", method="GET", path_prefix="/v1/messages/batches", mode="drop_lines", count=1
-    )
-    with claude_daemon(tmp_path / "root", anthropic_server) as harness:
-        harness.drop("lost.jsonl", claude_lines(4), folder="claude")
-        job = harness.profile_job("claude", JobState.DONE, timeout=60)
-        results = harness.results(job.source_name)
-    assert len(anthropic_server.batches()) == 1, "a second batch was created after the lost reply"
-    assert [line["custom_id"] for line in results] == [f"q-{i}" for i in range(4)]
-    assert {line["result"]["type"] for line in results} == {"succeeded"}
 
 
 def test_failures_with_a_listed_code_go_again_at_most_three_times_and_nothing_else_does(
