@@ -116,7 +116,8 @@ def _add_validate(sub: Any) -> None:
         choices=("auto", "openai", "anthropic"),
         default="auto",
         help="line shape to check: OpenAI Batch API lines, or Anthropic Message Batches lines "
-        "({custom_id, params}, for a profile of kind anthropic); auto: by the file's first line",
+        "({custom_id, params}, for a profile of kind anthropic); auto: the profile's, and for a file of the "
+        "default profile the shape of its first line",
     )
     p.add_argument("--json", action="store_true", help="one JSON document: a list with one object per file")
 

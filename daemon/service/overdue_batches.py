@@ -48,8 +48,17 @@ class OverdueBatches:
         limit = age_limit(self.settings, profile)
         if age <= limit:
             return batch
+        overdue = {
+            "job_id": part.job_id,
+            "part": part.label,
+            "batch_id": batch.id,
+            "status": batch.status,
+            "age": round(age, 1),
+            "limit": limit,
+            "profile": profile,
+        }
         if not self.services.of(profile).profile.supports_cancel:
-            self._report_uncancellable(part, batch, now, age, limit, profile)
+            self._report_uncancellable(batch.id, now, overdue)
             return batch
         try:
             cancelled = self.services.of(profile).cancel(batch.id)
@@ -57,34 +66,17 @@ class OverdueBatches:
             log.warning("batch_overdue_cancel_failed", job_id=part.job_id, batch_id=batch.id, error=str(exc))
             return batch
         self.store.set_fact(_CANCELLED + batch.id, repr(now))
-        log.warning(
-            "batch_overdue_cancelled",
-            job_id=part.job_id,
-            part=part.label,
-            batch_id=batch.id,
-            status=batch.status,
-            age=round(age, 1),
-            limit=limit,
-            profile=profile,
-        )
+        log.warning("batch_overdue_cancelled", **overdue)
         return cancelled
 
-    def _report_uncancellable(
-        self, part: Part, batch: BatchInfo, now: float, age: float, limit: float, profile: str
-    ) -> None:
+    def _report_uncancellable(self, batch_id: str, now: float, overdue: dict[str, object]) -> None:
         """Once per batch: it is overdue, but its service cannot cancel it, so it is waited for."""
-        if self.store.fact(_UNCANCELLABLE + batch.id) is not None:
+        if self.store.fact(_UNCANCELLABLE + batch_id) is not None:
             return
-        self.store.set_fact(_UNCANCELLABLE + batch.id, repr(now))
+        self.store.set_fact(_UNCANCELLABLE + batch_id, repr(now))
         log.error(
             "batch_overdue_uncancellable",
-            job_id=part.job_id,
-            part=part.label,
-            batch_id=batch.id,
-            status=batch.status,
-            age=round(age, 1),
-            limit=limit,
-            profile=profile,
+            **overdue,
             hint="the profile cannot cancel (supports_cancel = false): batchd waits for the service to end the "
             "batch; cancel it in the service's console, or give the job up with batchd abandon",
         )
