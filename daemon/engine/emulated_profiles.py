@@ -26,7 +26,7 @@ log = get_logger(__name__)
 # A profile kind -> the emulator flavour imitating it; a kind not listed: the flavour of its own name.
 FLAVOURS: Mapping[str, str] = {"openai": "openai", "azure": "azure", "openai_compatible": "compatible"}
 # As the demo's own emulator: long enough to watch a batch move through its statuses.
-KEPT_DIR = ".emulator"  # the run's emulator keeps its state here; the others in a folder per flavour
+EMULATOR_DIR = ".emulator"  # under the root: the run's emulator keeps its state here, the others in FLAVOUR/
 DEMO_TIMINGS = {"validating_seconds": 2.0, "in_progress_seconds": 5.0, "finalizing_seconds": 1.0}
 
 
@@ -36,7 +36,9 @@ def emulated_services(settings: Settings, stack: ExitStack) -> ProfileServices:
     profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
     urls = {"openai": settings.base_url or ""}
     for flavour in sorted({_flavour(p) for p in profiles.values()} - {"openai"}):
-        urls[flavour] = _started(flavour, _deployments(profiles.values()), stack, settings.root / KEPT_DIR / flavour)
+        urls[flavour] = _started(
+            flavour, _deployments(profiles.values()), stack, settings.root / EMULATOR_DIR / flavour
+        )
     services = {name: _service(profile, urls[_flavour(profile)], settings) for name, profile in profiles.items()}
     return ProfileServices(services)
 

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 
 from daemon.clock import WALL_CLOCK
 from daemon.config import Settings
-from daemon.engine.emulated_profiles import emulated_services
+from daemon.engine.emulated_profiles import EMULATOR_DIR, emulated_services
 from daemon.engine.main_loop import Engine
 from daemon.errors import AlreadyRunningError, FolderError
 from daemon.http_endpoints import Endpoint
@@ -33,7 +33,6 @@ LOCK_PATIENCE = 5.0  # seconds a start waits for the root's lock before it says 
 LOCK_RETRY = 0.25
 CHECK_JOIN = 5.0  # seconds a stop waits for the start-up service check still under way
 EMULATOR_LOST_GRACE = 10.0  # seconds of 404s before `run --emulator` ends a batch as lost (see _emulated)
-EMULATOR_DIR = ".emulator"  # under the root: `run --emulator` keeps its emulator's files and batches there
 
 
 def run_daemon(

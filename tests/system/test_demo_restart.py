@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.engine.runner import EMULATOR_DIR
+from daemon.engine.emulated_profiles import EMULATOR_DIR
 from daemon.state import folders
 from tests.support import daemon_env, job_states, request_file, wait_until
 

@@ -12,6 +12,7 @@ from daemon.cli import main as cli
 from daemon.cli.completion import walk_commands
 from daemon.config import Settings
 from daemon.engine import runner
+from daemon.engine.emulated_profiles import EMULATOR_DIR
 from daemon.errors import CredentialError, FolderError
 from daemon.service.credentials import find_key_source
 from daemon.state import folders
@@ -142,7 +143,7 @@ def test_another_daemon_on_the_root_exits_2(
     finally:
         holder.release()
     assert "already running on this root" in capsys.readouterr().err
-    assert not (tmp_path / runner.EMULATOR_DIR).exists(), "no emulator was started for a root it cannot lock"
+    assert not (tmp_path / EMULATOR_DIR).exists(), "no emulator was started for a root it cannot lock"
 
 
 def test_ctrl_c_before_a_command_handles_signals_ends_quietly(
@@ -157,7 +158,7 @@ def test_ctrl_c_before_a_command_handles_signals_ends_quietly(
 
 
 def test_a_demo_state_that_cannot_be_read_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / runner.EMULATOR_DIR).mkdir()
-    (tmp_path / runner.EMULATOR_DIR / "state.json").write_text("[]")
+    (tmp_path / EMULATOR_DIR).mkdir()
+    (tmp_path / EMULATOR_DIR / "state.json").write_text("[]")
     assert cli.main(["run", "--emulator", "--root", str(tmp_path)]) == 2
     assert "move the folder away" in capsys.readouterr().err
