@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 import structlog
 
+from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.state import folders
+from daemon.state.store import Store
 from tests.support import FAST, Harness, fast_settings
 
 
@@ -71,3 +74,13 @@ def anthropic_server_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
     values = {**FAST, "data_dir": tmp_path / "anthropic", "flavour": "anthropic", "expiry_seconds": 2.0}
     with EmulatorServer(EmulatorSettings(**values)) as server:  # type: ignore[arg-type]
         yield server
+
+
+@pytest.fixture(name="prepared")
+def prepared_fixture(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
+    """Default settings on a temporary root with its folders made, and the state database open."""
+    settings = Settings(root=tmp_path)
+    folders.prepare(settings)
+    store = Store(settings.state / folders.DB_NAME)
+    yield settings, store
+    store.close()

@@ -7,10 +7,7 @@ import dataclasses
 import gzip
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.config import Settings
 from daemon.intake.claim import inflight_name
@@ -23,15 +20,6 @@ from daemon.state.store import Store
 from tests.support import request_file
 
 BARE = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q%d"}]}\n'
-
-
-@pytest.fixture
-def prepared(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
-    settings = Settings(root=tmp_path)
-    folders.prepare(settings)
-    store = Store(settings.state / folders.DB_NAME)
-    yield settings, store
-    store.close()
 
 
 def claimed(settings: Settings, store: Store, name: str, data: bytes, profile: str = "default") -> Job:

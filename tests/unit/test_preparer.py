@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.config import Settings
 from daemon.intake.preparer import prepare_jobs
@@ -16,15 +13,6 @@ from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 from tests.support import request_file
-
-
-@pytest.fixture
-def prepared(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
-    settings = Settings(root=tmp_path)
-    folders.prepare(settings)
-    store = Store(settings.state / folders.DB_NAME)
-    yield settings, store
-    store.close()
 
 
 def claimed(settings: Settings, store: Store, name: str, text: str) -> Job:
