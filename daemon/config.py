@@ -131,6 +131,9 @@ class Settings:
     # An input with bad lines: "reject" sends all of it to failed/; "split_out" sends the bad lines
     # there (NAME.split-out.jsonl, with a report) and the good ones ahead (see intake/partial_inputs.py).
     partial_inputs: str = "reject"
+    # An input whose lines name several models: False rejects it (one file, one model); True sends one
+    # batch (or more) per model and merges the results back in input order (intake/splitter.py lanes).
+    split_by_model: bool = False
     # The most bytes a *.jsonl.gz input may decompress to; more (a gzip bomb) rejects it.
     max_decompressed_bytes: int = 4_000_000_000
     # Shared set-ups (daemon/results_sharing.py): batch_results/, failed/ and each complete results
@@ -186,6 +189,11 @@ class Settings:
         """Whether inputs of ``profile`` with bare request bodies are wrapped at intake."""
         own = self.profile(profile).wrap_bare_bodies
         return self.wrap_bare_bodies if own is None else own
+
+    def splits_by_model(self, profile: str) -> bool:
+        """Whether inputs of ``profile`` naming several models are split into one batch per model."""
+        own = self.profile(profile).split_by_model
+        return self.split_by_model if own is None else own
 
     @property
     def batch_age_limit(self) -> float:

@@ -84,6 +84,8 @@ class Profile:
     supports_expiry: bool = True  # expires_after on upload, output_expires_after on create
     # Wrap inputs of bare request bodies at intake (see config's wrap_bare_bodies); None: as that says.
     wrap_bare_bodies: bool | None = None
+    # Split inputs naming several models into one batch per model (see config's split_by_model); None: as that says.
+    split_by_model: bool | None = None
     # Seconds a batch may run before batchd cancels it; None: the longest window plus 6 h.
     max_batch_age: float | None = None
     # The `models` table: (model as the lines name it, name sent instead), e.g. an Azure deployment.
@@ -304,6 +306,7 @@ PROFILE_KEYS: Mapping[str, Callable[[Any], Any]] = {
     "supports_cancel": _flag,
     "supports_expiry": _flag,
     "wrap_bare_bodies": _flag,
+    "split_by_model": _flag,
     "max_batch_age": _seconds,
     "models": _names,
 }

@@ -48,6 +48,7 @@ def batch_limits(settings: Settings, profile: str = DEFAULT_PROFILE) -> BatchLim
         min(settings.max_line_bytes, chosen.max_bytes_per_batch),
         chosen.url_forms(),
         line_format_of(chosen),
+        settings.splits_by_model(profile),
     )
 
 

@@ -41,6 +41,8 @@ class BatchLimits:
     # The line `url` values the service takes (Profile.url_forms: Azure's also without /v1).
     urls: frozenset[str] = limits.ENDPOINTS
     line_format: str = "openai"  # the line shape checked: "openai", or "anthropic" (intake/line_formats.py)
+    # Lines may name several models (split_by_model): each model's lines go in parts of their own.
+    split_models: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,15 @@ class Request:
     custom_id: str
     embedding_inputs: int
     est_tokens: int
+    model: str = ""  # the model the line names (its parts are that model's when split_by_model)
+
+
+@dataclass(slots=True)
+class ModelShare:
+    """One model's share of a file: its requests and their estimated input tokens."""
+
+    requests: int = 0
+    est_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -62,7 +73,8 @@ class Findings:
     problem_count: int = 0
     requests: int = 0
     endpoint: str | None = None
-    model: str | None = None
+    model: str | None = None  # the first model named (the only one, unless split_by_model)
+    models: dict[str, ModelShare] = field(default_factory=dict)  # every model named, in order of first use
     bytes_read: int = 0
     groups: ProblemGroups = field(default_factory=ProblemGroups)  # identical problems, counted together
 

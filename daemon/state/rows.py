@@ -95,6 +95,8 @@ class Part:
     pack_slot: int | None = None  # its number in that pack: the prefix of its custom_ids there
     origin: PartOrigin = PartOrigin.OWN_FILE  # where its requests are (states.PartOrigin)
     outcome: PartOutcome | None = None  # how batchd ended it without a finished batch, if it did
+    # The model its lines name when its job's input names several (split_by_model); None: the job's model.
+    model: str | None = None
 
     @property
     def upload_name(self) -> str:
@@ -125,6 +127,11 @@ class Part:
     def shown_status(self) -> str | None:
         """Its batch's status, or the word for how batchd ended it: what reports and results show."""
         return OUTCOME_WORDS[self.outcome] if self.outcome is not None else self.batch_status
+
+
+def part_model(part: Part, job: Job) -> str | None:
+    """The model ``part``'s requests name: its own (an input split by model) or its job's."""
+    return part.model or job.model
 
 
 class JobChanges(TypedDict, total=False):

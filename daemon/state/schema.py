@@ -22,7 +22,9 @@ from daemon.state.states import INPUT_KIND, OUTCOME_WORDS, PACK_KIND, TERMINAL_J
 #    asked, when, and the outcome (ops/command_desk.py); a new table, so older databases just gain it.
 #    And job_notices, the on_job_done notifications owed: a row per input job that ended, added by a
 #    trigger in the transaction that ends it (no ending is missed, whichever code path ends it).
-SCHEMA_VERSION = 7
+# 8: parts.model, the model a part's lines name when its input names several (split_by_model); NULL
+#    for every older part and for an input of one model: the job's model (rows.part_model).
+SCHEMA_VERSION = 8
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -75,6 +77,7 @@ CREATE TABLE IF NOT EXISTS parts (
     pack_slot INTEGER,
     origin TEXT NOT NULL DEFAULT 'own_file',
     outcome TEXT,
+    model TEXT,
     UNIQUE (job_id, segment, attempt)
 );
 CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, next_action_at);
@@ -173,6 +176,7 @@ _ADDED_COLUMNS = {
         "pack_slot": "INTEGER",
         "origin": "TEXT NOT NULL DEFAULT 'own_file'",
         "outcome": "TEXT",
+        "model": "TEXT",
     },
 }
 

@@ -126,3 +126,12 @@ def test_a_window_the_kind_does_not_take_is_refused_at_start(kind: str) -> None:
     with pytest.raises(ConfigError, match=rf"completion_window '7d': kind {kind} takes only \['24h'\]; leave it out"):
         parse_profile("week", table)
     assert parse_profile("week", {**table, "completion_window": "24h"}).completion_window == "24h"
+
+
+def test_split_by_model_is_the_profiles_own_where_it_says_so_and_the_top_levels_elsewhere() -> None:
+    settings = Settings(
+        split_by_model=True, **with_profiles(azure={"kind": "azure", "base_url": AZURE_URL, "split_by_model": False})
+    )
+    assert settings.splits_by_model("default") and not settings.splits_by_model("azure")
+    assert batch_limits(settings).split_models and not batch_limits(settings, "azure").split_models
+    assert not Settings().splits_by_model("default")

@@ -12,8 +12,8 @@ from daemon.errors import AlreadyRunningError, StateCorruptError
 from daemon.redaction import remember_secret
 from daemon.state import schema
 from daemon.state.folders import InstanceLock
-from daemon.state.rows import Job
-from daemon.state.states import JobState
+from daemon.state.rows import Job, Part, part_model
+from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 
 
@@ -87,6 +87,33 @@ def test_a_version_2_database_gains_the_packing_columns_and_keeps_its_rows(tmp_p
         assert store.job("j1").kind == "input"
         assert store.pack_members("nothing") == []
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    finally:
+        store.close()
+
+
+def test_a_version_7_database_gains_the_part_model_and_its_parts_keep_their_jobs_model(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(db)
+    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")  # version 7: parts without model
+    assert old != schema._SCHEMA
+    conn.executescript(old + "PRAGMA user_version = 7;")
+    conn.execute(
+        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
+        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
+        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, 1, 'ready', 0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(db)
+    try:
+        job, (old_part,) = store.job("j1"), store.parts("j1")
+        assert old_part.model is None and part_model(old_part, job) == "gpt-4o-mini"
+        now = time.time()
+        new = store.add_part(Part("j1", 1, 0, "q", 2, 1, 1, 1, PartState.READY, now, now, model="gpt-4o"))
+        assert part_model(store.parts("j1")[1], job) == "gpt-4o" and new.id
     finally:
         store.close()
 
