@@ -14,6 +14,7 @@ import openai
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.cli.status import job_rows
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.service.credentials import KeySource
@@ -123,6 +124,8 @@ def test_a_refused_upload_waits_ready_with_a_reason_and_goes_once_there_is_room(
     assert first.next_action_at == start + REFUSED_FIRST_WAIT  # a pause, not a quick in-call retry
     assert second.next_action_at - first.next_action_at == 2 * REFUSED_FIRST_WAIT  # backing off
     assert rig.refused_uploads() == 2
+    why = job_rows(rig.store, rig.clock.now())[0]["why"]  # what `batchd status` says
+    assert why.startswith("retry in ") and REFUSED_PREFIX in why
     rig.client.files.delete(foreign)  # room made by hand elsewhere: the next try goes
     rig.clock.advance(second.next_action_at - rig.clock.now())
     rig.submitter.advance(part.id)
