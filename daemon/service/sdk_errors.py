@@ -40,11 +40,11 @@ QUEUE_FULL_CODE = "token_limit_exceeded"  # the model's enqueued-token queue is 
 
 # A refused upload because the service keeps no more input files. Azure answers 400 with code
 # "quotaExceeded" and "The quota for files without expiry is reached. The maximum is 500." (as
-# reported publicly against Azure's SDKs); the emulator answers "quota_exceeded" and "The maximum
-# number of files (N) for this resource has been reached". The code is compared without case or
-# underscores and must come with a message about files (a quota code alone may mean tokens); a
-# reply without that code is recognised only by wording about the number of files, never by a
-# mere "maximum ... file" (a too-large file is refused for good).
+# reported publicly in Azure/azure-sdk-for-java issue 47401); the emulator answers "quota_exceeded"
+# and "The maximum number of files (N) for this resource has been reached". The code is compared
+# without case or underscores and must come with a message about files (a quota code alone may
+# mean tokens); a reply without that code is recognised only by wording about the number of files,
+# never by a mere "maximum ... file" (a too-large file is refused for good).
 _FILE_LIMIT_CODE = "quotaexceeded"
 _ABOUT_FILES = re.compile(r"\bfiles?\b", re.IGNORECASE)
 _FILE_COUNT = re.compile(r"number of files|quota for files|files? (count )?limit", re.IGNORECASE)
