@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import shlex
 import tomllib
 from collections.abc import Callable, Mapping
@@ -114,6 +115,7 @@ class Settings:
     webhook_address: str = "127.0.0.1"  # a reverse proxy terminates TLS and forwards here
     web_port: int | None = None  # the operator web page; None = off
     web_address: str = "127.0.0.1"  # loopback by default: the page is for the operator on this machine
+    web_host_name: str | None = None  # a name the page answers to besides its addresses (cli/web_hosts.py)
     stuck_validating_after: float = 3600.0  # warn (batch_stuck) when a batch validates longer than this
     stuck_finalizing_after: float = 3600.0  # ... finalizes longer than this
     stuck_cancelling_after: float = 3600.0  # ... is cancelling longer than this
@@ -376,6 +378,7 @@ def validate(settings: Settings) -> None:
         _check_batch_limits,
         _check_metadata,
         _check_listeners,
+        _check_web_host_name,
         _check_notifications,
         _check_inputs,
         _check_results_sharing,
@@ -550,6 +553,15 @@ def _check_listeners(s: Settings) -> None:
         for other, other_port in ports[n + 1 :]:
             if port is not None and port == other_port:
                 raise ConfigError(f"{key} and {other} must differ (both {port})")
+
+
+def _check_web_host_name(s: Settings) -> None:
+    name = s.web_host_name
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?", name):
+        raise ConfigError(
+            "web_host_name must be a host name such as batchd.example.org (no scheme, no port), the name "
+            f"the web page is reached by besides its IP addresses and localhost (got {name!r})"
+        )
 
 
 def _check_inputs(s: Settings) -> None:

@@ -46,6 +46,12 @@ class TokenLimitError(TransientError):
     ambiguous; the model is held back like after a batch that failed validation for it."""
 
 
+class FileLimitError(TransientError):
+    """The service refused an upload because it keeps no more input files (Azure: 500 a resource).
+    Nothing was uploaded, so it is not ambiguous; the input is fine and nothing is paid yet: the
+    part waits for room (see service/file_room.py), it never fails for this."""
+
+
 class AccountError(DaemonError):
     """The account cannot work right now (bad key, no permission, no quota): hold every input."""
 

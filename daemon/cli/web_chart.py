@@ -13,9 +13,11 @@ from daemon.cli.web_layout import esc, when
 
 WIDTH, HEIGHT = 900, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 90, 22, 28
-BUCKETS = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)  # the first that keeps the chart under MAX_BARS
+# The first that keeps the chart under MAX_BARS over the data's span (the first batch's end to now):
+# a few seconds of work get second-wide bars, not a half-hour axis with all of it in the last bar.
+BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)
 MAX_BARS = 60
-MIN_BARS = 30  # a first hour still spreads over the chart's width rather than one wide bar
+MIN_BARS = 12  # a tiny span still spreads over the chart's width rather than one wide bar
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,6 @@ def money(usd: float | None) -> str:
 
 
 def _bucket_name(size: float) -> str:
-    return {60.0: "minute", 300.0: "5 minutes", 900.0: "15 minutes", 3600.0: "hour", 21600.0: "6 hours"}.get(
-        size, "day"
-    )
+    names = {1.0: "second", 5.0: "5 seconds", 15.0: "15 seconds", 60.0: "minute", 300.0: "5 minutes"}
+    names |= {900.0: "15 minutes", 3600.0: "hour", 21600.0: "6 hours"}
+    return names.get(size, "day")

@@ -7,6 +7,7 @@ adds the split of a running job's done requests into succeeded and failed, from 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ class DaemonFacts:
     last_poll: float | None
     account_holds: dict[str, str]
     profiles: list[tuple[str, str, str]]  # name, kind, url
-    jobs: dict[str, int]
+    jobs: dict[str, int]  # input jobs by state (as listed; the internal pack jobs are not counted)
     parts: dict[str, int]
     budget: list[tuple[str, int, int, float]]  # profile, used, allowed, window in seconds
 
@@ -73,6 +74,7 @@ class JobDetail:
     summary: dict[str, Any] | None
     report: str | None
     files: list[tuple[str, int]] = field(default_factory=list)
+    shared: list[Part] = field(default_factory=list)  # the parts of the pack whose batch carries this input
 
 
 def daemon_facts(store: Store, settings: Settings, started_at: float, now: float) -> DaemonFacts:
@@ -86,7 +88,7 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
         last_poll=_number(beat.get("last_poll")),
         account_holds=_holds(beat),
         profiles=[(name, p.kind, p.base_url or "https://api.openai.com/v1") for name, p in profiles.items()],
-        jobs=store.state_counts("jobs"),
+        jobs=dict(Counter(str(job.state) for job in store.jobs() if job.kind == INPUT_KIND)),
         parts=store.state_counts("parts"),
         budget=[(n, budget.used(now, n), settings.creation_budget, settings.creation_window) for n in profiles],
     )
@@ -101,8 +103,15 @@ def job_list(store: Store, settings: Settings, now: float, state: str = "", quer
     shown = matched[:MAX_ROWS]
     parts = store.parts_by_job()
     for row in shown:
-        row["split"] = split(row, parts.get(row["job_id"], []), parts.get(row.get("pack") or "", []))
+        pack_parts = parts.get(row.get("pack") or "", [])
+        row["split"] = split(row, parts.get(row["job_id"], []), pack_parts)
+        row["shared_batches"] = shared_batches(pack_parts)
     return JobList(shown, len(matched), len(rows))
+
+
+def shared_batches(pack_parts: list[Part]) -> list[dict[str, Any]]:
+    """The batches of the pack an input rode in: its requests went in them, with other inputs'."""
+    return [{"id": p.batch_id, "status": p.shown_status} for p in pack_parts if p.batch_id]
 
 
 def _state_matches(row_state: str, wanted: str) -> bool:
@@ -162,9 +171,13 @@ def job_detail(store: Store, settings: Settings, job_id: str, now: float) -> Job
         return None
     parts = store.parts(job.id)
     row = next((r for r in job_rows(store, now, settings.prices) if r["job_id"] == job.id), {})
-    row["split"] = split(row, parts, store.parts(row["pack"]) if row.get("pack") else [])
+    pack_parts = store.parts(row["pack"]) if row.get("pack") else []
+    row["split"] = split(row, parts, pack_parts)
+    row["shared_batches"] = shared_batches(pack_parts)
     summary = _summary(job)
-    return JobDetail(job, row, parts, summary, _report(job), _files(job))
+    own = {p.batch_id for p in parts}  # once the pack is unpacked, its members hold its batch as their own
+    shared = [p for p in pack_parts if p.batch_id and p.batch_id not in own]
+    return JobDetail(job, row, parts, summary, _report(job), _files(job), shared)
 
 
 def _summary(job: Job) -> dict[str, Any] | None:
@@ -214,14 +227,16 @@ def batch_history(part: Part) -> list[tuple[str, float]]:
 
 
 def ended_batches(store: Store, settings: Settings) -> list[Ended]:
-    """Every ended batch's requests and cost, for the chart."""
+    """Every ended batch's requests and cost, for the chart; once each, though a pack's batch is
+    held by the pack and, once unpacked, by each of its members too."""
     models = {job.id: job.model for job in store.jobs()}
-    points = []
+    points, seen = [], set()
     for job_id, parts in store.parts_by_job().items():
         for part in parts:
             batch = _batch(part)
-            if batch.get("status") not in TERMINAL_BATCH_STATUSES:
+            if batch.get("status") not in TERMINAL_BATCH_STATUSES or part.batch_id in seen:
                 continue
+            seen.add(part.batch_id)
             at = max((batch.get(f"{n}_at") or 0 for n in ("completed", "failed", "expired", "cancelled")), default=0)
             counts = _batch_counts(part)
             requests = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)

@@ -12,6 +12,7 @@ the page fetches ``?fragment=1`` of the same address every few seconds and swaps
 from __future__ import annotations
 
 import time
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlencode
 
@@ -28,6 +29,7 @@ from daemon.cli.web_actions import (
 )
 from daemon.cli.web_chart import chart
 from daemon.cli.web_facts import daemon_facts, ended_batches, job_detail, job_list
+from daemon.cli.web_hosts import AllowedHosts
 from daemon.cli.web_layout import document, esc, html_response, live_page, live_part, new_nonce, url_part
 from daemon.cli.web_views import STATE_CHOICES, daemon_panel, filter_form, job_fragment, jobs_table
 from daemon.config import Settings
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 MAX_QUERY_FIELDS = 20
+MAX_HOSTS_LOGGED = 64  # refused Host names logged once each, so a rebinding page cannot flood the log
 Query = dict[str, str]
 Piece = tuple[str | None, str]  # a part of a view: (its id when the script refreshes it, its HTML)
 
@@ -57,8 +60,12 @@ class WebPage:
         self.store = store
         self.sessions = sessions
         self.started_at = started_at
+        self.hosts = AllowedHosts(settings.web_address, settings.web_host_name)  # its port once bound
+        self._hosts_logged: set[str] = set()
 
     def handle(self, request: Request) -> Response:
+        if not self.hosts.allows(request.headers.get("Host")):
+            return self._misdirected(request)
         path, _, raw_query = request.target.partition("?")
         try:
             query = {k: v[0] for k, v in parse_qs(raw_query, max_num_fields=MAX_QUERY_FIELDS).items()}
@@ -70,6 +77,15 @@ class WebPage:
         except ValueError:  # more query or form fields than any page of ours sends
             return self._plain(400, "Bad request", "Too many fields in the address or the form.")
         return self._plain(405, "Method not allowed", "Use GET to look and the page's buttons to act.")
+
+    def _misdirected(self, request: Request) -> Response:
+        """A Host that is not this page's (a DNS-rebound name): a short text, nothing of the state."""
+        host = str(request.headers.get("Host"))[:200]
+        if host not in self._hosts_logged and len(self._hosts_logged) < MAX_HOSTS_LOGGED:
+            self._hosts_logged.add(host)
+            log.warning("web_host_refused", host=host, client=request.client)
+        text = "This page answers only to its own address, localhost, or web_host_name if set.\n"
+        return Response(HTTPStatus.MISDIRECTED_REQUEST, text.encode(), [("Content-Type", "text/plain; charset=utf-8")])
 
     def _get(self, path: str, query: Query, session: Session | None) -> Response:
         if path == "/":
@@ -252,6 +268,7 @@ class WebServer:
         except OSError as exc:
             self._store.close()
             raise port_error("web_port", port, address, exc) from None
+        page.hosts.port = listener.port  # a Host naming another port is not this page
         self._listener = listener
         log.info("web_serving", address=address, port=self.port, buttons=self.sessions.enabled)
 

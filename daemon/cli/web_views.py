@@ -16,6 +16,7 @@ from daemon.state.states import JobState
 
 BAR_WIDTH = 1000  # the progress bar's own units; it is stretched to its box
 STATE_CHOICES = ("", "open", "ended", *(str(s) for s in JobState))
+SHARED = "shared with other inputs: "  # marks a batch of a pack, which carried this input's requests
 
 
 def progress_bar(split: Split) -> str:
@@ -118,9 +119,22 @@ def _job_row(row: dict[str, Any]) -> str:
         f'<tr data-job="{esc(row["job_id"])}"><td class="name"><a href="/jobs/{url_part(row["job_id"])}">'
         f"{esc(row['file'])}</a>{profile}</td>"
         f'<td><span class="state {esc(state)}">{esc(shown_state)}</span></td><td>{progress_bar(split)}</td>'
-        f'<td class="num">{_requests(split)}</td><td class="num">{len(row["batches"])}</td>'
+        f'<td class="num">{_requests(split)}</td><td class="num">{_batch_count(row)}</td>'
         f'<td class="num">{esc(_tokens(row["usage"]))}</td><td class="num">{esc(money(row["estimated_cost_usd"]))}</td>'
         f'<td class="num">{esc(span(row["age_seconds"]))}</td><td class="why">{esc(row.get("why") or "")}</td></tr>'
+    )
+
+
+def _batch_count(row: dict[str, Any]) -> str:
+    """The job's batches, a shared one (its pack's, carrying other inputs too) counted and marked."""
+    shared = {str(b["id"]) for b in row.get("shared_batches") or []}
+    count = len({str(b["id"]) for b in row["batches"]} | shared)  # a finished member holds the pack's as its own
+    if not shared:
+        return str(count)
+    ids = ", ".join(sorted(shared))
+    return (
+        f'<span class="shared" data-shared="{len(shared)}" title="shared with other inputs: {esc(ids)}">'
+        f"{count} (shared)</span>"
     )
 
 
@@ -154,27 +168,29 @@ def job_fragment(detail: JobDetail, now: float, commands: str = "") -> str:
     cells = "".join(f'<div><span class="k">{esc(name)}</span><b>{value}</b></div>' for name, value in facts)
     return (
         f'<section class="panel"><div>{progress_bar(split)} {legend()}</div><div class="facts">{cells}</div></section>'
-        f"{commands}{_batches(detail.parts)}{_results(detail)}{_failures(detail.summary)}{_report(detail.report)}"
-        f"{_summary(detail.summary)}"
+        f"{commands}{_batches(detail.parts, detail.shared)}{_results(detail)}{_failures(detail.summary)}"
+        f"{_report(detail.report)}{_summary(detail.summary)}"
     )
 
 
-def _batches(parts: list[Part]) -> str:
-    if not parts:
+def _batches(parts: list[Part], shared: list[Part]) -> str:
+    if not parts and not shared:
         return '<h2>Batches</h2><p class="mute">none yet</p>'
-    rows = "".join(_batch_row(p) for p in sorted(parts, key=lambda p: (p.segment, p.attempt)))
+    ordered = sorted(parts, key=lambda p: (p.segment, p.attempt))
+    rows = "".join(_batch_row(p, SHARED if p.pack_id else "") for p in ordered)
+    rows += "".join(_batch_row(p, SHARED) for p in shared)
     return (
         '<h2>Batches</h2><table id="batches"><thead><tr><th>part</th><th>batch</th><th>status</th><th>requests</th>'
         f"<th>history</th><th>last error</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
 
-def _batch_row(part: Part) -> str:
+def _batch_row(part: Part, shared: str = "") -> str:
     history = " → ".join(f"{esc(name)} {esc(when(at))}" for name, at in batch_history(part)) or "-"
     earlier = [b for b in part.old_batch_ids.split(",") if b]
     before = f'<br><span class="mute">earlier: {esc(", ".join(earlier))}</span>' if earlier else ""
     return (
-        f"<tr><td>{esc(part.label)}</td><td>{esc(part.batch_id or '-')}{before}</td>"
+        f"<tr><td>{esc(shared)}{esc(part.label)}</td><td>{esc(part.batch_id or '-')}{before}</td>"
         f'<td>{esc(part.shown_status or part.state)}</td><td class="num">{part.request_count:,}</td>'
         f'<td>{history}</td><td class="why">{esc(part.last_error or "")}</td></tr>'
     )

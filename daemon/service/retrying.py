@@ -13,7 +13,7 @@ import threading
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from daemon.errors import TokenLimitError, TransientError
+from daemon.errors import FileLimitError, TokenLimitError, TransientError
 
 IN_CALL_ATTEMPTS = 4
 IN_CALL_MAX_WAIT = 30.0  # a longer Retry-After is not waited out in a worker; it is scheduled
@@ -33,8 +33,9 @@ class _WaitRetryAfter(wait_base):
 
 
 def _worth_waiting(exc: BaseException) -> bool:
-    # A full token queue empties in minutes, not seconds: held (Holds.hold_model), not retried here.
-    if isinstance(exc, TokenLimitError):
+    # A full token queue empties in minutes, not seconds: held (Holds.hold_model), not retried here;
+    # nor is a full file store, which empties as batches finish (FileRoom.refused).
+    if isinstance(exc, TokenLimitError | FileLimitError):
         return False
     return isinstance(exc, TransientError) and (exc.retry_after or 0.0) <= IN_CALL_MAX_WAIT
 

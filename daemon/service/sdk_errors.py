@@ -1,6 +1,7 @@
 """Sort what the SDK and its transport raise into the three kinds batchd acts on.
 
-- TransientError: try again later (network, timeouts, 408/409/429/5xx, a dropped download).
+- TransientError: try again later (network, timeouts, 408/409/429/5xx, a dropped download; an
+  upload refused because the service keeps no more files: FileLimitError).
 - AccountError: nothing will work until a person fixes the account (401, 403, no quota).
 - PermanentError: this one input or call can never succeed as it is (other 4xx).
 """
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import threading
 import time
 from collections import Counter
@@ -19,6 +21,7 @@ from daemon.errors import (
     AccountError,
     CredentialError,
     DaemonError,
+    FileLimitError,
     MalformedReplyError,
     NotFoundError,
     PermanentError,
@@ -35,6 +38,17 @@ ACCOUNT_CODES = frozenset(
 
 QUEUE_FULL_CODE = "token_limit_exceeded"  # the model's enqueued-token queue is full (Azure: at create)
 
+# A refused upload because the service keeps no more input files. Azure answers 400 with code
+# "quotaExceeded" and "The quota for files without expiry is reached. The maximum is 500." (as
+# reported publicly in Azure/azure-sdk-for-java issue 47401); the emulator answers "quota_exceeded"
+# and "The maximum number of files (N) for this resource has been reached". The code is compared
+# without case or underscores and must come with a message about files (a quota code alone may
+# mean tokens); a reply without that code is recognised only by wording about the number of files,
+# never by a mere "maximum ... file" (a too-large file is refused for good).
+_FILE_LIMIT_CODE = "quotaexceeded"
+_ABOUT_FILES = re.compile(r"\bfiles?\b", re.IGNORECASE)
+_FILE_COUNT = re.compile(r"number of files|quota for files|files? (count )?limit", re.IGNORECASE)
+
 # Failed API calls by (class, provider profile) since start, for the metrics endpoint: the one count
 # not in the state.
 _counts: Counter[tuple[str, str]] = Counter()
@@ -45,6 +59,7 @@ _KINDS = {
     AccountError: "account",
     PermanentError: "permanent",
     TokenLimitError: "transient",
+    FileLimitError: "transient",
     NotFoundError: "permanent",
 }
 
@@ -108,6 +123,8 @@ def _classify_status(exc: openai.APIStatusError) -> DaemonError:
     message = f"HTTP {status}{f' {code}' if code else ''}: {redact(_message(exc))}"
     if status in (401, 403) or code in ACCOUNT_CODES:
         return AccountError(message)
+    if file_limit_refused(status, code, _message(exc)):  # nothing was uploaded; the part waits for room
+        return FileLimitError(message, retry_after=retry_after(exc.response.headers), ambiguous=False)
     if code == QUEUE_FULL_CODE:  # nothing was created; the submitter holds the model back
         return TokenLimitError(message, retry_after=retry_after(exc.response.headers), ambiguous=False)
     if status in (408, 409, 429) or status >= 500:
@@ -116,6 +133,15 @@ def _classify_status(exc: openai.APIStatusError) -> DaemonError:
     if status == 404:
         return NotFoundError(message)
     return PermanentError(message)
+
+
+def file_limit_refused(status: int, code: str, message: str) -> bool:
+    """Whether a reply refused an upload because the service keeps no more input files."""
+    if status not in (400, 429):
+        return False
+    if code.replace("_", "").lower() == _FILE_LIMIT_CODE:
+        return bool(_ABOUT_FILES.search(message))
+    return bool(_FILE_COUNT.search(message))
 
 
 def _message(exc: openai.APIStatusError) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daemon import crashpoints
 from daemon.config import Settings
-from daemon.errors import AccountError, PermanentError, TokenLimitError, TransientError
+from daemon.errors import AccountError, FileLimitError, PermanentError, TokenLimitError, TransientError
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.model_names import rename_part
 from daemon.intake.refitter import Verdict
@@ -68,6 +68,8 @@ class Submitter(PartSteps):
         except TokenLimitError as exc:
             self._hold_model(job, exc)
             self._reschedule(part_id, exc)
+        except FileLimitError as exc:
+            self._wait_for_room(part_id, job, exc)
         except TransientError as exc:
             self._reschedule(part_id, exc)
         except AccountError as exc:
@@ -193,7 +195,8 @@ class Submitter(PartSteps):
             self._record_upload(part, file_id, adopted=True)
 
     def _record_upload(self, part: Part, file_id: str, *, adopted: bool) -> None:
-        self.store.update_part(part.id, state=PartState.UPLOADED, file_id=file_id, intent_at=None)
+        # A reason the upload waited for (room on the service, a failed try) no longer holds.
+        self.store.update_part(part.id, state=PartState.UPLOADED, file_id=file_id, intent_at=None, last_error=None)
         log.info(
             "file_uploaded",
             job_id=part.job_id,
@@ -293,6 +296,15 @@ class Submitter(PartSteps):
             retry_in=round(delay, 1),
             state=str(part.state),
         )
+
+    def _wait_for_room(self, part_id: int, job: Job, exc: FileLimitError) -> None:
+        """An upload refused for the service's file limit: the input is fine and nothing is paid
+        yet, so the part waits for room instead of failing."""
+        part = self.store.part(part_id)
+        if part.state != PartState.UPLOAD_INTENT:  # not an upload (only an upload makes an input file)
+            self._reschedule(part_id, exc)
+            return
+        self.file_room.refused(part, job.profile, str(exc), self.clock.now())
 
     def _revert_intent(self, part_id: int, reason: str, delay: float) -> None:
         # 401/403 are answered before anything is created, so the intent can be undone.

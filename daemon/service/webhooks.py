@@ -13,7 +13,8 @@ costs only an extra status check. That is not worth a database write per deliver
 senders grow the database.
 
 A delivery is verified with the signing secret of the profile whose batch it names, where that
-profile names one (``webhook_secret_env`` etc.; see webhook_secrets.py), else with the default one.
+profile names one (``webhook_secret_env`` etc.; see webhook_secrets.py), else with the default one,
+which need not be set when every profile whose service sends webhooks names its own.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from daemon.service.credentials import (
     find_profile_webhook_secret,
     find_webhook_secret,
 )
-from daemon.service.webhook_secrets import ProfileSecrets, batch_profiles
+from daemon.service.webhook_secrets import ProfileSecrets, batch_profiles, relying_on_default
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -82,21 +83,26 @@ class WebhookReceiver:
     """What to do with one delivery, apart from HTTP: verify, drop replays, ask for a refresh."""
 
     def __init__(
-        self, service: BatchService, secret: KeySource, refresh: RefreshBatch, profiles: ProfileSecrets | None = None
+        self,
+        service: BatchService,
+        secret: KeySource | None,
+        refresh: RefreshBatch,
+        profiles: ProfileSecrets | None = None,
     ) -> None:
         self.service = service
-        self.secret = secret  # the default profile's
+        self.secret = secret  # the default one (None: every profile that gets webhooks names its own)
         self.refresh = refresh
         self.profiles = profiles  # the profiles with a secret of their own, and whose batch is whose
         self.seen = SeenIds()
 
     def handle(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         """Return the HTTP status and a one-word outcome for the sender."""
-        profile, secret = DEFAULT_PROFILE, self.secret
+        profile = DEFAULT_PROFILE
+        secrets: tuple[KeySource, ...] = (self.secret,) if self.secret is not None else ()
         if self.profiles is not None:
-            profile, secret = self.profiles.choose(body, self.secret)
+            profile, secrets = self.profiles.choose(body, self.secret)
         try:
-            event = self.service.unwrap_webhook(body, headers, secret.read())
+            event = self._verified(body, headers, secrets)
         except CredentialError as exc:
             log.error("webhook_secret_unreadable", error=str(exc))
             return 500, "unavailable"  # not the sender's fault: let it deliver again later
@@ -113,6 +119,16 @@ class WebhookReceiver:
             self.seen.discard(webhook_id)  # not acted on: a redelivery must not look like a replay
             log.exception("webhook_failed", webhook_id=webhook_id)
             return 500, "failed"
+
+    def _verified(self, body: bytes, headers: dict[str, str], secrets: tuple[KeySource, ...]) -> WebhookEvent:
+        """The event, verified with the first of ``secrets`` that accepts it; the last refusal if none."""
+        refusal = ValueError("no signing secret can verify this delivery")
+        for secret in secrets:
+            try:
+                return self.service.unwrap_webhook(body, headers, secret.read())
+            except ValueError as exc:
+                refusal = exc
+        raise refusal
 
     def _act(self, webhook_id: str, event: WebhookEvent) -> str:
         kind, batch_id = event.type, event.batch_id
@@ -169,7 +185,9 @@ class WebhookServer:
         except OSError as exc:
             raise port_error("webhook_port", port, address, exc) from None
         self._listener = listener
-        log.info("webhooks_serving", address=address, port=self.port, secret_from=self.receiver.secret.description)
+        secret = self.receiver.secret
+        secret_from = secret.description if secret is not None else "each profile's own"
+        log.info("webhooks_serving", address=address, port=self.port, secret_from=secret_from)
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -180,19 +198,32 @@ class WebhookServer:
 def webhook_server(
     settings: Settings, service: BatchService, refresh: RefreshBatch, store: Store | None = None
 ) -> WebhookServer | None:
-    """The receiver when ``webhook_port`` is set (it then needs a signing secret), else None. With
-    the ``store``, each delivery is verified with the secret of its batch's profile if it has one."""
+    """The receiver when ``webhook_port`` is set (it then needs a signing secret for every profile
+    whose service sends webhooks), else None. Each delivery is verified with the secret of its
+    batch's profile if it has one (its batch's profile is read from the ``store``)."""
     if settings.webhook_port is None:
         return None
+    profiles = _profile_secrets(settings, store)
     secret = find_webhook_secret()
     if secret is None:
-        raise CredentialError(
-            "webhook_port is set but there is no webhook signing secret: set OPENAI_WEBHOOK_SECRET, "
-            f"or OPENAI_WEBHOOK_SECRET_FILE to a file holding it, or a systemd credential named "
-            f"{WEBHOOK_CREDENTIAL_NAME}; or unset webhook_port"
-        )
-    check_secret(secret)
-    return WebhookServer(settings, WebhookReceiver(service, secret, refresh, _profile_secrets(settings, store)))
+        _require_default_secret(settings, profiles)
+    else:
+        check_secret(secret)
+    return WebhookServer(settings, WebhookReceiver(service, secret, refresh, profiles))
+
+
+def _require_default_secret(settings: Settings, profiles: ProfileSecrets | None) -> None:
+    """Refuse to start without the default secret while a profile relies on it (or none has one)."""
+    relying = relying_on_default(settings.providers)
+    if not relying and profiles is not None:
+        return
+    named = ", ".join(f"[providers.{name}]" for name in relying) or "each profile"
+    raise CredentialError(
+        "webhook_port is set but there is no webhook signing secret: set OPENAI_WEBHOOK_SECRET, "
+        f"or OPENAI_WEBHOOK_SECRET_FILE to a file holding it, or a systemd credential named "
+        f"{WEBHOOK_CREDENTIAL_NAME}; or give {named} a secret of its own (webhook_secret_env, "
+        "webhook_secret_file_env or webhook_secret_credential); or unset webhook_port"
+    )
 
 
 def _profile_secrets(settings: Settings, store: Store | None) -> ProfileSecrets | None:
@@ -201,7 +232,7 @@ def _profile_secrets(settings: Settings, store: Store | None) -> ProfileSecrets 
     own = {name: secret for name, secret in found.items() if secret is not None}
     for secret in own.values():
         check_secret(secret)
-    if not own or store is None:
+    if not own:
         return None
     return ProfileSecrets(own, batch_profiles(store))
 

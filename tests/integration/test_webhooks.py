@@ -279,3 +279,74 @@ def test_a_profile_naming_a_secret_that_is_not_set_stops_the_start(
     providers = load_settings(config, environ={}).providers
     with pytest.raises(CredentialError, match=r"no webhook signing secret for provider profile azure: set \$AZURE"):
         webhook_server(Settings(root=tmp_path, webhook_port=0, providers=providers), None, Recorder())  # type: ignore[arg-type]
+
+
+DEFAULT_ENV = ("OPENAI_WEBHOOK_SECRET", "OPENAI_WEBHOOK_SECRET_FILE", "CREDENTIALS_DIRECTORY")
+OWN_DEFAULT = '[providers.default]\nkind = "openai"\nwebhook_secret_env = "DEFAULT_HOOK_SECRET"\n'
+ANTHROPIC = '[providers.claude]\nkind = "anthropic"\n'  # its service sends no webhooks: it needs no secret
+
+
+def _signed(body: bytes, secret: str) -> dict[str, str]:
+    webhook_id, stamp = f"msg_{secrets.token_hex(8)}", int(time.time())
+    signature = sign(secret, webhook_id, stamp, body)
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(stamp), "webhook-signature": signature}
+
+
+def test_no_default_secret_is_needed_when_every_profile_names_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in DEFAULT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEFAULT_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("AZURE_HOOK_SECRET", OTHER_SECRET)
+    config = tmp_path / "batchd.toml"
+    own_azure = azure_profile("http://127.0.0.1:9", 'webhook_secret_env = "AZURE_HOOK_SECRET"\n')
+    config.write_text(OWN_DEFAULT + own_azure + ANTHROPIC)
+    providers = load_settings(config, environ={}).providers
+    service = OpenAIService(openai.OpenAI(api_key="unused-here", max_retries=0))  # only unwrap_webhook is used
+    try:
+        server = webhook_server(Settings(root=tmp_path, webhook_port=0, providers=providers), service, Recorder())
+        assert server is not None and server.receiver.secret is None
+        body = event("batch_of_the_default_profile")
+        assert server.receiver.handle(body, _signed(body, SECRET)) == (200, "queued")
+        assert server.receiver.handle(body, _signed(body, OTHER_SECRET)) == (400, "rejected")  # azure's: not its
+    finally:
+        service.close()
+
+
+def test_without_a_default_profile_that_gets_webhooks_any_own_secret_verifies_an_unknown_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in DEFAULT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_HOOK_SECRET", OTHER_SECRET)
+    config = tmp_path / "batchd.toml"
+    own_azure = azure_profile("http://127.0.0.1:9", 'webhook_secret_env = "AZURE_HOOK_SECRET"\n')
+    config.write_text('[providers.default]\nkind = "anthropic"\n' + own_azure)
+    providers = load_settings(config, environ={}).providers
+    service = OpenAIService(openai.OpenAI(api_key="unused-here", max_retries=0))
+    try:
+        server = webhook_server(Settings(root=tmp_path, webhook_port=0, providers=providers), service, Recorder())
+        assert server is not None
+        body = event("batch_not_in_the_state")
+        assert server.receiver.handle(body, _signed(body, OTHER_SECRET)) == (200, "queued")
+        assert server.receiver.handle(body, _signed(body, SECRET)) == (400, "rejected")
+    finally:
+        service.close()
+
+
+def test_the_default_secret_is_required_while_a_profile_relies_on_it_and_the_error_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in DEFAULT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEFAULT_HOOK_SECRET", SECRET)
+    config = tmp_path / "batchd.toml"
+    config.write_text(OWN_DEFAULT + azure_profile("http://127.0.0.1:9") + ANTHROPIC)
+    providers = load_settings(config, environ={}).providers
+    settings = Settings(root=tmp_path, webhook_port=0, providers=providers)
+    with pytest.raises(CredentialError) as caught:
+        webhook_server(settings, None, Recorder())  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "OPENAI_WEBHOOK_SECRET" in message and "give [providers.azure] a secret of its own" in message
+    assert "webhook_secret_env" in message and "claude" not in message

@@ -21,11 +21,12 @@ import pytest
 
 from daemon.cli.web_server import WebServer
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.state.states import JobState
+from daemon.state.states import PACK_KIND, JobState
 from tests.support import (
     TEST_KEY,
     Harness,
     daemon_env,
+    drop_before_start,
     fast_settings,
     job_states,
     request_file,
@@ -79,10 +80,11 @@ def slow_emulator_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
 def web_daemon_fixture(tmp_path: Path, slow_emulator: EmulatorServer) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
-    def make(**changes: Any) -> Harness:
+    def make(files: dict[str, str] | None = None, **changes: Any) -> Harness:
         root = tmp_path / "root"
         root.mkdir(exist_ok=True)
         harness = Harness(fast_settings(root, slow_emulator.base_url, web_port=0, **changes), slow_emulator)
+        drop_before_start(harness, files or {})  # claimed in one pass: small ones share a batch
         made.append(harness)
         return harness.start()
 
@@ -129,6 +131,51 @@ def test_the_job_list_follows_a_job_to_done_without_a_reload(
     playwright_api.expect(page.locator("#batches")).to_contain_text("completed")
     playwright_api.expect(page.locator("#summary")).to_contain_text('"succeeded": 40')
     shot(page, tmp_path, "job-done")
+
+
+def test_inputs_in_a_shared_batch_show_it_and_the_first_chart_spans_the_work(
+    web_daemon: Callable[..., Harness], browser: Any, tmp_path: Path
+) -> None:
+    names = ["alpha.jsonl", "beta.jsonl", "gamma.jsonl"]
+    harness = web_daemon({name: request_file(3, prefix=name[:2]) for name in names})
+    for name in names:
+        harness.wait_job(name, JobState.DONE)
+    assert harness.store is not None
+    assert [job.kind for job in harness.store.jobs()].count(PACK_KIND) == 1  # the three rode in one batch
+    page = open_page(browser, f"http://127.0.0.1:{web_port(harness)}/")
+    for name in names:
+        batches = page.locator("#jobs tr", has_text=name).locator(".shared")
+        playwright_api.expect(batches).to_have_text("1 (shared)")
+        assert batches.get_attribute("data-shared") == "1"
+    # The daemon's job counts are the inputs the list shows: batchd's own pack job is not one.
+    playwright_api.expect(page.locator('[data-fact="jobs"]')).to_have_text("done 3")
+    label = page.locator("svg.chart").get_attribute("aria-label") or ""
+    assert "per second" in label or "per 5 seconds" in label, label  # seconds of work, not a half-hour axis
+    bars = page.eval_on_selector_all("svg.chart rect title", "titles => titles.map(t => t.textContent)")
+    assert sum(int(bar.split(": ")[1].split()[0]) for bar in bars) == 9  # the shared batch once, not 4 times
+    shot(page, tmp_path, "shared-batch")
+    page.locator("#jobs a", has_text="beta.jsonl").click()
+    playwright_api.expect(page.locator("#batches")).to_contain_text("shared with other inputs")
+    shot(page, tmp_path, "shared-batch-job")
+
+
+def test_a_name_rebound_to_this_machine_gets_no_page(web_daemon: Callable[..., Harness], browser: Any) -> None:
+    """DNS rebinding, as a browser sees it: a site's name resolves to 127.0.0.1 (chromium's resolver
+    rule stands in for the attacker's DNS), so the page's port answers a page of that site."""
+    harness = web_daemon({"x.jsonl": request_file(2)})
+    port = web_port(harness)
+    rebound = browser.browser_type.launch(
+        executable_path=CHROMIUM, args=["--host-resolver-rules=MAP rebound.example 127.0.0.1"]
+    )
+    try:
+        page = open_page(rebound, f"http://rebound.example:{port}/")
+        assert "x.jsonl" not in page.content()
+        reply = page.goto(f"http://rebound.example:{port}/?fragment=1")
+        assert reply is not None and reply.status == 421
+        assert page.locator("body").inner_text().startswith("This page answers only to its own address")
+        assert open_page(rebound, f"http://127.0.0.1:{port}/").locator("#daemon").count() == 1
+    finally:
+        rebound.close()
 
 
 def test_a_failed_input_shows_its_report_and_goes_again_once_fixed(

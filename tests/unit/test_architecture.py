@@ -66,3 +66,14 @@ def test_every_module_the_map_names_exists() -> None:
     root = DAEMON.parent
     missing = sorted(n for n in named if not ((DAEMON / n).is_file() or (root / n).is_file() or n in bare))
     assert missing == [], f"docs/architecture.md names modules that do not exist under daemon/: {missing}"
+
+
+def test_each_row_of_the_hand_written_tables_is_there_once() -> None:
+    """A command or a behaviour has one row naming all its modules: rows added by separate changes
+    are merged, so a reader finds everything in one place."""
+    text = import_map.DOC.read_text(encoding="utf-8")
+    handwritten = text.replace(import_map.current_section(text), "")
+    firsts = [line.split(" | ")[0].removeprefix("| ") for line in handwritten.splitlines() if line.startswith("| ")]
+    assert len(firsts) > 30
+    repeated = sorted({first for first in firsts if firsts.count(first) > 1})
+    assert repeated == [], f"docs/architecture.md has these rows more than once: {repeated}"

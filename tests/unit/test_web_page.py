@@ -3,6 +3,7 @@ answers to requests that must be refused (tests/system/test_web_page.py drives i
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from email.message import Message
@@ -13,17 +14,27 @@ import pytest
 
 from daemon.cli.main import build_parser, settings_from
 from daemon.cli.web_access import FAILED_LOGINS, Sessions, csrf_matches, set_cookie
-from daemon.cli.web_chart import Ended, chart
-from daemon.cli.web_facts import DaemonFacts, JobList, Split, split
-from daemon.cli.web_server import WebPage, _safe_next
-from daemon.cli.web_views import daemon_panel, jobs_table, progress_bar
+from daemon.cli.web_chart import HEIGHT, LEFT, MIN_BARS, Ended, chart
+from daemon.cli.web_facts import (
+    DaemonFacts,
+    JobList,
+    Split,
+    daemon_facts,
+    ended_batches,
+    job_detail,
+    job_list,
+    split,
+)
+from daemon.cli.web_layout import when
+from daemon.cli.web_server import WebPage, WebServer, _safe_next
+from daemon.cli.web_views import daemon_panel, job_fragment, jobs_table, progress_bar
 from daemon.config import Settings, load_settings
 from daemon.errors import ConfigError
 from daemon.http_messages import Request
 from daemon.service.credentials import KeySource, find_web_token
 from daemon.state import folders
-from daemon.state.rows import Part
-from daemon.state.states import PartState
+from daemon.state.rows import Job, Part
+from daemon.state.states import PACK_KIND, JobState, PartState
 from daemon.state.store import Store
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'&amp;.jsonl"
@@ -155,7 +166,9 @@ def test_pages_carry_a_strict_policy_and_refuse_what_they_must(tmp_path: Path, s
     assert page.handle(request("POST", "/jobs/nope/cancel", b"csrf=x")).status == 403  # no session
     wrong = page.handle(request("POST", "/login", b"token=wrong&next=/"))
     assert wrong.status == 403 and not any(name == "Set-Cookie" for name, _ in wrong.headers)
-    foreign = page.handle(request("POST", "/login", f"token={TOKEN}".encode(), Origin="http://evil.example", Host="h"))
+    foreign = page.handle(
+        request("POST", "/login", f"token={TOKEN}".encode(), Origin="http://evil.example", Host="127.0.0.1")
+    )
     assert foreign.status == 403
     right = page.handle(request("POST", "/login", f"token={TOKEN}&next=//evil.example".encode()))
     assert right.status == 303 and dict(right.headers)["Location"] == "/"
@@ -219,3 +232,116 @@ def test_account_holds_come_from_the_daemons_heartbeat(tmp_path: Path, store: St
     assert "<html" not in body  # the fragment alone, for the script
     store.set_fact("heartbeat", json.dumps({"at": 0, "stopped": True, "account_holds": beat["account_holds"]}))
     assert "billing_hard_limit_reached" not in page.handle(request("GET", "/")).body.decode()
+
+
+def _input_and_its_pack(store: Store, *, handed_over: bool) -> None:
+    """An input whose one part rides in a pack's batch (handed over: the pack's results were
+    unpacked, and the member holds that batch as its own)."""
+    store.add_job(Job("in1", "small.jsonl", "s", "s", JobState.ACTIVE, 1.0, 1.0, request_count=2))
+    store.add_job(Job("pack1", "pack", "p", "p", JobState.ACTIVE, 1.0, 1.0, kind=PACK_KIND, request_count=5))
+    batch = json.dumps({"id": "batch_shared", "status": "in_progress", "request_counts": {"total": 5}})
+    member = PartState.DOWNLOADED if handed_over else PartState.PACKED
+    held = "batch_shared" if handed_over else None
+    store.add_part(Part("in1", 0, 0, "p", 1, 2, 10, 1, member, 1.0, 1.0, pack_id="pack1", batch_id=held))
+    pack_part = Part("pack1", 0, 0, "q", 1, 5, 50, 5, PartState.SUBMITTED, 1.0, 1.0, batch_id="batch_shared")
+    pack_part.batch_json = batch
+    store.add_part(pack_part)
+
+
+def test_the_daemon_panel_counts_input_jobs_only_like_the_list(tmp_path: Path, store: Store) -> None:
+    _input_and_its_pack(store, handed_over=False)
+    settings = Settings(root=tmp_path)
+    facts = daemon_facts(store, settings, 0.0, 10.0)
+    assert facts.jobs == {"active": 1}  # the pack job is batchd's own, not a job of the user's
+    assert job_list(store, settings, 10.0).total == 1
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+def test_an_input_in_a_shared_batch_counts_that_batch_marked_shared(
+    tmp_path: Path, store: Store, handed_over: bool
+) -> None:
+    _input_and_its_pack(store, handed_over=handed_over)
+    settings = Settings(root=tmp_path)
+    html = jobs_table(job_list(store, settings, 10.0), 10.0)
+    assert 'data-shared="1"' in html and "1 (shared)" in html and "batch_shared" in html
+    detail = job_detail(store, settings, "in1", 10.0)
+    assert detail is not None
+    page = job_fragment(detail, 10.0)
+    assert page.count("batch_shared") == 1 and "shared with other inputs: " in page
+
+
+def test_the_chart_of_a_few_seconds_of_work_spans_those_seconds() -> None:
+    now = 1_700_000_000.0
+    svg = chart([Ended(now - 4, 7, 0.5), Ended(now - 2, 3, None)], now)
+    assert "requests completed per second" in svg
+    left = svg.split(f'<text x="{LEFT}" y="{HEIGHT - 8}">')[1].split("<")[0]
+    assert left >= when(now - MIN_BARS)  # the axis starts seconds ago, not half an hour ago
+    assert svg.count("<rect") == 2  # one bar a second: the two batches apart
+
+
+@pytest.mark.parametrize(
+    ("address", "name", "host", "answered"),
+    [
+        ("127.0.0.1", None, "127.0.0.1:8080", True),
+        ("127.0.0.1", None, "localhost:8080", True),
+        ("127.0.0.1", None, "LOCALHOST.:8080", True),
+        ("127.0.0.1", None, "[::1]:8080", True),
+        ("127.0.0.1", None, None, True),  # no browser omits it; nothing to rebind
+        ("127.0.0.1", None, "rebound.example:8080", False),  # a name pointed at this machine
+        ("127.0.0.1", None, "127.0.0.1:9999", False),  # another port's page
+        ("127.0.0.1", None, "127.0.0.1:x", False),
+        ("127.0.0.1", None, "192.168.1.5:8080", False),  # not an address it listens on
+        ("127.0.0.1", "batchd.example.org", "batchd.example.org", True),  # a proxy in front, its own port
+        ("0.0.0.0", None, "192.168.1.5:8080", True),  # any address of the machine
+        ("0.0.0.0", None, "[fe80::1]:8080", True),
+        ("0.0.0.0", "batchd.example.org", "Batchd.Example.Org:8080", True),
+        ("0.0.0.0", "batchd.example.org", "other.example.org:8080", False),
+        ("::", None, "myhost:8080", False),
+    ],
+)
+def test_only_the_pages_own_host_names_are_answered(
+    tmp_path: Path, store: Store, address: str, name: str | None, host: str | None, answered: bool
+) -> None:
+    settings = Settings(root=tmp_path, web_port=8080, web_address=address, web_host_name=name)
+    page = WebPage(settings, store, Sessions(None), 0.0)
+    page.hosts.port = 8080  # as the server sets it once bound
+    reply = page.handle(request("GET", "/") if host is None else request("GET", "/", Host=host))
+    assert reply.status == (200 if answered else 421)
+    if not answered:
+        assert reply.body.startswith(b"This page answers only") and b"<html" not in reply.body
+
+
+def test_a_rebound_name_is_refused_by_the_running_server(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path, web_port=0)
+    folders.prepare(settings)
+    Store(settings.state / folders.DB_NAME).close()
+    server = WebServer(settings, Sessions(None))
+    server.start()
+    try:
+        answers = {}
+        for host in (f"127.0.0.1:{server.port}", f"rebound.example:{server.port}", "127.0.0.1:1"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.putrequest("GET", "/", skip_host=True)
+            conn.putheader("Host", host)
+            conn.endheaders()
+            answers[host] = conn.getresponse().status
+            conn.close()
+    finally:
+        server.stop()
+    assert list(answers.values()) == [200, 421, 421]
+
+
+def test_web_host_name_is_a_bare_host_name() -> None:
+    assert load_settings(environ={"BATCHD_WEB_HOST_NAME": "batchd.example.org"}).web_host_name == "batchd.example.org"
+    said = r"web_host_name must be a host name such as batchd\.example\.org \(no scheme, no port\)"
+    for wrong in ("https://batchd.example.org", "batchd.example.org:8080", "a b"):
+        with pytest.raises(ConfigError, match=said):
+            load_settings(environ={"BATCHD_WEB_HOST_NAME": wrong})
+
+
+def test_the_chart_counts_a_shared_batch_once(tmp_path: Path, store: Store) -> None:
+    _input_and_its_pack(store, handed_over=True)
+    ended = {"id": "batch_shared", "status": "completed", "completed_at": 5, "request_counts": {"completed": 5}}
+    for held in store.parts("in1") + store.parts("pack1"):  # the pack's, and its member's copy
+        store.update_part(held.id, batch_json=json.dumps(ended))
+    assert [point.requests for point in ended_batches(store, Settings(root=tmp_path))] == [5]
