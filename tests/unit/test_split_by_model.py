@@ -14,6 +14,7 @@ from daemon.config import Settings
 from daemon.intake.anthropic_lines import ANTHROPIC_FORMAT
 from daemon.intake.line_formats import format_limits, validate_input
 from daemon.intake.preparer import prepare_jobs
+from daemon.intake.refitter import Refitter, Verdict
 from daemon.intake.routes import ROUTES_NAME, iter_routes, lane_counts
 from daemon.intake.splitter import Split, split_lines
 from daemon.intake.validation import MAX_MODELS, BatchLimits, ModelShare, validate_file
@@ -198,3 +199,20 @@ def claimed(settings: Settings, store: Store, name: str, text: str) -> Job:
     job = Job(f"job-{name}", name, str(settings.pending / name), str(inflight), JobState.CLAIMED, now, now)
     store.add_job(job)
     return job
+
+
+def test_a_refitted_part_of_a_mixed_input_keeps_its_model_in_every_piece(prepared: tuple[Settings, Store]) -> None:
+    settings, store = prepared
+    settings = dataclasses.replace(settings, split_by_model=True)
+    mixed = claimed(settings, store, "mixed.jsonl", "".join(t + "\n" for t in mixed_lines(padding=400)))
+    prepare_jobs(settings, store, [mixed])
+    job, (a_part, b_part, _) = store.job(mixed.id), store.parts(mixed.id)
+    assert (b_part.model, b_part.request_count) == ("b", 2)
+    each = b_part.est_tokens // 2
+    assert Refitter(settings, store).refit(b_part, job, each + 1, reported=True) == Verdict.SPLIT
+    pieces = [p for p in store.parts(job.id) if p.segment == b_part.segment and p.attempt > 0]
+    assert [(p.model, p.request_count, p.first_line) for p in pieces] == [("b", 1, 2), ("b", 1, 5)]
+    alone = dataclasses.replace(store.part(a_part.id), est_tokens=a_part.est_tokens)
+    assert Refitter(settings, store).refit(alone, job, 10, reported=True) == Verdict.SPLIT
+    refused = [p for p in store.parts(job.id) if p.segment == a_part.segment and p.outcome is not None]
+    assert refused and all(p.model == "a" and "for model a" in (p.last_error or "") for p in refused)
