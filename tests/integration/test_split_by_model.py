@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli.retry_failed import rerun_failed
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.intake.reports import report_path
 from daemon.state.states import JobState
@@ -136,3 +137,23 @@ def test_without_the_setting_a_mixed_input_fails_with_a_report_naming_it(
     assert "3 lines (2, 5, 9): model 'gpt-4o' differs from 'gpt-4o-mini' on line 1; one file, one model" in report
     assert "(set split_by_model = true to send one batch per model)" in report
     assert server.batches() == []
+
+
+def test_retry_failed_of_a_mixed_input_sends_again_only_the_failed_lines(
+    tmp_path: Path, server: EmulatorServer
+) -> None:
+    failing = "gpt-4o-fail-all"  # the emulator fails every request of its batches
+    order = [failing if model == "gpt-4o" else model for model in ORDER]
+    ids, text = mixed(order)
+    daemon = harness(tmp_path, server, split=True).start()
+    try:
+        daemon.drop("mixed.jsonl", text)
+        daemon.wait_job("mixed.jsonl", timeout=30)
+        rerun = rerun_failed(daemon.settings, "mixed.jsonl")
+        expected = [line for line, model in zip(text.splitlines(), order, strict=True) if model == failing]
+        assert rerun.dest.read_text().splitlines() == expected, "the failed lines, byte for byte, in input order"
+        daemon.wait_job(rerun.dest.name, timeout=30)
+        again = daemon.results(rerun.dest.name)
+    finally:
+        daemon.stop()
+    assert [r["custom_id"] for r in again] == [cid for cid, model in zip(ids, order, strict=True) if model == failing]
