@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from daemon.cli.retry_failed import rerun_failed
+from daemon.config import load_settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.intake.reports import report_path
+from daemon.pricing import DEFAULT_PRICES, ModelPrice
 from daemon.state.states import JobState
 from tests.support import FAST, Harness, fast_settings, request_line
 
@@ -157,3 +159,46 @@ def test_retry_failed_of_a_mixed_input_sends_again_only_the_failed_lines(
     finally:
         daemon.stop()
     assert [r["custom_id"] for r in again] == [cid for cid, model in zip(ids, order, strict=True) if model == failing]
+
+
+def test_a_claude_input_naming_two_models_goes_per_model_and_comes_back_in_input_order(
+    tmp_path: Path, anthropic_server: EmulatorServer
+) -> None:
+    models = ["claude-test", "claude-other", "claude-test", "claude-test", "claude-other"]
+    lines = [claude_line(f"m{n}", model) for n, model in enumerate(models)]
+    root = tmp_path / "root"
+    root.mkdir()
+    config = root / "batchd.toml"
+    config.write_text(
+        f'[providers.claude]\nkind = "anthropic"\nbase_url = "{anthropic_server.base_url}"\n'
+        "split_by_model = true\nmax_requests_per_batch = 2\n"
+    )
+    providers = load_settings(config, environ={}).providers
+    prices = {**DEFAULT_PRICES, "claude-test": ModelPrice(1.0, 2.0), "claude-other": ModelPrice(3.0, 4.0)}
+    settings = fast_settings(root, "http://127.0.0.1:9", providers=providers, prices=prices)
+    daemon = Harness(settings, anthropic_server).start()
+    try:
+        daemon.drop("two.jsonl", "".join(lines), folder="claude")
+        daemon.wait_job("two.jsonl", timeout=30)
+        results = daemon.results("two.jsonl")
+        summary = daemon.summary("two.jsonl")
+    finally:
+        daemon.stop()
+    named = [
+        {json.loads(raw)["params"]["model"] for raw in batch.plan.input_path.read_bytes().splitlines()}
+        for batch in anthropic_server.message_batches.batches()
+    ]
+    assert sorted(min(m) for m in named) == ["claude-other", "claude-test", "claude-test"]
+    assert all(len(m) == 1 for m in named), "each batch names one model"
+    assert [line["custom_id"] for line in results] == [f"m{n}" for n in range(len(models))]
+    assert [line["result"]["message"]["model"] for line in results] == models
+    assert summary["model"] is None and list(summary["models"]) == ["claude-test", "claude-other"]
+    for model, entry in summary["models"].items():
+        assert entry["requests"] == models.count(model) and "cache_read_input_tokens" in entry["usage"]
+    costs = [entry["estimated_cost_usd"] for entry in summary["models"].values()]
+    assert all(costs) and summary["estimated_cost_usd"] == pytest.approx(sum(costs))
+
+
+def claude_line(cid: str, model: str) -> str:
+    params = {"model": model, "max_tokens": 32, "messages": [{"role": "user", "content": f"say {cid}"}]}
+    return json.dumps({"custom_id": cid, "params": params}) + "\n"
