@@ -202,3 +202,35 @@ def test_a_claude_input_naming_two_models_goes_per_model_and_comes_back_in_input
 def claude_line(cid: str, model: str) -> str:
     params = {"model": model, "max_tokens": 32, "messages": [{"role": "user", "content": f"say {cid}"}]}
     return json.dumps({"custom_id": cid, "params": params}) + "\n"
+
+
+def test_an_azure_profiles_model_map_is_applied_and_undone_per_model(tmp_path: Path) -> None:
+    deployments = {"gpt-4o-mini": "mini-batch", "gpt-4o": "big-batch"}
+    emulator = EmulatorSettings(
+        **FAST,  # type: ignore[arg-type]
+        data_dir=tmp_path / "azure",
+        flavour="azure",
+        deployments=tuple(deployments.values()),
+    )
+    with EmulatorServer(emulator) as server:
+        root = tmp_path / "root"
+        root.mkdir()
+        config = root / "batchd.toml"
+        table = ", ".join(f'"{model}" = "{name}"' for model, name in deployments.items())
+        config.write_text(
+            f'[providers.default]\nkind = "azure"\nbase_url = "{server.base_url}"\nmin_poll_interval = 0\n'
+            f"split_by_model = true\nmodels = {{ {table} }}\n"
+        )
+        providers = load_settings(config, environ={}).providers
+        daemon = Harness(fast_settings(root, "http://127.0.0.1:9/unused", providers=providers), server).start()
+        order = ["gpt-4o-mini", "gpt-4o", "gpt-4o", "gpt-4o-mini"]
+        try:
+            ids, text = mixed(order)
+            daemon.drop("azure.jsonl", text)
+            daemon.wait_job("azure.jsonl", timeout=30)
+            results = daemon.results("azure.jsonl")
+        finally:
+            daemon.stop()
+        assert sorted(min(m) for m in batch_models(server)) == ["big-batch", "mini-batch"]
+    assert [r["custom_id"] for r in results] == ids
+    assert [r["response"]["body"]["model"] for r in results] == order, "each deployment named back as its model"
