@@ -26,16 +26,3 @@ def iter_routes(path: Path) -> Iterator[int]:
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             yield from chunk
-
-
-def lane_counts(path: Path) -> list[int]:
-    """How many requests each lane has, by lane number."""
-    counts: list[int] = []
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            for lane in range(max(chunk) + 1):
-                found = chunk.count(lane)
-                if found:
-                    counts += [0] * (lane + 1 - len(counts))
-                    counts[lane] += found
-    return counts
