@@ -282,12 +282,11 @@ class Collector(PartSteps):
         changed = changed or _resized(job)
         for segment in segments:  # a request without a result is written in its service's line shape
             segment.result_form = result_form_of(self.service(job).profile)
-        lanes = self._merge(job, segments, scratch, in_order)
-        counts = lanes.counts if isinstance(lanes, LaneMerge) else lanes
+        counts, lanes = self._merge(job, segments, scratch, in_order)
         now = self.clock.now()
-        by_model = lanes.lanes if isinstance(lanes, LaneMerge) else None
+        by_model = lanes.lanes if lanes is not None else None
         summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices, by_model)
-        if isinstance(lanes, LaneMerge) and lanes.out_of_order is not None:
+        if lanes is not None and lanes.out_of_order is not None:
             summary["results_order"] = f"model by model, not in input order: {lanes.out_of_order}"
         summary["problems"] = problem_entries(self.store, parts)
         if (split_out := read_note(folder)) is not None:  # lines of the input that were never sent
@@ -301,16 +300,19 @@ class Collector(PartSteps):
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
 
-    def _merge(self, job: Job, segments: list[Segment], scratch: Path, in_order: bool) -> Counter[str] | LaneMerge:
+    def _merge(
+        self, job: Job, segments: list[Segment], scratch: Path, in_order: bool
+    ) -> tuple[Counter[str], LaneMerge | None]:
         """results.jsonl in input order: segment after segment, or for an input split by model
-        (its segments name several models) interleaved by its routes file."""
+        (its segments name several models) interleaved by its routes file (then also each model's
+        merged results, for the summary)."""
         dest, normalise = Path(job.result_dir or "") / RESULTS_NAME, self.settings.normalise_bodies
         if len({segment.model for segment in segments}) < 2:
-            return merge(segments, dest, normalise)
+            return merge(segments, dest, normalise), None
         lanes = merge_lanes(segments, scratch, dest, routes_path(scratch) if in_order else None, normalise)
         if lanes.out_of_order is not None and in_order:  # a changed input is reported as such (_fail_changed)
             log.warning("results_out_of_order", job_id=job.id, file=job.source_name, reason=lanes.out_of_order)
-        return lanes
+        return lanes.counts, lanes
 
     def _share(self, folder: Path) -> None:
         """Complete results become readable by results_group; a failure to do so never holds the job up."""
