@@ -129,3 +129,17 @@ def test_an_input_of_one_model_has_one_models_entry_matching_the_totals(tmp_path
     entry = summary["models"]["a"]
     assert entry["requests"] == 2 and entry["usage"] == summary["usage"]
     assert entry["estimated_cost_usd"] == summary["estimated_cost_usd"] is not None
+
+
+def test_a_request_an_expired_batch_never_ran_keeps_its_place_among_the_other_models(tmp_path: Path) -> None:
+    split = split_input(tmp_path)
+    segments = segments_of(tmp_path, split)
+    b_segment = segments[1]  # r1 and r4: its batch expired after running r1 only
+    b_segment.downloads[0].write_text(result("r1", "b"))
+    b_segment.last_status = "expired"
+    dest = tmp_path / "results.jsonl"
+    lanes = merge_lanes(segments, tmp_path / "parts", dest, split.routes, False)
+    lines = [json.loads(text) for text in dest.read_text().splitlines()]
+    assert [line["custom_id"] for line in lines] == [cid for cid, _ in MIXED]
+    assert lines[4]["response"] is None and lines[4]["error"] is not None, "r4 is written as not run, in its place"
+    assert lanes.counts == Counter(succeeded=6, not_run=1) and lanes.lanes["b"].requests == 2
