@@ -3,9 +3,10 @@
 A profile of kind ``anthropic`` takes Message Batches requests as Anthropic documents them, one per
 line. Each is checked before anything is sent: the custom_id is 1-64 characters of
 ``[A-Za-z0-9_-]`` and unique in the file, ``params`` is an object naming ``model`` (one model per
-file, as for OpenAI inputs: the price and the holds are per model), a positive whole ``max_tokens``
-and a non-empty ``messages`` list, it does not ask to stream, and nothing else is at the top
-level (the service refuses an unknown key for the whole batch). Lines are sent byte for byte as they were checked.
+file unless ``split_by_model``, as for OpenAI inputs: the price and the holds are per model), a
+positive whole ``max_tokens`` and a non-empty ``messages`` list, it does not ask to stream, and nothing
+else is at the top level (the service refuses an unknown key for the whole batch). Lines are sent
+byte for byte as they were checked.
 
 Inputs that share a batch (packer) get their custom_ids prefixed with ``<slot>-``: digits, then the
 first ``-``, so the slot and the input's own id are told apart exactly (``unpacker``), and the
@@ -36,8 +37,8 @@ class AnthropicLineChecker(LineChecker):
     """``LineChecker`` for Message Batches lines: the same file-level checks (size, UTF-8, BOM,
     repeated custom_ids), another line shape."""
 
-    def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int] | None:
-        """(custom_id, 0) of a valid request, or None (problems were recorded)."""
+    def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int, str] | None:
+        """(custom_id, 0, model) of a valid request, or None (problems were recorded)."""
         f = self.findings
         if {"method", "url", "body"} & obj.keys() and "params" not in obj:
             f.add(line_no, OPENAI_SHAPE_HINT)
@@ -54,7 +55,7 @@ class AnthropicLineChecker(LineChecker):
         f.endpoint = ENDPOINT
         if line_no == self._candidate_line:
             self._ids.count_candidate(line_no)
-        return custom_id, 0
+        return custom_id, 0, params["model"]
 
     def _anthropic_id(self, line_no: int, value: object) -> str | None:
         if isinstance(value, str) and value and CUSTOM_ID.fullmatch(value) is None:
@@ -72,13 +73,7 @@ class AnthropicLineChecker(LineChecker):
             f.add(line_no, problem)
         if problems:
             return None
-        model = params["model"]
-        if f.model is None:
-            f.model, self._model_line = model, line_no
-        elif model != f.model:
-            f.add(line_no, f"model {model!r} differs from {f.model!r} on line {self._model_line}; one file, one model")
-            return None
-        return params
+        return params if self.model_fits(line_no, params["model"]) else None
 
 
 def custom_id_problem(value: str) -> str:

@@ -92,6 +92,7 @@ def prepare_jobs(settings: Settings, store: Store, jobs: list[Job], quarantine: 
             parts=len(item.split.parts),
             endpoint=findings.endpoint,
             model=findings.model,
+            models=list(findings.models),
         )
 
 
@@ -187,9 +188,10 @@ def _record(settings: Settings, store: Store, item: Checked, place: Place) -> No
     if current != JobState.CLAIMED:  # ended meanwhile (quarantined, abandoned): no longer this step's
         log.info("preparation_dropped", job_id=job.id, state=str(current))
         return
+    mixed = len(findings.models) > 1  # split by model: each part names its own, the job none
     for n, (pf, path) in enumerate(zip(item.split.parts, place.paths, strict=True)):
         part = Part(job.id, n, 0, path, pf.first_line, pf.request_count, pf.byte_size, pf.est_tokens, place.state,
-                    now, now, origin=place.origin)  # fmt: skip
+                    now, now, origin=place.origin, model=pf.model if mixed else None)  # fmt: skip
         store.add_part(part)
     store.update_job(
         job.id,
@@ -197,7 +199,7 @@ def _record(settings: Settings, store: Store, item: Checked, place: Place) -> No
         sha256=item.sha256,
         size=item.size,
         endpoint=findings.endpoint,
-        model=findings.model,
+        model=None if mixed else findings.model,
         request_count=findings.requests,
         result_dir=str(result_dir_for(settings, store, job.source_name, job.id)),
     )

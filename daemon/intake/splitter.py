@@ -4,6 +4,11 @@ Parts are written as the lines are checked, so even a multi-gigabyte input is re
 held in memory (only a small input's one part may be held, up to HOLD_BYTES, see split_lines). If the
 input turns out to be invalid the part files are removed again. Each part file holds normalised lines
 (LF endings, no blank lines): exactly what was validated is uploaded.
+
+An input naming several models (``split_by_model``) is split in lanes, one per model: each request
+goes to its model's open part, and a full part starts that model's next one. Parts are numbered in
+the order they are started, and the routes file (intake/routes.py) records each request's lane, so
+the results can be put back in input order. Such an input is never held in memory.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from daemon.intake.line_formats import line_checker
+from daemon.intake.routes import routes_path
 from daemon.intake.validation import (
     BatchLimits,
     Findings,
@@ -40,6 +46,7 @@ class PartFile:
     byte_size: int = 0
     embedding_inputs: int = 0
     est_tokens: int = 0
+    model: str | None = None  # the model its lines name
 
     def fits(self, request: Request, batch_limits: BatchLimits) -> bool:
         return (
@@ -70,6 +77,7 @@ class Split:
     parts: list[PartFile] = field(default_factory=list)
     # The one part of a small input, kept in memory instead of written (see split_lines's ``hold``).
     held: bytes | None = None
+    routes: Path | None = None  # each request's lane, for an input naming several models (routes.py)
 
 
 def split_lines(source: LineSource, dest_dir: Path, batch_limits: BatchLimits, hold: int = 0) -> Split:
@@ -81,39 +89,94 @@ def split_lines(source: LineSource, dest_dir: Path, batch_limits: BatchLimits, h
     """
     checker = line_checker(batch_limits)
     split = Split(checker.findings)
-    writer: IO[bytes] | None = None
+    lanes = Lanes(split, dest_dir, hold)
     try:
         for request in iter_requests(source, checker):
             if checker.findings.problem_count:
                 continue  # keep checking to report every problem, but stop writing
-            if not split.parts or not split.parts[-1].fits(request, batch_limits):
-                writer = _next_part(split, dest_dir, request.line_no, writer, hold > 0)
-            elif isinstance(writer, io.BytesIO) and not _holds(split.parts[-1], request, hold):
-                writer = _spill(writer, split.parts[-1].path)
-            assert writer is not None
-            writer.write(request.data)
-            split.parts[-1].add(request)
+            lanes.write(request, batch_limits)
         checker.finish()
-        if isinstance(writer, io.BytesIO):
-            split.held = writer.getvalue()
+        split.held = lanes.held()
     finally:
-        _close(writer)
+        lanes.close()
     if not split.findings.ok:
         _remove(split)
+    elif split.routes is None:  # one model: a routes file left by an earlier try would mislead the merge
+        routes_path(dest_dir).unlink(missing_ok=True)
     return split
+
+
+class Lanes:
+    """The open part of each model the input names (one lane, unless split_by_model finds several),
+    and the routes file once a second model appears."""
+
+    def __init__(self, split: Split, dest_dir: Path, hold: int) -> None:
+        self.split = split
+        self.dest_dir = dest_dir
+        self.hold = hold
+        self.lanes: dict[str, int] = {}  # model -> lane, numbered by first use
+        self.open: list[tuple[PartFile, IO[bytes]]] = []  # by lane: its current part and that part's writer
+        self.routes: IO[bytes] | None = None
+        self.requests = 0
+
+    def write(self, request: Request, batch_limits: BatchLimits) -> None:
+        lane = self._lane(request.model)
+        if lane == len(self.open) or not self.open[lane][0].fits(request, batch_limits):
+            self._next_part(lane, request)
+        part, writer = self.open[lane]
+        if isinstance(writer, io.BytesIO) and not _holds(part, request, self.hold):
+            writer = _spill(writer, part.path)
+            self.open[lane] = (part, writer)
+        writer.write(request.data)
+        part.add(request)
+        if self.routes is not None:
+            self.routes.write(bytes((lane,)))
+        self.requests += 1
+
+    def _lane(self, model: str) -> int:
+        lane = self.lanes.setdefault(model, len(self.lanes))
+        if lane == 1 and self.routes is None:
+            self._start_routes()
+        return lane
+
+    def _start_routes(self) -> None:
+        """A second model: the input is not small (spill what was held) and needs its routes file,
+        every request so far being the first model's."""
+        part, writer = self.open[0]
+        if isinstance(writer, io.BytesIO):
+            self.open[0] = (part, _spill(writer, part.path))
+        self.split.routes = routes_path(self.dest_dir)
+        self.routes = _open_part(self.split.routes)
+        self.routes.write(bytes(self.requests))
+
+    def _next_part(self, lane: int, request: Request) -> None:
+        parts = self.split.parts
+        path = self.dest_dir / f"{len(parts)}.jsonl"
+        if lane < len(self.open):
+            last, writer = self.open[lane]
+            # a second part: the first is not small after all
+            _close(_spill(writer, last.path) if isinstance(writer, io.BytesIO) else writer)
+        parts.append(PartFile(path, request.line_no, model=request.model))
+        entry = (parts[-1], io.BytesIO() if self.hold > 0 and len(parts) == 1 else _open_part(path))
+        if lane < len(self.open):
+            self.open[lane] = entry
+        else:
+            self.open.append(entry)
+
+    def held(self) -> bytes | None:
+        """The one part of a small input, if it was held in memory."""
+        if len(self.open) == 1 and isinstance(self.open[0][1], io.BytesIO):
+            return self.open[0][1].getvalue()
+        return None
+
+    def close(self) -> None:
+        for _, writer in self.open:
+            _close(writer)
+        _close(self.routes)
 
 
 def _holds(part: PartFile, request: Request, hold: int) -> bool:
     return part.request_count + 1 <= hold and part.byte_size + len(request.data) <= HOLD_BYTES
-
-
-def _next_part(split: Split, dest_dir: Path, first_line: int, writer: IO[bytes] | None, may_hold: bool) -> IO[bytes]:
-    path = dest_dir / f"{len(split.parts)}.jsonl"
-    if isinstance(writer, io.BytesIO):  # a second part: the first is not small after all
-        writer = _spill(writer, split.parts[-1].path)
-    _close(writer)
-    split.parts.append(PartFile(path, first_line))
-    return io.BytesIO() if may_hold and len(split.parts) == 1 else _open_part(path)
 
 
 def _open_part(path: Path) -> IO[bytes]:
@@ -158,6 +221,9 @@ def _close(writer: IO[bytes] | None) -> None:
 
 def _remove(split: Split) -> None:
     split.held = None
+    if split.routes is not None:
+        split.routes.unlink(missing_ok=True)
+        split.routes = None
     for part in split.parts:
         with contextlib.suppress(FileNotFoundError):
             part.path.unlink()

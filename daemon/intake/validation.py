@@ -2,7 +2,8 @@
 
 Nothing is uploaded before a file passes. Each line must be a JSON object with a unique string
 ``custom_id``, ``method`` POST, a Batch API ``url`` (the same on every line) and a ``body``
-object naming one ``model`` (the same on every line). The endpoint is taken from the lines.
+object naming one ``model`` (the same on every line, unless ``split_by_model`` lets each model's
+lines go in batches of their own). The endpoint is taken from the lines.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ __all__ = ["LineSource", "iter_lines"]  # where the results and the CLI have alw
 MAX_LISTED_PROBLEMS = 100
 EMBEDDINGS_URLS = frozenset({limits.EMBEDDINGS_ENDPOINT, limits.EMBEDDINGS_ENDPOINT.removeprefix("/v1")})
 BOM = b"\xef\xbb\xbf"
+# The most models one input may name with split_by_model: the splitter's routes file gives each
+# request's model in one byte, and each model keeps a part file open while the input is split.
+MAX_MODELS = 64
+SPLIT_HINT = "set split_by_model = true to send one batch per model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,11 @@ class LineChecker:
         if found is None:
             return None
         data = raw if len(raw) == size and raw.endswith(b"\n") else raw.rstrip(b"\r\n") + b"\n"
-        return Request(line_no, data, found[0], found[1], max(1, size // 4))
+        custom_id, inputs, model = found
+        est_tokens = max(1, size // 4)
+        share = self.findings.models.setdefault(model, ModelShare())
+        share.requests, share.est_tokens = share.requests + 1, share.est_tokens + est_tokens
+        return Request(line_no, data, custom_id, inputs, est_tokens, model)
 
     def _file_problem(self, line_no: int, raw: bytes) -> bool:
         """Whether this line is taken up by a problem of the whole file: a BOM, one JSON array."""
@@ -154,8 +163,8 @@ class LineChecker:
             return None
         return obj
 
-    def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int] | None:
-        """(custom_id, embedding inputs) of a valid request, or None (problems were recorded)."""
+    def _check_object(self, line_no: int, obj: dict[str, Any]) -> tuple[str, int, str] | None:
+        """(custom_id, embedding inputs, model) of a valid request, or None (problems were recorded)."""
         if "model" in obj and not obj.keys() & {"custom_id", "method", "url", "body"}:
             self.findings.groups.note_bare(obj)
             self.findings.add(line_no, BARE_BODY_HINT)  # the seed script's example format
@@ -174,7 +183,7 @@ class LineChecker:
         if inputs > self.limits.max_embedding_inputs:
             self.findings.add(line_no, f"request has {inputs:,} embedding inputs, over the batch limit")
             return None
-        return custom_id, inputs
+        return custom_id, inputs, body["model"]
 
     def _check_custom_id(self, line_no: int, value: object) -> str | None:
         if value is _MISSING:
@@ -235,15 +244,31 @@ class LineChecker:
         if problem is not None:
             f.add(line_no, problem)
             return None
+        return body if self.model_fits(line_no, model) else None
+
+    def model_fits(self, line_no: int, model: str) -> bool:
+        """Whether a line may name ``model``: the file's one model, or (``split_models``) any of up
+        to MAX_MODELS; a problem is recorded if not."""
+        f = self.findings
         if f.model is None:
             f.model, self._model_line = model, line_no
-        elif model != f.model:
+        elif model == f.model or model in f.models:
+            return True
+        elif not self.limits.split_models:
             f.add(
                 line_no,
-                f"model {model!r} differs from {f.model!r} on line {self._model_line}; one file, one model",
+                f"model {model!r} differs from {f.model!r} on line {self._model_line}; one file, one model "
+                f"({SPLIT_HINT})",
             )
-            return None
-        return body
+            return False
+        elif len(f.models) >= MAX_MODELS:
+            f.add(
+                line_no,
+                f"model {model!r} would be model number {MAX_MODELS + 1} of this file; split_by_model takes at "
+                f"most {MAX_MODELS} models per input: split the file by model",
+            )
+            return False
+        return True
 
     def finish(self) -> Findings:
         if self.findings.requests == 0 and self.findings.problem_count == 0:

@@ -12,11 +12,15 @@ import re
 import time
 from pathlib import Path
 
+import orjson
+
 from daemon.config import Settings
 from daemon.intake.claim import profile_folder
 from daemon.intake.drop_names import request_stem
+from daemon.intake.model_names import model_of
 from daemon.intake.preparer import result_dir_for
-from daemon.intake.validation import BatchLimits, Findings, validate_file
+from daemon.intake.refitter import input_lines
+from daemon.intake.validation import BatchLimits, Findings, iter_normalised, validate_file
 from daemon.ops.part_rebuilder import (
     PartRebuilder,
     RemoteView,
@@ -35,6 +39,7 @@ JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the 
 # intake.inflight_name: JOBID_NAME, JOBID@PROFILE@NAME (or JOBID.jsonl, as older versions named them)
 INFLIGHT_NAME = re.compile(rf"({JOB_ID})(?:_(.+)|@([a-z0-9][a-z0-9_-]{{0,63}})@(.+)|\.jsonl)", re.DOTALL)
 DOWNLOAD_ENDINGS = ("_output.jsonl", "_errors.jsonl")  # collector.download_names
+ANTHROPIC_MODEL = ("params", "model")  # where an Anthropic request line names its model
 Rows = tuple[Job, list[Part]]  # a job and its parts, recorded together
 
 
@@ -103,9 +108,12 @@ class JobBuilder:
                 f"its part files and batches hold {sum(counts)} requests in segments "
                 f"{[p.segment for p in first]}, the input {findings.requests}"
             )
-        lines = dict(zip((p.segment for p in first), first_lines(path, counts), strict=True))
-        for part in parts:
-            part.first_line = lines[part.segment]
+        if len(findings.models) > 1:  # split by model: its segments are no runs of the input
+            _give_models(job, parts)
+        else:
+            lines = dict(zip((p.segment for p in first), first_lines(path, counts), strict=True))
+            for part in parts:
+                part.first_line = lines[part.segment]
         self.parts.download_superseded(parts, Path(job.result_dir or ""))
         return job, parts
 
@@ -116,7 +124,9 @@ class JobBuilder:
         if claimed - {"", sha256}:
             raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
         profile = self.view.profile_of_batches(batches)  # the service its batches were found on
-        findings = validate_file(path, BatchLimits(urls=self.settings.profile(profile).url_forms()))
+        # Several models pass: an input split by model (split_by_model) was sent, whatever the setting says now.
+        limits = BatchLimits(urls=self.settings.profile(profile).url_forms(), split_models=True)
+        findings = validate_file(path, limits)
         if not findings.ok:
             raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
         now = time.time()
@@ -150,6 +160,32 @@ class JobBuilder:
         part.batch_id, part.batch_status, part.batch_json = last.id, last.status, last.to_json()
         part.old_batch_ids = ",".join(b.id for b in batches[:-1])
         return job, [part]
+
+
+def _give_models(job: Job, parts: list[Part]) -> None:
+    """The parts of an input split by model: each its model and its first request's input line, the
+    job no one model. Its routes file, if kept in its parts folder, puts the results in input order;
+    without it the collector writes them model by model and says so."""
+    job.model = None
+    heads = [_first_request(Path(part.path)) for part in parts]
+    lines = input_lines(job, {head[0] for head in heads if head is not None})
+    for part, head in zip(parts, heads, strict=True):
+        if head is not None:
+            part.first_line, part.model = lines.get(head[0], part.first_line), head[1]
+
+
+def _first_request(path: Path) -> tuple[str, str | None] | None:
+    """(custom_id, model) of a part file's first request; None if it has none that reads."""
+    try:
+        with open(path, "rb") as fh:
+            data = next(iter_normalised(fh), None)
+        line = orjson.loads(data) if data is not None else None
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
+        return None
+    assert data is not None
+    return line["custom_id"], model_of(data) or model_of(data, ANTHROPIC_MODEL)
 
 
 def source_name_of(inflight: Path) -> str:

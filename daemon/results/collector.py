@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections import Counter
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,11 @@ from daemon.intake.quarantine import failed_place
 from daemon.intake.recheck import InputChangedError, read_checked
 from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
 from daemon.intake.reports import write_report
+from daemon.intake.routes import routes_path
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
 from daemon.results.anthropic_results import result_form_of
+from daemon.results.interleaver import LaneMerge, merge_lanes
 from daemon.results.merger import RESULTS_NAME, Segment, index_outputs, merge, write_output_order
 from daemon.results.outcome import FAILED
 from daemon.results.retry_codes import retryable_ids
@@ -56,7 +60,7 @@ from daemon.state.archive import move_input
 from daemon.state.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import Ending, early_ending, sends_nothing_more
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import PACK_KIND, JobState, PartOrigin, PartState
 from daemon.state.store import Store
 
@@ -229,6 +233,7 @@ class Collector(PartSteps):
                         PartState.READY,
                         now,
                         now,
+                        model=part.model,
                     )
                 )
             self.store.update_part(part.id, state=PartState.SUPERSEDED if count else PartState.DOWNLOADED)
@@ -269,17 +274,20 @@ class Collector(PartSteps):
         scratch = self.settings.state / PARTS / job_id
         unverified = set(unverified_batches(self.store, parts))
         try:
-            names = echoed_names(self.service(job).profile.model_names, job.model)
-            segments, changed = _segments(job, parts, folder, scratch, unverified, names), None
+            model_map = self.service(job).profile.model_names
+            segments, changed = _segments(job, parts, folder, scratch, unverified, model_map), None
         except InputChangedError as exc:  # its results are paid for: keep them, in the service's order
             segments, changed = _segments_in_output_order(parts, folder, scratch), exc
         in_order = changed is None
         changed = changed or _resized(job)
         for segment in segments:  # a request without a result is written in its service's line shape
             segment.result_form = result_form_of(self.service(job).profile)
-        counts = merge(segments, folder / RESULTS_NAME, self.settings.normalise_bodies)
+        counts, lanes = self._merge(job, segments, scratch, in_order)
         now = self.clock.now()
-        summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices)
+        by_model = lanes.lanes if lanes is not None else None
+        summary = build_summary(job, parts, counts, now, folder / RESULTS_NAME, self.settings.prices, by_model)
+        if lanes is not None and lanes.out_of_order is not None:
+            summary["results_order"] = f"model by model, not in input order: {lanes.out_of_order}"
         summary["problems"] = problem_entries(self.store, parts)
         if (split_out := read_note(folder)) is not None:  # lines of the input that were never sent
             summary["split_out"] = split_out
@@ -291,6 +299,20 @@ class Collector(PartSteps):
         self._archive(job, parts, now, changed, in_order)
         shutil.rmtree(self.settings.state / PARTS / job_id, ignore_errors=True)
         return True
+
+    def _merge(
+        self, job: Job, segments: list[Segment], scratch: Path, in_order: bool
+    ) -> tuple[Counter[str], LaneMerge | None]:
+        """results.jsonl in input order: segment after segment, or for an input split by model
+        (its segments name several models) interleaved by its routes file (then also each model's
+        merged results, for the summary)."""
+        dest, normalise = Path(job.result_dir or "") / RESULTS_NAME, self.settings.normalise_bodies
+        if len({segment.model for segment in segments}) < 2:
+            return merge(segments, dest, normalise), None
+        lanes = merge_lanes(segments, scratch, dest, routes_path(scratch) if in_order else None, normalise)
+        if lanes.out_of_order is not None and in_order:  # a changed input is reported as such (_fail_changed)
+            log.warning("results_out_of_order", job_id=job.id, file=job.source_name, reason=lanes.out_of_order)
+        return lanes.counts, lanes
 
     def _share(self, folder: Path) -> None:
         """Complete results become readable by results_group; a failure to do so never holds the job up."""
@@ -410,7 +432,7 @@ def _write_unfinished(source: Path, dest: Path, ran: set[str]) -> tuple[int, int
 
 
 def _segments(
-    job: Job, parts: list[Part], folder: Path, scratch: Path, unverified: set[str], names: dict[str, str]
+    job: Job, parts: list[Part], folder: Path, scratch: Path, unverified: set[str], model_map: Mapping[str, str]
 ) -> list[Segment]:
     segments: dict[int, Segment] = {}
     in_output_order: list[Segment] = []
@@ -418,7 +440,8 @@ def _segments(
         if part.segment not in segments and part.imported_without_input:
             in_output_order.append(segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl")))
         if part.segment not in segments:
-            segments[part.segment] = Segment(_order_file(job, part, scratch), model_names=names)
+            names = echoed_names(model_map, part_model(part, job))  # each model's own, for a split input
+            segments[part.segment] = Segment(_order_file(job, part, scratch), model_names=names, model=part.model)
         seg = segments[part.segment]
         seg.last_status = part.shown_status
         seg.ran_reported = _ran_reported(part, seg.ran_reported if part.attempt else 0)
@@ -453,7 +476,7 @@ def _segments_in_output_order(parts: list[Part], folder: Path, scratch: Path) ->
     """Segments ordered as the service returned their results: for an input whose order is lost."""
     segments: dict[int, Segment] = {}
     for part in sorted(parts, key=lambda p: (p.segment, p.attempt)):
-        seg = segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl"))
+        seg = segments.setdefault(part.segment, Segment(scratch / f"{part.segment}.order.jsonl", model=part.model))
         seg.last_status = part.shown_status
         seg.downloads += _downloads([part], folder)
     _write_output_orders(list(segments.values()))

@@ -3,7 +3,8 @@
 Output files come back in any order. Per segment (a run of input lines uploaded as one part, plus
 any resubmissions of its unfinished requests), the downloaded lines are indexed by custom_id, by
 byte offset only, and the segment's original part file gives the order. Memory stays bounded by
-one segment's index (at most 50,000 entries), however big the input.
+one segment's index (at most 50,000 entries), however big the input. An input split by model has
+segments that are not runs of the input: each is merged apart, then interleaved (interleaver.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Segment:
     model_names: dict[str, str] = field(default_factory=dict)
     # The shape of the lines written for requests without a result: the service's own (anthropic_results).
     result_form: str = "openai"
+    model: str | None = None  # the model of its part, when its input was split by model (else None)
 
 
 @dataclass(slots=True)
@@ -57,6 +59,15 @@ def merge(segments: list[Segment], dest: Path, normalise_bodies: bool = False) -
     with atomic_writer(dest) as out:
         for segment in segments:
             _merge_segment(segment, out, counts, normalise_bodies)
+    return counts
+
+
+def merge_apart(segment: Segment, dest: Path, normalise_bodies: bool) -> Counter[str]:
+    """Write ``dest`` with one line per request of ``segment`` alone, in its order; return counts by
+    outcome. A scratch file, written again whole whenever a merge runs (so not synced)."""
+    counts: Counter[str] = Counter()
+    with open(dest, "wb") as out:
+        _merge_segment(segment, out, counts, normalise_bodies)
     return counts
 
 

@@ -4,6 +4,10 @@ One token vocabulary, the Batch API's own (its Batch object's ``usage``, the Res
 ``input_tokens``, ``output_tokens``, ``total_tokens``, in the summed ``usage`` as in each batch's.
 The summed usage also keeps ``prompt_tokens`` / ``completion_tokens``, the names it had before, for
 scripts that read them (deprecated). Times are epoch seconds with an ISO 8601 UTC twin (``*_iso``).
+
+``models`` gives each model's requests, usage and cost: one entry for an input of one model; for an
+input split by model (``split_by_model``) one per model, read from that model's results alone, the
+top-level cost being their sum (None if any is unknown) and the top-level ``model`` None.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 from daemon.pricing import ModelPrice, price_for
 from daemon.results.failures import results_failures
-from daemon.results.usage import results_usage
+from daemon.results.interleaver import LaneResults
+from daemon.results.usage import TokenUsage, files_usage, results_usage
 from daemon.service.batch_info import part_batch
 from daemon.state.rows import Job, Part
 
@@ -29,10 +34,20 @@ def build_summary(
     collected_at: float,
     results: Path,
     prices: Mapping[str, ModelPrice],
+    by_model: Mapping[str, LaneResults] | None = None,
 ) -> dict[str, Any]:
+    """``by_model``: each model's merged results, for an input split by model (else None)."""
     batches = [_batch_entry(p) for p in parts]
     usage = results_usage(results)
     price = price_for(job.model, prices)
+    if by_model is None:
+        model = job.model or next((p.model for p in parts if p.model), None)
+        models = {model: _model_entry(job.request_count, usage, model, prices)} if model else {}
+        cost = usage.cost(job.model, prices)
+    else:
+        models = {m: _model_entry(lane.requests, files_usage(lane.files), m, prices) for m, lane in by_model.items()}
+        costs = [entry["estimated_cost_usd"] for entry in models.values()]
+        cost = None if None in costs else round(sum(costs), 9)
     first_submit = min((p.submitted_at for p in parts if p.submitted_at), default=None)
     return {
         "job_id": job.id,
@@ -53,8 +68,9 @@ def build_summary(
         # None when no line's usage could be read; lines_with_usage < lines_succeeded: partial.
         "usage": usage_entry(usage.report()),
         # Absent price (unknown model) or partial usage: None, never a guessed or short figure.
-        "estimated_cost_usd": usage.cost(job.model, prices),
+        "estimated_cost_usd": cost,
         "price_usd_per_1m_tokens": price._asdict() if price else None,
+        "models": models,  # each model's requests, usage and cost (several: an input split by model)
         "timings": {
             "claimed_at": job.created_at,
             "claimed_at_iso": iso_time(job.created_at),
@@ -64,6 +80,18 @@ def build_summary(
             "collected_at_iso": iso_time(collected_at),
             "seconds_total": round(collected_at - job.created_at, 3),
         },
+    }
+
+
+def _model_entry(
+    requests: int | None, usage: TokenUsage, model: str, prices: Mapping[str, ModelPrice]
+) -> dict[str, Any]:
+    price = price_for(model, prices)
+    return {
+        "requests": requests,
+        "usage": usage_entry(usage.report()),
+        "estimated_cost_usd": usage.cost(model, prices),
+        "price_usd_per_1m_tokens": price._asdict() if price else None,
     }
 
 

@@ -83,13 +83,19 @@ class TokenUsage:
 
 def results_usage(path: Path) -> TokenUsage:
     """Sum the usage of every response in a results (or raw output) file; unreadable lines count 0."""
+    return files_usage([path])
+
+
+def files_usage(paths: Iterable[Path]) -> TokenUsage:
+    """``results_usage`` over several files (one model's merged segments of an input split by model)."""
     usage = TokenUsage()
-    if not path.exists():
-        return usage
-    with open(path, "rb") as fh:
-        for _, raw in read_lines(fh, CEILING):
-            if not isinstance(raw, LongLine):  # too big to read: counts 0, like any unreadable line
-                add_line(usage, raw)
+    for path in paths:
+        if not path.exists():
+            continue
+        with open(path, "rb") as fh:
+            for _, raw in read_lines(fh, CEILING):
+                if not isinstance(raw, LongLine):  # too big to read: counts 0, like any unreadable line
+                    add_line(usage, raw)
     return usage
 
 
