@@ -35,7 +35,7 @@ from daemon.intake.validation import iter_lines, iter_normalised, normalise
 from daemon.logs import get_logger
 from daemon.state.fileops import atomic_writer
 from daemon.state.folders import PARTS
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import INPUT_KIND, PACK_KIND, PartOutcome, PartState
 from daemon.state.store import Store
 
@@ -178,7 +178,8 @@ class Refitter:
             )  # fmt: skip
             if refuse_alone and piece.alone:
                 child.state, child.outcome = PartState.DOWNLOADED, PartOutcome.REFUSED
-                child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, job.model or "")
+                model = part_model(part, job) or ""  # the part's own, if its input named several
+                child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, model)
             (refused if child.outcome else kept).append(child)
         return kept + refused
 
@@ -211,7 +212,7 @@ def _log_split(part: Part, job: Job, limit: int, budget: int, children: list[Par
             file=job.source_name,
             line=child.first_line,
             reason="over_token_limit",
-            model=job.model,
+            model=part_model(part, job),
             limit=limit,
         )
 

@@ -56,7 +56,7 @@ from daemon.state.archive import move_input
 from daemon.state.fileops import atomic_writer, free_name, safe_component, write_atomic
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import Ending, early_ending, sends_nothing_more
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import PACK_KIND, JobState, PartOrigin, PartState
 from daemon.state.store import Store
 
@@ -169,10 +169,11 @@ class Collector(PartSteps):
         return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
     def _token_refused(self, part: Part, job: Job, batch: BatchInfo) -> bool:
-        """The model's enqueued-token limit refused the batch. True: handled (split to fit, or sent
-        again later); False: it can never fit as it is and is collected as refused."""
+        """The model's enqueued-token limit refused the batch (the part's model: an input split by
+        model has a queue per model). True: handled (split to fit, or sent again later); False: it
+        can never fit as it is and is collected as refused."""
         message = " ".join(e.message or "" for e in batch.errors)
-        model = job.model or ""
+        model = part_model(part, job) or ""
         limit = self.holds.note_token_limit(model, message, job.profile)
         reported = learned_limit(message) is not None
         verdict = Verdict.FITS if limit is None else self.refitter.refit(part, job, limit, reported=reported)
