@@ -40,8 +40,9 @@ class Notice:
         return f"{self.job_id}:{self.event}"
 
 
-def notice_for(job: Job) -> Notice:
-    """The notification of an ended job: its fields and which ending it was."""
+def notice_for(job: Job, models: list[str] | None = None) -> Notice:
+    """The notification of an ended job: its fields and which ending it was. ``models``: every
+    model its requests named (rows.job_models); several when its input was split by model."""
     outcomes = _outcomes(job)
     if job.state != JobState.DONE:
         event = "failed"
@@ -55,7 +56,8 @@ def notice_for(job: Job) -> Notice:
         "file": job.source_name,
         "state": str(job.state),
         "profile": job.profile,
-        "model": job.model,
+        "model": job.model,  # None for an input split by model: see models
+        "models": models if models is not None else ([job.model] if job.model else []),
         "endpoint": job.endpoint,
         "requests": job.request_count,
         "succeeded": outcomes.get("succeeded"),
