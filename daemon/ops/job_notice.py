@@ -89,8 +89,15 @@ def command_env(notice: Notice) -> dict[str, str]:
     """The hook command's environment: a few of the daemon's own variables, and BATCHD_<FIELD> for each field."""
     env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
     for name, value in notice.fields.items():
-        env[f"BATCHD_{name.upper()}"] = "" if value is None else str(value)
+        env[f"BATCHD_{name.upper()}"] = _env_value(value)
     return env
+
+
+def _env_value(value: object) -> str:
+    """A field as a variable: "" for None, a list (``models``) comma-separated."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def signed_request(notice: Notice, secret: str, timestamp: int) -> tuple[bytes, dict[str, str]]:

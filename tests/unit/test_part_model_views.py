@@ -14,7 +14,7 @@ from daemon.cli.status import job_rows, render_table
 from daemon.cli.web_facts import job_detail
 from daemon.cli.web_views import job_fragment
 from daemon.config import Settings
-from daemon.ops.job_notice import notice_for
+from daemon.ops.job_notice import command_env, notice_for
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
 from daemon.state import folders
 from daemon.state.rows import Job, Part, job_models
@@ -77,5 +77,7 @@ def test_the_web_page_and_the_notification_name_every_model(store: Store, tmp_pa
     assert f"<b>{MINI} + {FULL}</b>" in job_fragment(detail, NOW)
     fields = notice_for(job, job_models(job, store.parts(job.id))).fields
     assert fields["models"] == [MINI, FULL] and fields["model"] is None
+    env = command_env(notice_for(job, [MINI, FULL]))
+    assert (env["BATCHD_MODELS"], env["BATCHD_MODEL"]) == (f"{MINI},{FULL}", "")
     plain = _job(store, "plain", MINI, None)
     assert notice_for(plain).fields["models"] == [MINI], "one model: the job's"
