@@ -5,6 +5,7 @@ against the emulator's enqueued-token limit."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli.status import job_rows
 from daemon.cli.status_waits import WaitFacts, job_wait
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
@@ -22,7 +24,7 @@ from daemon.service.holds import TOKEN_LIMIT_RETRY, Holds
 from daemon.service.openai_service import OpenAIService
 from daemon.service.poller import Poller
 from daemon.service.submitter import Submitter
-from daemon.state import folders
+from daemon.state import folders, schema
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
@@ -163,3 +165,28 @@ def test_a_full_queue_of_one_model_holds_that_models_part_and_the_other_goes_ahe
     rig.collector.collect_part(full.id)
     assert rig.store.part(full.id).state == PartState.DOWNLOADED, "FULL's batch finished and was collected"
     assert rig.emulator.batches()[-1]["status"] == "completed"
+
+
+def test_status_reads_a_version_7_database_before_the_daemon_migrated_it(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")  # version 7: parts without model
+    assert old != schema._SCHEMA
+    conn = sqlite3.connect(db)
+    conn.executescript(old + "PRAGMA user_version = 7;")
+    conn.execute(
+        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
+        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
+        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, 42, 'submitted', 0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    before = Store(db, readonly=True)  # `batchd status` before the daemon migrated it
+    try:
+        assert before.enqueued_tokens_by_profile_model() == {("default", MINI): 42}
+        (row,) = job_rows(before, 1.0)
+        assert row["models"] == [MINI]
+    finally:
+        before.close()
