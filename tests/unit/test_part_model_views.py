@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli.status import job_rows, render_table
-from daemon.cli.web_facts import job_detail
+from daemon.cli.web_facts import ended_batches, job_detail
 from daemon.cli.web_views import job_fragment
 from daemon.config import Settings
 from daemon.ops.job_notice import command_env, notice_for
@@ -33,9 +33,10 @@ def store_fixture(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def _batch(batch_id: str, input_tokens: int, output_tokens: int) -> str:
+def _batch(batch_id: str, input_tokens: int, output_tokens: int, status: str = "in_progress") -> str:
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    return json.dumps({"id": batch_id, "status": "in_progress", "usage": usage})
+    counts = {"total": 1, "completed": 1, "failed": 0}
+    return json.dumps({"id": batch_id, "status": status, "usage": usage, "request_counts": counts, "completed_at": 5})
 
 
 def _job(store: Store, job_id: str, model: str | None, *models: str | None) -> Job:
@@ -81,3 +82,13 @@ def test_the_web_page_and_the_notification_name_every_model(store: Store, tmp_pa
     assert (env["BATCHD_MODELS"], env["BATCHD_MODEL"]) == (f"{MINI},{FULL}", "")
     plain = _job(store, "plain", MINI, None)
     assert notice_for(plain).fields["models"] == [MINI], "one model: the job's"
+
+
+def test_the_web_chart_prices_each_ended_batch_at_its_parts_model(store: Store, tmp_path: Path) -> None:
+    _job(store, "mixed", None)
+    for n, model in enumerate((MINI, FULL)):
+        part = Part("mixed", n, 0, "p", 1, 1, 10, 10, PartState.DOWNLOADED, NOW, NOW, model=model)
+        part.batch_id, part.batch_json = f"b{n}", _batch(f"b{n}", 1_000_000, 0, status="completed")
+        store.add_part(part)
+    costs = sorted(point.cost or 0.0 for point in ended_batches(store, Settings(root=tmp_path)))
+    assert costs == pytest.approx(sorted([DEFAULT_PRICES[MINI].input, DEFAULT_PRICES[FULL].input]))
