@@ -55,12 +55,18 @@ def _checked(settings: Settings, path: Path, as_json: bool, profile: str, shape:
 def _show(path: Path, estimate: Estimate, problems: list[str], profile: str) -> None:
     f = estimate.findings
     if f.ok:
-        print(printable(f"{path}: ok ({f.requests} requests, {f.endpoint}, model {f.model}{_note(profile)})"))
+        print(printable(f"{path}: ok ({f.requests} requests, {f.endpoint}, {_models(estimate)}{_note(profile)})"))
         print(printable(f"  {estimate.text()}"))
         return
     print(printable(f"{path}: {f.problem_count} problem(s){_note(profile, ' for')}"))
     for line in problems:
         print(f"  {printable(line)}")
+
+
+def _models(estimate: Estimate) -> str:
+    """ "model M", or "models A + B" for a file split by model (split_by_model)."""
+    names = estimate.model_names
+    return f"models {' + '.join(names)}" if len(names) > 1 else f"model {estimate.findings.model}"
 
 
 def _note(profile: str, lead: str = ",") -> str:

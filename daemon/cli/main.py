@@ -106,7 +106,7 @@ def _add_validate(sub: Any) -> None:
         "for its provider profile (url forms, limits): --profile, else its pending_upload/NAME/ folder's, "
         "else the default profile. For each file that passes, say how many batches it would make, its "
         "estimated input tokens and their cost at the batch price (the [prices] table of the config; output "
-        "tokens are not known before the batch runs).",
+        "tokens are not known before the batch runs); per model for a file split by model (split_by_model).",
     )
     _common(p)
     p.add_argument("--profile", metavar="NAME", help="check as for provider profile NAME ([providers.NAME])")
@@ -147,7 +147,8 @@ def _add_status(sub: Any) -> None:
         help="show every job: file, state, batches, progress, results, tokens, estimated cost, age, why it waits",
         description="One line per job: its file, state, batch ids, progress, results once it ended, tokens, "
         "estimated cost, age (it stops when the job ends), a WHY column while a job waits, and its job id last; "
-        "then a totals line. Batch ids are shortened to their ends (the newest two, +N more): --wide lists them "
+        "a MODELS column when a job's input was split by model; then a totals line. Batch ids are shortened to "
+        "their ends (the newest two, +N more): --wide lists them "
         "whole. --json for scripts, --watch to redraw until Ctrl-C. Reads the state database of --root; works "
         "while the daemon runs.",
     )

@@ -27,7 +27,7 @@ from daemon.providers import DEFAULT_PROFILE
 from daemon.results.usage import TokenUsage, batches_usage
 from daemon.state.folders import DB_NAME
 from daemon.state.job_endings import shown_note
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, job_models, part_model
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
 
@@ -67,6 +67,7 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "job_id": job.id,
         "file": job.source_name,
         "profile": job.profile,
+        "models": job_models(job, parts),  # several when its input was split by model
         "state": str(job.state),
         "batches": [{"id": p.batch_id, "status": p.shown_status} for p in parts if p.batch_id],
         "requests_done": done,
@@ -127,7 +128,19 @@ def _usage(
         usage = summary["usage"]
         return (usage if isinstance(usage, dict) else None), summary.get("estimated_cost_usd")
     found: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
-    return (found.as_dict() if found.known else None), found.cost(job.model, prices)
+    return (found.as_dict() if found.known else None), _cost_so_far(job, parts, prices)
+
+
+def _cost_so_far(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> float | None:
+    """Each model's batches at that model's price (an input split by model has several), summed;
+    None (unknown) if any model's price or usage is."""
+    by_model: dict[str | None, list[Part]] = {}
+    for part in parts:
+        by_model.setdefault(part_model(part, job), []).append(part)
+    costs = [batches_usage(_stored_batch(p) for p in own).cost(m, prices) for m, own in by_model.items()]
+    if len(costs) < 2:  # one model: its cost as it is
+        return costs[0] if costs else batches_usage([]).cost(job.model, prices)
+    return None if None in costs else round(sum(c for c in costs if c is not None), 9)
 
 
 def _finished_summary(job: Job) -> dict[str, Any] | None:
@@ -178,6 +191,8 @@ def render_table(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
         )
         for row in rows
     ]
+    if any(len(row.get("models") or ()) > 1 for row in rows):  # an input split by model: name its models
+        table = [(r[0], "MODELS" if n == 0 else _models(rows[n - 1]), *r[1:]) for n, r in enumerate(table)]
     if any(row.get("profile", DEFAULT_PROFILE) != DEFAULT_PROFILE for row in rows):  # routed: say where each runs
         table = [
             (r[0], "PROFILE" if n == 0 else printable(rows[n - 1]["profile"]), *r[1:]) for n, r in enumerate(table)
@@ -186,6 +201,11 @@ def render_table(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
         table = [(*r, "WHY" if n == 0 else short_why(rows[n - 1].get("why"))) for n, r in enumerate(table)]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
+
+
+def _models(row: dict[str, Any]) -> str:
+    """The job's models as one word (the table splits on spaces): "gpt-4o-mini+gpt-4o"."""
+    return printable("+".join(row.get("models") or ())) or "-"
 
 
 def _batches(batches: list[dict[str, Any]], wide: bool) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from daemon.providers import DEFAULT_PROFILE
 from daemon.service.holds import hold_fact, queue_full
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
@@ -80,9 +80,15 @@ def _hold(job: Job, unsent: list[Part], facts: WaitFacts, now: float) -> dict[st
     account = facts.account_for(job.profile)
     if account:
         return {"kind": "account", "reason": account}
-    model = job.model
-    if not model:
-        return None
+    # Each part waits on its own model's queue (an input split by model has several): the first held names it.
+    for model in dict.fromkeys(m for m in (part_model(p, job) for p in unsent) if m):
+        hold = _model_hold(job, model, [p for p in unsent if part_model(p, job) == model], facts, now)
+        if hold is not None:
+            return hold
+    return None
+
+
+def _model_hold(job: Job, model: str, unsent: list[Part], facts: WaitFacts, now: float) -> dict[str, Any] | None:
     limit, until = facts.limit(model, job.profile), facts.hold_until(model, job.profile)
     if until > now:  # the service just said the queue is full
         return {"kind": "token_limit", "model": model, "limit": limit, "until": until}

@@ -240,7 +240,8 @@ def ended_batches(store: Store, settings: Settings) -> list[Ended]:
             at = max((batch.get(f"{n}_at") or 0 for n in ("completed", "failed", "expired", "cancelled")), default=0)
             counts = _batch_counts(part)
             requests = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
-            cost = batches_usage([batch]).cost(models.get(job_id) or batch.get("model"), settings.prices)
+            model = part.model or models.get(job_id) or batch.get("model")  # the part's own, if split by model
+            cost = batches_usage([batch]).cost(model, settings.prices)
             points.append(Ended(float(at or part.updated_at), requests, cost))
     return points
 

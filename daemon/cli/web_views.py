@@ -11,7 +11,7 @@ from daemon.cli.web_chart import money
 from daemon.cli.web_facts import DaemonFacts, JobDetail, JobList, Split, batch_history
 from daemon.cli.web_layout import esc, span, url_part, when
 from daemon.providers import DEFAULT_PROFILE
-from daemon.state.rows import Part
+from daemon.state.rows import Part, job_models
 from daemon.state.states import JobState
 
 BAR_WIDTH = 1000  # the progress bar's own units; it is stretched to its box
@@ -155,7 +155,7 @@ def job_fragment(detail: JobDetail, now: float, commands: str = "") -> str:
         ),
         ("job id", esc(job.id)),
         ("profile", esc(job.profile)),
-        ("model", esc(job.model or "-")),
+        ("model", esc(" + ".join(job_models(job, detail.parts)) or "-")),  # several if split by model
         ("endpoint", esc(job.endpoint or "-")),
         ("claimed", esc(when(job.created_at))),
         ("ended", esc(when(job.finished_at))),

@@ -178,7 +178,7 @@ class Refitter:
             )  # fmt: skip
             if refuse_alone and piece.alone:
                 child.state, child.outcome = PartState.DOWNLOADED, PartOutcome.REFUSED
-                model = part_model(part, job) or ""
+                model = part_model(part, job) or ""  # the part's own, if its input named several
                 child.last_error = over_limit_reason(line, piece.first_id, piece.est_tokens, limit, model)
             (refused if child.outcome else kept).append(child)
         return kept + refused

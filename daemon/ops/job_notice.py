@@ -40,8 +40,9 @@ class Notice:
         return f"{self.job_id}:{self.event}"
 
 
-def notice_for(job: Job) -> Notice:
-    """The notification of an ended job: its fields and which ending it was."""
+def notice_for(job: Job, models: list[str] | None = None) -> Notice:
+    """The notification of an ended job: its fields and which ending it was. ``models``: every
+    model its requests named (rows.job_models); several when its input was split by model."""
     outcomes = _outcomes(job)
     if job.state != JobState.DONE:
         event = "failed"
@@ -55,7 +56,8 @@ def notice_for(job: Job) -> Notice:
         "file": job.source_name,
         "state": str(job.state),
         "profile": job.profile,
-        "model": job.model,
+        "model": job.model,  # None for an input split by model: see models
+        "models": models if models is not None else ([job.model] if job.model else []),
         "endpoint": job.endpoint,
         "requests": job.request_count,
         "succeeded": outcomes.get("succeeded"),
@@ -87,8 +89,15 @@ def command_env(notice: Notice) -> dict[str, str]:
     """The hook command's environment: a few of the daemon's own variables, and BATCHD_<FIELD> for each field."""
     env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
     for name, value in notice.fields.items():
-        env[f"BATCHD_{name.upper()}"] = "" if value is None else str(value)
+        env[f"BATCHD_{name.upper()}"] = _env_value(value)
     return env
+
+
+def _env_value(value: object) -> str:
+    """A field as a variable: "" for None, a list (``models``) comma-separated."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def signed_request(notice: Notice, secret: str, timestamp: int) -> tuple[bytes, dict[str, str]]:

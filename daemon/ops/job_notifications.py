@@ -31,6 +31,7 @@ from daemon.errors import CredentialError, DaemonError
 from daemon.logs import get_logger
 from daemon.ops.job_notice import Notice, command_env, notice_for, signed_request
 from daemon.service.credentials import NOTIFY_CREDENTIAL_NAME, KeySource, find_notify_secret
+from daemon.state.rows import job_models
 from daemon.state.store import Store
 
 log = get_logger(__name__)
@@ -90,7 +91,8 @@ class JobNotifications:
             job_id = self._queue.get()
             if job_id is None:
                 return
-            notice = notice_for(self.store.job(job_id))
+            job = self.store.job(job_id)
+            notice = notice_for(job, job_models(job, self.store.parts(job_id)))
             if notice.event in self.settings.on_job_done_events:
                 self._deliver(notice)
             if self._stop.is_set():

@@ -173,10 +173,11 @@ class Collector(PartSteps):
         return Downloads(batch, [("output", output), ("errors", errors)], requests)
 
     def _token_refused(self, part: Part, job: Job, batch: BatchInfo) -> bool:
-        """The model's enqueued-token limit refused the batch. True: handled (split to fit, or sent
-        again later); False: it can never fit as it is and is collected as refused."""
+        """The model's enqueued-token limit refused the batch (the part's model: an input split by
+        model has a queue per model). True: handled (split to fit, or sent again later); False: it
+        can never fit as it is and is collected as refused."""
         message = " ".join(e.message or "" for e in batch.errors)
-        model = job.model or ""
+        model = part_model(part, job) or ""
         limit = self.holds.note_token_limit(model, message, job.profile)
         reported = learned_limit(message) is not None
         verdict = Verdict.FITS if limit is None else self.refitter.refit(part, job, limit, reported=reported)

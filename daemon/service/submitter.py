@@ -27,7 +27,7 @@ from daemon.service.retrying import scheduled_delay
 from daemon.state.fileops import fingerprint
 from daemon.state.folders import PARTS
 from daemon.state.job_endings import cancel_stands
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import TERMINAL_JOB_STATES, PartOutcome, PartState
 from daemon.state.token_limits import known_limit
 
@@ -66,7 +66,7 @@ class Submitter(PartSteps):
         try:
             self.retried(part_id, job, self._run, "submit")
         except TokenLimitError as exc:
-            self._hold_model(job, exc)
+            self._hold_model(self.store.part(part_id), job, exc)
             self._reschedule(part_id, exc)
         except FileLimitError as exc:
             self._wait_for_room(part_id, job, exc)
@@ -104,23 +104,27 @@ class Submitter(PartSteps):
 
     def _turn(self, part: Part, job: Job) -> AbstractContextManager[object]:
         """A batch about to be created waits its model's turn (see Holds.model_turn), once the model
-        has a known limit to weigh it against: without one, creates of a burst stay in parallel."""
-        weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model
-        if weighed and known_limit(self.store, job.model or "", job.profile) is not None:
-            return self.holds.model_turn(job.model or "", job.profile)
+        has a known limit to weigh it against: without one, creates of a burst stay in parallel. The
+        model is the part's own: an input split by model waits in each model's queue separately."""
+        model = part_model(part, job)
+        weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and model
+        if weighed and known_limit(self.store, model or "", job.profile) is not None:
+            return self.holds.model_turn(model or "", job.profile)
         return contextlib.nullcontext()
 
     def _refitted(self, part: Part, job: Job) -> bool:
         """A part the model's learned token limit cannot take is split to fit before it is sent."""
-        limit = known_limit(self.store, job.model, job.profile) if job.model else None
+        model = part_model(part, job)
+        limit = known_limit(self.store, model, job.profile) if model else None
         return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
 
     def _hold(self, part: Part, job: Job) -> float:
         now = self.clock.now()
         wait = self.holds.account_wait(now, job.profile)
-        if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and job.model:
-            enqueued = self.store.enqueued_tokens(job.model, job.profile)
-            wait = self.holds.model_wait(job.model, part.est_tokens, enqueued, now, job.profile)
+        model = part_model(part, job)  # each model's batches wait for that model's queue alone
+        if wait == 0 and part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and model:
+            enqueued = self.store.enqueued_tokens(model, job.profile)
+            wait = self.holds.model_wait(model, part.est_tokens, enqueued, now, job.profile)
         if wait == 0 and part.state == PartState.READY:
             wait = self.file_room.wait(part, self.service(job).profile)
         if wait == 0 and part.state == PartState.UPLOADED:
@@ -274,10 +278,10 @@ class Submitter(PartSteps):
             adopted=adopted,
         )
 
-    def _hold_model(self, job: Job, exc: TokenLimitError) -> None:
-        """The create found the model's queue full: learn the limit it names and hold the model's
-        batches back, as when a batch fails validation for it (collector._token_refused)."""
-        model = job.model or ""
+    def _hold_model(self, part: Part, job: Job, exc: TokenLimitError) -> None:
+        """The create found the part's model's queue full: learn the limit it names and hold that
+        model's batches back, as when a batch fails validation for it (collector._token_refused)."""
+        model = part_model(part, job) or ""
         self.holds.hold_model(model, self.holds.note_token_limit(model, str(exc), job.profile), job.profile)
 
     def _reschedule(self, part_id: int, exc: TransientError) -> None:

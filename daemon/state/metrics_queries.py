@@ -41,10 +41,10 @@ class MetricsQueries(Database):
         return None if rows[0]["t"] is None else float(rows[0]["t"])
 
     def enqueued_tokens_by_model(self) -> dict[str, int]:
-        """``enqueued_tokens`` for every model at once."""
+        """``enqueued_tokens`` for every model at once (a part's own model, else its job's)."""
         rows = self._select(
-            "SELECT j.model AS model, SUM(p.est_tokens) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
-            "WHERE p.state = ? GROUP BY j.model",
+            "SELECT COALESCE(p.model, j.model) AS model, SUM(p.est_tokens) AS n FROM parts p "
+            "JOIN jobs j ON j.id = p.job_id WHERE p.state = ? GROUP BY 1",
             (str(PartState.SUBMITTED),),
         )
         return {str(r["model"]): int(r["n"]) for r in rows}
@@ -84,15 +84,16 @@ class MetricsQueries(Database):
 
     def enqueued_tokens_by_profile_model(self) -> dict[tuple[str, str], int]:
         """``enqueued_tokens`` for every (profile, model) at once: each service has its own queue.
-        Read per job (``j.*``): status may look at a database older than the profile column."""
-        rows = self._select(
-            "SELECT j.*, SUM(p.est_tokens) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
-            "WHERE p.state = ? GROUP BY j.id",
-            (str(PartState.SUBMITTED),),
-        )
+        Read whole rows (``*``): status may look at a database older than the profile column or the
+        part's model (a part's own model, else its job's)."""
+        state = (str(PartState.SUBMITTED),)
+        jobs = {
+            str(r["id"]): dict(r)  # a Row's ``in`` looks at its values, not its column names
+            for r in self._select("SELECT * FROM jobs WHERE id IN (SELECT job_id FROM parts WHERE state = ?)", state)
+        }
         counts: dict[tuple[str, str], int] = {}
-        for r in rows:
-            job = dict(r)  # a Row's ``in`` looks at its values, not its column names
-            key = (str(job.get("profile", DEFAULT_PROFILE)), str(job["model"]))
-            counts[key] = counts.get(key, 0) + int(r["n"])
+        for r in self._select("SELECT * FROM parts WHERE state = ?", state):
+            part, job = dict(r), jobs[str(r["job_id"])]
+            key = (str(job.get("profile", DEFAULT_PROFILE)), str(part.get("model") or job["model"]))
+            counts[key] = counts.get(key, 0) + int(part["est_tokens"])
         return counts

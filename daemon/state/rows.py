@@ -6,6 +6,7 @@ import calendar
 import dataclasses
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -132,6 +133,14 @@ class Part:
 def part_model(part: Part, job: Job) -> str | None:
     """The model ``part``'s requests name: its own (an input split by model) or its job's."""
     return part.model or job.model
+
+
+def job_models(job: Job, parts: Iterable[Part]) -> list[str]:
+    """Every model ``job``'s requests name, in the order of its segments: its own model, or each
+    of its parts' when its input was split by model (its own model is then None)."""
+    ordered = sorted(parts, key=lambda p: (p.segment, p.attempt))
+    found = dict.fromkeys(m for m in (part_model(p, job) for p in ordered) if m)
+    return list(found) or ([job.model] if job.model else [])
 
 
 class JobChanges(TypedDict, total=False):

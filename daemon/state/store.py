@@ -215,10 +215,10 @@ class Store(MetricsQueries, RemoteFileQueries, CreationQueries, CommandQueries, 
 
     def enqueued_tokens(self, model: str, profile: str = DEFAULT_PROFILE) -> int:
         """Estimated input tokens of this model's batches ``profile``'s service has not finished
-        (each service has its own queue)."""
+        (each service has its own queue). A part's model is its own, if its input named several."""
         rows = self._select(
             "SELECT COALESCE(SUM(p.est_tokens), 0) AS n FROM parts p JOIN jobs j ON j.id = p.job_id "
-            "WHERE p.state = ? AND j.model = ? AND j.profile = ?",
+            "WHERE p.state = ? AND COALESCE(p.model, j.model) = ? AND j.profile = ?",
             (str(PartState.SUBMITTED), model, profile),
         )
         return int(rows[0]["n"])
