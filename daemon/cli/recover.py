@@ -44,8 +44,11 @@ from daemon.ops.job_rebuilder import (
 )
 from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
+from daemon.ops.unlabelled_batches import BatchIds, Finding, Key, Verdict, match_parts
+from daemon.ops.unlabelled_jobs import LostUnit, UnlabelledJobs
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
+from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_service import BatchService
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.state import folders
@@ -66,6 +69,7 @@ class Recovered:
     returned: list[tuple[str, str]] = field(default_factory=list)  # (input, where it went)
     left: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     uploads_deleted: list[str] = field(default_factory=list)
+    awaiting: list[tuple[str, str]] = field(default_factory=list)  # (part, the running batches that may be it)
 
     def lines(self) -> list[str]:
         out = [
@@ -73,6 +77,13 @@ class Recovered:
             f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
         ]
         out += [f"  {src} -> {dest}" for src, dest in self.returned]
+        if self.awaiting:
+            out.append(
+                f"{len(self.awaiting)} part(s) wait for running batches that may be theirs (no metadata to tell): "
+                "the daemon adopts the one whose results name their custom_ids once it ends, and sends one only "
+                "if none does"
+            )
+            out += [f"  {part}: {batches}" for part, batches in self.awaiting]
         if self.uploads_deleted:
             out.append(f"deleted {len(self.uploads_deleted)} stray upload(s) of those inputs on the service")
         out.append(f"left {len(self.left)} thing(s) it could not match")
@@ -130,6 +141,8 @@ class Recovery:
         self.view = RemoteView()
         self.builder = JobBuilder(settings, store, PartRebuilder(settings, self.services, self.view), self.view)
         self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
+        self.unlabelled = UnlabelledJobs(settings, self.builder)
+        self.listed: dict[str, list[BatchInfo]] = {}  # per anthropic profile: its batches no part records
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
@@ -138,6 +151,7 @@ class Recovery:
         packs = self._orphan_packs()
         if inflight or packs:  # with nothing local to rebuild, the service is not even asked
             self._read_service()
+            self._recover_unlabelled(inflight, packs)
             for pack_id, folder in packs.items():
                 self._recover_pack(pack_id, folder, inflight)
             for job_id, path in sorted(inflight.items()):
@@ -209,6 +223,9 @@ class Recovery:
         tracked = _tracked_batch_ids(self.store)
         for name in self.services.names():
             service = self.services.of(name)
+            if service.profile.kind == "anthropic" and service.profile.supports_list:
+                self._list_unlabelled(name, service, tracked)
+                continue
             if not (service.profile.supports_list and service.profile.supports_metadata):
                 self.unsearchable.append(name)
                 log.warning("recovery_profile_unsearchable", profile=name)
@@ -256,18 +273,8 @@ class Recovery:
         batches = self.view.batches.get(job_id, [])
         name = source_name_of(path)
         if not batches:
-            if not self._surely_unsent(job_id, path):
-                return
-            held = self._downloads_held(name, job_id)
-            packed = self._unreadable_pack_of(path)
-            if held and self._adopt_handed_over(job_id, path, name, held):
-                return
-            if held:
-                self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
-            elif packed:
-                self._leave(path, f"no batch of its own, but its requests are in pack {packed}, which cannot be read")
-            else:
-                self._return_input(job_id, path, name)
+            if self._surely_unsent(job_id, path):
+                self._give_back(job_id, path, name)
             return
         try:
             rows = self.builder.input_rows(job_id, path, batches)
@@ -275,6 +282,119 @@ class Recovery:
             self._leave(path, str(exc))
             return
         self._record([rows])
+
+    def _give_back(self, job_id: str, path: Path, name: str) -> None:
+        """An input no batch of its own carries: back to pending_upload/, unless its requests were
+        handed results of a shared batch or sit in a pack that cannot be read."""
+        held = self._downloads_held(name, job_id)
+        packed = self._unreadable_pack_of(path)
+        if held and self._adopt_handed_over(job_id, path, name, held):
+            return
+        if held:
+            self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
+        elif packed:
+            self._leave(path, f"no batch of its own, but its requests are in pack {packed}, which cannot be read")
+        else:
+            self._return_input(job_id, path, name)
+
+    # a profile whose batches carry nothing of ours (anthropic): see ops/unlabelled_batches.py ----
+    def _list_unlabelled(self, name: str, service: BatchService, tracked: set[str]) -> None:
+        self.listed[name] = [b for b in service.batches_since(self.not_before) if b.id not in tracked]
+        for batch in self.listed[name]:
+            self.view.by_id[batch.id], self.view.profile_of[batch.id] = batch, name
+
+    def _is_unlabelled(self, profile: str) -> bool:
+        return profile in self.services.names() and self.services.of(profile).profile.kind == "anthropic"
+
+    def _recover_unlabelled(self, inflight: dict[str, Path], packs: dict[str, Path]) -> None:
+        """Take the inputs and packs of anthropic profiles out of ``inflight`` and ``packs`` and
+        rebuild them from the matches of all their parts with their profile's batches."""
+        units: list[LostUnit] = []
+        for pack_id, folder in sorted(packs.items()):
+            members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
+            profile = self._members_profile(members, inflight)
+            if profile is not None and self._is_unlabelled(profile):
+                del packs[pack_id]
+                units.append(self.unlabelled.pack_unit(pack_id, folder, profile, members))
+        in_packs = {m["job_id"] for u in units for m in u.members or []}
+        for job_id, path in sorted(inflight.items()):
+            profile = profile_of_inflight(path) or DEFAULT_PROFILE
+            if job_id not in in_packs and self._is_unlabelled(profile):
+                del inflight[job_id]
+                units.append(self._input_unit(job_id, path, profile))
+        for profile in sorted({u.profile for u in units}):
+            group = [u for u in units if u.profile == profile]
+            findings = self._match(profile, group)
+            for unit in group:
+                self._settle_unit(unit, findings, inflight)
+
+    def _input_unit(self, job_id: str, path: Path, profile: str) -> LostUnit:
+        try:
+            return self.unlabelled.input_unit(job_id, path, profile)
+        except (DaemonError, OSError, ValueError) as exc:  # unreadable: never matched, never sent
+            return LostUnit(job_id, path, profile, {}, problem=f"its requests cannot be read: {exc}")
+
+    def _members_profile(self, members: list[dict[str, str]], inflight: dict[str, Path]) -> str | None:
+        """The profile a pack's members were claimed for (one pack, one service); None if none is here."""
+        for member in members:
+            path = inflight.get(member["job_id"])
+            if path is not None:
+                return profile_of_inflight(path) or DEFAULT_PROFILE
+        return None
+
+    def _match(self, profile: str, group: list[LostUnit]) -> dict[Key, Finding] | str:
+        """Every part of ``group`` matched with the profile's batches; what failed, if it did."""
+        if profile not in self.listed:
+            return f"the service of profile {profile} cannot list batches (supports_list = false): no batch can be told"
+        ids = BatchIds(lambda _: self.services.of(profile), self.settings.state)
+        try:
+            return match_parts([p for u in group for p in u.parts], self.listed[profile], ids)
+        except (DaemonError, OSError) as exc:  # the service failed: the next run tries again
+            return f"the results of its candidate batches could not be read: {exc}"
+
+    def _settle_unit(self, unit: LostUnit, findings: dict[Key, Finding] | str, inflight: dict[str, Path]) -> None:
+        mine = [] if isinstance(findings, str) else [findings[(unit.job_id, *key)] for key in unit.keys]
+        why = unit.problem or (findings if isinstance(findings, str) else "")
+        why = why or next((f.why for f in mine if f.verdict is Verdict.HELD), "")
+        if why:
+            self._leave(unit.path, why)
+            if unit.members is not None:
+                self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
+            return
+        assert not isinstance(findings, str)
+        if all(f.verdict is Verdict.UNSENT for f in mine):
+            self._give_back_unsent(unit, inflight)
+            return
+        try:
+            if unit.members is None:
+                rows = [self.unlabelled.input_rows(unit, findings, source_name_of(unit.path))]
+            else:
+                rows = self.unlabelled.pack_rows(unit, findings, inflight)
+        except (DaemonError, OSError) as exc:
+            self._leave(unit.path, str(exc))
+            if unit.members is not None:
+                self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
+            return
+        for member in unit.members or []:
+            inflight.pop(member["job_id"], None)
+        self._record(rows)
+        for key, finding in zip(unit.keys, mine, strict=True):
+            if finding.verdict is Verdict.AWAITS:
+                part = f"{unit.job_id} part {key[0]}.{key[1]}"
+                self.done.awaiting.append((part, ", ".join(finding.awaited)))
+                log.info("lost_part_awaiting", job_id=unit.job_id, part=f"{key[0]}.{key[1]}", batch_ids=finding.awaited)
+
+    def _give_back_unsent(self, unit: LostUnit, inflight: dict[str, Path]) -> None:
+        """No batch could hold its requests: never sent. Given back like an input of any profile."""
+        if not self._within_horizon(unit.job_id, unit.path):
+            if unit.members is not None:
+                self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
+            return
+        if unit.members is None:
+            self._give_back(unit.job_id, unit.path, source_name_of(unit.path))
+        else:
+            self._settle_members(unit.job_id, unit.members, inflight, give_back=True)
+            shutil.rmtree(unit.path, ignore_errors=True)
 
     def _adopt_handed_over(self, job_id: str, path: Path, name: str, folder: Path) -> bool:
         try:
