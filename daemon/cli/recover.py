@@ -353,43 +353,49 @@ class Recovery:
             return f"the results of its candidate batches could not be read: {exc}"
 
     def _settle_unit(self, unit: LostUnit, findings: dict[Key, Finding] | str, inflight: dict[str, Path]) -> None:
-        mine = [] if isinstance(findings, str) else [findings[(unit.job_id, *key)] for key in unit.keys]
-        why = unit.problem or (findings if isinstance(findings, str) else "")
-        why = why or next((f.why for f in mine if f.verdict is Verdict.HELD), "")
-        if why:
-            self._leave(unit.path, why)
-            if unit.members is not None:
-                self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
+        """Rebuilt, given back or held, as its parts' findings say (see ops/unlabelled_batches.py)."""
+        if isinstance(findings, str) or unit.problem:
+            self._hold(unit, inflight, unit.problem or str(findings))
             return
-        assert not isinstance(findings, str)
-        if all(f.verdict is Verdict.UNSENT for f in mine):
+        mine = [findings[(unit.job_id, *key)] for key in unit.keys]
+        held = [f.why for f in mine if f.verdict is Verdict.HELD]
+        if held:
+            self._hold(unit, inflight, held[0])
+        elif any(f.verdict is not Verdict.ADOPTED for f in mine) and not self._within_horizon(unit.job_id, unit.path):
+            self._hold(unit, inflight, "")  # a part not found may have a batch made before the horizon
+        elif all(f.verdict is Verdict.UNSENT for f in mine):
             self._give_back_unsent(unit, inflight)
-            return
+        else:
+            self._rebuild(unit, findings, inflight)
+
+    def _rebuild(self, unit: LostUnit, findings: dict[Key, Finding], inflight: dict[str, Path]) -> None:
         try:
             if unit.members is None:
                 rows = [self.unlabelled.input_rows(unit, findings, source_name_of(unit.path))]
             else:
                 rows = self.unlabelled.pack_rows(unit, findings, inflight)
-        except (DaemonError, OSError) as exc:
-            self._leave(unit.path, str(exc))
-            if unit.members is not None:
-                self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
+        except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
+            self._hold(unit, inflight, str(exc))
             return
         for member in unit.members or []:
             inflight.pop(member["job_id"], None)
         self._record(rows)
-        for key, finding in zip(unit.keys, mine, strict=True):
+        for key in unit.keys:
+            finding = findings[(unit.job_id, *key)]
             if finding.verdict is Verdict.AWAITS:
-                part = f"{unit.job_id} part {key[0]}.{key[1]}"
-                self.done.awaiting.append((part, ", ".join(finding.awaited)))
-                log.info("lost_part_awaiting", job_id=unit.job_id, part=f"{key[0]}.{key[1]}", batch_ids=finding.awaited)
+                label = f"{key[0]}.{key[1]}"
+                self.done.awaiting.append((f"{unit.job_id} part {label}", ", ".join(finding.awaited)))
+                log.info("lost_part_awaiting", job_id=unit.job_id, part=label, batch_ids=finding.awaited)
+
+    def _hold(self, unit: LostUnit, inflight: dict[str, Path], why: str) -> None:
+        """Left where it is (a pack's members too), reported with ``why`` unless that was done."""
+        if why:
+            self._leave(unit.path, why)
+        if unit.members is not None:
+            self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
 
     def _give_back_unsent(self, unit: LostUnit, inflight: dict[str, Path]) -> None:
         """No batch could hold its requests: never sent. Given back like an input of any profile."""
-        if not self._within_horizon(unit.job_id, unit.path):
-            if unit.members is not None:
-                self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
-            return
         if unit.members is None:
             self._give_back(unit.job_id, unit.path, source_name_of(unit.path))
         else:

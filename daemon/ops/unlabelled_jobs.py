@@ -97,7 +97,11 @@ class UnlabelledJobs:
         for key in unit.keys:
             path = unit.file(key)
             count, _ = count_requests(path)
-            unit.parts.append(LostPart((unit.job_id, *key), count, frozenset(custom_ids(path)), made))
+            ids = frozenset(custom_ids(path))
+            if len(ids) != count:  # a batch of it could not be told by its results
+                unit.problem = f"the custom_ids of {path.name} cannot be read (one a line, each once): it is damaged"
+                return
+            unit.parts.append(LostPart((unit.job_id, *key), count, ids, made))
 
     # rows -------------------------------------------------------------------------------
     def parts(self, unit: LostUnit, findings: dict[tuple[str, int, int], Finding]) -> list[Part]:
