@@ -9,6 +9,7 @@ emulator's clock stopped while batches must stay running; `recover_state` uses t
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,3 +248,30 @@ def test_a_strangers_running_batch_of_the_same_count_holds_the_send_until_it_end
         restarted.stop()
     assert ids_of(results) == ["n-0", "n-1"]
     assert len([b for b in claude.batches() if b["id"] != stranger.id]) == 1, "sent once, once the stranger's ended"
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["ended", "running"])
+def test_a_shared_batch_is_matched_by_its_slot_prefixed_ids_and_each_member_gets_its_own_results(
+    settings: Settings, claude: EmulatorServer, clock: StoppableClock, running: bool
+) -> None:
+    packing = dataclasses.replace(settings, pack_inputs_up_to=1000, pack_wait=30.0)
+    # One request each, the same custom_id in both: a batch of this profile takes three at most.
+    inputs = {"a.jsonl": claude_lines(1, prefix="same", text="A"), "b.jsonl": claude_lines(1, prefix="same", text="B")}
+    for name, data in inputs.items():  # both there before the daemon looks: one pass claims them together
+        (packing.pending / PROFILE).mkdir(parents=True, exist_ok=True)
+        (packing.pending / PROFILE / name).write_text(data, encoding="utf-8")
+    clock.stop()
+    sent_then_lost(packing, claude, {}, batches=1)
+    assert claude.batches()[0]["request_counts"]["processing"] == 2, "the two inputs share one batch"
+    if not running:
+        clock.go()
+    made = creates(claude)
+    done = recover(packing)
+    assert (len(done.jobs), done.returned, done.left) == (3, [], []), "the pack and its two members"
+    assert (len(set(done.adopted_batches)), len(done.awaiting)) == ((0, 1) if running else (1, 0))
+    clock.go()
+    results = finish(packing, claude, list(inputs))
+    for name in inputs:
+        assert ids_of(results[name]) == ["same-0"]
+        assert {line["result"]["type"] for line in results[name]} == {"succeeded"}  # type: ignore[index]
+    assert (creates(claude), len(claude.batches())) == (made, 1)
