@@ -13,6 +13,16 @@ more: only files and batches no job records are looked at.
 Every configured provider profile's service is searched; a rebuilt job records the profile whose
 service holds its batches. A profile whose service cannot list batches or keep metadata cannot show
 that an input was never sent, so while one is configured no input is given back (it is left, reported).
+
+A profile of kind anthropic is the exception: a Message Batch carries no metadata and no input file,
+so the inputs and packs claimed for it (their names in state/inflight/, their members' for a pack) are
+matched with its listed batches by request count, creation time and the custom_ids of ended batches'
+results, all lost parts of the profile together (rules: ops/unlabelled_batches.py). A part whose one
+fitting batch ended is adopted; a part that a running batch may be is recorded as a create whose reply
+was lost, so the daemon waits for that batch to end and adopts it only if its results name the part's
+custom_ids (service/candidate_batches.py), creating one only if no candidate could be the part's; a
+part that could take another lost part's batch (the same custom_ids and count) is held, never guessed;
+an input none of whose parts any batch could be is given back.
 """
 
 from __future__ import annotations
