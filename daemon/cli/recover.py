@@ -54,7 +54,7 @@ from daemon.ops.job_rebuilder import (
 )
 from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
-from daemon.ops.unlabelled_batches import BatchIds, Finding, Key, Verdict, match_parts
+from daemon.ops.unlabelled_batches import BatchIds, Finding, Key, Verdict, match_parts, partial_holders
 from daemon.ops.unlabelled_jobs import LostUnit, UnlabelledJobs
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
@@ -153,6 +153,7 @@ class Recovery:
         self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
         self.unlabelled = UnlabelledJobs(settings, self.builder)
         self.listed: dict[str, list[BatchInfo]] = {}  # per anthropic profile: its batches no part records
+        self.batch_ids: dict[str, BatchIds] = {}
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
@@ -356,9 +357,8 @@ class Recovery:
         """Every part of ``group`` matched with the profile's batches; what failed, if it did."""
         if profile not in self.listed:
             return f"the service of profile {profile} cannot list batches (supports_list = false): no batch can be told"
-        ids = BatchIds(lambda _: self.services.of(profile), self.settings.state)
         try:
-            return match_parts([p for u in group for p in u.parts], self.listed[profile], ids)
+            return match_parts([p for u in group for p in u.parts], self.listed[profile], self._ids(profile))
         except (DaemonError, OSError) as exc:  # the service failed: the next run tries again
             return f"the results of its candidate batches could not be read: {exc}"
 
@@ -373,10 +373,36 @@ class Recovery:
             self._hold(unit, inflight, held[0])
         elif any(f.verdict is not Verdict.ADOPTED for f in mine) and not self._within_horizon(unit.job_id, unit.path):
             self._hold(unit, inflight, "")  # a part not found may have a batch made before the horizon
-        elif all(f.verdict is Verdict.UNSENT for f in mine):
+        elif all(f.verdict is Verdict.UNSENT for f in mine) and not self._partly_sent(unit):
             self._give_back_unsent(unit, inflight)
+        elif all(f.verdict is Verdict.UNSENT for f in mine):
+            self._hold(unit, inflight, "")
         else:
             self._rebuild(unit, findings, inflight)
+
+    def _ids(self, profile: str) -> BatchIds:
+        """The profile's ended batches' results' custom_ids, each batch's read once per run."""
+        if profile not in self.batch_ids:
+            self.batch_ids[profile] = BatchIds(lambda _: self.services.of(profile), self.settings.state)
+        return self.batch_ids[profile]
+
+    def _partly_sent(self, unit: LostUnit) -> bool:
+        """Whether an input with no part files may have some of its requests in smaller batches
+        (it was split by other limits): it is left, reported, never sent again."""
+        if unit.files or unit.members is not None:
+            return False
+        try:
+            found = partial_holders(unit.parts[0], self.listed[unit.profile], self._ids(unit.profile))
+        except (DaemonError, OSError) as exc:
+            found = [f"(their results could not be read: {exc})"]
+        if found:
+            self._leave(
+                unit.path,
+                f"it has no part files, and batch(es) {', '.join(found)} hold fewer requests made since it was "
+                "claimed and may hold some of its own (it may have been split by other limits): it is not sent "
+                "again. Check those batches; drop it again only if none is its",
+            )
+        return bool(found)
 
     def _rebuild(self, unit: LostUnit, findings: dict[Key, Finding], inflight: dict[str, Path]) -> None:
         try:

@@ -185,3 +185,22 @@ class BatchIds:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     download.unlink()
+
+
+def partial_holders(part: LostPart, batches: list[BatchInfo], ids_of: IdsOf) -> list[str]:
+    """Batches that may hold some, not all, of the requests of an input with no part files, which
+    other limits may have split (settings changed, or its part files deleted): a smaller running one
+    made since it was claimed, or a smaller ended one whose results name some of its custom_ids. One
+    such keeps it from being sent again (a re-run of requests that ran)."""
+    found: list[str] = []
+    for batch in batches:
+        counts = batch.request_counts
+        if counts is None or not 0 < counts.total < part.count or batch.created_at < part.claimed_at - CLOCK_SKEW:
+            continue
+        if batch.status not in TERMINAL_BATCH_STATUSES:
+            found.append(batch.id)
+            continue
+        ids = ids_of(batch)
+        if ids is None or ids & part.ids:
+            found.append(batch.id)
+    return found

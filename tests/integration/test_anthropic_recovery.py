@@ -10,6 +10,7 @@ emulator's clock stopped while batches must stay running; `recover_state` uses t
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +276,23 @@ def test_a_shared_batch_is_matched_by_its_slot_prefixed_ids_and_each_member_gets
         assert ids_of(results[name]) == ["same-0"]
         assert {line["result"]["type"] for line in results[name]} == {"succeeded"}  # type: ignore[index]
     assert (creates(claude), len(claude.batches())) == (made, 1)
+
+
+@pytest.mark.parametrize("limit", [3, 10], ids=["split_now", "one_batch_now"])
+def test_an_input_whose_part_files_are_gone_is_held_not_sent_again(
+    settings: Settings, claude: EmulatorServer, limit: int
+) -> None:
+    """Five requests went as batches of three and two; then the database and state/parts/ were lost.
+    With the same limits the input needs several batches (unmatchable by counts); with a larger
+    limit since, it would fit one, but smaller batches made since its claim hold its custom_ids."""
+    sent_then_lost(settings, claude, {"five.jsonl": claude_lines(5, prefix="f")}, batches=2)
+    wait_until(lambda: all(b["processing_status"] == "ended" for b in claude.batches()), 30, "both batches to end")
+    shutil.rmtree(settings.state / folders.PARTS)
+    profile = dataclasses.replace(settings.providers[PROFILE], max_requests_per_batch=limit)
+    changed = dataclasses.replace(settings, providers={**settings.providers, PROFILE: profile})
+    made = creates(claude)
+    done = recover(changed)
+    assert (done.jobs, done.returned, done.awaiting) == ([], [], [])
+    assert [Path(what).name for what, _ in done.left] == [inflight(changed)[0].name], "left where it is"
+    assert "several batches" in done.left[0][1] if limit == 3 else "fewer requests" in done.left[0][1]
+    assert creates(claude) == made and not list(changed.pending.rglob("*.jsonl")), "never sent again"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from daemon.ops.unlabelled_batches import LostPart, Verdict, match_parts
+from daemon.ops.unlabelled_batches import LostPart, Verdict, match_parts, partial_holders
 from daemon.service.batch_info import BatchInfo, RequestCounts
 from daemon.service.batch_search import CLOCK_SKEW
 
@@ -84,3 +84,17 @@ def test_another_count_an_older_batch_or_foreign_ids_leave_the_part_unsent() -> 
 def test_a_part_with_its_ended_batch_is_adopted_beside_a_running_one() -> None:
     found = verdicts([part("a", {"a-0"})], [batch("E", 1), batch("R", 1, ended=False)], {"E": {"a-0"}})
     assert found == {"a": Verdict.ADOPTED}
+
+
+def test_smaller_batches_that_may_hold_some_of_an_unsplit_inputs_requests() -> None:
+    whole = part("a", {"a-0", "a-1", "a-2"})
+    batches = [
+        batch("Running", 2, ended=False),
+        batch("Mine", 1),
+        batch("Foreign", 1),
+        batch("Gone", 2),
+        batch("Same", 3, ended=False),  # as many: matched as the whole input's, not here
+        batch("Before", 1, ended=False, created=CLAIMED - CLOCK_SKEW - 1),
+    ]
+    ids = {"Mine": {"a-2"}, "Foreign": {"x-0"}, "Gone": None}
+    assert partial_holders(whole, batches, Results(ids)) == ["Running", "Mine", "Gone"]
