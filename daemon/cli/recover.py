@@ -54,11 +54,11 @@ from daemon.ops.job_rebuilder import (
 )
 from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
-from daemon.ops.unlabelled_batches import BatchIds, Finding, Key, Verdict, match_parts, partial_holders
+from daemon.ops.unlabelled_batches import Finding, Key, Verdict
 from daemon.ops.unlabelled_jobs import LostUnit, UnlabelledJobs
+from daemon.ops.unlabelled_search import UnlabelledSearch
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
-from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_service import BatchService
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.state import folders
@@ -151,9 +151,8 @@ class Recovery:
         self.view = RemoteView()
         self.builder = JobBuilder(settings, store, PartRebuilder(settings, self.services, self.view), self.view)
         self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
-        self.unlabelled = UnlabelledJobs(settings, self.builder)
-        self.listed: dict[str, list[BatchInfo]] = {}  # per anthropic profile: its batches no part records
-        self.batch_ids: dict[str, BatchIds] = {}
+        jobs = UnlabelledJobs(settings, self.builder)
+        self.unlabelled = UnlabelledSearch(self.services, self.view, jobs, settings.state)  # anthropic profiles
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
@@ -234,8 +233,8 @@ class Recovery:
         tracked = _tracked_batch_ids(self.store)
         for name in self.services.names():
             service = self.services.of(name)
-            if service.profile.kind == "anthropic" and service.profile.supports_list:
-                self._list_unlabelled(name, service, tracked)
+            if self.unlabelled.searches(service):
+                self.unlabelled.read(name, service, self.not_before, tracked)
                 continue
             if not (service.profile.supports_list and service.profile.supports_metadata):
                 self.unsearchable.append(name)
@@ -309,58 +308,15 @@ class Recovery:
             self._return_input(job_id, path, name)
 
     # a profile whose batches carry nothing of ours (anthropic): see ops/unlabelled_batches.py ----
-    def _list_unlabelled(self, name: str, service: BatchService, tracked: set[str]) -> None:
-        self.listed[name] = [b for b in service.batches_since(self.not_before) if b.id not in tracked]
-        for batch in self.listed[name]:
-            self.view.by_id[batch.id], self.view.profile_of[batch.id] = batch, name
-
-    def _is_unlabelled(self, profile: str) -> bool:
-        return profile in self.services.names() and self.services.of(profile).profile.kind == "anthropic"
-
     def _recover_unlabelled(self, inflight: dict[str, Path], packs: dict[str, Path]) -> None:
         """Take the inputs and packs of anthropic profiles out of ``inflight`` and ``packs`` and
-        rebuild them from the matches of all their parts with their profile's batches."""
-        units: list[LostUnit] = []
-        for pack_id, folder in sorted(packs.items()):
-            members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
-            profile = self._members_profile(members, inflight)
-            if profile is not None and self._is_unlabelled(profile):
-                del packs[pack_id]
-                units.append(self.unlabelled.pack_unit(pack_id, folder, profile, members))
-        in_packs = {m["job_id"] for u in units for m in u.members or []}
-        for job_id, path in sorted(inflight.items()):
-            profile = profile_of_inflight(path) or DEFAULT_PROFILE
-            if job_id not in in_packs and self._is_unlabelled(profile):
-                del inflight[job_id]
-                units.append(self._input_unit(job_id, path, profile))
+        settle them by the matches of all their parts with their profile's batches."""
+        units = self.unlabelled.take_units(inflight, packs)
         for profile in sorted({u.profile for u in units}):
             group = [u for u in units if u.profile == profile]
-            findings = self._match(profile, group)
+            findings = self.unlabelled.findings(profile, group)
             for unit in group:
                 self._settle_unit(unit, findings, inflight)
-
-    def _input_unit(self, job_id: str, path: Path, profile: str) -> LostUnit:
-        try:
-            return self.unlabelled.input_unit(job_id, path, profile)
-        except (DaemonError, OSError, ValueError) as exc:  # unreadable: never matched, never sent
-            return LostUnit(job_id, path, profile, {}, problem=f"its requests cannot be read: {exc}")
-
-    def _members_profile(self, members: list[dict[str, str]], inflight: dict[str, Path]) -> str | None:
-        """The profile a pack's members were claimed for (one pack, one service); None if none is here."""
-        for member in members:
-            path = inflight.get(member["job_id"])
-            if path is not None:
-                return profile_of_inflight(path) or DEFAULT_PROFILE
-        return None
-
-    def _match(self, profile: str, group: list[LostUnit]) -> dict[Key, Finding] | str:
-        """Every part of ``group`` matched with the profile's batches; what failed, if it did."""
-        if profile not in self.listed:
-            return f"the service of profile {profile} cannot list batches (supports_list = false): no batch can be told"
-        try:
-            return match_parts([p for u in group for p in u.parts], self.listed[profile], self._ids(profile))
-        except (DaemonError, OSError) as exc:  # the service failed: the next run tries again
-            return f"the results of its candidate batches could not be read: {exc}"
 
     def _settle_unit(self, unit: LostUnit, findings: dict[Key, Finding] | str, inflight: dict[str, Path]) -> None:
         """Rebuilt, given back or held, as its parts' findings say (see ops/unlabelled_batches.py)."""
@@ -380,36 +336,18 @@ class Recovery:
         else:
             self._rebuild(unit, findings, inflight)
 
-    def _ids(self, profile: str) -> BatchIds:
-        """The profile's ended batches' results' custom_ids, each batch's read once per run."""
-        if profile not in self.batch_ids:
-            self.batch_ids[profile] = BatchIds(lambda _: self.services.of(profile), self.settings.state)
-        return self.batch_ids[profile]
-
     def _partly_sent(self, unit: LostUnit) -> bool:
-        """Whether an input with no part files may have some of its requests in smaller batches
-        (it was split by other limits): it is left, reported, never sent again."""
-        if unit.files or unit.members is not None:
-            return False
-        try:
-            found = partial_holders(unit.parts[0], self.listed[unit.profile], self._ids(unit.profile))
-        except (DaemonError, OSError) as exc:
-            found = [f"(their results could not be read: {exc})"]
-        if found:
-            self._leave(
-                unit.path,
-                f"it has no part files, and batch(es) {', '.join(found)} hold fewer requests made since it was "
-                "claimed and may hold some of its own (it may have been split by other limits): it is not sent "
-                "again. Check those batches; drop it again only if none is its",
-            )
-        return bool(found)
+        why = self.unlabelled.partly_sent(unit)
+        if why:
+            self._leave(unit.path, why)
+        return bool(why)
 
     def _rebuild(self, unit: LostUnit, findings: dict[Key, Finding], inflight: dict[str, Path]) -> None:
         try:
             if unit.members is None:
-                rows = [self.unlabelled.input_rows(unit, findings, source_name_of(unit.path))]
+                rows = [self.unlabelled.jobs.input_rows(unit, findings, source_name_of(unit.path))]
             else:
-                rows = self.unlabelled.pack_rows(unit, findings, inflight)
+                rows = self.unlabelled.jobs.pack_rows(unit, findings, inflight)
         except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
             self._hold(unit, inflight, str(exc))
             return

@@ -98,6 +98,14 @@ def sent_then_lost(settings: Settings, claude: EmulatorServer, inputs: dict[str,
     lose_state(settings.root)
 
 
+def let_end(clock: StoppableClock, claude: EmulatorServer) -> None:
+    """Start the emulator's clock again and wait until every batch has ended (a batch created just
+    before it stopped still has the rest of its run to go)."""
+    clock.go()
+    ended = lambda: all(b["processing_status"] == "ended" for b in claude.batches())  # noqa: E731
+    wait_until(ended, 30, "every batch to end")
+
+
 def finish(settings: Settings, claude: EmulatorServer, names: list[str]) -> dict[str, list[dict[str, object]]]:
     """Run the daemon until every input in ``names`` is done; their results."""
     harness = Harness(settings, claude).start()
@@ -122,7 +130,7 @@ def test_ended_batches_are_adopted_and_collected_and_nothing_is_created_again(
 ) -> None:
     clock.stop()
     sent_then_lost(settings, claude, {"seven.jsonl": claude_lines(7, prefix="s")}, batches=3)  # parts of 3, 3, 1
-    clock.go()  # every batch ends, its results paid for
+    let_end(clock, claude)  # every batch ends, its results paid for
     made = creates(claude)
     done = recover(settings)
     assert (len(done.jobs), len(set(done.adopted_batches)), done.returned, done.left) == (1, 3, [], [])
@@ -165,7 +173,7 @@ def test_two_inputs_of_one_count_each_get_their_own_batch(
     inputs = {"a.jsonl": claude_lines(3, prefix="a", text="A"), "b.jsonl": claude_lines(3, prefix="b", text="B")}
     sent_then_lost(settings, claude, inputs, batches=2)
     if not running:
-        clock.go()
+        let_end(clock, claude)
     made = creates(claude)
     done = recover(settings)
     assert (len(done.jobs), done.returned, done.left) == (2, [], [])
@@ -185,7 +193,7 @@ def test_two_inputs_with_the_same_custom_ids_and_count_are_held_not_guessed(
     inputs = {"a.jsonl": claude_lines(3, prefix="q", text="A"), "b.jsonl": claude_lines(3, prefix="q", text="B")}
     sent_then_lost(settings, claude, inputs, batches=2)
     if not running:
-        clock.go()
+        let_end(clock, claude)
     made = creates(claude)
     done = recover(settings)
     assert (done.jobs, done.returned, done.awaiting) == ([], [], [])
@@ -265,7 +273,7 @@ def test_a_shared_batch_is_matched_by_its_slot_prefixed_ids_and_each_member_gets
     sent_then_lost(packing, claude, {}, batches=1)
     assert claude.batches()[0]["request_counts"]["processing"] == 2, "the two inputs share one batch"
     if not running:
-        clock.go()
+        let_end(clock, claude)
     made = creates(claude)
     done = recover(packing)
     assert (len(done.jobs), done.returned, done.left) == (3, [], []), "the pack and its two members"
