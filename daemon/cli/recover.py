@@ -359,7 +359,7 @@ class Recovery:
             if finding.verdict is Verdict.AWAITS:
                 label = f"{key[0]}.{key[1]}"
                 self.done.awaiting.append((f"{unit.job_id} part {label}", ", ".join(finding.awaited)))
-                log.info("lost_part_awaiting", job_id=unit.job_id, part=label, batch_ids=finding.awaited)
+                log.info("lost_part_deferred", job_id=unit.job_id, part=label, batch_ids=finding.awaited)
 
     def _hold(self, unit: LostUnit, inflight: dict[str, Path], why: str) -> None:
         """Left where it is (a pack's members too), reported with ``why`` unless that was done."""
