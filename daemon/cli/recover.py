@@ -13,6 +13,16 @@ more: only files and batches no job records are looked at.
 Every configured provider profile's service is searched; a rebuilt job records the profile whose
 service holds its batches. A profile whose service cannot list batches or keep metadata cannot show
 that an input was never sent, so while one is configured no input is given back (it is left, reported).
+
+A profile of kind anthropic is the exception: a Message Batch carries no metadata and no input file,
+so the inputs and packs claimed for it (their names in state/inflight/, their members' for a pack) are
+matched with its listed batches by request count, creation time and the custom_ids of ended batches'
+results, all lost parts of the profile together (rules: ops/unlabelled_batches.py). A part whose one
+fitting batch ended is adopted; a part that a running batch may be is recorded as a create whose reply
+was lost, so the daemon waits for that batch to end and adopts it only if its results name the part's
+custom_ids (service/candidate_batches.py), creating one only if no candidate could be the part's; a
+part that could take another lost part's batch (the same custom_ids and count) is held, never guessed;
+an input none of whose parts any batch could be is given back.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ from daemon.ops.job_rebuilder import (
 )
 from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
+from daemon.ops.unlabelled_batches import Finding, Key, Verdict
+from daemon.ops.unlabelled_jobs import LostUnit, UnlabelledJobs
+from daemon.ops.unlabelled_search import UnlabelledSearch
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
 from daemon.service.batch_service import BatchService
@@ -66,6 +79,7 @@ class Recovered:
     returned: list[tuple[str, str]] = field(default_factory=list)  # (input, where it went)
     left: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     uploads_deleted: list[str] = field(default_factory=list)
+    awaiting: list[tuple[str, str]] = field(default_factory=list)  # (part, the running batches that may be it)
 
     def lines(self) -> list[str]:
         out = [
@@ -73,6 +87,13 @@ class Recovered:
             f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
         ]
         out += [f"  {src} -> {dest}" for src, dest in self.returned]
+        if self.awaiting:
+            out.append(
+                f"{len(self.awaiting)} part(s) wait for running batches that may be theirs (no metadata to tell): "
+                "the daemon adopts the one whose results name their custom_ids once it ends, and sends one only "
+                "if none does"
+            )
+            out += [f"  {part}: {batches}" for part, batches in self.awaiting]
         if self.uploads_deleted:
             out.append(f"deleted {len(self.uploads_deleted)} stray upload(s) of those inputs on the service")
         out.append(f"left {len(self.left)} thing(s) it could not match")
@@ -130,6 +151,8 @@ class Recovery:
         self.view = RemoteView()
         self.builder = JobBuilder(settings, store, PartRebuilder(settings, self.services, self.view), self.view)
         self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
+        jobs = UnlabelledJobs(settings, self.builder)
+        self.unlabelled = UnlabelledSearch(self.services, self.view, jobs, settings.state)  # anthropic profiles
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
         self._slots: dict[Path, list[set[str]]] = {}
 
@@ -138,6 +161,7 @@ class Recovery:
         packs = self._orphan_packs()
         if inflight or packs:  # with nothing local to rebuild, the service is not even asked
             self._read_service()
+            self._recover_unlabelled(inflight, packs)
             for pack_id, folder in packs.items():
                 self._recover_pack(pack_id, folder, inflight)
             for job_id, path in sorted(inflight.items()):
@@ -209,6 +233,9 @@ class Recovery:
         tracked = _tracked_batch_ids(self.store)
         for name in self.services.names():
             service = self.services.of(name)
+            if self.unlabelled.searches(service):
+                self.unlabelled.read(name, service, self.not_before, tracked)
+                continue
             if not (service.profile.supports_list and service.profile.supports_metadata):
                 self.unsearchable.append(name)
                 log.warning("recovery_profile_unsearchable", profile=name)
@@ -256,18 +283,8 @@ class Recovery:
         batches = self.view.batches.get(job_id, [])
         name = source_name_of(path)
         if not batches:
-            if not self._surely_unsent(job_id, path):
-                return
-            held = self._downloads_held(name, job_id)
-            packed = self._unreadable_pack_of(path)
-            if held and self._adopt_handed_over(job_id, path, name, held):
-                return
-            if held:
-                self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
-            elif packed:
-                self._leave(path, f"no batch of its own, but its requests are in pack {packed}, which cannot be read")
-            else:
-                self._return_input(job_id, path, name)
+            if self._surely_unsent(job_id, path):
+                self._give_back(job_id, path, name)
             return
         try:
             rows = self.builder.input_rows(job_id, path, batches)
@@ -275,6 +292,89 @@ class Recovery:
             self._leave(path, str(exc))
             return
         self._record([rows])
+
+    def _give_back(self, job_id: str, path: Path, name: str) -> None:
+        """An input no batch of its own carries: back to pending_upload/, unless its requests were
+        handed results of a shared batch or sit in a pack that cannot be read."""
+        held = self._downloads_held(name, job_id)
+        packed = self._unreadable_pack_of(path)
+        if held and self._adopt_handed_over(job_id, path, name, held):
+            return
+        if held:
+            self._leave(path, f"no batch of its own, but {held} holds results of a shared batch whose pack is gone")
+        elif packed:
+            self._leave(path, f"no batch of its own, but its requests are in pack {packed}, which cannot be read")
+        else:
+            self._return_input(job_id, path, name)
+
+    # a profile whose batches carry nothing of ours (anthropic): see ops/unlabelled_batches.py ----
+    def _recover_unlabelled(self, inflight: dict[str, Path], packs: dict[str, Path]) -> None:
+        """Take the inputs and packs of anthropic profiles out of ``inflight`` and ``packs`` and
+        settle them by the matches of all their parts with their profile's batches."""
+        units = self.unlabelled.take_units(inflight, packs)
+        for profile in sorted({u.profile for u in units}):
+            group = [u for u in units if u.profile == profile]
+            findings = self.unlabelled.findings(profile, group)
+            for unit in group:
+                self._settle_unit(unit, findings, inflight)
+
+    def _settle_unit(self, unit: LostUnit, findings: dict[Key, Finding] | str, inflight: dict[str, Path]) -> None:
+        """Rebuilt, given back or held, as its parts' findings say (see ops/unlabelled_batches.py)."""
+        if isinstance(findings, str) or unit.problem:
+            self._hold(unit, inflight, unit.problem or str(findings))
+            return
+        mine = [findings[(unit.job_id, *key)] for key in unit.keys]
+        held = [f.why for f in mine if f.verdict is Verdict.HELD]
+        if held:
+            self._hold(unit, inflight, held[0])
+        elif any(f.verdict is not Verdict.ADOPTED for f in mine) and not self._within_horizon(unit.job_id, unit.path):
+            self._hold(unit, inflight, "")  # a part not found may have a batch made before the horizon
+        elif all(f.verdict is Verdict.UNSENT for f in mine) and not self._partly_sent(unit):
+            self._give_back_unsent(unit, inflight)
+        elif all(f.verdict is Verdict.UNSENT for f in mine):
+            self._hold(unit, inflight, "")
+        else:
+            self._rebuild(unit, findings, inflight)
+
+    def _partly_sent(self, unit: LostUnit) -> bool:
+        why = self.unlabelled.partly_sent(unit)
+        if why:
+            self._leave(unit.path, why)
+        return bool(why)
+
+    def _rebuild(self, unit: LostUnit, findings: dict[Key, Finding], inflight: dict[str, Path]) -> None:
+        try:
+            if unit.members is None:
+                rows = [self.unlabelled.jobs.input_rows(unit, findings, source_name_of(unit.path))]
+            else:
+                rows = self.unlabelled.jobs.pack_rows(unit, findings, inflight)
+        except (DaemonError, OSError) as exc:  # unmatched, or the service failed: the next run tries again
+            self._hold(unit, inflight, str(exc))
+            return
+        for member in unit.members or []:
+            inflight.pop(member["job_id"], None)
+        self._record(rows)
+        for key in unit.keys:
+            finding = findings[(unit.job_id, *key)]
+            if finding.verdict is Verdict.AWAITS:
+                label = f"{key[0]}.{key[1]}"
+                self.done.awaiting.append((f"{unit.job_id} part {label}", ", ".join(finding.awaited)))
+                log.info("lost_part_deferred", job_id=unit.job_id, part=label, batch_ids=finding.awaited)
+
+    def _hold(self, unit: LostUnit, inflight: dict[str, Path], why: str) -> None:
+        """Left where it is (a pack's members too), reported with ``why`` unless that was done."""
+        if why:
+            self._leave(unit.path, why)
+        if unit.members is not None:
+            self._settle_members(unit.job_id, unit.members, inflight, give_back=False)
+
+    def _give_back_unsent(self, unit: LostUnit, inflight: dict[str, Path]) -> None:
+        """No batch could hold its requests: never sent. Given back like an input of any profile."""
+        if unit.members is None:
+            self._give_back(unit.job_id, unit.path, source_name_of(unit.path))
+        else:
+            self._settle_members(unit.job_id, unit.members, inflight, give_back=True)
+            shutil.rmtree(unit.path, ignore_errors=True)
 
     def _adopt_handed_over(self, job_id: str, path: Path, name: str, folder: Path) -> bool:
         try:

@@ -17,10 +17,11 @@ import orjson
 from daemon.config import Settings
 from daemon.intake.claim import profile_folder
 from daemon.intake.drop_names import request_stem
+from daemon.intake.line_formats import line_format_of, validate_input
 from daemon.intake.model_names import model_of
 from daemon.intake.preparer import result_dir_for
 from daemon.intake.refitter import input_lines
-from daemon.intake.validation import BatchLimits, Findings, iter_normalised, validate_file
+from daemon.intake.validation import BatchLimits, Findings, iter_normalised
 from daemon.ops.part_rebuilder import (
     PartRebuilder,
     RemoteView,
@@ -67,20 +68,58 @@ class JobBuilder:
         for part in parts:
             part.origin = PartOrigin.PACK
         self.parts.download_superseded(parts, folder)
-        now, first = time.time(), batches[0]
+        profile = self.view.profile_of_batches(batches)  # its members' too: one pack, one service
+        return [(self._pack_job(pack_id, folder, parts, members, rows, batches[0].endpoint, profile), parts), *rows]
+
+    def pack_rows_of(
+        self,
+        pack_id: str,
+        folder: Path,
+        parts: list[Part],
+        members: list[dict[str, str]],
+        inflight: dict[str, Path],
+        profile: str,
+    ) -> list[Rows]:
+        """A pack of a profile whose batches carry nothing of ours, its parts already built
+        (see unlabelled_jobs), and its members'."""
+        rows: list[Rows] = []
+        for slot, member in enumerate(members):
+            path = inflight.get(member["job_id"])
+            if path is not None:  # one without its input has ended: its results are written
+                rows.append(self._member_rows(member, path, pack_id, slot, [], profile))
+        self.parts.download_superseded(parts, folder)
+        endpoint = rows[0][0].endpoint if rows else None
+        return [(self._pack_job(pack_id, folder, parts, members, rows, endpoint, profile), parts), *rows]
+
+    def _pack_job(
+        self,
+        pack_id: str,
+        folder: Path,
+        parts: list[Part],
+        members: list[dict[str, str]],
+        rows: list[Rows],
+        endpoint: str | None,
+        profile: str,
+    ) -> Job:
+        now = time.time()
         job = Job(pack_id, f"pack of {len(members)} inputs", "", "", JobState.ACTIVE, now, now)
-        job.kind, job.result_dir, job.endpoint = PACK_KIND, str(folder), first.endpoint
-        job.profile = self.view.profile_of_batches(batches)  # its members' too: one pack, one service
+        job.kind, job.result_dir, job.endpoint, job.profile = PACK_KIND, str(folder), endpoint, profile
         job.size = sum(p.byte_size for p in parts if p.attempt == 0)
         job.model = rows[0][0].model if rows else None
         job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
-        return [(job, parts), *rows]
+        return job
 
     def _member_rows(
-        self, member: dict[str, str], path: Path, pack_id: str, slot: int, batches: list[BatchInfo]
+        self,
+        member: dict[str, str],
+        path: Path,
+        pack_id: str,
+        slot: int,
+        batches: list[BatchInfo],
+        profile: str | None = None,
     ) -> Rows:
         job_id = member["job_id"]
-        job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches)
+        job, _ = self._job(job_id, path, member["source_name"], {member.get("sha256") or ""}, batches, profile)
         part = self.own_part(job_id, path, PartState.PACKED)
         part.pack_id, part.pack_slot = pack_id, slot
         return job, [part]
@@ -117,16 +156,29 @@ class JobBuilder:
         self.parts.download_superseded(parts, Path(job.result_dir or ""))
         return job, parts
 
+    def lost_job(self, job_id: str, path: Path, name: str, profile: str, batches: list[BatchInfo]) -> tuple[Job, int]:
+        """The job of an input of ``profile`` whose batches (``batches``, those found) carry nothing of
+        ours, and its request count."""
+        job, findings = self._job(job_id, path, name, set(), batches, profile)
+        return job, findings.requests
+
     def _job(
-        self, job_id: str, path: Path, name: str, claimed: set[str], batches: list[BatchInfo]
+        self,
+        job_id: str,
+        path: Path,
+        name: str,
+        claimed: set[str],
+        batches: list[BatchInfo],
+        profile: str | None = None,
     ) -> tuple[Job, Findings]:
         sha256, size = fingerprint(path)
         if claimed - {"", sha256}:
             raise UnmatchedError("the input differs from the one its batches were made from (sha256)")
-        profile = self.view.profile_of_batches(batches)  # the service its batches were found on
+        profile = profile or self.view.profile_of_batches(batches)  # the service its batches were found on
+        chosen = self.settings.profile(profile)
         # Several models pass: an input split by model (split_by_model) was sent, whatever the setting says now.
-        limits = BatchLimits(urls=self.settings.profile(profile).url_forms(), split_models=True)
-        findings = validate_file(path, limits)
+        limits = BatchLimits(urls=chosen.url_forms(), line_format=line_format_of(chosen), split_models=True)
+        findings = validate_input(path, limits)
         if not findings.ok:
             raise UnmatchedError(f"the input no longer passes validation ({findings.problem_count} problem(s))")
         now = time.time()

@@ -99,14 +99,15 @@ def requests_match(remote: BatchService, batch: BatchInfo, requests: Path, scrat
             remote.download(batch.output_file_id, download)
         except NotFoundError:  # its results are gone (kept 29 days): whose it was cannot be told
             return Match.SOME
-        found, wanted = _custom_ids(download), _custom_ids(requests)
+        found, wanted = result_ids(download), result_ids(requests)
         return Match.SAME if found == wanted else Match.SOME if found & wanted else Match.NONE
     finally:
         with contextlib.suppress(FileNotFoundError):
             download.unlink()
 
 
-def _custom_ids(path: Path) -> set[str]:
+def result_ids(path: Path) -> set[str]:
+    """The custom_ids a results (or requests) file names; a line that is not JSON is passed over."""
     ids: set[str] = set()
     with open(path, "rb") as fh:
         for _, raw in iter_lines(fh):

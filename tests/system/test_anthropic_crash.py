@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
-from tests.support import FAST, daemon_env, job_states, spawn_daemon, wait_until
+from tests.support import FAST, daemon_env, job_states, lose_state, run_recover, spawn_daemon, wait_until
 from tests.unit.emulator.anthropic_helpers import anthropic_client
 
 REQUESTS = 7
@@ -89,10 +89,15 @@ def test_a_kill_after_the_create_was_accepted_leaves_one_batch_per_part_and_ever
     finally:
         _end(proc)
 
-    parts = len(inputs) * -(-REQUESTS // PER_BATCH)
-    batches = claude_emulator.batches()
-    assert len(batches) == parts, f"{len(batches)} batches for {parts} parts: {log.read_text()[-4000:]}"
-    client = anthropic_client(claude_emulator)
+    assert_every_request_ran_once(claude_emulator, inputs, root, parts=len(inputs) * -(-REQUESTS // PER_BATCH))
+
+
+def assert_every_request_ran_once(server: EmulatorServer, inputs: dict[str, bytes], root: Path, parts: int) -> None:
+    """Exactly one batch per part on the service, every request run once (counted per custom_id in
+    the service's own results), and each input's results in input order."""
+    batches = server.batches()
+    assert len(batches) == parts, f"{len(batches)} batches for {parts} parts"
+    client = anthropic_client(server)
     ran = Counter(line.custom_id for batch in batches for line in client.messages.batches.results(batch["id"]))
     wanted = [json.loads(line)["custom_id"] for data in inputs.values() for line in data.splitlines()]
     assert ran == Counter(wanted), "every request ran exactly once"
@@ -101,3 +106,44 @@ def test_a_kill_after_the_create_was_accepted_leaves_one_batch_per_part_and_ever
         in_order = [json.loads(line)["custom_id"] for line in data.splitlines()]
         assert [json.loads(line)["custom_id"] for line in results] == in_order
         assert {json.loads(line)["result"]["type"] for line in results} == {"succeeded"}
+
+
+def test_a_kill_after_the_creates_then_a_lost_database_recovers_without_a_second_batch_or_a_rerun(
+    tmp_path: Path, claude_emulator: EmulatorServer, emulator: EmulatorServer
+) -> None:
+    """The daemon SIGKILLed once the service accepted a batch, then the state database lost:
+    `batchd recover` matches each input's parts with the batches by request count and results'
+    custom_ids (or leaves a running one to the daemon), and the restart collects them. The default
+    profile has a service of its own (recover lists every configured profile's batches)."""
+    default = {"OPENAI_BASE_URL": emulator.base_url}
+    root, log = tmp_path / "root", tmp_path / "daemon.log"
+    inputs = {name: claude_input(name.removesuffix(".jsonl")) for name in ("first.jsonl", "second.jsonl")}
+    drop = root / "pending_upload" / "claude"
+    drop.mkdir(parents=True)
+    for name, data in inputs.items():
+        (drop / f".{name}").write_bytes(data)
+        (drop / f".{name}").rename(drop / name)
+    proc = spawn_daemon(root, _env(tmp_path, claude_emulator, BATCHD_CRASH_AT="batch_created"), log)
+    try:
+        assert proc.wait(timeout=30) == KILLED, f"the daemon never reached batch_created: {log.read_text()}"
+    finally:
+        _end(proc)
+    lose_state(root)
+    made = len(claude_emulator.batches())
+    assert made >= 1, "the service should hold the batch whose reply was never recorded"
+
+    said = run_recover(root, _env(tmp_path, claude_emulator, **default))
+    assert said.returncode == 0, said.stdout + said.stderr
+    assert "left 0 thing(s)" in said.stdout, said.stdout
+    again = run_recover(root, _env(tmp_path, claude_emulator, **default))
+    assert "adopted 0 batch(es) into 0 job(s)" in again.stdout and "returned 0 input(s)" in again.stdout, again.stdout
+
+    proc = spawn_daemon(root, _env(tmp_path, claude_emulator), log)
+    try:
+        done = lambda: sum(state == "done" for _, state in job_states(root)) == len(inputs)  # noqa: E731
+        wait_until(done, 120, "both inputs done after the recovery")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        _end(proc)
+    assert_every_request_ran_once(claude_emulator, inputs, root, parts=len(inputs) * -(-REQUESTS // PER_BATCH))
