@@ -39,6 +39,7 @@ SCRIPTS = (
     Script("creation_budget", quick="--scale 120"),
     Script("idle", quick="--seconds 15 --batches 2000"),
     Script("anthropic_create", quick="--mb 20 --requests 10000"),
+    Script("split_by_model", quick="--requests 50000"),
     Script("seed_compare"),  # fewer files would measure the emulator's fixed batch lifecycle, not the tools
 )
 

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from daemon.cli.batch_tally import counted_batches, shared_batches
 from daemon.cli.status_totals import chosen, totals, totals_line
 from daemon.cli.status_waits import WaitFacts, job_wait, short_why
 from daemon.config import Settings
@@ -45,9 +46,18 @@ def job_rows(
     parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
     facts = WaitFacts(store)
     return [
-        _row(job, parts.get(job.id, []), now, prices or {}) | job_wait(job, _wait_parts(job, parts), facts, now)
+        _with_shared(_row(job, parts.get(job.id, []), now, prices or {}), parts)
+        | job_wait(job, _wait_parts(job, parts), facts, now)
         for job in store.jobs()
     ]
+
+
+def _with_shared(row: dict[str, Any], parts: Mapping[str, list[Part]]) -> dict[str, Any]:
+    """The batches of the pack that carried the input's requests, and its batches counted as the
+    service sees them: a shared batch once (batch_tally.py; the web page counts with it too)."""
+    row["shared_batches"] = shared_batches(parts.get(row["pack"] or "", []))
+    row["batch_count"] = len(counted_batches(row))
+    return row
 
 
 def _wait_parts(job: Job, parts: Mapping[str, list[Part]]) -> list[Part]:
@@ -181,7 +191,7 @@ def render_table(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
         (
             printable(row["file"]),
             f"{row['state']} (in {row['pack']})" if row["pack"] and row["state"] == "active" else row["state"],
-            printable(_batches(row["batches"], wide)) or "-",
+            printable(_batches(counted_batches(row), wide)) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
             _results(row["outcomes"]),
             _tokens(row["usage"]),
@@ -210,13 +220,18 @@ def _models(row: dict[str, Any]) -> str:
 
 def _batches(batches: list[dict[str, Any]], wide: bool) -> str:
     """``id(status)`` of each batch, the ids cut to their last characters and the oldest left out
-    (``+N``) unless ``wide``: one word, so the table's columns stay put."""
+    (``+N``) unless ``wide``: one word, so the table's columns stay put. A batch shared with other
+    inputs (a pack's) is marked ``shared:``."""
     if wide:
-        return ",".join(f"{b['id']}({b['status']})" for b in batches)
+        return ",".join(f"{_shared_mark(b)}{b['id']}({b['status']})" for b in batches)
     shown = batches[-SHOWN_BATCHES:]
-    cells = [f"{_short(str(b['id']))}({b['status']})" for b in shown]
+    cells = [f"{_shared_mark(b)}{_short(str(b['id']))}({b['status']})" for b in shown]
     more = len(batches) - len(shown)
     return ",".join(cells) + (f"+{more}" if more else "")
+
+
+def _shared_mark(batch: dict[str, Any]) -> str:
+    return "shared:" if batch.get("shared") else ""
 
 
 def _short(batch_id: str) -> str:

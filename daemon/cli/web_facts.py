@@ -55,7 +55,7 @@ class DaemonFacts:
     account_holds: dict[str, str]
     profiles: list[tuple[str, str, str]]  # name, kind, url
     jobs: dict[str, int]  # input jobs by state (as listed; the internal pack jobs are not counted)
-    parts: dict[str, int]
+    parts: dict[str, int]  # by state, a pack's members left out: each batch once, as the service sees them
     budget: list[tuple[str, int, int, float]]  # profile, used, allowed, window in seconds
 
 
@@ -89,7 +89,7 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
         account_holds=_holds(beat),
         profiles=[(name, p.kind, p.base_url or "https://api.openai.com/v1") for name, p in profiles.items()],
         jobs=dict(Counter(str(job.state) for job in store.jobs() if job.kind == INPUT_KIND)),
-        parts=store.state_counts("parts"),
+        parts=store.batch_part_counts(),
         budget=[(n, budget.used(now, n), settings.creation_budget, settings.creation_window) for n in profiles],
     )
 
@@ -105,13 +105,7 @@ def job_list(store: Store, settings: Settings, now: float, state: str = "", quer
     for row in shown:
         pack_parts = parts.get(row.get("pack") or "", [])
         row["split"] = split(row, parts.get(row["job_id"], []), pack_parts)
-        row["shared_batches"] = shared_batches(pack_parts)
     return JobList(shown, len(matched), len(rows))
-
-
-def shared_batches(pack_parts: list[Part]) -> list[dict[str, Any]]:
-    """The batches of the pack an input rode in: its requests went in them, with other inputs'."""
-    return [{"id": p.batch_id, "status": p.shown_status} for p in pack_parts if p.batch_id]
 
 
 def _state_matches(row_state: str, wanted: str) -> bool:
@@ -173,7 +167,6 @@ def job_detail(store: Store, settings: Settings, job_id: str, now: float) -> Job
     row = next((r for r in job_rows(store, now, settings.prices) if r["job_id"] == job.id), {})
     pack_parts = store.parts(row["pack"]) if row.get("pack") else []
     row["split"] = split(row, parts, pack_parts)
-    row["shared_batches"] = shared_batches(pack_parts)
     summary = _summary(job)
     own = {p.batch_id for p in parts}  # once the pack is unpacked, its members hold its batch as their own
     shared = [p for p in pack_parts if p.batch_id and p.batch_id not in own]

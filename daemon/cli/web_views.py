@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from daemon.cli.batch_tally import batch_count_text, counted_batches
 from daemon.cli.web_chart import money
 from daemon.cli.web_facts import DaemonFacts, JobDetail, JobList, Split, batch_history
 from daemon.cli.web_layout import esc, span, url_part, when
@@ -127,14 +128,13 @@ def _job_row(row: dict[str, Any]) -> str:
 
 def _batch_count(row: dict[str, Any]) -> str:
     """The job's batches, a shared one (its pack's, carrying other inputs too) counted and marked."""
-    shared = {str(b["id"]) for b in row.get("shared_batches") or []}
-    count = len({str(b["id"]) for b in row["batches"]} | shared)  # a finished member holds the pack's as its own
+    batches = counted_batches(row)
+    shared = sorted(str(b["id"]) for b in batches if b["shared"])
     if not shared:
-        return str(count)
-    ids = ", ".join(sorted(shared))
+        return batch_count_text(batches)
     return (
-        f'<span class="shared" data-shared="{len(shared)}" title="shared with other inputs: {esc(ids)}">'
-        f"{count} (shared)</span>"
+        f'<span class="shared" data-shared="{len(shared)}" title="shared with other inputs: {esc(", ".join(shared))}">'
+        f"{esc(batch_count_text(batches))}</span>"
     )
 
 

@@ -19,6 +19,12 @@ class MetricsQueries(Database):
         rows = self._select(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state", ())  # noqa: S608
         return {str(r["state"]): int(r["n"]) for r in rows}
 
+    def batch_part_counts(self) -> dict[str, int]:
+        """Parts by state, each batch counted once as the service sees it: a pack's members are left
+        out, their requests riding in the pack's own part (a member sent alone loses its pack_id)."""
+        rows = self._select("SELECT state, COUNT(*) AS n FROM parts WHERE pack_id IS NULL GROUP BY state", ())
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
     def batch_status_counts(self) -> dict[str, int]:
         query = (
             f"SELECT {_SHOWN_STATUS} AS status, COUNT(*) AS n FROM parts "  # noqa: S608 - marks only

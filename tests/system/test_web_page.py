@@ -149,6 +149,8 @@ def test_inputs_in_a_shared_batch_show_it_and_the_first_chart_spans_the_work(
         assert batches.get_attribute("data-shared") == "1"
     # The daemon's job counts are the inputs the list shows: batchd's own pack job is not one.
     playwright_api.expect(page.locator('[data-fact="jobs"]')).to_have_text("done 3")
+    # Its parts are one batch each: the shared batch counts once, not once per input in it (was 4).
+    playwright_api.expect(page.locator('[data-fact="parts (one batch each)"]')).to_have_text("downloaded 1")
     label = page.locator("svg.chart").get_attribute("aria-label") or ""
     assert "per second" in label or "per 5 seconds" in label, label  # seconds of work, not a half-hour axis
     bars = page.eval_on_selector_all("svg.chart rect title", "titles => titles.map(t => t.textContent)")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from daemon.cli.main import build_parser, settings_from
+from daemon.cli.status import job_rows, render_table
 from daemon.cli.web_access import FAILED_LOGINS, Sessions, csrf_matches, set_cookie
 from daemon.cli.web_chart import HEIGHT, LEFT, MIN_BARS, Ended, chart
 from daemon.cli.web_facts import (
@@ -268,6 +269,28 @@ def test_an_input_in_a_shared_batch_counts_that_batch_marked_shared(
     assert detail is not None
     page = job_fragment(detail, 10.0)
     assert page.count("batch_shared") == 1 and "shared with other inputs: " in page
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+def test_status_counts_an_input_in_a_shared_batch_as_the_page_does(store: Store, handed_over: bool) -> None:
+    _input_and_its_pack(store, handed_over=handed_over)
+    row = next(r for r in job_rows(store, 10.0) if r["job_id"] == "in1")
+    assert row["batch_count"] == 1  # --json: one batch, not none (riding) nor two (handed over)
+    assert [b["id"] for b in row["shared_batches"]] == ["batch_shared"]
+    assert "shared:…h_shared(" in render_table([row])  # not "-": the shared batch, marked
+    assert "shared:batch_shared(" in render_table([row], wide=True)
+
+
+def test_the_daemon_panel_counts_a_shared_batch_once(tmp_path: Path, store: Store) -> None:
+    _input_and_its_pack(store, handed_over=False)
+    for n in (2, 3):  # two more members: still one batch
+        store.add_job(Job(f"in{n}", f"s{n}.jsonl", "s", "s", JobState.ACTIVE, 1.0, 1.0, request_count=1))
+        store.add_part(Part(f"in{n}", 0, 0, "p", 1, 1, 5, 1, PartState.PACKED, 1.0, 1.0, pack_id="pack1"))
+    store.add_job(Job("alone", "big.jsonl", "b", "b", JobState.ACTIVE, 1.0, 1.0, request_count=1))
+    store.add_part(Part("alone", 0, 0, "p", 1, 1, 5, 1, PartState.READY, 1.0, 1.0))  # its own batch to come
+    facts = daemon_facts(store, Settings(root=tmp_path), 0.0, 10.0)
+    assert facts.parts == {"submitted": 1, "ready": 1}
+    assert 'data-fact="parts (one batch each)">ready 1, submitted 1<' in daemon_panel(facts, 10.0)
 
 
 def test_the_chart_of_a_few_seconds_of_work_spans_those_seconds() -> None:
