@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import __version__
+from daemon.cli.root_guard import root_hint
 from daemon.config import Settings, load_settings
 from daemon.display import printable
 from daemon.errors import (
@@ -457,7 +458,9 @@ def _open_store_readonly(settings: Settings) -> Any:
 
     db = settings.state / DB_NAME
     if not db.exists():
-        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+        raise DaemonError(
+            f"no state database at {db}; has `batchd run` been started with this root? {root_hint(settings)}"
+        )
     return Store(db, readonly=True)
 
 
