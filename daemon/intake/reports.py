@@ -29,9 +29,11 @@ def write_report(
     lines: Iterable[str],
     advice: str = FIX_ADVICE,
     sharing: ResultsSharing | None = None,
+    root: Path | None = None,
 ) -> Path:
     """The report beside an input in failed/; with ``sharing`` (results_group / results_mode), the input
-    and its report get that group and mode, so whoever dropped the file can read why it failed."""
+    and its report get that group and mode, so whoever dropped the file can read why it failed. With
+    ``root``, the report says where its commands run (they name failed/ and inputs relative to it)."""
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     text = [
         f"batchd could not process {source_name!r} (job {job_id}, {when}).",
@@ -39,6 +41,7 @@ def write_report(
         "",
         *lines,
         "",
+        *([where_commands_run(root)] if root is not None else []),
         RETRY_ADVICE.format(name=failed_input.name) if advice == FIX_ADVICE else advice,
     ]
     dest = report_path(failed_input)
@@ -48,6 +51,14 @@ def write_report(
             if path.exists():
                 sharing.share(path)
     return dest
+
+
+def where_commands_run(root: Path) -> str:
+    """A report is read anywhere, but its commands name paths inside the daemon's root."""
+    return (
+        f"Commands here run inside the daemon's root, {root} (`cd` there first; `batchd retry` also takes "
+        f"`--root {root}`), as the daemon's user."
+    )
 
 
 def validation_lines(findings: Findings, file: str = "FILE") -> list[str]:
