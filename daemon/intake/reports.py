@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from daemon.intake.drop_names import jsonl_name
 from daemon.intake.problem_groups import Group
 from daemon.intake.validation import BARE_BODY_HINT, JSON_ARRAY_PROBLEM, Findings
 from daemon.results_sharing import ResultsSharing
@@ -100,10 +101,11 @@ def _fixes(findings: Findings, file: str) -> list[str]:
         return []
     url = groups.bare_url
     given = f" --url {url}" if url else " --url /v1/..."
-    command = f"batchd wrap {file}{given} -o {file}"
+    out = str(Path(file).with_name(jsonl_name(Path(file).name)))  # a name the drop zone takes
+    command = f"batchd wrap {file}{given} -o {out}"
     if JSON_ARRAY_PROBLEM in groups.groups:
         return [
-            f"Fix: run `batchd wrap {file} -o {file}` (bare bodies get the url their fields name; add --url URL "
+            f"Fix: run `batchd wrap {file} -o {out}` (bare bodies get the url their fields name; add --url URL "
             "if they do not name one), or set wrap_bare_bodies = true in the config to have batchd do it at intake."
         ]
     assert bare is not None
