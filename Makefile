@@ -22,9 +22,9 @@ $(BIN)/pytest: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The examples are dropped on the first run only (no state yet): a restart goes on where it stopped.
 demo: $(BIN)/batchd
 	mkdir -p $(DEMO)/pending_upload/azure
-	# The examples are dropped on the first run only (no state yet): a restart goes on where it stopped.
 	[ -d $(DEMO)/state ] || for f in config/examples/*.jsonl; do \
 	  [ -e "$(DEMO)/pending_upload/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/"; done
 	[ -d $(DEMO)/state ] || for f in config/examples/azure/*.jsonl; do \
