@@ -344,7 +344,7 @@ def _add_help(sub: Any) -> None:
         "topic",
         nargs="?",
         metavar="TOPIC",
-        choices=(*TOPICS, *sub.choices),  # every command is added by now
+        choices=tuple(dict.fromkeys((*TOPICS, *sub.choices))),  # every command is added by now; each name once
         help=f"one of: {', '.join(TOPICS)}, or a command",
     )
 
