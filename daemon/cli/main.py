@@ -388,14 +388,20 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         return int(handler(args))
     except ConfigError as exc:
-        print(printable(f"batchd: configuration error: {exc}"), file=sys.stderr)
+        print(shown_lines(f"batchd: configuration error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except SETUP_ERRORS as exc:
-        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        print(shown_lines(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_USAGE
     except DaemonError as exc:
-        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        print(shown_lines(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_FAILURE
+
+
+def shown_lines(text: str) -> str:
+    """A message for the terminal: control characters escaped line by line, so one of several lines
+    (a retry refused with its problems listed) is not printed as a single line full of \\n."""
+    return "\n".join(printable(line) for line in text.splitlines())
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -422,7 +428,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers, more_endpoints=web_endpoints)
     except AlreadyRunningError as exc:  # still held after run's patience: a second daemon on one root
-        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        print(shown_lines(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_USAGE
 
 
