@@ -22,11 +22,12 @@ $(BIN)/pytest: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The examples are dropped on the first run only (no state yet): a restart goes on where it stopped.
 demo: $(BIN)/batchd
 	mkdir -p $(DEMO)/pending_upload/azure
-	for f in config/examples/*.jsonl; do \
+	[ -d $(DEMO)/state ] || for f in config/examples/*.jsonl; do \
 	  [ -e "$(DEMO)/pending_upload/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/"; done
-	for f in config/examples/azure/*.jsonl; do \
+	[ -d $(DEMO)/state ] || for f in config/examples/azure/*.jsonl; do \
 	  [ -e "$(DEMO)/pending_upload/azure/$$(basename $$f)" ] || cp "$$f" "$(DEMO)/pending_upload/azure/"; done
 	$(BIN)/batchd run --emulator --root $(DEMO) --poll-interval 2 --config config/demo.toml
 

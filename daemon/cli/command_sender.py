@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from daemon.cli.root_guard import require_root
 from daemon.config import Settings
 from daemon.display import printable
 from daemon.errors import AlreadyRunningError, CredentialError, DaemonError
@@ -70,6 +71,7 @@ def send_or_act(
 
 
 def _act_directly(settings: Settings, kind: str, act: Callable[[], int]) -> int:
+    require_root(settings)  # else the current folder was taken for the root: say so, not "no input called"
     if not _instance_running(settings):  # else a daemon runs that takes no commands: acting here is safe
         print(
             f"batchd: no daemon runs on {printable(str(settings.root))}; carrying out the {_SAID[kind]} here",

@@ -11,6 +11,7 @@ from typing import Any
 from daemon.cli.validation_profile import chosen_profile, profile_limits
 from daemon.config import Settings
 from daemon.display import printable
+from daemon.intake.drop_names import jsonl_name
 from daemon.intake.estimates import Estimate, estimate_file
 from daemon.intake.line_formats import format_limits, sniffed_format
 from daemon.intake.reports import validation_lines
@@ -57,10 +58,16 @@ def _show(path: Path, estimate: Estimate, problems: list[str], profile: str) -> 
     if f.ok:
         print(printable(f"{path}: ok ({f.requests} requests, {f.endpoint}, {_models(estimate)}{_note(profile)})"))
         print(printable(f"  {estimate.text()}"))
-        return
-    print(printable(f"{path}: {f.problem_count} problem(s){_note(profile, ' for')}"))
-    for line in problems:
-        print(f"  {printable(line)}")
+    else:
+        print(printable(f"{path}: {f.problem_count} problem(s){_note(profile, ' for')}"))
+        for line in problems:
+            print(f"  {printable(line)}")
+    if not f.ok and any(jsonl_name(path.name) in line for line in problems):
+        return  # the fix shown already writes a name the drop zone takes
+    if jsonl_name(path.name) != path.name:  # it would pass, and then sit in pending_upload/, ignored
+        print(
+            printable(f"  note: pending_upload/ takes *.jsonl and *.jsonl.gz only: drop it as {jsonl_name(path.name)}")
+        )
 
 
 def _models(estimate: Estimate) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import __version__
+from daemon.cli.root_guard import root_hint
 from daemon.config import Settings, load_settings
 from daemon.display import printable
 from daemon.errors import (
@@ -345,7 +346,7 @@ def _add_help(sub: Any) -> None:
         "topic",
         nargs="?",
         metavar="TOPIC",
-        choices=(*TOPICS, *sub.choices),  # every command is added by now
+        choices=tuple(dict.fromkeys((*TOPICS, *sub.choices))),  # every command is added by now; each name once
         help=f"one of: {', '.join(TOPICS)}, or a command",
     )
 
@@ -389,14 +390,20 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         return int(handler(args))
     except ConfigError as exc:
-        print(printable(f"batchd: configuration error: {exc}"), file=sys.stderr)
+        print(shown_lines(f"batchd: configuration error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except SETUP_ERRORS as exc:
-        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        print(shown_lines(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_USAGE
     except DaemonError as exc:
-        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        print(shown_lines(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_FAILURE
+
+
+def shown_lines(text: str) -> str:
+    """A message for the terminal: control characters escaped line by line, so one of several lines
+    (a retry refused with its problems listed) is not printed as a single line full of \\n."""
+    return "\n".join(printable(line) for line in text.splitlines())
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -423,7 +430,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_daemon(settings, emulator=args.emulator, commands=daemon_handlers, more_endpoints=web_endpoints)
     except AlreadyRunningError as exc:  # still held after run's patience: a second daemon on one root
-        print(printable(redact(f"batchd: {exc}")), file=sys.stderr)
+        print(shown_lines(redact(f"batchd: {exc}")), file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -459,7 +466,9 @@ def _open_store_readonly(settings: Settings) -> Any:
 
     db = settings.state / DB_NAME
     if not db.exists():
-        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+        raise DaemonError(
+            f"no state database at {db}; has `batchd run` been started with this root? {root_hint(settings)}"
+        )
     return Store(db, readonly=True)
 
 

@@ -58,9 +58,19 @@ def requeue(settings: Settings, name: str, *, force: bool = False) -> Requeued:
         move_no_clobber(source, dest)
     except FileExistsError:
         raise _pending_clash(settings, dest) from None
+    _announce(dest)
     report = _archive_report(settings, source)
     log.info("input_requeued", file=dest.name, source=str(source), job_id=job.id if job else None)
     return Requeued(source, dest, report)
+
+
+def _announce(dest: Path) -> None:
+    """Tell the daemon's watcher the input is whole. The move is a link, which the kernel reports as a
+    creation only: a file fixed seconds ago then waited for min_file_age and the next rescan (up to
+    10 s). Closing it once opened for writing (nothing written, its mtime unchanged) is the close event
+    of a writer that is done. Without write access (an operator's retry) the daemon's rescan finds it."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK))
 
 
 def _find(settings: Settings, name: str) -> tuple[Path, Job | None]:

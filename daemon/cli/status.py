@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from daemon.cli.batch_tally import counted_batches, shared_batches
+from daemon.cli.root_guard import root_hint
 from daemon.cli.status_totals import chosen, totals, totals_line
 from daemon.cli.status_waits import WaitFacts, job_wait, short_why
 from daemon.config import Settings
@@ -287,7 +288,9 @@ def status_text(
     those not ended (``active``), or also those ended in the last ``since`` seconds; a totals line."""
     db = settings.state / DB_NAME
     if not db.exists():
-        raise DaemonError(f"no state database at {db}; has `batchd run` been started with this root?")
+        raise DaemonError(
+            f"no state database at {db}; has `batchd run` been started with this root? {root_hint(settings)}"
+        )
     if not os.access(db, os.R_OK):
         raise DaemonError(
             f"cannot read the state database {db} (permission denied): it is the daemon's alone; run "

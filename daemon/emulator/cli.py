@@ -13,7 +13,8 @@ DEFAULT_PORT = 8089
 EMULATOR_DESCRIPTION = """Serve a local emulator of the OpenAI Files and Batches API on 127.0.0.1 (for tests, demos
 and benchmarks; the answers are fake). It prints the two lines a client needs:
   export OPENAI_BASE_URL=http://127.0.0.1:8089/v1
-  export OPENAI_API_KEY=emulator-key      (any non-empty key is accepted)
+  export OPENAI_API_KEY=emulator-key      (any non-empty key is accepted; with --api-key KEY only
+                                          KEY: any other gets the service's 401, to try a wrong key)
 
 A batch moves validating -> in_progress -> finalizing -> completed on the timings below. Trigger words in
 a line's body.model choose another ending (the rest of the model name is free, e.g. gpt-4o-mini-expire):
@@ -149,6 +150,12 @@ def add_flavour_arguments(parser: argparse.ArgumentParser) -> None:
         "--iso-timestamps", action="store_true", help="compatible: batch times as ISO 8601 text (Together)"
     )
     parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="openai, compatible: accept only this key; any other is refused with the service's 401 "
+        "invalid_api_key, as a wrong key is (default: any non-empty key)",
+    )
+    parser.add_argument(
         "--expiry-seconds",
         type=float,
         default=_DEFAULTS.expiry_seconds,
@@ -179,6 +186,7 @@ def settings_from_arguments(args: argparse.Namespace) -> EmulatorSettings:
         upper_statuses=args.upper_statuses,
         iso_timestamps=args.iso_timestamps,
         expiry_seconds=args.expiry_seconds,
+        api_key=args.api_key,
     )
 
 
@@ -191,12 +199,12 @@ def run_emulator_command(args: argparse.Namespace, stop: threading.Event) -> int
         server.faults.set_reply_rate(args.reply_rate)
     with server:
         print(f"emulator listening on {server.base_url}", flush=True)
-        print(client_lines(server.base_url, args.flavour), flush=True)
+        print(client_lines(server.base_url, args.flavour, args.api_key), flush=True)
         stop.wait()
     return 0
 
 
-def client_lines(base_url: str, flavour: str) -> str:
+def client_lines(base_url: str, flavour: str, api_key: str | None = None) -> str:
     """The shell lines that point a client (the SDK, or batchd) at this emulator."""
     if flavour == "azure":  # a batchd profile's table names the url; the key variable is its default
         profile = f'# and in [providers.NAME]: kind = "azure", base_url = "{base_url}/"'
@@ -204,4 +212,6 @@ def client_lines(base_url: str, flavour: str) -> str:
     if flavour == "anthropic":  # the SDK's variables; a batchd profile names the url in its table
         profile = f'# and in [providers.NAME]: kind = "anthropic", base_url = "{base_url}"'
         return f"export ANTHROPIC_BASE_URL={base_url}\nexport ANTHROPIC_API_KEY=emulator-key\n{profile}"
+    if api_key is not None:
+        return f"export OPENAI_BASE_URL={base_url}\nexport OPENAI_API_KEY={api_key}  # only this key"
     return f"export OPENAI_BASE_URL={base_url}\nexport OPENAI_API_KEY=emulator-key  # any non-empty key"

@@ -51,13 +51,14 @@ class Flavour:
     string_bodies = False
     content_filters = False  # Azure's content filter verdicts in each chat completion
     output_purpose = "batch_output"
+    api_key: str | None = None  # the one key accepted (EmulatorSettings.api_key); None: any
 
     def path_of(self, raw: str) -> str:
         """The `/v1/...` path the routes, faults and call log use."""
         return api_path(raw)
 
     def authorise(self, request: ApiRequest) -> None:
-        check_bearer(request)
+        check_bearer(request, self.api_key)
 
     def batch_params(self, payload: Any) -> BatchParams:
         return parse_batch_params(payload)
@@ -150,6 +151,10 @@ def iso_time(seconds: int) -> str:
 def flavour_for(settings: EmulatorSettings) -> Flavour:
     if settings.flavour == "azure":
         return AzureFlavour(settings.deployments)
-    if settings.flavour == "compatible":
-        return CompatibleFlavour(settings.upper_statuses, settings.iso_timestamps)
-    return Flavour()
+    flavour = (
+        CompatibleFlavour(settings.upper_statuses, settings.iso_timestamps)
+        if settings.flavour == "compatible"
+        else Flavour()
+    )
+    flavour.api_key = settings.api_key
+    return flavour

@@ -62,6 +62,9 @@ class EmulatorSettings:
     # anthropic: seconds from creation to a Message Batch's `expires_at` (the real service: 24 h);
     # requests that have not run by then end `expired`.
     expiry_seconds: float = 86_400.0
+    # openai and compatible: the one key accepted (others get the service's 401 invalid_api_key), so a
+    # client's handling of a wrong key can be tried; None: any non-empty key.
+    api_key: str | None = None
 
     def __post_init__(self) -> None:
         durations = (

@@ -121,12 +121,22 @@ def convert_input(settings: Settings, store: Store, job: Job, plan: Plan) -> Non
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a full disk is no fault of the input: raised
         raise ConversionError(f"it is not a valid gzip file ({exc}); compress the JSON Lines file again") from None
     except (WrapError, LineTooLongError) as exc:
-        raise ConversionError(f"its bare request bodies could not be wrapped: {exc}") from None
+        raise ConversionError(f"its bare request bodies could not be wrapped: {_at_intake(str(exc))}") from None
     store.update_job(job.id, inflight_path=str(dest), source_name=name)
     job.inflight_path, job.source_name = str(dest), name
     kept = keep_original(settings, original, job)
     log.info("input_converted", job_id=job.id, file=name, decompressed=plan.decompress, wrapped=plan.wrap,
              original=str(kept))  # fmt: skip
+
+
+def _at_intake(problem: str) -> str:
+    """The wrapper names its command-line flag; at intake the same choice is the wrap_url setting."""
+    if "--url" not in problem:
+        return problem
+    return (
+        f"{problem} (at intake, --url is the setting wrap_url: set it to the url of every line, or wrap the "
+        "file yourself with `batchd wrap FILE --url URL -o FILE`)"
+    )
 
 
 def _bounded(source: io.BufferedIOBase, settings: Settings, plan: Plan) -> BoundedReader:

@@ -36,6 +36,14 @@ def request_stem(name: str) -> str:
     return name
 
 
+def jsonl_name(name: str) -> str:
+    """The name a JSON Lines file made from ``name`` should have to be taken from the drop zone
+    (``tasks.json`` -> ``tasks.jsonl``); a request file's name is kept."""
+    if is_request_file(name) or is_being_written(name):
+        return name
+    return (name[:-5] if name.lower().endswith(".json") else name) + ".jsonl"
+
+
 def ignored_reason(name: str, is_folder: bool) -> str:
     """Why a name in the drop zone is not taken, and what to do about it."""
     if is_folder:

@@ -132,7 +132,7 @@ def _report(settings: Settings, job: Job, bad_path: Path, findings: Findings, co
         "they run as a new job with results of their own."
     )
     lines = validation_lines(findings, f"{settings.failed_dir}/{bad_path.name}")
-    return write_report(bad_path, job.source_name, job.id, reason, lines, advice, settings.sharing())
+    return write_report(bad_path, job.source_name, job.id, reason, lines, advice, settings.sharing(), settings.root)
 
 
 def write_note(folder: Path, original: str, separation: Separation) -> None:

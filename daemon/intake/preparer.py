@@ -234,6 +234,6 @@ def reject(
     shutil.rmtree(settings.state / PARTS / job.id, ignore_errors=True)
     if findings is not None:  # the fixes it suggests name the input where it now is
         lines = [*lines, *validation_lines(findings, f"{settings.failed_dir}/{dest.name}")]
-    report = write_report(dest, job.source_name, job.id, reason, lines, sharing=settings.sharing())
+    report = write_report(dest, job.source_name, job.id, reason, lines, sharing=settings.sharing(), root=settings.root)
     store.update_job(job.id, state=JobState.REJECTED, note=reason, finished_at=time.time())
     log.warning("file_rejected", file=job.source_name, job_id=job.id, reason=reason, report=str(report))

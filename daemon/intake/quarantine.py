@@ -165,7 +165,7 @@ class Quarantine:
 def end_job(settings: Settings, store: Store, job: Job, reason: str, lines: list[str]) -> Path:
     """End a job nothing of which was submitted: input to failed/ with a report, job FAILED."""
     dest = failed_place(settings, store, job)
-    report = write_report(dest, job.source_name, job.id, reason, lines, sharing=settings.sharing())
+    report = write_report(dest, job.source_name, job.id, reason, lines, sharing=settings.sharing(), root=settings.root)
     with store.transaction():
         for part in store.parts(job.id):
             if part.state == PartState.SUPERSEDED:  # its requests went into a newer part: not ended here

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from daemon.intake.drop_names import jsonl_name
 from daemon.intake.problem_groups import Group
 from daemon.intake.validation import BARE_BODY_HINT, JSON_ARRAY_PROBLEM, Findings
 from daemon.results_sharing import ResultsSharing
@@ -29,9 +30,11 @@ def write_report(
     lines: Iterable[str],
     advice: str = FIX_ADVICE,
     sharing: ResultsSharing | None = None,
+    root: Path | None = None,
 ) -> Path:
     """The report beside an input in failed/; with ``sharing`` (results_group / results_mode), the input
-    and its report get that group and mode, so whoever dropped the file can read why it failed."""
+    and its report get that group and mode, so whoever dropped the file can read why it failed. With
+    ``root``, the report says where its commands run (they name failed/ and inputs relative to it)."""
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     text = [
         f"batchd could not process {source_name!r} (job {job_id}, {when}).",
@@ -39,6 +42,7 @@ def write_report(
         "",
         *lines,
         "",
+        *([where_commands_run(root)] if root is not None else []),
         RETRY_ADVICE.format(name=failed_input.name) if advice == FIX_ADVICE else advice,
     ]
     dest = report_path(failed_input)
@@ -48,6 +52,14 @@ def write_report(
             if path.exists():
                 sharing.share(path)
     return dest
+
+
+def where_commands_run(root: Path) -> str:
+    """A report is read anywhere, but its commands name paths inside the daemon's root."""
+    return (
+        f"Commands here run inside the daemon's root, {root} (`cd` there first; `batchd retry` also takes "
+        f"`--root {root}`), as the daemon's user."
+    )
 
 
 def validation_lines(findings: Findings, file: str = "FILE") -> list[str]:
@@ -89,10 +101,11 @@ def _fixes(findings: Findings, file: str) -> list[str]:
         return []
     url = groups.bare_url
     given = f" --url {url}" if url else " --url /v1/..."
-    command = f"batchd wrap {file}{given} -o {file}"
+    out = str(Path(file).with_name(jsonl_name(Path(file).name)))  # a name the drop zone takes
+    command = f"batchd wrap {file}{given} -o {out}"
     if JSON_ARRAY_PROBLEM in groups.groups:
         return [
-            f"Fix: run `batchd wrap {file} -o {file}` (bare bodies get the url their fields name; add --url URL "
+            f"Fix: run `batchd wrap {file} -o {out}` (bare bodies get the url their fields name; add --url URL "
             "if they do not name one), or set wrap_bare_bodies = true in the config to have batchd do it at intake."
         ]
     assert bare is not None

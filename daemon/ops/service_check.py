@@ -60,8 +60,11 @@ def _explained(exc: DaemonError, api: str, profile: str, service: BatchService) 
         places = service.profile.keys.described() or "its key_env, key_file_env or key_credential"
         return "the key was refused", f"check the key of profile {profile} ({places}); a key file needs no restart"
     if isinstance(exc, TransientError):
-        host = urlparse(api).hostname or api
-        return f"cannot reach {host}", f"check the host in base_url, the network, a proxy or firewall ({host})"
+        parsed = urlparse(api)
+        host = parsed.hostname or api
+        where = f"{host}, port {parsed.port}" if parsed.port else host  # a local gateway's wrong port, too
+        hint = f"check the host and port in base_url, the network, a proxy or firewall ({where})"
+        return f"cannot reach {host}", hint
     return "unexpected answer", "check base_url: it should end in the API's version path, e.g. /v1"
 
 

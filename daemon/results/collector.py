@@ -341,13 +341,14 @@ class Collector(PartSteps):
         dest = self._place_input(job, parts, self.settings.failed)
         lines = [line for p in refused for line in _refusal_lines(p)]
         reason = "the service refused part of this input; results that finished are in " + (job.result_dir or "")
-        write_report(dest, job.source_name, job.id, reason, lines, sharing=self.sharing)
+        write_report(dest, job.source_name, job.id, reason, lines, sharing=self.sharing, root=self.settings.root)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
 
     def _end_early(self, job: Job, parts: list[Part], now: float, ending: Ending) -> None:
         dest = self._place_input(job, parts, self.settings.failed)
-        write_report(dest, job.source_name, job.id, ending.reason, ending.lines, ending.advice, self.sharing)
+        advice, root = ending.advice, self.settings.root
+        write_report(dest, job.source_name, job.id, ending.reason, ending.lines, advice, self.sharing, root)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=ending.reason)
         level = log.warning if ending.event == "job_abandoned" else log.error  # an abandon is on purpose
         level(ending.event, job_id=job.id, file=job.source_name, moved_to=str(dest), reason=ending.reason)
@@ -366,7 +367,7 @@ class Collector(PartSteps):
                 "without any result line is not listed there."
             ),
         ]
-        write_report(dest, job.source_name, job.id, str(changed), lines, sharing=self.sharing)
+        write_report(dest, job.source_name, job.id, str(changed), lines, sharing=self.sharing, root=self.settings.root)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=str(changed))
         log.error("input_changed", job_id=job.id, file=job.source_name, detail=changed.detail, moved_to=str(dest))
 

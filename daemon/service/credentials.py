@@ -118,8 +118,16 @@ def _checked(source: KeySource, lookup: KeyLookup) -> KeySource:
         source.read()
     except CredentialError as exc:
         way_out = f"; or give the key in {lookup.env} and set {lookup.file_env}= (empty)" if lookup.env else ""
-        raise CredentialError(f"{exc}{way_out}") from None
+        raise CredentialError(f"{exc}{_unreadable_hint(source.file)}{way_out}") from None
     return source
+
+
+def _unreadable_hint(path: Path | None) -> str:
+    """A key file that is there but not readable by this user (a container's uid 10001, systemd's user):
+    the fix is its owner or mode, which the bare 'Permission denied' does not say."""
+    if path is None or not path.exists() or os.access(path, os.R_OK):
+        return ""
+    return f"; let this user (uid {os.getuid()}) read it, e.g. chown {os.getuid()} {path} && chmod 0400 {path}"
 
 
 def find_webhook_secret(environ: Mapping[str, str] | None = None) -> KeySource | None:
