@@ -280,9 +280,11 @@ class LineChecker:
 
 
 _MISSING: Any = object()
+# No example url here: the line's own fields say which endpoint it is for, and the Fix line under the
+# grouped problem (reports.py) names it; a made-up "/v1/..." beside a chat body only misled.
 BARE_BODY_HINT = (
-    "this line is a bare request body, not a Batch API request; wrap it as "
-    '{"custom_id": "...", "method": "POST", "url": "/v1/...", "body": {...}} (batchd wrap does)'
+    "this line is a bare request body, not a Batch API request; it needs a custom_id, "
+    '"method": "POST", the endpoint\'s "url" and the body under "body" (batchd wrap adds them)'
 )
 JSON_ARRAY_PROBLEM = (
     "this file is one JSON array, not JSON Lines (one request object per line); batchd wrap writes it as JSON Lines"

@@ -86,6 +86,7 @@ def test_250_bare_bodies_are_one_problem_with_the_wrap_command(tmp_path: Path) -
     assert findings.problem_count == 250
     assert len(lines) == 2, lines
     assert lines[0].startswith("all 250 lines: this line is a bare request body")
+    assert "/v1/..." not in lines[0]  # a made-up url beside chat bodies misled: the Fix names the real one
     assert "batchd wrap blog.jsonl --url /v1/chat/completions -o blog.jsonl" in lines[1]
 
 
