@@ -305,8 +305,8 @@ def _add_recover(sub: Any) -> None:
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="ask the built-in emulator, as `run --emulator` uses it (its files and batches are kept under "
-        "ROOT/.emulator/, so the batches of a demo are found again)",
+        help="ask the built-in emulators, as `run --emulator` uses them: one per provider profile's kind, each "
+        "keeping its files and batches under ROOT/.emulator/, so the batches of a demo are found again",
     )
 
 
@@ -557,20 +557,17 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     from contextlib import ExitStack  # noqa: PLC0415
 
     from daemon.cli.recover import recover_state  # noqa: PLC0415
+    from daemon.engine.emulated_profiles import emulated_services  # noqa: PLC0415
     from daemon.engine.runner import emulated  # noqa: PLC0415
-    from daemon.providers import DEFAULT_PROFILE, openai_default_profile  # noqa: PLC0415
-    from daemon.service.credentials import emulator_key_source  # noqa: PLC0415
-    from daemon.service.openai_service import OpenAIService  # noqa: PLC0415
+    from daemon.providers import DEFAULT_PROFILE  # noqa: PLC0415
     from daemon.service.profile_services import connect_profiles  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
     with ExitStack() as stack:
-        if args.emulator:
+        if args.emulator:  # every profile on the emulator `run --emulator` gives it, with the state it kept
             settings = stack.enter_context(emulated(settings))
-            remote = OpenAIService.for_profile(
-                openai_default_profile(settings.base_url), emulator_key_source(), settings.request_timeout
-            )
+            remote = emulated_services(settings, stack)
             stack.callback(remote.close)
             done = recover_state(settings, remote, args.since_days)
         else:  # every configured profile's service is searched
