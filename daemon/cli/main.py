@@ -2,7 +2,7 @@
 emulator, completion, help.
 
 Exit codes (EXIT_CODES_TEXT): 0 success, 1 a runtime failure or problems found, 2 a usage or configuration
-error that a restart cannot fix.
+error that a restart cannot fix, 3 (recover) a profile's service could not be searched.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from daemon.state.folders import DB_NAME
 log = get_logger("daemon.cli.main")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_PROFILE_UNSEARCHED = 3  # recover: a profile's service could not be listed; run it again once it can
 # Problems of the set-up, not of the moment: a restart cannot fix them, so they exit 2 (EXIT_CODES_TEXT).
 # Another batchd on the root is one too for `run` only (two daemons configured on one root); for a
 # one-off command such as `recover` it is a moment to wait for (exit 1).
@@ -44,6 +45,9 @@ EXIT_CODES_TEXT = """exit codes:
     2  a usage or configuration error: a wrong setting, a missing or unreadable API key, a root whose
        parent does not exist, an unusable folder, another daemon on the same root (run). Restarting
        cannot fix it (systemd: RestartPreventExitStatus=2); the message says what to change.
+    3  recover: the service of one or more provider profiles could not be searched (missing or refused
+       key, wrong base_url, unreachable); the others were recovered, that profile's inputs were left
+       as they are. The output says why and what to change; run recover again once it works
   130  interrupted (Ctrl-C) before the command could stop cleanly by itself"""
 
 
@@ -292,7 +296,10 @@ def _add_recover(sub: Any) -> None:
         "batch gets its job back (running batches are polled and collected as usual, nothing is submitted "
         "twice); an input never submitted moves back to pending_upload/ to be claimed again. A damaged "
         "database is kept beside as batchd.sqlite3.damaged-TIME. Prints what it did and what it could not "
-        "match; running it again does nothing more. Exit 0 when done, 1 if anything was left unmatched.",
+        "match; running it again does nothing more. A profile whose service cannot be searched now (missing or "
+        "refused key, wrong base_url, unreachable) is reported with the fix and its inputs are left as they are; "
+        "the other profiles are recovered, and running it again once that profile works recovers the rest. "
+        "Exit 0 when done, 1 if anything was left unmatched, 3 if a profile's service could not be searched.",
     )
     _common(p)
     p.add_argument(
@@ -559,8 +566,9 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     from daemon.cli.recover import recover_state  # noqa: PLC0415
     from daemon.engine.emulated_profiles import emulated_services  # noqa: PLC0415
     from daemon.engine.runner import emulated  # noqa: PLC0415
+    from daemon.ops.unreachable_profiles import failure_reason  # noqa: PLC0415
     from daemon.providers import DEFAULT_PROFILE  # noqa: PLC0415
-    from daemon.service.profile_services import connect_profiles  # noqa: PLC0415
+    from daemon.service.profile_services import connect_each_profile  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
@@ -572,10 +580,13 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             done = recover_state(settings, remote, args.since_days)
         else:  # every configured profile's service is searched
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
-            services = connect_profiles(profiles, settings.request_timeout)
+            services, missing = connect_each_profile(profiles, settings.request_timeout)
             stack.callback(services.close)
-            done = recover_state(settings, services, args.since_days)
+            keyless = {name: failure_reason(profiles[name], exc) for name, exc in missing.items()}
+            done = recover_state(settings, services, args.since_days, keyless)
     print("\n".join(done.lines()))
+    if done.unreachable:
+        return EXIT_PROFILE_UNSEARCHED
     return EXIT_FAILURE if done.left else EXIT_OK
 
 

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,8 @@ from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
 from daemon.ops.unlabelled_batches import Finding, Key, Verdict
 from daemon.ops.unlabelled_jobs import LostUnit, UnlabelledJobs
-from daemon.ops.unlabelled_search import UnlabelledSearch
+from daemon.ops.unlabelled_search import UnlabelledSearch, members_profile
+from daemon.ops.unreachable_profiles import failure_reason
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
 from daemon.service.batch_service import BatchService
@@ -80,9 +82,11 @@ class Recovered:
     left: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     uploads_deleted: list[str] = field(default_factory=list)
     awaiting: list[tuple[str, str]] = field(default_factory=list)  # (part, the running batches that may be it)
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # (profile, why and what to change)
 
     def lines(self) -> list[str]:
-        out = [
+        out = [f"profile {name}: NOT SEARCHED, {why}" for name, why in self.unreachable]
+        out += [
             f"adopted {len(set(self.adopted_batches))} batch(es) into {len(self.jobs)} job(s)",
             f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
         ]
@@ -102,16 +106,22 @@ class Recovered:
 
 
 def recover_state(
-    settings: Settings, remote: BatchService | ProfileServices, horizon_days: float = DEFAULT_HORIZON_DAYS
+    settings: Settings,
+    remote: BatchService | ProfileServices,
+    horizon_days: float = DEFAULT_HORIZON_DAYS,
+    unreachable: Mapping[str, str] | None = None,
 ) -> Recovered:
-    """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root."""
+    """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root.
+    ``unreachable``: profiles that could not even be connected (a missing key), with why; their inputs
+    are left as those of a profile whose service cannot be listed are."""
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
     try:
         store = open_store(settings.state / folders.DB_NAME)
         try:
-            return Recovery(settings, store, remote, time.time() - horizon_days * 86400).run()
+            not_before = time.time() - horizon_days * 86400
+            return Recovery(settings, store, remote, not_before, dict(unreachable or {})).run()
         finally:
             store.close()
     finally:
@@ -141,7 +151,12 @@ def _set_aside(path: Path, stamp: str, why: str) -> None:
 
 class Recovery:
     def __init__(
-        self, settings: Settings, store: Store, remote: BatchService | ProfileServices, not_before: float
+        self,
+        settings: Settings,
+        store: Store,
+        remote: BatchService | ProfileServices,
+        not_before: float,
+        unreachable: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -151,6 +166,7 @@ class Recovery:
         self.view = RemoteView()
         self.builder = JobBuilder(settings, store, PartRebuilder(settings, self.services, self.view), self.view)
         self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
+        self.unreachable = unreachable or {}  # profiles whose service could not be listed now: why
         jobs = UnlabelledJobs(settings, self.builder)
         self.unlabelled = UnlabelledSearch(self.services, self.view, jobs, settings.state)  # anthropic profiles
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
@@ -233,13 +249,21 @@ class Recovery:
         tracked = _tracked_batch_ids(self.store)
         for name in self.services.names():
             service = self.services.of(name)
-            if self.unlabelled.searches(service):
-                self.unlabelled.read(name, service, self.not_before, tracked)
-                continue
-            if not (service.profile.supports_list and service.profile.supports_metadata):
-                self.unsearchable.append(name)
-                log.warning("recovery_profile_unsearchable", profile=name)
-                continue
+            try:
+                self._read_profile(name, service, tracked)
+            except (DaemonError, OSError) as exc:  # this profile only: the others are still recovered
+                self.unreachable[name] = failure_reason(service.profile, exc)
+        for name, why in sorted(self.unreachable.items()):
+            self.done.unreachable.append((name, why))
+            log.error("recovery_profile_unreachable", profile=name, reason=why)
+
+    def _read_profile(self, name: str, service: BatchService, tracked: set[str]) -> None:
+        if self.unlabelled.searches(service):
+            self.unlabelled.read(name, service, self.not_before, tracked)
+        elif not (service.profile.supports_list and service.profile.supports_metadata):
+            self.unsearchable.append(name)
+            log.warning("recovery_profile_unsearchable", profile=name)
+        else:
             self.view.read(service, self.not_before, tracked, name)
 
     # rebuilding -------------------------------------------------------------------------
@@ -247,7 +271,9 @@ class Recovery:
         members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
         batches = self.view.batches.get(pack_id, [])
         if not batches:
-            if self._surely_unsent(pack_id, folder):  # never sent: its members go back to be claimed again
+            named = members_profile(members, inflight)  # the default profile's or an older version's: None
+            profile = None if named == DEFAULT_PROFILE else named
+            if self._surely_unsent(pack_id, folder, profile):  # never sent: its members go back to be claimed again
                 self._settle_members(pack_id, members, inflight, give_back=True)
                 shutil.rmtree(folder, ignore_errors=True)
             else:
@@ -283,7 +309,7 @@ class Recovery:
         batches = self.view.batches.get(job_id, [])
         name = source_name_of(path)
         if not batches:
-            if self._surely_unsent(job_id, path):
+            if self._surely_unsent(job_id, path, profile_of_inflight(path)):
                 self._give_back(job_id, path, name)
             return
         try:
@@ -314,7 +340,10 @@ class Recovery:
         units = self.unlabelled.take_units(inflight, packs)
         for profile in sorted({u.profile for u in units}):
             group = [u for u in units if u.profile == profile]
-            findings = self.unlabelled.findings(profile, group)
+            if profile in self.unreachable:
+                findings: dict[Key, Finding] | str = self._not_searched(profile)
+            else:
+                findings = self.unlabelled.findings(profile, group)
             for unit in group:
                 self._settle_unit(unit, findings, inflight)
 
@@ -458,17 +487,31 @@ class Recovery:
                 if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
                     self._leave(Path(f"batch {batch.id}"), f"{batch.status} for job {job_id}; no job rebuilt for it")
 
-    def _surely_unsent(self, job_id: str, path: Path) -> bool:
+    def _surely_unsent(self, job_id: str, path: Path, profile: str | None) -> bool:
         """Whether finding no batch for this job proves it was never sent: it is within the horizon,
-        and every profile's service could be searched (else it is left, reported)."""
+        and the service of its profile could be searched (else it is left, reported). ``profile``:
+        the one it was claimed for; None (the default profile's or an older version's name) needs
+        every profile's service searched."""
         if not self._within_horizon(job_id, path):
             return False
-        if self.unsearchable:
-            names = ", ".join(self.unsearchable)
+        unreachable = sorted(n for n in self.unreachable if profile in (None, n))
+        if unreachable:
+            self._leave(path, self._not_searched(", ".join(unreachable)))
+            return False
+        unsearchable = [n for n in self.unsearchable if profile in (None, n)]
+        if unsearchable:
+            names = ", ".join(unsearchable)
             why = f"no batch found, but the service of profile(s) {names} cannot list batches or keep metadata"
             self._leave(path, f"{why}: it may have one there; check there, then drop the input again if it has none")
             return False
         return True
+
+    @staticmethod
+    def _not_searched(profiles: str) -> str:
+        return (
+            f"the service of profile(s) {profiles} could not be searched now (see above): it may have batches "
+            "there, so it is left as it is; run `batchd recover` again once that profile works"
+        )
 
     def _within_horizon(self, job_id: str, path: Path) -> bool:
         """Whether every batch made for this job would be in the listing: it was claimed (or packed)

@@ -54,14 +54,16 @@ class RemoteView:
 
     def read(self, remote: BatchService, not_before: float, tracked: set[str], profile: str = DEFAULT_PROFILE) -> None:
         """List the service's batches and uploads since ``not_before``; batches in ``tracked`` are
-        recorded already and left out."""
-        for batch in remote.batches_since(not_before):
+        recorded already and left out. Both are listed before either is taken: a profile whose
+        listing fails adds nothing half-seen."""
+        listed, uploads = remote.batches_since(not_before), remote.uploads_since(not_before, "batchd-")
+        for batch in listed:
             job_id = (batch.metadata or {}).get("batchd_job")
             if job_id and batch.id not in tracked:
                 self.batches.setdefault(job_id, []).append(batch)
                 self.by_id[batch.id] = batch
                 self.profile_of[batch.id] = profile
-        for upload in remote.uploads_since(not_before, "batchd-"):
+        for upload in uploads:
             if upload.filename not in self.uploads:
                 self.uploads[upload.filename] = upload
                 self.profile_of[upload.filename] = profile
