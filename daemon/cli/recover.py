@@ -11,8 +11,16 @@ for twice; what does not add up is left where it is and reported. Running it aga
 more: only files and batches no job records are looked at.
 
 Every configured provider profile's service is searched; a rebuilt job records the profile whose
-service holds its batches. A profile whose service cannot list batches or keep metadata cannot show
-that an input was never sent, so while one is configured no input is given back (it is left, reported).
+service holds its batches. A service that lists batches and files but drops metadata (a compatible
+one) has its batches told by their input files' names, batchd-JOB-SEG-ATT.jsonl (ops/upload_labels.py);
+a batch made from a file that is not ours is never adopted. A profile whose service cannot list
+batches and files cannot show that an input was never sent, nor can one where a batch's input file is
+gone: no input that may be that profile's is given back (it is left, reported).
+
+A profile whose service cannot be searched now (its key missing or refused, a wrong base_url, nothing
+answering) does not stop the others: it is reported with the reason and the fix (ops/unreachable_profiles.py),
+and every input that may be its (claimed for it, or for the default profile or by an older version,
+whose names do not say) is left untouched; run again once it works, recover rebuilds the rest.
 
 A profile of kind anthropic is the exception: a Message Batch carries no metadata and no input file,
 so the inputs and packs claimed for it (their names in state/inflight/, their members' for a pack) are
@@ -260,10 +268,10 @@ class Recovery:
     def _read_profile(self, name: str, service: BatchService, tracked: set[str]) -> None:
         if self.unlabelled.searches(service):
             self.unlabelled.read(name, service, self.not_before, tracked)
-        elif not (service.profile.supports_list and service.profile.supports_metadata):
+        elif not service.profile.supports_list:
             self.unsearchable.append(name)
             log.warning("recovery_profile_unsearchable", profile=name)
-        else:
+        else:  # by metadata, or by the names of the input files where the service drops it (upload_labels)
             self.view.read(service, self.not_before, tracked, name)
 
     # rebuilding -------------------------------------------------------------------------
@@ -501,8 +509,15 @@ class Recovery:
         unsearchable = [n for n in self.unsearchable if profile in (None, n)]
         if unsearchable:
             names = ", ".join(unsearchable)
-            why = f"no batch found, but the service of profile(s) {names} cannot list batches or keep metadata"
+            why = f"no batch found, but the service of profile(s) {names} cannot list batches and files"
             self._leave(path, f"{why}: it may have one there; check there, then drop the input again if it has none")
+            return False
+        untold = sorted((n, ids) for n, ids in self.view.untold.items() if profile in (None, n))
+        if untold:
+            batches = "; ".join(f"profile {n}: {', '.join(ids)}" for n, ids in untold)
+            self._leave(path, f"no batch found, but the input files of batches {batches} are gone, so whose they "
+                        "are cannot be told (the service keeps no metadata): check them, then drop the input "
+                        "again if none is its")  # fmt: skip
             return False
         return True
 
