@@ -69,6 +69,7 @@ from daemon.ops.unlabelled_search import UnlabelledSearch, members_profile
 from daemon.ops.unreachable_profiles import failure_reason
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
+from daemon.service.batch_search import CLOCK_SKEW
 from daemon.service.batch_service import BatchService
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.state import folders
@@ -281,7 +282,9 @@ class Recovery:
         if not batches:
             named = members_profile(members, inflight)  # the default profile's or an older version's: None
             profile = None if named == DEFAULT_PROFILE else named
-            if self._surely_unsent(pack_id, folder, profile):  # never sent: its members go back to be claimed again
+            ids = [pack_id, *(m["job_id"] for m in members if re.fullmatch(JOB_ID, m["job_id"]))]
+            claimed = min(_claimed_at(i) for i in ids)  # a member may have gone alone before the pack was made
+            if self._surely_unsent(pack_id, folder, profile, claimed):  # never sent: members go back to be claimed
                 self._settle_members(pack_id, members, inflight, give_back=True)
                 shutil.rmtree(folder, ignore_errors=True)
             else:
@@ -495,11 +498,11 @@ class Recovery:
                 if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
                     self._leave(Path(f"batch {batch.id}"), f"{batch.status} for job {job_id}; no job rebuilt for it")
 
-    def _surely_unsent(self, job_id: str, path: Path, profile: str | None) -> bool:
+    def _surely_unsent(self, job_id: str, path: Path, profile: str | None, claimed: float | None = None) -> bool:
         """Whether finding no batch for this job proves it was never sent: it is within the horizon,
         and the service of its profile could be searched (else it is left, reported). ``profile``:
         the one it was claimed for; None (the default profile's or an older version's name) needs
-        every profile's service searched."""
+        every profile's service searched. ``claimed``: when its first request was claimed (its id's time)."""
         if not self._within_horizon(job_id, path):
             return False
         unreachable = sorted(n for n in self.unreachable if profile in (None, n))
@@ -512,14 +515,22 @@ class Recovery:
             why = f"no batch found, but the service of profile(s) {names} cannot list batches and files"
             self._leave(path, f"{why}: it may have one there; check there, then drop the input again if it has none")
             return False
-        untold = sorted((n, ids) for n, ids in self.view.untold.items() if profile in (None, n))
+        return not self._untold_since(path, profile, _claimed_at(job_id) if claimed is None else claimed)
+
+    def _untold_since(self, path: Path, profile: str | None, claimed: float) -> bool:
+        """Whether a batch made since ``claimed`` on a service that drops metadata has lost its input
+        file: it could be this job's (one made before the claim cannot). If so it is left, reported."""
+        untold = [
+            f"{batch.id} (profile {name})"
+            for name, batches in sorted(self.view.untold.items())
+            for batch in batches
+            if profile in (None, name) and batch.created_at >= claimed - CLOCK_SKEW
+        ]
         if untold:
-            batches = "; ".join(f"profile {n}: {', '.join(ids)}" for n, ids in untold)
-            self._leave(path, f"no batch found, but the input files of batches {batches} are gone, so whose they "
-                        "are cannot be told (the service keeps no metadata): check them, then drop the input "
-                        "again if none is its")  # fmt: skip
-            return False
-        return True
+            self._leave(path, f"no batch found, but the input files of batches {', '.join(untold)} are gone, so "
+                        "whose they are cannot be told (the service keeps no metadata): check them, then drop "
+                        "the input again if none is its")  # fmt: skip
+        return bool(untold)
 
     @staticmethod
     def _not_searched(profiles: str) -> str:
@@ -531,7 +542,7 @@ class Recovery:
     def _within_horizon(self, job_id: str, path: Path) -> bool:
         """Whether every batch made for this job would be in the listing: it was claimed (or packed)
         after the horizon began. If not, "no batch found" proves nothing and it is left as it is."""
-        made = calendar.timegm(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ"))
+        made = _claimed_at(job_id)
         if made >= self.not_before:
             return True
         day = time.strftime("%Y-%m-%d", time.gmtime(made))
@@ -541,6 +552,11 @@ class Recovery:
     def _leave(self, what: Path, why: str) -> None:
         self.done.left.append((str(what), why))
         log.warning("recovery_left", item=str(what), reason=why)
+
+
+def _claimed_at(job_id: str) -> float:
+    """When a job (or pack) was made, as its id says (intake.new_job_id)."""
+    return float(calendar.timegm(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ")))
 
 
 def _tracked_batch_ids(store: Store) -> set[str]:

@@ -52,7 +52,7 @@ class RemoteView:
     uploads: dict[str, FileInfo] = field(default_factory=dict)
     by_id: dict[str, BatchInfo] = field(default_factory=dict)
     profile_of: dict[str, str] = field(default_factory=dict)  # batch id or upload name: its profile
-    untold: dict[str, list[str]] = field(default_factory=dict)  # per profile: batches whose input file is gone
+    untold: dict[str, list[BatchInfo]] = field(default_factory=dict)  # per profile: batches whose input file is gone
 
     def read(self, remote: BatchService, not_before: float, tracked: set[str], profile: str = DEFAULT_PROFILE) -> None:
         """List the service's batches and uploads since ``not_before``; batches in ``tracked`` are

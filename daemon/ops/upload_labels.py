@@ -6,7 +6,7 @@ where the service lists its files, a batch made from one of ours is labelled wit
 its metadata would have named, and `batchd recover` rebuilds it as it rebuilds any other. A batch
 whose input file is listed under another name is not ours and is never adopted; one whose input file
 is not listed at all (deleted, or older than the horizon) cannot be told, so no input of that profile
-counts as never sent.
+claimed before that batch was made counts as never sent.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from daemon.service.batch_info import BatchInfo, FileInfo
 UPLOAD_NAME = re.compile(r"batchd-(.+)-(\d+)-(\d+)\.jsonl")  # job ids hold a "-" themselves
 
 
-def labelled_by_upload(batches: list[BatchInfo], files: list[FileInfo]) -> tuple[list[BatchInfo], list[str]]:
+def labelled_by_upload(batches: list[BatchInfo], files: list[FileInfo]) -> tuple[list[BatchInfo], list[BatchInfo]]:
     """The batches made from one of our uploads, labelled as batchd's metadata would label them;
-    and the ids of those whose input file is not among ``files`` (whose they are cannot be told)."""
+    and those whose input file is not among ``files`` (whose they are cannot be told)."""
     names = {f.id: f.filename for f in files}
     labelled: list[BatchInfo] = []
-    unknown: list[str] = []
+    unknown: list[BatchInfo] = []
     for batch in batches:
         name = names.get(batch.input_file_id or "")
         if name is None:
-            unknown.append(batch.id)
+            unknown.append(batch)
             continue
         found = UPLOAD_NAME.fullmatch(name)
         if found is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,10 +41,25 @@ from tests.support import (
 PROFILE = 'kind = "openai_compatible"\nkey_env = "COMPATIBLE_API_KEY"\n'
 
 
+class ShiftedClock:
+    """The emulator's clock: the wall clock moved by ``offset`` seconds (a batch made "an hour ago")."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture(name="clock")
+def clock_fixture() -> ShiftedClock:
+    return ShiftedClock()
+
+
 @pytest.fixture(name="compatible")
-def compatible_fixture(tmp_path: Path) -> Iterator[EmulatorServer]:
+def compatible_fixture(tmp_path: Path, clock: ShiftedClock) -> Iterator[EmulatorServer]:
     settings = EmulatorSettings(**FAST, data_dir=tmp_path / "emulator", flavour="compatible")  # type: ignore[arg-type]
-    with EmulatorServer(settings) as server:
+    with EmulatorServer(settings, clock=clock) as server:
         yield server
 
 
@@ -146,6 +162,21 @@ def test_no_input_goes_back_while_a_batch_whose_input_file_is_gone_could_be_its(
     ((what, why),) = done.left
     assert what.endswith("unsure.jsonl") and theirs in why and "gone" in why
     assert len(list((settings.state / folders.INFLIGHT).iterdir())) == 1 and not list(settings.pending.iterdir())
+
+
+def test_a_batch_whose_input_file_is_gone_but_made_before_the_claim_holds_nothing_back(
+    tmp_path: Path, compatible: EmulatorServer, clock: ShiftedClock
+) -> None:
+    settings = _settings(tmp_path, compatible)
+    clock.offset = -3600.0  # made an hour before the input was claimed: it cannot be that input's
+    theirs = _foreign_batch(compatible, tmp_path, delete_file=True)
+    clock.offset = 0.0
+    uploads = {"action": "status", "method": "POST", "path_prefix": "/v1/files", "status": 400}
+    _lost_after(settings, compatible, uploads, "its upload refused", later=request_file(2))
+    done = _recover(settings)
+    assert (done.jobs, done.left) == ([], [])
+    assert [Path(dest) for _, dest in done.returned] == [settings.pending / "later.jsonl"]
+    assert [b["id"] for b in compatible.batches()] == [theirs]
 
 
 def test_a_service_that_cannot_list_leaves_the_input_and_says_so(tmp_path: Path, compatible: EmulatorServer) -> None:

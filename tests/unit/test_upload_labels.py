@@ -22,4 +22,5 @@ def test_a_batch_of_our_upload_is_labelled_with_its_job_and_part() -> None:
 def test_a_batch_of_a_file_not_ours_is_never_labelled_and_one_of_a_gone_file_cannot_be_told() -> None:
     files = [FileInfo("file-1", "theirs.jsonl", 1), FileInfo("file-2", f"batchd-{JOB}-0-0.jsonl.bak", 1)]
     batches = [_batch("b1", "file-1"), _batch("b2", "file-2"), _batch("b3", "file-gone"), _batch("b4", None)]
-    assert labelled_by_upload(batches, files) == ([], ["b3", "b4"])
+    labelled, unknown = labelled_by_upload(batches, files)
+    assert (labelled, [b.id for b in unknown]) == ([], ["b3", "b4"])
