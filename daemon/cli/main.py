@@ -291,7 +291,8 @@ def _add_recover(sub: Any) -> None:
         help="rebuild lost or damaged state from the files in state/ and the batches on the service",
         description="With the daemon stopped: rebuild the jobs a missing, emptied or damaged state database "
         "lost. Inputs in state/inflight/, part files in state/parts/ and packs in state/packs/ are matched with "
-        "the batches and uploads the service lists (by their batchd metadata and sha256; on an anthropic profile by "
+        "the batches and uploads the service lists (by their batchd metadata and sha256; on a service that drops "
+        "metadata by their input files' names, batchd-JOB-SEG-ATT.jsonl; on an anthropic profile by "
         "request count and the custom_ids of the results): each input with a "
         "batch gets its job back (running batches are polled and collected as usual, nothing is submitted "
         "twice); an input never submitted moves back to pending_upload/ to be claimed again. A damaged "
