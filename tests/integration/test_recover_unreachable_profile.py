@@ -170,7 +170,7 @@ def test_a_wrong_base_url_is_reported_with_the_setting_to_check(
     assert _jobs(settings) == {"d.jsonl": DEFAULT_PROFILE, "a.jsonl": "azure"}
 
 
-def test_the_command_exits_3_for_a_profile_without_its_key_and_0_once_it_has_one(
+def test_the_command_exits_3_for_a_profile_without_its_key_and_a_rerun_after_the_daemon_ran_rebuilds_it(
     tmp_path: Path,
     openai_server: EmulatorServer,
     azure_server: EmulatorServer,
@@ -187,6 +187,12 @@ def test_the_command_exits_3_for_a_profile_without_its_key_and_0_once_it_has_one
     out = capsys.readouterr().out
     assert "profile azure: NOT SEARCHED" in out and "AZURE_OPENAI_API_KEY" in out, out
     assert _jobs(settings) == {"d.jsonl": DEFAULT_PROFILE} and len(_azure_inflight(settings)) == 1
+    meanwhile = Harness(settings, openai_server).start()  # the daemon runs in between, as an operator's would
+    try:
+        meanwhile.wait_job("d.jsonl", JobState.DONE)
+    finally:
+        meanwhile.stop()
+    assert len(_azure_inflight(settings)) == 1, "the daemon leaves the unsearched profile's input alone"
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", TEST_KEY)
     assert cli.main(command) == cli.EXIT_OK, capsys.readouterr().out
     assert _jobs(settings) == {"d.jsonl": DEFAULT_PROFILE, "a.jsonl": "azure"}
