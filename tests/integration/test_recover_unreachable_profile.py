@@ -12,6 +12,8 @@ a closed port).
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,41 @@ def test_the_command_exits_3_for_a_profile_without_its_key_and_a_rerun_after_the
     assert cli.main(command) == cli.EXIT_OK, capsys.readouterr().out
     assert _jobs(settings) == {"d.jsonl": DEFAULT_PROFILE, "a.jsonl": "azure"}
     _finish_both(settings, openai_server, azure_server)
+
+
+def test_a_shared_batch_of_a_profile_that_cannot_be_searched_keeps_its_pack_and_members(
+    tmp_path: Path, openai_server: EmulatorServer, azure_server: EmulatorServer
+) -> None:
+    settings = _settings(tmp_path, openai_server, azure_server)
+    azure_server.faults.add_rule(action="status", method="GET", path_prefix="/v1/batches", status=500, count=1000)
+    folder = settings.pending / "azure"
+    folder.mkdir(parents=True)
+    long_ago = time.time() - 60.0  # claimed at once, so the two share a batch
+    for name in ("p.jsonl", "q.jsonl"):
+        (folder / name).write_text(request_file(1, prefix=name[0], model=DEPLOYMENT))
+        os.utime(folder / name, (long_ago, long_ago))
+    harness = Harness(settings, openai_server).start()
+    try:
+        wait_until(lambda: len(azure_server.batches()) == 1, 20, "the pack's batch on azure")
+    finally:
+        harness.stop()
+    azure_server.faults.clear()
+    lose_state(settings.root)
+    held = sorted((settings.state / folders.INFLIGHT).iterdir()) + sorted((settings.state / folders.PACKS).iterdir())
+    assert len(held) == 3, "two inputs and their pack"
+    _refuse_key(azure_server)
+    done = _recover(settings)
+    assert (done.jobs, done.returned, [p for p, _ in done.unreachable]) == ([], [], ["azure"])
+    now = sorted((settings.state / folders.INFLIGHT).iterdir()) + sorted((settings.state / folders.PACKS).iterdir())
+    assert now == held and not list(folder.iterdir()), "the pack and its members left untouched"
+    azure_server.faults.clear()
+    again = _recover(settings)
+    assert (len(again.jobs), again.returned, again.left) == (3, [], []), "the pack and its two members"
+    finished = Harness(settings, openai_server).start()
+    try:
+        for name in ("p.jsonl", "q.jsonl"):
+            finished.wait_job(name, JobState.DONE)
+            assert [r["custom_id"] for r in finished.results(name)] == [f"{name[0]}0"]
+    finally:
+        finished.stop()
+    assert batch_posts(azure_server) == 1, "never a second batch"
