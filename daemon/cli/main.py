@@ -2,7 +2,7 @@
 emulator, completion, help.
 
 Exit codes (EXIT_CODES_TEXT): 0 success, 1 a runtime failure or problems found, 2 a usage or configuration
-error that a restart cannot fix.
+error that a restart cannot fix, 3 (recover) a profile's service could not be searched.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from daemon.state.folders import DB_NAME
 log = get_logger("daemon.cli.main")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_PROFILE_UNSEARCHED = 3  # recover: a profile's service could not be listed; run it again once it can
 # Problems of the set-up, not of the moment: a restart cannot fix them, so they exit 2 (EXIT_CODES_TEXT).
 # Another batchd on the root is one too for `run` only (two daemons configured on one root); for a
 # one-off command such as `recover` it is a moment to wait for (exit 1).
@@ -45,6 +46,9 @@ EXIT_CODES_TEXT = """exit codes:
     2  a usage or configuration error: a wrong setting, a missing or unreadable API key, a root whose
        parent does not exist, an unusable folder, another daemon on the same root (run). Restarting
        cannot fix it (systemd: RestartPreventExitStatus=2); the message says what to change.
+    3  recover: the service of one or more provider profiles could not be searched (missing or refused
+       key, wrong base_url, unreachable); the others were recovered, that profile's inputs were left
+       as they are. The output says why and what to change; run recover again once it works
   130  interrupted (Ctrl-C) before the command could stop cleanly by itself"""
 
 
@@ -288,12 +292,16 @@ def _add_recover(sub: Any) -> None:
         help="rebuild lost or damaged state from the files in state/ and the batches on the service",
         description="With the daemon stopped: rebuild the jobs a missing, emptied or damaged state database "
         "lost. Inputs in state/inflight/, part files in state/parts/ and packs in state/packs/ are matched with "
-        "the batches and uploads the service lists (by their batchd metadata and sha256; on an anthropic profile by "
+        "the batches and uploads the service lists (by their batchd metadata and sha256; on a service that drops "
+        "metadata by their input files' names, batchd-JOB-SEG-ATT.jsonl; on an anthropic profile by "
         "request count and the custom_ids of the results): each input with a "
         "batch gets its job back (running batches are polled and collected as usual, nothing is submitted "
         "twice); an input never submitted moves back to pending_upload/ to be claimed again. A damaged "
         "database is kept beside as batchd.sqlite3.damaged-TIME. Prints what it did and what it could not "
-        "match; running it again does nothing more. Exit 0 when done, 1 if anything was left unmatched.",
+        "match; running it again does nothing more. A profile whose service cannot be searched now (missing or "
+        "refused key, wrong base_url, unreachable) is reported with the fix and its inputs are left as they are; "
+        "the other profiles are recovered, and running it again once that profile works recovers the rest. "
+        "Exit 0 when done, 1 if anything was left unmatched, 3 if a profile's service could not be searched.",
     )
     _common(p)
     p.add_argument(
@@ -306,8 +314,8 @@ def _add_recover(sub: Any) -> None:
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="ask the built-in emulator, as `run --emulator` uses it (its files and batches are kept under "
-        "ROOT/.emulator/, so the batches of a demo are found again)",
+        help="ask the built-in emulators, as `run --emulator` uses them: one per provider profile's kind, each "
+        "keeping its files and batches under ROOT/.emulator/, so the batches of a demo are found again",
     )
 
 
@@ -566,28 +574,29 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     from contextlib import ExitStack  # noqa: PLC0415
 
     from daemon.cli.recover import recover_state  # noqa: PLC0415
+    from daemon.engine.emulated_profiles import emulated_services  # noqa: PLC0415
     from daemon.engine.runner import emulated  # noqa: PLC0415
-    from daemon.providers import DEFAULT_PROFILE, openai_default_profile  # noqa: PLC0415
-    from daemon.service.credentials import emulator_key_source  # noqa: PLC0415
-    from daemon.service.openai_service import OpenAIService  # noqa: PLC0415
-    from daemon.service.profile_services import connect_profiles  # noqa: PLC0415
+    from daemon.ops.unreachable_profiles import failure_reason  # noqa: PLC0415
+    from daemon.providers import DEFAULT_PROFILE  # noqa: PLC0415
+    from daemon.service.profile_services import connect_each_profile  # noqa: PLC0415
 
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
     with ExitStack() as stack:
-        if args.emulator:
+        if args.emulator:  # every profile on the emulator `run --emulator` gives it, with the state it kept
             settings = stack.enter_context(emulated(settings))
-            remote = OpenAIService.for_profile(
-                openai_default_profile(settings.base_url), emulator_key_source(), settings.request_timeout
-            )
+            remote = emulated_services(settings, stack)
             stack.callback(remote.close)
             done = recover_state(settings, remote, args.since_days)
         else:  # every configured profile's service is searched
             profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
-            services = connect_profiles(profiles, settings.request_timeout)
+            services, missing = connect_each_profile(profiles, settings.request_timeout)
             stack.callback(services.close)
-            done = recover_state(settings, services, args.since_days)
+            keyless = {name: failure_reason(profiles[name], exc) for name, exc in missing.items()}
+            done = recover_state(settings, services, args.since_days, keyless)
     print("\n".join(done.lines()))
+    if done.unreachable:
+        return EXIT_PROFILE_UNSEARCHED
     return EXIT_FAILURE if done.left else EXIT_OK
 
 

@@ -11,8 +11,16 @@ for twice; what does not add up is left where it is and reported. Running it aga
 more: only files and batches no job records are looked at.
 
 Every configured provider profile's service is searched; a rebuilt job records the profile whose
-service holds its batches. A profile whose service cannot list batches or keep metadata cannot show
-that an input was never sent, so while one is configured no input is given back (it is left, reported).
+service holds its batches. A service that lists batches and files but drops metadata (a compatible
+one) has its batches told by their input files' names, batchd-JOB-SEG-ATT.jsonl (ops/upload_labels.py);
+a batch made from a file that is not ours is never adopted. A profile whose service cannot list
+batches and files cannot show that an input was never sent, nor can one where a batch's input file is
+gone: no input that may be that profile's is given back (it is left, reported).
+
+A profile whose service cannot be searched now (its key missing or refused, a wrong base_url, nothing
+answering) does not stop the others: it is reported with the reason and the fix (ops/unreachable_profiles.py),
+and every input that may be its (claimed for it, or for the default profile or by an older version,
+whose names do not say) is left untouched; run again once it works, recover rebuilds the rest.
 
 A profile of kind anthropic is the exception: a Message Batch carries no metadata and no input file,
 so the inputs and packs claimed for it (their names in state/inflight/, their members' for a pack) are
@@ -32,6 +40,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,9 +65,11 @@ from daemon.ops.lost_state_guard import RECOVERED_FACT
 from daemon.ops.part_rebuilder import PartRebuilder, RemoteView, custom_ids, slot_ids
 from daemon.ops.unlabelled_batches import Finding, Key, Verdict
 from daemon.ops.unlabelled_jobs import LostUnit, UnlabelledJobs
-from daemon.ops.unlabelled_search import UnlabelledSearch
+from daemon.ops.unlabelled_search import UnlabelledSearch, members_profile
+from daemon.ops.unreachable_profiles import failure_reason
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.merger import RESULTS_NAME
+from daemon.service.batch_search import CLOCK_SKEW
 from daemon.service.batch_service import BatchService
 from daemon.service.profile_services import ProfileServices, profile_services
 from daemon.state import folders
@@ -80,9 +91,11 @@ class Recovered:
     left: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     uploads_deleted: list[str] = field(default_factory=list)
     awaiting: list[tuple[str, str]] = field(default_factory=list)  # (part, the running batches that may be it)
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # (profile, why and what to change)
 
     def lines(self) -> list[str]:
-        out = [
+        out = [f"profile {name}: NOT SEARCHED, {why}" for name, why in self.unreachable]
+        out += [
             f"adopted {len(set(self.adopted_batches))} batch(es) into {len(self.jobs)} job(s)",
             f"returned {len(self.returned)} input(s) to pending_upload/ (never submitted)",
         ]
@@ -102,16 +115,22 @@ class Recovered:
 
 
 def recover_state(
-    settings: Settings, remote: BatchService | ProfileServices, horizon_days: float = DEFAULT_HORIZON_DAYS
+    settings: Settings,
+    remote: BatchService | ProfileServices,
+    horizon_days: float = DEFAULT_HORIZON_DAYS,
+    unreachable: Mapping[str, str] | None = None,
 ) -> Recovered:
-    """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root."""
+    """Rebuild what the database lost; refuses (AlreadyRunningError) while a daemon runs on the root.
+    ``unreachable``: profiles that could not even be connected (a missing key), with why; their inputs
+    are left as those of a profile whose service cannot be listed are."""
     folders.prepare(settings)
     lock = folders.InstanceLock(settings.state)
     lock.acquire()
     try:
         store = open_store(settings.state / folders.DB_NAME)
         try:
-            return Recovery(settings, store, remote, time.time() - horizon_days * 86400).run()
+            not_before = time.time() - horizon_days * 86400
+            return Recovery(settings, store, remote, not_before, dict(unreachable or {})).run()
         finally:
             store.close()
     finally:
@@ -141,7 +160,12 @@ def _set_aside(path: Path, stamp: str, why: str) -> None:
 
 class Recovery:
     def __init__(
-        self, settings: Settings, store: Store, remote: BatchService | ProfileServices, not_before: float
+        self,
+        settings: Settings,
+        store: Store,
+        remote: BatchService | ProfileServices,
+        not_before: float,
+        unreachable: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -151,6 +175,7 @@ class Recovery:
         self.view = RemoteView()
         self.builder = JobBuilder(settings, store, PartRebuilder(settings, self.services, self.view), self.view)
         self.unsearchable: list[str] = []  # profiles whose service cannot show which batches are ours
+        self.unreachable = unreachable or {}  # profiles whose service could not be listed now: why
         jobs = UnlabelledJobs(settings, self.builder)
         self.unlabelled = UnlabelledSearch(self.services, self.view, jobs, settings.state)  # anthropic profiles
         self.unreadable_packs: list[Path] = []  # pack folders without members.json (made before it existed)
@@ -233,13 +258,21 @@ class Recovery:
         tracked = _tracked_batch_ids(self.store)
         for name in self.services.names():
             service = self.services.of(name)
-            if self.unlabelled.searches(service):
-                self.unlabelled.read(name, service, self.not_before, tracked)
-                continue
-            if not (service.profile.supports_list and service.profile.supports_metadata):
-                self.unsearchable.append(name)
-                log.warning("recovery_profile_unsearchable", profile=name)
-                continue
+            try:
+                self._read_profile(name, service, tracked)
+            except (DaemonError, OSError) as exc:  # this profile only: the others are still recovered
+                self.unreachable[name] = failure_reason(service.profile, exc)
+        for name, why in sorted(self.unreachable.items()):
+            self.done.unreachable.append((name, why))
+            log.error("recovery_profile_unreachable", profile=name, reason=why)
+
+    def _read_profile(self, name: str, service: BatchService, tracked: set[str]) -> None:
+        if self.unlabelled.searches(service):
+            self.unlabelled.read(name, service, self.not_before, tracked)
+        elif not service.profile.supports_list:
+            self.unsearchable.append(name)
+            log.warning("recovery_profile_unsearchable", profile=name)
+        else:  # by metadata, or by the names of the input files where the service drops it (upload_labels)
             self.view.read(service, self.not_before, tracked, name)
 
     # rebuilding -------------------------------------------------------------------------
@@ -247,7 +280,11 @@ class Recovery:
         members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
         batches = self.view.batches.get(pack_id, [])
         if not batches:
-            if self._surely_unsent(pack_id, folder):  # never sent: its members go back to be claimed again
+            named = members_profile(members, inflight)  # the default profile's or an older version's: None
+            profile = None if named == DEFAULT_PROFILE else named
+            ids = [pack_id, *(m["job_id"] for m in members if re.fullmatch(JOB_ID, m["job_id"]))]
+            claimed = min(_claimed_at(i) for i in ids)  # a member may have gone alone before the pack was made
+            if self._surely_unsent(pack_id, folder, profile, claimed):  # never sent: members go back to be claimed
                 self._settle_members(pack_id, members, inflight, give_back=True)
                 shutil.rmtree(folder, ignore_errors=True)
             else:
@@ -283,7 +320,7 @@ class Recovery:
         batches = self.view.batches.get(job_id, [])
         name = source_name_of(path)
         if not batches:
-            if self._surely_unsent(job_id, path):
+            if self._surely_unsent(job_id, path, profile_of_inflight(path)):
                 self._give_back(job_id, path, name)
             return
         try:
@@ -314,7 +351,10 @@ class Recovery:
         units = self.unlabelled.take_units(inflight, packs)
         for profile in sorted({u.profile for u in units}):
             group = [u for u in units if u.profile == profile]
-            findings = self.unlabelled.findings(profile, group)
+            if profile in self.unreachable:
+                findings: dict[Key, Finding] | str = self._not_searched(profile)
+            else:
+                findings = self.unlabelled.findings(profile, group)
             for unit in group:
                 self._settle_unit(unit, findings, inflight)
 
@@ -458,22 +498,51 @@ class Recovery:
                 if job_id not in known and batch.status not in TERMINAL_BATCH_STATUSES:
                     self._leave(Path(f"batch {batch.id}"), f"{batch.status} for job {job_id}; no job rebuilt for it")
 
-    def _surely_unsent(self, job_id: str, path: Path) -> bool:
+    def _surely_unsent(self, job_id: str, path: Path, profile: str | None, claimed: float | None = None) -> bool:
         """Whether finding no batch for this job proves it was never sent: it is within the horizon,
-        and every profile's service could be searched (else it is left, reported)."""
+        and the service of its profile could be searched (else it is left, reported). ``profile``:
+        the one it was claimed for; None (the default profile's or an older version's name) needs
+        every profile's service searched. ``claimed``: when its first request was claimed (its id's time)."""
         if not self._within_horizon(job_id, path):
             return False
-        if self.unsearchable:
-            names = ", ".join(self.unsearchable)
-            why = f"no batch found, but the service of profile(s) {names} cannot list batches or keep metadata"
+        unreachable = sorted(n for n in self.unreachable if profile in (None, n))
+        if unreachable:
+            self._leave(path, self._not_searched(", ".join(unreachable)))
+            return False
+        unsearchable = [n for n in self.unsearchable if profile in (None, n)]
+        if unsearchable:
+            names = ", ".join(unsearchable)
+            why = f"no batch found, but the service of profile(s) {names} cannot list batches and files"
             self._leave(path, f"{why}: it may have one there; check there, then drop the input again if it has none")
             return False
-        return True
+        return not self._untold_since(path, profile, _claimed_at(job_id) if claimed is None else claimed)
+
+    def _untold_since(self, path: Path, profile: str | None, claimed: float) -> bool:
+        """Whether a batch made since ``claimed`` on a service that drops metadata has lost its input
+        file: it could be this job's (one made before the claim cannot). If so it is left, reported."""
+        untold = [
+            f"{batch.id} (profile {name})"
+            for name, batches in sorted(self.view.untold.items())
+            for batch in batches
+            if profile in (None, name) and batch.created_at >= claimed - CLOCK_SKEW
+        ]
+        if untold:
+            self._leave(path, f"no batch found, but the input files of batches {', '.join(untold)} are gone, so "
+                        "whose they are cannot be told (the service keeps no metadata): check them, then drop "
+                        "the input again if none is its")  # fmt: skip
+        return bool(untold)
+
+    @staticmethod
+    def _not_searched(profiles: str) -> str:
+        return (
+            f"the service of profile(s) {profiles} could not be searched now (see above): it may have batches "
+            "there, so it is left as it is; run `batchd recover` again once that profile works"
+        )
 
     def _within_horizon(self, job_id: str, path: Path) -> bool:
         """Whether every batch made for this job would be in the listing: it was claimed (or packed)
         after the horizon began. If not, "no batch found" proves nothing and it is left as it is."""
-        made = calendar.timegm(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ"))
+        made = _claimed_at(job_id)
         if made >= self.not_before:
             return True
         day = time.strftime("%Y-%m-%d", time.gmtime(made))
@@ -483,6 +552,11 @@ class Recovery:
     def _leave(self, what: Path, why: str) -> None:
         self.done.left.append((str(what), why))
         log.warning("recovery_left", item=str(what), reason=why)
+
+
+def _claimed_at(job_id: str) -> float:
+    """When a job (or pack) was made, as its id says (intake.new_job_id)."""
+    return float(calendar.timegm(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ")))
 
 
 def _tracked_batch_ids(store: Store) -> set[str]:

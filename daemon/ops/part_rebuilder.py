@@ -23,6 +23,7 @@ from daemon.intake.line_reader import is_blank
 from daemon.intake.packer import split_slot
 from daemon.intake.validation import iter_lines, iter_normalised
 from daemon.logs import get_logger
+from daemon.ops.upload_labels import labelled_by_upload
 from daemon.providers import DEFAULT_PROFILE
 from daemon.results.collector import download_names
 from daemon.service.batch_info import BatchInfo, FileInfo
@@ -51,17 +52,29 @@ class RemoteView:
     uploads: dict[str, FileInfo] = field(default_factory=dict)
     by_id: dict[str, BatchInfo] = field(default_factory=dict)
     profile_of: dict[str, str] = field(default_factory=dict)  # batch id or upload name: its profile
+    untold: dict[str, list[BatchInfo]] = field(default_factory=dict)  # per profile: batches whose input file is gone
 
     def read(self, remote: BatchService, not_before: float, tracked: set[str], profile: str = DEFAULT_PROFILE) -> None:
         """List the service's batches and uploads since ``not_before``; batches in ``tracked`` are
-        recorded already and left out."""
-        for batch in remote.batches_since(not_before):
+        recorded already and left out. Both are listed before either is taken: a profile whose
+        listing fails adds nothing half-seen. A service that drops metadata has its batches told by
+        their input files' names (see upload_labels)."""
+        listed = [b for b in remote.batches_since(not_before) if b.id not in tracked]
+        if remote.profile.supports_metadata:
+            uploads = remote.uploads_since(not_before, "batchd-")
+        else:
+            files = remote.uploads_since(not_before, "")
+            listed, unknown = labelled_by_upload(listed, files)
+            uploads = [f for f in files if f.filename.startswith("batchd-")]
+            if unknown:
+                self.untold[profile] = unknown
+        for batch in listed:
             job_id = (batch.metadata or {}).get("batchd_job")
-            if job_id and batch.id not in tracked:
+            if job_id:
                 self.batches.setdefault(job_id, []).append(batch)
                 self.by_id[batch.id] = batch
                 self.profile_of[batch.id] = profile
-        for upload in remote.uploads_since(not_before, "batchd-"):
+        for upload in uploads:
             if upload.filename not in self.uploads:
                 self.uploads[upload.filename] = upload
                 self.profile_of[upload.filename] = profile

@@ -54,7 +54,7 @@ class UnlabelledSearch:
         units: list[LostUnit] = []
         for pack_id, folder in sorted(packs.items()):
             members = orjson.loads((folder / MANIFEST).read_bytes())["members"]
-            profile = _members_profile(members, inflight)
+            profile = members_profile(members, inflight)
             if profile is not None and self.owns(profile):
                 del packs[pack_id]
                 units.append(self.jobs.pack_unit(pack_id, folder, profile, members))
@@ -105,7 +105,7 @@ class UnlabelledSearch:
         return self._ids[profile]
 
 
-def _members_profile(members: list[dict[str, str]], inflight: dict[str, Path]) -> str | None:
+def members_profile(members: list[dict[str, str]], inflight: dict[str, Path]) -> str | None:
     """The profile a pack's members were claimed for (one pack, one service); None if none is here."""
     for member in members:
         path = inflight.get(member["job_id"])

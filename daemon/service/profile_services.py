@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from daemon.errors import AccountError
+from daemon.errors import AccountError, CredentialError
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE, Profile
 from daemon.service.anthropic_service import AnthropicService
@@ -66,6 +66,21 @@ def connect_profiles(profiles: Mapping[str, Profile], timeout: float) -> Profile
             service.close()
         raise
     return ProfileServices(services)
+
+
+def connect_each_profile(
+    profiles: Mapping[str, Profile], timeout: float
+) -> tuple[ProfileServices, dict[str, Exception]]:
+    """A service for every profile whose key is found, and the error of each whose key is not (for
+    `batchd recover`, which goes on with the profiles it can reach)."""
+    services: dict[str, BatchService] = {}
+    missing: dict[str, Exception] = {}
+    for name, profile in sorted(profiles.items()):
+        try:
+            services[name] = connect_service(profile, timeout)
+        except CredentialError as exc:
+            missing[name] = exc
+    return ProfileServices(services), missing
 
 
 def connect_service(profile: Profile, timeout: float) -> BatchService:

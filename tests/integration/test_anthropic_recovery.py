@@ -304,3 +304,23 @@ def test_an_input_whose_part_files_are_gone_is_held_not_sent_again(
     assert [Path(what).name for what, _ in done.left] == [inflight(changed)[0].name], "left where it is"
     assert "several batches" in done.left[0][1] if limit == 3 else "fewer requests" in done.left[0][1]
     assert creates(claude) == made and not list(changed.pending.rglob("*.jsonl")), "never sent again"
+
+
+def test_an_anthropic_profile_that_cannot_be_listed_keeps_its_inputs_until_a_rerun_can(
+    settings: Settings, claude: EmulatorServer, clock: StoppableClock
+) -> None:
+    sent_then_lost(settings, claude, {"four.jsonl": claude_lines(4, prefix="f")}, batches=2)
+    held = inflight(settings)
+    claude.faults.add_rule(action="status", method="GET", path_prefix="/v1/messages/batches", status=401, count=100)
+    done = recover(settings)
+    ((profile, why),) = done.unreachable
+    assert profile == PROFILE and "refused the key" in why and f"[providers.{PROFILE}]" in why
+    assert (done.jobs, done.returned, inflight(settings)) == ([], [], held), "its input left untouched"
+    assert any("could not be searched" in reason for _, reason in done.left)
+    claude.faults.clear()
+    let_end(clock, claude)
+    made = creates(claude)
+    again = recover(settings)
+    assert (len(again.jobs), again.unreachable, again.returned, again.left) == (1, [], [], [])
+    assert ids_of(finish(settings, claude, ["four.jsonl"])["four.jsonl"]) == [f"f-{i}" for i in range(4)]
+    assert creates(claude) == made, "nothing created again"

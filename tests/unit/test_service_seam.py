@@ -32,7 +32,6 @@ SDK_USERS = frozenset(
 # Where the OpenAI implementation is chosen and built; everything else holds a BatchService.
 SERVICE_BUILDERS = frozenset(
     {
-        "daemon/cli/main.py",
         "daemon/service/profile_services.py",  # one service per provider profile (also for cancel, abandon)
     }
 )
