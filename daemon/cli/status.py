@@ -39,11 +39,11 @@ SHORT_ID = 8  # characters kept of a batch id in the table: its end, which is wh
 
 
 def job_rows(
-    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None
+    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None, limit_ttl: float = 0.0
 ) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
     parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
-    facts = WaitFacts(store)
+    facts = WaitFacts(store, now, limit_ttl)
     return [
         _row(job, parts.get(job.id, []), now, prices or {}) | job_wait(job, _wait_parts(job, parts), facts, now)
         for job in store.jobs()
@@ -281,7 +281,7 @@ def status_text(
     now = time.time()
     store = Store(db, readonly=True)
     try:
-        rows = job_rows(store, now, prices=settings.prices)
+        rows = job_rows(store, now, prices=settings.prices, limit_ttl=settings.token_limit_ttl)
     finally:
         store.close()
     rows = chosen(rows, active=active, since=None if since is None else now - since)
