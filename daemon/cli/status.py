@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from daemon.cli.status_limits import limit_rows, limits_line
 from daemon.cli.status_totals import chosen, totals, totals_line
 from daemon.cli.status_waits import WaitFacts, job_wait, short_why
 from daemon.config import Settings
@@ -282,13 +283,15 @@ def status_text(
     store = Store(db, readonly=True)
     try:
         rows = job_rows(store, now, prices=settings.prices, limit_ttl=settings.token_limit_ttl)
+        limits = limit_rows(store, now, settings.token_limit_ttl)
     finally:
         store.close()
     rows = chosen(rows, active=active, since=None if since is None else now - since)
     total = totals(rows)
     if as_json:
-        return json.dumps({"jobs": rows, "totals": total}, indent=indent)
-    return render_table(rows, wide=wide) + (f"\n{totals_line(total)}" if rows else "")
+        return json.dumps({"jobs": rows, "totals": total, "token_limits": limits}, indent=indent)
+    learned = f"\n{limits_line(limits)}" if limits else ""
+    return render_table(rows, wide=wide) + (f"\n{totals_line(total)}" if rows else "") + learned
 
 
 def watch(
