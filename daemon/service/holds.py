@@ -17,11 +17,11 @@ from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.store import Store
 from daemon.state.token_limits import (
+    LearnedLimit,
     learned_limit_of,
     profile_fact,
     record_limit,
     stamp_untimed_limits,
-    trusted_limit,
 )
 
 log = get_logger(__name__)
@@ -96,7 +96,8 @@ class Holds:
         before = learned_limit_of(self._store, model, profile)
         record_limit(self._store, model, profile, limit, message, self._clock.now())
         previous = before.limit if before is not None else None
-        log.info("token_limit_learned", profile=profile, model=model, limit=limit, previous=previous)
+        if limit != previous:  # the same limit named again only renews it: the hold's warning says enough
+            log.info("token_limit_learned", profile=profile, model=model, limit=limit, previous=previous)
         return limit
 
     def date_old_limits(self) -> None:
@@ -107,25 +108,26 @@ class Holds:
     def token_limit(self, model: str, profile: str = DEFAULT_PROFILE) -> int | None:
         """The limit ``model``'s batches on ``profile`` are weighed against: the learned one until it
         is older than ``token_limit_ttl`` (then None, and the next batch goes without it)."""
-        now = self._clock.now()
-        limit = trusted_limit(self._store, model, profile, now, self._limit_ttl)
-        if limit is None:
-            self._tell_expired(model, profile, now)
-        return limit
-
-    def _tell_expired(self, model: str, profile: str, now: float) -> None:
-        """Log once per learned limit that it is no longer applied."""
         learned = learned_limit_of(self._store, model, profile)
         if learned is None:
-            return
+            return None
+        now = self._clock.now()
+        if not learned.stale(now, self._limit_ttl):
+            return learned.limit
+        self._tell_expired(learned, now)
+        return None
+
+    def _tell_expired(self, learned: LearnedLimit, now: float) -> None:
+        """Log once per learned limit that it is no longer applied."""
+        told = (learned.profile, learned.model, learned.learned_at)
         with self._lock:
-            if (profile, model, learned.learned_at) in self._expired_told:
+            if told in self._expired_told:
                 return
-            self._expired_told.add((profile, model, learned.learned_at))
+            self._expired_told.add(told)
         log.info(
             "token_limit_expired",
-            profile=profile,
-            model=model,
+            profile=learned.profile,
+            model=learned.model,
             limit=learned.limit,
             age=learned.age(now),
             hint="the next batch goes without it; a refusal names the limit again",
