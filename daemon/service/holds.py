@@ -5,6 +5,10 @@ same name back, nor does an account problem on one service pause another.
 
 An account error (bad key, no quota) must not fail every file: inputs stay where they are, the
 problem is reported loudly and periodically, and work resumes by itself once a call succeeds.
+
+A learned limit is weighed against only until it is older than ``token_limit_ttl`` (the service raises
+limits with the account's tier): then the model's next batch goes without it, and the service's answer
+tells the limit again, if there still is one (state/token_limits.py).
 """
 
 from __future__ import annotations
