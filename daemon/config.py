@@ -69,6 +69,9 @@ class Settings:
     # Estimated input tokens per batch; None = no budget. The service queues at most so many input
     # tokens per model (e.g. 2M on a low tier) and fails a bigger batch every time, so stay under it.
     max_tokens_per_batch: int | None = None
+    # Seconds a token limit learned from the service is applied; then the next batch goes without it
+    # (the service raises limits with the account's tier). 0 = a learned limit never expires.
+    token_limit_ttl: float = 7 * 86400.0
     # The longest request line read at all (bytes, line ending not counted): a longer line is
     # streamed past without being held and its input is rejected with the line's true size.
     max_line_bytes: int = limits.DEFAULT_MAX_LINE_BYTES
@@ -511,6 +514,11 @@ def _check_batch_limits(s: Settings) -> None:
         raise ConfigError(
             "max_tokens_per_batch must be 1 or more estimated input tokens (e.g. your model's enqueued-token "
             f"limit), or unset for no budget (got {s.max_tokens_per_batch})"
+        )
+    if s.token_limit_ttl < 0:
+        raise ConfigError(
+            "token_limit_ttl must be 0 (a learned token limit never expires) or more seconds, e.g. 604800 "
+            f"for 7 days (got {s.token_limit_ttl})"
         )
 
 

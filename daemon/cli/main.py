@@ -152,7 +152,8 @@ def _add_status(sub: Any) -> None:
         help="show every job: file, state, batches, progress, results, tokens, estimated cost, age, why it waits",
         description="One line per job: its file, state, batch ids, progress, results once it ended, tokens, "
         "estimated cost, age (it stops when the job ends), a WHY column while a job waits, and its job id last; "
-        "a MODELS column when a job's input was split by model; then a totals line. Batch ids are shortened to "
+        "a MODELS column when a job's input was split by model; then a totals line, and the learned token limits "
+        "with their age. Batch ids are shortened to "
         "their ends (the newest two, +N more): --wide lists them "
         "whole. --json for scripts, --watch to redraw until Ctrl-C. Reads the state database of --root; works "
         "while the daemon runs.",

@@ -19,6 +19,7 @@ import orjson
 
 from daemon.cli.batch_tally import counted_batches, shared_batches
 from daemon.cli.root_guard import root_hint
+from daemon.cli.status_limits import limit_rows, limits_line
 from daemon.cli.status_totals import chosen, totals, totals_line
 from daemon.cli.status_waits import WaitFacts, job_wait, short_why
 from daemon.config import Settings
@@ -41,11 +42,11 @@ SHORT_ID = 8  # characters kept of a batch id in the table: its end, which is wh
 
 
 def job_rows(
-    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None
+    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None, limit_ttl: float = 0.0
 ) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
     parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
-    facts = WaitFacts(store)
+    facts = WaitFacts(store, now, limit_ttl)
     return [
         _with_shared(_row(job, parts.get(job.id, []), now, prices or {}), parts)
         | job_wait(job, _wait_parts(job, parts), facts, now)
@@ -299,14 +300,16 @@ def status_text(
     now = time.time()
     store = Store(db, readonly=True)
     try:
-        rows = job_rows(store, now, prices=settings.prices)
+        rows = job_rows(store, now, prices=settings.prices, limit_ttl=settings.token_limit_ttl)
+        limits = limit_rows(store, now, settings.token_limit_ttl)
     finally:
         store.close()
     rows = chosen(rows, active=active, since=None if since is None else now - since)
     total = totals(rows)
     if as_json:
-        return json.dumps({"jobs": rows, "totals": total}, indent=indent)
-    return render_table(rows, wide=wide) + (f"\n{totals_line(total)}" if rows else "")
+        return json.dumps({"jobs": rows, "totals": total, "token_limits": limits}, indent=indent)
+    learned = f"\n{limits_line(limits)}" if limits else ""
+    return render_table(rows, wide=wide) + (f"\n{totals_line(total)}" if rows else "") + learned
 
 
 def watch(

@@ -13,7 +13,7 @@ from daemon.service.holds import hold_fact, queue_full
 from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import TERMINAL_JOB_STATES, PartState
 from daemon.state.store import Store
-from daemon.state.token_limits import known_limit
+from daemon.state.token_limits import trusted_limit
 
 WHY_WIDTH = 60  # the table's WHY cell is cut to this; --json has the whole text
 _UNSENT = frozenset({PartState.READY, PartState.UPLOAD_INTENT, PartState.UPLOADED, PartState.BATCH_INTENT})
@@ -25,8 +25,9 @@ NO_WAIT: dict[str, Any] = {"why": None, "hold": None, "last_error": None, "next_
 class WaitFacts:
     """What the daemon recorded about holds, read once per status view (per model on first use)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, now: float = 0.0, limit_ttl: float = 0.0) -> None:
         self._store = store
+        self._now, self._limit_ttl = now, limit_ttl  # a limit older than limit_ttl holds nothing (as holds.py)
         beat = store.fact("heartbeat")
         self.account = _account_reason(beat)
         self._account_holds = _account_holds(beat)  # per profile, from a daemon that routes to several
@@ -36,7 +37,8 @@ class WaitFacts:
 
     def limit(self, model: str, profile: str = DEFAULT_PROFILE) -> int | None:
         if (profile, model) not in self._limits:
-            self._limits[(profile, model)] = known_limit(self._store, model, profile)
+            limit = trusted_limit(self._store, model, profile, self._now, self._limit_ttl)
+            self._limits[(profile, model)] = limit
         return self._limits[(profile, model)]
 
     def hold_until(self, model: str, profile: str = DEFAULT_PROFILE) -> float:

@@ -97,7 +97,8 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
 def job_list(store: Store, settings: Settings, now: float, state: str = "", query: str = "") -> JobList:
     """Input jobs newest first, those in ``state`` (or open/ended) whose name holds ``query``."""
     kinds = {job.id: job.kind for job in store.jobs()}
-    rows = [r for r in job_rows(store, now, settings.prices) if kinds[r["job_id"]] == INPUT_KIND]
+    rows = job_rows(store, now, settings.prices, settings.token_limit_ttl)
+    rows = [r for r in rows if kinds[r["job_id"]] == INPUT_KIND]
     rows.reverse()
     matched = [r for r in rows if _state_matches(r["state"], state) and query.casefold() in r["file"].casefold()]
     shown = matched[:MAX_ROWS]
@@ -164,7 +165,8 @@ def job_detail(store: Store, settings: Settings, job_id: str, now: float) -> Job
     except KeyError:
         return None
     parts = store.parts(job.id)
-    row = next((r for r in job_rows(store, now, settings.prices) if r["job_id"] == job.id), {})
+    rows = job_rows(store, now, settings.prices, settings.token_limit_ttl)
+    row = next((r for r in rows if r["job_id"] == job.id), {})
     pack_parts = store.parts(row["pack"]) if row.get("pack") else []
     row["split"] = split(row, parts, pack_parts)
     summary = _summary(job)

@@ -83,7 +83,7 @@ class Engine:
         # The main loop sleeps on it until its next timer: rung by a hint, a finished step, or the stop flag.
         self.bell = Doorbell()
         flags.stop.attach(self.bell)
-        self.holds = Holds(store, clock)
+        self.holds = Holds(store, clock, settings.token_limit_ttl)
         self.intake = Intake(
             settings.pending,
             settings.state,
@@ -133,6 +133,7 @@ class Engine:
     def start(self) -> None:
         """Recover what a crash interrupted, start the threads (workers, watcher, poller, endpoints), scan once."""
         recover_claims(self.store)
+        self.holds.date_old_limits()
         self.packer.sweep()
         self.workers.start()
         self.observer = self._watch()

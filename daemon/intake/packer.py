@@ -56,7 +56,7 @@ from daemon.state.job_endings import sends_nothing_more
 from daemon.state.rows import Job, Part
 from daemon.state.states import PACK_KIND, TERMINAL_JOB_STATES, JobState, PartOrigin, PartState
 from daemon.state.store import Store
-from daemon.state.token_limits import known_limit
+from daemon.state.token_limits import trusted_limit
 
 log = get_logger(__name__)
 SLOT_SEP = ":"
@@ -286,7 +286,8 @@ class Packer:
     def _limits_for(self, job: Job) -> BatchLimits:
         """The batch limits, the token budget cut to the learned limit of the job's model on its
         profile: a pack over it would only be refused (see refitter)."""
-        limit = known_limit(self.store, job.model, job.profile) if job.model else None
+        ttl, now = self.settings.token_limit_ttl, self.clock.now()
+        limit = trusted_limit(self.store, job.model, job.profile, now, ttl) if job.model else None
         if limit is None:
             return self.limits
         budget = min(token_budget(limit), self.limits.max_tokens or limit)

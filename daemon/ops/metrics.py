@@ -21,6 +21,7 @@ from daemon.config import Settings
 from daemon.http_endpoints import port_error
 from daemon.http_listener import HttpListener
 from daemon.logs import get_logger
+from daemon.ops.limit_gauges import limit_gauges
 from daemon.providers import DEFAULT_PROFILE
 from daemon.service.batch_info import BatchInfo
 from daemon.service.holds import Holds
@@ -57,6 +58,7 @@ class StateCollector(Collector):
         yield self._api_errors(profiles)
         yield from self._timings(now)
         yield self._enqueued()
+        yield from limit_gauges(self.store, now, self.settings.token_limit_ttl)
         yield self._stuck(now, profiles)
         if self.holds is not None:
             blocked = GaugeMetricFamily(

@@ -5,6 +5,10 @@ same name back, nor does an account problem on one service pause another.
 
 An account error (bad key, no quota) must not fail every file: inputs stay where they are, the
 problem is reported loudly and periodically, and work resumes by itself once a call succeeds.
+
+A learned limit is weighed against only until it is older than ``token_limit_ttl`` (the service raises
+limits with the account's tier): then the model's next batch goes without it, and the service's answer
+tells the limit again, if there still is one (state/token_limits.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from daemon.clock import WALL_CLOCK, Clock
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.store import Store
-from daemon.state.token_limits import known_limit, limit_fact, profile_fact
+from daemon.state.token_limits import (
+    LearnedLimit,
+    learned_limit_of,
+    profile_fact,
+    record_limit,
+    stamp_untimed_limits,
+)
 
 log = get_logger(__name__)
 ACCOUNT_RETRY = 60.0  # how often a blocked account is tried again (and reported)
@@ -33,9 +43,11 @@ def learned_limit(message: str) -> int | None:
 
 
 class Holds:
-    def __init__(self, store: Store, clock: Clock = WALL_CLOCK) -> None:
+    def __init__(self, store: Store, clock: Clock = WALL_CLOCK, token_limit_ttl: float = 0.0) -> None:
         self._store = store
         self._clock = clock
+        self._limit_ttl = token_limit_ttl  # seconds a learned limit is applied (0: for ever)
+        self._expired_told: set[tuple[str, str, float | None]] = set()  # (profile, model, learned_at) logged
         self._lock = threading.Lock()
         # Per provider profile: an account problem on one service does not pause work on another.
         self._account: dict[str, tuple[float, str]] = {}  # profile: (until, reason)
@@ -80,12 +92,50 @@ class Holds:
             return {name: reason for name, (_, reason) in self._account.items()}
 
     def note_token_limit(self, model: str, message: str, profile: str = DEFAULT_PROFILE) -> int | None:
-        """Remember the limit a token_limit_exceeded message names; return it, or the one learned before."""
+        """Remember the limit a token_limit_exceeded message names, whether above or below the one
+        learned before (the service's word is the latest); return it, or the one still trusted."""
         limit = learned_limit(message)
-        if limit is not None:
-            self._store.set_fact(limit_fact(model, profile), str(limit))
-            return limit
-        return known_limit(self._store, model, profile)
+        if limit is None:
+            return self.token_limit(model, profile)
+        before = learned_limit_of(self._store, model, profile)
+        record_limit(self._store, model, profile, limit, message, self._clock.now())
+        previous = before.limit if before is not None else None
+        if limit != previous:  # the same limit named again only renews it: the hold's warning says enough
+            log.info("token_limit_learned", profile=profile, model=model, limit=limit, previous=previous)
+        return limit
+
+    def date_old_limits(self) -> None:
+        """At the daemon's start: a limit learned before batchd kept the time counts as learned now."""
+        for limit in stamp_untimed_limits(self._store, self._clock.now()):
+            log.info("token_limit_dated", profile=limit.profile, model=limit.model, limit=limit.limit)
+
+    def token_limit(self, model: str, profile: str = DEFAULT_PROFILE) -> int | None:
+        """The limit ``model``'s batches on ``profile`` are weighed against: the learned one until it
+        is older than ``token_limit_ttl`` (then None, and the next batch goes without it)."""
+        learned = learned_limit_of(self._store, model, profile)
+        if learned is None:
+            return None
+        now = self._clock.now()
+        if not learned.stale(now, self._limit_ttl):
+            return learned.limit
+        self._tell_expired(learned, now)
+        return None
+
+    def _tell_expired(self, learned: LearnedLimit, now: float) -> None:
+        """Log once per learned limit that it is no longer applied."""
+        told = (learned.profile, learned.model, learned.learned_at)
+        with self._lock:
+            if told in self._expired_told:
+                return
+            self._expired_told.add(told)
+        log.info(
+            "token_limit_expired",
+            profile=learned.profile,
+            model=learned.model,
+            limit=learned.limit,
+            age=learned.age(now),
+            hint="the next batch goes without it; a refusal names the limit again",
+        )
 
     def hold_model(self, model: str, limit: int | None, profile: str = DEFAULT_PROFILE) -> None:
         """The model's queue was full: hold its submissions back for a while (recorded for status)."""
@@ -111,7 +161,7 @@ class Holds:
             until = self._model_until.get((profile, model), 0.0)
         if until > now:
             return until - now
-        limit = known_limit(self._store, model, profile)
+        limit = self.token_limit(model, profile)
         return TOKEN_LIMIT_RETRY / 4 if queue_full(limit, enqueued, est_tokens) else 0.0
 
 

@@ -29,7 +29,6 @@ from daemon.state.folders import PARTS
 from daemon.state.job_endings import cancel_stands
 from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import TERMINAL_JOB_STATES, PartOutcome, PartState
-from daemon.state.token_limits import known_limit
 
 log = get_logger(__name__)
 ABANDONED_PART_HOLD = 3600.0  # the abandonment ends such a part within a pass or two; this only keeps it off the queue
@@ -108,14 +107,14 @@ class Submitter(PartSteps):
         model is the part's own: an input split by model waits in each model's queue separately."""
         model = part_model(part, job)
         weighed = part.state in (PartState.UPLOADED, PartState.BATCH_INTENT) and model
-        if weighed and known_limit(self.store, model or "", job.profile) is not None:
+        if weighed and self.holds.token_limit(model or "", job.profile) is not None:
             return self.holds.model_turn(model or "", job.profile)
         return contextlib.nullcontext()
 
     def _refitted(self, part: Part, job: Job) -> bool:
         """A part the model's learned token limit cannot take is split to fit before it is sent."""
         model = part_model(part, job)
-        limit = known_limit(self.store, model, job.profile) if model else None
+        limit = self.holds.token_limit(model, job.profile) if model else None
         return limit is not None and self.refitter.refit(part, job, limit, reported=False) is not Verdict.FITS
 
     def _hold(self, part: Part, job: Job) -> float:

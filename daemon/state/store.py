@@ -240,3 +240,8 @@ class Store(MetricsQueries, RemoteFileQueries, CreationQueries, CommandQueries, 
     def fact(self, key: str) -> str | None:
         rows = self._select("SELECT value FROM facts WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
+
+    def facts_starting(self, prefix: str) -> dict[str, str]:
+        """Every fact whose key starts with ``prefix`` (compared as text: ``_`` is no wildcard here)."""
+        rows = self._select("SELECT key, value FROM facts WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        return {str(row["key"]): str(row["value"]) for row in rows}
