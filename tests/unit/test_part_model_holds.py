@@ -48,14 +48,6 @@ def _part(store: Store, job_id: str, state: PartState, est: int, now: float, mod
     return store.add_part(Part(job_id, seg, 0, "p", 1, 1, 10, est, state, now, now, model=model))
 
 
-@pytest.fixture(name="store")
-def store_fixture(tmp_path: Path) -> Iterator[Store]:
-    (tmp_path / "state").mkdir()
-    store = Store(tmp_path / "state" / folders.DB_NAME)
-    yield store
-    store.close()
-
-
 def test_enqueued_tokens_count_a_part_under_its_own_model(store: Store) -> None:
     now = 1.0
     _job(store, "mixed", now)  # an input split by model: the job names no model
