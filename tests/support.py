@@ -80,6 +80,17 @@ class FakeClock:
             return self._now
 
 
+class ShiftedClock:
+    """The emulator's clock: the wall clock moved by ``offset`` seconds, so batches finish when the test says
+    (or one looks made "an hour ago")."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 def request_line(cid: str, url: str = "/v1/chat/completions", model: str = "gpt-4o-mini", pad: int = 0) -> str:
     """One request line; ``pad`` characters of filler make it as large as a benchmark needs."""
     filler = " " + "x" * pad if pad else ""
