@@ -33,7 +33,7 @@ from daemon.providers import DEFAULT_PROFILE
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
 from daemon.service.profile_services import ProfileServices, service_for
-from daemon.state import folders
+from daemon.state import folders, schema
 from daemon.state.rows import Job
 from daemon.state.states import JobState
 from daemon.state.store import Store
@@ -279,6 +279,26 @@ def spawn_daemon(root: Path, env: dict[str, str], log_path: Path) -> subprocess.
         return subprocess.Popen(
             [sys.executable, "-m", "daemon", "run", "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT
         )
+
+
+def version_7_database(db: Path, est_tokens: int, part_state: str) -> None:
+    """Write ``db`` as a version 7 daemon left it (parts without a model): job ``j1`` of gpt-4o-mini, active,
+    and its one part."""
+    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")
+    assert old != schema._SCHEMA, "the version 7 parts table can no longer be told from the current one"
+    conn = sqlite3.connect(db)
+    conn.executescript(old + "PRAGMA user_version = 7;")
+    conn.execute(
+        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
+        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
+        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, ?, ?, 0, 0)",
+        (est_tokens, part_state),
+    )
+    conn.commit()
+    conn.close()
 
 
 def lose_state(root: Path) -> None:

@@ -5,7 +5,6 @@ against the emulator's enqueued-token limit."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ from daemon.service.holds import TOKEN_LIMIT_RETRY, Holds
 from daemon.service.openai_service import OpenAIService
 from daemon.service.poller import Poller
 from daemon.service.submitter import Submitter
-from daemon.state import folders, schema
+from daemon.state import folders
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
-from tests.support import TEST_KEY, FakeClock, request_file
+from tests.support import TEST_KEY, FakeClock, request_file, version_7_database
 
 ENDPOINT = "/v1/chat/completions"
 MINI, FULL = "gpt-4o-mini", "gpt-4o"
@@ -161,20 +160,7 @@ def test_a_full_queue_of_one_model_holds_that_models_part_and_the_other_goes_ahe
 
 def test_status_reads_a_version_7_database_before_the_daemon_migrated_it(tmp_path: Path) -> None:
     db = tmp_path / "old.sqlite3"
-    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")  # version 7: parts without model
-    assert old != schema._SCHEMA
-    conn = sqlite3.connect(db)
-    conn.executescript(old + "PRAGMA user_version = 7;")
-    conn.execute(
-        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
-        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
-    )
-    conn.execute(
-        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
-        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, 42, 'submitted', 0, 0)"
-    )
-    conn.commit()
-    conn.close()
+    version_7_database(db, est_tokens=42, part_state="submitted")
     before = Store(db, readonly=True)  # `batchd status` before the daemon migrated it
     try:
         assert before.enqueued_tokens_by_profile_model() == {("default", MINI): 42}
