@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.cli.command_handlers import daemon_handlers
 from daemon.cli.web_server import web_endpoints
 from daemon.config import Settings
-from daemon.emulator import EmulatorServer
+from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.engine.main_loop import Engine
 from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.signals import StopFlags
@@ -89,6 +90,42 @@ class ShiftedClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+@dataclass
+class ClockedService:
+    """An emulator, and a daemon's settings, state database and service client, all on one FakeClock."""
+
+    clock: FakeClock
+    emulator: EmulatorServer
+    settings: Settings
+    store: Store
+    remote: OpenAIService
+
+
+@contextmanager
+def clocked_service(tmp_path: Path, running: float, **emulator: Any) -> Iterator[ClockedService]:
+    """Batches start in_progress, run ``running`` fake seconds and end at once; the first poll after 1 s, then
+    every 8 s. ``emulator``: more EmulatorSettings (a token_limit...)."""
+    clock = FakeClock()
+    timing = EmulatorSettings(
+        validating_seconds=0.0,
+        in_progress_seconds=running,
+        finalizing_seconds=0.0,
+        cancelling_seconds=0.0,
+        data_dir=tmp_path / "emulator",
+        **emulator,
+    )
+    with EmulatorServer(timing, clock=clock) as server:
+        settings = Settings(root=tmp_path, base_url=server.base_url, first_poll_after=1.0, poll_interval=8.0)
+        (tmp_path / "state").mkdir()
+        store = Store(tmp_path / "state" / folders.DB_NAME)
+        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), server.base_url, 10.0)
+        try:
+            yield ClockedService(clock, server, settings, store, remote)
+        finally:
+            remote.close()
+            store.close()
 
 
 def request_line(cid: str, url: str = "/v1/chat/completions", model: str = "gpt-4o-mini", pad: int = 0) -> str:
