@@ -84,3 +84,12 @@ def prepared_fixture(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
     store = Store(settings.state / folders.DB_NAME)
     yield settings, store
     store.close()
+
+
+@pytest.fixture(name="store")
+def store_fixture(tmp_path: Path) -> Iterator[Store]:
+    """An empty state database under ``tmp_path/state`` (the folders not made: only the database)."""
+    (tmp_path / "state").mkdir()
+    store = Store(tmp_path / "state" / folders.DB_NAME)
+    yield store
+    store.close()

@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.cli.command_handlers import daemon_handlers
 from daemon.cli.web_server import web_endpoints
 from daemon.config import Settings
-from daemon.emulator import EmulatorServer
+from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.engine.main_loop import Engine
 from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.signals import StopFlags
@@ -33,7 +34,7 @@ from daemon.providers import DEFAULT_PROFILE
 from daemon.service.credentials import KeySource
 from daemon.service.openai_service import OpenAIService
 from daemon.service.profile_services import ProfileServices, service_for
-from daemon.state import folders
+from daemon.state import folders, schema
 from daemon.state.rows import Job
 from daemon.state.states import JobState
 from daemon.state.store import Store
@@ -78,6 +79,53 @@ class FakeClock:
         with self._lock:
             self._now += seconds
             return self._now
+
+
+class ShiftedClock:
+    """The emulator's clock: the wall clock moved by ``offset`` seconds, so batches finish when the test says
+    (or one looks made "an hour ago")."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class ClockedService:
+    """An emulator, and a daemon's settings, state database and service client, all on one FakeClock."""
+
+    clock: FakeClock
+    emulator: EmulatorServer
+    settings: Settings
+    store: Store
+    remote: OpenAIService
+
+
+@contextmanager
+def clocked_service(tmp_path: Path, running: float, **emulator: Any) -> Iterator[ClockedService]:
+    """Batches start in_progress, run ``running`` fake seconds and end at once; the first poll after 1 s, then
+    every 8 s. ``emulator``: more EmulatorSettings (a token_limit...)."""
+    clock = FakeClock()
+    timing = EmulatorSettings(
+        validating_seconds=0.0,
+        in_progress_seconds=running,
+        finalizing_seconds=0.0,
+        cancelling_seconds=0.0,
+        data_dir=tmp_path / "emulator",
+        **emulator,
+    )
+    with EmulatorServer(timing, clock=clock) as server:
+        settings = Settings(root=tmp_path, base_url=server.base_url, first_poll_after=1.0, poll_interval=8.0)
+        (tmp_path / "state").mkdir()
+        store = Store(tmp_path / "state" / folders.DB_NAME)
+        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), server.base_url, 10.0)
+        try:
+            yield ClockedService(clock, server, settings, store, remote)
+        finally:
+            remote.close()
+            store.close()
 
 
 def request_line(cid: str, url: str = "/v1/chat/completions", model: str = "gpt-4o-mini", pad: int = 0) -> str:
@@ -268,6 +316,26 @@ def spawn_daemon(root: Path, env: dict[str, str], log_path: Path) -> subprocess.
         return subprocess.Popen(
             [sys.executable, "-m", "daemon", "run", "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT
         )
+
+
+def version_7_database(db: Path, est_tokens: int, part_state: str) -> None:
+    """Write ``db`` as a version 7 daemon left it (parts without a model): job ``j1`` of gpt-4o-mini, active,
+    and its one part."""
+    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")
+    assert old != schema._SCHEMA, "the version 7 parts table can no longer be told from the current one"
+    conn = sqlite3.connect(db)
+    conn.executescript(old + "PRAGMA user_version = 7;")
+    conn.execute(
+        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
+        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
+        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, ?, ?, 0, 0)",
+        (est_tokens, part_state),
+    )
+    conn.commit()
+    conn.close()
 
 
 def lose_state(root: Path) -> None:

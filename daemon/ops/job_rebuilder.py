@@ -59,11 +59,7 @@ class JobBuilder:
         members: list[dict[str, str]],
         inflight: dict[str, Path],
     ) -> list[Rows]:
-        rows: list[Rows] = []
-        for slot, member in enumerate(members):
-            path = inflight.get(member["job_id"])
-            if path is not None:  # one without its input has ended: its results are written
-                rows.append(self._member_rows(member, path, pack_id, slot, batches))
+        rows = self._members_rows(pack_id, members, inflight, batches)
         parts = self.parts.parts(pack_id, folder, batches)
         for part in parts:
             part.origin = PartOrigin.PACK
@@ -82,11 +78,7 @@ class JobBuilder:
     ) -> list[Rows]:
         """A pack of a profile whose batches carry nothing of ours, its parts already built
         (see unlabelled_jobs), and its members'."""
-        rows: list[Rows] = []
-        for slot, member in enumerate(members):
-            path = inflight.get(member["job_id"])
-            if path is not None:  # one without its input has ended: its results are written
-                rows.append(self._member_rows(member, path, pack_id, slot, [], profile))
+        rows = self._members_rows(pack_id, members, inflight, [], profile)
         self.parts.download_superseded(parts, folder)
         endpoint = rows[0][0].endpoint if rows else None
         return [(self._pack_job(pack_id, folder, parts, members, rows, endpoint, profile), parts), *rows]
@@ -108,6 +100,21 @@ class JobBuilder:
         job.model = rows[0][0].model if rows else None
         job.request_count = sum(p.request_count for p in parts if p.attempt == 0)
         return job
+
+    def _members_rows(
+        self,
+        pack_id: str,
+        members: list[dict[str, str]],
+        inflight: dict[str, Path],
+        batches: list[BatchInfo],
+        profile: str | None = None,
+    ) -> list[Rows]:
+        rows: list[Rows] = []
+        for slot, member in enumerate(members):
+            path = inflight.get(member["job_id"])
+            if path is not None:  # one without its input has ended: its results are written
+                rows.append(self._member_rows(member, path, pack_id, slot, batches, profile))
+        return rows
 
     def _member_rows(
         self,

@@ -106,6 +106,15 @@ def let_end(clock: StoppableClock, claude: EmulatorServer) -> None:
     wait_until(ended, 30, "every batch to end")
 
 
+def recover_ended_or_running(
+    settings: Settings, claude: EmulatorServer, clock: StoppableClock, running: bool
+) -> tuple[int, Recovered]:
+    """Let every batch end unless ``running``, then `batchd recover`: the creates made before it, and what it did."""
+    if not running:
+        let_end(clock, claude)
+    return creates(claude), recover(settings)
+
+
 def finish(settings: Settings, claude: EmulatorServer, names: list[str]) -> dict[str, list[dict[str, object]]]:
     """Run the daemon until every input in ``names`` is done; their results."""
     harness = Harness(settings, claude).start()
@@ -172,10 +181,7 @@ def test_two_inputs_of_one_count_each_get_their_own_batch(
     clock.stop()
     inputs = {"a.jsonl": claude_lines(3, prefix="a", text="A"), "b.jsonl": claude_lines(3, prefix="b", text="B")}
     sent_then_lost(settings, claude, inputs, batches=2)
-    if not running:
-        let_end(clock, claude)
-    made = creates(claude)
-    done = recover(settings)
+    made, done = recover_ended_or_running(settings, claude, clock, running)
     assert (len(done.jobs), done.returned, done.left) == (2, [], [])
     assert (len(set(done.adopted_batches)), len(done.awaiting)) == ((0, 2) if running else (2, 0))
     clock.go()
@@ -192,10 +198,7 @@ def test_two_inputs_with_the_same_custom_ids_and_count_are_held_not_guessed(
     clock.stop()
     inputs = {"a.jsonl": claude_lines(3, prefix="q", text="A"), "b.jsonl": claude_lines(3, prefix="q", text="B")}
     sent_then_lost(settings, claude, inputs, batches=2)
-    if not running:
-        let_end(clock, claude)
-    made = creates(claude)
-    done = recover(settings)
+    made, done = recover_ended_or_running(settings, claude, clock, running)
     assert (done.jobs, done.returned, done.awaiting) == ([], [], [])
     assert len(done.left) == 2 and all("same custom_ids" in why or "as they do" in why for _, why in done.left)
     assert len(inflight(settings)) == 2, "both inputs kept where they are, for a person to decide"
@@ -272,10 +275,7 @@ def test_a_shared_batch_is_matched_by_its_slot_prefixed_ids_and_each_member_gets
     clock.stop()
     sent_then_lost(packing, claude, {}, batches=1)
     assert claude.batches()[0]["request_counts"]["processing"] == 2, "the two inputs share one batch"
-    if not running:
-        let_end(clock, claude)
-    made = creates(claude)
-    done = recover(packing)
+    made, done = recover_ended_or_running(packing, claude, clock, running)
     assert (len(done.jobs), done.returned, done.left) == (3, [], []), "the pack and its two members"
     assert (len(set(done.adopted_batches)), len(done.awaiting)) == ((0, 1) if running else (1, 0))
     clock.go()

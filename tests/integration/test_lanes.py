@@ -7,7 +7,6 @@ here, so with a single shared pool the held call would stop everything.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,21 +14,11 @@ import pytest
 
 from daemon.emulator import EmulatorServer, EmulatorSettings
 from daemon.state.states import JobState
-from tests.support import Harness, request_file, wait_until
+from tests.support import Harness, ShiftedClock, request_file, wait_until
 
 BIG = 100_000  # bytes: inputs above this are big here
 WAIT = 20.0
 TIMEOUT = 120.0  # request_timeout: the client waits out every hold (an abandoned call would free its worker)
-
-
-class ShiftedClock:
-    """The emulator's clock: real time plus an offset the test moves, so batches finish when told."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture(name="clock")

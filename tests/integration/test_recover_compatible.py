@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.support import (
     FAST,
     TEST_KEY,
     Harness,
+    ShiftedClock,
     batch_posts,
     drop_before_start,
     fast_settings,
@@ -39,16 +39,6 @@ from tests.support import (
 )
 
 PROFILE = 'kind = "openai_compatible"\nkey_env = "COMPATIBLE_API_KEY"\n'
-
-
-class ShiftedClock:
-    """The emulator's clock: the wall clock moved by ``offset`` seconds (a batch made "an hour ago")."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture(name="clock")

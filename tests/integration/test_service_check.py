@@ -56,6 +56,8 @@ def test_an_unreachable_host_is_named() -> None:
     (failed,) = [e for e in captured if e["event"] == "service_check_failed"]
     assert failed["problem"] == "cannot reach 127.0.0.1"
     assert "base_url" in failed["hint"]
+    # A local gateway or the emulator on a wrong port: the host alone sends the user looking at the host.
+    assert "(127.0.0.1, port 9)" in failed["hint"]
 
 
 def test_a_service_that_cannot_list_is_asked_for_one_batch(emulator: EmulatorServer) -> None:

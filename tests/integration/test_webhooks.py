@@ -292,20 +292,28 @@ def _signed(body: bytes, secret: str) -> dict[str, str]:
     return {"webhook-id": webhook_id, "webhook-timestamp": str(stamp), "webhook-signature": signature}
 
 
+def _profiles_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, **secret_env: str) -> Settings:
+    """Settings with the profiles of ``toml`` and only the secrets in ``secret_env`` set (none of the default's)."""
+    for name in DEFAULT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in secret_env.items():
+        monkeypatch.setenv(name, value)
+    config = tmp_path / "batchd.toml"
+    config.write_text(toml)
+    return Settings(root=tmp_path, webhook_port=0, providers=load_settings(config, environ={}).providers)
+
+
 def test_no_default_secret_is_needed_when_every_profile_names_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in DEFAULT_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DEFAULT_HOOK_SECRET", SECRET)
-    monkeypatch.setenv("AZURE_HOOK_SECRET", OTHER_SECRET)
-    config = tmp_path / "batchd.toml"
     own_azure = azure_profile("http://127.0.0.1:9", 'webhook_secret_env = "AZURE_HOOK_SECRET"\n')
-    config.write_text(OWN_DEFAULT + own_azure + ANTHROPIC)
-    providers = load_settings(config, environ={}).providers
+    toml = OWN_DEFAULT + own_azure + ANTHROPIC
+    settings = _profiles_settings(
+        tmp_path, monkeypatch, toml, DEFAULT_HOOK_SECRET=SECRET, AZURE_HOOK_SECRET=OTHER_SECRET
+    )
     service = OpenAIService(openai.OpenAI(api_key="unused-here", max_retries=0))  # only unwrap_webhook is used
     try:
-        server = webhook_server(Settings(root=tmp_path, webhook_port=0, providers=providers), service, Recorder())
+        server = webhook_server(settings, service, Recorder())
         assert server is not None and server.receiver.secret is None
         body = event("batch_of_the_default_profile")
         assert server.receiver.handle(body, _signed(body, SECRET)) == (200, "queued")
@@ -317,16 +325,12 @@ def test_no_default_secret_is_needed_when_every_profile_names_its_own(
 def test_without_a_default_profile_that_gets_webhooks_any_own_secret_verifies_an_unknown_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in DEFAULT_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AZURE_HOOK_SECRET", OTHER_SECRET)
-    config = tmp_path / "batchd.toml"
     own_azure = azure_profile("http://127.0.0.1:9", 'webhook_secret_env = "AZURE_HOOK_SECRET"\n')
-    config.write_text('[providers.default]\nkind = "anthropic"\n' + own_azure)
-    providers = load_settings(config, environ={}).providers
+    toml = '[providers.default]\nkind = "anthropic"\n' + own_azure
+    settings = _profiles_settings(tmp_path, monkeypatch, toml, AZURE_HOOK_SECRET=OTHER_SECRET)
     service = OpenAIService(openai.OpenAI(api_key="unused-here", max_retries=0))
     try:
-        server = webhook_server(Settings(root=tmp_path, webhook_port=0, providers=providers), service, Recorder())
+        server = webhook_server(settings, service, Recorder())
         assert server is not None
         body = event("batch_not_in_the_state")
         assert server.receiver.handle(body, _signed(body, OTHER_SECRET)) == (200, "queued")
@@ -338,13 +342,8 @@ def test_without_a_default_profile_that_gets_webhooks_any_own_secret_verifies_an
 def test_the_default_secret_is_required_while_a_profile_relies_on_it_and_the_error_names_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in DEFAULT_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DEFAULT_HOOK_SECRET", SECRET)
-    config = tmp_path / "batchd.toml"
-    config.write_text(OWN_DEFAULT + azure_profile("http://127.0.0.1:9") + ANTHROPIC)
-    providers = load_settings(config, environ={}).providers
-    settings = Settings(root=tmp_path, webhook_port=0, providers=providers)
+    toml = OWN_DEFAULT + azure_profile("http://127.0.0.1:9") + ANTHROPIC
+    settings = _profiles_settings(tmp_path, monkeypatch, toml, DEFAULT_HOOK_SECRET=SECRET)
     with pytest.raises(CredentialError) as caught:
         webhook_server(settings, None, Recorder())  # type: ignore[arg-type]
     message = str(caught.value)

@@ -61,33 +61,44 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def test_a_kill_after_the_create_was_accepted_leaves_one_batch_per_part_and_every_request_run_once(
-    tmp_path: Path, claude_emulator: EmulatorServer
-) -> None:
-    root, log = tmp_path / "root", tmp_path / "daemon.log"
+def _killed_after_a_create(tmp_path: Path, server: EmulatorServer, root: Path, log: Path) -> dict[str, bytes]:
+    """Drop two inputs under the claude profile and run the daemon until it is SIGKILLed once the service
+    accepted a batch (its reply never recorded); the inputs, by name."""
     inputs = {name: claude_input(name.removesuffix(".jsonl")) for name in ("first.jsonl", "second.jsonl")}
     drop = root / "pending_upload" / "claude"
     drop.mkdir(parents=True)
     for name, data in inputs.items():
         (drop / f".{name}").write_bytes(data)
         (drop / f".{name}").rename(drop / name)
-
-    proc = spawn_daemon(root, _env(tmp_path, claude_emulator, BATCHD_CRASH_AT="batch_created"), log)
+    proc = spawn_daemon(root, _env(tmp_path, server, BATCHD_CRASH_AT="batch_created"), log)
     try:
         assert proc.wait(timeout=30) == KILLED, f"the daemon never reached batch_created: {log.read_text()}"
     finally:
         _end(proc)
-    # Parts are submitted in parallel: the kill may find other creates answered too, none recorded.
-    assert claude_emulator.batches(), "the service should hold the batch whose reply was never recorded"
+    return inputs
 
-    proc = spawn_daemon(root, _env(tmp_path, claude_emulator), log)
+
+def _run_until_done(root: Path, env: dict[str, str], log: Path, jobs: int, what: str) -> None:
+    """Run the daemon until ``jobs`` jobs are done, then stop it with SIGTERM: it exits 0."""
+    proc = spawn_daemon(root, env, log)
     try:
-        done = lambda: sum(state == "done" for _, state in job_states(root)) == len(inputs)  # noqa: E731
-        wait_until(done, 120, "both inputs done after the restart")
+        done = lambda: sum(state == "done" for _, state in job_states(root)) == jobs  # noqa: E731
+        wait_until(done, 120, what)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
         _end(proc)
+
+
+def test_a_kill_after_the_create_was_accepted_leaves_one_batch_per_part_and_every_request_run_once(
+    tmp_path: Path, claude_emulator: EmulatorServer
+) -> None:
+    root, log = tmp_path / "root", tmp_path / "daemon.log"
+    inputs = _killed_after_a_create(tmp_path, claude_emulator, root, log)
+    # Parts are submitted in parallel: the kill may find other creates answered too, none recorded.
+    assert claude_emulator.batches(), "the service should hold the batch whose reply was never recorded"
+
+    _run_until_done(root, _env(tmp_path, claude_emulator), log, len(inputs), "both inputs done after the restart")
 
     assert_every_request_ran_once(claude_emulator, inputs, root, parts=len(inputs) * -(-REQUESTS // PER_BATCH))
 
@@ -117,17 +128,7 @@ def test_a_kill_after_the_creates_then_a_lost_database_recovers_without_a_second
     profile has a service of its own (recover lists every configured profile's batches)."""
     default = {"OPENAI_BASE_URL": emulator.base_url}
     root, log = tmp_path / "root", tmp_path / "daemon.log"
-    inputs = {name: claude_input(name.removesuffix(".jsonl")) for name in ("first.jsonl", "second.jsonl")}
-    drop = root / "pending_upload" / "claude"
-    drop.mkdir(parents=True)
-    for name, data in inputs.items():
-        (drop / f".{name}").write_bytes(data)
-        (drop / f".{name}").rename(drop / name)
-    proc = spawn_daemon(root, _env(tmp_path, claude_emulator, BATCHD_CRASH_AT="batch_created"), log)
-    try:
-        assert proc.wait(timeout=30) == KILLED, f"the daemon never reached batch_created: {log.read_text()}"
-    finally:
-        _end(proc)
+    inputs = _killed_after_a_create(tmp_path, claude_emulator, root, log)
     lose_state(root)
     made = len(claude_emulator.batches())
     assert made >= 1, "the service should hold the batch whose reply was never recorded"
@@ -138,12 +139,5 @@ def test_a_kill_after_the_creates_then_a_lost_database_recovers_without_a_second
     again = run_recover(root, _env(tmp_path, claude_emulator, **default))
     assert "adopted 0 batch(es) into 0 job(s)" in again.stdout and "returned 0 input(s)" in again.stdout, again.stdout
 
-    proc = spawn_daemon(root, _env(tmp_path, claude_emulator), log)
-    try:
-        done = lambda: sum(state == "done" for _, state in job_states(root)) == len(inputs)  # noqa: E731
-        wait_until(done, 120, "both inputs done after the recovery")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-    finally:
-        _end(proc)
+    _run_until_done(root, _env(tmp_path, claude_emulator), log, len(inputs), "both inputs done after the recovery")
     assert_every_request_ran_once(claude_emulator, inputs, root, parts=len(inputs) * -(-REQUESTS // PER_BATCH))

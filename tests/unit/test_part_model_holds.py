@@ -5,7 +5,6 @@ against the emulator's enqueued-token limit."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,21 +14,17 @@ import pytest
 
 from daemon.cli.status import job_rows
 from daemon.cli.status_waits import WaitFacts, job_wait
-from daemon.config import Settings
-from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.emulator import EmulatorServer
 from daemon.emulator.params import BatchParams, UploadParams
 from daemon.results.collector import Collector
-from daemon.service.credentials import KeySource
 from daemon.service.holds import TOKEN_LIMIT_RETRY, Holds
-from daemon.service.openai_service import OpenAIService
 from daemon.service.poller import Poller
 from daemon.service.submitter import Submitter
-from daemon.state import folders, schema
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
-from tests.support import TEST_KEY, FakeClock, request_file
+from tests.support import FakeClock, clocked_service, request_file, version_7_database
 
 ENDPOINT = "/v1/chat/completions"
 MINI, FULL = "gpt-4o-mini", "gpt-4o"
@@ -46,14 +41,6 @@ def _job(store: Store, job_id: str, now: float, model: str | None = None, profil
 
 def _part(store: Store, job_id: str, state: PartState, est: int, now: float, model: str | None, seg: int = 0) -> Part:
     return store.add_part(Part(job_id, seg, 0, "p", 1, 1, 10, est, state, now, now, model=model))
-
-
-@pytest.fixture(name="store")
-def store_fixture(tmp_path: Path) -> Iterator[Store]:
-    (tmp_path / "state").mkdir()
-    store = Store(tmp_path / "state" / folders.DB_NAME)
-    yield store
-    store.close()
 
 
 def test_enqueued_tokens_count_a_part_under_its_own_model(store: Store) -> None:
@@ -116,27 +103,13 @@ class Rig:
 
 @pytest.fixture(name="rig")
 def rig_fixture(tmp_path: Path) -> Iterator[Rig]:
-    clock = FakeClock()
-    timing = EmulatorSettings(
-        validating_seconds=0.0,
-        in_progress_seconds=RUNNING,
-        finalizing_seconds=0.0,
-        cancelling_seconds=0.0,
-        token_limit=LIMIT,
-        data_dir=tmp_path / "emulator",
-    )
-    with EmulatorServer(timing, clock=clock) as emulator:
-        settings = Settings(root=tmp_path, base_url=emulator.base_url, first_poll_after=1.0, poll_interval=8.0)
-        (tmp_path / "state").mkdir()
-        store = Store(tmp_path / "state" / folders.DB_NAME)
-        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0)
+    with clocked_service(tmp_path, RUNNING, token_limit=LIMIT) as on:
+        clock, settings, store, remote = on.clock, on.settings, on.store, on.remote
         holds, stop = Holds(store, clock), threading.Event()
         submitter = Submitter(settings, store, remote, holds, stop, clock=clock)
         poller = Poller(settings, store, remote, holds, stop, lambda: None, clock=clock)
         collector = Collector(settings, store, remote, holds, stop, clock=clock)
-        yield Rig(clock, emulator, store, holds, submitter, poller, collector, tmp_path)
-        remote.close()
-        store.close()
+        yield Rig(clock, on.emulator, store, holds, submitter, poller, collector, tmp_path)
 
 
 def test_a_full_queue_of_one_model_holds_that_models_part_and_the_other_goes_ahead(rig: Rig) -> None:
@@ -169,20 +142,7 @@ def test_a_full_queue_of_one_model_holds_that_models_part_and_the_other_goes_ahe
 
 def test_status_reads_a_version_7_database_before_the_daemon_migrated_it(tmp_path: Path) -> None:
     db = tmp_path / "old.sqlite3"
-    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")  # version 7: parts without model
-    assert old != schema._SCHEMA
-    conn = sqlite3.connect(db)
-    conn.executescript(old + "PRAGMA user_version = 7;")
-    conn.execute(
-        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
-        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
-    )
-    conn.execute(
-        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
-        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, 42, 'submitted', 0, 0)"
-    )
-    conn.commit()
-    conn.close()
+    version_7_database(db, est_tokens=42, part_state="submitted")
     before = Store(db, readonly=True)  # `batchd status` before the daemon migrated it
     try:
         assert before.enqueued_tokens_by_profile_model() == {("default", MINI): 42}

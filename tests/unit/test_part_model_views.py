@@ -5,7 +5,6 @@ job's cost is each model's batches at that model's price."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,12 @@ from daemon.cli.web_views import job_fragment
 from daemon.config import Settings
 from daemon.ops.job_notice import command_env, notice_for
 from daemon.pricing import DEFAULT_PRICES, ModelPrice
-from daemon.state import folders
 from daemon.state.rows import Job, Part, job_models
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 
 MINI, FULL = "gpt-4o-mini", "gpt-4o"
 NOW = 1_700_000_000.0
-
-
-@pytest.fixture(name="store")
-def store_fixture(tmp_path: Path) -> Iterator[Store]:
-    (tmp_path / "state").mkdir()
-    store = Store(tmp_path / "state" / folders.DB_NAME)
-    yield store
-    store.close()
 
 
 def _batch(batch_id: str, input_tokens: int, output_tokens: int, status: str = "in_progress") -> str:

@@ -27,7 +27,7 @@ from daemon.state import folders
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
-from tests.support import TEST_KEY, FakeClock
+from tests.support import TEST_KEY, FakeClock, clocked_service
 
 ENDPOINT = "/v1/chat/completions"
 RUNNING = 1000.0  # fake seconds a batch stays in_progress: far longer than any poll wait below
@@ -46,19 +46,8 @@ class Polled:
 @pytest.fixture(name="polled")
 def polled_fixture(tmp_path: Path) -> Iterator[Polled]:
     """A poller and an emulator on one fake clock, with one submitted part whose batch is running."""
-    clock = FakeClock()
-    timing = EmulatorSettings(
-        validating_seconds=0.0,
-        in_progress_seconds=RUNNING,
-        finalizing_seconds=0.0,
-        cancelling_seconds=0.0,
-        data_dir=tmp_path / "emulator",
-    )
-    with EmulatorServer(timing, clock=clock) as emulator:
-        settings = Settings(root=tmp_path, base_url=emulator.base_url, first_poll_after=1.0, poll_interval=8.0)
-        (tmp_path / "state").mkdir()
-        store = Store(tmp_path / "state" / folders.DB_NAME)
-        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0)
+    with clocked_service(tmp_path, RUNNING) as on:
+        clock, emulator, settings, store, remote = on.clock, on.emulator, on.settings, on.store, on.remote
         store.add_job(Job("j1", "in.jsonl", "in.jsonl", "in.jsonl", JobState.ACTIVE, clock.now(), clock.now()))
         batch_id = _running_batch(emulator)
         part = Part("j1", 0, 0, "p", 1, 1, 10, 3, PartState.SUBMITTED, clock.now(), clock.now(), batch_id=batch_id)
@@ -66,8 +55,6 @@ def polled_fixture(tmp_path: Path) -> Iterator[Polled]:
         finished = threading.Event()
         poller = Poller(settings, store, remote, Holds(store, clock), threading.Event(), finished.set, clock=clock)
         yield Polled(poller, store, part, clock, emulator, finished)
-        remote.close()
-        store.close()
 
 
 def _running_batch(emulator: EmulatorServer) -> str:

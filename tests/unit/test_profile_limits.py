@@ -3,14 +3,8 @@ queue for a model (an Azure deployment) never holds back another service's model
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from daemon.cli.status_waits import WaitFacts, job_wait
 from daemon.service.holds import TOKEN_LIMIT_RETRY, Holds
-from daemon.state import folders
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
@@ -19,14 +13,6 @@ from tests.support import FakeClock
 
 MODEL = "gpt-4o-mini"
 FULL = "Enqueued token limit reached for gpt-4o-mini in organization org-x. Limit: 90,000 enqueued tokens."
-
-
-@pytest.fixture(name="store")
-def store_fixture(tmp_path: Path) -> Iterator[Store]:
-    (tmp_path / "state").mkdir()
-    store = Store(tmp_path / "state" / folders.DB_NAME)
-    yield store
-    store.close()
 
 
 def _job(store: Store, job_id: str, profile: str, now: float) -> Job:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,10 @@ from daemon.intake.routes import ROUTES_NAME, iter_routes
 from daemon.intake.splitter import Split, split_lines
 from daemon.intake.validation import MAX_MODELS, BatchLimits, ModelShare, validate_file
 from daemon.state import folders
-from daemon.state.rows import Job, part_model
+from daemon.state.rows import part_model
 from daemon.state.states import JobState
 from daemon.state.store import Store
+from tests.unit.test_preparer import claimed
 
 SPLIT = BatchLimits(split_models=True)
 
@@ -190,15 +190,6 @@ def test_a_mixed_input_is_recorded_with_a_model_per_part_and_none_for_the_job(
     assert [part_model(p, job) for p in parts] == ["a", "b", "c", "a"]
     assert (settings.state / folders.PARTS / mixed.id / ROUTES_NAME).exists()
     assert store.job(single.id).model == "m" and {p.model for p in store.parts(single.id)} == {None}
-
-
-def claimed(settings: Settings, store: Store, name: str, text: str) -> Job:
-    now = time.time()
-    inflight = settings.state / folders.INFLIGHT / f"job-{name}"
-    inflight.write_text(text)
-    job = Job(f"job-{name}", name, str(settings.pending / name), str(inflight), JobState.CLAIMED, now, now)
-    store.add_job(job)
-    return job
 
 
 def test_a_refitted_part_of_a_mixed_input_keeps_its_model_in_every_piece(prepared: tuple[Settings, Store]) -> None:

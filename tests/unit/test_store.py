@@ -15,6 +15,7 @@ from daemon.state.folders import InstanceLock
 from daemon.state.rows import Job, Part, part_model
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
+from tests.support import version_7_database
 
 
 def _job(job_id: str) -> Job:
@@ -93,20 +94,7 @@ def test_a_version_2_database_gains_the_packing_columns_and_keeps_its_rows(tmp_p
 
 def test_a_version_7_database_gains_the_part_model_and_its_parts_keep_their_jobs_model(tmp_path: Path) -> None:
     db = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(db)
-    old = schema._SCHEMA.replace("    model TEXT,\n    UNIQUE", "    UNIQUE")  # version 7: parts without model
-    assert old != schema._SCHEMA
-    conn.executescript(old + "PRAGMA user_version = 7;")
-    conn.execute(
-        "INSERT INTO jobs (id, source_name, source_path, inflight_path, state, model, created_at, updated_at)"
-        " VALUES ('j1', 'a.jsonl', '', '', 'active', 'gpt-4o-mini', 0, 0)"
-    )
-    conn.execute(
-        "INSERT INTO parts (job_id, segment, attempt, path, first_line, request_count, byte_size, est_tokens,"
-        " state, created_at, updated_at) VALUES ('j1', 0, 0, 'p', 1, 1, 1, 1, 'ready', 0, 0)"
-    )
-    conn.commit()
-    conn.close()
+    version_7_database(db, est_tokens=1, part_state="ready")
     store = Store(db)
     try:
         job, (old_part,) = store.job("j1"), store.parts("j1")
