@@ -57,7 +57,8 @@ def _show(path: Path, estimate: Estimate, problems: list[str], profile: str) -> 
     f = estimate.findings
     if f.ok:
         print(printable(f"{path}: ok ({f.requests} requests, {f.endpoint}, {_models(estimate)}{_note(profile)})"))
-        print(printable(f"  {estimate.text()}"))
+        for line in estimate.text().splitlines():  # one per model of a file split by model
+            print(printable(f"  {line}"))
     else:
         print(printable(f"{path}: {f.problem_count} problem(s){_note(profile, ' for')}"))
         for line in problems:

@@ -47,7 +47,7 @@ def test_each_model_makes_its_own_batches_at_its_own_price() -> None:
     lines = estimate.text().splitlines()
     assert lines[0].startswith("would make 3 batches; estimated input tokens ~1,000; estimated input cost $")
     assert lines[1] == f"  {MINI}: 3 requests, 2 batches, ~800 input tokens, $0.000060 at $0.075 per 1M input tokens"
-    assert lines[2].startswith(f"  {FULL}: 1 requests, 1 batch, ~200 input tokens, $")
+    assert lines[2].startswith(f"  {FULL}: 1 request, 1 batch, ~200 input tokens, $")
 
 
 def _split_limits() -> BatchLimits:
@@ -68,7 +68,7 @@ def test_the_files_cost_is_unknown_if_one_models_price_is() -> None:
     assert estimate.input_cost is None
     head, mini, tuned = estimate.text().splitlines()
     assert head.endswith("estimated input cost unknown: no price known for my-fine-tune (each model below)")
-    assert mini.startswith(f"  {MINI}: 1 requests, 1 batch") and "$" in mini
+    assert mini.startswith(f"  {MINI}: 1 request, 1 batch") and "$" in mini
     assert tuned.endswith('no price known for model my-fine-tune: add [prices."my-fine-tune"] to the config for a cost')
 
 
@@ -90,3 +90,14 @@ def test_validate_json_gives_each_models_share_of_a_real_file(
     (document,) = json.loads(capsys.readouterr().out)
     assert [(m["model"], m["requests"], m["batches"]) for m in document["models"]] == [(MINI, 2, 1), (FULL, 1, 1)]
     assert document["batches"] == 2 and document["estimated_input_cost_usd"] is not None
+
+
+def test_each_model_is_printed_on_a_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    models = (MINI, FULL, MINI)
+    estimate = estimate_of(_findings(*models), lanes_of(Path("f"), _requests(*models), _split_limits()), DEFAULT_PRICES)
+    _show(Path("mixed.jsonl"), estimate, [], "default")
+    out = capsys.readouterr().out
+    assert "\\n" not in out, "the terminal escaping showed the per-model lines as one line full of \\n"
+    lines = out.splitlines()
+    assert len(lines) == 4 and lines[1].startswith("  would make 2 batches")
+    assert lines[2].startswith(f"    {MINI}: 2 requests, 1 batch,") and lines[3].startswith(f"    {FULL}: 1 request,")
