@@ -101,3 +101,22 @@ def test_each_model_is_printed_on_a_line_of_its_own(capsys: pytest.CaptureFixtur
     lines = out.splitlines()
     assert len(lines) == 4 and lines[1].startswith("  would make 2 batches")
     assert lines[2].startswith(f"    {MINI}: 2 requests, 1 batch,") and lines[3].startswith(f"    {FULL}: 1 request,")
+
+
+def _claude_line(cid: str, model: str) -> str:
+    params = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
+    return json.dumps({"custom_id": cid, "params": params}) + "\n"
+
+
+def test_an_anthropic_file_outside_a_profiles_folder_is_split_by_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "claude.jsonl"
+    path.write_text(_claude_line("q-1", "claude-sonnet-4-5") + _claude_line("q-2", "claude-haiku-4-5"))
+    assert main(["validate", "--root", str(tmp_path), "--format", "anthropic", str(path)]) == 1
+    assert "set split_by_model = true" in capsys.readouterr().out
+    (tmp_path / "on.toml").write_text("split_by_model = true\n")
+    for shape in ("anthropic", "auto"):  # told, or told by the first line's shape
+        args = ["validate", "--root", str(tmp_path), "--config", str(tmp_path / "on.toml"), "--format", shape]
+        assert main([*args, str(path)]) == 0
+        assert "models claude-sonnet-4-5 + claude-haiku-4-5" in capsys.readouterr().out
