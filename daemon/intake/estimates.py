@@ -67,7 +67,7 @@ class Estimate:
             "problem_count": f.problem_count,
             "requests": f.requests,
             "endpoint": f.endpoint,
-            "model": f.model,
+            "model": f.model if len(self.models) <= 1 else None,  # several: each in models, as in summary.json
             "batches": self.batches,
             "estimated_input_tokens": self.input_tokens,
             "estimated_input_cost_usd": self.input_cost,

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.cli.file_checks import _show
 from daemon.cli.main import main
-from daemon.intake.estimates import estimate_of, lanes_of
+from daemon.intake.estimates import Estimate, estimate_of, lanes_of
 from daemon.intake.validation import BatchLimits, Findings, Request
 from daemon.pricing import DEFAULT_PRICES
 from tests.support import request_line
@@ -120,3 +120,15 @@ def test_an_anthropic_file_outside_a_profiles_folder_is_split_by_the_setting(
         args = ["validate", "--root", str(tmp_path), "--config", str(tmp_path / "on.toml"), "--format", shape]
         assert main([*args, str(path)]) == 0
         assert "models claude-sonnet-4-5 + claude-haiku-4-5" in capsys.readouterr().out
+
+
+def _split_estimate(*models: str) -> Estimate:
+    return estimate_of(_findings(*models), lanes_of(Path("f"), _requests(*models), _split_limits()), DEFAULT_PRICES)
+
+
+def test_the_json_of_a_file_split_by_model_names_no_one_model_at_the_top() -> None:
+    """As summary.json: the top-level model is null and each model is in models (the first was passed off as
+    the file's)."""
+    mixed = _split_estimate(MINI, FULL).as_json()
+    assert mixed["model"] is None and [m["model"] for m in mixed["models"]] == [MINI, FULL]
+    assert _split_estimate(MINI, MINI).as_json()["model"] == MINI
