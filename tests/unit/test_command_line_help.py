@@ -171,3 +171,13 @@ def test_split_by_model_has_a_help_topic_saying_where_the_setting_goes(capsys: p
     out = capsys.readouterr().out
     for said in ("split_by_model = true", "above the first [table]", "[providers.NAME]", "BATCHD_SPLIT_BY_MODEL=true"):
         assert said in out
+
+
+def test_the_emulator_help_names_the_anthropic_flavours_triggers(capsys: pytest.CaptureFixture[str]) -> None:
+    """Named in the help itself: a user with the installed package has no source file to look them up in."""
+    with pytest.raises(SystemExit):
+        cli.main(["emulator", "--help"])
+    out = capsys.readouterr().out
+    for word in ("fail-request", "fail-overloaded", "fail-rate-limit", "fail-api-error"):
+        assert word in out
+    assert "anthropic_requests.py" not in out
