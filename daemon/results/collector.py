@@ -533,7 +533,9 @@ def _downloads(parts: list[Part], folder: Path, with_unmatched: bool = False) ->
 
 def _refusal_lines(part: Part) -> list[str]:
     batch = part_batch(part)
-    head = f"part {part.label} (input lines from {part.first_line}, {part.request_count} requests)"
+    requests = f"{part.request_count} request" + ("s" if part.request_count != 1 else "")
+    model = f"model {part.model}, " if part.model else ""  # one model's part of an input split by model
+    head = f"part {part.label} ({model}input lines from {part.first_line}, {requests})"
     if batch is None or not batch.errors:
         return [f"{head}: {part.last_error or part.shown_status}"]
     return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in batch.errors]

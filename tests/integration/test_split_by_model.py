@@ -253,3 +253,4 @@ def test_a_report_of_one_models_refused_batch_names_retry_failed_not_the_whole_i
     report = report_path(Path(job.final_path)).read_text()
     assert f"`batchd retry {job.id} --failed` sends only the requests that failed or did not run" in report
     assert "would send the whole input again, paid again" in report
+    assert f"(model {refused}, input lines from 2, 3 requests), batch " in report, "which model's part was refused"
