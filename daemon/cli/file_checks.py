@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from collections.abc import Iterable
@@ -36,7 +37,10 @@ def _limits(settings: Settings, path: Path, profile: str, shape: str) -> BatchLi
     if shape == "auto":
         # A file outside any profile's folder is checked in the shape its lines have.
         shape = sniffed_format(path) if profile == DEFAULT_PROFILE else limits.line_format
-    return limits if shape == limits.line_format else format_limits(shape)
+    if shape == limits.line_format:
+        return limits
+    # Another shape's own limits, but the setting the user gave: split_by_model holds for every shape.
+    return dataclasses.replace(format_limits(shape), split_models=limits.split_models)
 
 
 def _checked(settings: Settings, path: Path, as_json: bool, profile: str, shape: str) -> dict[str, Any]:
@@ -57,7 +61,8 @@ def _show(path: Path, estimate: Estimate, problems: list[str], profile: str) -> 
     f = estimate.findings
     if f.ok:
         print(printable(f"{path}: ok ({f.requests} requests, {f.endpoint}, {_models(estimate)}{_note(profile)})"))
-        print(printable(f"  {estimate.text()}"))
+        for line in estimate.text().splitlines():  # one per model of a file split by model
+            print(printable(f"  {line}"))
     else:
         print(printable(f"{path}: {f.problem_count} problem(s){_note(profile, ' for')}"))
         for line in problems:

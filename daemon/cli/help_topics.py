@@ -32,6 +32,23 @@ groups); a wrong value exits 2. Under systemd, keep UMask=0077 for everything el
 set the results' group and mode explicitly. In a container, set BATCHD_RESULTS_GROUP to a group id
 (numeric) that the readers on the host share, and BATCHD_RESULTS_MODE."""
 
+_SPLIT_BY_MODEL = """Several models in one file: split_by_model (off by default).
+A batch runs one model, so an input whose lines name several is refused; its report in failed/ names
+the lines. With split_by_model = true each model's lines go in batches of their own (one or more per
+model, as the limits say; up to 64 models an input), each waits for its own model's enqueued-token
+limit, and results.jsonl still lists every request in input order. An input of one model is split
+exactly as without the setting.
+  config file:  split_by_model = true   at the top level, above the first [table]: every profile
+                [providers.NAME]
+                split_by_model = true   that profile's own (a key below a table's header is that table's)
+  environment:  BATCHD_SPLIT_BY_MODEL=true
+  make demo:    take the # off its line in config/demo.toml
+Where the models show: `batchd validate` estimates each model (requests, batches, input tokens, cost
+at its price; --json: models); `batchd status` lists them in a MODELS column (gpt-4o-mini+gpt-4o) and
+WHY names the model that holds; summary.json's models gives each model's requests, usage,
+estimated_cost_usd and price (its model is null, its estimated_cost_usd the sum), and each of its
+batches names the model it ran; the web page's job view names them too."""
+
 _COMPLETION = """Shell completion, generated from batchd's own options:
   bash:  batchd completion bash > ~/.local/share/bash-completion/completions/batchd
   zsh:   batchd completion zsh > ~/.zfunc/_batchd   (with fpath=(~/.zfunc $fpath) before compinit)
@@ -48,11 +65,12 @@ def _topics() -> dict[str, str]:
         "emulator": EMULATOR_DESCRIPTION,
         "metadata": _METADATA,
         "shared-results": _SHARED_RESULTS,
+        "split-by-model": _SPLIT_BY_MODEL,
         "completion": _COMPLETION,
     }
 
 
-TOPICS = ("exit-codes", "folders", "emulator", "metadata", "shared-results", "completion")
+TOPICS = ("exit-codes", "folders", "emulator", "metadata", "shared-results", "split-by-model", "completion")
 
 
 def topic_text(name: str | None, parser: argparse.ArgumentParser) -> str | None:

@@ -20,9 +20,8 @@ from daemon.config import Settings
 from daemon.errors import DaemonError
 from daemon.intake.claim import is_request_file, profile_folder
 from daemon.intake.estimates import estimate_file
-from daemon.intake.line_formats import line_format_of
+from daemon.intake.preparer import batch_limits
 from daemon.intake.reports import report_path, validation_lines, wrapped_at_intake
-from daemon.intake.validation import BatchLimits
 from daemon.logs import get_logger
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.fileops import free_name, move_no_clobber
@@ -129,11 +128,9 @@ def _inputs(folder: Path) -> Iterator[str]:
 
 def _check_fixed(source: Path, settings: Settings, profile: str) -> None:
     """Refuse an input that would only be rejected again on its profile (whose line shape may be
-    Anthropic's), and say what is still wrong."""
-    chosen = settings.profile(profile)
-    limits = BatchLimits(urls=chosen.url_forms(), line_format=line_format_of(chosen))
+    Anthropic's, whose split_by_model may let several models pass), and say what is still wrong."""
     try:
-        findings = estimate_file(source, limits, {}).findings  # reads a .jsonl.gz too
+        findings = estimate_file(source, batch_limits(settings, profile), {}).findings  # reads a .jsonl.gz too
     except (OSError, EOFError, zlib.error) as exc:
         raise RequeueError(f"cannot read {source}: {exc}; give batchd's user read permission") from None
     if findings.ok or (settings.wraps_bare_bodies(profile) and wrapped_at_intake(findings)):

@@ -119,10 +119,15 @@ def commands_html(commands: list[Command]) -> str:
         return ""
     rows = "".join(
         f'<tr data-command="{esc(c.id)}"><td>{esc(c.kind)}</td><td>{esc(c.requested_by)}</td>'
-        f'<td class="command-state">{esc(c.state)}</td><td class="why">{esc(c.result or "")}</td></tr>'
+        f'<td class="command-state">{esc(c.state)}</td><td class="why">{_lines(c.result)}</td></tr>'
         for c in commands
     )
     return (
         '<h2>Commands</h2><table id="commands"><thead><tr><th>command</th><th>asked by</th><th>state</th>'
         f"<th>outcome</th></tr></thead><tbody>{rows}</tbody></table>"
     )
+
+
+def _lines(result: str | None) -> str:
+    """An outcome of several lines (a retry's move and its kept report) as lines, not run together."""
+    return "<br>".join(esc(line) for line in (result or "").splitlines())

@@ -177,20 +177,23 @@ def _batches(parts: list[Part], shared: list[Part]) -> str:
     if not parts and not shared:
         return '<h2>Batches</h2><p class="mute">none yet</p>'
     ordered = sorted(parts, key=lambda p: (p.segment, p.attempt))
-    rows = "".join(_batch_row(p, SHARED if p.pack_id else "") for p in ordered)
-    rows += "".join(_batch_row(p, SHARED) for p in shared)
+    by_model = any(p.model for p in parts)  # an input split by model: which batch runs which model
+    rows = "".join(_batch_row(p, SHARED if p.pack_id else "", by_model) for p in ordered)
+    rows += "".join(_batch_row(p, SHARED, by_model) for p in shared)
+    model = "<th>model</th>" if by_model else ""
     return (
-        '<h2>Batches</h2><table id="batches"><thead><tr><th>part</th><th>batch</th><th>status</th><th>requests</th>'
-        f"<th>history</th><th>last error</th></tr></thead><tbody>{rows}</tbody></table>"
+        f'<h2>Batches</h2><table id="batches"><thead><tr><th>part</th>{model}<th>batch</th><th>status</th>'
+        f"<th>requests</th><th>history</th><th>last error</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
 
-def _batch_row(part: Part, shared: str = "") -> str:
+def _batch_row(part: Part, shared: str = "", by_model: bool = False) -> str:
     history = " → ".join(f"{esc(name)} {esc(when(at))}" for name, at in batch_history(part)) or "-"
     earlier = [b for b in part.old_batch_ids.split(",") if b]
     before = f'<br><span class="mute">earlier: {esc(", ".join(earlier))}</span>' if earlier else ""
+    model = f"<td>{esc(part.model or '-')}</td>" if by_model else ""
     return (
-        f"<tr><td>{esc(shared)}{esc(part.label)}</td><td>{esc(part.batch_id or '-')}{before}</td>"
+        f"<tr><td>{esc(shared)}{esc(part.label)}</td>{model}<td>{esc(part.batch_id or '-')}{before}</td>"
         f'<td>{esc(part.shown_status or part.state)}</td><td class="num">{part.request_count:,}</td>'
         f'<td>{history}</td><td class="why">{esc(part.last_error or "")}</td></tr>'
     )

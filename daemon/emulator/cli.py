@@ -23,6 +23,10 @@ a line's body.model choose another ending (the rest of the model name is free, e
                     (azure flavour: it stays in_progress until cancelled instead)
   fail-all          the batch completes with every request in the error file and no output file
 --request-error-rate makes that fraction of requests fail with an HTTP error line.
+Anthropic flavour: in a request's params.model fail-all errors that request, expire leaves half the
+batch to expire, fail-validation refuses the create (400); in a request's message or system text
+fail-request, fail-overloaded, fail-rate-limit or fail-api-error errors that request alone
+(invalid_request_error, overloaded_error, rate_limit_error, api_error).
 
 Faults, changed while it runs over HTTP (no key needed), all bounded in count:
   curl -X POST $URL/_emulator/faults -d '{"error_rate": 0.2}'            500s on 20% of requests
@@ -128,7 +132,7 @@ def add_flavour_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.flavour,
         help="the service to imitate: openai, azure (api-key, /openai/v1/ paths, deployments, no expiry), "
         "compatible (string bodies, no metadata, no finalizing) or anthropic (Message Batches at "
-        "/v1/messages/batches; trigger words in daemon/emulator/anthropic_requests.py) (default: %(default)s)",
+        "/v1/messages/batches; its trigger words below) (default: %(default)s)",
     )
     parser.add_argument(
         "--deployment",

@@ -44,7 +44,8 @@ class ModelEstimate:
 
     def text(self) -> str:
         batches = f"{self.batches:,} batch" + ("es" if self.batches != 1 else "")
-        head = f"{self.model}: {self.requests:,} requests, {batches}, ~{self.input_tokens:,} input tokens"
+        requests = f"{self.requests:,} request" + ("s" if self.requests != 1 else "")
+        head = f"{self.model}: {requests}, {batches}, ~{self.input_tokens:,} input tokens"
         if self.input_cost is None or self.price is None:
             return f"{head}, {_no_price(self.model)}"
         return f"{head}, ${self.input_cost:,.6f} at ${self.price.input:g} per 1M input tokens"
@@ -66,7 +67,7 @@ class Estimate:
             "problem_count": f.problem_count,
             "requests": f.requests,
             "endpoint": f.endpoint,
-            "model": f.model,
+            "model": f.model if len(self.models) <= 1 else None,  # several: each in models, as in summary.json
             "batches": self.batches,
             "estimated_input_tokens": self.input_tokens,
             "estimated_input_cost_usd": self.input_cost,

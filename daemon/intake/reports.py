@@ -20,6 +20,12 @@ def report_path(failed_input: Path) -> Path:
 FIX_ADVICE = "Fix the input and drop it into the drop zone again; batchd treats it as a new job."
 # The advice a report ends with when {name} is the input's name in failed/: the command to run.
 RETRY_ADVICE = "Fix the input where it is in failed/, then run `batchd retry {name}`; batchd treats it as a new job."
+# The advice when the service refused some parts of an input but others ran (and are paid for).
+PART_REFUSED_ADVICE = (
+    "The other parts' requests ran and are paid for. Once the cause is fixed (in the input, the config or on the "
+    "service), `batchd retry {job_id} --failed` sends only the requests that failed or did not run, their "
+    "original lines, as a new input; `batchd retry {name}` would send the whole input again, paid again."
+)
 
 
 def write_report(

@@ -28,7 +28,7 @@ from daemon.intake.partial_inputs import read_note
 from daemon.intake.quarantine import failed_place
 from daemon.intake.recheck import InputChangedError, read_checked
 from daemon.intake.refitter import NEW_PARTS, Verdict, next_attempt
-from daemon.intake.reports import write_report
+from daemon.intake.reports import FIX_ADVICE, PART_REFUSED_ADVICE, write_report
 from daemon.intake.routes import routes_path
 from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
@@ -341,7 +341,9 @@ class Collector(PartSteps):
         dest = self._place_input(job, parts, self.settings.failed)
         lines = [line for p in refused for line in _refusal_lines(p)]
         reason = "the service refused part of this input; results that finished are in " + (job.result_dir or "")
-        write_report(dest, job.source_name, job.id, reason, lines, sharing=self.sharing, root=self.settings.root)
+        ran = len(refused) < len([p for p in parts if p.state == PartState.DOWNLOADED])
+        advice = PART_REFUSED_ADVICE.format(job_id=job.id, name=dest.name) if ran else FIX_ADVICE
+        write_report(dest, job.source_name, job.id, reason, lines, advice, self.sharing, self.settings.root)
         self.store.update_job(job.id, state=JobState.FAILED, finished_at=now, note=reason)
         log.error("job_failed", job_id=job.id, file=job.source_name, moved_to=str(dest))
 
@@ -531,7 +533,9 @@ def _downloads(parts: list[Part], folder: Path, with_unmatched: bool = False) ->
 
 def _refusal_lines(part: Part) -> list[str]:
     batch = part_batch(part)
-    head = f"part {part.label} (input lines from {part.first_line}, {part.request_count} requests)"
+    requests = f"{part.request_count} request" + ("s" if part.request_count != 1 else "")
+    model = f"model {part.model}, " if part.model else ""  # one model's part of an input split by model
+    head = f"part {part.label} ({model}input lines from {part.first_line}, {requests})"
     if batch is None or not batch.errors:
         return [f"{head}: {part.last_error or part.shown_status}"]
     return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in batch.errors]

@@ -24,7 +24,7 @@ from daemon.results.failures import results_failures
 from daemon.results.interleaver import LaneResults
 from daemon.results.usage import TokenUsage, files_usage, results_usage
 from daemon.service.batch_info import part_batch
-from daemon.state.rows import Job, Part
+from daemon.state.rows import Job, Part, part_model
 
 
 def build_summary(
@@ -37,7 +37,7 @@ def build_summary(
     by_model: Mapping[str, LaneResults] | None = None,
 ) -> dict[str, Any]:
     """``by_model``: each model's merged results, for an input split by model (else None)."""
-    batches = [_batch_entry(p) for p in parts]
+    batches = [_batch_entry(p, job) for p in parts]
     usage = results_usage(results)
     price = price_for(job.model, prices)
     if by_model is None:
@@ -119,10 +119,11 @@ def iso_time(moment: float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _batch_entry(part: Part) -> dict[str, Any]:
+def _batch_entry(part: Part, job: Job) -> dict[str, Any]:
     batch = part_batch(part)
     entry: dict[str, Any] = {
         "part": part.label,
+        "model": part_model(part, job),  # its own for an input split by model: which batch ran which
         "first_line": part.first_line,
         "requests": part.request_count,
         "batch_id": part.batch_id,

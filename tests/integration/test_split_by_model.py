@@ -234,3 +234,23 @@ def test_an_azure_profiles_model_map_is_applied_and_undone_per_model(tmp_path: P
         assert sorted(min(m) for m in batch_models(server)) == ["big-batch", "mini-batch"]
     assert [r["custom_id"] for r in results] == ids
     assert [r["response"]["body"]["model"] for r in results] == order, "each deployment named back as its model"
+
+
+def test_a_report_of_one_models_refused_batch_names_retry_failed_not_the_whole_input_again(
+    tmp_path: Path, server: EmulatorServer
+) -> None:
+    """The other models' requests ran and are paid for: the report's command sends only what did not run."""
+    refused = "gpt-4o-fail-validation"  # the emulator fails its batches when validating ends
+    order = [refused if model == "gpt-4o" else model for model in ORDER]
+    _, text = mixed(order)
+    daemon = harness(tmp_path, server, split=True).start()
+    try:
+        daemon.drop("mixed.jsonl", text)
+        job = daemon.wait_job("mixed.jsonl", JobState.FAILED, timeout=30)
+    finally:
+        daemon.stop()
+    assert job.final_path is not None
+    report = report_path(Path(job.final_path)).read_text()
+    assert f"`batchd retry {job.id} --failed` sends only the requests that failed or did not run" in report
+    assert "would send the whole input again, paid again" in report
+    assert f"(model {refused}, input lines from 2, 3 requests), batch " in report, "which model's part was refused"

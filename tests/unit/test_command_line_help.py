@@ -162,3 +162,22 @@ def test_a_demo_state_that_cannot_be_read_exits_2_naming_it(tmp_path: Path, caps
     (tmp_path / EMULATOR_DIR / "state.json").write_text("[]")
     assert cli.main(["run", "--emulator", "--root", str(tmp_path)]) == 2
     assert "move the folder away" in capsys.readouterr().err
+
+
+def test_split_by_model_has_a_help_topic_saying_where_the_setting_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["help"]) == 0
+    assert "  split-by-model\n" in capsys.readouterr().out
+    assert cli.main(["help", "split-by-model"]) == 0
+    out = capsys.readouterr().out
+    for said in ("split_by_model = true", "above the first [table]", "[providers.NAME]", "BATCHD_SPLIT_BY_MODEL=true"):
+        assert said in out
+
+
+def test_the_emulator_help_names_the_anthropic_flavours_triggers(capsys: pytest.CaptureFixture[str]) -> None:
+    """Named in the help itself: a user with the installed package has no source file to look them up in."""
+    with pytest.raises(SystemExit):
+        cli.main(["emulator", "--help"])
+    out = capsys.readouterr().out
+    for word in ("fail-request", "fail-overloaded", "fail-rate-limit", "fail-api-error"):
+        assert word in out
+    assert "anthropic_requests.py" not in out

@@ -82,3 +82,16 @@ def test_the_web_chart_prices_each_ended_batch_at_its_parts_model(store: Store, 
         store.add_part(part)
     costs = sorted(point.cost or 0.0 for point in ended_batches(store, Settings(root=tmp_path)))
     assert costs == pytest.approx(sorted([DEFAULT_PRICES[MINI].input, DEFAULT_PRICES[FULL].input]))
+
+
+def test_the_web_pages_batches_of_a_mixed_job_name_each_batchs_model(store: Store, tmp_path: Path) -> None:
+    job = _job(store, "20260101T000000Z-0000cafe", None, MINI, FULL)
+    detail = job_detail(store, Settings(root=tmp_path), job.id, NOW)
+    assert detail is not None
+    page = job_fragment(detail, NOW)
+    assert "<th>part</th><th>model</th><th>batch</th>" in page
+    assert f"<td>0.0</td><td>{MINI}</td><td>batch_{job.id}_0" in page
+    assert f"<td>1.0</td><td>{FULL}</td><td>batch_{job.id}_1" in page
+    plain = _job(store, "20260101T000000Z-0000f00d", MINI, None)
+    detail = job_detail(store, Settings(root=tmp_path), plain.id, NOW)
+    assert detail is not None and "<th>model</th>" not in job_fragment(detail, NOW), "one model: as before"
