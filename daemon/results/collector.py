@@ -34,7 +34,7 @@ from daemon.intake.validation import iter_lines
 from daemon.logs import get_logger
 from daemon.results.anthropic_results import result_form_of
 from daemon.results.interleaver import LaneMerge, merge_lanes
-from daemon.results.merger import RESULTS_NAME, Segment, index_outputs, merge, write_output_order
+from daemon.results.merger import RESULTS_NAME, Segment, ids_at, index_outputs, merge, write_output_order
 from daemon.results.outcome import FAILED
 from daemon.results.retry_codes import retryable_ids
 from daemon.results.summary import build_summary
@@ -538,4 +538,11 @@ def _refusal_lines(part: Part) -> list[str]:
     head = f"part {part.label} ({model}input lines from {part.first_line}, {requests})"
     if batch is None or not batch.errors:
         return [f"{head}: {part.last_error or part.shown_status}"]
-    return [f"{head}, batch {batch.id}: line {e.line}: {e.code}: {e.message}" for e in batch.errors]
+    ids = ids_at(Path(part.path), {e.line for e in batch.errors if e.line})
+    return [f"{head}, batch {batch.id}: {_batch_line(e.line, ids)}: {e.code}: {e.message}" for e in batch.errors]
+
+
+def _batch_line(line: int | None, ids: dict[int, str]) -> str:
+    """The service's line number is the batch's, not the input's: the request's custom_id says which."""
+    custom_id = ids.get(line) if line else None
+    return f"line {line} of the batch" + (f" (custom_id {custom_id!r})" if custom_id else "")

@@ -161,3 +161,22 @@ def custom_id_of(raw: bytes) -> str | None:
         return None
     value = line.get("custom_id") if isinstance(line, dict) else None
     return value if isinstance(value, str) else None
+
+
+def ids_at(part_file: Path, line_numbers: set[int]) -> dict[int, str]:
+    """The custom_ids at these 1-based line numbers of an uploaded part file (its request lines as
+    sent): a refused line named as the user knows it, since the service counts lines of the batch,
+    not of the input. A line or file not there is left out."""
+    found: dict[int, str] = {}
+    if not line_numbers:
+        return found
+    try:
+        with open(part_file, "rb") as fh:
+            for number, raw in enumerate(iter_normalised(fh), start=1):
+                if number in line_numbers and (custom_id := custom_id_of(raw)) is not None:
+                    found[number] = custom_id
+                if number >= max(line_numbers):
+                    break
+    except OSError:
+        pass
+    return found

@@ -242,7 +242,7 @@ def test_a_report_of_one_models_refused_batch_names_retry_failed_not_the_whole_i
     """The other models' requests ran and are paid for: the report's command sends only what did not run."""
     refused = "gpt-4o-fail-validation"  # the emulator fails its batches when validating ends
     order = [refused if model == "gpt-4o" else model for model in ORDER]
-    _, text = mixed(order)
+    ids, text = mixed(order)
     daemon = harness(tmp_path, server, split=True).start()
     try:
         daemon.drop("mixed.jsonl", text)
@@ -254,3 +254,4 @@ def test_a_report_of_one_models_refused_batch_names_retry_failed_not_the_whole_i
     assert f"`batchd retry {job.id} --failed` sends only the requests that failed or did not run" in report
     assert "would send the whole input again, paid again" in report
     assert f"(model {refused}, input lines from 2, 3 requests), batch " in report, "which model's part was refused"
+    assert f": line 1 of the batch (custom_id {ids[1]!r}): invalid_request" in report, "name the input's request"
