@@ -140,7 +140,7 @@ def _usage(
         usage = summary["usage"]
         return (usage if isinstance(usage, dict) else None), summary.get("estimated_cost_usd")
     found: TokenUsage = batches_usage(_stored_batch(p) for p in parts)
-    return (found.as_dict() if found.known else None), _cost_so_far(job, parts, prices)
+    return (found.in_api_words() if found.known else None), _cost_so_far(job, parts, prices)
 
 
 def _cost_so_far(job: Job, parts: list[Part], prices: Mapping[str, ModelPrice]) -> float | None:

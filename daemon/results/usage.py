@@ -58,6 +58,17 @@ class TokenUsage:
             "total_tokens": self.total_tokens,
         }
 
+    def in_api_words(self) -> dict[str, int]:
+        """The figures in the Batch API's words, as summary.json gives them, with the chat-style
+        names kept beside them for readers of the old ones (deprecated)."""
+        return {
+            "input_tokens": self.prompt_tokens,
+            "output_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
     def report(self) -> dict[str, int] | None:
         """The figures with how many lines they cover; None (unknown) when none could be read."""
         if not self.known:

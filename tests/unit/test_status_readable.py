@@ -95,3 +95,14 @@ def test_a_duration_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["status", "--since", "yesterday"])
     assert "expected a duration such as 90s, 30m, 2h or 7d" in capsys.readouterr().err
+
+
+def test_a_running_jobs_usage_is_in_the_words_of_summary_json(store: Store) -> None:
+    """A running job's tokens come from its Batch objects; --json names them as summary.json does
+    (input/output tokens), the old chat-style names kept beside them."""
+    _job(store, "live", JobState.ACTIVE, NOW - HOUR)
+    part = store.add_part(Part("live", 0, 0, "p", 1, 4, 10, 3, PartState.SUBMITTED, NOW, NOW, batch_id="batch_x"))
+    usage = {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}
+    store.update_part(part.id, batch_json=json.dumps({"id": "batch_x", "status": "in_progress", "usage": usage}))
+    [row] = job_rows(store)
+    assert row["usage"] == {**usage, "prompt_tokens": 30, "completion_tokens": 12}
