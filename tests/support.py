@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,13 +27,18 @@ from daemon.cli.command_handlers import daemon_handlers
 from daemon.cli.web_server import web_endpoints
 from daemon.config import Settings
 from daemon.emulator import EmulatorServer, EmulatorSettings
+from daemon.emulator.params import BatchParams, UploadParams
 from daemon.engine.main_loop import Engine
 from daemon.ops.command_desk import HandlerFactory
 from daemon.ops.signals import StopFlags
 from daemon.providers import DEFAULT_PROFILE
+from daemon.results.collector import Collector
 from daemon.service.credentials import KeySource
+from daemon.service.holds import Holds
 from daemon.service.openai_service import OpenAIService
+from daemon.service.poller import Poller
 from daemon.service.profile_services import ProfileServices, service_for
+from daemon.service.submitter import Submitter
 from daemon.state import folders, schema
 from daemon.state.rows import Job
 from daemon.state.states import JobState
@@ -104,9 +109,11 @@ class ClockedService:
 
 
 @contextmanager
-def clocked_service(tmp_path: Path, running: float, **emulator: Any) -> Iterator[ClockedService]:
+def clocked_service(
+    tmp_path: Path, running: float, settings_extra: Mapping[str, Any] | None = None, **emulator: Any
+) -> Iterator[ClockedService]:
     """Batches start in_progress, run ``running`` fake seconds and end at once; the first poll after 1 s, then
-    every 8 s. ``emulator``: more EmulatorSettings (a token_limit...)."""
+    every 8 s. ``settings_extra``: more Settings; ``emulator``: more EmulatorSettings (a token_limit...)."""
     clock = FakeClock()
     timing = EmulatorSettings(
         validating_seconds=0.0,
@@ -117,7 +124,8 @@ def clocked_service(tmp_path: Path, running: float, **emulator: Any) -> Iterator
         **emulator,
     )
     with EmulatorServer(timing, clock=clock) as server:
-        settings = Settings(root=tmp_path, base_url=server.base_url, first_poll_after=1.0, poll_interval=8.0)
+        extra = dict(settings_extra or {})
+        settings = Settings(root=tmp_path, base_url=server.base_url, first_poll_after=1.0, poll_interval=8.0, **extra)
         (tmp_path / "state").mkdir()
         store = Store(tmp_path / "state" / folders.DB_NAME)
         remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), server.base_url, 10.0)
@@ -126,6 +134,51 @@ def clocked_service(tmp_path: Path, running: float, **emulator: Any) -> Iterator
         finally:
             remote.close()
             store.close()
+
+
+@dataclass
+class PartRig:
+    """The daemon's submit, poll and collect steps over a ClockedService, each taken when the test says."""
+
+    clock: FakeClock
+    emulator: EmulatorServer
+    store: Store
+    holds: Holds
+    submitter: Submitter
+    poller: Poller
+    collector: Collector
+    tmp: Path
+
+    def upload(self, path: Path) -> str:
+        """``path`` as the emulator keeps an upload; its file id."""
+        staged = self.emulator.store.staging_path()
+        staged.write_bytes(path.read_bytes())
+        return str(self.emulator.store.add_upload(staged, path.name, UploadParams("batch", None))["id"])
+
+    def fill_queue(self, model: str, requests: int) -> None:
+        """A batch of another client of the account, straight in the emulator: ``model``'s queue fills."""
+        staged = self.emulator.store.staging_path()
+        staged.write_text(request_file(requests, prefix="other", model=model))
+        upload = self.emulator.store.add_upload(staged, "other.jsonl", UploadParams("batch", None))
+        self.emulator.store.create_batch(BatchParams(upload["id"], "/v1/chat/completions", "24h", None, None))
+
+
+R = TypeVar("R", bound=PartRig)
+
+
+@contextmanager
+def part_rig(
+    tmp_path: Path, running: float, kind: type[R], token_limit_ttl: float = 0.0, **emulator: Any
+) -> Iterator[R]:
+    """A ``kind`` rig (PartRig or a test's own with more steps) on a clocked service; ``emulator``: more
+    EmulatorSettings (a token_limit...)."""
+    with clocked_service(tmp_path, running, {"token_limit_ttl": token_limit_ttl}, **emulator) as on:
+        clock, settings, store, remote = on.clock, on.settings, on.store, on.remote
+        holds, stop = Holds(store, clock, token_limit_ttl), threading.Event()
+        submitter = Submitter(settings, store, remote, holds, stop, clock=clock)
+        poller = Poller(settings, store, remote, holds, stop, lambda: None, clock=clock)
+        collector = Collector(settings, store, remote, holds, stop, clock=clock)
+        yield kind(clock, on.emulator, store, holds, submitter, poller, collector, tmp_path)
 
 
 def request_line(cid: str, url: str = "/v1/chat/completions", model: str = "gpt-4o-mini", pad: int = 0) -> str:

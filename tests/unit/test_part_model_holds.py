@@ -5,26 +5,19 @@ against the emulator's enqueued-token limit."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from daemon.cli.status import job_rows
 from daemon.cli.status_waits import WaitFacts, job_wait
-from daemon.emulator import EmulatorServer
-from daemon.emulator.params import BatchParams, UploadParams
-from daemon.results.collector import Collector
 from daemon.service.holds import TOKEN_LIMIT_RETRY, Holds
-from daemon.service.poller import Poller
-from daemon.service.submitter import Submitter
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit
-from tests.support import FakeClock, clocked_service, request_file, version_7_database
+from tests.support import FakeClock, PartRig, part_rig, request_file, version_7_database
 
 ENDPOINT = "/v1/chat/completions"
 MINI, FULL = "gpt-4o-mini", "gpt-4o"
@@ -70,46 +63,22 @@ def test_status_names_the_held_model_of_a_mixed_job(store: Store) -> None:
     assert job_wait(job, parts[:1], WaitFacts(store), now)["hold"] is None, "the other model's part is not held"
 
 
-@dataclass
-class Rig:
-    clock: FakeClock
-    emulator: EmulatorServer
-    store: Store
-    holds: Holds
-    submitter: Submitter
-    poller: Poller
-    collector: Collector
-    tmp: Path
-
+class Rig(PartRig):
     def part(self, job: Job, model: str, segment: int) -> Part:
         """A part of ``job`` of two requests naming ``model``, uploaded and not yet a batch."""
         path = self.tmp / f"{segment}.0.jsonl"
         path.write_text(request_file(2, prefix=f"s{segment}r", model=model))
-        staged = self.emulator.store.staging_path()  # the emulator keeps what it is given
-        staged.write_bytes(path.read_bytes())
-        file_id = self.emulator.store.add_upload(staged, path.name, UploadParams("batch", None))["id"]
+        file_id = self.upload(path)  # the emulator keeps what it is given
         now = self.clock.now()
         part = Part(job.id, segment, 0, str(path), 1 + 2 * segment, 2, path.stat().st_size, 40,
-                    PartState.UPLOADED, now, now, file_id=str(file_id), model=model)  # fmt: skip
+                    PartState.UPLOADED, now, now, file_id=file_id, model=model)  # fmt: skip
         return self.store.add_part(part)
-
-    def fill_queue(self, model: str, requests: int) -> None:
-        """A batch of another client of the account, straight in the emulator: ``model``'s queue fills."""
-        staged = self.emulator.store.staging_path()
-        staged.write_text(request_file(requests, prefix="other", model=model))
-        upload = self.emulator.store.add_upload(staged, "other.jsonl", UploadParams("batch", None))
-        self.emulator.store.create_batch(BatchParams(upload["id"], ENDPOINT, "24h", None, None))
 
 
 @pytest.fixture(name="rig")
 def rig_fixture(tmp_path: Path) -> Iterator[Rig]:
-    with clocked_service(tmp_path, RUNNING, token_limit=LIMIT) as on:
-        clock, settings, store, remote = on.clock, on.settings, on.store, on.remote
-        holds, stop = Holds(store, clock), threading.Event()
-        submitter = Submitter(settings, store, remote, holds, stop, clock=clock)
-        poller = Poller(settings, store, remote, holds, stop, lambda: None, clock=clock)
-        collector = Collector(settings, store, remote, holds, stop, clock=clock)
-        yield Rig(clock, on.emulator, store, holds, submitter, poller, collector, tmp_path)
+    with part_rig(tmp_path, RUNNING, Rig, token_limit=LIMIT) as rig:
+        yield rig
 
 
 def test_a_full_queue_of_one_model_holds_that_models_part_and_the_other_goes_ahead(rig: Rig) -> None:

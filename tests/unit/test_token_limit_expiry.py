@@ -7,32 +7,23 @@ daemon's start. Driven on a clock the test moves by hand, against the emulator's
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from daemon.cli.status import status_text
 from daemon.config import Settings, load_settings
-from daemon.emulator import EmulatorServer, EmulatorSettings
-from daemon.emulator.params import BatchParams, UploadParams
 from daemon.errors import ConfigError
 from daemon.ops.limit_gauges import limit_gauges
-from daemon.results.collector import Collector
-from daemon.service.credentials import KeySource
 from daemon.service.holds import Holds
-from daemon.service.openai_service import OpenAIService
-from daemon.service.poller import Poller
-from daemon.service.submitter import Submitter
 from daemon.state import folders
 from daemon.state.rows import Job, Part
 from daemon.state.states import JobState, PartState
 from daemon.state.store import Store
 from daemon.state.token_limits import known_limit, learned_limit_of
-from tests.support import TEST_KEY, FakeClock, Harness, request_file
+from tests.support import FakeClock, Harness, PartRig, part_rig, request_file
 
 ENDPOINT = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"
@@ -44,17 +35,7 @@ RUNNING = 1000.0  # fake seconds a batch stays in_progress
 OLD_MESSAGE = f"Enqueued token limit reached for {MODEL} in organization org-x. Limit: {LEARNED:,} enqueued tokens."
 
 
-@dataclass
-class Rig:
-    clock: FakeClock
-    emulator: EmulatorServer
-    store: Store
-    holds: Holds
-    submitter: Submitter
-    poller: Poller
-    collector: Collector
-    tmp: Path
-
+class Rig(PartRig):
     def job(self) -> Job:
         now = self.clock.now()
         job = Job("20260101T000000Z-0000beef", "in.jsonl", "in.jsonl", "in.jsonl", JobState.ACTIVE, now, now,
@@ -67,20 +48,11 @@ class Rig:
         """An uploaded part of ``requests`` requests, not yet a batch (about 40 tokens each)."""
         path = self.tmp / "0.0.jsonl"
         path.write_text(request_file(requests, model=MODEL))
-        staged = self.emulator.store.staging_path()
-        staged.write_bytes(path.read_bytes())
-        file_id = self.emulator.store.add_upload(staged, path.name, UploadParams("batch", None))["id"]
+        file_id = self.upload(path)
         now, size = self.clock.now(), path.stat().st_size
         part = Part(job.id, 0, 0, str(path), 1, requests, size, size // 4, PartState.UPLOADED, now, now,
-                    file_id=str(file_id))  # fmt: skip
+                    file_id=file_id)  # fmt: skip
         return self.store.add_part(part)
-
-    def fill_queue(self, requests: int) -> None:
-        """A batch of another client of the account, straight in the emulator: the model's queue fills."""
-        staged = self.emulator.store.staging_path()
-        staged.write_text(request_file(requests, prefix="other", model=MODEL))
-        upload = self.emulator.store.add_upload(staged, "other.jsonl", UploadParams("batch", None))
-        self.emulator.store.create_batch(BatchParams(upload["id"], ENDPOINT, "24h", None, None))
 
     def send(self, part: Part) -> Part:
         """Submit ``part``, let the service validate it, and collect it if it ended; the part after."""
@@ -92,27 +64,8 @@ class Rig:
 
 
 def _rig(tmp_path: Path, service_limit: int) -> Iterator[Rig]:
-    clock = FakeClock()
-    timing = EmulatorSettings(
-        validating_seconds=0.0,
-        in_progress_seconds=RUNNING,
-        finalizing_seconds=0.0,
-        cancelling_seconds=0.0,
-        token_limit=service_limit,
-        data_dir=tmp_path / "emulator",
-    )
-    with EmulatorServer(timing, clock=clock) as emulator:
-        settings = Settings(root=tmp_path, base_url=emulator.base_url, first_poll_after=1.0, token_limit_ttl=TTL)
-        (tmp_path / "state").mkdir()
-        store = Store(tmp_path / "state" / folders.DB_NAME)
-        remote = OpenAIService.connect(KeySource("test key", value=TEST_KEY), emulator.base_url, 10.0)
-        holds, stop = Holds(store, clock, TTL), threading.Event()
-        submitter = Submitter(settings, store, remote, holds, stop, clock=clock)
-        poller = Poller(settings, store, remote, holds, stop, lambda: None, clock=clock)
-        collector = Collector(settings, store, remote, holds, stop, clock=clock)
-        yield Rig(clock, emulator, store, holds, submitter, poller, collector, tmp_path)
-        remote.close()
-        store.close()
+    with part_rig(tmp_path, RUNNING, Rig, TTL, token_limit=service_limit) as rig:
+        yield rig
 
 
 @pytest.fixture(name="raised")
@@ -167,7 +120,7 @@ def test_a_fresh_limit_still_holds(raised: Rig) -> None:
 def test_a_refusal_naming_a_higher_limit_replaces_the_lower_one_at_once(higher: Rig) -> None:
     higher.holds.note_token_limit(MODEL, OLD_MESSAGE)
     higher.clock.advance(3600.0)  # an hour ago: fresh
-    higher.fill_queue(14)  # another client of the account: about 280 of the service's tokens queued
+    higher.fill_queue(MODEL, 14)  # another client of the account: about 280 of the service's tokens queued
     part = higher.send(higher.part(higher.job(), 2))  # about 80 tokens (40 for the service): fits 100
     assert part.state == PartState.UPLOADED, "refused for the full queue: held, to go again"
     learned = learned_limit_of(higher.store, MODEL)
