@@ -55,11 +55,12 @@ def test_lines_appended_after_a_claim_make_a_second_input_with_a_warning(
     path = harness.settings.pending / "slow.jsonl"
     with capture_logs() as captured:
         append_line(path, "first")
-        first = wait_until(lambda: jobs_named(harness, path.name), 10.0, "the first line claimed")[0]
+        # Generous waits: on a loaded machine (CI with several tiers at once) a claim took over 10 s.
+        first = wait_until(lambda: jobs_named(harness, path.name), 30.0, "the first line claimed")[0]
         append_line(path, "second")  # the producer paused longer than the window
-        wait_until(lambda: len(jobs_named(harness, path.name)) == 2, 10.0, "the second line claimed")
+        wait_until(lambda: len(jobs_named(harness, path.name)) == 2, 30.0, "the second line claimed")
         # The warning follows the second job's record on the engine's thread: wait for it too.
-        wait_until(lambda: any(e["event"] == "input_may_be_continuation" for e in captured), 10.0, "the warning")
+        wait_until(lambda: any(e["event"] == "input_may_be_continuation" for e in captured), 30.0, "the warning")
     second = next(j for j in jobs_named(harness, path.name) if j.id != first.id)
     warnings = [e for e in captured if e["event"] == "input_may_be_continuation"]
     assert [(w["job_id"], w["previous_job_id"]) for w in warnings] == [(second.id, first.id)]
