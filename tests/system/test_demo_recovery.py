@@ -101,7 +101,7 @@ def test_recover_with_the_emulator_adopts_a_batch_of_an_anthropic_profile(tmp_pa
     done = subprocess.run(recover, env=_env(), capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     # Still running, so found but not yet told apart by its results: the daemon adopts it once it ends.
-    assert "1 part(s) wait for running batches" in done.stdout and batch_id in done.stdout, done.stdout
+    assert "1 part(s) wait for running batches" in done.stdout and f": {batch_id}" in done.stdout, done.stdout
     second = _start(root, log, config)
     try:
         wait_until(lambda: job_states(root) == [("c.jsonl", "done")], 60, "the recovered job done")
