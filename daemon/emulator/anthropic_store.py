@@ -7,7 +7,8 @@ there, with the requests that had not run `expired`. A cancel moves it to `cance
 `cancelling_seconds`; it then ends with the requests that had not run `canceled`. Results can be
 downloaded for 29 days after creation; then `archived_at` is set and they answer 404. A batch the
 mishaps call endless stalls half-way and ignores expiry until it is cancelled; one that vanished
-answers 404 and is left out of listings.
+answers 404 and is left out of listings. With `keep_state` the batches are written to the data
+folder on every change (anthropic_snapshot.py) and a restarted emulator goes on with them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from daemon.emulator import anthropic_snapshot
 from daemon.emulator.anthropic_records import MessageBatchRecord
 from daemon.emulator.anthropic_requests import write_requests
 from daemon.emulator.anthropic_results import write_results
@@ -41,6 +43,17 @@ class AnthropicStore:
         self._batches: dict[str, MessageBatchRecord] = {}
         self._seq = itertools.count(1)
         self._creations = CreationLimit(settings.create_limit, settings.create_window)
+        if settings.keep_state:
+            self._restore()
+
+    def _restore(self) -> None:
+        for batch in anthropic_snapshot.load(self._root):
+            self._batches[batch.id] = batch
+        self._seq = itertools.count(max((b.seq for b in self._batches.values()), default=0) + 1)
+
+    def _persist(self) -> None:
+        if self._settings.keep_state:
+            anthropic_snapshot.save(self._root, list(self._batches.values()))
 
     # Creation
 
@@ -67,7 +80,8 @@ class AnthropicStore:
             batch = MessageBatchRecord(new_id("msgbatch_"), next(self._seq), now, now + settings.expiry_seconds, plan)
             self._batches[batch.id] = batch
             self.mishaps.created(batch.id)
-            self._advance(now)  # a zero processing time ends at once
+            if not self._advance(now):  # a zero processing time ends at once
+                self._persist()
             return batch.to_json(root_url)
 
     # Reads and changes
@@ -112,7 +126,8 @@ class AnthropicStore:
                 batch.processed_at_cancel = self._processed(batch, now)
                 batch.status = "canceling"
                 batch.cancel_initiated = now
-                self._advance(now)  # a zero canceling time ends at once
+                if not self._advance(now):  # a zero canceling time ends at once
+                    self._persist()
             return batch.to_json(root_url)
 
     def delete(self, batch_id: str) -> None:
@@ -123,6 +138,7 @@ class AnthropicStore:
                 message = f"Message batch {batch_id} cannot be deleted while it is processing; cancel it first."
                 raise bad_request(message)
             del self._batches[batch_id]
+            self._persist()
             for path in (batch.results_path, batch.plan.input_path):
                 if path is not None:
                     path.unlink(missing_ok=True)
@@ -158,13 +174,20 @@ class AnthropicStore:
 
     # Lifecycle
 
-    def _advance(self, now: float) -> None:
+    def _advance(self, now: float) -> bool:
+        """Move every batch on to ``now``; whether any changed (then the kept state was written)."""
+        moved = False
         for batch in self._batches.values():
             moment = self._end_time(batch)
             if moment is not None and moment <= now:
                 self._end(batch, moment)
+                moved = True
             if batch.status == "ended" and batch.archived is None and batch.created + RESULTS_RETENTION <= now:
                 self._archive(batch)
+                moved = True
+        if moved:
+            self._persist()
+        return moved
 
     @staticmethod
     def _archive(batch: MessageBatchRecord) -> None:

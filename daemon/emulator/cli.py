@@ -38,9 +38,9 @@ Faults, changed while it runs over HTTP (no key needed), all bounded in count:
                                                                           restore, never_end, vanish_next,
                                                                           never_end_next
   curl $URL/_emulator/calls                                              requests counted per route
-With --data-dir its files and batches are kept in that folder (state.json) and a restart goes on with
-them; without it everything lives in a temporary folder removed at exit. `batchd run --emulator` keeps
-its emulator's state under ROOT/.emulator/."""
+With --data-dir its files and batches are kept in that folder (state.json; message_batches.json for
+--flavour anthropic) and a restart goes on with them; without it everything lives in a temporary folder
+removed at exit. `batchd run --emulator` keeps its emulators' state under ROOT/.emulator/."""
 
 
 _DEFAULTS = EmulatorSettings()
@@ -76,7 +76,8 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         "--data-dir",
         Path,
         None,
-        "where to keep files and batches (state.json); a restart goes on with them "
+        "where to keep files and batches (state.json, or message_batches.json with the anthropic flavour); "
+        "a restart goes on with them "
         "(default: a temporary directory, removed at exit)",
     ),
     ("--seed", int, _DEFAULTS.seed, "seed for fake answers, output order and failing requests (default: %(default)s)"),

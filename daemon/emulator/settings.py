@@ -25,7 +25,8 @@ class EmulatorSettings:
     cancelling_seconds: float = 0.5
     # None: a private temporary directory that is removed when the server stops.
     data_dir: Path | None = None
-    # Keep the files and batches in data_dir/state.json, so a restarted emulator goes on with them
+    # Keep the files and batches in data_dir/state.json (the anthropic flavour's Message Batches in
+    # data_dir/message_batches.json), so a restarted emulator goes on with them
     # (a demo stopped with Ctrl-C finishes its batches when started again). Needs a data_dir.
     keep_state: bool = False
     # Makes fake answers, output order and the requests picked by request_error_rate reproducible.

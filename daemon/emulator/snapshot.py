@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon.emulator.records import BatchRecord, FileRecord
 
 SNAPSHOT_NAME = "state.json"
+T = TypeVar("T")
 VERSION = 1
 _BATCH_FIELDS = (
     "id",
@@ -60,9 +62,14 @@ def save(folder: Path, files: list[FileRecord], seqs: dict[str, int], batches: l
         "seqs": seqs,
         "batches": [_batch_json(batch) for batch in batches],
     }
-    temporary = folder / f".{SNAPSHOT_NAME}.{os.getpid()}.part"  # two processes never share a half-written one
+    write_document(folder, SNAPSHOT_NAME, document)
+
+
+def write_document(folder: Path, name: str, document: dict[str, Any]) -> None:
+    """Replace ``folder/name`` with ``document`` in one rename (the anthropic flavour's snapshot uses it too)."""
+    temporary = folder / f".{name}.{os.getpid()}.part"  # two processes never share a half-written one
     temporary.write_text(json.dumps(document), encoding="utf-8")
-    os.replace(temporary, folder / SNAPSHOT_NAME)
+    os.replace(temporary, folder / name)
 
 
 def _batch_json(batch: BatchRecord) -> dict[str, Any]:
@@ -74,22 +81,32 @@ def _batch_json(batch: BatchRecord) -> dict[str, Any]:
 
 def load(folder: Path) -> Snapshot:
     """The snapshot in ``folder``; an empty one if there is none (a first start)."""
-    for leftover in [*folder.glob("incoming-*.part"), *folder.glob(f".{SNAPSHOT_NAME}.*.part")]:  # cut short
+    return read_document(folder, SNAPSHOT_NAME, lambda document: _read(document, folder), Snapshot, "incoming-*.part")
+
+
+def read_document(
+    folder: Path, name: str, parse: Callable[[dict[str, Any]], T], empty: Callable[[], T], *staged: str
+) -> T:
+    """``folder/name`` parsed, or ``empty()`` on a first start; uploads cut short (``staged`` globs) are removed.
+
+    A document that cannot be parsed is named with the way out (the anthropic flavour's snapshot uses it too).
+    """
+    for leftover in [*(p for g in staged for p in folder.glob(g)), *folder.glob(f".{name}.*.part")]:  # cut short
         with contextlib.suppress(OSError):
             leftover.unlink()
-    path = folder / SNAPSHOT_NAME
+    path = folder / name
     if not path.exists():
-        return Snapshot()
+        return empty()
     try:
-        return _read(path, folder)
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("version") != VERSION:
+            raise ValueError(f"written by another emulator version ({document.get('version')!r})")
+        return parse(document)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"{path} cannot be read ({exc}); move the folder away to start empty") from None
 
 
-def _read(path: Path, folder: Path) -> Snapshot:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    if document.get("version") != VERSION:
-        raise ValueError(f"written by another emulator version ({document.get('version')!r})")
+def _read(document: dict[str, Any], folder: Path) -> Snapshot:
     files = [FileRecord(**item, path=folder / item["id"]) for item in document["files"]]
     batches = [_batch(item, folder) for item in document["batches"]]
     return Snapshot(files, {key: int(value) for key, value in document["seqs"].items()}, batches)

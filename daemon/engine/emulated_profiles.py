@@ -51,9 +51,9 @@ def _started(flavour: str, deployments: tuple[str, ...], stack: ExitStack, kept:
     from daemon.emulator import EmulatorServer, EmulatorSettings  # noqa: PLC0415 - emulator mode only
 
     # Kept under the root like the run's own emulator, so a demo stopped with Ctrl-C finishes these
-    # batches too (the anthropic flavour keeps nothing across a restart yet).
-    keep = {"data_dir": kept, "keep_state": True} if flavour != "anthropic" else {}
+    # batches too (an anthropic profile's Message Batches as well).
     extra = {"deployments": deployments} if deployments else {}
+    keep = {"data_dir": kept, "keep_state": True}
     chosen = EmulatorSettings(**DEMO_TIMINGS, flavour=flavour, **extra, **keep)  # type: ignore[arg-type]
     server = EmulatorServer(chosen)
     server.start()

@@ -5,13 +5,14 @@ deployment names) on its own loopback port while the default profile meets OpenA
 from __future__ import annotations
 
 import dataclasses
+import json
 from contextlib import ExitStack
 from pathlib import Path
 
 from daemon.config import load_settings
 from daemon.emulator import EmulatorServer
 from daemon.engine.emulated_profiles import emulated_services
-from tests.support import request_file
+from tests.support import request_file, wait_until
 
 DEMO_CONFIG = Path(__file__).parents[2] / "config" / "demo.toml"
 
@@ -57,3 +58,12 @@ def test_an_anthropic_profile_gets_an_anthropic_emulator_and_service(tmp_path: P
         batch = claude.create_batch(claude.upload(lines, "in.jsonl"), "/v1/messages", "24h", {}, None)
         assert batch.id.startswith("msgbatch_") and claude.retrieve(batch.id).id == batch.id
     assert emulator.calls.count("POST", "/v1/messages/batches") == 0, "the openai emulator was not asked"
+    with ExitStack() as stack:  # `make demo` again after a Ctrl-C: the anthropic emulator kept its batch
+        services = emulated_services(settings, stack)
+        stack.callback(services.close)
+        claude = services.of("claude")
+        ended = wait_until(lambda: claude.retrieve(batch.id).output_file_id, 30, "the kept batch to end")
+        results = tmp_path / "results.jsonl"
+        claude.download(ended, results)
+        (line,) = [json.loads(raw) for raw in results.read_text().splitlines()]
+        assert line["custom_id"] == "q-1" and line["result"]["type"] == "succeeded"

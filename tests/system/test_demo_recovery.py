@@ -1,6 +1,7 @@
 """`batchd recover --emulator` after the demo lost its state: it asks the same emulators `batchd run
 --emulator` gives each provider profile (their state kept under ROOT/.emulator/), so a batch made on the
-demo's azure profile is adopted, not missed (its input would then have been sent a second time)."""
+demo's azure profile (or on an anthropic profile) is adopted, not missed (its input would then have been
+sent a second time)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _batchd(root: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "daemon", *args, "--emulator", "--config", str(DEMO_CONFIG), "--root", str(root)]
+def _batchd(root: Path, *args: str, config: Path = DEMO_CONFIG) -> list[str]:
+    return [sys.executable, "-m", "daemon", *args, "--emulator", "--config", str(config), "--root", str(root)]
 
 
-def _start(root: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start(root: Path, log: Path, config: Path = DEMO_CONFIG) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        command = [*_batchd(root, "run"), "--poll-interval", "1"]
+        command = [*_batchd(root, "run", config=config), "--poll-interval", "1"]
         return subprocess.Popen(command, env=_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -77,3 +78,34 @@ def test_recover_with_the_emulator_adopts_a_batch_of_the_demos_azure_profile(tmp
         _interrupt(second)
     assert len((root / "batch_results" / "az" / "results.jsonl").read_text().splitlines()) == 4
     assert _parts(root) == [("azure", batch_id)], "no second batch"
+
+
+def test_recover_with_the_emulator_adopts_a_batch_of_an_anthropic_profile(tmp_path: Path) -> None:
+    root, log, config = tmp_path / "demo", tmp_path / "daemon.log", tmp_path / "batchd.toml"
+    config.write_text('[providers.claude]\nkind = "anthropic"\n')
+    line = '{"custom_id": "q-%d", "params": {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": %s}}\n'
+    first = _start(root, log, config)
+    try:
+        folder = root / "pending_upload" / "claude"
+        wait_until((root / "pending_upload").is_dir, 30, "the folders")
+        folder.mkdir(exist_ok=True)
+        messages = '[{"role": "user", "content": "Hello"}]'
+        (folder / ".c.jsonl.tmp").write_text("".join(line % (index, messages) for index in range(3)))
+        (folder / ".c.jsonl.tmp").rename(folder / "c.jsonl")
+        wait_until(lambda: any(batch for _, batch in _parts(root)), 30, "a batch created on the anthropic emulator")
+    finally:
+        _interrupt(first)
+    (batch_id,) = [batch for _, batch in _parts(root)]
+    lose_state(root)
+    recover = _batchd(root, "recover", config=config)
+    done = subprocess.run(recover, env=_env(), capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Still running, so found but not yet told apart by its results: the daemon adopts it once it ends.
+    assert "1 part(s) wait for running batches" in done.stdout and f": {batch_id}" in done.stdout, done.stdout
+    second = _start(root, log, config)
+    try:
+        wait_until(lambda: job_states(root) == [("c.jsonl", "done")], 60, "the recovered job done")
+    finally:
+        _interrupt(second)
+    assert len((root / "batch_results" / "c" / "results.jsonl").read_text().splitlines()) == 3
+    assert _parts(root) == [("claude", batch_id)], "no second batch"
