@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from daemon.cli.job_progress import Split, ended_split
 from daemon.cli.status import job_rows
 from daemon.cli.web_chart import Ended
 from daemon.config import Settings
@@ -30,20 +31,6 @@ MAX_ROWS = 200  # jobs listed at once, newest first: a filter or a search finds 
 MAX_TEXT = 64 << 10  # of a report or a summary shown on the page; the file itself has the rest
 MAX_FILES = 200  # files of a results folder listed
 STAMPS = ("created", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
-
-
-@dataclass(frozen=True)
-class Split:
-    """A job's requests for its progress bar."""
-
-    succeeded: int
-    failed: int
-    not_run: int
-    total: int
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed + self.not_run
 
 
 @dataclass
@@ -125,8 +112,7 @@ def split(row: Mapping[str, Any], parts: list[Part], pack_parts: list[Part] | No
     total = int(row["requests_total"] or 0)
     outcomes = row.get("outcomes")
     if outcomes:
-        found = Split(outcomes["succeeded"], outcomes["failed"], outcomes["not_run"], total)
-        return Split(found.succeeded, found.failed, found.not_run, max(total, found.done))
+        return ended_split(outcomes, total)
     if pack_parts and any(p.state == PartState.PACKED for p in parts):
         return _share(pack_parts, total)
     failed = sum(_batch_counts(p).get("failed") or 0 for p in parts)
