@@ -21,7 +21,7 @@ from daemon.cli.web_chart import Ended
 from daemon.config import Settings
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.reports import report_path
-from daemon.providers import DEFAULT_PROFILE
+from daemon.providers import DEFAULT_PROFILE, Profile
 from daemon.results.usage import batches_usage
 from daemon.state.rows import Job, Part
 from daemon.state.states import INPUT_KIND, TERMINAL_BATCH_STATUSES, TERMINAL_JOB_STATES, JobState, PartState
@@ -64,7 +64,11 @@ class JobDetail:
     shared: list[Part] = field(default_factory=list)  # the parts of the pack whose batch carries this input
 
 
-def daemon_facts(store: Store, settings: Settings, started_at: float, now: float) -> DaemonFacts:
+def daemon_facts(
+    store: Store, settings: Settings, started_at: float, now: float, emulators: Mapping[str, str] | None = None
+) -> DaemonFacts:
+    """``emulators``: profile -> the built-in emulator it talks to (`run --emulator`), shown instead
+    of its configured URL, which it does not use."""
     beat = _heartbeat(store)
     profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
     budget = CreationBudget(settings, store)
@@ -74,11 +78,18 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
         stopped=bool(beat.get("stopped")),
         last_poll=_number(beat.get("last_poll")),
         account_holds=_holds(beat),
-        profiles=[(name, p.kind, p.base_url or "https://api.openai.com/v1") for name, p in profiles.items()],
+        profiles=[(name, p.kind, _url_in_use(name, p, emulators or {})) for name, p in profiles.items()],
         jobs=dict(Counter(str(job.state) for job in store.jobs() if job.kind == INPUT_KIND)),
         parts=store.batch_part_counts(),
         budget=[(n, budget.used(now, n), settings.creation_budget, settings.creation_window) for n in profiles],
     )
+
+
+def _url_in_use(name: str, profile: Profile, emulators: Mapping[str, str]) -> str:
+    """The URL the daemon sends the profile's requests to, saying so when it is a local emulator."""
+    if name in emulators:
+        return f"{emulators[name]}: built-in emulator, fake answers"
+    return profile.base_url or "https://api.openai.com/v1"
 
 
 def job_list(store: Store, settings: Settings, now: float, state: str = "", query: str = "") -> JobList:

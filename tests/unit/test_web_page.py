@@ -224,6 +224,23 @@ def test_the_daemon_panel_shows_holds_and_budget_escaped() -> None:
     assert "default: 12 of 2,000 per 60m" in html and "active 2" in html and "none yet" in html
 
 
+def test_in_emulator_mode_the_daemon_panel_names_the_emulators_not_the_configured_urls(
+    tmp_path: Path, store: Store
+) -> None:
+    config = tmp_path / "batchd.toml"
+    config.write_text('[providers.azure]\nkind = "azure"\nbase_url = "https://res.openai.azure.com/openai/v1/"\n')
+    settings = load_settings(config, environ={})
+    emulators = {"default": "http://127.0.0.1:4001/v1", "azure": "http://127.0.0.1:4002/openai/v1"}
+    body = WebPage(settings, store, Sessions(None), 0.0, emulators).handle(request("GET", "/")).body.decode()
+    profiles = body.split('data-fact="profiles">')[1].split("</b>")[0]
+    assert "res.openai.azure.com" not in profiles and "api.openai.com" not in profiles
+    assert "azure (azure, http://127.0.0.1:4002/openai/v1: built-in emulator" in profiles
+    assert "default (openai, http://127.0.0.1:4001/v1: built-in emulator" in profiles
+    # Not in emulator mode: the configured URLs, which it does use.
+    body = WebPage(settings, store, Sessions(None), 0.0).handle(request("GET", "/")).body.decode()
+    assert "res.openai.azure.com" in body and "built-in emulator" not in body
+
+
 def test_account_holds_come_from_the_daemons_heartbeat(tmp_path: Path, store: Store) -> None:
     page = WebPage(Settings(root=tmp_path), store, Sessions(None), 0.0)
     beat = {"at": 1.0, "last_poll": 2.0, "account_holds": {"default": "billing_hard_limit_reached <&>"}}
