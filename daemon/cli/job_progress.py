@@ -12,7 +12,7 @@ members).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,15 @@ def ended_split(outcomes: Mapping[str, int], total: int) -> Split:
     """An ended job's split from its summary's outcomes (its total at least what they count)."""
     found = Split(outcomes["succeeded"], outcomes["failed"], outcomes["not_run"], total)
     return Split(found.succeeded, found.failed, found.not_run, max(total, found.done + found.not_run))
+
+
+def shared_split(counts: Sequence[Mapping[str, Any]], total: int) -> Split:
+    """An input riding in a shared batch: its share of that batch's progress (``counts``: the
+    request_counts of the pack's batches), as its own requests are not counted apart there."""
+    carried = sum(int(c.get("total") or 0) for c in counts) or 1
+    succeeded = min(sum(int(c.get("completed") or 0) for c in counts) * total // carried, total)
+    failed = sum(int(c.get("failed") or 0) for c in counts) * total // carried
+    return Split(succeeded, min(failed, total - succeeded), 0, total)
 
 
 def requests_done(outcomes: Mapping[str, int] | None, counted: int) -> int:

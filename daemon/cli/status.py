@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from daemon.cli.batch_tally import counted_batches, shared_batches
-from daemon.cli.job_progress import requests_done, tokens_text
+from daemon.cli.job_progress import requests_done, shared_split, tokens_text
 from daemon.cli.root_guard import root_hint
 from daemon.cli.status_limits import limit_rows, limits_line
 from daemon.cli.status_totals import chosen, totals, totals_line
@@ -58,8 +58,13 @@ def job_rows(
 def _with_shared(row: dict[str, Any], parts: Mapping[str, list[Part]]) -> dict[str, Any]:
     """The batches of the pack that carried the input's requests, and its batches counted as the
     service sees them: a shared batch once (batch_tally.py; the web page counts with it too)."""
-    row["shared_batches"] = shared_batches(parts.get(row["pack"] or "", []))
+    pack_parts = parts.get(row["pack"] or "", [])
+    row["shared_batches"] = shared_batches(pack_parts)
     row["batch_count"] = len(counted_batches(row))
+    if row["outcomes"] is None and any(p.state == PartState.PACKED for p in parts.get(row["job_id"], [])):
+        # Riding in the pack's batch: its share of that batch's progress, as the web page shows it.
+        counts = [c if isinstance(c := _stored_batch(p).get("request_counts"), dict) else {} for p in pack_parts]
+        row["requests_done"] = shared_split(counts, int(row["requests_total"] or 0)).done
     return row
 
 

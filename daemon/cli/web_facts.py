@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from daemon.cli.job_progress import Split, ended_split
+from daemon.cli.job_progress import Split, ended_split, shared_split
 from daemon.cli.status import job_rows
 from daemon.cli.web_chart import Ended
 from daemon.config import Settings
@@ -125,19 +125,11 @@ def split(row: Mapping[str, Any], parts: list[Part], pack_parts: list[Part] | No
     if outcomes:
         return ended_split(outcomes, total)
     if pack_parts and any(p.state == PartState.PACKED for p in parts):
-        return _share(pack_parts, total)
+        return shared_split([_batch_counts(p) for p in pack_parts], total)
     failed = sum(_batch_counts(p).get("failed") or 0 for p in parts)
     done = int(row["requests_done"] or 0)
     failed = min(done, failed)
     return Split(done - failed, failed, 0, max(total, done))
-
-
-def _share(pack_parts: list[Part], total: int) -> Split:
-    counts = [_batch_counts(p) for p in pack_parts]
-    carried = sum(int(c.get("total") or 0) for c in counts) or 1
-    succeeded = sum(int(c.get("completed") or 0) for c in counts) * total // carried
-    failed = sum(int(c.get("failed") or 0) for c in counts) * total // carried
-    return Split(min(succeeded, total), min(failed, total - min(succeeded, total)), 0, total)
 
 
 def _batch_counts(part: Part) -> dict[str, Any]:

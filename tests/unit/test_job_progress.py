@@ -13,7 +13,7 @@ from daemon.cli.web_facts import job_detail, job_list
 from daemon.cli.web_views import job_fragment, jobs_table
 from daemon.config import Settings
 from daemon.state.rows import Job, Part
-from daemon.state.states import JobState, PartState
+from daemon.state.states import PACK_KIND, JobState, PartState
 from daemon.state.store import Store
 
 
@@ -84,3 +84,16 @@ def test_done_counts_the_requests_that_ran() -> None:
     assert [tokens_text(None), tokens_text({}), tokens_text({"total_tokens": 0})] == ["?", "-", "0"]
     assert tokens_text({"total_tokens": 12_345}, short=True) == "12.3k"
     assert tokens_text({"total_tokens": 12_345}) == "12,345"
+
+
+def test_an_input_riding_in_a_shared_batch_shows_the_same_progress_in_both(tmp_path: Path, store: Store) -> None:
+    store.add_job(Job("in1", "small.jsonl", "s", "s", JobState.ACTIVE, 1.0, 1.0, request_count=4))
+    store.add_job(Job("pack1", "pack", "p", "p", JobState.ACTIVE, 1.0, 1.0, kind=PACK_KIND, request_count=100))
+    store.add_part(Part("in1", 0, 0, "p", 1, 4, 10, 1, PartState.PACKED, 1.0, 1.0, pack_id="pack1"))
+    pack = Part("pack1", 0, 0, "q", 1, 100, 50, 5, PartState.SUBMITTED, 1.0, 1.0, batch_id="batch_shared")
+    counts = {"completed": 50, "failed": 10, "total": 100}
+    pack.batch_json = json.dumps({"id": "batch_shared", "status": "in_progress", "request_counts": counts})
+    store.add_part(pack)
+    row = next(r for r in job_rows(store, 10.0) if r["job_id"] == "in1")
+    assert row["requests_done"] == 2 and "2/4" in _cells(render_table([row]), "small.jsonl")  # its share
+    assert 'data-done="2" data-total="4"' in jobs_table(job_list(store, Settings(root=tmp_path), 10.0), 10.0)
