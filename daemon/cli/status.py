@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from daemon.cli.batch_tally import counted_batches, shared_batches
+from daemon.cli.job_progress import requests_done, shared_split, tokens_text
 from daemon.cli.root_guard import root_hint
 from daemon.cli.status_limits import limit_rows, limits_line
 from daemon.cli.status_totals import chosen, totals, totals_line
@@ -57,8 +58,13 @@ def job_rows(
 def _with_shared(row: dict[str, Any], parts: Mapping[str, list[Part]]) -> dict[str, Any]:
     """The batches of the pack that carried the input's requests, and its batches counted as the
     service sees them: a shared batch once (batch_tally.py; the web page counts with it too)."""
-    row["shared_batches"] = shared_batches(parts.get(row["pack"] or "", []))
+    pack_parts = parts.get(row["pack"] or "", [])
+    row["shared_batches"] = shared_batches(pack_parts)
     row["batch_count"] = len(counted_batches(row))
+    if row["outcomes"] is None and any(p.state == PartState.PACKED for p in parts.get(row["job_id"], [])):
+        # Riding in the pack's batch: its share of that batch's progress, as the web page shows it.
+        counts = [c if isinstance(c := _stored_batch(p).get("request_counts"), dict) else {} for p in pack_parts]
+        row["requests_done"] = shared_split(counts, int(row["requests_total"] or 0)).done
     return row
 
 
@@ -72,6 +78,7 @@ def _wait_parts(job: Job, parts: Mapping[str, list[Part]]) -> list[Part]:
 def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPrice]) -> dict[str, Any]:
     done, total = progress(parts)
     summary = _finished_summary(job)
+    outcomes = _outcomes(summary)
     usage, cost = _usage(job, parts, prices, summary)
     if job.kind == PACK_KIND and job.state in TERMINAL_JOB_STATES:
         usage, cost = {}, None  # handed to its members, whose own rows count it
@@ -82,10 +89,10 @@ def _row(job: Job, parts: list[Part], now: float, prices: Mapping[str, ModelPric
         "models": job_models(job, parts),  # several when its input was split by model
         "state": str(job.state),
         "batches": [{"id": p.batch_id, "status": p.shown_status} for p in parts if p.batch_id],
-        "requests_done": done,
+        "requests_done": requests_done(outcomes, done),  # those that ran: job_progress.py
         "requests_total": job.request_count or total,
         # succeeded / failed / not_run, known once the job's results are written; else None.
-        "outcomes": _outcomes(summary),
+        "outcomes": outcomes,
         "resubmissions": sum(1 for p in parts if p.attempt > 0),
         "usage": usage,
         "estimated_cost_usd": cost,
@@ -196,7 +203,7 @@ def render_table(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
             printable(_batches(counted_batches(row), wide)) or "-",
             f"{row['requests_done']}/{row['requests_total'] or '?'}",
             _results(row["outcomes"]),
-            _tokens(row["usage"]),
+            tokens_text(row["usage"], short=True),
             _cost(row["estimated_cost_usd"]),
             _age(row["age_seconds"]),
             printable(row.get("job_id") or "-"),
@@ -245,19 +252,6 @@ def _results(outcomes: dict[str, int] | None) -> str:
     if outcomes is None:
         return "-"
     return f"{outcomes['succeeded']}/{outcomes['failed']}/{outcomes['not_run']}"
-
-
-def _tokens(usage: dict[str, int] | None) -> str:
-    if usage is None:
-        return "?"  # no usage could be read: unknown, not 0
-    total = int(usage.get("total_tokens") or 0)
-    # "+": a lower bound, some succeeded lines carried no usage.
-    more = "+" if usage.get("lines_with_usage", 0) < usage.get("lines_succeeded", 0) else ""
-    if total == 0:
-        return "-" + more
-    if total < 10_000:
-        return f"{total}{more}"
-    return (f"{total / 1000:.1f}k" if total < 10_000_000 else f"{total / 1_000_000:.1f}M") + more
 
 
 def _cost(cost: float | None) -> str:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from daemon.cli.job_progress import token_count, total_tokens_text
 from daemon.state.states import TERMINAL_JOB_STATES
 
 _ENDED = frozenset(str(s) for s in TERMINAL_JOB_STATES)
@@ -49,7 +50,8 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "requests_done": sum(row["requests_done"] for row in rows),
         "requests_total": sum(row["requests_total"] or 0 for row in rows),
         "outcomes": {name: outcomes[name] for name in ("succeeded", "failed", "not_run")},
-        "total_tokens": sum(int((row["usage"] or {}).get("total_tokens") or 0) for row in rows),
+        "total_tokens": sum(token_count(row["usage"]) or 0 for row in rows),  # of the jobs whose tokens are known
+        "tokens_unknown_jobs": sum(1 for row in rows if token_count(row["usage"]) is None),
         "estimated_cost_usd": round(sum(costs), 6) if costs else None,
     }
 
@@ -61,5 +63,6 @@ def totals_line(total: dict[str, Any]) -> str:
     return (
         f"total: {total['jobs']} job(s) ({states}); requests {total['requests_done']}/{total['requests_total']}; "
         f"ended jobs' results {ended['succeeded']} ok, {ended['failed']} failed, {ended['not_run']} not run; "
-        f"{total['total_tokens']:,} tokens; " + ("cost unknown" if cost is None else f"estimated cost ${cost:.4f}")
+        f"{total_tokens_text(total['total_tokens'], total.get('tokens_unknown_jobs', 0), total['jobs'])}; "
+        + ("cost unknown" if cost is None else f"estimated cost ${cost:.4f}")
     )

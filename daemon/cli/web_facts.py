@@ -15,12 +15,13 @@ from typing import Any
 
 import orjson
 
+from daemon.cli.job_progress import Split, ended_split, shared_split
 from daemon.cli.status import job_rows
 from daemon.cli.web_chart import Ended
 from daemon.config import Settings
 from daemon.intake.creation_budget import CreationBudget
 from daemon.intake.reports import report_path
-from daemon.providers import DEFAULT_PROFILE
+from daemon.providers import DEFAULT_PROFILE, Profile
 from daemon.results.usage import batches_usage
 from daemon.state.rows import Job, Part
 from daemon.state.states import INPUT_KIND, TERMINAL_BATCH_STATUSES, TERMINAL_JOB_STATES, JobState, PartState
@@ -30,20 +31,6 @@ MAX_ROWS = 200  # jobs listed at once, newest first: a filter or a search finds 
 MAX_TEXT = 64 << 10  # of a report or a summary shown on the page; the file itself has the rest
 MAX_FILES = 200  # files of a results folder listed
 STAMPS = ("created", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
-
-
-@dataclass(frozen=True)
-class Split:
-    """A job's requests for its progress bar."""
-
-    succeeded: int
-    failed: int
-    not_run: int
-    total: int
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed + self.not_run
 
 
 @dataclass
@@ -77,7 +64,11 @@ class JobDetail:
     shared: list[Part] = field(default_factory=list)  # the parts of the pack whose batch carries this input
 
 
-def daemon_facts(store: Store, settings: Settings, started_at: float, now: float) -> DaemonFacts:
+def daemon_facts(
+    store: Store, settings: Settings, started_at: float, now: float, emulators: Mapping[str, str] | None = None
+) -> DaemonFacts:
+    """``emulators``: profile -> the built-in emulator it talks to (`run --emulator`), shown instead
+    of its configured URL, which it does not use."""
     beat = _heartbeat(store)
     profiles = {DEFAULT_PROFILE: settings.default_profile} | dict(settings.providers)
     budget = CreationBudget(settings, store)
@@ -87,11 +78,18 @@ def daemon_facts(store: Store, settings: Settings, started_at: float, now: float
         stopped=bool(beat.get("stopped")),
         last_poll=_number(beat.get("last_poll")),
         account_holds=_holds(beat),
-        profiles=[(name, p.kind, p.base_url or "https://api.openai.com/v1") for name, p in profiles.items()],
+        profiles=[(name, p.kind, _url_in_use(name, p, emulators or {})) for name, p in profiles.items()],
         jobs=dict(Counter(str(job.state) for job in store.jobs() if job.kind == INPUT_KIND)),
         parts=store.batch_part_counts(),
         budget=[(n, budget.used(now, n), settings.creation_budget, settings.creation_window) for n in profiles],
     )
+
+
+def _url_in_use(name: str, profile: Profile, emulators: Mapping[str, str]) -> str:
+    """The URL the daemon sends the profile's requests to, saying so when it is a local emulator."""
+    if name in emulators:
+        return f"{emulators[name]}: built-in emulator, fake answers"
+    return profile.base_url or "https://api.openai.com/v1"
 
 
 def job_list(store: Store, settings: Settings, now: float, state: str = "", query: str = "") -> JobList:
@@ -125,22 +123,13 @@ def split(row: Mapping[str, Any], parts: list[Part], pack_parts: list[Part] | No
     total = int(row["requests_total"] or 0)
     outcomes = row.get("outcomes")
     if outcomes:
-        found = Split(outcomes["succeeded"], outcomes["failed"], outcomes["not_run"], total)
-        return Split(found.succeeded, found.failed, found.not_run, max(total, found.done))
+        return ended_split(outcomes, total)
     if pack_parts and any(p.state == PartState.PACKED for p in parts):
-        return _share(pack_parts, total)
+        return shared_split([_batch_counts(p) for p in pack_parts], total)
     failed = sum(_batch_counts(p).get("failed") or 0 for p in parts)
     done = int(row["requests_done"] or 0)
     failed = min(done, failed)
     return Split(done - failed, failed, 0, max(total, done))
-
-
-def _share(pack_parts: list[Part], total: int) -> Split:
-    counts = [_batch_counts(p) for p in pack_parts]
-    carried = sum(int(c.get("total") or 0) for c in counts) or 1
-    succeeded = sum(int(c.get("completed") or 0) for c in counts) * total // carried
-    failed = sum(int(c.get("failed") or 0) for c in counts) * total // carried
-    return Split(min(succeeded, total), min(failed, total - min(succeeded, total)), 0, total)
 
 
 def _batch_counts(part: Part) -> dict[str, Any]:

@@ -12,6 +12,7 @@ the page fetches ``?fragment=1`` of the same address every few seconds and swaps
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlencode
@@ -55,11 +56,19 @@ Piece = tuple[str | None, str]  # a part of a view: (its id when the script refr
 class WebPage:
     """Answers one request; knows nothing of sockets."""
 
-    def __init__(self, settings: Settings, store: Store, sessions: Sessions, started_at: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sessions: Sessions,
+        started_at: float,
+        emulators: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.sessions = sessions
         self.started_at = started_at
+        self.emulators = dict(emulators or {})
         self.hosts = AllowedHosts(settings.web_address, settings.web_host_name)  # its port once bound
         self._hosts_logged: set[str] = set()
 
@@ -161,7 +170,10 @@ class WebPage:
         now = time.time()
         jobs = job_list(self.store, self.settings, now, state, search)
         pieces: list[Piece] = [
-            ("daemon", daemon_panel(daemon_facts(self.store, self.settings, self.started_at, now), now)),
+            (
+                "daemon",
+                daemon_panel(daemon_facts(self.store, self.settings, self.started_at, now, self.emulators), now),
+            ),
             ("chart", f"<h2>Requests completed and cost</h2>{chart(ended_batches(self.store, self.settings), now)}"),
             (None, f"<h2>Jobs</h2>{filter_form(state, search)}"),
             ("job-list", jobs_table(jobs, now)),
@@ -246,10 +258,11 @@ def _safe_next(target: str) -> str:
 class WebServer:
     """The page on its own port, on the bounded listener, with a read-only view of the state."""
 
-    def __init__(self, settings: Settings, sessions: Sessions) -> None:
+    def __init__(self, settings: Settings, sessions: Sessions, emulators: Mapping[str, str] | None = None) -> None:
         assert settings.web_port is not None
         self.settings = settings
         self.sessions = sessions
+        self.emulators = dict(emulators or {})  # profile -> the emulator it talks to (`run --emulator`)
         self._listener: HttpListener | None = None
         self._store: Store | None = None
 
@@ -261,7 +274,7 @@ class WebServer:
     def start(self) -> None:
         address, port = self.settings.web_address, self.settings.web_port or 0
         self._store = Store(self.settings.state / DB_NAME, readonly=True)
-        page = WebPage(self.settings, self._store, self.sessions, time.time())
+        page = WebPage(self.settings, self._store, self.sessions, time.time(), self.emulators)
         listener = HttpListener("web", address, port, page.handle)
         try:
             listener.start()
@@ -284,4 +297,4 @@ def web_endpoints(engine: Engine) -> list[Endpoint]:
     """The page when ``web_port`` is set (with buttons when a web token is configured), else nothing."""
     if engine.settings.web_port is None:
         return []
-    return [WebServer(engine.settings, Sessions(find_web_token()))]
+    return [WebServer(engine.settings, Sessions(find_web_token()), engine.services.emulators)]

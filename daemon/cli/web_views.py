@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 from daemon.cli.batch_tally import batch_count_text, counted_batches
+from daemon.cli.job_progress import Split, progress_text, tokens_text
 from daemon.cli.web_chart import money
-from daemon.cli.web_facts import DaemonFacts, JobDetail, JobList, Split, batch_history
+from daemon.cli.web_facts import DaemonFacts, JobDetail, JobList, batch_history
 from daemon.cli.web_layout import esc, span, url_part, when
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.rows import Part, job_models
@@ -28,24 +29,13 @@ def progress_bar(split: Split) -> str:
         if width:
             rects.append(f'<rect class="{name}" x="{x:.1f}" width="{width:.1f}" height="12"/>')
         x += width
-    label = (
-        f"{split.done} of {split.total} requests done: {split.succeeded} succeeded, "
-        f"{split.failed} failed, {split.not_run} not run"
-    )
+    label = f"requests: {progress_text(split)}"
     return (
         f'<svg class="bar" viewBox="0 0 {BAR_WIDTH} 12" preserveAspectRatio="none" role="img" '
         f'aria-label="{esc(label)}" data-done="{split.done}" data-total="{split.total}" '
         f'data-succeeded="{split.succeeded}" data-failed="{split.failed}" data-not-run="{split.not_run}">'
         f'<title>{esc(label)}</title><rect class="rest" width="{BAR_WIDTH}" height="12"/>{"".join(rects)}</svg>'
     )
-
-
-def _tokens(usage: dict[str, int] | None) -> str:
-    """Total tokens; "?" when no usage could be read, "+" when some succeeded lines carried none."""
-    if usage is None:
-        return "?"
-    more = "+" if usage.get("lines_with_usage", 0) < usage.get("lines_succeeded", 0) else ""
-    return f"{int(usage.get('total_tokens') or 0):,}{more}"
 
 
 def legend() -> str:
@@ -121,7 +111,8 @@ def _job_row(row: dict[str, Any]) -> str:
         f"{esc(row['file'])}</a>{profile}</td>"
         f'<td><span class="state {esc(state)}">{esc(shown_state)}</span></td><td>{progress_bar(split)}</td>'
         f'<td class="num">{_requests(split)}</td><td class="num">{_batch_count(row)}</td>'
-        f'<td class="num">{esc(_tokens(row["usage"]))}</td><td class="num">{esc(money(row["estimated_cost_usd"]))}</td>'
+        f'<td class="num">{esc(tokens_text(row["usage"]))}</td>'
+        f'<td class="num">{esc(money(row["estimated_cost_usd"]))}</td>'
         f'<td class="num">{esc(span(row["age_seconds"]))}</td><td class="why">{esc(row.get("why") or "")}</td></tr>'
     )
 
@@ -148,11 +139,7 @@ def job_fragment(detail: JobDetail, now: float, commands: str = "") -> str:
     split: Split = row["split"]
     facts = [
         ("state", f'<span class="state {esc(job.state)}" id="job-state">{esc(job.state)}</span>'),
-        (
-            "requests",
-            f"{split.done:,} of {split.total:,} done ({split.succeeded:,} succeeded, {split.failed:,} failed, "
-            f"{split.not_run:,} not run)",
-        ),
+        ("requests", esc(progress_text(split))),
         ("job id", esc(job.id)),
         ("profile", esc(job.profile)),
         ("model", esc(" + ".join(job_models(job, detail.parts)) or "-")),  # several if split by model
@@ -160,7 +147,7 @@ def job_fragment(detail: JobDetail, now: float, commands: str = "") -> str:
         ("claimed", esc(when(job.created_at))),
         ("ended", esc(when(job.finished_at))),
         ("age", esc(span(row.get("age_seconds")))),
-        ("tokens", esc(_tokens(row.get("usage")))),
+        ("tokens", esc(tokens_text(row.get("usage")))),
         ("estimated cost", esc(money(row.get("estimated_cost_usd")))),
         ("why it waits", esc(row.get("why") or "-")),
         ("note", esc(row.get("note") or "-")),

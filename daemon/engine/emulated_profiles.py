@@ -40,7 +40,7 @@ def emulated_services(settings: Settings, stack: ExitStack) -> ProfileServices:
             flavour, _deployments(profiles.values()), stack, settings.root / EMULATOR_DIR / flavour
         )
     services = {name: _service(profile, urls[_flavour(profile)], settings) for name, profile in profiles.items()}
-    return ProfileServices(services)
+    return ProfileServices(services, {name: urls[_flavour(profile)] for name, profile in profiles.items()})
 
 
 def _flavour(profile: Profile) -> str:

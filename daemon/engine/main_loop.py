@@ -94,6 +94,7 @@ class Engine:
             profiles={DEFAULT_PROFILE, *settings.providers},
         )
         services = profile_services(remote)  # one per provider profile: each job's steps use its own
+        self.services = services
         self.submitter = Submitter(settings, store, services, self.holds, flags.stop, clock=clock)
         self.collector = Collector(settings, store, services, self.holds, flags.stop, clock=clock)
         self.hygiene = Hygiene(store, services, self.holds, flags.stop, clock)

@@ -24,8 +24,10 @@ log = get_logger(__name__)
 
 
 class ProfileServices:
-    def __init__(self, services: Mapping[str, BatchService]) -> None:
+    def __init__(self, services: Mapping[str, BatchService], emulators: Mapping[str, str] | None = None) -> None:
         self._services = dict(services)
+        # Profile -> the built-in emulator's URL it talks to (`run --emulator`), not its configured one.
+        self.emulators = dict(emulators or {})
 
     @property
     def default(self) -> BatchService:

@@ -29,6 +29,8 @@ def test_the_demo_configs_azure_profile_gets_an_azure_emulator_of_its_own(
         assert default.profile.base_url == emulator.base_url
         assert azure.profile.base_url != emulator.base_url and str(azure.profile.base_url).endswith("/openai/v1")
         assert azure.profile.auth == "api-key" and azure.profile.model_names == {"gpt-4o-mini": "gpt-4o-mini-batch"}
+        # What the web page's daemon panel shows: the emulator each profile talks to, not its configured URL.
+        assert services.emulators == {"default": emulator.base_url, "azure": azure.profile.base_url}
         lines.write_text(request_file(1, model="gpt-4o-mini-batch", url="/chat/completions"))
         file_id = azure.upload(lines, "a.jsonl")
         batch = azure.create_batch(file_id, "/chat/completions", "24h", {}, None)

@@ -12,6 +12,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,3 +326,27 @@ def test_batchd_run_serves_the_page_on_web_port(tmp_path: Path, slow_emulator: E
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     assert page_text(f"http://127.0.0.1:{port}/") == ""  # the port is closed with the daemon
+
+
+def test_in_emulator_mode_the_daemon_panel_names_the_emulators_in_use(tmp_path: Path, browser: Any) -> None:
+    """`batchd run --emulator` with the demo's config (as `make demo`): the panel shows the local
+    emulator each profile talks to, not the configured URLs the daemon does not use."""
+    root, port = tmp_path / "root", free_port()
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BATCHD_"))}
+    env.update(BATCHD_WEB_PORT=str(port), BATCHD_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+    demo = Path(__file__).parents[2] / "config" / "demo.toml"
+    command = [sys.executable, "-m", "daemon", "run", "--emulator", "--root", str(root), "--config", str(demo)]
+    with open(tmp_path / "daemon.log", "ab") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "Daemon" in page_text(f"http://127.0.0.1:{port}/"), timeout=30, what="the page")
+        page = open_page(browser, f"http://127.0.0.1:{port}/")
+        profiles = page.locator('[data-fact="profiles"]')
+        playwright_api.expect(profiles).to_contain_text("built-in emulator", timeout=LOOK)
+        shown = profiles.inner_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert "my-resource.openai.azure.com" not in shown and "api.openai.com" not in shown, shown
+    assert shown.count("http://127.0.0.1:") == 2 and shown.count("built-in emulator") == 2, shown

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from daemon.cli.job_progress import Split
 from daemon.cli.main import build_parser, settings_from
 from daemon.cli.status import job_rows, render_table
 from daemon.cli.web_access import FAILED_LOGINS, Sessions, csrf_matches, set_cookie
@@ -19,7 +20,6 @@ from daemon.cli.web_chart import HEIGHT, LEFT, MIN_BARS, Ended, chart
 from daemon.cli.web_facts import (
     DaemonFacts,
     JobList,
-    Split,
     daemon_facts,
     ended_batches,
     job_detail,
@@ -125,7 +125,7 @@ def test_the_progress_bar_shows_each_outcome_in_its_share() -> None:
     assert 'class="ok" x="0.0" width="250.0"' in bar
     assert 'class="bad" x="250.0" width="150.0"' in bar
     assert 'class="skip" x="400.0" width="100.0"' in bar
-    assert 'data-done="10" data-total="20"' in bar
+    assert 'data-done="8" data-total="20"' in bar  # done: the requests that ran; not run shown apart
 
 
 def test_the_chart_counts_requests_per_bucket_and_the_cost_so_far() -> None:
@@ -222,6 +222,23 @@ def test_the_daemon_panel_shows_holds_and_budget_escaped() -> None:
     html = daemon_panel(facts, 200.0)
     assert "azure: quota &lt;exceeded&gt; &amp; billing" in html
     assert "default: 12 of 2,000 per 60m" in html and "active 2" in html and "none yet" in html
+
+
+def test_in_emulator_mode_the_daemon_panel_names_the_emulators_not_the_configured_urls(
+    tmp_path: Path, store: Store
+) -> None:
+    config = tmp_path / "batchd.toml"
+    config.write_text('[providers.azure]\nkind = "azure"\nbase_url = "https://res.openai.azure.com/openai/v1/"\n')
+    settings = load_settings(config, environ={})
+    emulators = {"default": "http://127.0.0.1:4001/v1", "azure": "http://127.0.0.1:4002/openai/v1"}
+    body = WebPage(settings, store, Sessions(None), 0.0, emulators).handle(request("GET", "/")).body.decode()
+    profiles = body.split('data-fact="profiles">')[1].split("</b>")[0]
+    assert "res.openai.azure.com" not in profiles and "api.openai.com" not in profiles
+    assert "azure (azure, http://127.0.0.1:4002/openai/v1: built-in emulator" in profiles
+    assert "default (openai, http://127.0.0.1:4001/v1: built-in emulator" in profiles
+    # Not in emulator mode: the configured URLs, which it does use.
+    body = WebPage(settings, store, Sessions(None), 0.0).handle(request("GET", "/")).body.decode()
+    assert "res.openai.azure.com" in body and "built-in emulator" not in body
 
 
 def test_account_holds_come_from_the_daemons_heartbeat(tmp_path: Path, store: Store) -> None:
