@@ -265,16 +265,8 @@ class Harness:
         self.engine = None
 
     def drop(self, name: str, content: str | bytes, folder: str = "") -> Path:
-        """Write the way a careful producer does: a dot-temp file, then a rename into place; in the
-        profile subfolder ``folder`` of the drop zone if one is named."""
-        data = content.encode() if isinstance(content, str) else content
-        where = self.settings.pending / folder
-        where.mkdir(exist_ok=True)
-        tmp = where / f".{name}.tmp"
-        tmp.write_bytes(data)
-        dest = where / name
-        os.rename(tmp, dest)
-        return dest
+        """Drop ``name`` as a careful producer does (drop_into), in the profile subfolder ``folder``."""
+        return drop_into(self.settings.pending, name, content, folder)
 
     def profile_job(self, profile: str, *states: JobState, timeout: float = 20) -> Job:
         """Wait for a job of ``profile`` in one of ``states``."""
@@ -310,6 +302,19 @@ class Harness:
         job = self.job(name)
         assert job is not None and job.result_dir
         return json.loads((Path(job.result_dir) / "summary.json").read_text())  # type: ignore[no-any-return]
+
+
+def drop_into(pending: Path, name: str, content: str | bytes, folder: str = "") -> Path:
+    """Write the way a careful producer does: a dot-temp file, then a rename into place; in the
+    profile subfolder ``folder`` of the drop zone ``pending`` if one is named."""
+    data = content.encode() if isinstance(content, str) else content
+    where = pending / folder
+    where.mkdir(exist_ok=True)
+    tmp = where / f".{name}.tmp"
+    tmp.write_bytes(data)
+    dest = where / name
+    os.rename(tmp, dest)
+    return dest
 
 
 def drop_before_start(harness: Harness, files: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from daemon.state import folders
-from tests.support import daemon_env, job_states, lose_state, request_file, wait_until
+from tests.support import daemon_env, drop_into, job_states, lose_state, request_file, wait_until
 
 DEMO_CONFIG = Path(__file__).parents[2] / "config" / "demo.toml"
 
@@ -56,11 +56,8 @@ def test_recover_with_the_emulator_adopts_a_batch_of_the_demos_azure_profile(tmp
     root, log = tmp_path / "demo", tmp_path / "daemon.log"
     first = _start(root, log)
     try:
-        folder = root / "pending_upload" / "azure"
         wait_until((root / "pending_upload").is_dir, 30, "the folders")
-        folder.mkdir(exist_ok=True)
-        (folder / ".az.jsonl.tmp").write_text(request_file(4))
-        (folder / ".az.jsonl.tmp").rename(folder / "az.jsonl")
+        drop_into(root / "pending_upload", "az.jsonl", request_file(4), "azure")
         wait_until(lambda: any(batch for _, batch in _parts(root)), 30, "a batch created on the azure emulator")
     finally:
         _interrupt(first)
@@ -86,12 +83,9 @@ def test_recover_with_the_emulator_adopts_a_batch_of_an_anthropic_profile(tmp_pa
     line = '{"custom_id": "q-%d", "params": {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": %s}}\n'
     first = _start(root, log, config)
     try:
-        folder = root / "pending_upload" / "claude"
         wait_until((root / "pending_upload").is_dir, 30, "the folders")
-        folder.mkdir(exist_ok=True)
         messages = '[{"role": "user", "content": "Hello"}]'
-        (folder / ".c.jsonl.tmp").write_text("".join(line % (index, messages) for index in range(3)))
-        (folder / ".c.jsonl.tmp").rename(folder / "c.jsonl")
+        drop_into(root / "pending_upload", "c.jsonl", "".join(line % (index, messages) for index in range(3)), "claude")
         wait_until(lambda: any(batch for _, batch in _parts(root)), 30, "a batch created on the anthropic emulator")
     finally:
         _interrupt(first)

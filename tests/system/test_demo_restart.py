@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daemon.engine.emulated_profiles import EMULATOR_DIR
 from daemon.state import folders
-from tests.support import daemon_env, job_states, request_file, wait_until
+from tests.support import daemon_env, drop_into, job_states, request_file, wait_until
 
 
 def _start(root: Path, log: Path, config: Path | None = None) -> subprocess.Popen[bytes]:
@@ -50,10 +50,7 @@ def _drop_and_stop_after_submission(
     first = _start(root, log, config)
     try:
         wait_until((root / "pending_upload").is_dir, 30, "the folders")
-        pending = root / "pending_upload" / folder
-        pending.mkdir(exist_ok=True)
-        (pending / ".demo.jsonl.tmp").write_text(content if content is not None else request_file(4))
-        (pending / ".demo.jsonl.tmp").rename(pending / "demo.jsonl")
+        drop_into(root / "pending_upload", "demo.jsonl", content if content is not None else request_file(4), folder)
         wait_until(lambda: _batch_created(root), 30, "a batch created")
     finally:
         _interrupt(first)
