@@ -38,14 +38,18 @@ def build_summary(
 ) -> dict[str, Any]:
     """``by_model``: each model's merged results, for an input split by model (else None)."""
     batches = [_batch_entry(p, job) for p in parts]
-    usage = results_usage(results)
     price = price_for(job.model, prices)
     if by_model is None:
+        usage = results_usage(results)
         model = job.model or next((p.model for p in parts if p.model), None)
         models = {model: _model_entry(job.request_count, usage, model, prices)} if model else {}
         cost = usage.cost(job.model, prices)
-    else:
-        models = {m: _model_entry(lane.requests, files_usage(lane.files), m, prices) for m, lane in by_model.items()}
+    else:  # results.jsonl holds exactly the lanes' lines: their sum is its usage, without reading it again
+        lane_usage = {m: files_usage(lane.files) for m, lane in by_model.items()}
+        usage = TokenUsage()
+        for found in lane_usage.values():
+            usage.absorb(found)
+        models = {m: _model_entry(by_model[m].requests, found, m, prices) for m, found in lane_usage.items()}
         costs = [entry["estimated_cost_usd"] for entry in models.values()]
         cost = None if None in costs else round(sum(costs), 9)
     first_submit = min((p.submitted_at for p in parts if p.submitted_at), default=None)

@@ -69,6 +69,14 @@ class TokenUsage:
             "completion_tokens": self.completion_tokens,
         }
 
+    def absorb(self, other: TokenUsage) -> None:
+        """Add ``other``'s figures to these (usage of several files read apart, summed)."""
+        self.add(other.prompt_tokens, other.completion_tokens, other.total_tokens)
+        self.counted, self.expected = self.counted + other.counted, self.expected + other.expected
+        self.cache_creation_tokens += other.cache_creation_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_reported = self.cache_reported or other.cache_reported
+
     def report(self) -> dict[str, int] | None:
         """The figures with how many lines they cover; None (unknown) when none could be read."""
         if not self.known:

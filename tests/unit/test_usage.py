@@ -60,6 +60,20 @@ def test_nothing_succeeded_is_zero_used_not_unknown() -> None:
     assert usage.cost("gpt-4o-mini", DEFAULT_PRICES) == 0.0
 
 
+def test_usage_read_apart_sums_to_the_usage_read_together(tmp_path: Path) -> None:
+    """An input split by model: the summary's total is its models' usage summed, not read again."""
+    lines = [_line({"usage": CHAT_USAGE}), _line({}), _line(None, status=500)]
+    lines.append(json.dumps({"custom_id": "a", "result": {"type": "succeeded", "message": {"usage": {
+        "input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 9}}}}).encode())  # fmt: skip
+    for n, chunk in enumerate([lines[:2], lines[2:]]):
+        (tmp_path / f"{n}.jsonl").write_bytes(b"".join(line + b"\n" for line in chunk))
+    (tmp_path / "all.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+    summed = results_usage(tmp_path / "0.jsonl")
+    summed.absorb(results_usage(tmp_path / "1.jsonl"))
+    assert summed == results_usage(tmp_path / "all.jsonl")
+    assert summed.cache_reported and summed.counted == 2 and summed.expected == 3
+
+
 def test_results_file_without_usage_reports_null(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     results.write_bytes(_line({"choices": []}) + b"\n" + _line(json.dumps({"choices": []})) + b"\n")
