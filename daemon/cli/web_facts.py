@@ -7,7 +7,6 @@ adds the split of a running job's done requests into succeeded and failed, from 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +78,7 @@ def daemon_facts(
         last_poll=_number(beat.get("last_poll")),
         account_holds=_holds(beat),
         profiles=[(name, p.kind, _url_in_use(name, p, emulators or {})) for name, p in profiles.items()],
-        jobs=dict(Counter(str(job.state) for job in store.jobs() if job.kind == INPUT_KIND)),
+        jobs=store.input_job_counts(),  # counted in the database: no job is loaded per refresh
         parts=store.batch_part_counts(),
         budget=[(n, budget.used(now, n), settings.creation_budget, settings.creation_window) for n in profiles],
     )
