@@ -43,10 +43,16 @@ SHORT_ID = 8  # characters kept of a batch id in the table: its end, which is wh
 
 
 def job_rows(
-    store: Store, now: float | None = None, prices: Mapping[str, ModelPrice] | None = None, limit_ttl: float = 0.0
+    store: Store,
+    now: float | None = None,
+    prices: Mapping[str, ModelPrice] | None = None,
+    limit_ttl: float = 0.0,
+    parts: Mapping[str, list[Part]] | None = None,
 ) -> list[dict[str, Any]]:
+    """``parts``: ``store.parts_by_job()`` when the caller read it already (the web page needs it too)."""
     now = time.time() if now is None else now
-    parts = store.parts_by_job()  # one query, not one per job: status must stay quick at 10,000 jobs
+    # One query, not one per job: status must stay quick at 10,000 jobs.
+    parts = store.parts_by_job() if parts is None else parts
     facts = WaitFacts(store, now, limit_ttl)
     return [
         _with_shared(_row(job, parts.get(job.id, []), now, prices or {}), parts)

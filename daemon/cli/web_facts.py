@@ -7,7 +7,6 @@ adds the split of a running job's done requests into succeeded and failed, from 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +78,7 @@ def daemon_facts(
         last_poll=_number(beat.get("last_poll")),
         account_holds=_holds(beat),
         profiles=[(name, p.kind, _url_in_use(name, p, emulators or {})) for name, p in profiles.items()],
-        jobs=dict(Counter(str(job.state) for job in store.jobs() if job.kind == INPUT_KIND)),
+        jobs=store.input_job_counts(),  # counted in the database: no job is loaded per refresh
         parts=store.batch_part_counts(),
         budget=[(n, budget.used(now, n), settings.creation_budget, settings.creation_window) for n in profiles],
     )
@@ -95,12 +94,12 @@ def _url_in_use(name: str, profile: Profile, emulators: Mapping[str, str]) -> st
 def job_list(store: Store, settings: Settings, now: float, state: str = "", query: str = "") -> JobList:
     """Input jobs newest first, those in ``state`` (or open/ended) whose name holds ``query``."""
     kinds = {job.id: job.kind for job in store.jobs()}
-    rows = job_rows(store, now, settings.prices, settings.token_limit_ttl)
+    parts = store.parts_by_job()  # read once: for the rows and for each shown row's split
+    rows = job_rows(store, now, settings.prices, settings.token_limit_ttl, parts)
     rows = [r for r in rows if kinds[r["job_id"]] == INPUT_KIND]
     rows.reverse()
     matched = [r for r in rows if _state_matches(r["state"], state) and query.casefold() in r["file"].casefold()]
     shown = matched[:MAX_ROWS]
-    parts = store.parts_by_job()
     for row in shown:
         pack_parts = parts.get(row.get("pack") or "", [])
         row["split"] = split(row, parts.get(row["job_id"], []), pack_parts)

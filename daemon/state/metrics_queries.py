@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from daemon.providers import DEFAULT_PROFILE
 from daemon.state.database import Database
-from daemon.state.states import OUTCOME_WORDS, PartState
+from daemon.state.states import INPUT_KIND, OUTCOME_WORDS, PartState
 
 # A part batchd ended itself is counted under the word reports show for it (states.OUTCOME_WORDS).
 _SHOWN_STATUS = "COALESCE(CASE outcome " + " ".join("WHEN ? THEN ?" for _ in OUTCOME_WORDS) + " END, batch_status)"
@@ -17,6 +17,11 @@ class MetricsQueries(Database):
         if table not in ("jobs", "parts"):
             raise ValueError(table)
         rows = self._select(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state", ())  # noqa: S608
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
+    def input_job_counts(self) -> dict[str, int]:
+        """Input jobs by state, the internal pack jobs left out (as the web page lists jobs)."""
+        rows = self._select("SELECT state, COUNT(*) AS n FROM jobs WHERE kind = ? GROUP BY state", (INPUT_KIND,))
         return {str(r["state"]): int(r["n"]) for r in rows}
 
     def batch_part_counts(self) -> dict[str, int]:
