@@ -93,10 +93,11 @@ def _url_in_use(name: str, profile: Profile, emulators: Mapping[str, str]) -> st
 
 def job_list(store: Store, settings: Settings, now: float, state: str = "", query: str = "") -> JobList:
     """Input jobs newest first, those in ``state`` (or open/ended) whose name holds ``query``."""
-    kinds = {job.id: job.kind for job in store.jobs()}
     parts = store.parts_by_job()  # read once: for the rows and for each shown row's split
     rows = job_rows(store, now, settings.prices, settings.token_limit_ttl, parts)
-    rows = [r for r in rows if kinds[r["job_id"]] == INPUT_KIND]
+    # Read after the rows: a job claimed meanwhile is in both, one whose claim was undone in neither.
+    kinds = {job.id: job.kind for job in store.jobs()}
+    rows = [r for r in rows if kinds.get(r["job_id"]) == INPUT_KIND]
     rows.reverse()
     matched = [r for r in rows if _state_matches(r["state"], state) and query.casefold() in r["file"].casefold()]
     shown = matched[:MAX_ROWS]

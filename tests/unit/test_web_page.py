@@ -274,6 +274,21 @@ def test_the_daemon_panel_counts_input_jobs_only_like_the_list(tmp_path: Path, s
     assert job_list(store, settings, 10.0).total == 1
 
 
+def test_a_job_claimed_while_the_list_is_read_is_listed_not_a_server_error(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _input_and_its_pack(store, handed_over=False)
+    read_parts = store.parts_by_job
+
+    def claimed_meanwhile() -> dict[str, list[Part]]:  # the daemon claims a file between two reads
+        store.add_job(Job("in2", "new.jsonl", "n", "n", JobState.CLAIMED, 2.0, 2.0))
+        return read_parts()
+
+    monkeypatch.setattr(store, "parts_by_job", claimed_meanwhile)
+    listed = job_list(store, Settings(root=tmp_path), 10.0)
+    assert sorted(row["job_id"] for row in listed.rows) == ["in1", "in2"]
+
+
 @pytest.mark.parametrize("handed_over", [False, True])
 def test_an_input_in_a_shared_batch_counts_that_batch_marked_shared(
     tmp_path: Path, store: Store, handed_over: bool
