@@ -29,6 +29,7 @@ from daemon.ops.part_rebuilder import (
     count_requests,
     first_lines,
 )
+from daemon.results.collector import download_names
 from daemon.service.batch_info import BatchInfo
 from daemon.state import folders
 from daemon.state.fileops import fingerprint, safe_component
@@ -39,7 +40,7 @@ from daemon.state.store import Store
 JOB_ID = r"\d{8}T\d{6}Z-[0-9a-f]{12}"  # intake.new_job_id; packs are named the same way
 # intake.inflight_name: JOBID_NAME, JOBID@PROFILE@NAME (or JOBID.jsonl, as older versions named them)
 INFLIGHT_NAME = re.compile(rf"({JOB_ID})(?:_(.+)|@([a-z0-9][a-z0-9_-]{{0,63}})@(.+)|\.jsonl)", re.DOTALL)
-DOWNLOAD_ENDINGS = ("_output.jsonl", "_errors.jsonl")  # collector.download_names
+DOWNLOAD_ENDINGS = download_names("")  # how the downloads of any batch end
 ANTHROPIC_MODEL = ("params", "model")  # where an Anthropic request line names its model
 Rows = tuple[Job, list[Part]]  # a job and its parts, recorded together
 
@@ -269,4 +270,4 @@ def result_dirs(settings: Settings, name: str, job_id: str) -> tuple[Path, Path]
 
 
 def _is_download_of(name: str, batches: list[BatchInfo]) -> bool:
-    return any(name in (f"{b.id}_output.jsonl", f"{b.id}_errors.jsonl") for b in batches)
+    return any(name in download_names(b.id) for b in batches)

@@ -45,7 +45,7 @@ from daemon.errors import NotFoundError
 from daemon.service.batch_info import BatchInfo
 from daemon.service.batch_search import CLOCK_SKEW
 from daemon.service.batch_service import BatchService
-from daemon.service.candidate_batches import result_ids
+from daemon.service.candidate_batches import could_hold, result_ids
 from daemon.state.states import TERMINAL_BATCH_STATUSES
 
 Key = tuple[str, int, int]  # (job or pack id, segment, attempt)
@@ -110,8 +110,7 @@ def match_parts(parts: list[LostPart], batches: list[BatchInfo], ids_of: IdsOf) 
 def _candidates(part: LostPart, batches: list[BatchInfo], ids_of: IdsOf) -> _Candidates:
     found = _Candidates()
     for batch in sorted(batches, key=lambda b: (b.created_at, b.id)):
-        counts = batch.request_counts
-        if counts is None or counts.total != part.count or batch.created_at < part.claimed_at - CLOCK_SKEW:
+        if not could_hold(batch, part.count, part.claimed_at):
             continue
         if batch.status not in TERMINAL_BATCH_STATUSES:
             found.running.append(batch)

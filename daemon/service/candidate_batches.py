@@ -74,13 +74,18 @@ def candidates(remote: BatchService, store: Store, part: Part) -> list[BatchInfo
     found = [
         batch
         for batch in remote.batches_since(since)
-        if batch.created_at >= since - CLOCK_SKEW
+        if could_hold(batch, part.request_count, since)
         and batch.id not in earlier
-        and batch.request_counts is not None
-        and batch.request_counts.total == part.request_count
         and store.part_by_batch(batch.id) is None
     ]
     return sorted(found, key=lambda b: (b.created_at, b.id))
+
+
+def could_hold(batch: BatchInfo, count: int, since: float) -> bool:
+    """Whether ``batch`` could have been made from ``count`` requests at ``since`` or later (less the
+    clock skew): the rule a batch with nothing of ours must pass to be a candidate."""
+    counts = batch.request_counts
+    return counts is not None and counts.total == count and batch.created_at >= since - CLOCK_SKEW
 
 
 class Match(Enum):
